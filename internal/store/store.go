@@ -1,0 +1,233 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+)
+
+// Errors a caller branches on. Implementations wrap them with %w.
+var (
+	// ErrNotFound: the object does not exist (or was deleted).
+	ErrNotFound = errors.New("not found")
+	// ErrConflict: a unique constraint (e.g. connection name) would be violated.
+	ErrConflict = errors.New("already exists")
+)
+
+// Store is everything Gatehouse persists. Consumers should declare the
+// smaller interface they need (ClientStore, KeyStore, ...) rather than
+// depending on Store as a whole.
+type Store interface {
+	ClientStore
+	ConnectionStore
+	KeyStore
+	SettingsStore
+	UserStore
+	LogStore
+
+	// Ping reports whether the database is reachable and fully migrated.
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+// Client is an application registered with Gatehouse (Auth0's "client").
+// SecretEnc is the client secret as sealed by package secrets; the store
+// never sees it in clear.
+type Client struct {
+	ClientID                       string
+	Name                           string
+	Description                    string
+	AppType                        string
+	SecretEnc                      []byte
+	Callbacks                      []string
+	AllowedLogoutURLs              []string
+	WebOrigins                     []string
+	GrantTypes                     []string
+	TokenEndpointAuthMethod        string
+	IsFirstParty                   bool
+	OIDCConformant                 bool
+	IsTokenEndpointIPHeaderTrusted bool
+	JWTConfiguration               json.RawMessage // Auth0 jwt_configuration object
+	RefreshToken                   json.RawMessage // Auth0 refresh_token object
+	ClientMetadata                 map[string]string
+	// Extra holds Auth0 client fields Gatehouse keeps but does not interpret.
+	Extra json.RawMessage
+	// ManagementScopes, when non-empty, are the Management API scopes this
+	// client may obtain with client_credentials (the bootstrap admin client).
+	ManagementScopes []string
+	CreatedAt        time.Time
+	UpdatedAt        time.Time
+}
+
+// ListOptions pages through a listing. Page is 0-based.
+type ListOptions struct {
+	Page    int
+	PerPage int
+}
+
+// ClientStore persists applications.
+type ClientStore interface {
+	CreateClient(ctx context.Context, c *Client) error
+	GetClient(ctx context.Context, clientID string) (*Client, error)
+	// ListClients returns one page ordered by creation, and the total count.
+	ListClients(ctx context.Context, opts ListOptions) ([]*Client, int, error)
+	// UpdateClient replaces every field of the stored client with c's.
+	UpdateClient(ctx context.Context, c *Client) error
+	// DeleteClient removes the client and its connection enablements.
+	DeleteClient(ctx context.Context, clientID string) error
+}
+
+// Connection is an upstream identity provider configuration.
+// Options holds the strategy options as JSON without the client secret,
+// which is kept sealed in SecretEnc.
+type Connection struct {
+	ID                 string
+	Name               string
+	Strategy           string
+	DisplayName        string
+	Options            json.RawMessage
+	SecretEnc          []byte
+	IsDomainConnection bool
+	ShowAsButton       bool
+	Realms             []string
+	Metadata           map[string]string
+	// EnabledClients is filled by the store from the enablement table.
+	EnabledClients []string
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+}
+
+// ConnectionFilter narrows ListConnections. Empty fields do not filter.
+type ConnectionFilter struct {
+	Strategies []string
+	Name       string
+}
+
+// ConnectionStore persists connections and which clients may use them.
+type ConnectionStore interface {
+	// CreateConnection stores c and its EnabledClients; ErrConflict if the
+	// name is taken, ErrNotFound if an enabled client does not exist.
+	CreateConnection(ctx context.Context, c *Connection) error
+	GetConnection(ctx context.Context, id string) (*Connection, error)
+	GetConnectionByName(ctx context.Context, name string) (*Connection, error)
+	ListConnections(ctx context.Context, f ConnectionFilter, opts ListOptions) ([]*Connection, int, error)
+	// UpdateConnection replaces every mutable field (not ID, Name, Strategy).
+	// When EnabledClients is non-nil it also replaces the enablements.
+	UpdateConnection(ctx context.Context, c *Connection) error
+	DeleteConnection(ctx context.Context, id string) error
+	// SetConnectionClients enables (true) or disables (false) clients for a
+	// connection in one transaction; ErrNotFound for an unknown client.
+	SetConnectionClients(ctx context.Context, connectionID string, status map[string]bool) error
+	// ConnectionEnabledForClient is the hot-path check of the token endpoint.
+	ConnectionEnabledForClient(ctx context.Context, connectionID, clientID string) (bool, error)
+}
+
+// SigningKey is one RS256 key of the tenant. PrivateEnc is the PKCS#8 DER
+// private key sealed by package secrets; CertDER is the self-signed
+// certificate published in the JWKS.
+type SigningKey struct {
+	KID          string
+	PrivateEnc   []byte
+	CertDER      []byte
+	State        KeyState
+	CreatedAt    time.Time
+	CurrentSince *time.Time
+	CurrentUntil *time.Time
+	RevokedAt    *time.Time
+}
+
+// KeyState is a signing key's place in the rotation.
+type KeyState string
+
+const (
+	KeyNext     KeyState = "next"
+	KeyCurrent  KeyState = "current"
+	KeyPrevious KeyState = "previous"
+	KeyRevoked  KeyState = "revoked"
+)
+
+// KeyStore persists signing keys.
+type KeyStore interface {
+	// ListSigningKeys returns every key, revoked ones included, newest first.
+	ListSigningKeys(ctx context.Context) ([]*SigningKey, error)
+	// InsertSigningKeyIfNone stores k only when no non-revoked key of state
+	// k.State exists yet, atomically; it reports whether k was stored. Two
+	// processes starting at once on an empty database end with one key.
+	InsertSigningKeyIfNone(ctx context.Context, k *SigningKey) (bool, error)
+	// UpdateSigningKey stores k's State and timestamps.
+	UpdateSigningKey(ctx context.Context, k *SigningKey) error
+}
+
+// TenantSettings is the tenant-wide configuration, kept as the Auth0 tenant
+// settings JSON document so that fields Gatehouse does not interpret survive
+// a round trip.
+type TenantSettings struct {
+	Doc       json.RawMessage
+	UpdatedAt time.Time
+}
+
+// SettingsStore persists tenant settings as one document.
+type SettingsStore interface {
+	// GetTenantSettings returns the stored settings, or an empty document.
+	GetTenantSettings(ctx context.Context) (*TenantSettings, error)
+	PutTenantSettings(ctx context.Context, s *TenantSettings) error
+}
+
+// User is a person known to Gatehouse through a connection. Profile holds
+// the Auth0 user JSON (root attributes and identities) without IdP tokens;
+// IdPTokensEnc holds the upstream tokens sealed, when the connection keeps
+// them.
+type User struct {
+	UserID       string
+	Connection   string
+	Email        string
+	Profile      json.RawMessage
+	IdPTokensEnc []byte
+	Blocked      bool
+	LoginsCount  int
+	LastLogin    *time.Time
+	LastIP       string
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+}
+
+// UserFilter narrows ListUsers. Empty fields do not filter.
+type UserFilter struct {
+	Email      string
+	Connection string
+}
+
+// UserStore persists users.
+type UserStore interface {
+	// UpsertUser creates u, or updates the existing user with the same
+	// UserID; it reports whether the user was created.
+	UpsertUser(ctx context.Context, u *User) (created bool, err error)
+	GetUser(ctx context.Context, userID string) (*User, error)
+	ListUsers(ctx context.Context, f UserFilter, opts ListOptions) ([]*User, int, error)
+	UpdateUser(ctx context.Context, u *User) error
+	DeleteUser(ctx context.Context, userID string) error
+}
+
+// LogEvent is one tenant log entry (Auth0's log event). Doc is the Auth0
+// JSON of the event; Type and Date are indexed.
+type LogEvent struct {
+	ID     string
+	Type   string
+	Date   time.Time
+	UserID string
+	Doc    json.RawMessage
+}
+
+// LogFilter narrows ListLogEvents. Empty fields do not filter.
+type LogFilter struct {
+	Type   string
+	UserID string
+}
+
+// LogStore persists log events.
+type LogStore interface {
+	AppendLogEvent(ctx context.Context, e *LogEvent) error
+	// ListLogEvents returns events newest first.
+	ListLogEvents(ctx context.Context, f LogFilter, opts ListOptions) ([]*LogEvent, int, error)
+}
