@@ -1,0 +1,205 @@
+package entra
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+)
+
+// ErrInvalidIDToken is wrapped by every id_token validation failure, as
+// opposed to failures to load the tenant's keys (an *Error).
+var ErrInvalidIDToken = errors.New("entra: invalid id_token")
+
+// clockSkew is the tolerance for exp, nbf and iat between us and Entra.
+const clockSkew = 5 * time.Minute
+
+// ValidateOptions says which id_tokens a connection accepts.
+type ValidateOptions struct {
+	// Endpoint is the one the token was obtained from; its version selects
+	// the v1 or v2 metadata, as Microsoft requires.
+	Endpoint Endpoint
+	// ClientID is the connection's application id, the only accepted aud.
+	ClientID string
+	// AllowedTenants are the tenant ids accepted on the common endpoint.
+	AllowedTenants []string
+	// AllowAnyTenant accepts any tenant on the common endpoint. It must be
+	// explicit: with it, a user of any Entra tenant in the world can sign in.
+	AllowAnyTenant bool
+}
+
+// IDTokenClaims holds the claims of a v1 or v2 Entra id_token.
+type IDTokenClaims struct {
+	Issuer            string       `json:"iss"`
+	Subject           string       `json:"sub"`
+	Audience          jwt.Audience `json:"aud"`
+	ObjectID          string       `json:"oid"`
+	TenantID          string       `json:"tid"`
+	UPN               string       `json:"upn"`         // v1
+	UniqueName        string       `json:"unique_name"` // v1
+	PreferredUsername string       `json:"preferred_username"`
+	Name              string       `json:"name"`
+	GivenName         string       `json:"given_name"`
+	FamilyName        string       `json:"family_name"`
+	Email             string       `json:"email"`
+	AMR               []string     `json:"amr"`    // v1
+	IPAddr            string       `json:"ipaddr"` // v1
+	IdP               string       `json:"idp"`
+	Version           string       `json:"ver"`
+	Roles             []string     `json:"roles"`
+	Groups            []string     `json:"groups"`
+	HasGroups         bool         `json:"hasgroups"`
+	// ClaimNames and ClaimSources carry the groups overage. Their endpoint
+	// points at the retired Azure AD Graph; load groups from Graph instead.
+	ClaimNames   map[string]string      `json:"_claim_names"`
+	ClaimSources map[string]ClaimSource `json:"_claim_sources"`
+
+	IssuedAt  time.Time `json:"-"`
+	NotBefore time.Time `json:"-"`
+	Expiry    time.Time `json:"-"`
+}
+
+// ClaimSource is one distributed-claims source.
+type ClaimSource struct {
+	Endpoint string `json:"endpoint"`
+}
+
+// GroupsOverage reports whether the user has more groups than fit in the
+// token, so Groups is incomplete and must be loaded from Graph.
+func (c *IDTokenClaims) GroupsOverage() bool {
+	_, ok := c.ClaimNames["groups"]
+	return ok || c.HasGroups
+}
+
+// ValidateIDToken verifies an id_token from Entra's token endpoint: RS256
+// signature by a key the tenant publishes, issuer from the tenant metadata,
+// audience, times and tenant.
+func (c *Client) ValidateIDToken(ctx context.Context, raw string, opts ValidateOptions) (*IDTokenClaims, error) {
+	ep := opts.Endpoint
+	if err := ep.check(); err != nil {
+		return nil, err
+	}
+	if opts.ClientID == "" {
+		return nil, errors.New("entra: validate id_token: no client id")
+	}
+	if ep.Common && len(opts.AllowedTenants) == 0 && !opts.AllowAnyTenant {
+		return nil, errors.New("entra: the common endpoint needs allowed tenants, or AllowAnyTenant to accept every Entra tenant")
+	}
+	tok, err := jwt.ParseSigned(raw, []jose.SignatureAlgorithm{jose.RS256})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidIDToken, err)
+	}
+	kid := tok.Headers[0].KeyID
+	if kid == "" {
+		return nil, fmt.Errorf("%w: no kid", ErrInvalidIDToken)
+	}
+	meta, keys, err := c.keys.get(ctx, ep, false)
+	if err != nil {
+		return nil, err
+	}
+	key, ok := keys[kid]
+	if !ok {
+		// Entra may have rolled its keys since we fetched them.
+		if meta, keys, err = c.keys.get(ctx, ep, true); err != nil {
+			return nil, err
+		}
+		if key, ok = keys[kid]; !ok {
+			return nil, fmt.Errorf("%w: signed by unknown key %q", ErrInvalidIDToken, kid)
+		}
+	}
+	claims := new(IDTokenClaims)
+	var times struct {
+		IssuedAt  *jwt.NumericDate `json:"iat"`
+		NotBefore *jwt.NumericDate `json:"nbf"`
+		Expiry    *jwt.NumericDate `json:"exp"`
+	}
+	if err := tok.Claims(key.key, claims, &times); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidIDToken, err)
+	}
+	if err := checkClaims(claims, times.IssuedAt, times.NotBefore, times.Expiry, meta, key, opts, c.now()); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidIDToken, err)
+	}
+	return claims, nil
+}
+
+func checkClaims(claims *IDTokenClaims, iat, nbf, exp *jwt.NumericDate, meta *Metadata, key signingKey, opts ValidateOptions, now time.Time) error {
+	if want := map[Version]string{V1: "1.0", V2: "2.0"}[opts.Endpoint.Version]; claims.Version != "" && claims.Version != want {
+		return fmt.Errorf("ver %q from the v%d endpoint", claims.Version, opts.Endpoint.Version)
+	}
+	tid := claims.TenantID
+	if !isGUID(tid) {
+		return fmt.Errorf("tid %q is not a tenant id", tid)
+	}
+	wantIss := strings.ReplaceAll(meta.Issuer, "{tenantid}", tid)
+	if claims.Issuer != wantIss {
+		return fmt.Errorf("iss %q, want %q", claims.Issuer, wantIss)
+	}
+	if key.issuer != "" && strings.ReplaceAll(key.issuer, "{tenantid}", tid) != claims.Issuer {
+		return fmt.Errorf("iss %q is not the signing key's issuer", claims.Issuer)
+	}
+	if len(claims.Audience) != 1 || claims.Audience[0] != opts.ClientID {
+		return fmt.Errorf("aud %v, want %q", []string(claims.Audience), opts.ClientID)
+	}
+	if exp == nil {
+		return errors.New("no exp")
+	}
+	claims.Expiry = exp.Time()
+	if now.After(claims.Expiry.Add(clockSkew)) {
+		return fmt.Errorf("expired at %s", claims.Expiry.UTC().Format(time.RFC3339))
+	}
+	if nbf != nil {
+		claims.NotBefore = nbf.Time()
+		if now.Add(clockSkew).Before(claims.NotBefore) {
+			return fmt.Errorf("not valid before %s", claims.NotBefore.UTC().Format(time.RFC3339))
+		}
+	}
+	if iat != nil {
+		claims.IssuedAt = iat.Time()
+		if now.Add(clockSkew).Before(claims.IssuedAt) {
+			return fmt.Errorf("issued in the future (%s)", claims.IssuedAt.UTC().Format(time.RFC3339))
+		}
+	}
+	if claims.Subject == "" {
+		return errors.New("no sub")
+	}
+	switch {
+	case !opts.Endpoint.Common:
+		if meta.TenantID == "" || !strings.EqualFold(tid, meta.TenantID) {
+			return fmt.Errorf("tid %s is not the connection's tenant", tid)
+		}
+	case opts.AllowAnyTenant:
+	default:
+		allowed := false
+		for _, t := range opts.AllowedTenants {
+			allowed = allowed || strings.EqualFold(t, tid)
+		}
+		if !allowed {
+			return fmt.Errorf("tid %s is not an allowed tenant", tid)
+		}
+	}
+	return nil
+}
+
+// isGUID checks the 8-4-4-4-12 hex form of Entra tenant ids.
+func isGUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i, r := range s {
+		switch i {
+		case 8, 13, 18, 23:
+			if r != '-' {
+				return false
+			}
+		default:
+			if !('0' <= r && r <= '9' || 'a' <= r && r <= 'f' || 'A' <= r && r <= 'F') {
+				return false
+			}
+		}
+	}
+	return true
+}
