@@ -231,3 +231,17 @@ type LogStore interface {
 	// ListLogEvents returns events newest first.
 	ListLogEvents(ctx context.Context, f LogFilter, opts ListOptions) ([]*LogEvent, int, error)
 }
+
+// Additional data that binds each sealed field to its owner, so that a
+// ciphertext copied into another row does not open.
+
+// ClientSecretAAD is the additional data of Client.SecretEnc.
+func ClientSecretAAD(clientID string) []byte { return []byte("client_secret:" + clientID) }
+
+// ConnectionSecretAAD is the additional data of Connection.SecretEnc.
+func ConnectionSecretAAD(connectionID string) []byte {
+	return []byte("connection_secret:" + connectionID)
+}
+
+// UserIdPTokensAAD is the additional data of User.IdPTokensEnc.
+func UserIdPTokensAAD(userID string) []byte { return []byte("idp_tokens:" + userID) }

@@ -1,0 +1,42 @@
+package main
+
+import (
+	"net"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/server"
+)
+
+func newServeCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run Gatehouse",
+		Long: `Run Gatehouse. Settings come from GATEHOUSE_* environment variables;
+flags override them. Secrets (GATEHOUSE_SECRET_KEY, GATEHOUSE_ADMIN_CLIENT_SECRET)
+are read from the environment only.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := config.Load(cmd.Flags(), os.Getenv)
+			if err != nil {
+				return err
+			}
+			logger := server.NewLogger(os.Stderr, cfg.LogFormat, cfg.LogLevel)
+			ctx := cmd.Context()
+			srv, err := server.New(ctx, cfg, logger, os.Stderr)
+			if err != nil {
+				return err
+			}
+			defer srv.Close()
+			l, err := net.Listen("tcp", cfg.Addr)
+			if err != nil {
+				return err
+			}
+			return srv.Serve(ctx, l)
+		},
+	}
+	config.BindFlags(cmd.Flags())
+	return cmd
+}

@@ -1,0 +1,244 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+// Config is the whole configuration of `gatehouse serve`.
+type Config struct {
+	Addr              string
+	Issuer            string
+	Database          string
+	TLSCert           string
+	TLSKey            string
+	AdminClientID     string
+	AdminClientSecret string
+	SecretKey         string
+	LogFormat         string
+	LogLevel          string
+	// TrustedProxies are the peers whose X-Forwarded-For is believed.
+	TrustedProxies []netip.Prefix
+	// ManagementTokenLifetime is the lifetime of Management API access tokens.
+	ManagementTokenLifetime time.Duration
+	ShutdownTimeout         time.Duration
+}
+
+// setting describes one configuration value: its flag, its environment
+// variable and where it lands in Config.
+type setting struct {
+	flag, env, def, usage string
+	set                   func(c *Config, v string) error
+}
+
+func str(dst func(*Config) *string) func(*Config, string) error {
+	return func(c *Config, v string) error { *dst(c) = v; return nil }
+}
+
+func duration(dst func(*Config) *time.Duration) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		if secs, err := strconv.Atoi(v); err == nil {
+			*dst(c) = time.Duration(secs) * time.Second
+			return nil
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return fmt.Errorf("not a duration (e.g. 86400 or 24h): %q", v)
+		}
+		*dst(c) = d
+		return nil
+	}
+}
+
+var settings = []setting{
+	{"addr", "GATEHOUSE_ADDR", "127.0.0.1:8080", "listen address", str(func(c *Config) *string { return &c.Addr })},
+	{"issuer", "GATEHOUSE_ISSUER", "", "public base URL ending in / (default derived from the address)", str(func(c *Config) *string { return &c.Issuer })},
+	{"database", "GATEHOUSE_DATABASE", "sqlite:gatehouse.db", "sqlite:<path> or a postgres:// DSN", str(func(c *Config) *string { return &c.Database })},
+	{"tls-cert", "GATEHOUSE_TLS_CERT", "", "PEM certificate file; with --tls-key, serve HTTPS only", str(func(c *Config) *string { return &c.TLSCert })},
+	{"tls-key", "GATEHOUSE_TLS_KEY", "", "PEM private key file", str(func(c *Config) *string { return &c.TLSKey })},
+	{"admin-client-id", "GATEHOUSE_ADMIN_CLIENT_ID", "", "client id of the bootstrap Management API application", str(func(c *Config) *string { return &c.AdminClientID })},
+	{"", "GATEHOUSE_ADMIN_CLIENT_SECRET", "", "", str(func(c *Config) *string { return &c.AdminClientSecret })},
+	{"", "GATEHOUSE_SECRET_KEY", "", "", str(func(c *Config) *string { return &c.SecretKey })},
+	{"log-format", "GATEHOUSE_LOG_FORMAT", "text", "log format: text or json", str(func(c *Config) *string { return &c.LogFormat })},
+	{"log-level", "GATEHOUSE_LOG_LEVEL", "info", "log level: debug, info, warn or error", str(func(c *Config) *string { return &c.LogLevel })},
+	{"trusted-proxies", "GATEHOUSE_TRUSTED_PROXIES", "", "comma-separated CIDRs whose X-Forwarded-For is trusted", func(c *Config, v string) error {
+		c.TrustedProxies = nil
+		for _, part := range strings.Split(v, ",") {
+			part = strings.TrimSpace(part)
+			if part == "" {
+				continue
+			}
+			p, err := netip.ParsePrefix(part)
+			if err != nil {
+				a, aerr := netip.ParseAddr(part)
+				if aerr != nil {
+					return fmt.Errorf("not a CIDR or IP address: %q", part)
+				}
+				p = netip.PrefixFrom(a, a.BitLen())
+			}
+			c.TrustedProxies = append(c.TrustedProxies, p.Masked())
+		}
+		return nil
+	}},
+	{"management-token-lifetime", "GATEHOUSE_MANAGEMENT_TOKEN_LIFETIME", "86400", "lifetime of Management API access tokens (seconds or Go duration)", duration(func(c *Config) *time.Duration { return &c.ManagementTokenLifetime })},
+	{"shutdown-timeout", "GATEHOUSE_SHUTDOWN_TIMEOUT", "20s", "how long in-flight requests may take to finish on SIGTERM", duration(func(c *Config) *time.Duration { return &c.ShutdownTimeout })},
+}
+
+// Secrets are deliberately not flags: a flag shows in `ps` and shell history.
+
+// BindFlags registers a flag for every setting that may be given on the
+// command line. The flags carry no defaults of their own; Load decides.
+func BindFlags(fs *pflag.FlagSet) {
+	for _, s := range settings {
+		if s.flag == "" {
+			continue
+		}
+		fs.String(s.flag, "", fmt.Sprintf("%s [$%s, default %q]", s.usage, s.env, s.def))
+	}
+}
+
+// Load builds the configuration: defaults, then the environment, then flags
+// that were set explicitly. It validates the result.
+func Load(fs *pflag.FlagSet, getenv func(string) string) (*Config, error) {
+	c := &Config{}
+	var errs []error
+	for _, s := range settings {
+		v, name := s.def, s.env
+		if e := getenv(s.env); e != "" {
+			v = e
+		}
+		if fs != nil && s.flag != "" {
+			if f := fs.Lookup(s.flag); f != nil && f.Changed {
+				v, name = f.Value.String(), "--"+s.flag
+			}
+		}
+		if err := s.set(c, v); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Validate checks every setting and names the one at fault.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(name, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{name}, args...)...))
+	}
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		bad("GATEHOUSE_ADDR", "not a host:port address: %q", c.Addr)
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		bad("GATEHOUSE_TLS_CERT", "GATEHOUSE_TLS_CERT and GATEHOUSE_TLS_KEY must be set together")
+	}
+	for name, path := range map[string]string{"GATEHOUSE_TLS_CERT": c.TLSCert, "GATEHOUSE_TLS_KEY": c.TLSKey} {
+		if path == "" {
+			continue
+		}
+		if _, err := os.Stat(path); err != nil {
+			bad(name, "cannot read %q: %v", path, err)
+		}
+	}
+	if c.Issuer == "" && len(errs) == 0 {
+		c.Issuer = c.defaultIssuer()
+	}
+	if c.Issuer != "" {
+		u, err := url.Parse(c.Issuer)
+		switch {
+		case err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http"):
+			bad("GATEHOUSE_ISSUER", "must be an absolute http(s) URL, got %q", c.Issuer)
+		case !strings.HasSuffix(c.Issuer, "/"):
+			bad("GATEHOUSE_ISSUER", "must end in /, got %q", c.Issuer)
+		case u.RawQuery != "" || u.Fragment != "":
+			bad("GATEHOUSE_ISSUER", "must not have a query or fragment")
+		case u.Scheme == "http" && !isLoopbackHost(u.Hostname()):
+			bad("GATEHOUSE_ISSUER", "http:// is allowed only for loopback hosts; use https:// for %q", u.Host)
+		}
+	}
+	switch {
+	case strings.HasPrefix(c.Database, "sqlite:"):
+		if strings.TrimPrefix(c.Database, "sqlite:") == "" {
+			bad("GATEHOUSE_DATABASE", "sqlite: needs a file path, e.g. sqlite:gatehouse.db")
+		}
+	case strings.HasPrefix(c.Database, "postgres://"), strings.HasPrefix(c.Database, "postgresql://"):
+		if c.SecretKey == "" {
+			bad("GATEHOUSE_SECRET_KEY", "required with PostgreSQL: every replica must share the master key")
+		}
+	default:
+		bad("GATEHOUSE_DATABASE", "must start with sqlite: or postgres://")
+	}
+	if (c.AdminClientID == "") != (c.AdminClientSecret == "") {
+		bad("GATEHOUSE_ADMIN_CLIENT_ID", "GATEHOUSE_ADMIN_CLIENT_ID and GATEHOUSE_ADMIN_CLIENT_SECRET must be set together")
+	}
+	if c.AdminClientSecret != "" && len(c.AdminClientSecret) < 32 {
+		bad("GATEHOUSE_ADMIN_CLIENT_SECRET", "must be at least 32 characters")
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		bad("GATEHOUSE_LOG_FORMAT", "must be text or json, got %q", c.LogFormat)
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("GATEHOUSE_LOG_LEVEL", "must be debug, info, warn or error, got %q", c.LogLevel)
+	}
+	if c.ManagementTokenLifetime < time.Minute || c.ManagementTokenLifetime > 30*24*time.Hour {
+		bad("GATEHOUSE_MANAGEMENT_TOKEN_LIFETIME", "must be between 60s and 30 days")
+	}
+	if c.ShutdownTimeout <= 0 {
+		bad("GATEHOUSE_SHUTDOWN_TIMEOUT", "must be positive")
+	}
+	return errors.Join(errs...)
+}
+
+// TLS reports whether Gatehouse serves HTTPS.
+func (c *Config) TLS() bool { return c.TLSCert != "" }
+
+// SQLitePath is the database file of the embedded default, or "".
+func (c *Config) SQLitePath() string {
+	if p, ok := strings.CutPrefix(c.Database, "sqlite:"); ok {
+		return p
+	}
+	return ""
+}
+
+// SecretKeyFile is where the embedded default keeps its generated master key.
+func (c *Config) SecretKeyFile() string {
+	p := c.SQLitePath()
+	return filepath.Join(filepath.Dir(p), filepath.Base(p)+".key")
+}
+
+func (c *Config) defaultIssuer() string {
+	host, port, _ := net.SplitHostPort(c.Addr)
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "localhost"
+	}
+	scheme := "http"
+	if c.TLS() {
+		scheme = "https"
+	}
+	return scheme + "://" + net.JoinHostPort(host, port) + "/"
+}
+
+func isLoopbackHost(h string) bool {
+	if h == "localhost" {
+		return true
+	}
+	a, err := netip.ParseAddr(h)
+	return err == nil && a.IsLoopback()
+}

@@ -1,0 +1,82 @@
+package management
+
+import (
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/store"
+)
+
+// Store is what the Management API reads and writes.
+type Store interface {
+	store.ClientStore
+	store.ConnectionStore
+	store.SettingsStore
+	store.UserStore
+	store.LogStore
+	store.KeyStore
+}
+
+// Sealer seals and opens secrets at rest.
+type Sealer interface {
+	Seal(plaintext, aad []byte) ([]byte, error)
+	Open(ciphertext, aad []byte) ([]byte, error)
+}
+
+// Config is what an API is built from.
+type Config struct {
+	Issuer  string
+	Store   Store
+	Secrets Sealer
+	Verify  VerifyFunc
+	Logger  *slog.Logger
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+}
+
+// API serves /api/v2/.
+type API struct {
+	issuer  string
+	store   Store
+	secrets Sealer
+	verify  VerifyFunc
+	logger  *slog.Logger
+	now     func() time.Time
+}
+
+// New builds the Management API.
+func New(cfg Config) *API {
+	a := &API{issuer: cfg.Issuer, store: cfg.Store, secrets: cfg.Secrets, verify: cfg.Verify, logger: cfg.Logger, now: cfg.Now}
+	if a.now == nil {
+		a.now = time.Now
+	}
+	if a.logger == nil {
+		a.logger = slog.Default()
+	}
+	return a
+}
+
+// Register adds the Management API routes to mux. Each route names the
+// scope it needs.
+func (a *API) Register(mux *http.ServeMux) {
+	route := func(pattern, scope string, h http.HandlerFunc) {
+		mux.Handle(pattern, limitBody(a.requireScope(scope, h)))
+	}
+	route("GET /api/v2/tenants/settings", "read:tenant_settings", a.getTenantSettings)
+	route("PATCH /api/v2/tenants/settings", "update:tenant_settings", a.patchTenantSettings)
+	// Unknown /api/v2 paths answer in the API's own error format.
+	mux.HandleFunc("/api/v2/", func(w http.ResponseWriter, r *http.Request) {
+		WriteError(w, NotFound("Not Found", ""))
+	})
+}
+
+// maxBodyBytes is Auth0's Management API payload limit (1 MB).
+const maxBodyBytes = 1 << 20
+
+func limitBody(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
+		h.ServeHTTP(w, r)
+	})
+}

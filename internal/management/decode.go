@@ -1,0 +1,96 @@
+package management
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+)
+
+// decodeObject reads a JSON object body into a map, keeping numbers exact.
+func decodeObject(r *http.Request) (map[string]any, error) {
+	raw, err := readJSONBody(r)
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]any
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	if err := dec.Decode(&m); err != nil || dec.More() {
+		return nil, BadBody("Payload validation error: 'Invalid JSON body'.")
+	}
+	if m == nil {
+		return nil, BadBody("Payload validation error: 'Expected type object but found type null'.")
+	}
+	return m, nil
+}
+
+// readJSONBody checks the content type and size and returns the body.
+func readJSONBody(r *http.Request) ([]byte, error) {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/json" {
+		return nil, &Error{Status: http.StatusUnsupportedMediaType, Message: "Content-Type must be application/json", ErrorCode: "invalid_content_type"}
+	}
+	raw, err := io.ReadAll(r.Body)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, &Error{Status: http.StatusRequestEntityTooLarge, Message: fmt.Sprintf("Payload exceeds %d bytes", maxBodyBytes), ErrorCode: "payload_too_large"}
+		}
+		return nil, BadBody("Could not read the request body")
+	}
+	return raw, nil
+}
+
+// propertyError is Auth0's wording for a property of the wrong type.
+func propertyError(prop, expected string, got any) *Error {
+	return BadBody(fmt.Sprintf("Payload validation error: 'Expected type %s but found type %s' on property %s.", expected, jsonType(got), prop))
+}
+
+func jsonType(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case bool:
+		return "boolean"
+	case json.Number, float64:
+		return "number"
+	case string:
+		return "string"
+	case []any:
+		return "array"
+	case map[string]any:
+		return "object"
+	}
+	return "unknown"
+}
+
+// additionalProperties is Auth0's error for unknown root properties.
+func additionalProperties(names []string) *Error {
+	return BadBody("Payload validation error: 'Additional properties not allowed: " + strings.Join(names, ",") + "'.")
+}
+
+// filterFields applies Auth0's fields/include_fields query parameters to
+// one JSON object.
+func filterFields(obj map[string]any, r *http.Request) map[string]any {
+	fields := r.URL.Query().Get("fields")
+	if fields == "" {
+		return obj
+	}
+	include := r.URL.Query().Get("include_fields") != "false"
+	want := map[string]bool{}
+	for _, f := range strings.Split(fields, ",") {
+		want[strings.TrimSpace(f)] = true
+	}
+	out := make(map[string]any, len(obj))
+	for k, v := range obj {
+		if want[k] == include {
+			out[k] = v
+		}
+	}
+	return out
+}

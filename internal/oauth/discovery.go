@@ -1,0 +1,67 @@
+package oauth
+
+import (
+	"encoding/json"
+	"net/http"
+)
+
+// discoveryDocument lists only what Gatehouse serves: advertising an
+// endpoint or a method that is not implemented breaks clients that trust it.
+type discoveryDocument struct {
+	Issuer                            string   `json:"issuer"`
+	TokenEndpoint                     string   `json:"token_endpoint"`
+	JWKSURI                           string   `json:"jwks_uri"`
+	ScopesSupported                   []string `json:"scopes_supported,omitempty"`
+	ResponseTypesSupported            []string `json:"response_types_supported"`
+	GrantTypesSupported               []string `json:"grant_types_supported"`
+	SubjectTypesSupported             []string `json:"subject_types_supported"`
+	IDTokenSigningAlgValuesSupported  []string `json:"id_token_signing_alg_values_supported"`
+	TokenEndpointAuthMethodsSupported []string `json:"token_endpoint_auth_methods_supported"`
+	ClaimsSupported                   []string `json:"claims_supported,omitempty"`
+	RequestURIParameterSupported      bool     `json:"request_uri_parameter_supported"`
+	RequestParameterSupported         bool     `json:"request_parameter_supported"`
+}
+
+func (p *Provider) discovery(w http.ResponseWriter, r *http.Request) {
+	grants := make([]string, 0, len(p.grants))
+	for _, g := range grantOrder {
+		if _, ok := p.grants[g]; ok {
+			grants = append(grants, g)
+		}
+	}
+	doc := discoveryDocument{
+		Issuer: p.issuer,
+		// No authorization endpoint yet, so no response types.
+		TokenEndpoint:                     p.issuer + "oauth/token",
+		JWKSURI:                           p.issuer + ".well-known/jwks.json",
+		ResponseTypesSupported:            []string{},
+		GrantTypesSupported:               grants,
+		SubjectTypesSupported:             []string{"public"},
+		IDTokenSigningAlgValuesSupported:  []string{"RS256"},
+		TokenEndpointAuthMethodsSupported: []string{"client_secret_basic", "client_secret_post", "none"},
+	}
+	// Scopes and claims describe ID tokens, which only user grants issue.
+	if _, ok := p.grants["password"]; ok {
+		doc.ScopesSupported = []string{"openid", "profile", "email", "offline_access"}
+		doc.ClaimsSupported = []string{"aud", "email", "email_verified", "exp", "family_name", "given_name", "iat", "iss", "name", "nickname", "sub", "updated_at"}
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Cache-Control", "public, max-age=3600")
+	_ = json.NewEncoder(w).Encode(doc)
+}
+
+// grantOrder fixes the order grants are advertised in.
+var grantOrder = []string{
+	"client_credentials",
+	"password",
+	"http://auth0.com/oauth/grant-type/password-realm",
+	"refresh_token",
+	"authorization_code",
+}
+
+func (p *Provider) jwks(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	// Short caching: a rotated key must reach verifiers before it signs.
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	_, _ = w.Write(p.keys.JWKS())
+}

@@ -1,0 +1,103 @@
+package oauth
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/store"
+)
+
+// ClientGetter finds applications.
+type ClientGetter interface {
+	GetClient(ctx context.Context, clientID string) (*store.Client, error)
+}
+
+// SettingsGetter reads the tenant settings.
+type SettingsGetter interface {
+	GetTenantSettings(ctx context.Context) (*store.TenantSettings, error)
+}
+
+// Opener opens sealed secrets.
+type Opener interface {
+	Open(ciphertext, aad []byte) ([]byte, error)
+}
+
+// Signer signs JWTs with the current key and publishes the key set.
+type Signer interface {
+	Sign(claims any) (string, error)
+	JWKS() []byte
+}
+
+// Config is what a Provider is built from.
+type Config struct {
+	// Issuer is the public base URL ending in "/".
+	Issuer   string
+	Clients  ClientGetter
+	Settings SettingsGetter
+	Secrets  Opener
+	Keys     Signer
+	// ManagementScopes is every scope of the Management API; a client whose
+	// ManagementScopes is ["*"] may obtain all of them.
+	ManagementScopes        []string
+	ManagementTokenLifetime time.Duration
+	Logger                  *slog.Logger
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+}
+
+// Provider serves the Authentication API.
+type Provider struct {
+	issuer       string
+	mgmtAudience string
+	clients      ClientGetter
+	settings     SettingsGetter
+	secrets      Opener
+	keys         Signer
+	mgmtScopes   []string
+	mgmtLifetime time.Duration
+	logger       *slog.Logger
+	now          func() time.Time
+	grants       map[string]grantHandler
+}
+
+// grantHandler answers one grant type for an authenticated client whose
+// grant_types allow it.
+type grantHandler func(ctx context.Context, t *tokenRequest, c *store.Client) (*tokenResponse, error)
+
+// New builds a Provider.
+func New(cfg Config) *Provider {
+	p := &Provider{
+		issuer:       cfg.Issuer,
+		mgmtAudience: ManagementAudience(cfg.Issuer),
+		clients:      cfg.Clients,
+		settings:     cfg.Settings,
+		secrets:      cfg.Secrets,
+		keys:         cfg.Keys,
+		mgmtScopes:   cfg.ManagementScopes,
+		mgmtLifetime: cfg.ManagementTokenLifetime,
+		logger:       cfg.Logger,
+		now:          cfg.Now,
+	}
+	if p.now == nil {
+		p.now = time.Now
+	}
+	if p.logger == nil {
+		p.logger = slog.Default()
+	}
+	p.grants = map[string]grantHandler{
+		"client_credentials": p.clientCredentials,
+	}
+	return p
+}
+
+// ManagementAudience is the audience of Management API tokens.
+func ManagementAudience(issuer string) string { return issuer + "api/v2/" }
+
+// Register adds the Authentication API routes to mux.
+func (p *Provider) Register(mux *http.ServeMux) {
+	mux.HandleFunc("/oauth/token", p.token)
+	mux.HandleFunc("GET /.well-known/openid-configuration", p.discovery)
+	mux.HandleFunc("GET /.well-known/jwks.json", p.jwks)
+}

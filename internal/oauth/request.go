@@ -1,0 +1,176 @@
+package oauth
+
+import (
+	"bytes"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+
+	"github.com/gatehouse/gatehouse/internal/store"
+)
+
+// maxTokenRequestBytes bounds a token request body; real ones are well under
+// 4 KiB.
+const maxTokenRequestBytes = 64 << 10
+
+// tokenRequest is a parsed /oauth/token request. Password is cleared by
+// the password grant as soon as the upstream call returns.
+type tokenRequest struct {
+	params url.Values
+	// basicID and basicSecret come from an Authorization: Basic header.
+	basicID, basicSecret string
+	hasBasic             bool
+	r                    *http.Request
+}
+
+func (t *tokenRequest) get(name string) string {
+	if v := t.params[name]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+// require returns the parameter or the Auth0 "Missing required parameter"
+// error.
+func (t *tokenRequest) require(name string) (string, error) {
+	v := t.get(name)
+	if v == "" {
+		return "", errMissing(name)
+	}
+	return v, nil
+}
+
+// parseTokenRequest reads a form or JSON body. Each parameter may appear
+// once (RFC 6749 §3.2); JSON values must be strings.
+func parseTokenRequest(w http.ResponseWriter, r *http.Request) (*tokenRequest, error) {
+	if r.Method != http.MethodPost {
+		return nil, &Error{Status: http.StatusMethodNotAllowed, Code: "invalid_request", Description: "The token endpoint accepts POST only."}
+	}
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil {
+		return nil, errInvalidRequest("Content-Type must be application/x-www-form-urlencoded or application/json.")
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxTokenRequestBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, &Error{Status: http.StatusRequestEntityTooLarge, Code: "invalid_request", Description: fmt.Sprintf("Request body exceeds %d bytes.", maxTokenRequestBytes)}
+		}
+		return nil, errInvalidRequest("Could not read the request body.")
+	}
+	t := &tokenRequest{r: r}
+	switch mt {
+	case "application/x-www-form-urlencoded":
+		t.params, err = url.ParseQuery(string(body))
+		if err != nil {
+			return nil, errInvalidRequest("Malformed form body.")
+		}
+	case "application/json":
+		var m map[string]any
+		dec := json.NewDecoder(bytes.NewReader(body))
+		if err := dec.Decode(&m); err != nil || dec.More() {
+			return nil, errInvalidRequest("Malformed JSON body.")
+		}
+		t.params = make(url.Values, len(m))
+		for k, v := range m {
+			switch v := v.(type) {
+			case string:
+				t.params[k] = []string{v}
+			case nil:
+			default:
+				return nil, errInvalidRequest("Parameter " + k + " must be a string.")
+			}
+		}
+	default:
+		return nil, errInvalidRequest("Content-Type must be application/x-www-form-urlencoded or application/json.")
+	}
+	for k, v := range t.params {
+		if len(v) > 1 {
+			return nil, errInvalidRequest("Parameter " + k + " must not be repeated.")
+		}
+	}
+	if h := r.Header.Get("Authorization"); h != "" {
+		id, secret, ok := r.BasicAuth()
+		if !ok {
+			return nil, errUnauthorizedClient(errors.New("malformed Authorization header"))
+		}
+		// RFC 6749 §2.3.1: both parts are form-urlencoded before base64.
+		if id, err = url.QueryUnescape(id); err != nil {
+			return nil, errUnauthorizedClient(errors.New("malformed Basic client id"))
+		}
+		if secret, err = url.QueryUnescape(secret); err != nil {
+			return nil, errUnauthorizedClient(errors.New("malformed Basic client secret"))
+		}
+		t.basicID, t.basicSecret, t.hasBasic = id, secret, true
+	}
+	return t, nil
+}
+
+// clientID is the client named by the request, from the body or Basic.
+func (t *tokenRequest) clientID() (string, error) {
+	body := t.get("client_id")
+	switch {
+	case t.hasBasic && body != "" && body != t.basicID:
+		return "", errInvalidRequest("client_id in the body and in the Authorization header differ.")
+	case t.hasBasic:
+		return t.basicID, nil
+	case body != "":
+		return body, nil
+	}
+	return "", errMissing("client_id")
+}
+
+// authenticateClient loads the client and checks the credentials it sent
+// against its token_endpoint_auth_method.
+func (p *Provider) authenticateClient(t *tokenRequest) (*store.Client, error) {
+	id, err := t.clientID()
+	if err != nil {
+		return nil, err
+	}
+	ctx := t.r.Context()
+	c, err := p.clients.GetClient(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, errUnauthorizedClient(fmt.Errorf("unknown client"))
+	}
+	if err != nil {
+		return nil, errServer(err)
+	}
+	postSecret := t.get("client_secret")
+	var presented string
+	switch c.TokenEndpointAuthMethod {
+	case "none":
+		// A public client has no secret to check; one that sends a secret
+		// is confused about what it is, and Auth0 refuses it too.
+		if t.hasBasic || postSecret != "" {
+			return nil, errUnauthorizedClient(errors.New("public client sent a secret"))
+		}
+		return c, nil
+	case "client_secret_basic":
+		if !t.hasBasic {
+			return nil, errUnauthorizedClient(errors.New("client_secret_basic client without Basic credentials"))
+		}
+		presented = t.basicSecret
+	default: // client_secret_post
+		if t.hasBasic {
+			presented = t.basicSecret
+		} else {
+			presented = postSecret
+		}
+	}
+	if presented == "" {
+		return nil, errUnauthorizedClient(errors.New("missing client secret"))
+	}
+	stored, err := p.secrets.Open(c.SecretEnc, store.ClientSecretAAD(c.ClientID))
+	if err != nil {
+		return nil, errServer(fmt.Errorf("open client secret: %w", err))
+	}
+	if subtle.ConstantTimeCompare(stored, []byte(presented)) != 1 {
+		return nil, errUnauthorizedClient(errors.New("wrong client secret"))
+	}
+	return c, nil
+}

@@ -1,0 +1,88 @@
+package oauth
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+)
+
+// tokenResponse is the success body of /oauth/token.
+type tokenResponse struct {
+	AccessToken  string `json:"access_token"`
+	IDToken      string `json:"id_token,omitempty"`
+	RefreshToken string `json:"refresh_token,omitempty"`
+	Scope        string `json:"scope,omitempty"`
+	ExpiresIn    int64  `json:"expires_in"`
+	TokenType    string `json:"token_type"`
+}
+
+// token is POST /oauth/token. Checks run in Auth0's order: parameters,
+// client authentication, grant allowed for the client, then the grant.
+func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
+	resp, err := p.exchange(r.Context(), w, r)
+	if err != nil {
+		p.logTokenError(r, err)
+		writeError(w, err)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Pragma", "no-cache")
+	_ = json.NewEncoder(w).Encode(resp)
+}
+
+func (p *Provider) exchange(ctx context.Context, w http.ResponseWriter, r *http.Request) (*tokenResponse, error) {
+	t, err := parseTokenRequest(w, r)
+	if err != nil {
+		return nil, err
+	}
+	grant, err := t.require("grant_type")
+	if err != nil {
+		return nil, err
+	}
+	handler, ok := p.grants[grant]
+	if !ok {
+		return nil, &Error{Status: http.StatusBadRequest, Code: "unsupported_grant_type", Description: "Grant type not supported"}
+	}
+	c, err := p.authenticateClient(t)
+	if err != nil {
+		return nil, err
+	}
+	if !slices.Contains(c.GrantTypes, grant) {
+		return nil, errGrantNotAllowed(grant)
+	}
+	return handler(ctx, t, c)
+}
+
+// logTokenError records a refused token request without its parameters:
+// they carry secrets and passwords.
+func (p *Provider) logTokenError(r *http.Request, err error) {
+	var oe *Error
+	if !errors.As(err, &oe) || oe.Status >= 500 {
+		p.logger.ErrorContext(r.Context(), "token request failed", "error", err)
+		return
+	}
+	p.logger.InfoContext(r.Context(), "token request refused", "error", oe.Code, "reason", fmt.Sprint(oe.Cause))
+}
+
+// tenantSettings reads the settings the token endpoint depends on.
+func (p *Provider) tenantSettings(ctx context.Context) (defaultAudience, defaultDirectory string, err error) {
+	s, err := p.settings.GetTenantSettings(ctx)
+	if err != nil {
+		return "", "", errServer(err)
+	}
+	var doc struct {
+		DefaultAudience  string `json:"default_audience"`
+		DefaultDirectory string `json:"default_directory"`
+	}
+	if len(s.Doc) > 0 {
+		if err := json.Unmarshal(s.Doc, &doc); err != nil {
+			return "", "", errServer(fmt.Errorf("tenant settings: %w", err))
+		}
+	}
+	return doc.DefaultAudience, doc.DefaultDirectory, nil
+}

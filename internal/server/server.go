@@ -1,0 +1,270 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/management"
+	"github.com/gatehouse/gatehouse/internal/oauth"
+	"github.com/gatehouse/gatehouse/internal/secrets"
+	"github.com/gatehouse/gatehouse/internal/store"
+	"github.com/gatehouse/gatehouse/internal/store/sqlstore"
+	"github.com/gatehouse/gatehouse/internal/tokens"
+)
+
+// Server is a configured Gatehouse, ready to serve.
+type Server struct {
+	cfg     *config.Config
+	logger  *slog.Logger
+	store   *sqlstore.Store
+	keys    *tokens.Keys
+	handler http.Handler
+}
+
+// New opens the database, migrates it, unseals the keys and builds the
+// handlers. Credentials of a generated admin application are written to
+// notice, once.
+func New(ctx context.Context, cfg *config.Config, logger *slog.Logger, notice io.Writer) (*Server, error) {
+	st, err := sqlstore.Open(ctx, cfg.Database, logger)
+	if err != nil {
+		return nil, fmt.Errorf("server: open database: %w", err)
+	}
+	s, err := build(ctx, cfg, logger, notice, st)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func build(ctx context.Context, cfg *config.Config, logger *slog.Logger, notice io.Writer, st *sqlstore.Store) (*Server, error) {
+	if err := st.Migrate(ctx); err != nil {
+		return nil, fmt.Errorf("server: migrate: %w", err)
+	}
+	keyring, err := loadKeyring(cfg, logger)
+	if err != nil {
+		return nil, err
+	}
+	keys, err := tokens.NewKeys(ctx, st, keyring, logger)
+	if err != nil {
+		if errors.Is(err, secrets.ErrWrongKey) {
+			return nil, fmt.Errorf("server: GATEHOUSE_SECRET_KEY does not match the key that sealed this database's secrets (this key's id is %s): %w", keyring.KeyID(), err)
+		}
+		return nil, fmt.Errorf("server: signing keys: %w", err)
+	}
+	if err := bootstrapAdmin(ctx, cfg, st, keyring, logger, notice); err != nil {
+		return nil, err
+	}
+	mgmtAudience := oauth.ManagementAudience(cfg.Issuer)
+	provider := oauth.New(oauth.Config{
+		Issuer:                  cfg.Issuer,
+		Clients:                 st,
+		Settings:                st,
+		Secrets:                 keyring,
+		Keys:                    keys,
+		ManagementScopes:        management.Scopes,
+		ManagementTokenLifetime: cfg.ManagementTokenLifetime,
+		Logger:                  logger,
+	})
+	api := management.New(management.Config{
+		Issuer:  cfg.Issuer,
+		Store:   st,
+		Secrets: keyring,
+		Verify: func(ctx context.Context, raw string) ([]string, string, error) {
+			c, err := keys.ParseJWT(raw, cfg.Issuer, mgmtAudience, time.Now(), 0)
+			if err != nil {
+				return nil, "", err
+			}
+			return strings.Fields(c.Scope), c.Subject, nil
+		},
+		Logger: logger,
+	})
+	mux := http.NewServeMux()
+	provider.Register(mux)
+	api.Register(mux)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writePlainJSON(w, http.StatusOK, `{"status":"ok"}`)
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := st.Ping(ctx); err != nil {
+			logger.WarnContext(ctx, "not ready", "error", err)
+			writePlainJSON(w, http.StatusServiceUnavailable, `{"status":"unavailable"}`)
+			return
+		}
+		writePlainJSON(w, http.StatusOK, `{"status":"ok"}`)
+	})
+	return &Server{
+		cfg:     cfg,
+		logger:  logger,
+		store:   st,
+		keys:    keys,
+		handler: withCommon(mux, logger, cfg.TLS()),
+	}, nil
+}
+
+func writePlainJSON(w http.ResponseWriter, status int, body string) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = io.WriteString(w, body+"\n")
+}
+
+// loadKeyring builds the keyring from GATEHOUSE_SECRET_KEY or, on the
+// embedded default only, from a key file it creates next to the database.
+func loadKeyring(cfg *config.Config, logger *slog.Logger) (*secrets.Keyring, error) {
+	var master []byte
+	if cfg.SecretKey != "" {
+		k, err := secrets.ParseMasterKey(cfg.SecretKey)
+		if err != nil {
+			return nil, fmt.Errorf("server: GATEHOUSE_SECRET_KEY: %w", err)
+		}
+		master = k
+	} else {
+		path := cfg.SecretKeyFile()
+		k, created, err := secrets.LoadOrCreateKeyFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("server: master key file: %w", err)
+		}
+		if created {
+			logger.Warn("GATEHOUSE_SECRET_KEY is not set: generated a master key next to the database; back it up with the database, or the secrets in it cannot be read", "path", path)
+		}
+		master = k
+	}
+	kr, err := secrets.NewKeyring(master)
+	if err != nil {
+		return nil, fmt.Errorf("server: master key: %w", err)
+	}
+	return kr, nil
+}
+
+// bootstrapAdmin makes sure a machine-to-machine application can call the
+// whole Management API: the configured one is created or updated at every
+// start; with none configured and no application at all, one is generated
+// and its credentials are printed once.
+func bootstrapAdmin(ctx context.Context, cfg *config.Config, st store.ClientStore, kr *secrets.Keyring, logger *slog.Logger, notice io.Writer) error {
+	id, secret := cfg.AdminClientID, cfg.AdminClientSecret
+	generated := false
+	if id == "" {
+		_, total, err := st.ListClients(ctx, store.ListOptions{PerPage: 1})
+		if err != nil {
+			return fmt.Errorf("server: bootstrap admin: %w", err)
+		}
+		if total > 0 {
+			return nil
+		}
+		id, secret, generated = randomToken(24), randomToken(48), true
+	}
+	sealed, err := kr.Seal([]byte(secret), store.ClientSecretAAD(id))
+	if err != nil {
+		return fmt.Errorf("server: bootstrap admin: %w", err)
+	}
+	now := time.Now().UTC()
+	c, err := st.GetClient(ctx, id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		c = &store.Client{
+			ClientID:                id,
+			Name:                    "Gatehouse Management API (bootstrap)",
+			AppType:                 "non_interactive",
+			GrantTypes:              []string{"client_credentials"},
+			TokenEndpointAuthMethod: "client_secret_post",
+			IsFirstParty:            true,
+			OIDCConformant:          true,
+			SecretEnc:               sealed,
+			ManagementScopes:        []string{"*"},
+			CreatedAt:               now,
+			UpdatedAt:               now,
+		}
+		if err := st.CreateClient(ctx, c); err != nil && !errors.Is(err, store.ErrConflict) {
+			return fmt.Errorf("server: bootstrap admin: %w", err)
+		}
+	case err != nil:
+		return fmt.Errorf("server: bootstrap admin: %w", err)
+	default:
+		c.SecretEnc = sealed
+		c.ManagementScopes = []string{"*"}
+		if !slices.Contains(c.GrantTypes, "client_credentials") {
+			c.GrantTypes = append(c.GrantTypes, "client_credentials")
+		}
+		if c.TokenEndpointAuthMethod == "none" {
+			c.TokenEndpointAuthMethod = "client_secret_post"
+		}
+		c.UpdatedAt = now
+		if err := st.UpdateClient(ctx, c); err != nil {
+			return fmt.Errorf("server: bootstrap admin: %w", err)
+		}
+	}
+	if generated {
+		fmt.Fprintf(notice, "\nGatehouse generated a Management API application. Its secret is shown only now:\n  GATEHOUSE_ADMIN_CLIENT_ID=%s\n  GATEHOUSE_ADMIN_CLIENT_SECRET=%s\n\n", id, secret)
+		logger.Info("generated the bootstrap Management API application", "client_id", id)
+	}
+	return nil
+}
+
+// randomToken returns n random bytes as unpadded base64url.
+func randomToken(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// Handler is the whole HTTP surface, middleware included.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Close releases the database.
+func (s *Server) Close() error { return s.store.Close() }
+
+// Serve accepts connections on l until ctx is done, then stops accepting,
+// lets in-flight requests finish within the shutdown timeout, and returns.
+func (s *Server) Serve(ctx context.Context, l net.Listener) error {
+	hs := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    32 << 10,
+		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() {
+		var err error
+		if s.cfg.TLS() {
+			hs.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+			err = hs.ServeTLS(l, s.cfg.TLSCert, s.cfg.TLSKey)
+		} else {
+			err = hs.Serve(l)
+		}
+		errc <- err
+	}()
+	s.logger.Info("gatehouse listening", "addr", l.Addr().String(), "issuer", s.cfg.Issuer, "tls", s.cfg.TLS())
+	select {
+	case err := <-errc:
+		return fmt.Errorf("server: %w", err)
+	case <-ctx.Done():
+	}
+	s.logger.Info("shutting down: finishing in-flight requests", "timeout", s.cfg.ShutdownTimeout.String())
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		return fmt.Errorf("server: shutdown: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("server: %w", err)
+	}
+	return nil
+}
