@@ -63,13 +63,16 @@ func (a *API) Register(mux *http.ServeMux) {
 	route := func(pattern, scope string, h http.HandlerFunc) {
 		mux.Handle(pattern, limitBody(a.requireScope(scope, h)))
 	}
-	route("GET /api/v2/tenants/settings", "read:tenant_settings", a.getTenantSettings)
-	route("PATCH /api/v2/tenants/settings", "update:tenant_settings", a.patchTenantSettings)
+	// One line per resource; each resource file owns its routes.
+	a.tenantSettingsRoutes(route)
 	// Unknown /api/v2 paths answer in the API's own error format.
 	mux.HandleFunc("/api/v2/", func(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, NotFound("Not Found", ""))
 	})
 }
+
+// routeFunc registers a handler for a pattern that requires scope.
+type routeFunc func(pattern, scope string, h http.HandlerFunc)
 
 // maxBodyBytes is Auth0's Management API payload limit (1 MB).
 const maxBodyBytes = 1 << 20

@@ -33,6 +33,11 @@ var tenantSettingTypes = map[string]string{
 // settings: "Default Directory"); of them, Gatehouse implements waad.
 var passwordStrategies = []string{"waad"}
 
+func (a *API) tenantSettingsRoutes(route routeFunc) {
+	route("GET /api/v2/tenants/settings", "read:tenant_settings", a.getTenantSettings)
+	route("PATCH /api/v2/tenants/settings", "update:tenant_settings", a.patchTenantSettings)
+}
+
 func (a *API) loadTenantSettings(r *http.Request) (map[string]any, error) {
 	s, err := a.store.GetTenantSettings(r.Context())
 	if err != nil {
