@@ -1,0 +1,159 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+
+	"github.com/gatehouse/gatehouse/internal/store"
+)
+
+// clientDoc is the part of a client kept in its JSON column.
+type clientDoc struct {
+	Name                           string            `json:"name"`
+	Description                    string            `json:"description"`
+	AppType                        string            `json:"app_type"`
+	Callbacks                      []string          `json:"callbacks"`
+	AllowedLogoutURLs              []string          `json:"allowed_logout_urls"`
+	WebOrigins                     []string          `json:"web_origins"`
+	GrantTypes                     []string          `json:"grant_types"`
+	TokenEndpointAuthMethod        string            `json:"token_endpoint_auth_method"`
+	IsFirstParty                   bool              `json:"is_first_party"`
+	OIDCConformant                 bool              `json:"oidc_conformant"`
+	IsTokenEndpointIPHeaderTrusted bool              `json:"is_token_endpoint_ip_header_trusted"`
+	JWTConfiguration               json.RawMessage   `json:"jwt_configuration,omitempty"`
+	RefreshToken                   json.RawMessage   `json:"refresh_token,omitempty"`
+	ClientMetadata                 map[string]string `json:"client_metadata"`
+	Extra                          json.RawMessage   `json:"extra,omitempty"`
+	ManagementScopes               []string          `json:"management_scopes"`
+}
+
+func clientDocOf(c *store.Client) (string, error) {
+	return marshalDoc(clientDoc{
+		Name:                           c.Name,
+		Description:                    c.Description,
+		AppType:                        c.AppType,
+		Callbacks:                      c.Callbacks,
+		AllowedLogoutURLs:              c.AllowedLogoutURLs,
+		WebOrigins:                     c.WebOrigins,
+		GrantTypes:                     c.GrantTypes,
+		TokenEndpointAuthMethod:        c.TokenEndpointAuthMethod,
+		IsFirstParty:                   c.IsFirstParty,
+		OIDCConformant:                 c.OIDCConformant,
+		IsTokenEndpointIPHeaderTrusted: c.IsTokenEndpointIPHeaderTrusted,
+		JWTConfiguration:               c.JWTConfiguration,
+		RefreshToken:                   c.RefreshToken,
+		ClientMetadata:                 c.ClientMetadata,
+		Extra:                          c.Extra,
+		ManagementScopes:               c.ManagementScopes,
+	})
+}
+
+const clientCols = "client_id, secret_enc, doc, created_at, updated_at"
+
+func scanClient(row interface{ Scan(...any) error }) (*store.Client, error) {
+	var (
+		c                store.Client
+		doc              string
+		created, updated int64
+		d                clientDoc
+	)
+	if err := row.Scan(&c.ClientID, &c.SecretEnc, &doc, &created, &updated); err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal([]byte(doc), &d); err != nil {
+		return nil, err
+	}
+	c.SecretEnc = fromBlob(c.SecretEnc)
+	c.Name = d.Name
+	c.Description = d.Description
+	c.AppType = d.AppType
+	c.Callbacks = d.Callbacks
+	c.AllowedLogoutURLs = d.AllowedLogoutURLs
+	c.WebOrigins = d.WebOrigins
+	c.GrantTypes = d.GrantTypes
+	c.TokenEndpointAuthMethod = d.TokenEndpointAuthMethod
+	c.IsFirstParty = d.IsFirstParty
+	c.OIDCConformant = d.OIDCConformant
+	c.IsTokenEndpointIPHeaderTrusted = d.IsTokenEndpointIPHeaderTrusted
+	c.JWTConfiguration = d.JWTConfiguration
+	c.RefreshToken = d.RefreshToken
+	c.ClientMetadata = d.ClientMetadata
+	c.Extra = d.Extra
+	c.ManagementScopes = d.ManagementScopes
+	c.CreatedAt = fromMS(created)
+	c.UpdatedAt = fromMS(updated)
+	return &c, nil
+}
+
+// CreateClient stores c; ErrConflict if its ClientID is taken.
+func (s *Store) CreateClient(ctx context.Context, c *store.Client) error {
+	doc, err := clientDocOf(c)
+	if err != nil {
+		return s.fail("create client", err)
+	}
+	created, updated := stamps(c.CreatedAt, c.UpdatedAt)
+	_, err = s.write.ExecContext(ctx,
+		"INSERT INTO clients ("+clientCols+") VALUES ($1, $2, $3, $4, $5)",
+		c.ClientID, blob(c.SecretEnc), doc, created.UnixMilli(), updated.UnixMilli())
+	if err != nil {
+		return s.fail("create client", err)
+	}
+	c.CreatedAt, c.UpdatedAt = created, updated
+	return nil
+}
+
+func (s *Store) GetClient(ctx context.Context, clientID string) (*store.Client, error) {
+	c, err := scanClient(s.read.QueryRowContext(ctx, "SELECT "+clientCols+" FROM clients WHERE client_id = $1", clientID))
+	if err != nil {
+		return nil, s.fail("get client", err)
+	}
+	return c, nil
+}
+
+func (s *Store) ListClients(ctx context.Context, opts store.ListOptions) ([]*store.Client, int, error) {
+	var (
+		cs    []*store.Client
+		total int
+	)
+	err := s.inReadTx(ctx, func(tx *sql.Tx) (err error) {
+		cs, total, err = list(ctx, tx, clientCols, "clients", filter{}, "created_at, seq", opts,
+			func(r *sql.Rows) (*store.Client, error) { return scanClient(r) })
+		return err
+	})
+	if err != nil {
+		return nil, 0, s.fail("list clients", err)
+	}
+	return cs, total, nil
+}
+
+// UpdateClient replaces every field but CreatedAt, which it reads back
+// into c, and sets UpdatedAt to now.
+func (s *Store) UpdateClient(ctx context.Context, c *store.Client) error {
+	doc, err := clientDocOf(c)
+	if err != nil {
+		return s.fail("update client", err)
+	}
+	updated := now()
+	var created int64
+	err = s.write.QueryRowContext(ctx,
+		"UPDATE clients SET secret_enc = $2, doc = $3, updated_at = $4 WHERE client_id = $1 RETURNING created_at",
+		c.ClientID, blob(c.SecretEnc), doc, updated.UnixMilli()).Scan(&created)
+	if err != nil {
+		return s.fail("update client", err)
+	}
+	c.CreatedAt, c.UpdatedAt = fromMS(created), updated
+	return nil
+}
+
+// DeleteClient removes the client; its enablements go by ON DELETE CASCADE.
+func (s *Store) DeleteClient(ctx context.Context, clientID string) error {
+	res, err := s.write.ExecContext(ctx, "DELETE FROM clients WHERE client_id = $1", clientID)
+	if err == nil {
+		err = affected(res)
+	}
+	if err != nil {
+		return s.fail("delete client", err)
+	}
+	return nil
+}

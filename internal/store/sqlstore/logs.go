@@ -1,0 +1,69 @@
+package sqlstore
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+
+	"github.com/gatehouse/gatehouse/internal/store"
+)
+
+// AppendLogEvent stores e, giving it a random ID and the current Date when
+// the caller left them empty; ErrConflict if the ID exists.
+func (s *Store) AppendLogEvent(ctx context.Context, e *store.LogEvent) error {
+	doc, err := rawJSON("doc", e.Doc)
+	if err != nil {
+		return s.fail("append log event", err)
+	}
+	id, date := e.ID, e.Date
+	if id == "" {
+		id = rand.Text()
+	}
+	if date.IsZero() {
+		date = now()
+	}
+	date = ms(date)
+	_, err = s.write.ExecContext(ctx,
+		"INSERT INTO log_events (log_id, event_type, logged_at, user_id, doc) VALUES ($1, $2, $3, $4, $5)",
+		id, e.Type, date.UnixMilli(), e.UserID, doc)
+	if err != nil {
+		return s.fail("append log event", err)
+	}
+	e.ID, e.Date = id, date
+	return nil
+}
+
+func (s *Store) ListLogEvents(ctx context.Context, f store.LogFilter, opts store.ListOptions) ([]*store.LogEvent, int, error) {
+	var w filter
+	if f.Type != "" {
+		w.eq("event_type", f.Type)
+	}
+	if f.UserID != "" {
+		w.eq("user_id", f.UserID)
+	}
+	var (
+		es    []*store.LogEvent
+		total int
+	)
+	err := s.inReadTx(ctx, func(tx *sql.Tx) (err error) {
+		es, total, err = list(ctx, tx, "log_id, event_type, logged_at, user_id, doc", "log_events", w, "logged_at DESC, seq DESC", opts,
+			func(r *sql.Rows) (*store.LogEvent, error) {
+				var (
+					e    store.LogEvent
+					date int64
+					doc  sql.NullString
+				)
+				if err := r.Scan(&e.ID, &e.Type, &date, &e.UserID, &doc); err != nil {
+					return nil, err
+				}
+				e.Date = fromMS(date)
+				e.Doc = fromRawJSON(doc)
+				return &e, nil
+			})
+		return err
+	})
+	if err != nil {
+		return nil, 0, s.fail("list log events", err)
+	}
+	return es, total, nil
+}

@@ -1,0 +1,141 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"strings"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/store"
+)
+
+const userCols = "user_id, connection, email, profile, idp_tokens_enc, blocked, logins_count, last_login, last_ip, created_at, updated_at"
+
+func scanUser(row interface{ Scan(...any) error }) (*store.User, error) {
+	var (
+		u                store.User
+		profile          sql.NullString
+		lastLogin        sql.NullInt64
+		created, updated int64
+	)
+	err := row.Scan(&u.UserID, &u.Connection, &u.Email, &profile, &u.IdPTokensEnc, &u.Blocked,
+		&u.LoginsCount, &lastLogin, &u.LastIP, &created, &updated)
+	if err != nil {
+		return nil, err
+	}
+	u.Profile = fromRawJSON(profile)
+	u.IdPTokensEnc = fromBlob(u.IdPTokensEnc)
+	u.LastLogin = fromNullMS(lastLogin)
+	u.CreatedAt = fromMS(created)
+	u.UpdatedAt = fromMS(updated)
+	return &u, nil
+}
+
+// UpsertUser inserts u unless its UserID exists, then updates it. Insert
+// first: ON CONFLICT DO NOTHING settles a race between two creators in the
+// database, where update-then-insert would fail one of them.
+func (s *Store) UpsertUser(ctx context.Context, u *store.User) (bool, error) {
+	profile, err := rawJSON("profile", u.Profile)
+	if err != nil {
+		return false, s.fail("upsert user", err)
+	}
+	created, updated := stamps(u.CreatedAt, u.UpdatedAt)
+	var inserted bool
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx,
+			"INSERT INTO users ("+userCols+", email_lower) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (user_id) DO NOTHING",
+			u.UserID, u.Connection, u.Email, profile, blob(u.IdPTokensEnc), u.Blocked, u.LoginsCount,
+			nullMS(u.LastLogin), u.LastIP, created.UnixMilli(), updated.UnixMilli(), strings.ToLower(u.Email))
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if err != nil || n == 1 {
+			inserted = n == 1
+			return err
+		}
+		var c int64
+		updated = now()
+		if err := updateUser(ctx, tx, u, profile, updated).Scan(&c); err != nil {
+			return err
+		}
+		created = fromMS(c)
+		return nil
+	})
+	if err != nil {
+		return false, s.fail("upsert user", err)
+	}
+	u.CreatedAt, u.UpdatedAt, u.LastLogin = created, updated, msPtr(u.LastLogin)
+	return inserted, nil
+}
+
+// updateUser replaces every field of the user but UserID and CreatedAt,
+// returning created_at.
+func updateUser(ctx context.Context, q querier, u *store.User, profile any, updated time.Time) *sql.Row {
+	return q.QueryRowContext(ctx,
+		`UPDATE users SET connection = $2, email = $3, email_lower = $4, profile = $5, idp_tokens_enc = $6,
+		 blocked = $7, logins_count = $8, last_login = $9, last_ip = $10, updated_at = $11
+		 WHERE user_id = $1 RETURNING created_at`,
+		u.UserID, u.Connection, u.Email, strings.ToLower(u.Email), profile, blob(u.IdPTokensEnc),
+		u.Blocked, u.LoginsCount, nullMS(u.LastLogin), u.LastIP, updated.UnixMilli())
+}
+
+func (s *Store) GetUser(ctx context.Context, userID string) (*store.User, error) {
+	u, err := scanUser(s.read.QueryRowContext(ctx, "SELECT "+userCols+" FROM users WHERE user_id = $1", userID))
+	if err != nil {
+		return nil, s.fail("get user", err)
+	}
+	return u, nil
+}
+
+// ListUsers matches Email case-insensitively (lowercased in Go on both
+// sides, since SQLite's lower() folds ASCII only) and Connection exactly.
+func (s *Store) ListUsers(ctx context.Context, f store.UserFilter, opts store.ListOptions) ([]*store.User, int, error) {
+	var w filter
+	if f.Email != "" {
+		w.eq("email_lower", strings.ToLower(f.Email))
+	}
+	if f.Connection != "" {
+		w.eq("connection", f.Connection)
+	}
+	var (
+		us    []*store.User
+		total int
+	)
+	err := s.inReadTx(ctx, func(tx *sql.Tx) (err error) {
+		us, total, err = list(ctx, tx, userCols, "users", w, "created_at, seq", opts,
+			func(r *sql.Rows) (*store.User, error) { return scanUser(r) })
+		return err
+	})
+	if err != nil {
+		return nil, 0, s.fail("list users", err)
+	}
+	return us, total, nil
+}
+
+// UpdateUser replaces every field but CreatedAt, which it reads back into
+// u, and sets UpdatedAt to now.
+func (s *Store) UpdateUser(ctx context.Context, u *store.User) error {
+	profile, err := rawJSON("profile", u.Profile)
+	if err != nil {
+		return s.fail("update user", err)
+	}
+	updated := now()
+	var created int64
+	if err := updateUser(ctx, s.write, u, profile, updated).Scan(&created); err != nil {
+		return s.fail("update user", err)
+	}
+	u.CreatedAt, u.UpdatedAt, u.LastLogin = fromMS(created), updated, msPtr(u.LastLogin)
+	return nil
+}
+
+func (s *Store) DeleteUser(ctx context.Context, userID string) error {
+	res, err := s.write.ExecContext(ctx, "DELETE FROM users WHERE user_id = $1", userID)
+	if err == nil {
+		err = affected(res)
+	}
+	if err != nil {
+		return s.fail("delete user", err)
+	}
+	return nil
+}
