@@ -1,0 +1,285 @@
+package tokens
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha1"
+	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"sync/atomic"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/store"
+)
+
+// KeyStore is what Keys needs from the store (a subset of store.KeyStore).
+type KeyStore interface {
+	ListSigningKeys(ctx context.Context) ([]*store.SigningKey, error)
+	InsertSigningKeyIfNone(ctx context.Context, k *store.SigningKey) (bool, error)
+	UpdateSigningKey(ctx context.Context, k *store.SigningKey) error
+}
+
+// Sealer encrypts private keys at rest; *secrets.Keyring implements it.
+type Sealer interface {
+	Seal(plaintext, aad []byte) ([]byte, error)
+	Open(ciphertext, aad []byte) ([]byte, error)
+}
+
+const (
+	rsaBits = 2048
+	// Relying parties rarely check x5c validity, but some do; a long
+	// lifetime keeps a key that is never rotated from suddenly failing
+	// there.
+	certLifetime = 20 * 365 * 24 * time.Hour
+)
+
+// Keys holds the parsed signing keys. It is safe for concurrent use; Sign
+// and Verify never block on Reload.
+type Keys struct {
+	ks     KeyStore
+	sealer Sealer
+	logger *slog.Logger
+	set    atomic.Pointer[keySet]
+}
+
+// keySet is an immutable snapshot of the keys, swapped whole on Reload.
+type keySet struct {
+	signer    *signer
+	published map[string]*rsa.PublicKey // by kid: next, current, previous
+	jwks      []byte
+}
+
+// signer is the current key, ready to sign: the encoded JWS header is
+// computed once per key, not once per token.
+type signer struct {
+	kid       string
+	priv      *rsa.PrivateKey
+	headerB64 string // base64url(header) + "."
+}
+
+// NewKeys loads the signing keys from ks, creating the first one when the
+// store has no current key. Two processes starting at once on an empty
+// store end with the same single key.
+func NewKeys(ctx context.Context, ks KeyStore, sealer Sealer, logger *slog.Logger) (*Keys, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	k := &Keys{ks: ks, sealer: sealer, logger: logger}
+	err := k.Reload(ctx)
+	if err == nil {
+		return k, nil
+	}
+	if !errors.Is(err, errNoCurrentKey) {
+		return nil, err
+	}
+	sk, err := newSigningKey(sealer, store.KeyCurrent, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	inserted, err := ks.InsertSigningKeyIfNone(ctx, sk)
+	if err != nil {
+		return nil, fmt.Errorf("tokens: store signing key: %w", err)
+	}
+	if inserted {
+		logger.InfoContext(ctx, "created signing key", "kid", sk.KID)
+	}
+	// Whether ours or a concurrent starter's key won, the store decides.
+	if err := k.Reload(ctx); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+var errNoCurrentKey = errors.New("tokens: no current signing key in the store")
+
+// Reload re-reads the keys from the store and swaps them in atomically, for
+// use after a rotation or periodically when replicas share a database. On
+// error the keys in use are kept.
+func (k *Keys) Reload(ctx context.Context) error {
+	rows, err := k.ks.ListSigningKeys(ctx)
+	if err != nil {
+		return fmt.Errorf("tokens: list signing keys: %w", err)
+	}
+	set, err := buildKeySet(rows, k.sealer)
+	if err != nil {
+		return err
+	}
+	k.set.Store(set)
+	return nil
+}
+
+// KID is the id of the key that currently signs.
+func (k *Keys) KID() string { return k.set.Load().signer.kid }
+
+// JWKS returns the JSON Web Key Set served at /.well-known/jwks.json. The
+// bytes are computed on load and identical between loads of the same keys;
+// callers must not modify them.
+func (k *Keys) JWKS() []byte { return k.set.Load().jwks }
+
+type jwk struct {
+	Alg string   `json:"alg"`
+	Kty string   `json:"kty"`
+	Use string   `json:"use"`
+	N   string   `json:"n"`
+	E   string   `json:"e"`
+	Kid string   `json:"kid"`
+	X5t string   `json:"x5t"`
+	X5c []string `json:"x5c"`
+}
+
+func buildKeySet(rows []*store.SigningKey, sealer Sealer) (*keySet, error) {
+	set := &keySet{published: make(map[string]*rsa.PublicKey)}
+	var current []jwk
+	var others []jwk
+	for _, row := range rows {
+		if row.RevokedAt != nil || (row.State != store.KeyNext && row.State != store.KeyCurrent && row.State != store.KeyPrevious) {
+			continue
+		}
+		cert, err := x509.ParseCertificate(row.CertDER)
+		if err != nil {
+			return nil, fmt.Errorf("tokens: signing key %s: certificate: %w", row.KID, err)
+		}
+		pub, ok := cert.PublicKey.(*rsa.PublicKey)
+		if !ok {
+			return nil, fmt.Errorf("tokens: signing key %s: not an RSA key", row.KID)
+		}
+		set.published[row.KID] = pub
+		j := jwkOf(row.KID, pub, row.CertDER)
+		if row.State != store.KeyCurrent {
+			others = append(others, j)
+			continue
+		}
+		if set.signer != nil {
+			return nil, fmt.Errorf("tokens: two current signing keys (%s, %s)", set.signer.kid, row.KID)
+		}
+		s, err := openSigner(row, pub, sealer)
+		if err != nil {
+			return nil, err
+		}
+		set.signer = s
+		current = append(current, j)
+	}
+	if set.signer == nil {
+		return nil, errNoCurrentKey
+	}
+	// The current key comes first: clients that ignore kid take the first
+	// key. The rest keep the store's order (newest first).
+	jwks, err := json.Marshal(struct {
+		Keys []jwk `json:"keys"`
+	}{append(current, others...)})
+	if err != nil {
+		return nil, fmt.Errorf("tokens: encode jwks: %w", err)
+	}
+	set.jwks = jwks
+	return set, nil
+}
+
+func openSigner(row *store.SigningKey, pub *rsa.PublicKey, sealer Sealer) (*signer, error) {
+	der, err := sealer.Open(row.PrivateEnc, signingKeyAAD(row.KID))
+	if err != nil {
+		return nil, fmt.Errorf("tokens: open signing key %s: %w", row.KID, err)
+	}
+	parsed, err := x509.ParsePKCS8PrivateKey(der)
+	clear(der)
+	if err != nil {
+		return nil, fmt.Errorf("tokens: parse signing key %s: %w", row.KID, err)
+	}
+	priv, ok := parsed.(*rsa.PrivateKey)
+	if !ok {
+		return nil, fmt.Errorf("tokens: signing key %s: not an RSA key", row.KID)
+	}
+	if !priv.PublicKey.Equal(pub) {
+		return nil, fmt.Errorf("tokens: signing key %s does not match its certificate", row.KID)
+	}
+	// Parsing already precomputes CRT values; without them every signature
+	// would redo the key setup.
+	priv.Precompute()
+	header, err := json.Marshal(struct {
+		Alg string `json:"alg"`
+		Typ string `json:"typ"`
+		Kid string `json:"kid"`
+	}{"RS256", "JWT", row.KID})
+	if err != nil {
+		return nil, fmt.Errorf("tokens: encode header: %w", err)
+	}
+	return &signer{kid: row.KID, priv: priv, headerB64: b64.EncodeToString(header) + "."}, nil
+}
+
+// newSigningKey generates an RSA key with its self-signed certificate, the
+// private part sealed, ready to store in the given state.
+func newSigningKey(sealer Sealer, state store.KeyState, now time.Time) (*store.SigningKey, error) {
+	priv, err := rsa.GenerateKey(rand.Reader, rsaBits)
+	if err != nil {
+		return nil, fmt.Errorf("tokens: generate signing key: %w", err)
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	if err != nil {
+		return nil, fmt.Errorf("tokens: certificate serial: %w", err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: "gatehouse"},
+		NotBefore:             now.Add(-time.Hour).UTC(),
+		NotAfter:              now.Add(certLifetime).UTC(),
+		KeyUsage:              x509.KeyUsageDigitalSignature,
+		BasicConstraintsValid: true,
+	}
+	certDER, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &priv.PublicKey, priv)
+	if err != nil {
+		return nil, fmt.Errorf("tokens: create certificate: %w", err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		return nil, fmt.Errorf("tokens: encode signing key: %w", err)
+	}
+	kid := thumbprint(&priv.PublicKey)
+	sealed, err := sealer.Seal(der, signingKeyAAD(kid))
+	clear(der)
+	if err != nil {
+		return nil, fmt.Errorf("tokens: seal signing key: %w", err)
+	}
+	k := &store.SigningKey{KID: kid, PrivateEnc: sealed, CertDER: certDER, State: state, CreatedAt: now}
+	if state == store.KeyCurrent {
+		k.CurrentSince = &now
+	}
+	return k, nil
+}
+
+func signingKeyAAD(kid string) []byte { return []byte("signing_key:" + kid) }
+
+var b64 = base64.RawURLEncoding
+
+// thumbprint is the RFC 7638 JWK thumbprint: stable for a key, and
+// computable by any relying party from the JWKS alone.
+func thumbprint(pub *rsa.PublicKey) string {
+	// Members in lexicographic order, no whitespace, as RFC 7638 requires;
+	// base64url output needs no JSON escaping.
+	canon := `{"e":"` + b64.EncodeToString(big.NewInt(int64(pub.E)).Bytes()) +
+		`","kty":"RSA","n":"` + b64.EncodeToString(pub.N.Bytes()) + `"}`
+	sum := sha256.Sum256([]byte(canon))
+	return b64.EncodeToString(sum[:])
+}
+
+func jwkOf(kid string, pub *rsa.PublicKey, certDER []byte) jwk {
+	// x5t is SHA-1 by definition (RFC 7517 §4.8); it names the
+	// certificate, it does not protect anything.
+	x5t := sha1.Sum(certDER)
+	return jwk{
+		Alg: "RS256",
+		Kty: "RSA",
+		Use: "sig",
+		N:   b64.EncodeToString(pub.N.Bytes()),
+		E:   b64.EncodeToString(big.NewInt(int64(pub.E)).Bytes()),
+		Kid: kid,
+		X5t: b64.EncodeToString(x5t[:]),
+		X5c: []string{base64.StdEncoding.EncodeToString(certDER)},
+	}
+}
