@@ -1,0 +1,220 @@
+package connection
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/store"
+)
+
+// PasswordConnector signs a user in with a username and password.
+// Implementations must not keep the password beyond the call.
+type PasswordConnector interface {
+	Login(ctx context.Context, conn *store.Connection, username, password, ip string) (*Identity, error)
+}
+
+// Registry maps a strategy name ("waad") to its connector.
+type Registry map[string]PasswordConnector
+
+// Password returns the password connector of a strategy, if any.
+func (r Registry) Password(strategy string) (PasswordConnector, bool) {
+	c, ok := r[strategy]
+	return c, ok
+}
+
+// Sync modes of set_user_root_attributes (Auth0).
+const (
+	SyncOnEachLogin  = "on_each_login"
+	SyncOnFirstLogin = "on_first_login"
+	SyncNeverOnLogin = "never_on_login"
+)
+
+// Identity is a user as the upstream provider describes them after a
+// successful login.
+type Identity struct {
+	// UserID is the Gatehouse user id, e.g. "waad|<oid>".
+	UserID string
+	// Provider is the identities[].provider value, e.g. "waad".
+	Provider string
+	// ProviderUserID is identities[].user_id (the oid or sub).
+	ProviderUserID string
+	Email          string
+	EmailVerified  bool
+	// Profile holds the root attributes of the Auth0 user (name, upn,
+	// tenantid, groups, ...), without user_id, identities or IdP tokens.
+	Profile map[string]any
+	// IdPTokens are kept only when the connection asks for them.
+	IdPTokens *IdPTokens
+	// SyncMode is the connection's set_user_root_attributes.
+	SyncMode string
+	// Notes say why optional data (groups, extended attributes) is missing.
+	Notes []string
+}
+
+// IdPTokens are the upstream tokens a connection may keep for the user.
+type IdPTokens struct {
+	AccessToken  string `json:"access_token,omitempty"`
+	RefreshToken string `json:"refresh_token,omitempty"`
+	ExpiresIn    int64  `json:"expires_in,omitempty"`
+}
+
+// Kind is how a failed login is answered. Every upstream failure maps to
+// exactly one Kind.
+type Kind int
+
+const (
+	// KindInvalidCredentials: wrong password or unknown user.
+	KindInvalidCredentials Kind = iota + 1
+	// KindMFARequired: the user must do or register MFA, which the password
+	// grant cannot.
+	KindMFARequired
+	// KindPolicyBlocked: Conditional Access, security defaults or risk.
+	KindPolicyBlocked
+	KindPasswordExpired
+	KindAccountDisabled
+	KindAccountLocked
+	// KindPasswordless: no password the provider can check (passwordless
+	// or federated user).
+	KindPasswordless
+	// KindMisconfigured: app, secret, consent, tenant or resource
+	// configuration; the admin must act, the caller learns nothing.
+	KindMisconfigured
+	// KindUnavailable: the provider is throttling or failing; retry later.
+	KindUnavailable
+	// KindInvalidUpstreamToken: the provider's answer did not validate.
+	KindInvalidUpstreamToken
+)
+
+var kindNames = map[Kind]string{
+	KindInvalidCredentials:   "invalid_credentials",
+	KindMFARequired:          "mfa_required",
+	KindPolicyBlocked:        "policy_blocked",
+	KindPasswordExpired:      "password_expired",
+	KindAccountDisabled:      "account_disabled",
+	KindAccountLocked:        "account_locked",
+	KindPasswordless:         "passwordless",
+	KindMisconfigured:        "misconfigured",
+	KindUnavailable:          "unavailable",
+	KindInvalidUpstreamToken: "invalid_upstream_token",
+}
+
+func (k Kind) String() string {
+	if s, ok := kindNames[k]; ok {
+		return s
+	}
+	return "kind(" + strconv.Itoa(int(k)) + ")"
+}
+
+// Error is a failed login. Its message is safe to log: it carries codes and
+// ids, never the username, password or Microsoft's free text.
+type Error struct {
+	Kind Kind
+	// Code is the upstream code, e.g. "AADSTS50126"; empty when none.
+	Code          string
+	TraceID       string
+	CorrelationID string
+	// Hint tells the administrator what to fix; never shown to the caller.
+	Hint       string
+	RetryAfter time.Duration
+	Err        error
+}
+
+func (e *Error) Error() string {
+	msg := "connection: " + e.Kind.String()
+	if e.Code != "" {
+		msg += " (" + e.Code + ")"
+	}
+	if e.Err != nil {
+		msg += ": " + e.Err.Error()
+	}
+	return msg
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// AsError returns err's *Error, or one of KindMisconfigured wrapping err.
+func AsError(err error) *Error {
+	var ce *Error
+	if errors.As(err, &ce) {
+		return ce
+	}
+	return &Error{Kind: KindMisconfigured, Err: err}
+}
+
+// ConfigError is a connection whose options cannot work; it is reported
+// when the connection is saved and when it is used.
+func ConfigError(format string, args ...any) *Error {
+	return &Error{Kind: KindMisconfigured, Err: fmt.Errorf(format, args...)}
+}
+
+// Step is one upstream call or check of a login, as `gatehouse try` shows it.
+type Step struct {
+	Name     string        `json:"name"`
+	Duration time.Duration `json:"-"`
+	OK       bool          `json:"ok"`
+	Detail   string        `json:"detail,omitempty"`
+	Error    string        `json:"error,omitempty"`
+}
+
+// Trace collects the steps of one login. A nil *Trace records nothing, so
+// connectors call it unconditionally.
+type Trace struct {
+	mu       sync.Mutex
+	steps    []Step
+	warnings []string
+}
+
+type traceKey struct{}
+
+// WithTrace returns ctx carrying t.
+func WithTrace(ctx context.Context, t *Trace) context.Context {
+	return context.WithValue(ctx, traceKey{}, t)
+}
+
+// TraceFrom returns the Trace of ctx, or nil.
+func TraceFrom(ctx context.Context) *Trace {
+	t, _ := ctx.Value(traceKey{}).(*Trace)
+	return t
+}
+
+// Record adds a step that started at start and ended now.
+func (t *Trace) Record(name string, start time.Time, err error, detail string) {
+	if t == nil {
+		return
+	}
+	s := Step{Name: name, Duration: time.Since(start), OK: err == nil, Detail: detail}
+	if err != nil {
+		s.Error = err.Error()
+	}
+	t.mu.Lock()
+	t.steps = append(t.steps, s)
+	t.mu.Unlock()
+}
+
+// Warn adds a warning for the administrator.
+func (t *Trace) Warn(msg string) {
+	if t == nil {
+		return
+	}
+	t.mu.Lock()
+	t.warnings = append(t.warnings, msg)
+	t.mu.Unlock()
+}
+
+// Steps returns the recorded steps in order.
+func (t *Trace) Steps() []Step {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return append([]Step(nil), t.steps...)
+}
+
+// Warnings returns the recorded warnings.
+func (t *Trace) Warnings() []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return append([]string(nil), t.warnings...)
+}
