@@ -118,6 +118,9 @@ func (c *Client) ValidateIDToken(ctx context.Context, raw string, opts ValidateO
 		Expiry    *jwt.NumericDate `json:"exp"`
 	}
 	if err := tok.Claims(key.key, claims, &times); err != nil {
+		if errors.Is(err, jose.ErrCryptoFailure) {
+			return nil, fmt.Errorf("%w: bad signature", ErrInvalidIDToken)
+		}
 		return nil, fmt.Errorf("%w: %w", ErrInvalidIDToken, err)
 	}
 	if err := checkClaims(claims, times.IssuedAt, times.NotBefore, times.Expiry, meta, key, opts, c.now()); err != nil {

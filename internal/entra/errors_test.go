@@ -1,0 +1,160 @@
+package entra
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+func errorFrom(t *testing.T, status int, header http.Header, body string) *Error {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	for k, v := range header {
+		rec.Header()[k] = v
+	}
+	rec.WriteHeader(status)
+	io.WriteString(rec, body)
+	resp := rec.Result()
+	b, _ := io.ReadAll(resp.Body)
+	return newError(resp, b)
+}
+
+// TestErrorClasses covers every AADSTS code the emulator issue requires,
+// with the error string and HTTP status Entra was observed to send.
+func TestErrorClasses(t *testing.T) {
+	tests := []struct {
+		code   int
+		status int
+		err    string
+		class  Class
+		hint   string
+	}{
+		{50126, 400, "invalid_grant", ClassInvalidCredentials, "wrong username or password"},
+		{50034, 400, "invalid_grant", ClassInvalidCredentials, "does not exist"},
+		{50053, 400, "unauthorized_client", ClassLocked, "smart lockout"},
+		{50055, 400, "user_password_expired", ClassPasswordExpired, "expired"},
+		{50057, 400, "invalid_grant", ClassAccountDisabled, "disabled"},
+		{50076, 400, "invalid_grant", ClassMFARequired, "this user must do MFA, which the password flow cannot"},
+		{50079, 400, "interaction_required", ClassMFARequired, "register MFA"},
+		{53003, 400, "invalid_grant", ClassConditionalAccess, "Conditional Access"},
+		{65001, 400, "invalid_grant", ClassConsentRequired, "grant admin consent"},
+		{700016, 400, "unauthorized_client", ClassAppMisconfigured, "client ID is not registered"},
+		{7000215, 401, "invalid_client", ClassAppMisconfigured, "Value, not its Secret ID"},
+		{7000222, 401, "invalid_client", ClassAppMisconfigured, "expired"},
+		{7000218, 401, "invalid_client", ClassAppMisconfigured, "enable Allow public client flows"},
+		{90002, 400, "invalid_request", ClassAppMisconfigured, "tenant not found"},
+		{90014, 400, "invalid_request", ClassAppMisconfigured, "required field"},
+		{500011, 400, "invalid_resource", ClassAppMisconfigured, "App ID URI"},
+		{50059, 400, "invalid_request", ClassAppMisconfigured, "tenant"},
+		{9002313, 400, "invalid_request", ClassAppMisconfigured, "malformed"},
+		{50056, 400, "invalid_grant", ClassPasswordless, "no password"},
+		{9001023, 400, "invalid_request", ClassAppMisconfigured, "organizations"},
+		{90055, 400, "temporarily_unavailable", ClassThrottled, "throttling"},
+		{99999999, 400, "invalid_grant", ClassUnknown, "login.microsoftonline.com/error"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.err+"/"+strconv.Itoa(tt.code), func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			entraError(rec, tt.status, tt.err, tt.code, "Some text about adele@contoso.com.")
+			resp := rec.Result()
+			body, _ := io.ReadAll(resp.Body)
+			e := newError(resp, body)
+			if e.Class != tt.class || e.AADSTS != tt.code || e.StatusCode != tt.status || e.Code != tt.err {
+				t.Fatalf("got class %v AADSTS%d status %d %q", e.Class, e.AADSTS, e.StatusCode, e.Code)
+			}
+			if !strings.Contains(e.Hint(), tt.hint) {
+				t.Errorf("hint %q lacks %q", e.Hint(), tt.hint)
+			}
+			if !errors.Is(e, tt.class) || (tt.class != ClassLocked && errors.Is(e, ClassLocked)) {
+				t.Errorf("errors.Is(%v) wrong", tt.class)
+			}
+			if e.TraceID != "0000aaaa-11bb-cc22-dd33-444444eeeeee" || e.CorrelationID == "" || e.Timestamp == "" || e.ErrorURI == "" {
+				t.Errorf("diagnostics not parsed: %+v", e)
+			}
+			if strings.Contains(e.Error(), "adele") {
+				t.Errorf("Error() carries the description: %s", e)
+			}
+		})
+	}
+}
+
+func TestErrorBodies(t *testing.T) {
+	t.Run("wrapper code first", func(t *testing.T) {
+		// HDInsight's federated-user capture: [70002, 50126].
+		e := errorFrom(t, 400, nil, `{"error":"invalid_grant","error_description":"AADSTS70002: Error validating credentials. AADSTS50126: Invalid username or password\r\nTrace ID: t\r\n Correlation ID: c\r\nTimestamp: 2019-01-28 17:49:58Z","error_codes":[70002,50126],"timestamp":"2019-01-28 17:49:58Z","trace_id":"t","correlation_id":"c"}`)
+		if e.AADSTS != 50126 || e.Class != ClassInvalidCredentials {
+			t.Fatalf("got AADSTS%d %v", e.AADSTS, e.Class)
+		}
+	})
+	t.Run("expired password extras", func(t *testing.T) {
+		e := errorFrom(t, 400, nil, `{"error":"user_password_expired","error_description":"AADSTS50055: Password is expired.","error_codes":[50055],"suberror":"user_password_expired","password_change_url":"https://portal.microsoftonline.com/ChangePassword.aspx"}`)
+		if e.Class != ClassPasswordExpired || e.SubError != "user_password_expired" || e.PasswordChangeURL == "" {
+			t.Fatalf("got %+v", e)
+		}
+	})
+	t.Run("conditional access claims", func(t *testing.T) {
+		e := errorFrom(t, 400, nil, `{"error":"invalid_grant","error_description":"AADSTS53003: Access has been blocked by Conditional Access policies.","error_codes":[53003],"suberror":"message_only","claims":"{\"access_token\":{\"capolids\":{\"essential\":true,\"values\":[\"p1\"]}}}"}`)
+		if e.Class != ClassConditionalAccess || !strings.Contains(e.Claims, "capolids") {
+			t.Fatalf("got %+v", e)
+		}
+	})
+	t.Run("code only in description", func(t *testing.T) {
+		e := errorFrom(t, 401, nil, `{"error":"invalid_client","error_description":"AADSTS7000218: The request body must contain the following parameter: 'client_assertion' or 'client_secret'. Trace ID: t Correlation ID: c Timestamp: 2025-01-01 00:00:00Z"}`)
+		if e.AADSTS != 7000218 || e.Class != ClassAppMisconfigured {
+			t.Fatalf("got AADSTS%d %v", e.AADSTS, e.Class)
+		}
+	})
+	t.Run("unknown code falls back to suberror", func(t *testing.T) {
+		e := errorFrom(t, 400, nil, `{"error":"invalid_grant","error_codes":[65999],"suberror":"consent_required"}`)
+		if e.Class != ClassConsentRequired || e.AADSTS != 65999 {
+			t.Fatalf("got AADSTS%d %v", e.AADSTS, e.Class)
+		}
+	})
+	t.Run("throttled with Retry-After", func(t *testing.T) {
+		e := errorFrom(t, 429, http.Header{"Retry-After": {"7"}}, `{"error":"temporarily_unavailable","error_codes":[50196]}`)
+		if e.Class != ClassThrottled || e.RetryAfter != 7*time.Second || !errors.Is(e, ClassThrottled) {
+			t.Fatalf("got %v %v", e.Class, e.RetryAfter)
+		}
+	})
+	t.Run("outage page", func(t *testing.T) {
+		when := time.Now().Add(30 * time.Second).UTC().Format(http.TimeFormat)
+		e := errorFrom(t, 503, http.Header{"Retry-After": {when}}, `<html>Service Unavailable</html>`)
+		if e.Class != ClassUnavailable || e.RetryAfter < 28*time.Second || e.RetryAfter > 31*time.Second {
+			t.Fatalf("got %v %v", e.Class, e.RetryAfter)
+		}
+		if e.Error() != "entra: unavailable (HTTP 503)" {
+			t.Errorf("Error() = %q", e)
+		}
+	})
+	t.Run("transport error unwraps", func(t *testing.T) {
+		e := unreachable(io.ErrUnexpectedEOF)
+		if !errors.Is(e, io.ErrUnexpectedEOF) || !errors.Is(e, ClassUnavailable) {
+			t.Fatal("Unwrap/Is broken")
+		}
+	})
+}
+
+func TestGraphErrorBody(t *testing.T) {
+	rec := httptest.NewRecorder()
+	rec.WriteHeader(401)
+	io.WriteString(rec, `{"error":{"code":"InvalidAuthenticationToken","message":"Access token validation failure. Invalid audience.","innerError":{"date":"2023-04-20T01:33:53","request-id":"r-1","client-request-id":"c-1"}}}`)
+	resp := rec.Result()
+	b, _ := io.ReadAll(resp.Body)
+	e := newGraphError(resp, b)
+	if e.Code != "InvalidAuthenticationToken" || e.RequestID != "r-1" || e.ClientRequestID != "c-1" || e.Date == "" || e.StatusCode != 401 {
+		t.Fatalf("got %+v", e)
+	}
+	rec = httptest.NewRecorder()
+	rec.WriteHeader(401)
+	io.WriteString(rec, `{"odata.error":{"code":"Authentication_MissingOrMalformed","message":{"lang":"en","value":"Access Token missing or malformed."}}}`)
+	resp = rec.Result()
+	b, _ = io.ReadAll(resp.Body)
+	if e := newGraphError(resp, b); e.Code != "Authentication_MissingOrMalformed" || e.Message == "" {
+		t.Fatalf("legacy body: %+v", e)
+	}
+}
