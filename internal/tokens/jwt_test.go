@@ -56,7 +56,7 @@ func validClaims(now time.Time) accessClaims {
 }
 
 func TestSignVerifyRoundTrip(t *testing.T) {
-	k := shared(t).keys
+	k := shared(t)
 	now := time.Now()
 	for name, claims := range map[string]any{
 		"struct": validClaims(now),
@@ -91,7 +91,7 @@ func TestSignVerifyRoundTrip(t *testing.T) {
 }
 
 func TestParseJWTClaims(t *testing.T) {
-	k := shared(t).keys
+	k := shared(t)
 	now := time.Unix(1_750_000_000, 0)
 	tok, _ := k.Sign(validClaims(now))
 	c, err := k.ParseJWT(tok, testIssuer, testAudience, now, 0)
@@ -121,7 +121,7 @@ func TestParseJWTClaims(t *testing.T) {
 // Tokens must verify with libraries that share no code with ours, the way
 // relying parties will check them.
 func TestIndependentVerifiers(t *testing.T) {
-	k := shared(t).keys
+	k := shared(t)
 	now := time.Now()
 	tok, err := k.Sign(validClaims(now))
 	if err != nil {
@@ -210,7 +210,7 @@ func signWith(t *testing.T, priv *rsa.PrivateKey, header, claims any) string {
 }
 
 func TestRejections(t *testing.T) {
-	k := shared(t).keys
+	k := shared(t)
 	kid := k.KID()
 	now := time.Now()
 	good, _ := k.Sign(validClaims(now))
@@ -302,7 +302,7 @@ func TestRejections(t *testing.T) {
 }
 
 func TestSkew(t *testing.T) {
-	k := shared(t).keys
+	k := shared(t)
 	now := time.Now()
 	tok := mustSign(t, k, map[string]any{"iss": testIssuer, "aud": testAudience,
 		"exp": now.Add(-30 * time.Second).Unix(), "nbf": now.Add(30 * time.Second).Unix(), "iat": now.Add(30 * time.Second).Unix()})
