@@ -1,0 +1,37 @@
+package sqlstore
+
+import (
+	"context"
+	"fmt"
+)
+
+// AppliedVersions lists the versions recorded in schema_migrations.
+func AppliedVersions(ctx context.Context, s *Store) ([]int, error) {
+	rows, err := s.read.QueryContext(ctx, "SELECT version FROM schema_migrations ORDER BY version")
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var vs []int
+	for rows.Next() {
+		var v int
+		if err := rows.Scan(&v); err != nil {
+			return nil, err
+		}
+		vs = append(vs, v)
+	}
+	return vs, rows.Err()
+}
+
+// MigrationNames lists a backend's migrations as NNNN_name.
+func MigrationNames(backend string) ([]string, error) {
+	ms, err := loadMigrations(backend)
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, m := range ms {
+		names = append(names, fmt.Sprintf("%04d_%s", m.version, m.name))
+	}
+	return names, nil
+}

@@ -1,0 +1,207 @@
+package sqlstore_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/gatehouse/gatehouse/internal/store"
+	"github.com/gatehouse/gatehouse/internal/store/sqlstore"
+	"github.com/gatehouse/gatehouse/internal/store/storetest"
+)
+
+func TestConformance(t *testing.T) {
+	for _, b := range storetest.Backends() {
+		t.Run(b, func(t *testing.T) {
+			storetest.Run(t, func(t *testing.T) store.Store { return storetest.Open(t, b) })
+		})
+	}
+}
+
+// openRaw opens dsn without migrating, closed at cleanup.
+func openRaw(t *testing.T, dsn string) *sqlstore.Store {
+	t.Helper()
+	s, err := sqlstore.Open(t.Context(), dsn, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// TestConcurrentMigrate starts several stores — as separate processes
+// would — on one empty database and migrates them at once.
+func TestConcurrentMigrate(t *testing.T) {
+	for _, b := range storetest.Backends() {
+		t.Run(b, func(t *testing.T) {
+			dsn := storetest.DSN(t, b)
+			stores := make([]*sqlstore.Store, 4)
+			for i := range stores {
+				stores[i] = openRaw(t, dsn)
+			}
+			errs := make([]error, len(stores))
+			var wg sync.WaitGroup
+			for i, s := range stores {
+				wg.Go(func() { errs[i] = s.Migrate(t.Context()) })
+			}
+			wg.Wait()
+			if err := errors.Join(errs...); err != nil {
+				t.Fatalf("concurrent Migrate: %v", err)
+			}
+			versions, err := sqlstore.AppliedVersions(t.Context(), stores[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := make([]int, stores[0].LatestVersion())
+			for i := range want {
+				want[i] = i + 1
+			}
+			if fmt.Sprint(versions) != fmt.Sprint(want) {
+				t.Errorf("schema_migrations holds %v, want %v", versions, want)
+			}
+			for _, s := range stores {
+				if err := s.Ping(t.Context()); err != nil {
+					t.Errorf("Ping after Migrate: %v", err)
+				}
+			}
+		})
+	}
+}
+
+func TestPingWantsMigrations(t *testing.T) {
+	for _, b := range storetest.Backends() {
+		t.Run(b, func(t *testing.T) {
+			ctx := t.Context()
+			s := openRaw(t, storetest.DSN(t, b))
+			if v, err := s.CurrentVersion(ctx); err != nil || v != 0 {
+				t.Fatalf("CurrentVersion of an empty database = %d, %v; want 0", v, err)
+			}
+			err := s.Ping(ctx)
+			if err == nil || !strings.Contains(err.Error(), "migrat") {
+				t.Fatalf("Ping before Migrate = %v, want an error asking for migrations", err)
+			}
+			for range 2 {
+				if err := s.Migrate(ctx); err != nil {
+					t.Fatalf("Migrate: %v", err)
+				}
+			}
+			if v, err := s.CurrentVersion(ctx); err != nil || v != s.LatestVersion() {
+				t.Fatalf("CurrentVersion = %d, %v; want %d", v, err, s.LatestVersion())
+			}
+			if err := s.Ping(ctx); err != nil {
+				t.Fatalf("Ping after Migrate: %v", err)
+			}
+			if s.Backend() != b {
+				t.Errorf("Backend() = %q, want %q", s.Backend(), b)
+			}
+		})
+	}
+}
+
+func TestMigrationsMatchAcrossBackends(t *testing.T) {
+	sq, err := sqlstore.MigrationNames("sqlite")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pg, err := sqlstore.MigrationNames("postgres")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sq) == 0 || fmt.Sprint(sq) != fmt.Sprint(pg) {
+		t.Errorf("migrations differ: sqlite %v, postgres %v", sq, pg)
+	}
+}
+
+func TestOpenRejects(t *testing.T) {
+	for _, dsn := range []string{
+		"",
+		"mysql://user:hunter2@db/gatehouse",
+		"sqlite:",
+		"sqlite::memory:",
+		"sqlite:file:x?mode=memory",
+		"postgres://user:hunter2@127.0.0.1:1/db?connect_timeout=1",
+	} {
+		s, err := sqlstore.Open(t.Context(), dsn, nil)
+		if err == nil {
+			s.Close()
+			t.Errorf("Open(%q) succeeded", dsn)
+			continue
+		}
+		if strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("Open(%q) error reveals the password: %v", dsn, err)
+		}
+	}
+}
+
+// TestConcurrentLoad hammers one database from many goroutines through two
+// stores, as two processes sharing a SQLite file would: no operation may
+// fail, in particular not with SQLITE_BUSY.
+func TestConcurrentLoad(t *testing.T) {
+	const goroutines, ops = 50, 50
+	for _, b := range storetest.Backends() {
+		t.Run(b, func(t *testing.T) {
+			ctx := t.Context()
+			dsn := storetest.DSN(t, b)
+			stores := []*sqlstore.Store{openRaw(t, dsn), openRaw(t, dsn)}
+			if err := stores[0].Migrate(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if err := stores[0].CreateConnection(ctx, &store.Connection{ID: "con_1", Name: "one", Strategy: "waad"}); err != nil {
+				t.Fatal(err)
+			}
+			errs := make(chan error, goroutines*ops)
+			var wg sync.WaitGroup
+			for g := range goroutines {
+				s := stores[g%len(stores)]
+				wg.Go(func() {
+					for i := range ops {
+						if err := op(ctx, s, g, i); err != nil {
+							errs <- fmt.Errorf("goroutine %d op %d: %w", g, i, err)
+						}
+					}
+				})
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Error(err)
+			}
+			_, total, err := stores[1].ListLogEvents(ctx, store.LogFilter{}, store.ListOptions{})
+			if err != nil || total != goroutines*ops/5 {
+				t.Errorf("log events: total %d, %v; want %d", total, err, goroutines*ops/5)
+			}
+		})
+	}
+}
+
+// op is one step of the load: a mix of transactions, plain writes and
+// reads.
+func op(ctx context.Context, s *sqlstore.Store, g, i int) error {
+	id := fmt.Sprintf("g%d-%d", g, i)
+	switch i % 5 {
+	case 0:
+		return s.CreateClient(ctx, &store.Client{ClientID: id, Callbacks: []string{"https://x.example"}})
+	case 1:
+		return s.SetConnectionClients(ctx, "con_1", map[string]bool{fmt.Sprintf("g%d-%d", g, i-1): true})
+	case 2:
+		_, err := s.UpsertUser(ctx, &store.User{UserID: fmt.Sprintf("u%d", g%7), Connection: "one", Email: id + "@example.com", LoginsCount: i})
+		return err
+	case 3:
+		if _, _, err := s.ListUsers(ctx, store.UserFilter{Connection: "one"}, store.ListOptions{PerPage: 5}); err != nil {
+			return err
+		}
+		if _, err := s.ConnectionEnabledForClient(ctx, "con_1", fmt.Sprintf("g%d-%d", g, i-3)); err != nil {
+			return err
+		}
+		_, err := s.GetConnection(ctx, "con_1")
+		return err
+	default:
+		if _, err := s.InsertSigningKeyIfNone(ctx, &store.SigningKey{KID: id, PrivateEnc: []byte("p"), CertDER: []byte("c"), State: store.KeyCurrent}); err != nil {
+			return err
+		}
+		return s.AppendLogEvent(ctx, &store.LogEvent{Type: "s", UserID: id})
+	}
+}
