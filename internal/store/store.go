@@ -18,6 +18,11 @@ var (
 // Store is everything Gatehouse persists. Consumers should declare the
 // smaller interface they need (ClientStore, KeyStore, ...) rather than
 // depending on Store as a whole.
+//
+// Times are kept to the millisecond, in UTC. Create methods default a zero
+// CreatedAt (and UpdatedAt) to now; update methods set UpdatedAt to now and
+// keep the stored CreatedAt. Either way the stored values are written back
+// into the argument, so it equals what a later Get returns.
 type Store interface {
 	ClientStore
 	ConnectionStore

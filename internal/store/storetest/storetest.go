@@ -578,41 +578,47 @@ func testSigningKeys(t *testing.T, s store.Store) {
 
 func testSigningKeyInsertRace(t *testing.T, s store.Store) {
 	ctx := t.Context()
-	const n = 16
-	var (
-		wg       sync.WaitGroup
-		mu       sync.Mutex
-		inserted []string
-		errs     []error
-	)
-	start := make(chan struct{})
-	for i := range n {
-		wg.Go(func() {
-			<-start
-			k := &store.SigningKey{KID: fmt.Sprintf("race-%d", i), PrivateEnc: []byte("p"), CertDER: []byte("c"), State: store.KeyCurrent}
-			ok, err := s.InsertSigningKeyIfNone(ctx, k)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				errs = append(errs, err)
-			}
-			if ok {
-				inserted = append(inserted, k.KID)
-			}
-		})
-	}
-	close(start)
-	wg.Wait()
-	if len(errs) > 0 {
-		t.Fatalf("InsertSigningKeyIfNone errors: %v", errors.Join(errs...))
-	}
-	if len(inserted) != 1 {
-		t.Fatalf("%d racing inserts succeeded (%v), want exactly 1", len(inserted), inserted)
-	}
-	keys, err := s.ListSigningKeys(ctx)
-	must(t, err)
-	if len(keys) != 1 || keys[0].KID != inserted[0] {
-		t.Fatalf("stored keys %v, want only %s", keys, inserted[0])
+	// Several rounds widen the window a missing lock would leave open;
+	// revoking the winner makes room for the next round.
+	const rounds, n = 5, 16
+	for r := range rounds {
+		var (
+			wg       sync.WaitGroup
+			mu       sync.Mutex
+			inserted []*store.SigningKey
+			errs     []error
+		)
+		start := make(chan struct{})
+		for i := range n {
+			wg.Go(func() {
+				k := &store.SigningKey{KID: fmt.Sprintf("race-%d-%d", r, i), PrivateEnc: []byte("p"), CertDER: []byte("c"), State: store.KeyCurrent}
+				<-start
+				ok, err := s.InsertSigningKeyIfNone(ctx, k)
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil {
+					errs = append(errs, err)
+				}
+				if ok {
+					inserted = append(inserted, k)
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+		if len(errs) > 0 {
+			t.Fatalf("round %d: InsertSigningKeyIfNone errors: %v", r, errors.Join(errs...))
+		}
+		if len(inserted) != 1 {
+			t.Fatalf("round %d: %d racing inserts succeeded, want exactly 1", r, len(inserted))
+		}
+		keys, err := s.ListSigningKeys(ctx)
+		must(t, err)
+		if len(keys) != r+1 || keys[0].KID != inserted[0].KID {
+			t.Fatalf("round %d: %d keys stored, newest %s; want %d, newest %s", r, len(keys), keys[0].KID, r+1, inserted[0].KID)
+		}
+		inserted[0].State, inserted[0].RevokedAt = store.KeyRevoked, ptr(time.Now())
+		must(t, s.UpdateSigningKey(ctx, inserted[0]))
 	}
 }
 
