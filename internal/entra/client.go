@@ -95,14 +95,19 @@ type Options struct {
 	Timeout time.Duration
 	// Now is the clock for token validation and caching. Default time.Now.
 	Now func() time.Time
+	// GraphPageSize is the $top of Graph collection requests. Default 999,
+	// Graph's maximum for directory objects, so that a user with many groups
+	// costs few round trips.
+	GraphPageSize int
 }
 
 // Client talks to Entra and Graph. It is safe for concurrent use; share one.
 type Client struct {
-	hc      *http.Client
-	timeout time.Duration
-	now     func() time.Time
-	keys    *keyCache
+	hc       *http.Client
+	timeout  time.Duration
+	now      func() time.Time
+	pageSize int
+	keys     *keyCache
 }
 
 // NewClient returns a Client with its own metadata and key cache.
@@ -119,6 +124,10 @@ func NewClient(opts Options) *Client {
 	if now == nil {
 		now = time.Now
 	}
+	pageSize := opts.GraphPageSize
+	if pageSize <= 0 || pageSize > 999 {
+		pageSize = 999
+	}
 	c := &Client{
 		hc: &http.Client{
 			Transport: rt,
@@ -131,8 +140,9 @@ func NewClient(opts Options) *Client {
 				return nil
 			},
 		},
-		timeout: timeout,
-		now:     now,
+		timeout:  timeout,
+		now:      now,
+		pageSize: pageSize,
 	}
 	c.keys = newKeyCache(c)
 	return c

@@ -149,10 +149,6 @@ type Group struct {
 	DisplayName string
 }
 
-// graphPageSize is Graph's maximum $top for directory collections, so that a
-// user with many groups costs few round trips.
-const graphPageSize = 999
-
 // MemberOf lists the user's groups: direct ones (/me/memberOf), or with
 // transitive also those inherited through nested groups
 // (/me/transitiveMemberOf). Directory roles and administrative units are
@@ -168,7 +164,7 @@ func (c *Client) MemberOf(ctx context.Context, graphHost, accessToken string, tr
 		rel = "transitiveMemberOf"
 	}
 	u := base.JoinPath("v1.0", "me", rel)
-	top := graphPageSize
+	top := c.pageSize
 	if max > 0 && max < top {
 		top = max
 	}
