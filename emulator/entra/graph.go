@@ -136,6 +136,16 @@ func userProps(u *User) map[string]any {
 		"preferredLanguage": nullable(u.PreferredLanguage),
 		"department":        nullable(u.Department),
 		"accountEnabled":    u.Enabled(),
+		// Real user properties the directory file does not model; Graph
+		// answers null for them, and a broker may $select them.
+		"city":                  nil,
+		"country":               nil,
+		"state":                 nil,
+		"streetAddress":         nil,
+		"postalCode":            nil,
+		"usageLocation":         nil,
+		"proxyAddresses":        []string{},
+		"onPremisesSyncEnabled": nil,
 	}
 }
 
