@@ -87,6 +87,9 @@ const (
 	KindUnavailable
 	// KindInvalidUpstreamToken: the provider's answer did not validate.
 	KindInvalidUpstreamToken
+	// KindTenantNotAllowed: the user's organisation is not one the
+	// connection accepts (multi-tenant connections).
+	KindTenantNotAllowed
 )
 
 var kindNames = map[Kind]string{
@@ -100,6 +103,7 @@ var kindNames = map[Kind]string{
 	KindMisconfigured:        "misconfigured",
 	KindUnavailable:          "unavailable",
 	KindInvalidUpstreamToken: "invalid_upstream_token",
+	KindTenantNotAllowed:     "tenant_not_allowed",
 }
 
 func (k Kind) String() string {

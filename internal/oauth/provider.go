@@ -4,8 +4,11 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/audit"
+	"github.com/gatehouse/gatehouse/internal/connection"
 	"github.com/gatehouse/gatehouse/internal/store"
 )
 
@@ -45,6 +48,17 @@ type Config struct {
 	Logger                  *slog.Logger
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+
+	// The password grants need the following; without Connectors they
+	// are not offered.
+	Connections ConnectionGetter
+	Users       UserStore
+	Audit       *audit.Recorder
+	Connectors  connection.Registry
+	// Sealer seals the opaque access tokens that /userinfo accepts.
+	Sealer Sealer
+	// TrustedProxies are the peers whose X-Forwarded-For names the client.
+	TrustedProxies []netip.Prefix
 }
 
 // Provider serves the Authentication API.
@@ -60,6 +74,13 @@ type Provider struct {
 	logger       *slog.Logger
 	now          func() time.Time
 	grants       map[string]grantHandler
+
+	connections    ConnectionGetter
+	users          UserStore
+	audit          *audit.Recorder
+	connectors     connection.Registry
+	sealer         Sealer
+	trustedProxies []netip.Prefix
 }
 
 // grantHandler answers one grant type for an authenticated client whose
@@ -79,6 +100,13 @@ func New(cfg Config) *Provider {
 		mgmtLifetime: cfg.ManagementTokenLifetime,
 		logger:       cfg.Logger,
 		now:          cfg.Now,
+
+		connections:    cfg.Connections,
+		users:          cfg.Users,
+		audit:          cfg.Audit,
+		connectors:     cfg.Connectors,
+		sealer:         cfg.Sealer,
+		trustedProxies: cfg.TrustedProxies,
 	}
 	if p.now == nil {
 		p.now = time.Now
@@ -88,6 +116,10 @@ func New(cfg Config) *Provider {
 	}
 	p.grants = map[string]grantHandler{
 		"client_credentials": p.clientCredentials,
+	}
+	if len(p.connectors) > 0 {
+		p.grants[grantPassword] = p.passwordGrant
+		p.grants[grantPasswordRealm] = p.passwordGrant
 	}
 	return p
 }
@@ -100,4 +132,7 @@ func (p *Provider) Register(mux *http.ServeMux) {
 	mux.HandleFunc("/oauth/token", p.token)
 	mux.HandleFunc("GET /.well-known/openid-configuration", p.discovery)
 	mux.HandleFunc("GET /.well-known/jwks.json", p.jwks)
+	if len(p.connectors) > 0 {
+		mux.HandleFunc("/userinfo", p.userinfo)
+	}
 }

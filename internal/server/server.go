@@ -15,7 +15,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/audit"
 	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/connection"
+	"github.com/gatehouse/gatehouse/internal/connection/azuread"
+	"github.com/gatehouse/gatehouse/internal/entra"
 	"github.com/gatehouse/gatehouse/internal/management"
 	"github.com/gatehouse/gatehouse/internal/oauth"
 	"github.com/gatehouse/gatehouse/internal/secrets"
@@ -36,12 +40,16 @@ type Server struct {
 // New opens the database, migrates it, unseals the keys and builds the
 // handlers. Credentials of a generated admin application are written to
 // notice, once.
-func New(ctx context.Context, cfg *config.Config, logger *slog.Logger, notice io.Writer) (*Server, error) {
+func New(ctx context.Context, cfg *config.Config, logger *slog.Logger, notice io.Writer, opts ...Option) (*Server, error) {
 	st, err := sqlstore.Open(ctx, cfg.Database, logger)
 	if err != nil {
 		return nil, fmt.Errorf("server: open database: %w", err)
 	}
-	s, err := build(ctx, cfg, logger, notice, st)
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	s, err := build(ctx, cfg, logger, notice, st, o)
 	if err != nil {
 		st.Close()
 		return nil, err
@@ -49,7 +57,20 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger, notice io
 	return s, nil
 }
 
-func build(ctx context.Context, cfg *config.Config, logger *slog.Logger, notice io.Writer, st *sqlstore.Store) (*Server, error) {
+// Option adjusts what New builds beyond the configuration.
+type Option func(*options)
+
+type options struct {
+	entra entra.Options
+}
+
+// WithEntraOptions sets the options of the Entra client, e.g. a small
+// Graph page size in tests.
+func WithEntraOptions(o entra.Options) Option {
+	return func(opts *options) { opts.entra = o }
+}
+
+func build(ctx context.Context, cfg *config.Config, logger *slog.Logger, notice io.Writer, st *sqlstore.Store, o options) (*Server, error) {
 	if err := st.Migrate(ctx); err != nil {
 		return nil, fmt.Errorf("server: migrate: %w", err)
 	}
@@ -68,6 +89,9 @@ func build(ctx context.Context, cfg *config.Config, logger *slog.Logger, notice 
 		return nil, err
 	}
 	mgmtAudience := oauth.ManagementAudience(cfg.Issuer)
+	// One Entra client for the process: its transport and key cache are
+	// sized to be shared by every connection.
+	waad := azuread.NewConnector(entra.NewClient(o.entra), keyring, logger)
 	provider := oauth.New(oauth.Config{
 		Issuer:                  cfg.Issuer,
 		Clients:                 st,
@@ -77,6 +101,12 @@ func build(ctx context.Context, cfg *config.Config, logger *slog.Logger, notice 
 		ManagementScopes:        management.Scopes,
 		ManagementTokenLifetime: cfg.ManagementTokenLifetime,
 		Logger:                  logger,
+		Connections:             st,
+		Users:                   st,
+		Audit:                   audit.NewRecorder(st),
+		Connectors:              connection.Registry{azuread.Strategy: waad},
+		Sealer:                  keyring,
+		TrustedProxies:          cfg.TrustedProxies,
 	})
 	api := management.New(management.Config{
 		Issuer:  cfg.Issuer,

@@ -1,0 +1,271 @@
+package azuread
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/connection"
+	"github.com/gatehouse/gatehouse/internal/entra"
+	"github.com/gatehouse/gatehouse/internal/store"
+)
+
+// Strategy is the Auth0 strategy name of Microsoft Azure AD connections.
+const Strategy = "waad"
+
+// Opener opens the connection's sealed client secret.
+type Opener interface {
+	Open(ciphertext, aad []byte) ([]byte, error)
+}
+
+// Connector is the waad password connector. It is safe for concurrent use.
+type Connector struct {
+	entra   *entra.Client
+	secrets Opener
+	logger  *slog.Logger
+}
+
+var _ connection.PasswordConnector = (*Connector)(nil)
+
+// NewConnector returns a Connector calling Entra through c.
+func NewConnector(c *entra.Client, secrets Opener, logger *slog.Logger) *Connector {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Connector{entra: c, secrets: secrets, logger: logger}
+}
+
+// graphUnavailable explains why extended attributes and groups were not
+// loaded with a token meant for another API (the seed's App ID URI case).
+func graphUnavailable(aud string) string {
+	return "upstream token audience is " + aud + ", not Microsoft Graph: extended attributes and groups were not loaded"
+}
+
+// LegacyGraphWarning is shown when a connection uses the retired Azure AD
+// Graph as its v1 App ID URI, as the Auth0 guide suggested before 2025.
+const LegacyGraphWarning = "app_id https://graph.windows.net is the Azure AD Graph, which Microsoft retired in 2025; " +
+	"Gatehouse asks Entra for a Microsoft Graph token instead and loads extended attributes and groups from there (the native app needs the delegated " +
+	"Microsoft Graph permissions User.Read and Directory.Read.All, admin-consented)"
+
+// ROPCWarning is Microsoft's own warning about the password grant.
+const ROPCWarning = "Microsoft recommends you do not use the ROPC (password) flow: it is incompatible with multifactor " +
+	"authentication, and fails for accounts that require MFA, use passwordless methods, are personal Microsoft accounts, " +
+	"or are federated without password hash sync"
+
+// Login signs the user in at Entra with the password grant, validates the
+// id_token and builds the waad profile. The password is used for one
+// upstream POST and not kept.
+func (c *Connector) Login(ctx context.Context, conn *store.Connection, username, password, ip string) (*connection.Identity, error) {
+	tr := connection.TraceFrom(ctx)
+	s, err := c.settings(conn)
+	if err != nil {
+		tr.Record("configuration", time.Now(), err, "")
+		return nil, err
+	}
+	if s.legacyGraph {
+		tr.Warn(LegacyGraphWarning)
+	}
+
+	start := time.Now()
+	meta, err := c.entra.Metadata(ctx, s.endpoint)
+	tr.Record("metadata", start, err, metadataDetail(meta))
+	if err != nil {
+		return nil, upstreamError(err)
+	}
+
+	req := entra.PasswordRequest{
+		Endpoint:     s.endpoint,
+		ClientID:     s.clientID,
+		ClientSecret: s.clientSecret,
+		Username:     username,
+		Password:     password,
+		Resource:     s.resource,
+		Scopes:       s.scopes,
+	}
+	start = time.Now()
+	tok, err := c.entra.PasswordToken(ctx, req)
+	// The request value is the only copy of the password this package
+	// made; clear it before anything else can hold on to it.
+	req.Password = ""
+	tr.Record("token", start, err, tokenDetail(tok, s))
+	if err != nil {
+		return nil, upstreamError(err)
+	}
+
+	start = time.Now()
+	// On the common endpoint the tenant is checked here rather than by
+	// ValidateIDToken, so that a user of a foreign organisation gets their
+	// own answer instead of "invalid token". Every other check stays there.
+	claims, err := c.entra.ValidateIDToken(ctx, tok.IDToken, entra.ValidateOptions{
+		Endpoint:       s.endpoint,
+		ClientID:       s.clientID,
+		AllowAnyTenant: s.endpoint.Common,
+	})
+	if err == nil && s.endpoint.Common && !s.allowAnyTenant && !slices.ContainsFunc(s.allowedTenants, func(t string) bool { return strings.EqualFold(t, claims.TenantID) }) {
+		err = &connection.Error{Kind: connection.KindTenantNotAllowed, Err: fmt.Errorf("azuread: tenant %s is not in allowed_tenants", claims.TenantID),
+			Hint: "add the tenant id to options.allowed_tenants if its users may sign in"}
+	}
+	tr.Record("id_token", start, err, claimsDetail(claims))
+	if err != nil {
+		return nil, upstreamError(err)
+	}
+
+	id := s.identity(claims)
+	if s.wantGraph() {
+		c.loadGraph(ctx, s, tok, id)
+	}
+	if s.keepAccessToken || s.keepRefreshToken {
+		t := &connection.IdPTokens{}
+		if s.keepAccessToken {
+			t.AccessToken = tok.AccessToken
+			t.ExpiresIn = int64(tok.ExpiresIn / time.Second)
+		}
+		if s.keepRefreshToken {
+			t.RefreshToken = tok.RefreshToken
+		}
+		id.IdPTokens = t
+	}
+	return id, nil
+}
+
+// loadGraph adds extended attributes and groups from Microsoft Graph when
+// the upstream token can call it; otherwise it records why not. Graph
+// failures never fail the login: the user authenticated.
+func (c *Connector) loadGraph(ctx context.Context, s *settings, tok *entra.TokenResponse, id *connection.Identity) {
+	tr := connection.TraceFrom(ctx)
+	note := func(msg string) {
+		id.Notes = append(id.Notes, msg)
+		tr.Warn(msg)
+	}
+	aud, err := entra.AccessTokenAudience(tok.AccessToken)
+	if err != nil {
+		note("upstream access token is not a JWT (" + err.Error() + "): extended attributes and groups were not loaded")
+		return
+	}
+	if !entra.IsGraphAudience(aud) {
+		note(graphUnavailable(aud))
+		return
+	}
+	graphToken := tok.AccessToken
+	if s.extProfile {
+		start := time.Now()
+		me, err := c.entra.Me(ctx, s.graphHost, graphToken, graphSelect)
+		tr.Record("graph /me", start, err, "")
+		if err != nil {
+			note("Microsoft Graph /me failed (" + graphErrorCode(err) + "): extended attributes were not loaded")
+		} else {
+			s.mapGraphUser(me, id.Profile)
+		}
+	}
+	if s.extGroups {
+		start := time.Now()
+		groups, err := c.entra.MemberOf(ctx, s.graphHost, graphToken, s.nestedGroups, s.maxGroups)
+		rel := "memberOf"
+		if s.nestedGroups {
+			rel = "transitiveMemberOf"
+		}
+		tr.Record("graph /me/"+rel, start, err, fmt.Sprintf("%d groups", len(groups)))
+		if err != nil {
+			note("Microsoft Graph /me/" + rel + " failed (" + graphErrorCode(err) + "): groups were not loaded")
+			return
+		}
+		names := make([]string, 0, len(groups))
+		for _, g := range groups {
+			names = append(names, g.DisplayName)
+		}
+		id.Profile["groups"] = names
+	}
+}
+
+func graphErrorCode(err error) string {
+	var ge *entra.GraphError
+	if errors.As(err, &ge) {
+		return fmt.Sprintf("HTTP %d %s", ge.StatusCode, ge.Code)
+	}
+	return err.Error()
+}
+
+func metadataDetail(m *entra.Metadata) string {
+	if m == nil {
+		return ""
+	}
+	return fmt.Sprintf("issuer %s, %d signing keys", m.Issuer, len(m.KeyIDs))
+}
+
+func tokenDetail(t *entra.TokenResponse, s *settings) string {
+	if t == nil {
+		return endpointString(s.endpoint)
+	}
+	aud, _ := entra.AccessTokenAudience(t.AccessToken)
+	return fmt.Sprintf("%s: access token for %s, id_token %t, refresh token %t", endpointString(s.endpoint), aud, t.IDToken != "", t.RefreshToken != "")
+}
+
+func claimsDetail(c *entra.IDTokenClaims) string {
+	if c == nil {
+		return ""
+	}
+	return fmt.Sprintf("iss %s, tid %s, oid %s, ver %s", c.Issuer, c.TenantID, c.ObjectID, c.Version)
+}
+
+// upstreamError turns an entra failure into the connection error the token
+// endpoint answers. Microsoft's description is dropped: it can contain the
+// username.
+func upstreamError(err error) error {
+	var ce *connection.Error
+	if errors.As(err, &ce) {
+		return ce
+	}
+	var ee *entra.Error
+	if errors.As(err, &ee) {
+		ce := &connection.Error{
+			Kind:          kindOf(ee.Class),
+			TraceID:       ee.TraceID,
+			CorrelationID: ee.CorrelationID,
+			Hint:          ee.Hint(),
+			RetryAfter:    ee.RetryAfter,
+			Err:           ee,
+		}
+		if ee.AADSTS != 0 {
+			ce.Code = fmt.Sprintf("AADSTS%d", ee.AADSTS)
+		}
+		return ce
+	}
+	if errors.Is(err, entra.ErrInvalidIDToken) {
+		return &connection.Error{Kind: connection.KindInvalidUpstreamToken, Err: err,
+			Hint: "Entra's id_token did not validate; check the tenant, the client id and the allowed tenants of the connection"}
+	}
+	return &connection.Error{Kind: connection.KindMisconfigured, Err: err}
+}
+
+func kindOf(c entra.Class) connection.Kind {
+	switch c {
+	case entra.ClassInvalidCredentials:
+		return connection.KindInvalidCredentials
+	case entra.ClassMFARequired:
+		return connection.KindMFARequired
+	case entra.ClassConditionalAccess:
+		return connection.KindPolicyBlocked
+	case entra.ClassPasswordExpired:
+		return connection.KindPasswordExpired
+	case entra.ClassAccountDisabled:
+		return connection.KindAccountDisabled
+	case entra.ClassLocked:
+		return connection.KindAccountLocked
+	case entra.ClassPasswordless:
+		return connection.KindPasswordless
+	case entra.ClassThrottled, entra.ClassUnavailable:
+		return connection.KindUnavailable
+	default: // consent, app configuration, unknown
+		return connection.KindMisconfigured
+	}
+}
+
+// nickname is Auth0's default: the local part of the email or UPN.
+func nickname(s string) string {
+	local, _, _ := strings.Cut(s, "@")
+	return local
+}

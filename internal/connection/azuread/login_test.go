@@ -1,0 +1,172 @@
+package azuread_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/gatehouse/gatehouse/emulator/entra"
+	"github.com/gatehouse/gatehouse/internal/connection"
+	"github.com/gatehouse/gatehouse/internal/connection/azuread"
+	entraclient "github.com/gatehouse/gatehouse/internal/entra"
+	"github.com/gatehouse/gatehouse/internal/store"
+)
+
+const (
+	nativeApp = "1f2e3d4c-5b6a-4978-8a9b-0c1d2e3f4a5b"
+	webAPIURI = "api://8c3d9e2f-1a4b-4c5d-8e6f-7a8b9c0d1e2f"
+	contoso   = "6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b"
+)
+
+// plainSecrets stores secrets in clear: the test is about the login, not
+// about sealing.
+type plainSecrets struct{}
+
+func (plainSecrets) Open(b, _ []byte) ([]byte, error) { return b, nil }
+
+func newEmulator(t *testing.T) (*entra.Server, string) {
+	t.Helper()
+	dir, err := entra.LoadDirectory("../../../examples/entra-directory.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	emu, err := entra.New(dir, entra.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(emu)
+	t.Cleanup(ts.Close)
+	emu.SetBaseURL(ts.URL)
+	return emu, ts.URL
+}
+
+func newConnector(opts entraclient.Options) *azuread.Connector {
+	return azuread.NewConnector(entraclient.NewClient(opts), plainSecrets{}, nil)
+}
+
+func conn(t *testing.T, base string, opts map[string]any) *store.Connection {
+	t.Helper()
+	o := map[string]any{
+		"client_id":      nativeApp,
+		"tenant_domain":  "contoso.onmicrosoft.com",
+		"authority_host": base,
+		"graph_host":     base,
+	}
+	for k, v := range opts {
+		o[k] = v
+	}
+	raw, _ := json.Marshal(o)
+	return &store.Connection{ID: "con_test", Name: "contoso", Strategy: "waad", Options: raw, SecretEnc: []byte("native-secret-value")}
+}
+
+func TestLoginV1AppIDURIRecordsWhyGroupsAreMissing(t *testing.T) {
+	_, base := newEmulator(t)
+	c := newConnector(entraclient.Options{})
+	tr := &connection.Trace{}
+	ctx := connection.WithTrace(context.Background(), tr)
+	id, err := c.Login(ctx, conn(t, base, map[string]any{
+		"identity_api": azuread.IdentityAPIV1, "app_id": webAPIURI, "ext_groups": true, "ext_profile": true,
+	}), "alice@contoso.com", "Alice-Passw0rd!", "203.0.113.9")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id.UserID != "waad|a0000000-0000-4000-8000-000000000001" || id.Profile["tenantid"] != contoso || id.Profile["upn"] != "alice@contoso.com" {
+		t.Fatalf("identity %+v", id)
+	}
+	if _, ok := id.Profile["groups"]; ok {
+		t.Errorf("groups loaded with a token for %s", webAPIURI)
+	}
+	want := "upstream token audience is " + webAPIURI + ", not Microsoft Graph"
+	if len(id.Notes) != 1 || !strings.Contains(id.Notes[0], want) {
+		t.Errorf("notes %q, want %q", id.Notes, want)
+	}
+	var names []string
+	for _, s := range tr.Steps() {
+		names = append(names, s.Name)
+	}
+	if !slices.Equal(names, []string{"metadata", "token", "id_token"}) {
+		t.Errorf("steps %v", names)
+	}
+}
+
+func TestLoginV2GraphNestedGroupsOverPages(t *testing.T) {
+	_, base := newEmulator(t)
+	c := newConnector(entraclient.Options{GraphPageSize: 3})
+	id, err := c.Login(context.Background(), conn(t, base, map[string]any{
+		"ext_groups": true, "ext_nested_groups": true, "ext_profile": true,
+		"should_trust_email_verified_connection": azuread.TrustAlways,
+	}), "alice@contoso.com", "Alice-Passw0rd!", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	groups, _ := id.Profile["groups"].([]string)
+	for _, g := range []string{"Identity Team", "Platform", "Engineering", "All Staff", "Privileged Access"} {
+		if !slices.Contains(groups, g) {
+			t.Errorf("groups %v lack nested group %q", groups, g)
+		}
+	}
+	if len(groups) < 10 {
+		t.Errorf("%d groups, want at least 10 (several pages of 3)", len(groups))
+	}
+	if id.Profile["job_title"] != "Identity Engineer" || id.Profile["department"] != "Platform" || id.EmailVerified != true {
+		t.Errorf("profile %v", id.Profile)
+	}
+	if len(id.Notes) != 0 {
+		t.Errorf("notes %v", id.Notes)
+	}
+}
+
+func TestLoginFailureKinds(t *testing.T) {
+	_, base := newEmulator(t)
+	c := newConnector(entraclient.Options{})
+	cn := conn(t, base, nil)
+	for _, tc := range []struct {
+		user, password string
+		kind           connection.Kind
+		code           string
+	}{
+		{"alice@contoso.com", "wrong", connection.KindInvalidCredentials, "AADSTS50126"},
+		{"nobody@contoso.com", "x", connection.KindInvalidCredentials, "AADSTS50034"},
+		{"bob@contoso.com", "Bob-Passw0rd!", connection.KindAccountLocked, "AADSTS50053"},
+		{"carol@contoso.com", "Carol-Passw0rd!", connection.KindPasswordExpired, "AADSTS50055"},
+		{"dave@contoso.com", "Dave-Passw0rd!", connection.KindMFARequired, "AADSTS50076"},
+		{"erin@contoso.com", "Erin-Passw0rd!", connection.KindMFARequired, "AADSTS50079"},
+		{"frank@contoso.com", "Frank-Passw0rd!", connection.KindPolicyBlocked, "AADSTS53003"},
+		{"ivan@contoso.com", "Ivan-Passw0rd!", connection.KindAccountDisabled, "AADSTS50057"},
+	} {
+		_, err := c.Login(context.Background(), cn, tc.user, tc.password, "")
+		var ce *connection.Error
+		if !errors.As(err, &ce) || ce.Kind != tc.kind || ce.Code != tc.code {
+			t.Errorf("%s: %v, want %s %s", tc.user, err, tc.kind, tc.code)
+			continue
+		}
+		if strings.Contains(ce.Error(), tc.password) || strings.Contains(ce.Error(), tc.user) {
+			t.Errorf("%s: error %q carries credentials", tc.user, ce.Error())
+		}
+	}
+}
+
+func TestCommonEndpointNeedsAllowedTenants(t *testing.T) {
+	_, base := newEmulator(t)
+	c := newConnector(entraclient.Options{})
+	common := map[string]any{"useCommonEndpoint": true, "userid_attribute": "sub"}
+	_, err := c.Login(context.Background(), conn(t, base, common), "alice@contoso.com", "Alice-Passw0rd!", "")
+	var ce *connection.Error
+	if !errors.As(err, &ce) || ce.Kind != connection.KindMisconfigured || !strings.Contains(ce.Hint, azuread.AllowAnyTenantOption) {
+		t.Fatalf("common endpoint without allow-list: %v", err)
+	}
+	common["allowed_tenants"] = []string{"9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"}
+	_, err = c.Login(context.Background(), conn(t, base, common), "alice@contoso.com", "Alice-Passw0rd!", "")
+	if !errors.As(err, &ce) || ce.Kind != connection.KindTenantNotAllowed {
+		t.Fatalf("tenant outside allow-list: %v", err)
+	}
+	common["allowed_tenants"] = []string{contoso}
+	id, err := c.Login(context.Background(), conn(t, base, common), "alice@contoso.com", "Alice-Passw0rd!", "")
+	if err != nil || !strings.HasPrefix(id.UserID, "waad|") || id.UserID == "waad|a0000000-0000-4000-8000-000000000001" {
+		t.Fatalf("allowed tenant, keyed on sub: %v %+v", err, id)
+	}
+}

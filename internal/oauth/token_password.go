@@ -1,0 +1,410 @@
+package oauth
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/audit"
+	"github.com/gatehouse/gatehouse/internal/connection"
+	"github.com/gatehouse/gatehouse/internal/store"
+)
+
+const (
+	grantPassword      = "password"
+	grantPasswordRealm = "http://auth0.com/oauth/grant-type/password-realm"
+)
+
+// Lifetimes Auth0 uses by default: jwt_configuration.lifetime_in_seconds
+// for id_tokens, a day for access tokens.
+const (
+	defaultIDTokenLifetime = 36000 * time.Second
+	accessTokenLifetime    = 86400 * time.Second
+)
+
+// ConnectionGetter finds connections and their enablement.
+type ConnectionGetter interface {
+	GetConnectionByName(ctx context.Context, name string) (*store.Connection, error)
+	ConnectionEnabledForClient(ctx context.Context, connectionID, clientID string) (bool, error)
+}
+
+// UserStore creates and syncs users.
+type UserStore interface {
+	GetUser(ctx context.Context, userID string) (*store.User, error)
+	UpsertUser(ctx context.Context, u *store.User) (bool, error)
+}
+
+// Sealer seals data with the tenant's master key.
+type Sealer interface {
+	Seal(plaintext, aad []byte) ([]byte, error)
+	Open(ciphertext, aad []byte) ([]byte, error)
+}
+
+// loginAttempt is what the log event of one password grant says.
+type loginAttempt struct {
+	t      *tokenRequest
+	client *store.Client
+	conn   *store.Connection
+	ip     string
+	user   string
+	scope  string
+}
+
+// passwordGrant serves both password grants. Checks run in Auth0's order,
+// after client authentication and the client's grant_types: parameters,
+// connection exists, supports passwords and is enabled for the client;
+// only then Entra.
+func (p *Provider) passwordGrant(ctx context.Context, t *tokenRequest, c *store.Client) (*tokenResponse, error) {
+	grant := t.get("grant_type")
+	a := &loginAttempt{t: t, client: c, ip: p.clientIP(t, c), scope: t.get("scope")}
+	username, err := t.require("username")
+	if err != nil {
+		return nil, err
+	}
+	a.user = username
+	if _, err := t.require("password"); err != nil {
+		return nil, err
+	}
+	realm := t.get("realm")
+	if grant == grantPasswordRealm && realm == "" {
+		return nil, errMissing("realm")
+	}
+	if realm == "" {
+		_, dir, err := p.tenantSettings(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if dir == "" {
+			return nil, p.refuse(ctx, a, audit.FailedLogin, &Error{Status: http.StatusInternalServerError, Code: "server_error",
+				Description: "Authorization server not configured with default connection."}, nil)
+		}
+		realm = dir
+	}
+	aud, err := p.userAudience(t)
+	if err != nil {
+		return nil, p.refuse(ctx, a, audit.FailedExchangePassword, err, nil)
+	}
+	conn, connector, err := p.passwordConnection(ctx, realm, c.ClientID)
+	if err != nil {
+		return nil, p.refuse(ctx, a, audit.FailedLogin, err, nil)
+	}
+	a.conn = conn
+
+	password := t.params.Get("password")
+	// fosite's rule: credentials must not be passed around once checked.
+	// The parsed form is the request's only copy; drop it before the
+	// upstream call so nothing later (logging, errors) can reach it.
+	t.params.Del("password")
+	id, err := connector.Login(ctx, conn, username, password, a.ip)
+	password = ""
+	if err != nil {
+		return nil, p.loginFailed(ctx, a, err)
+	}
+	user, err := p.syncUser(ctx, conn, id, a.ip)
+	if err != nil {
+		return nil, p.refuse(ctx, a, audit.FailedExchangePassword, errServer(err), nil)
+	}
+	if user.Blocked {
+		return nil, p.refuse(ctx, a, audit.FailedLogin, &Error{Status: http.StatusUnauthorized, Code: "unauthorized", Description: "user is blocked"}, map[string]any{"user_id": user.UserID})
+	}
+	resp, err := p.issueUserTokens(c, user, a.scope, aud)
+	if err != nil {
+		return nil, p.refuse(ctx, a, audit.FailedExchangePassword, err, nil)
+	}
+	details := map[string]any{}
+	if len(id.Notes) > 0 {
+		details["notes"] = id.Notes
+	}
+	p.record(ctx, a, audit.SuccessExchangePassword, user.UserID, details)
+	return resp, nil
+}
+
+// passwordConnection finds the realm's connection and its connector. The
+// answers are the legacy /oauth/ro ones, the only Auth0 documents.
+func (p *Provider) passwordConnection(ctx context.Context, realm, clientID string) (*store.Connection, connection.PasswordConnector, error) {
+	conn, err := p.connections.GetConnectionByName(ctx, realm)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil, &Error{Status: http.StatusBadRequest, Code: "invalid_request", Description: "the connection was not found"}
+	}
+	if err != nil {
+		return nil, nil, errServer(err)
+	}
+	connector, ok := p.connectors.Password(conn.Strategy)
+	if !ok {
+		return conn, nil, &Error{Status: http.StatusBadRequest, Code: "invalid_request", Description: "specified strategy does not support requested operation"}
+	}
+	enabled, err := p.connections.ConnectionEnabledForClient(ctx, conn.ID, clientID)
+	if err != nil {
+		return conn, nil, errServer(err)
+	}
+	if !enabled {
+		return conn, nil, &Error{Status: http.StatusBadRequest, Code: "invalid_request", Description: "the connection was disabled"}
+	}
+	return conn, connector, nil
+}
+
+// userAudience checks the requested audience. User tokens for an API need
+// resource servers, which Gatehouse does not have yet; the Management API
+// never accepts user tokens. Without an audience the access token is
+// opaque and good for /userinfo only. default_audience is not applied for
+// the same reason: no API it could name exists.
+func (p *Provider) userAudience(t *tokenRequest) (string, error) {
+	aud := t.get("audience")
+	switch {
+	case aud == "" || aud == p.issuer+"userinfo":
+		return "", nil
+	case aud == p.mgmtAudience:
+		return "", &Error{Status: http.StatusForbidden, Code: "access_denied", Description: "Client is not authorized to access \"" + aud + "\" with a user grant."}
+	}
+	return "", &Error{Status: http.StatusForbidden, Code: "access_denied", Description: "Service not enabled within domain: " + aud}
+}
+
+// loginFailed answers a failed upstream login: one documented response and
+// one log event per kind (docs/errors.md).
+func (p *Provider) loginFailed(ctx context.Context, a *loginAttempt, err error) error {
+	ce := connection.AsError(err)
+	details := map[string]any{"reason": ce.Kind.String()}
+	if ce.Code != "" {
+		details["error_code"] = ce.Code
+	}
+	if ce.TraceID != "" {
+		details["trace_id"] = ce.TraceID
+	}
+	if ce.CorrelationID != "" {
+		details["correlation_id"] = ce.CorrelationID
+	}
+	if ce.Hint != "" {
+		details["hint"] = ce.Hint
+	}
+	details["error"] = ce.Error()
+	typ, oe := failureResponse(ce)
+	oe.Cause = ce
+	return p.refuse(ctx, a, typ, oe, details)
+}
+
+// failureResponse is the table of docs/errors.md.
+func failureResponse(ce *connection.Error) (string, *Error) {
+	forbidden := func(code, desc string) *Error {
+		return &Error{Status: http.StatusForbidden, Code: code, Description: desc}
+	}
+	switch ce.Kind {
+	case connection.KindInvalidCredentials:
+		typ := audit.FailedLoginWrongPassword
+		if ce.Code == "AADSTS50034" {
+			typ = audit.FailedLoginUnknownUser
+		}
+		return typ, forbidden("invalid_grant", "Wrong email or password.")
+	case connection.KindMFARequired:
+		return audit.FailedExchangePassword, forbidden("access_denied",
+			"Multifactor authentication is required for this user by Microsoft Entra ID; password sign-in cannot perform it. Use interactive sign-in.")
+	case connection.KindPolicyBlocked:
+		return audit.FailedExchangePassword, forbidden("access_denied",
+			"Sign-in was blocked by a Microsoft Entra ID access policy (Conditional Access or security defaults) that password sign-in cannot satisfy. Use interactive sign-in.")
+	case connection.KindPasswordExpired:
+		return audit.FailedExchangePassword, forbidden("password_expired",
+			"The password has expired. Change it with your organization, then sign in again.")
+	case connection.KindAccountDisabled:
+		return audit.FailedExchangePassword, &Error{Status: http.StatusUnauthorized, Code: "unauthorized", Description: "user is blocked"}
+	case connection.KindAccountLocked:
+		return audit.FailedExchangePassword, &Error{Status: http.StatusTooManyRequests, Code: "too_many_attempts",
+			Description: "Your account is locked by your organization after too many failed sign-in attempts. Try again later."}
+	case connection.KindPasswordless:
+		return audit.FailedExchangePassword, forbidden("access_denied",
+			"This account has no password that can be checked (passwordless or federated sign-in). Use interactive sign-in.")
+	case connection.KindTenantNotAllowed:
+		return audit.FailedExchangePassword, forbidden("access_denied",
+			"Users of this organization are not allowed to sign in to this application.")
+	case connection.KindUnavailable:
+		retry := ce.RetryAfter
+		if retry <= 0 {
+			retry = 5 * time.Second
+		}
+		return audit.FailedExchangePassword, &Error{Status: http.StatusServiceUnavailable, Code: "temporarily_unavailable",
+			Description: "The identity provider is temporarily unavailable. Try again later.",
+			Header:      http.Header{"Retry-After": {strconv.Itoa(int((retry + time.Second - 1) / time.Second))}}}
+	}
+	// Misconfiguration and unverifiable upstream answers: the admin finds
+	// the reason in the log event; the caller learns nothing about the
+	// directory.
+	return audit.FailedExchangePassword, &Error{Status: http.StatusInternalServerError, Code: "server_error",
+		Description: "The connection to the identity provider is not configured correctly. The administrator can find the reason in the tenant logs."}
+}
+
+// refuse records a failed attempt and returns oe.
+func (p *Provider) refuse(ctx context.Context, a *loginAttempt, typ string, err error, details map[string]any) error {
+	if details == nil {
+		details = map[string]any{}
+	}
+	var oe *Error
+	if errors.As(err, &oe) {
+		details["error"] = firstNonEmpty(fmt.Sprint(details["error"]), oe.Code)
+		details["error_description"] = oe.Description
+		if oe.Cause != nil && details["cause"] == nil {
+			details["cause"] = oe.Cause.Error()
+		}
+	}
+	uid, _ := details["user_id"].(string)
+	delete(details, "user_id")
+	p.record(ctx, a, typ, uid, details)
+	return err
+}
+
+func firstNonEmpty(vs ...string) string {
+	for _, v := range vs {
+		if v != "" && v != "<nil>" {
+			return v
+		}
+	}
+	return ""
+}
+
+func (p *Provider) record(ctx context.Context, a *loginAttempt, typ, userID string, details map[string]any) {
+	if p.audit == nil {
+		return
+	}
+	e := &audit.Event{
+		Type:       typ,
+		ClientID:   a.client.ClientID,
+		ClientName: a.client.Name,
+		IP:         a.ip,
+		UserAgent:  a.t.r.UserAgent(),
+		UserID:     userID,
+		UserName:   a.user,
+		Scope:      a.scope,
+		Hostname:   a.t.r.Host,
+		Details:    details,
+	}
+	if a.conn != nil {
+		e.Connection, e.ConnectionID, e.Strategy, e.StrategyType = a.conn.Name, a.conn.ID, a.conn.Strategy, "enterprise"
+	}
+	if len(details) == 0 {
+		e.Details = nil
+	}
+	// A lost log event must not turn a login into a failure, nor a
+	// failure into something else.
+	if err := p.audit.Record(context.WithoutCancel(ctx), e); err != nil {
+		p.logger.ErrorContext(ctx, "recording log event failed", "type", typ, "error", err)
+	}
+}
+
+// syncUser creates the user on first login and applies the connection's
+// set_user_root_attributes: root attributes (name, given_name,
+// family_name, nickname, picture) follow the IdP on each login, on the
+// first only, or never; every other attribute follows the IdP always.
+func (p *Provider) syncUser(ctx context.Context, conn *store.Connection, id *connection.Identity, ip string) (*store.User, error) {
+	now := p.now().UTC()
+	existing, err := p.users.GetUser(ctx, id.UserID)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
+	prof := map[string]any{}
+	u := &store.User{UserID: id.UserID, Connection: conn.Name, CreatedAt: now}
+	first := existing == nil
+	if !first {
+		u = existing
+		if len(existing.Profile) > 0 {
+			if err := json.Unmarshal(existing.Profile, &prof); err != nil {
+				return nil, fmt.Errorf("user profile: %w", err)
+			}
+		}
+	}
+	syncRoot := id.SyncMode == connection.SyncOnEachLogin || id.SyncMode == "" ||
+		(first && id.SyncMode == connection.SyncOnFirstLogin)
+	for k, v := range id.Profile {
+		if rootAttributes[k] && !syncRoot {
+			continue
+		}
+		prof[k] = v
+	}
+	// An attribute the IdP no longer sends (a group list that became
+	// empty is sent as empty) is removed when root sync is on.
+	if syncRoot {
+		for k := range rootAttributes {
+			if _, ok := id.Profile[k]; !ok {
+				delete(prof, k)
+			}
+		}
+	}
+	prof["user_id"] = id.UserID
+	prof["identities"] = []map[string]any{{
+		"provider":   id.Provider,
+		"connection": conn.Name,
+		"user_id":    id.ProviderUserID,
+		"isSocial":   false,
+	}}
+	raw, err := json.Marshal(prof)
+	if err != nil {
+		return nil, fmt.Errorf("user profile: %w", err)
+	}
+	u.Profile = raw
+	u.Email = id.Email
+	u.Connection = conn.Name
+	u.LoginsCount++
+	u.LastLogin = &now
+	u.LastIP = ip
+	u.UpdatedAt = now
+	u.IdPTokensEnc = nil
+	if id.IdPTokens != nil {
+		b, err := json.Marshal(id.IdPTokens)
+		if err != nil {
+			return nil, err
+		}
+		if u.IdPTokensEnc, err = p.sealer.Seal(b, store.UserIdPTokensAAD(id.UserID)); err != nil {
+			return nil, fmt.Errorf("seal idp tokens: %w", err)
+		}
+	}
+	if _, err := p.users.UpsertUser(ctx, u); err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+// rootAttributes are the attributes set_user_root_attributes governs.
+var rootAttributes = map[string]bool{"name": true, "given_name": true, "family_name": true, "nickname": true, "picture": true}
+
+// clientIP is the end user's address: auth0-forwarded-for from a trusted
+// confidential client (a backend calling on a user's behalf), else the
+// peer, or X-Forwarded-For's last untrusted hop behind trusted proxies.
+func (p *Provider) clientIP(t *tokenRequest, c *store.Client) string {
+	r := t.r
+	if c.IsTokenEndpointIPHeaderTrusted && c.TokenEndpointAuthMethod != "none" {
+		if ip, err := netip.ParseAddr(strings.TrimSpace(r.Header.Get("auth0-forwarded-for"))); err == nil {
+			return ip.String()
+		}
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	peer, err := netip.ParseAddr(host)
+	if err != nil {
+		return host
+	}
+	peer = peer.Unmap()
+	if !p.trusted(peer) {
+		return peer.String()
+	}
+	hops := strings.Split(r.Header.Get("X-Forwarded-For"), ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		hop, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			break
+		}
+		if !p.trusted(hop.Unmap()) {
+			return hop.Unmap().String()
+		}
+	}
+	return peer.String()
+}
+
+func (p *Provider) trusted(a netip.Addr) bool {
+	return slices.ContainsFunc(p.trustedProxies, func(pr netip.Prefix) bool { return pr.Contains(a) })
+}

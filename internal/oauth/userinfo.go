@@ -1,0 +1,75 @@
+package oauth
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/gatehouse/gatehouse/internal/store"
+)
+
+// userinfo is GET (or POST) /userinfo: the user's claims per the scopes of
+// the access token.
+func (p *Provider) userinfo(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodPost {
+		w.Header().Set("Allow", "GET, POST")
+		http.Error(w, "Method Not Allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	scheme, raw, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !strings.EqualFold(scheme, "Bearer") || raw == "" {
+		p.userinfoUnauthorized(w, "")
+		return
+	}
+	h, err := p.openHandle(strings.TrimSpace(raw))
+	if err != nil {
+		p.logger.InfoContext(r.Context(), "userinfo token refused", "reason", err.Error())
+		p.userinfoUnauthorized(w, "invalid_token")
+		return
+	}
+	u, err := p.users.GetUser(r.Context(), h.Sub)
+	if errors.Is(err, store.ErrNotFound) {
+		p.userinfoUnauthorized(w, "invalid_token")
+		return
+	}
+	if err != nil {
+		p.logger.ErrorContext(r.Context(), "userinfo", "error", err)
+		http.Error(w, "Internal error", http.StatusInternalServerError)
+		return
+	}
+	if u.Blocked {
+		p.userinfoUnauthorized(w, "invalid_token")
+		return
+	}
+	c := &idTokenClaims{Sub: u.UserID}
+	if err := profileClaims(c, u, strings.Fields(h.Scope)); err != nil {
+		p.logger.ErrorContext(r.Context(), "userinfo", "error", err)
+		http.Error(w, "Internal error", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	_ = json.NewEncoder(w).Encode(userinfoBody(c))
+}
+
+// userinfoBody drops the id_token-only claims.
+func userinfoBody(c *idTokenClaims) map[string]any {
+	b, _ := json.Marshal(c)
+	m := map[string]any{}
+	_ = json.Unmarshal(b, &m)
+	for _, k := range []string{"iss", "aud", "iat", "exp"} {
+		delete(m, k)
+	}
+	return m
+}
+
+func (p *Provider) userinfoUnauthorized(w http.ResponseWriter, code string) {
+	v := `Bearer realm="userinfo"`
+	if code != "" {
+		v += `, error="` + code + `"`
+	}
+	w.Header().Set("WWW-Authenticate", v)
+	w.Header().Set("Cache-Control", "no-store")
+	http.Error(w, "Unauthorized", http.StatusUnauthorized)
+}
