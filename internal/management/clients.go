@@ -1,0 +1,823 @@
+package management
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/gatehouse/gatehouse/internal/connection/azuread"
+	"github.com/gatehouse/gatehouse/internal/store"
+)
+
+// Application types Gatehouse accepts (reference §2.4). Native and SPA
+// apps are public clients; the others are confidential.
+const (
+	appNative         = "native"
+	appSPA            = "spa"
+	appRegularWeb     = "regular_web"
+	appNonInteractive = "non_interactive"
+)
+
+var appTypes = []string{appNative, appSPA, appRegularWeb, appNonInteractive}
+
+// Token endpoint authentication methods (reference §1.3).
+const (
+	authNone   = "none"
+	authPost   = "client_secret_post"
+	authBasic  = "client_secret_basic"
+	grantCC    = "client_credentials"
+	grantPass  = "password"
+	grantRealm = "http://auth0.com/oauth/grant-type/password-realm"
+)
+
+var authMethods = []string{authNone, authPost, authBasic}
+
+// grantTypes are the grant_types values Auth0 accepts for new clients.
+var grantTypes = []string{
+	"authorization_code", "implicit", "refresh_token", grantCC, grantPass, grantRealm,
+	"http://auth0.com/oauth/grant-type/mfa-oob", "http://auth0.com/oauth/grant-type/mfa-otp",
+	"http://auth0.com/oauth/grant-type/mfa-recovery-code", "http://auth0.com/oauth/grant-type/passwordless/otp",
+	"urn:openid:params:grant-type:ciba", "urn:ietf:params:oauth:grant-type:device_code",
+	"urn:auth0:params:oauth:grant-type:token-exchange:federated-connection-access-token",
+}
+
+// clientFieldTypes are the client properties Gatehouse reads, with their
+// JSON types. Unknown properties are refused, as Auth0 does.
+var clientFieldTypes = map[string]string{
+	"name":                                "string",
+	"description":                         "string",
+	"app_type":                            "string",
+	"callbacks":                           "array",
+	"allowed_logout_urls":                 "array",
+	"web_origins":                         "array",
+	"grant_types":                         "array",
+	"token_endpoint_auth_method":          "string",
+	"is_first_party":                      "boolean",
+	"oidc_conformant":                     "boolean",
+	"is_token_endpoint_ip_header_trusted": "boolean",
+	"jwt_configuration":                   "object",
+	"refresh_token":                       "object",
+	"client_metadata":                     "object",
+}
+
+// clientExtraTypes are Auth0 client properties Gatehouse keeps and
+// returns without acting on them (store.Client.Extra), so that exports
+// from Auth0 import unchanged.
+var clientExtraTypes = map[string]string{
+	"logo_uri":                              "string",
+	"allowed_origins":                       "array",
+	"client_aliases":                        "array",
+	"allowed_clients":                       "array",
+	"initiate_login_uri":                    "string",
+	"sso":                                   "boolean",
+	"sso_disabled":                          "boolean",
+	"cross_origin_authentication":           "boolean",
+	"cross_origin_loc":                      "string",
+	"custom_login_page_on":                  "boolean",
+	"custom_login_page":                     "string",
+	"custom_login_page_preview":             "string",
+	"form_template":                         "string",
+	"native_social_login":                   "object",
+	"mobile":                                "object",
+	"addons":                                "object",
+	"organization_usage":                    "string",
+	"organization_require_behavior":         "string",
+	"require_pushed_authorization_requests": "boolean",
+	"require_proof_of_possession":           "boolean",
+}
+
+// Server-filled defaults of a new client, as Auth0 answers POST /clients
+// (reference §2.4).
+var (
+	defaultJWTConfiguration = map[string]any{"alg": "RS256", "lifetime_in_seconds": json.Number("36000"), "secret_encoded": false}
+	defaultRefreshToken     = map[string]any{
+		"rotation_type": "non-rotating", "expiration_type": "non-expiring", "leeway": json.Number("0"),
+		"token_lifetime": json.Number("2592000"), "infinite_token_lifetime": true,
+		"idle_token_lifetime": json.Number("1296000"), "infinite_idle_token_lifetime": true,
+	}
+	defaultClientExtra = map[string]any{"sso_disabled": false, "cross_origin_authentication": false, "custom_login_page_on": true}
+)
+
+func (a *API) clientRoutes(route routeFunc) {
+	route("POST /api/v2/clients", "create:clients", a.createClient)
+	route("GET /api/v2/clients", "read:clients", a.listClients)
+	route("GET /api/v2/clients/{id}", "read:clients", a.getClient)
+	route("PATCH /api/v2/clients/{id}", "update:clients", a.updateClient)
+	route("DELETE /api/v2/clients/{id}", "delete:clients", a.deleteClient)
+	route("POST /api/v2/clients/{id}/rotate-secret", "update:client_keys", a.rotateClientSecret)
+}
+
+func errNoClient() *Error { return NotFound("The client does not exist", "inexistent_client") }
+
+// isPublic reports whether Auth0 registers an app type as a public client.
+func isPublic(appType string) bool { return appType == appNative || appType == appSPA }
+
+// defaultGrants are Auth0's grant_types for a new client of an app type:
+// public clients cannot use client_credentials.
+func defaultGrants(appType string) []string {
+	g := []string{"authorization_code", "implicit", "refresh_token"}
+	if !isPublic(appType) {
+		g = append(g, grantCC)
+	}
+	return g
+}
+
+func (a *API) createClient(w http.ResponseWriter, r *http.Request) {
+	body, err := decodeObject(r)
+	if err != nil {
+		WriteError(w, err)
+		return
+	}
+	if _, ok := body["name"]; !ok {
+		WriteError(w, BadBody("Payload validation error: 'Missing required property: name'."))
+		return
+	}
+	now := a.now().UTC()
+	c := &store.Client{ClientID: randomAlnum(32), IsFirstParty: true, CreatedAt: now, UpdatedAt: now}
+	extra := map[string]any{}
+	for k, v := range defaultClientExtra {
+		extra[k] = v
+	}
+	jwtConf, refresh := cloneMap(defaultJWTConfiguration), cloneMap(defaultRefreshToken)
+	if err := applyClient(c, body, extra, jwtConf, refresh); err != nil {
+		WriteError(w, err)
+		return
+	}
+	if _, ok := body["grant_types"]; !ok {
+		c.GrantTypes = defaultGrants(c.AppType)
+	}
+	if _, ok := body["token_endpoint_auth_method"]; !ok {
+		c.TokenEndpointAuthMethod = authPost
+		if isPublic(c.AppType) {
+			c.TokenEndpointAuthMethod = authNone
+		}
+	}
+	if err := checkClient(c); err != nil {
+		WriteError(w, err)
+		return
+	}
+	if err := encodeClientDocs(c, extra, jwtConf, refresh); err != nil {
+		WriteError(w, err)
+		return
+	}
+	// Auth0 gives every app a secret, public ones included: they may later
+	// become confidential by changing token_endpoint_auth_method.
+	secret := newClientSecret()
+	if c.SecretEnc, err = a.secrets.Seal([]byte(secret), store.ClientSecretAAD(c.ClientID)); err != nil {
+		WriteError(w, internalError(fmt.Errorf("seal client secret: %w", err)))
+		return
+	}
+	if err := a.store.CreateClient(r.Context(), c); err != nil {
+		WriteError(w, internalError(err))
+		return
+	}
+	WriteJSON(w, http.StatusCreated, clientJSON(c, secret))
+}
+
+func (a *API) listClients(w http.ResponseWriter, r *http.Request) {
+	p, err := parsePaging(r)
+	if err != nil {
+		WriteError(w, err)
+		return
+	}
+	appType := r.URL.Query().Get("app_type")
+	firstParty := r.URL.Query().Get("is_first_party")
+	if firstParty != "" && firstParty != "true" && firstParty != "false" {
+		WriteError(w, BadQuery("Query validation error: 'Expected type boolean but found type string' on property is_first_party."))
+		return
+	}
+	var (
+		cs    []*store.Client
+		total int
+	)
+	if appType == "" && firstParty == "" {
+		cs, total, err = a.store.ListClients(r.Context(), p.listOptions())
+	} else {
+		cs, total, err = a.filteredClients(r.Context(), p, func(c *store.Client) bool {
+			return (appType == "" || slices.Contains(strings.Split(appType, ","), c.AppType)) &&
+				(firstParty == "" || (firstParty == "true") == c.IsFirstParty)
+		})
+	}
+	if err != nil {
+		WriteError(w, internalError(err))
+		return
+	}
+	withKeys := PrincipalFrom(r.Context()).Has("read:client_keys")
+	items := make([]map[string]any, 0, len(cs))
+	for _, c := range cs {
+		obj, err := a.clientView(c, withKeys)
+		if err != nil {
+			WriteError(w, err)
+			return
+		}
+		items = append(items, filterFields(obj, r))
+	}
+	writePage(w, p, "clients", items, total)
+}
+
+// filteredClients pages through the clients that match keep. The store
+// does not index app_type, and tenants have few applications, so the
+// filter runs here over the whole listing.
+func (a *API) filteredClients(ctx context.Context, p paging, keep func(*store.Client) bool) ([]*store.Client, int, error) {
+	var matched []*store.Client
+	for page := 0; ; page++ {
+		cs, total, err := a.store.ListClients(ctx, store.ListOptions{Page: page, PerPage: maxPerPage})
+		if err != nil {
+			return nil, 0, err
+		}
+		for _, c := range cs {
+			if keep(c) {
+				matched = append(matched, c)
+			}
+		}
+		if len(cs) == 0 || (page+1)*maxPerPage >= total {
+			break
+		}
+	}
+	start := min(p.page*p.perPage, len(matched))
+	end := min(start+p.perPage, len(matched))
+	return matched[start:end], len(matched), nil
+}
+
+func (a *API) getClient(w http.ResponseWriter, r *http.Request) {
+	c, err := a.store.GetClient(r.Context(), r.PathValue("id"))
+	if err != nil {
+		WriteError(w, clientStoreError(err))
+		return
+	}
+	obj, err := a.clientView(c, PrincipalFrom(r.Context()).Has("read:client_keys"))
+	if err != nil {
+		WriteError(w, err)
+		return
+	}
+	WriteJSON(w, http.StatusOK, filterFields(obj, r))
+}
+
+func (a *API) updateClient(w http.ResponseWriter, r *http.Request) {
+	body, err := decodeObject(r)
+	if err != nil {
+		WriteError(w, err)
+		return
+	}
+	ctx := r.Context()
+	c, err := a.store.GetClient(ctx, r.PathValue("id"))
+	if err != nil {
+		WriteError(w, clientStoreError(err))
+		return
+	}
+	secret, hasSecret := body["client_secret"]
+	delete(body, "client_secret")
+	if hasSecret {
+		if !PrincipalFrom(ctx).Has("update:client_keys") {
+			WriteError(w, &Error{Status: http.StatusForbidden, Message: "Insufficient scope, expected any of: update:client_keys", ErrorCode: "insufficient_scope"})
+			return
+		}
+		s, ok := secret.(string)
+		if !ok {
+			WriteError(w, propertyError("client_secret", "string", secret))
+			return
+		}
+		if len(s) < 32 {
+			WriteError(w, BadBody("Payload validation error: 'String is too short (minimum 32 characters)' on property client_secret."))
+			return
+		}
+	}
+	extra, jwtConf, refresh, err := clientDocs(c)
+	if err != nil {
+		WriteError(w, err)
+		return
+	}
+	if err := applyClient(c, body, extra, jwtConf, refresh); err != nil {
+		WriteError(w, err)
+		return
+	}
+	if err := checkClient(c); err != nil {
+		WriteError(w, err)
+		return
+	}
+	if err := a.checkClientConnections(ctx, c); err != nil {
+		WriteError(w, err)
+		return
+	}
+	if err := encodeClientDocs(c, extra, jwtConf, refresh); err != nil {
+		WriteError(w, err)
+		return
+	}
+	if hasSecret {
+		if c.SecretEnc, err = a.secrets.Seal([]byte(secret.(string)), store.ClientSecretAAD(c.ClientID)); err != nil {
+			WriteError(w, internalError(fmt.Errorf("seal client secret: %w", err)))
+			return
+		}
+	}
+	if err := a.store.UpdateClient(ctx, c); err != nil {
+		WriteError(w, clientStoreError(err))
+		return
+	}
+	obj, err := a.clientView(c, PrincipalFrom(ctx).Has("read:client_keys"))
+	if err != nil {
+		WriteError(w, err)
+		return
+	}
+	WriteJSON(w, http.StatusOK, obj)
+}
+
+// checkClientConnections refuses a grant change that would let a client
+// use the password grant on an enabled connection that cannot serve it.
+func (a *API) checkClientConnections(ctx context.Context, c *store.Client) error {
+	if !allowsPassword(c) {
+		return nil
+	}
+	for page := 0; ; page++ {
+		cs, total, err := a.store.ListConnections(ctx, store.ConnectionFilter{Strategies: []string{azuread.Strategy}}, store.ListOptions{Page: page, PerPage: maxPerPage})
+		if err != nil {
+			return internalError(err)
+		}
+		for _, conn := range cs {
+			if !slices.Contains(conn.EnabledClients, c.ClientID) {
+				continue
+			}
+			o, err := azuread.ParseOptions(conn.Options)
+			if err != nil {
+				return internalError(fmt.Errorf("connection %s: %w", conn.ID, err))
+			}
+			if err := o.CheckPasswordGrant(); err != nil {
+				return BadBody(fmt.Sprintf("Payload validation error: 'The password grant cannot be used with connection %s: options.app_id is required with identity_api %s' on property grant_types.", conn.Name, azuread.IdentityAPIV1))
+			}
+		}
+		if len(cs) == 0 || (page+1)*maxPerPage >= total {
+			return nil
+		}
+	}
+}
+
+func allowsPassword(c *store.Client) bool {
+	return slices.Contains(c.GrantTypes, grantPass) || slices.Contains(c.GrantTypes, grantRealm)
+}
+
+func (a *API) deleteClient(w http.ResponseWriter, r *http.Request) {
+	// The store drops the client's connection enablements with it.
+	if err := a.store.DeleteClient(r.Context(), r.PathValue("id")); err != nil {
+		WriteError(w, clientStoreError(err))
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (a *API) rotateClientSecret(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	c, err := a.store.GetClient(ctx, r.PathValue("id"))
+	if err != nil {
+		WriteError(w, clientStoreError(err))
+		return
+	}
+	secret := newClientSecret()
+	if c.SecretEnc, err = a.secrets.Seal([]byte(secret), store.ClientSecretAAD(c.ClientID)); err != nil {
+		WriteError(w, internalError(fmt.Errorf("seal client secret: %w", err)))
+		return
+	}
+	if err := a.store.UpdateClient(ctx, c); err != nil {
+		WriteError(w, clientStoreError(err))
+		return
+	}
+	WriteJSON(w, http.StatusOK, clientJSON(c, secret))
+}
+
+func clientStoreError(err error) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return errNoClient()
+	}
+	return internalError(err)
+}
+
+// clientView is a client's JSON, with its secret when withSecret.
+func (a *API) clientView(c *store.Client, withSecret bool) (map[string]any, error) {
+	secret := ""
+	if withSecret && len(c.SecretEnc) > 0 {
+		b, err := a.secrets.Open(c.SecretEnc, store.ClientSecretAAD(c.ClientID))
+		if err != nil {
+			return nil, internalError(fmt.Errorf("open secret of client %s: %w", c.ClientID, err))
+		}
+		secret = string(b)
+	}
+	return clientJSON(c, secret), nil
+}
+
+// clientJSON is the Auth0 client object; secret is included when not empty.
+func clientJSON(c *store.Client, secret string) map[string]any {
+	obj := map[string]any{}
+	if len(c.Extra) > 0 {
+		_ = json.Unmarshal(c.Extra, &obj)
+	}
+	obj["client_id"] = c.ClientID
+	obj["name"] = c.Name
+	if c.Description != "" {
+		obj["description"] = c.Description
+	}
+	if c.AppType != "" {
+		obj["app_type"] = c.AppType
+	}
+	obj["callbacks"] = nonNil(c.Callbacks)
+	obj["allowed_logout_urls"] = nonNil(c.AllowedLogoutURLs)
+	obj["web_origins"] = nonNil(c.WebOrigins)
+	obj["grant_types"] = nonNil(c.GrantTypes)
+	obj["token_endpoint_auth_method"] = c.TokenEndpointAuthMethod
+	obj["is_first_party"] = c.IsFirstParty
+	obj["oidc_conformant"] = c.OIDCConformant
+	obj["is_token_endpoint_ip_header_trusted"] = c.IsTokenEndpointIPHeaderTrusted
+	if len(c.JWTConfiguration) > 0 {
+		obj["jwt_configuration"] = c.JWTConfiguration
+	}
+	if len(c.RefreshToken) > 0 {
+		obj["refresh_token"] = c.RefreshToken
+	}
+	if len(c.ClientMetadata) > 0 {
+		obj["client_metadata"] = c.ClientMetadata
+	}
+	if secret != "" {
+		obj["client_secret"] = secret
+	}
+	return obj
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// clientDocs decodes a stored client's JSON sub-documents for a merge.
+func clientDocs(c *store.Client) (extra, jwtConf, refresh map[string]any, err error) {
+	extra, jwtConf, refresh = map[string]any{}, map[string]any{}, map[string]any{}
+	for _, d := range []struct {
+		raw json.RawMessage
+		dst *map[string]any
+	}{{c.Extra, &extra}, {c.JWTConfiguration, &jwtConf}, {c.RefreshToken, &refresh}} {
+		if len(d.raw) == 0 {
+			continue
+		}
+		if err := json.Unmarshal(d.raw, d.dst); err != nil {
+			return nil, nil, nil, internalError(fmt.Errorf("client %s: %w", c.ClientID, err))
+		}
+	}
+	return extra, jwtConf, refresh, nil
+}
+
+func encodeClientDocs(c *store.Client, extra, jwtConf, refresh map[string]any) error {
+	var err error
+	if c.Extra, err = json.Marshal(extra); err != nil {
+		return internalError(err)
+	}
+	if c.JWTConfiguration, err = json.Marshal(jwtConf); err != nil {
+		return internalError(err)
+	}
+	if c.RefreshToken, err = json.Marshal(refresh); err != nil {
+		return internalError(err)
+	}
+	return nil
+}
+
+func cloneMap(m map[string]any) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+var clientNameRE = regexp.MustCompile(`^[^<>]+$`)
+
+// applyClient checks the properties of body and writes them into c and
+// the sub-documents; jwt_configuration and refresh_token are merged key
+// by key, every other property replaces the stored value.
+func applyClient(c *store.Client, body map[string]any, extra, jwtConf, refresh map[string]any) error {
+	var unknown []string
+	for k := range body {
+		if clientFieldTypes[k] == "" && clientExtraTypes[k] == "" {
+			unknown = append(unknown, k)
+		}
+	}
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		return additionalProperties(unknown)
+	}
+	keys := make([]string, 0, len(body))
+	for k := range body {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		v := body[k]
+		want := clientFieldTypes[k]
+		if want == "" {
+			want = clientExtraTypes[k]
+		}
+		if jsonType(v) != want {
+			return propertyError(k, want, v)
+		}
+		if _, kept := clientExtraTypes[k]; kept {
+			extra[k] = v
+			continue
+		}
+		if err := applyClientField(c, k, v, jwtConf, refresh); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func applyClientField(c *store.Client, k string, v any, jwtConf, refresh map[string]any) error {
+	var err error
+	switch k {
+	case "name":
+		s := v.(string)
+		if !clientNameRE.MatchString(s) {
+			return BadBody("Payload validation error: 'String does not match pattern ^[^<>]+$' on property name (The name of the client).")
+		}
+		c.Name = s
+	case "description":
+		s := v.(string)
+		if len([]rune(s)) > 140 {
+			return BadBody("Payload validation error: 'String is too long (maximum 140 characters)' on property description.")
+		}
+		c.Description = s
+	case "app_type":
+		s := v.(string)
+		if !slices.Contains(appTypes, s) {
+			return enumError(k, s, appTypes)
+		}
+		c.AppType = s
+	case "callbacks":
+		c.Callbacks, err = stringArray(k, v)
+	case "allowed_logout_urls":
+		c.AllowedLogoutURLs, err = stringArray(k, v)
+	case "web_origins":
+		c.WebOrigins, err = stringArray(k, v)
+	case "grant_types":
+		if c.GrantTypes, err = stringArray(k, v); err != nil {
+			return err
+		}
+		for i, g := range c.GrantTypes {
+			if !slices.Contains(grantTypes, g) {
+				return enumError(fmt.Sprintf("grant_types[%d]", i), g, grantTypes)
+			}
+		}
+		c.GrantTypes = slices.Compact(c.GrantTypes)
+	case "token_endpoint_auth_method":
+		s := v.(string)
+		if !slices.Contains(authMethods, s) {
+			return enumError(k, s, authMethods)
+		}
+		c.TokenEndpointAuthMethod = s
+	case "is_first_party":
+		c.IsFirstParty = v.(bool)
+	case "oidc_conformant":
+		c.OIDCConformant = v.(bool)
+	case "is_token_endpoint_ip_header_trusted":
+		c.IsTokenEndpointIPHeaderTrusted = v.(bool)
+	case "jwt_configuration":
+		return mergeObject(k, v.(map[string]any), jwtConf, jwtConfigurationTypes)
+	case "refresh_token":
+		return mergeObject(k, v.(map[string]any), refresh, refreshTokenTypes)
+	case "client_metadata":
+		c.ClientMetadata, err = clientMetadata(v.(map[string]any))
+	}
+	return err
+}
+
+var jwtConfigurationTypes = map[string]string{
+	"lifetime_in_seconds": "integer", "secret_encoded": "boolean", "scopes": "object", "alg": "string",
+}
+
+var refreshTokenTypes = map[string]string{
+	"rotation_type": "string", "expiration_type": "string", "leeway": "integer", "token_lifetime": "integer",
+	"infinite_token_lifetime": "boolean", "idle_token_lifetime": "integer", "infinite_idle_token_lifetime": "boolean",
+	"policies": "array",
+}
+
+// mergeObject checks the properties of a nested object and merges them
+// into dst.
+func mergeObject(prop string, src, dst map[string]any, types map[string]string) error {
+	var unknown []string
+	for k := range src {
+		if types[k] == "" {
+			unknown = append(unknown, k)
+		}
+	}
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		return BadBody(fmt.Sprintf("Payload validation error: 'Additional properties not allowed: %s' on property %s.", strings.Join(unknown, ","), prop))
+	}
+	keys := make([]string, 0, len(src))
+	for k := range src {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		v, path := src[k], prop+"."+k
+		want := types[k]
+		got := jsonType(v)
+		if want == "integer" {
+			n, ok := v.(json.Number)
+			if _, err := n.Int64(); !ok || err != nil {
+				return propertyError(path, "integer", v)
+			}
+		} else if got != want {
+			return propertyError(path, want, v)
+		}
+		if err := checkNested(path, v); err != nil {
+			return err
+		}
+		dst[k] = v
+	}
+	return nil
+}
+
+// checkNested applies the value rules of jwt_configuration and
+// refresh_token properties.
+func checkNested(path string, v any) error {
+	intIn := func(lo, hi int64) error {
+		n, _ := v.(json.Number).Int64()
+		if n < lo || n > hi {
+			return BadBody(fmt.Sprintf("Payload validation error: 'Value %d is out of range [%d, %d]' on property %s.", n, lo, hi, path))
+		}
+		return nil
+	}
+	switch path {
+	case "jwt_configuration.alg":
+		// Gatehouse signs with RS256 only (the tenant's signing keys).
+		if s := v.(string); s != "RS256" {
+			return BadBody(fmt.Sprintf("Payload validation error: 'Gatehouse signs tokens with RS256 only, not %q' on property %s.", s, path))
+		}
+	case "jwt_configuration.lifetime_in_seconds":
+		return intIn(1, 2592000)
+	case "refresh_token.rotation_type":
+		if s := v.(string); s != "rotating" && s != "non-rotating" {
+			return enumError(path, s, []string{"rotating", "non-rotating"})
+		}
+	case "refresh_token.expiration_type":
+		if s := v.(string); s != "expiring" && s != "non-expiring" {
+			return enumError(path, s, []string{"expiring", "non-expiring"})
+		}
+	case "refresh_token.leeway":
+		return intIn(0, 60)
+	case "refresh_token.token_lifetime", "refresh_token.idle_token_lifetime":
+		return intIn(1, 31557600*10)
+	}
+	return nil
+}
+
+// clientMetadata applies Auth0's limits: at most 10 string properties,
+// names and values of at most 255 characters.
+func clientMetadata(m map[string]any) (map[string]string, error) {
+	if len(m) > 10 {
+		return nil, BadBody("Payload validation error: 'Too many properties (maximum 10)' on property client_metadata.")
+	}
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		s, ok := v.(string)
+		if !ok {
+			return nil, propertyError("client_metadata."+k, "string", v)
+		}
+		if len(k) > 255 || len(s) > 255 {
+			return nil, BadBody(fmt.Sprintf("Payload validation error: 'String is too long (maximum 255 characters)' on property client_metadata.%s.", k))
+		}
+		out[k] = s
+	}
+	return out, nil
+}
+
+func stringArray(prop string, v any) ([]string, error) {
+	items := v.([]any)
+	out := make([]string, 0, len(items))
+	for i, it := range items {
+		s, ok := it.(string)
+		if !ok {
+			return nil, propertyError(fmt.Sprintf("%s[%d]", prop, i), "string", it)
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+func enumError(prop, got string, allowed []string) *Error {
+	return BadBody(fmt.Sprintf("Payload validation error: 'No enum match for: %q (expected one of %s)' on property %s.", got, strings.Join(allowed, ", "), prop))
+}
+
+// checkClient applies the rules that involve more than one property.
+func checkClient(c *store.Client) error {
+	if strings.TrimSpace(c.Name) == "" {
+		return BadBody("Payload validation error: 'String is too short (0 chars), minimum 1' on property name (The name of the client).")
+	}
+	if c.TokenEndpointAuthMethod == authNone && slices.Contains(c.GrantTypes, grantCC) {
+		return BadBody("Payload validation error: 'Public clients (token_endpoint_auth_method none) cannot use the client_credentials grant' on property grant_types.")
+	}
+	native := c.AppType == appNative
+	for _, list := range []struct {
+		prop   string
+		urls   []string
+		origin bool
+	}{{"callbacks", c.Callbacks, false}, {"allowed_logout_urls", c.AllowedLogoutURLs, false}, {"web_origins", c.WebOrigins, true}} {
+		for i, u := range list.urls {
+			if reason := checkAppURL(u, native, list.origin); reason != "" {
+				return BadBody(fmt.Sprintf("Payload validation error: '%s' on property %s[%d].", reason, list.prop, i))
+			}
+		}
+	}
+	return nil
+}
+
+var (
+	schemeRE       = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9+.-]*$`)
+	wildcardHostRE = regexp.MustCompile(`^[a-zA-Z0-9-]*\*[a-zA-Z0-9-]*$`)
+	// forbiddenSchemes run code or read local files in a browser.
+	forbiddenSchemes = []string{"javascript", "data", "vbscript", "file", "blob", "about"}
+)
+
+// checkAppURL returns why u cannot be a callback, logout URL or web
+// origin, or "" when it can. Native apps may use custom schemes
+// (com.example.app://callback). Wildcards follow Auth0's rules: http(s)
+// only, one "*", in the leftmost label of a host of three labels or more.
+func checkAppURL(s string, native, origin bool) string {
+	if strings.Contains(s, "#") {
+		return fmt.Sprintf("URL %q must not contain a fragment (#)", s)
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme == "" || !schemeRE.MatchString(u.Scheme) {
+		return fmt.Sprintf("%q is not an absolute URL", s)
+	}
+	scheme := strings.ToLower(u.Scheme)
+	web := scheme == "http" || scheme == "https"
+	switch {
+	case slices.Contains(forbiddenSchemes, scheme):
+		return fmt.Sprintf("URL scheme %q is not allowed", scheme)
+	case !web && !native:
+		return fmt.Sprintf("URL %q: custom URL schemes are allowed only for native applications", s)
+	case web && u.Host == "":
+		return fmt.Sprintf("URL %q has no host", s)
+	case !web && u.Host == "" && u.Path == "":
+		return fmt.Sprintf("URL %q has nothing after the scheme", s)
+	case u.User != nil:
+		return fmt.Sprintf("URL %q must not contain credentials", s)
+	}
+	if origin && (strings.Trim(u.Path, "/") != "" || u.RawQuery != "") {
+		return fmt.Sprintf("Origin %q must not have a path or a query", s)
+	}
+	switch n := strings.Count(s, "*"); {
+	case n == 0:
+		return ""
+	case n > 1:
+		return fmt.Sprintf("URL %q must not contain more than one wildcard", s)
+	case !web:
+		return fmt.Sprintf("URL %q: wildcards are allowed only with http and https", s)
+	}
+	labels := strings.Split(u.Hostname(), ".")
+	if !strings.Contains(labels[0], "*") {
+		return fmt.Sprintf("URL %q: the wildcard must be in the subdomain furthest from the root domain", s)
+	}
+	if len(labels) < 3 {
+		return fmt.Sprintf("URL %q: the wildcard must be in a subdomain, not in the domain itself", s)
+	}
+	if !wildcardHostRE.MatchString(labels[0]) {
+		return fmt.Sprintf("URL %q: the wildcard label may hold only hostname characters", s)
+	}
+	return ""
+}
+
+const alnum = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
+// randomAlnum returns n uniformly random letters and digits, the alphabet
+// of Auth0's client and connection ids.
+func randomAlnum(n int) string {
+	b := make([]byte, n)
+	for i := range b {
+		// 248 is the largest multiple of 62 below 256: rejecting larger
+		// bytes keeps the distribution uniform.
+		for {
+			var c [1]byte
+			_, _ = rand.Read(c[:])
+			if c[0] < 248 {
+				b[i] = alnum[int(c[0])%len(alnum)]
+				break
+			}
+		}
+	}
+	return string(b)
+}
+
+// newClientSecret returns 48 random bytes as 64 base64url characters, the
+// length and alphabet of Auth0's client secrets.
+func newClientSecret() string {
+	b := make([]byte, 48)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}

@@ -1,0 +1,626 @@
+package management
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/gatehouse/gatehouse/internal/connection/azuread"
+	"github.com/gatehouse/gatehouse/internal/store"
+)
+
+// SecretMarker stands in for options.client_secret in every connection the
+// API returns when a secret is stored: the secret itself is write-only. A
+// PATCH whose options carry the marker (a GET sent back) keeps the stored
+// secret, as does one whose options omit client_secret.
+const SecretMarker = "[set]"
+
+// connectionFieldTypes are the connection properties accepted on create.
+var connectionFieldTypes = map[string]string{
+	"name":                 "string",
+	"strategy":             "string",
+	"display_name":         "string",
+	"options":              "object",
+	"enabled_clients":      "array",
+	"is_domain_connection": "boolean",
+	"show_as_button":       "boolean",
+	"realms":               "array",
+	"metadata":             "object",
+}
+
+// Auth0's connection name rule (reference §2.2).
+var connectionNameRE = regexp.MustCompile(`^[a-zA-Z0-9](-[a-zA-Z0-9]|[a-zA-Z0-9])*$`)
+
+const (
+	maxConnectionName = 128
+	// maxEnabledClientsPatch is Auth0's limit of items per
+	// PATCH /connections/{id}/clients.
+	maxEnabledClientsPatch = 50
+)
+
+func (a *API) connectionRoutes(route routeFunc) {
+	route("POST /api/v2/connections", "create:connections", a.createConnection)
+	route("GET /api/v2/connections", "read:connections", a.listConnections)
+	route("GET /api/v2/connections/{id}", "read:connections", a.getConnection)
+	route("PATCH /api/v2/connections/{id}", "update:connections", a.updateConnection)
+	route("DELETE /api/v2/connections/{id}", "delete:connections", a.deleteConnection)
+	route("GET /api/v2/connections/{id}/clients", "read:connections", a.getConnectionClients)
+	route("PATCH /api/v2/connections/{id}/clients", "update:connections", a.patchConnectionClients)
+}
+
+func errNoConnection() *Error {
+	return NotFound("The connection does not exist", "inexistent_connection")
+}
+
+func connectionStoreError(err error) error {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return errNoConnection()
+	case errors.Is(err, store.ErrConflict):
+		return Conflict("A connection with the same name already exists", "connection_conflict")
+	}
+	return internalError(err)
+}
+
+// connectionInput is a checked create or update body.
+type connectionInput struct {
+	body    map[string]any
+	options *azuread.Options
+	// secret is the new client secret; keepSecret means leave the stored
+	// one, removeSecret means drop it.
+	secret       string
+	keepSecret   bool
+	removeSecret bool
+}
+
+func (a *API) createConnection(w http.ResponseWriter, r *http.Request) {
+	body, err := decodeObject(r)
+	if err != nil {
+		WriteError(w, err)
+		return
+	}
+	for _, req := range []string{"name", "strategy"} {
+		if _, ok := body[req]; !ok {
+			WriteError(w, BadBody("Payload validation error: 'Missing required property: "+req+"'."))
+			return
+		}
+	}
+	in, err := checkConnectionBody(body, nil)
+	if err != nil {
+		WriteError(w, err)
+		return
+	}
+	if in.secret == SecretMarker {
+		WriteError(w, BadBody("Payload validation error: 'client_secret is the write-only marker "+SecretMarker+", not a secret' on property options.client_secret."))
+		return
+	}
+	now := a.now().UTC()
+	c := &store.Connection{
+		ID:             "con_" + randomAlnum(16),
+		Name:           body["name"].(string),
+		Strategy:       body["strategy"].(string),
+		EnabledClients: []string{},
+		CreatedAt:      now,
+		UpdatedAt:      now,
+	}
+	c.DisplayName = c.Name
+	c.Realms = []string{c.Name}
+	if err := applyConnection(c, in); err != nil {
+		WriteError(w, err)
+		return
+	}
+	ctx := r.Context()
+	if err := a.checkEnabledClients(ctx, in.options, c.EnabledClients, "enabled_clients"); err != nil {
+		WriteError(w, err)
+		return
+	}
+	if in.secret != "" {
+		if c.SecretEnc, err = a.secrets.Seal([]byte(in.secret), store.ConnectionSecretAAD(c.ID)); err != nil {
+			WriteError(w, internalError(fmt.Errorf("seal connection secret: %w", err)))
+			return
+		}
+	}
+	if err := a.store.CreateConnection(ctx, c); err != nil {
+		WriteError(w, a.enabledClientsRace(err))
+		return
+	}
+	a.warn(ctx, w, c, in.options)
+	WriteJSON(w, http.StatusCreated, connectionJSON(c))
+}
+
+// enabledClientsRace maps a store error of a write that names clients:
+// a client deleted since checkEnabledClients surfaces as ErrNotFound.
+func (a *API) enabledClientsRace(err error) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return BadBody("Payload validation error: 'One of the clients does not exist' on property enabled_clients.")
+	}
+	return connectionStoreError(err)
+}
+
+// warn logs the options' warnings and repeats them in Warning headers, so
+// that an administrator sees them without Auth0's body changing.
+func (a *API) warn(ctx context.Context, w http.ResponseWriter, c *store.Connection, o *azuread.Options) {
+	for _, msg := range o.Warnings() {
+		a.logger.WarnContext(ctx, "connection option", "connection", c.Name, "warning", msg)
+		w.Header().Add("Warning", "299 gatehouse "+strconv.Quote(msg))
+	}
+}
+
+func (a *API) listConnections(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	var f store.ConnectionFilter
+	for _, s := range q["strategy"] {
+		for _, part := range strings.Split(s, ",") {
+			if part = strings.TrimSpace(part); part != "" {
+				f.Strategies = append(f.Strategies, part)
+			}
+		}
+	}
+	f.Name = q.Get("name")
+	cp, checkpointed, err := parseCheckpoint(r)
+	if err != nil {
+		WriteError(w, err)
+		return
+	}
+	if checkpointed {
+		opts, skip := cp.pageOf()
+		cs, total, err := a.store.ListConnections(r.Context(), f, opts)
+		if err != nil {
+			WriteError(w, internalError(err))
+			return
+		}
+		cs = cs[min(skip, len(cs)):]
+		body := map[string]any{"connections": connectionItems(cs, r)}
+		if cp.offset+len(cs) < total {
+			body["next"] = cp.next(len(cs))
+		}
+		WriteJSON(w, http.StatusOK, body)
+		return
+	}
+	p, err := parsePaging(r)
+	if err != nil {
+		WriteError(w, err)
+		return
+	}
+	cs, total, err := a.store.ListConnections(r.Context(), f, p.listOptions())
+	if err != nil {
+		WriteError(w, internalError(err))
+		return
+	}
+	writePage(w, p, "connections", connectionItems(cs, r), total)
+}
+
+func connectionItems(cs []*store.Connection, r *http.Request) []map[string]any {
+	items := make([]map[string]any, 0, len(cs))
+	for _, c := range cs {
+		items = append(items, filterFields(connectionJSON(c), r))
+	}
+	return items
+}
+
+func (a *API) getConnection(w http.ResponseWriter, r *http.Request) {
+	c, err := a.store.GetConnection(r.Context(), r.PathValue("id"))
+	if err != nil {
+		WriteError(w, connectionStoreError(err))
+		return
+	}
+	WriteJSON(w, http.StatusOK, filterFields(connectionJSON(c), r))
+}
+
+func (a *API) updateConnection(w http.ResponseWriter, r *http.Request) {
+	body, err := decodeObject(r)
+	if err != nil {
+		WriteError(w, err)
+		return
+	}
+	ctx := r.Context()
+	c, err := a.store.GetConnection(ctx, r.PathValue("id"))
+	if err != nil {
+		WriteError(w, connectionStoreError(err))
+		return
+	}
+	in, err := checkConnectionBody(body, c)
+	if err != nil {
+		WriteError(w, err)
+		return
+	}
+	if in.options == nil {
+		if in.options, err = storedOptions(c); err != nil {
+			WriteError(w, err)
+			return
+		}
+	}
+	// Auth0 resets display_name to the name when a PATCH omits it.
+	c.DisplayName = c.Name
+	enabled := c.EnabledClients
+	c.EnabledClients = nil
+	if err := applyConnection(c, in); err != nil {
+		WriteError(w, err)
+		return
+	}
+	if c.EnabledClients != nil {
+		enabled = c.EnabledClients
+	}
+	if err := a.checkEnabledClients(ctx, in.options, enabled, "enabled_clients"); err != nil {
+		WriteError(w, err)
+		return
+	}
+	switch {
+	case in.removeSecret:
+		c.SecretEnc = nil
+	case in.keepSecret:
+	default:
+		if c.SecretEnc, err = a.secrets.Seal([]byte(in.secret), store.ConnectionSecretAAD(c.ID)); err != nil {
+			WriteError(w, internalError(fmt.Errorf("seal connection secret: %w", err)))
+			return
+		}
+	}
+	if err := a.store.UpdateConnection(ctx, c); err != nil {
+		WriteError(w, a.enabledClientsRace(err))
+		return
+	}
+	c.EnabledClients = enabled
+	a.warn(ctx, w, c, in.options)
+	WriteJSON(w, http.StatusOK, connectionJSON(c))
+}
+
+// storedOptions parses a stored connection's options.
+func storedOptions(c *store.Connection) (*azuread.Options, error) {
+	o, err := azuread.ParseOptions(c.Options)
+	if err != nil {
+		return nil, internalError(fmt.Errorf("connection %s: %w", c.ID, err))
+	}
+	return o, nil
+}
+
+func (a *API) deleteConnection(w http.ResponseWriter, r *http.Request) {
+	err := a.store.DeleteConnection(r.Context(), r.PathValue("id"))
+	if errors.Is(err, store.ErrNotFound) {
+		// Auth0 answers a repeated delete without an error.
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	if err != nil {
+		WriteError(w, internalError(err))
+		return
+	}
+	WriteJSON(w, http.StatusAccepted, map[string]string{"deleted_at": a.now().UTC().Format("2006-01-02T15:04:05.000Z")})
+}
+
+func (a *API) getConnectionClients(w http.ResponseWriter, r *http.Request) {
+	c, err := a.store.GetConnection(r.Context(), r.PathValue("id"))
+	if err != nil {
+		WriteError(w, connectionStoreError(err))
+		return
+	}
+	cp, _, err := parseCheckpoint(r)
+	if err != nil {
+		WriteError(w, err)
+		return
+	}
+	if cp.take == 0 {
+		cp.take = defaultPerPage
+	}
+	ids := c.EnabledClients[min(cp.offset, len(c.EnabledClients)):]
+	ids = ids[:min(cp.take, len(ids))]
+	clients := make([]map[string]string, 0, len(ids))
+	for _, id := range ids {
+		clients = append(clients, map[string]string{"client_id": id})
+	}
+	body := map[string]any{"clients": clients}
+	if cp.offset+len(ids) < len(c.EnabledClients) {
+		body["next"] = cp.next(len(ids))
+	}
+	WriteJSON(w, http.StatusOK, body)
+}
+
+func (a *API) patchConnectionClients(w http.ResponseWriter, r *http.Request) {
+	raw, err := readJSONBody(r)
+	if err != nil {
+		WriteError(w, err)
+		return
+	}
+	var items []any
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	if err := dec.Decode(&items); err != nil || dec.More() {
+		WriteError(w, BadBody("Payload validation error: 'Expected type array' on property body."))
+		return
+	}
+	if len(items) > maxEnabledClientsPatch {
+		WriteError(w, BadBody(fmt.Sprintf("Payload validation error: 'Array is too long (%d), maximum %d'.", len(items), maxEnabledClientsPatch)))
+		return
+	}
+	status := make(map[string]bool, len(items))
+	var enable []string
+	for i, it := range items {
+		prop := fmt.Sprintf("[%d]", i)
+		m, ok := it.(map[string]any)
+		if !ok {
+			WriteError(w, propertyError(prop, "object", it))
+			return
+		}
+		for k := range m {
+			if k != "client_id" && k != "status" {
+				WriteError(w, BadBody(fmt.Sprintf("Payload validation error: 'Additional properties not allowed: %s' on property %s.", k, prop)))
+				return
+			}
+		}
+		id, ok := m["client_id"].(string)
+		if !ok {
+			WriteError(w, propertyError(prop+".client_id", "string", m["client_id"]))
+			return
+		}
+		on, ok := m["status"].(bool)
+		if !ok {
+			WriteError(w, propertyError(prop+".status", "boolean", m["status"]))
+			return
+		}
+		status[id] = on
+		if on {
+			enable = append(enable, id)
+		}
+	}
+	ctx := r.Context()
+	c, err := a.store.GetConnection(ctx, r.PathValue("id"))
+	if err != nil {
+		WriteError(w, connectionStoreError(err))
+		return
+	}
+	o, err := storedOptions(c)
+	if err != nil {
+		WriteError(w, err)
+		return
+	}
+	if err := a.checkEnabledClients(ctx, o, enable, "client_id"); err != nil {
+		WriteError(w, err)
+		return
+	}
+	for id, on := range status {
+		if on {
+			continue
+		}
+		// Disabling an unknown client is refused too, as the store does.
+		if _, err := a.store.GetClient(ctx, id); err != nil {
+			WriteError(w, a.unknownClient(err, "client_id", id))
+			return
+		}
+	}
+	if err := a.store.SetConnectionClients(ctx, c.ID, status); err != nil {
+		WriteError(w, a.enabledClientsRace(err))
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (a *API) unknownClient(err error, prop, id string) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return BadBody(fmt.Sprintf("Payload validation error: 'The client %q does not exist' on property %s.", id, prop))
+	}
+	return internalError(err)
+}
+
+// checkEnabledClients checks that every client exists and, when one allows
+// a password grant, that the options can serve it.
+func (a *API) checkEnabledClients(ctx context.Context, o *azuread.Options, ids []string, prop string) error {
+	for i, id := range ids {
+		c, err := a.store.GetClient(ctx, id)
+		if err != nil {
+			p := prop
+			if prop == "enabled_clients" {
+				p = fmt.Sprintf("%s[%d]", prop, i)
+			}
+			return a.unknownClient(err, p, id)
+		}
+		if allowsPassword(c) {
+			if err := o.CheckPasswordGrant(); err != nil {
+				return optionsError(err)
+			}
+		}
+	}
+	return nil
+}
+
+// checkConnectionBody checks a create body (cur nil) or an update body
+// against the stored connection cur.
+func checkConnectionBody(body map[string]any, cur *store.Connection) (*connectionInput, error) {
+	var unknown []string
+	for k := range body {
+		if connectionFieldTypes[k] == "" {
+			unknown = append(unknown, k)
+		}
+	}
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		return nil, additionalProperties(unknown)
+	}
+	keys := make([]string, 0, len(body))
+	for k := range body {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if want := connectionFieldTypes[k]; jsonType(body[k]) != want {
+			return nil, propertyError(k, want, body[k])
+		}
+	}
+	in := &connectionInput{body: body, keepSecret: cur != nil}
+	name, _ := body["name"].(string)
+	strategy, _ := body["strategy"].(string)
+	if cur == nil {
+		switch {
+		case len(name) > maxConnectionName:
+			return nil, BadBody(fmt.Sprintf("Payload validation error: 'String is too long (%d chars), maximum %d' on property name.", len(name), maxConnectionName))
+		case !connectionNameRE.MatchString(name):
+			return nil, BadBody("Payload validation error: 'String does not match pattern ^[a-zA-Z0-9](-[a-zA-Z0-9]|[a-zA-Z0-9])*$' on property name (The name of the connection. Must start and end with an alphanumeric character and can only contain alphanumeric characters and '-'. Max length 128).")
+		case strategy != azuread.Strategy:
+			return nil, BadBody(fmt.Sprintf("Payload validation error: 'Strategy %q is not supported by Gatehouse (supported: %s)' on property strategy.", strategy, azuread.Strategy))
+		}
+	} else {
+		// Auth0 refuses name and strategy in a PATCH; sending back the
+		// unchanged values of a GET is let through.
+		if _, ok := body["name"]; ok && name != cur.Name {
+			return nil, BadBody("Payload validation error: 'The name of a connection cannot be changed' on property name.")
+		}
+		if _, ok := body["strategy"]; ok && strategy != cur.Strategy {
+			return nil, BadBody("Payload validation error: 'The strategy of a connection cannot be changed' on property strategy.")
+		}
+	}
+	if s, ok := body["display_name"].(string); ok && len([]rune(s)) > maxConnectionName {
+		return nil, BadBody(fmt.Sprintf("Payload validation error: 'String is too long, maximum %d' on property display_name.", maxConnectionName))
+	}
+	if v, ok := body["options"]; ok || cur == nil {
+		raw, err := json.Marshal(v)
+		if err != nil {
+			return nil, internalError(err)
+		}
+		o, err := azuread.ParseOptions(raw)
+		if err != nil {
+			return nil, optionsError(err)
+		}
+		o.Defaults()
+		if err := o.Validate(); err != nil {
+			return nil, optionsError(err)
+		}
+		in.options = o
+		switch {
+		case !ok || o.ClientSecret == "" && !hasKey(v, "client_secret"):
+			// Omitted: a create has no secret, an update keeps it.
+		case o.ClientSecret == SecretMarker && cur != nil:
+		case o.ClientSecret == "":
+			in.keepSecret, in.removeSecret = false, cur != nil
+		default:
+			in.keepSecret, in.secret = false, o.ClientSecret
+		}
+		// The secret lives in SecretEnc only.
+		o.ClientSecret = ""
+	}
+	return in, nil
+}
+
+func hasKey(v any, k string) bool {
+	m, ok := v.(map[string]any)
+	if !ok {
+		return false
+	}
+	val, ok := m[k]
+	return ok && val != nil
+}
+
+// applyConnection writes the checked body into c.
+func applyConnection(c *store.Connection, in *connectionInput) error {
+	b := in.body
+	if v, ok := b["display_name"].(string); ok {
+		c.DisplayName = v
+	}
+	if v, ok := b["is_domain_connection"].(bool); ok {
+		c.IsDomainConnection = v
+	}
+	if v, ok := b["show_as_button"].(bool); ok {
+		c.ShowAsButton = v
+	}
+	if v, ok := b["realms"]; ok {
+		realms, err := stringArray("realms", v)
+		if err != nil {
+			return err
+		}
+		for i, r := range realms {
+			if strings.TrimSpace(r) == "" {
+				return BadBody(fmt.Sprintf("Payload validation error: 'String is too short (0 chars), minimum 1' on property realms[%d].", i))
+			}
+		}
+		c.Realms = realms
+	}
+	if v, ok := b["metadata"].(map[string]any); ok {
+		md, err := connectionMetadata(v)
+		if err != nil {
+			return err
+		}
+		c.Metadata = md
+	}
+	if v, ok := b["enabled_clients"]; ok {
+		ids, err := stringArray("enabled_clients", v)
+		if err != nil {
+			return err
+		}
+		slices.Sort(ids)
+		c.EnabledClients = slices.Compact(ids)
+	}
+	if in.options != nil {
+		raw, err := json.Marshal(in.options)
+		if err != nil {
+			return internalError(err)
+		}
+		c.Options = raw
+	}
+	return nil
+}
+
+// connectionMetadata applies Auth0's limits: at most 10 string properties
+// of at most 255 characters.
+func connectionMetadata(m map[string]any) (map[string]string, error) {
+	if len(m) > 10 {
+		return nil, BadBody("Payload validation error: 'Too many properties (maximum 10)' on property metadata.")
+	}
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		s, ok := v.(string)
+		if !ok {
+			return nil, propertyError("metadata."+k, "string", v)
+		}
+		if len(s) > 255 {
+			return nil, BadBody(fmt.Sprintf("Payload validation error: 'String is too long (maximum 255 characters)' on property metadata.%s.", k))
+		}
+		out[k] = s
+	}
+	return out, nil
+}
+
+// optionsError words an options problem as Auth0's payload validation
+// error on the options property at fault.
+func optionsError(err error) error {
+	var oe *azuread.OptionError
+	if !errors.As(err, &oe) {
+		return internalError(err)
+	}
+	prop := "options"
+	if oe.Property != "" {
+		prop += "." + oe.Property
+	}
+	return BadBody(fmt.Sprintf("Payload validation error: '%s' on property %s.", oe.Reason, prop))
+}
+
+// connectionJSON is the Auth0 connection object. The stored options never
+// hold the client secret; SecretMarker says one is set.
+func connectionJSON(c *store.Connection) map[string]any {
+	opts := map[string]json.RawMessage{}
+	if len(c.Options) > 0 {
+		_ = json.Unmarshal(c.Options, &opts)
+	}
+	if len(c.SecretEnc) > 0 {
+		opts["client_secret"] = json.RawMessage(strconv.Quote(SecretMarker))
+	}
+	obj := map[string]any{
+		"id":                   c.ID,
+		"name":                 c.Name,
+		"display_name":         c.DisplayName,
+		"strategy":             c.Strategy,
+		"options":              opts,
+		"is_domain_connection": c.IsDomainConnection,
+		"show_as_button":       c.ShowAsButton,
+		"realms":               nonNil(c.Realms),
+		"enabled_clients":      nonNil(c.EnabledClients),
+	}
+	if len(c.Metadata) > 0 {
+		obj["metadata"] = c.Metadata
+	}
+	return obj
+}
