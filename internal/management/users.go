@@ -1,0 +1,278 @@
+package management
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/store"
+)
+
+func (a *API) userRoutes(route routeFunc) {
+	route("GET /api/v2/users", "read:users", a.listUsers)
+	route("GET /api/v2/users/{id}", "read:users", a.getUser)
+	route("PATCH /api/v2/users/{id}", "update:users", a.patchUser)
+	route("DELETE /api/v2/users/{id}", "delete:users", a.deleteUser)
+	route("GET /api/v2/users-by-email", "read:users", a.usersByEmail)
+}
+
+func errNoUser() *Error { return NotFound("The user does not exist.", "inexistent_user") }
+
+// userJSON renders a user as Auth0 does: the stored profile plus the
+// columns the store keeps. IdP tokens are added to identities[0] only for
+// callers holding read:user_idp_tokens.
+func (a *API) userJSON(r *http.Request, u *store.User) (map[string]any, error) {
+	doc := map[string]any{}
+	if len(u.Profile) > 0 {
+		if err := json.Unmarshal(u.Profile, &doc); err != nil {
+			return nil, internalError(fmt.Errorf("user %s profile: %w", u.UserID, err))
+		}
+	}
+	doc["user_id"] = u.UserID
+	doc["created_at"] = isoTime(u.CreatedAt)
+	doc["updated_at"] = isoTime(u.UpdatedAt)
+	doc["logins_count"] = u.LoginsCount
+	doc["blocked"] = u.Blocked
+	if u.LastLogin != nil {
+		doc["last_login"] = isoTime(*u.LastLogin)
+	}
+	if u.LastIP != "" {
+		doc["last_ip"] = u.LastIP
+	}
+	if len(u.IdPTokensEnc) > 0 && PrincipalFrom(r.Context()).Has("read:user_idp_tokens") {
+		plain, err := a.secrets.Open(u.IdPTokensEnc, store.UserIdPTokensAAD(u.UserID))
+		if err != nil {
+			return nil, internalError(fmt.Errorf("open idp tokens of %s: %w", u.UserID, err))
+		}
+		var toks map[string]any
+		if err := json.Unmarshal(plain, &toks); err != nil {
+			return nil, internalError(err)
+		}
+		if ids, ok := doc["identities"].([]any); ok && len(ids) > 0 {
+			if id0, ok := ids[0].(map[string]any); ok {
+				for k, v := range toks {
+					id0[k] = v
+				}
+			}
+		}
+	}
+	return filterFields(doc, r), nil
+}
+
+func isoTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
+
+// qTerm is one field:value of the Lucene-style q Gatehouse understands.
+var qTerm = regexp.MustCompile(`^\s*([a-zA-Z_.]+)\s*:\s*(?:"([^"]*)"|(\S+))\s*$`)
+
+// userFilter reads q (search_engine v2/v3 syntax) for the fields Gatehouse
+// indexes: email and identities.connection, joined with AND.
+func userFilter(r *http.Request) (store.UserFilter, error) {
+	var f store.UserFilter
+	q := strings.TrimSpace(r.URL.Query().Get("q"))
+	if se := r.URL.Query().Get("search_engine"); se != "" && se != "v2" && se != "v3" {
+		return f, BadQuery("Query validation error: 'search_engine' must be v2 or v3.")
+	}
+	if c := r.URL.Query().Get("connection"); c != "" {
+		f.Connection = c
+	}
+	if q == "" {
+		return f, nil
+	}
+	for _, part := range strings.Split(q, " AND ") {
+		m := qTerm.FindStringSubmatch(part)
+		if m == nil {
+			return f, BadQuery("Gatehouse supports q with email:\"...\" and identities.connection:\"...\" terms joined by AND.")
+		}
+		v := m[2] + m[3]
+		switch m[1] {
+		case "email":
+			f.Email = v
+		case "identities.connection":
+			f.Connection = v
+		default:
+			return f, BadQuery("Gatehouse cannot search users by " + m[1] + "; use email or identities.connection.")
+		}
+	}
+	return f, nil
+}
+
+func (a *API) listUsers(w http.ResponseWriter, r *http.Request) {
+	p, err := parsePaging(r)
+	if err != nil {
+		WriteError(w, err)
+		return
+	}
+	f, err := userFilter(r)
+	if err != nil {
+		WriteError(w, err)
+		return
+	}
+	users, total, err := a.store.ListUsers(r.Context(), f, p.listOptions())
+	if err != nil {
+		WriteError(w, internalError(err))
+		return
+	}
+	items := make([]map[string]any, 0, len(users))
+	for _, u := range users {
+		doc, err := a.userJSON(r, u)
+		if err != nil {
+			WriteError(w, err)
+			return
+		}
+		items = append(items, doc)
+	}
+	writePage(w, p, "users", items, total)
+}
+
+func (a *API) getUser(w http.ResponseWriter, r *http.Request) {
+	u, err := a.loadUser(r)
+	if err != nil {
+		WriteError(w, err)
+		return
+	}
+	doc, err := a.userJSON(r, u)
+	if err != nil {
+		WriteError(w, err)
+		return
+	}
+	WriteJSON(w, http.StatusOK, doc)
+}
+
+func (a *API) loadUser(r *http.Request) (*store.User, error) {
+	u, err := a.store.GetUser(r.Context(), r.PathValue("id"))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, errNoUser()
+	}
+	if err != nil {
+		return nil, internalError(err)
+	}
+	return u, nil
+}
+
+// userPatchTypes are the properties PATCH accepts for users of an
+// enterprise connection. Their email and identities belong to the IdP.
+var userPatchTypes = map[string]string{
+	"blocked":       "boolean",
+	"user_metadata": "object",
+	"app_metadata":  "object",
+	"name":          "string",
+	"given_name":    "string",
+	"family_name":   "string",
+	"nickname":      "string",
+	"picture":       "string",
+}
+
+// patchUser merges the given properties; user_metadata and app_metadata
+// merge one level deep as in Auth0, a null there removing a key.
+func (a *API) patchUser(w http.ResponseWriter, r *http.Request) {
+	patch, err := decodeObject(r)
+	if err != nil {
+		WriteError(w, err)
+		return
+	}
+	var unknown []string
+	for k, v := range patch {
+		typ, ok := userPatchTypes[k]
+		if !ok {
+			unknown = append(unknown, k)
+			continue
+		}
+		if jsonType(v) != typ {
+			WriteError(w, propertyError(k, typ, v))
+			return
+		}
+	}
+	if len(unknown) > 0 {
+		WriteError(w, additionalProperties(unknown))
+		return
+	}
+	u, err := a.loadUser(r)
+	if err != nil {
+		WriteError(w, err)
+		return
+	}
+	doc := map[string]any{}
+	if len(u.Profile) > 0 {
+		if err := json.Unmarshal(u.Profile, &doc); err != nil {
+			WriteError(w, internalError(err))
+			return
+		}
+	}
+	for k, v := range patch {
+		switch k {
+		case "blocked":
+			u.Blocked = v.(bool)
+		case "user_metadata", "app_metadata":
+			cur, _ := doc[k].(map[string]any)
+			if cur == nil {
+				cur = map[string]any{}
+			}
+			for mk, mv := range v.(map[string]any) {
+				if mv == nil {
+					delete(cur, mk)
+				} else {
+					cur[mk] = mv
+				}
+			}
+			doc[k] = cur
+		default:
+			doc[k] = v
+		}
+	}
+	if u.Profile, err = json.Marshal(doc); err != nil {
+		WriteError(w, internalError(err))
+		return
+	}
+	if err := a.store.UpdateUser(r.Context(), u); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			WriteError(w, errNoUser())
+			return
+		}
+		WriteError(w, internalError(err))
+		return
+	}
+	out, err := a.userJSON(r, u)
+	if err != nil {
+		WriteError(w, err)
+		return
+	}
+	WriteJSON(w, http.StatusOK, out)
+}
+
+func (a *API) deleteUser(w http.ResponseWriter, r *http.Request) {
+	err := a.store.DeleteUser(r.Context(), r.PathValue("id"))
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		WriteError(w, internalError(err))
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// usersByEmail is GET /api/v2/users-by-email?email=: an exact,
+// case-insensitive match, as a bare array.
+func (a *API) usersByEmail(w http.ResponseWriter, r *http.Request) {
+	email := r.URL.Query().Get("email")
+	if email == "" {
+		WriteError(w, BadQuery("Query validation error: 'Missing required property: email' on property email."))
+		return
+	}
+	users, _, err := a.store.ListUsers(r.Context(), store.UserFilter{Email: email}, store.ListOptions{PerPage: maxPerPage})
+	if err != nil {
+		WriteError(w, internalError(err))
+		return
+	}
+	items := make([]map[string]any, 0, len(users))
+	for _, u := range users {
+		doc, err := a.userJSON(r, u)
+		if err != nil {
+			WriteError(w, err)
+			return
+		}
+		items = append(items, doc)
+	}
+	WriteJSON(w, http.StatusOK, items)
+}
