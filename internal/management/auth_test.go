@@ -1,0 +1,158 @@
+package management_test
+
+import (
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/gatehouse/gatehouse/internal/server/servertest"
+	"github.com/gatehouse/gatehouse/internal/store/storetest"
+)
+
+// foreignToken is a well-formed RS256 token signed by a key Gatehouse does
+// not know, with otherwise valid claims.
+func foreignToken(t *testing.T, env *servertest.Env, exp time.Time) string {
+	t.Helper()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: jose.JSONWebKey{Key: key, KeyID: "foreign"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := jwt.Signed(sig).Claims(map[string]any{
+		"iss": env.URL, "aud": env.URL + "api/v2/", "sub": "x@clients",
+		"exp": exp.Unix(), "iat": time.Now().Unix(), "scope": "read:tenant_settings",
+	}).Serialize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+func TestBearerCheck(t *testing.T) {
+	env := servertest.Start(t, storetest.SQLite)
+	good := env.ManagementToken(t)
+	narrow := env.ManagementToken(t, "read:clients")
+	parts := strings.Split(good, ".")
+	tampered := parts[0] + "." + parts[1] + "x." + parts[2]
+	cases := []struct {
+		name, header string
+		status       int
+		message      string
+	}{
+		{"no header", "", 401, "Missing authentication"},
+		{"not bearer", "Basic abc", 400, "Bad HTTP authentication header format"},
+		{"empty bearer", "Bearer ", 400, "Bad HTTP authentication header format"},
+		{"garbage", "Bearer not-a-jwt", 401, "Invalid token"},
+		{"tampered", "Bearer " + tampered, 401, "Invalid token"},
+		{"foreign key", "Bearer " + foreignToken(t, env, time.Now().Add(time.Hour)), 401, "Invalid token"},
+		{"insufficient scope", "Bearer " + narrow, 403, "Insufficient scope, expected any of: read:tenant_settings"},
+		{"good", "Bearer " + good, 200, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			req, _ := http.NewRequest("GET", env.URL+"api/v2/tenants/settings", nil)
+			if c.header != "" {
+				req.Header.Set("Authorization", c.header)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var body map[string]any
+			_ = json.NewDecoder(resp.Body).Decode(&body)
+			if resp.StatusCode != c.status {
+				t.Fatalf("status %d, want %d: %v", resp.StatusCode, c.status, body)
+			}
+			if c.message == "" {
+				return
+			}
+			if body["statusCode"] != float64(c.status) || body["error"] != http.StatusText(c.status) || body["message"] != c.message {
+				t.Errorf("body %v", body)
+			}
+			if c.status == 403 && body["errorCode"] != "insufficient_scope" {
+				t.Errorf("errorCode %v", body["errorCode"])
+			}
+		})
+	}
+}
+
+func TestBearerCheckExpired(t *testing.T) {
+	env := servertest.Start(t, storetest.SQLite)
+	status, _, _ := env.Do(t, "GET", "api/v2/tenants/settings", foreignToken(t, env, time.Now().Add(-time.Hour)), nil)
+	if status != 401 {
+		t.Fatalf("expired foreign token: %d", status)
+	}
+}
+
+func TestTenantSettings(t *testing.T) {
+	for _, backend := range storetest.Backends() {
+		t.Run(backend, func(t *testing.T) {
+			env := servertest.Start(t, backend)
+			tok := env.ManagementToken(t)
+			status, _, raw := env.Do(t, "PATCH", "api/v2/tenants/settings", tok, map[string]any{"friendly_name": "Contoso", "support_email": "help@contoso.example"})
+			if status != 200 {
+				t.Fatalf("%d %s", status, raw)
+			}
+			bad := []struct {
+				name    string
+				body    any
+				status  int
+				message string
+			}{
+				{"unknown property", map[string]any{"friendly_name": "X", "colour": "red"}, 400, "Payload validation error: 'Additional properties not allowed: colour'."},
+				{"wrong type", map[string]any{"friendly_name": 7}, 400, "Payload validation error: 'Expected type string but found type number' on property friendly_name."},
+				{"unknown default directory", map[string]any{"default_directory": "nope"}, 400, `Payload validation error: 'The connection "nope" does not exist' on property default_directory.`},
+				{"not an object", `[1,2]`, 400, "Payload validation error: 'Invalid JSON body'."},
+				{"malformed", `{"friendly_name":`, 400, "Payload validation error: 'Invalid JSON body'."},
+			}
+			for _, c := range bad {
+				t.Run(c.name, func(t *testing.T) {
+					status, _, raw := env.Do(t, "PATCH", "api/v2/tenants/settings", tok, c.body)
+					var body map[string]any
+					_ = json.Unmarshal(raw, &body)
+					if status != c.status || body["message"] != c.message || body["errorCode"] != "invalid_body" {
+						t.Errorf("%d %v", status, body)
+					}
+				})
+			}
+			// Nothing above changed anything.
+			status, _, raw = env.Do(t, "GET", "api/v2/tenants/settings", tok, nil)
+			var got map[string]any
+			_ = json.Unmarshal(raw, &got)
+			if status != 200 || got["friendly_name"] != "Contoso" || got["support_email"] != "help@contoso.example" || len(got) != 2 {
+				t.Fatalf("settings after rejected patches: %d %v", status, got)
+			}
+			// null removes a setting; fields filters the answer.
+			status, _, _ = env.Do(t, "PATCH", "api/v2/tenants/settings", tok, map[string]any{"support_email": nil})
+			status2, _, raw := env.Do(t, "GET", "api/v2/tenants/settings?fields=friendly_name&include_fields=true", tok, nil)
+			got = nil
+			_ = json.Unmarshal(raw, &got)
+			if status != 200 || status2 != 200 || len(got) != 1 || got["friendly_name"] != "Contoso" {
+				t.Fatalf("after null patch: %d %d %v", status, status2, got)
+			}
+			// Wrong content type.
+			req, _ := http.NewRequest("PATCH", env.URL+"api/v2/tenants/settings", strings.NewReader(`friendly_name=x`))
+			req.Header.Set("Authorization", "Bearer "+tok)
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 415 {
+				t.Errorf("form body: %d", resp.StatusCode)
+			}
+		})
+	}
+}
