@@ -65,6 +65,8 @@ func (a *API) Register(mux *http.ServeMux) {
 	}
 	// One line per resource; each resource file owns its routes.
 	a.tenantSettingsRoutes(route)
+	a.userRoutes(route)
+	a.logRoutes(route)
 	a.clientRoutes(route)
 	a.connectionRoutes(route)
 	// Unknown /api/v2 paths answer in the API's own error format.
