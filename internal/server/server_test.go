@@ -1,0 +1,179 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/server"
+)
+
+func sqliteConfig(t *testing.T, dir string) *config.Config {
+	t.Helper()
+	cfg := &config.Config{
+		Addr:                    "127.0.0.1:0",
+		Issuer:                  "http://127.0.0.1:1/",
+		Database:                "sqlite:" + filepath.Join(dir, "gatehouse.db"),
+		LogFormat:               "text",
+		LogLevel:                "info",
+		ManagementTokenLifetime: time.Hour,
+		ShutdownTimeout:         time.Second,
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// TestGeneratedAdmin: an empty database with no admin configured gets one,
+// printed once; the master key file is created with mode 0600.
+func TestGeneratedAdmin(t *testing.T) {
+	dir := t.TempDir()
+	cfg := sqliteConfig(t, dir)
+	var notice, logs bytes.Buffer
+	srv, err := server.New(context.Background(), cfg, server.NewLogger(&logs, "text", "info"), &notice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Close()
+	out := notice.String()
+	if !strings.Contains(out, "GATEHOUSE_ADMIN_CLIENT_ID=") || !strings.Contains(out, "GATEHOUSE_ADMIN_CLIENT_SECRET=") {
+		t.Fatalf("credentials not printed: %q", out)
+	}
+	secret := strings.TrimSpace(strings.SplitN(strings.SplitN(out, "GATEHOUSE_ADMIN_CLIENT_SECRET=", 2)[1], "\n", 2)[0])
+	if strings.Contains(logs.String(), secret) {
+		t.Fatal("the generated secret reached the log")
+	}
+	if !strings.Contains(logs.String(), "GATEHOUSE_SECRET_KEY is not set") {
+		t.Errorf("no warning about the generated master key: %s", logs.String())
+	}
+	fi, err := os.Stat(cfg.SecretKeyFile())
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("key file: %v %v", fi, err)
+	}
+	notice.Reset()
+	srv, err = server.New(context.Background(), cfg, server.NewLogger(io.Discard, "text", "info"), &notice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Close()
+	if notice.Len() != 0 {
+		t.Fatalf("credentials printed again: %q", notice.String())
+	}
+}
+
+// TestWrongMasterKey: a database sealed under one key refuses to start
+// under another, and says which setting is wrong.
+func TestWrongMasterKey(t *testing.T) {
+	dir := t.TempDir()
+	cfg := sqliteConfig(t, dir)
+	cfg.SecretKey = hex.EncodeToString(bytes.Repeat([]byte{1}, 32))
+	srv, err := server.New(context.Background(), cfg, server.NewLogger(io.Discard, "text", "info"), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Close()
+	cfg.SecretKey = hex.EncodeToString(bytes.Repeat([]byte{2}, 32))
+	_, err = server.New(context.Background(), cfg, server.NewLogger(io.Discard, "text", "info"), io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "GATEHOUSE_SECRET_KEY does not match") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+// TestCommonHeadersAndHealth: every response carries a request id and the
+// security headers; health endpoints answer.
+func TestCommonHeadersAndHealth(t *testing.T) {
+	cfg := sqliteConfig(t, t.TempDir())
+	var logs bytes.Buffer
+	srv, err := server.New(context.Background(), cfg, server.NewLogger(&logs, "json", "info"), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	ts := httptest.NewServer(srv.Handler())
+	defer ts.Close()
+	for _, path := range []string{"/healthz", "/readyz"} {
+		resp, err := http.Get(ts.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Errorf("%s: %d", path, resp.StatusCode)
+		}
+		for _, h := range []string{"X-Request-Id", "X-Content-Type-Options", "X-Frame-Options", "Content-Security-Policy", "Referrer-Policy"} {
+			if resp.Header.Get(h) == "" {
+				t.Errorf("%s: missing %s", path, h)
+			}
+		}
+	}
+	req, _ := http.NewRequest("GET", ts.URL+"/healthz?code=secret-in-query", nil)
+	req.Header.Set("X-Request-Id", "abc-123")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.Header.Get("X-Request-Id") != "abc-123" {
+		t.Errorf("plain incoming request id not kept: %q", resp.Header.Get("X-Request-Id"))
+	}
+	req.Header.Set("X-Request-Id", "bad id \"forged=1\"")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if got := resp.Header.Get("X-Request-Id"); strings.Contains(got, " ") || got == "" {
+		t.Errorf("unsafe incoming request id kept: %q", got)
+	}
+	if strings.Contains(logs.String(), "secret-in-query") {
+		t.Error("the access log contains the query string")
+	}
+	if !strings.Contains(logs.String(), `"request_id":"abc-123"`) {
+		t.Errorf("access log lacks the request id: %s", logs.String())
+	}
+}
+
+// TestGracefulShutdown: cancelling the context stops Serve cleanly.
+func TestGracefulShutdown(t *testing.T) {
+	cfg := sqliteConfig(t, t.TempDir())
+	srv, err := server.New(context.Background(), cfg, server.NewLogger(io.Discard, "text", "info"), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, l) }()
+	url := "http://" + l.Addr().String() + "/readyz"
+	for i := 0; i < 50; i++ {
+		if resp, err := http.Get(url); err == nil {
+			resp.Body.Close()
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Serve: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve did not return after cancel")
+	}
+}
