@@ -1,0 +1,83 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+func env(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestLoadDefaults(t *testing.T) {
+	c, err := Load(nil, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Addr != "127.0.0.1:8080" || c.Issuer != "http://127.0.0.1:8080/" || c.Database != "sqlite:gatehouse.db" ||
+		c.ManagementTokenLifetime != 24*time.Hour || c.SecretKeyFile() != "gatehouse.db.key" {
+		t.Fatalf("%+v", c)
+	}
+}
+
+func TestFlagsOverrideEnvironment(t *testing.T) {
+	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+	BindFlags(fs)
+	if err := fs.Parse([]string{"--addr", "127.0.0.1:9999"}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(fs, env(map[string]string{"GATEHOUSE_ADDR": "127.0.0.1:7777", "GATEHOUSE_LOG_FORMAT": "json"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Addr != "127.0.0.1:9999" || c.LogFormat != "json" || c.Issuer != "http://127.0.0.1:9999/" {
+		t.Fatalf("%+v", c)
+	}
+	if fs.Lookup("secret-key") != nil || fs.Lookup("admin-client-secret") != nil {
+		t.Fatal("secrets must not be flags")
+	}
+}
+
+func TestValidationNamesTheSetting(t *testing.T) {
+	cases := []struct {
+		env  map[string]string
+		want string
+	}{
+		{map[string]string{"GATEHOUSE_ADDR": "nonsense"}, "GATEHOUSE_ADDR"},
+		{map[string]string{"GATEHOUSE_ISSUER": "https://id.example.com"}, "GATEHOUSE_ISSUER: must end in /"},
+		{map[string]string{"GATEHOUSE_ISSUER": "http://id.example.com/"}, "GATEHOUSE_ISSUER: http:// is allowed only for loopback"},
+		{map[string]string{"GATEHOUSE_ISSUER": "ftp://x/"}, "GATEHOUSE_ISSUER"},
+		{map[string]string{"GATEHOUSE_DATABASE": "mysql://x"}, "GATEHOUSE_DATABASE"},
+		{map[string]string{"GATEHOUSE_DATABASE": "sqlite:"}, "GATEHOUSE_DATABASE"},
+		{map[string]string{"GATEHOUSE_DATABASE": "postgres://u@h/db"}, "GATEHOUSE_SECRET_KEY: required with PostgreSQL"},
+		{map[string]string{"GATEHOUSE_ADMIN_CLIENT_ID": "x"}, "GATEHOUSE_ADMIN_CLIENT_ID"},
+		{map[string]string{"GATEHOUSE_ADMIN_CLIENT_ID": "x", "GATEHOUSE_ADMIN_CLIENT_SECRET": "short"}, "GATEHOUSE_ADMIN_CLIENT_SECRET: must be at least 32"},
+		{map[string]string{"GATEHOUSE_TLS_CERT": "/nonexistent.pem"}, "GATEHOUSE_TLS_CERT"},
+		{map[string]string{"GATEHOUSE_LOG_FORMAT": "xml"}, "GATEHOUSE_LOG_FORMAT"},
+		{map[string]string{"GATEHOUSE_LOG_LEVEL": "loud"}, "GATEHOUSE_LOG_LEVEL"},
+		{map[string]string{"GATEHOUSE_TRUSTED_PROXIES": "10.0.0.0/8,banana"}, "GATEHOUSE_TRUSTED_PROXIES"},
+		{map[string]string{"GATEHOUSE_MANAGEMENT_TOKEN_LIFETIME": "5"}, "GATEHOUSE_MANAGEMENT_TOKEN_LIFETIME"},
+		{map[string]string{"GATEHOUSE_MANAGEMENT_TOKEN_LIFETIME": "soon"}, "GATEHOUSE_MANAGEMENT_TOKEN_LIFETIME"},
+	}
+	for _, c := range cases {
+		t.Run(c.want, func(t *testing.T) {
+			_, err := Load(nil, env(c.env))
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("err = %v, want it to mention %q", err, c.want)
+			}
+		})
+	}
+}
+
+func TestTrustedProxies(t *testing.T) {
+	c, err := Load(nil, env(map[string]string{"GATEHOUSE_TRUSTED_PROXIES": "10.0.0.0/8, 192.168.1.7 ,::1"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.TrustedProxies) != 3 || c.TrustedProxies[1].String() != "192.168.1.7/32" || c.TrustedProxies[2].String() != "::1/128" {
+		t.Fatalf("%v", c.TrustedProxies)
+	}
+}
