@@ -1,0 +1,203 @@
+package oauth_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	emulator "github.com/gatehouse/gatehouse/emulator/entra"
+	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/entra"
+	"github.com/gatehouse/gatehouse/internal/server"
+	"github.com/gatehouse/gatehouse/internal/server/servertest"
+	"github.com/gatehouse/gatehouse/internal/store/storetest"
+)
+
+const (
+	nativeAppID  = "1f2e3d4c-5b6a-4978-8a9b-0c1d2e3f4a5b"
+	nativeSecret = "native-secret-value"
+	webAPIURI    = "api://8c3d9e2f-1a4b-4c5d-8e6f-7a8b9c0d1e2f"
+)
+
+// env is a Gatehouse on a fresh database talking to an in-process Entra
+// emulator over loopback HTTP, with a native app and two waad connections.
+type env struct {
+	url      string
+	emu      *emulator.Server
+	emuURL   string
+	logs     *servertest.Buffer
+	mgmt     string
+	clientID string
+	hc       *http.Client
+}
+
+type envOptions struct {
+	emu        emulator.Options
+	graphPage  int
+	quietLogs  bool
+	connection map[string]any // extra options of the v2 connection
+}
+
+func newEnv(t testing.TB, backend string, o envOptions) *env {
+	t.Helper()
+	dir, err := emulator.LoadDirectory("../../examples/entra-directory.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	emu, err := emulator.New(dir, o.emu)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ets := httptest.NewServer(emu)
+	t.Cleanup(ets.Close)
+	emu.SetBaseURL(ets.URL)
+
+	ts := httptest.NewUnstartedServer(nil)
+	issuer := "http://" + ts.Listener.Addr().String() + "/"
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	cfg := &config.Config{
+		Addr:                    ts.Listener.Addr().String(),
+		Issuer:                  issuer,
+		Database:                storetest.DSN(t, backend),
+		AdminClientID:           "admin-" + hex.EncodeToString(key[:4]),
+		AdminClientSecret:       "admin-secret-" + hex.EncodeToString(key[4:]),
+		SecretKey:               hex.EncodeToString(key),
+		LogFormat:               "json",
+		LogLevel:                "debug",
+		ManagementTokenLifetime: 24 * time.Hour,
+		ShutdownTimeout:         5 * time.Second,
+	}
+	if o.quietLogs {
+		cfg.LogLevel = "warn"
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	logs := &servertest.Buffer{}
+	logger := server.NewLogger(logs, cfg.LogFormat, cfg.LogLevel)
+	srv, err := server.New(context.Background(), cfg, logger, io.Discard,
+		server.WithEntraOptions(entra.Options{GraphPageSize: o.graphPage}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts.Config.Handler = srv.Handler()
+	ts.Config.ErrorLog = slog.NewLogLogger(logger.Handler(), slog.LevelWarn)
+	ts.Start()
+	t.Cleanup(func() { ts.Close(); srv.Close() })
+
+	e := &env{url: issuer, emu: emu, emuURL: ets.URL, logs: logs,
+		hc: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 512}}}
+	se := &servertest.Env{URL: issuer, AdminID: cfg.AdminClientID, AdminSecret: cfg.AdminClientSecret}
+	e.mgmt = se.ManagementToken(t)
+
+	status, body := e.api(t, "POST", "api/v2/clients", map[string]any{
+		"name": "Contoso Mobile", "app_type": "native", "token_endpoint_auth_method": "none",
+		"grant_types": []string{"password", "http://auth0.com/oauth/grant-type/password-realm"},
+	})
+	if status != http.StatusCreated {
+		t.Fatalf("create client: %d %v", status, body)
+	}
+	e.clientID = body["client_id"].(string)
+	v2 := map[string]any{
+		"client_id": nativeAppID, "client_secret": nativeSecret, "tenant_domain": "contoso.onmicrosoft.com",
+		"authority_host": ets.URL, "graph_host": ets.URL,
+		"ext_profile": true, "ext_groups": true, "ext_nested_groups": true,
+	}
+	for k, v := range o.connection {
+		v2[k] = v
+	}
+	e.connection(t, "contoso-v2", v2)
+	e.connection(t, "contoso-v1", map[string]any{
+		"client_id": nativeAppID, "client_secret": nativeSecret, "tenant_domain": "contoso.onmicrosoft.com",
+		"authority_host": ets.URL, "graph_host": ets.URL,
+		"identity_api": "azure-active-directory-v1.0", "app_id": webAPIURI,
+		"ext_groups": true, "set_user_root_attributes": "on_first_login",
+	})
+	return e
+}
+
+func (e *env) connection(t testing.TB, name string, opts map[string]any) string {
+	t.Helper()
+	status, body := e.api(t, "POST", "api/v2/connections", map[string]any{
+		"name": name, "strategy": "waad", "options": opts, "enabled_clients": []string{e.clientID},
+	})
+	if status != http.StatusCreated {
+		t.Fatalf("create connection %s: %d %v", name, status, body)
+	}
+	return body["id"].(string)
+}
+
+// api calls the Management API with the admin token.
+func (e *env) api(t testing.TB, method, path string, body any) (int, map[string]any) {
+	t.Helper()
+	status, raw := e.apiRaw(t, method, path, body)
+	var m map[string]any
+	if len(raw) > 0 {
+		_ = json.Unmarshal(raw, &m)
+	}
+	return status, m
+}
+
+func (e *env) apiRaw(t testing.TB, method, path string, body any) (int, []byte) {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = strings.NewReader(string(b))
+	}
+	req, _ := http.NewRequest(method, e.url+path, rd)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Authorization", "Bearer "+e.mgmt)
+	resp, err := e.hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, raw
+}
+
+// tokenResult is an /oauth/token answer.
+type tokenResult struct {
+	status int
+	header http.Header
+	raw    string
+	body   map[string]any
+}
+
+func (r tokenResult) str(k string) string { s, _ := r.body[k].(string); return s }
+
+// login posts a password-realm grant as a form.
+func (e *env) login(t testing.TB, realm, user, password, scope string) tokenResult {
+	t.Helper()
+	return e.token(t, url.Values{
+		"grant_type": {"http://auth0.com/oauth/grant-type/password-realm"},
+		"client_id":  {e.clientID}, "realm": {realm},
+		"username": {user}, "password": {password}, "scope": {scope},
+	})
+}
+
+func (e *env) token(t testing.TB, form url.Values) tokenResult {
+	t.Helper()
+	resp, err := e.hc.PostForm(e.url+"oauth/token", form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	r := tokenResult{status: resp.StatusCode, header: resp.Header, raw: string(raw)}
+	_ = json.Unmarshal(raw, &r.body)
+	return r
+}
