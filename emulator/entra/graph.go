@@ -32,6 +32,7 @@ var userDefaultProps = []string{"businessPhones", "displayName", "givenName", "j
 type bearer struct {
 	tenant *Tenant
 	user   *User // nil for app-only tokens
+	client string
 	scp    []string
 }
 
@@ -84,7 +85,10 @@ func (s *Server) verifyBearer(r *http.Request, audiences []string) (*bearer, *to
 	if !ok || t == nil {
 		return nil, invalid
 	}
-	b := &bearer{tenant: t, scp: strings.Fields(c.Scp)}
+	b := &bearer{tenant: t, scp: strings.Fields(c.Scp), client: c.AppID}
+	if b.client == "" {
+		b.client = c.Azp
+	}
 	if c.IDTyp != "app" {
 		b.user = t.usersByID[strings.ToLower(c.OID)]
 		if b.user == nil {
@@ -198,6 +202,32 @@ func parseSelect(r *http.Request) []string {
 		}
 	}
 	return out
+}
+
+// serveUserInfo is the OpenID Connect UserInfo endpoint, which Entra serves
+// from Graph and which takes a Graph token (v2-protocols-oidc.md, reference
+// §5.1). sub equals the ID token's sub for the same app.
+func (s *Server) serveUserInfo(w http.ResponseWriter, r *http.Request) {
+	b, te := s.verifyBearer(r, graphAudiences)
+	if te == nil && b.user == nil {
+		te = &tokenError{http.StatusUnauthorized, "InvalidAuthenticationToken", "Access token validation failure."}
+	}
+	if te != nil {
+		s.writeGraphError(w, r, te.status, te.code, te.message)
+		return
+	}
+	u := b.user
+	out := map[string]any{
+		"sub":         pairwiseSub(b.tenant.ID, u.ID, b.client),
+		"name":        u.DisplayName,
+		"family_name": u.Surname,
+		"given_name":  u.GivenName,
+		"picture":     s.base() + "/v1.0/me/photo/$value",
+	}
+	if u.Mail != "" {
+		out["email"] = u.Mail
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) serveGraphMe(w http.ResponseWriter, r *http.Request) {

@@ -254,3 +254,16 @@ func TestLegacyGraph(t *testing.T) {
 		t.Errorf("expired: %d %s", r.status, r.raw)
 	}
 }
+
+func TestUserInfo(t *testing.T) {
+	e := newEnv(t)
+	r := e.postForm(v2Token, passwordV2("https://graph.microsoft.com/User.Read openid profile"))
+	_, id := e.verify(r.body["id_token"].(string), "/"+tenantID+"/discovery/v2.0/keys")
+	meta := e.get("/"+tenantID+"/v2.0/.well-known/openid-configuration", "")
+	ui := e.get(strings.TrimPrefix(meta.body["userinfo_endpoint"].(string), e.base), r.body["access_token"].(string))
+	if ui.status != 200 || ui.body["sub"] != id["sub"] || ui.body["email"] != alice || ui.body["name"] != "Alice Adams" {
+		t.Errorf("userinfo = %d %s", ui.status, ui.raw)
+	}
+	api := e.token(v2Token, passwordV2(apiURI+"/API.Access"), "access_token")
+	checkGraphError(t, e.get("/oidc/userinfo", api), 401, "InvalidAuthenticationToken", "Access token validation failure. Invalid audience.")
+}

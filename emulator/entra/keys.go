@@ -48,14 +48,16 @@ func newSigningKey(priv *rsa.PrivateKey, now time.Time) (*signingKey, error) {
 	}
 	sum := sha1.Sum(der)
 	kid := base64.RawURLEncoding.EncodeToString(sum[:])
-	h1, _ := json.Marshal(map[string]string{"typ": "JWT", "alg": "RS256", "x5t": kid, "kid": kid})
-	h2, _ := json.Marshal(map[string]string{"typ": "JWT", "alg": "RS256", "kid": kid})
+	// Header members in Entra's order; kid is base64url, so it needs no
+	// JSON escaping.
+	h1 := `{"typ":"JWT","alg":"RS256","x5t":"` + kid + `","kid":"` + kid + `"}`
+	h2 := `{"typ":"JWT","alg":"RS256","kid":"` + kid + `"}`
 	return &signingKey{
 		priv:     priv,
 		kid:      kid,
 		certDER:  der,
-		headerV1: base64.RawURLEncoding.EncodeToString(h1),
-		headerV2: base64.RawURLEncoding.EncodeToString(h2),
+		headerV1: base64.RawURLEncoding.EncodeToString([]byte(h1)),
+		headerV2: base64.RawURLEncoding.EncodeToString([]byte(h2)),
 	}, nil
 }
 

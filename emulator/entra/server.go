@@ -317,6 +317,8 @@ func (s *Server) routes() {
 	h("GET /common/userrealm/{user}", epUserRealm, s.serveUserRealm)
 	h("GET /common/UserRealm/{user}", epUserRealm, s.serveUserRealm)
 
+	h("GET /oidc/userinfo", epGraph, s.serveUserInfo)
+	h("GET /{tenant}/openid/userinfo", epGraph, s.serveUserInfo)
 	h("GET /v1.0/me", epGraph, s.serveGraphMe)
 	h("GET /v1.0/me/memberOf", epGraph, s.serveGraphMemberOf(false))
 	h("GET /v1.0/me/transitiveMemberOf", epGraph, s.serveGraphMemberOf(true))

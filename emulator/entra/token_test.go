@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"os"
 	"regexp"
 	"slices"
 	"sort"
@@ -469,6 +470,34 @@ func TestDirectoryValidation(t *testing.T) {
 	for name, doc := range bad {
 		if _, err := entra.ParseDirectory([]byte(doc)); err == nil {
 			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+// An API that asks for v2.0 access tokens gets them from both endpoints
+// (reference §2.2): aud is its appId and the issuer the v2.0 one.
+func TestAccessTokenVersion2(t *testing.T) {
+	b, err := os.ReadFile(examplePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := entra.ParseDirectory([]byte(strings.Replace(string(b), "requestedAccessTokenVersion: 1", "requestedAccessTokenVersion: 2", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnvDir(t, dir)
+	for _, path := range []string{v1Token, v2Token} {
+		form := passwordV2(apiURI + "/API.Access")
+		if path == v1Token {
+			form = passwordV1(apiURI)
+		}
+		h, c := e.verify(e.token(path, form, "access_token"), "/"+tenantID+"/discovery/v2.0/keys")
+		if c["ver"] != "2.0" || c["aud"] != apiAppID || c["iss"] != e.base+"/"+tenantID+"/v2.0" || c["azp"] != nativeID ||
+			c["preferred_username"] != alice || c["upn"] != nil || c["appid"] != nil || c["scp"] != "API.Access" {
+			t.Errorf("%s: v2 access token = %v", path, c)
+		}
+		if _, ok := h.ExtraHeaders["x5t"]; ok {
+			t.Errorf("%s: v2 access token carries x5t", path)
 		}
 	}
 }
