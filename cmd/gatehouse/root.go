@@ -15,6 +15,7 @@ func newRootCmd() *cobra.Command {
 		newServeCmd(),
 		newMigrateCmd(),
 		newVersionCmd(),
+		newEntraEmulatorCmd(),
 	)
 	return root
 }
