@@ -177,3 +177,33 @@ func (s *Server) serveUserRealm(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, m)
 	}
 }
+
+// serveInstanceDiscovery answers MSAL's instance discovery (reference §4.2,
+// MSAL Go authority.go AADInstanceDiscovery): where the tenant's metadata is
+// and which hosts are aliases of this one.
+func (s *Server) serveInstanceDiscovery(w http.ResponseWriter, r *http.Request) {
+	ae := r.URL.Query().Get("authorization_endpoint")
+	if ae == "" {
+		s.writeSTSError(w, r, errMissingParameter("authorization_endpoint"))
+		return
+	}
+	u, err := url.Parse(ae)
+	tenant, _, _ := strings.Cut(strings.TrimPrefix(u.Path, "/"), "/")
+	if err != nil || tenant == "" {
+		s.writeSTSError(w, r, errMalformed())
+		return
+	}
+	host := s.base()
+	if bu, err := url.Parse(host); err == nil && bu.Host != "" {
+		host = bu.Host
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"tenant_discovery_endpoint": s.base() + "/" + tenant + "/v2.0/.well-known/openid-configuration",
+		"api-version":               "1.1",
+		"metadata": []map[string]any{{
+			"preferred_network": host,
+			"preferred_cache":   host,
+			"aliases":           []string{host},
+		}},
+	})
+}

@@ -209,3 +209,16 @@ func TestUserRealm(t *testing.T) {
 		t.Error("federated v2 realm without AuthURL")
 	}
 }
+
+func TestInstanceDiscovery(t *testing.T) {
+	e := newEnv(t)
+	r := e.get("/common/discovery/instance?api-version=1.1&authorization_endpoint="+e.base+"/contoso.com/oauth2/v2.0/authorize", "")
+	if r.status != 200 || r.body["tenant_discovery_endpoint"] != e.base+"/contoso.com/v2.0/.well-known/openid-configuration" {
+		t.Fatalf("%d %s", r.status, r.raw)
+	}
+	md, _ := r.body["metadata"].([]any)
+	if len(md) != 1 || md[0].(map[string]any)["preferred_network"] != e.hs.Listener.Addr().String() {
+		t.Errorf("metadata = %v", r.body["metadata"])
+	}
+	checkSTSError(t, e.get("/common/discovery/instance?api-version=1.1", ""), 400, "invalid_request", 900144, "")
+}

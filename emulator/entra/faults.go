@@ -186,8 +186,10 @@ func (s *Server) ClearFault(endpoint string) { s.faults.clear(endpoint) }
 func (s *Server) ClearFaults() { s.faults.clear("") }
 
 // Count returns a request counter. Counters are named after the endpoint
-// ("token", "graph", ...), the grant ("token:password"), and each error
-// answered ("error:AADSTS50126", "error:graph:InvalidAuthenticationToken").
+// ("token", "graph", ...), the grant ("token:password", faulted requests
+// included), each error answered ("error:AADSTS50126",
+// "error:graph:InvalidAuthenticationToken") and each injected fault
+// ("fault:status", "fault:drop").
 func (s *Server) Count(name string) int64 { return s.counters.get(name) }
 
 // Counters returns all request counters.
@@ -202,6 +204,14 @@ func (s *Server) instrument(endpoint string, next http.HandlerFunc) http.Handler
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		s.counters.add(endpoint)
+		if endpoint == epToken && r.Method == http.MethodPost {
+			// Counted before faults apply, so a test can prove how often a
+			// password was sent even when the answer was an injected error.
+			// ParseForm keeps the values for the handler.
+			if err := r.ParseForm(); err == nil {
+				s.counters.add("token:" + r.PostForm.Get("grant_type"))
+			}
+		}
 		if d := s.opts.Latency; d > 0 && !sleep(r, d) {
 			return
 		}

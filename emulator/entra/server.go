@@ -309,6 +309,7 @@ func (s *Server) routes() {
 	h("GET /{tenant}/v2.0/.well-known/openid-configuration", epMetadata, s.serveMetadata(true))
 	h("GET /{tenant}/discovery/keys", epKeys, s.serveKeys(false))
 	h("GET /{tenant}/discovery/v2.0/keys", epKeys, s.serveKeys(true))
+	h("GET /common/discovery/instance", epMetadata, s.serveInstanceDiscovery)
 	h("GET /discovery/keys", epKeys, s.serveKeys(false))
 	h("GET /discovery/v2.0/keys", epKeys, s.serveKeys(true))
 	h("/{tenant}/oauth2/authorize", epAuthorize, s.serveAuthorize(false))

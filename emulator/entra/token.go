@@ -118,7 +118,6 @@ func (s *Server) serveToken(v2 bool) http.HandlerFunc {
 			s.writeSTSError(w, r, errMissingParameter("grant_type"))
 			return
 		}
-		s.counters.add("token:" + grant)
 		seg := r.PathValue("tenant")
 		t, alias, ok := s.resolveTenant(seg)
 		if !ok {
