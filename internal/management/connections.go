@@ -122,6 +122,8 @@ func (a *API) createConnection(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, err)
 		return
 	}
+	// The store lists enabled clients sorted; answer the same way.
+	slices.Sort(c.EnabledClients)
 	if in.secret != "" {
 		if c.SecretEnc, err = a.secrets.Seal([]byte(in.secret), store.ConnectionSecretAAD(c.ID)); err != nil {
 			WriteError(w, internalError(fmt.Errorf("seal connection secret: %w", err)))
@@ -253,6 +255,7 @@ func (a *API) updateConnection(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, err)
 		return
 	}
+	slices.Sort(enabled)
 	switch {
 	case in.removeSecret:
 		c.SecretEnc = nil
@@ -551,8 +554,14 @@ func applyConnection(c *store.Connection, in *connectionInput) error {
 		if err != nil {
 			return err
 		}
-		slices.Sort(ids)
-		c.EnabledClients = slices.Compact(ids)
+		// Duplicates go, the order stays until checkEnabledClients has named
+		// any unknown client by its index in the body.
+		seen := map[string]bool{}
+		c.EnabledClients = slices.DeleteFunc(ids, func(id string) bool {
+			dup := seen[id]
+			seen[id] = true
+			return dup
+		})
 	}
 	if in.options != nil {
 		raw, err := json.Marshal(in.options)

@@ -30,6 +30,7 @@ type Store interface {
 	SettingsStore
 	UserStore
 	LogStore
+	AttackStore
 
 	// Ping reports whether the database is reachable and fully migrated.
 	Ping(ctx context.Context) error
@@ -235,6 +236,58 @@ type LogStore interface {
 	AppendLogEvent(ctx context.Context, e *LogEvent) error
 	// ListLogEvents returns events newest first.
 	ListLogEvents(ctx context.Context, f LogFilter, opts ListOptions) ([]*LogEvent, int, error)
+}
+
+// Kinds of attack-protection counters.
+const (
+	// AttackBruteForce counts failed logins of an identifier (from one IP,
+	// or from all when IP is empty): Auth0 brute-force protection.
+	AttackBruteForce = "brute_force"
+	// AttackUpstreamBudget counts a user's failed logins across all IPs,
+	// so that Gatehouse stops before the upstream locks the account.
+	AttackUpstreamBudget = "upstream_budget"
+)
+
+// AttackCounter names one failure counter. Identifier is the login name
+// as the caller normalized it; IP is empty for counters across all IPs.
+type AttackCounter struct {
+	Kind       string
+	Connection string
+	Identifier string
+	IP         string
+	// Attempts and UpdatedAt are filled by ListAttackCounters.
+	Attempts  int
+	UpdatedAt time.Time
+}
+
+// AttackStore keeps attack-protection counters, IP throttles and
+// settings. Every allow-or-refuse decision is one statement in the
+// database, so parallel attempts cannot overrun a limit.
+type AttackStore interface {
+	// TakeAttempt counts one attempt on c unless it already holds limit
+	// attempts; a counter last touched before expireBefore starts over. It
+	// reports whether the attempt was counted and may proceed.
+	TakeAttempt(ctx context.Context, c AttackCounter, limit int, now, expireBefore time.Time) (bool, error)
+	// ReturnAttempt takes back one counted attempt whose outcome proved
+	// nothing about the password.
+	ReturnAttempt(ctx context.Context, c AttackCounter) error
+	// ListAttackCounters returns the counters of identifier (every kind,
+	// connection and IP) touched at or after since.
+	ListAttackCounters(ctx context.Context, identifier string, since time.Time) ([]AttackCounter, error)
+	// DeleteAttackCounters removes the counters of identifier; with kinds,
+	// only those kinds. It returns how many it removed.
+	DeleteAttackCounters(ctx context.Context, identifier string, kinds ...string) (int, error)
+	// TakeToken takes one token from the bucket key, which holds burst
+	// tokens and regains one every interval. When the bucket is empty it
+	// refuses and reports when the next token comes; either way it
+	// reports the tokens left.
+	TakeToken(ctx context.Context, key string, burst int, interval time.Duration, now time.Time) (ok bool, left int, next time.Time, err error)
+	// ReturnToken puts one token back into the bucket key.
+	ReturnToken(ctx context.Context, key string, interval time.Duration) error
+	// GetAttackSettings returns the settings document name, or nil when
+	// none was stored.
+	GetAttackSettings(ctx context.Context, name string) (json.RawMessage, error)
+	PutAttackSettings(ctx context.Context, name string, doc json.RawMessage) error
 }
 
 // Additional data that binds each sealed field to its owner, so that a

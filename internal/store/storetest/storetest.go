@@ -38,6 +38,11 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"UserList", testUserList},
 		{"LogEvents", testLogEvents},
 		{"LogEventList", testLogEventList},
+		{"AttackAttempts", testAttackAttempts},
+		{"AttackAttemptRace", testAttackAttemptRace},
+		{"AttackTokens", testAttackTokens},
+		{"AttackTokenRace", testAttackTokenRace},
+		{"AttackSettings", testAttackSettings},
 		{"Ping", func(t *testing.T, s store.Store) {
 			if err := s.Ping(t.Context()); err != nil {
 				t.Fatalf("Ping: %v", err)

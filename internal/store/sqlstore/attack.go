@@ -1,0 +1,164 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/store"
+)
+
+// TakeAttempt decides and counts in one statement: the upsert's WHERE
+// refuses the update of a full counter, so RETURNING yields no row.
+func (s *Store) TakeAttempt(ctx context.Context, c store.AttackCounter, limit int, now, expireBefore time.Time) (bool, error) {
+	var attempts int64
+	err := s.write.QueryRowContext(ctx,
+		`INSERT INTO attack_counters (kind, connection, identifier, ip, attempts, updated_at)
+		 VALUES ($1, $2, $3, $4, 1, $5)
+		 ON CONFLICT (identifier, kind, connection, ip) DO UPDATE SET
+		   attempts = CASE WHEN attack_counters.updated_at < $6 THEN 1 ELSE attack_counters.attempts + 1 END,
+		   updated_at = excluded.updated_at
+		 WHERE attack_counters.updated_at < $6 OR attack_counters.attempts < $7
+		 RETURNING attempts`,
+		c.Kind, c.Connection, c.Identifier, c.IP, now.UnixMilli(), expireBefore.UnixMilli(), int64(limit)).Scan(&attempts)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, s.fail("take attempt", err)
+	}
+	return true, nil
+}
+
+// ReturnAttempt decrements the counter, never below zero.
+func (s *Store) ReturnAttempt(ctx context.Context, c store.AttackCounter) error {
+	_, err := s.write.ExecContext(ctx,
+		`UPDATE attack_counters SET attempts = attempts - 1
+		 WHERE identifier = $1 AND kind = $2 AND connection = $3 AND ip = $4 AND attempts > 0`,
+		c.Identifier, c.Kind, c.Connection, c.IP)
+	if err != nil {
+		return s.fail("return attempt", err)
+	}
+	return nil
+}
+
+// ListAttackCounters returns identifier's counters ordered by kind,
+// connection and IP.
+func (s *Store) ListAttackCounters(ctx context.Context, identifier string, since time.Time) ([]store.AttackCounter, error) {
+	rows, err := s.read.QueryContext(ctx,
+		`SELECT kind, connection, identifier, ip, attempts, updated_at FROM attack_counters
+		 WHERE identifier = $1 AND updated_at >= $2 ORDER BY kind, connection, ip`,
+		identifier, since.UnixMilli())
+	if err != nil {
+		return nil, s.fail("list attack counters", err)
+	}
+	defer rows.Close()
+	out := []store.AttackCounter{}
+	for rows.Next() {
+		var (
+			c       store.AttackCounter
+			updated int64
+		)
+		if err := rows.Scan(&c.Kind, &c.Connection, &c.Identifier, &c.IP, &c.Attempts, &updated); err != nil {
+			return nil, s.fail("list attack counters", err)
+		}
+		c.UpdatedAt = fromMS(updated)
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, s.fail("list attack counters", err)
+	}
+	return out, nil
+}
+
+// DeleteAttackCounters removes identifier's counters of the given kinds,
+// or of every kind.
+func (s *Store) DeleteAttackCounters(ctx context.Context, identifier string, kinds ...string) (int, error) {
+	var f filter
+	f.eq("identifier", identifier)
+	if len(kinds) > 0 {
+		f.in("kind", kinds)
+	}
+	res, err := s.write.ExecContext(ctx, "DELETE FROM attack_counters"+f.where(), f.args...)
+	if err != nil {
+		return 0, s.fail("delete attack counters", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, s.fail("delete attack counters", err)
+	}
+	return int(n), nil
+}
+
+// TakeToken is the generic cell rate algorithm: the bucket keeps one
+// timestamp, tat, that advances by interval per token taken and may run
+// at most burst intervals ahead of now. Deciding and taking is one
+// statement.
+func (s *Store) TakeToken(ctx context.Context, key string, burst int, interval time.Duration, now time.Time) (bool, int, time.Time, error) {
+	if burst < 1 || interval < time.Millisecond {
+		return false, 0, time.Time{}, s.fail("take token", fmt.Errorf("burst %d and interval %v must be positive", burst, interval))
+	}
+	step := interval.Milliseconds()
+	nowMS := now.UnixMilli()
+	horizon := nowMS + int64(burst)*step
+	var tat int64
+	err := s.write.QueryRowContext(ctx,
+		`INSERT INTO attack_buckets (bucket, tat) VALUES ($1, $3)
+		 ON CONFLICT (bucket) DO UPDATE SET
+		   tat = CASE WHEN attack_buckets.tat > $2 THEN attack_buckets.tat ELSE $2 END + $4
+		 WHERE CASE WHEN attack_buckets.tat > $2 THEN attack_buckets.tat ELSE $2 END + $4 <= $5
+		 RETURNING tat`,
+		key, nowMS, nowMS+step, step, horizon).Scan(&tat)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		if err := s.write.QueryRowContext(ctx, "SELECT tat FROM attack_buckets WHERE bucket = $1", key).Scan(&tat); err != nil {
+			return false, 0, time.Time{}, s.fail("take token", err)
+		}
+		return false, 0, fromMS(tat + step - int64(burst)*step), nil
+	case err != nil:
+		return false, 0, time.Time{}, s.fail("take token", err)
+	}
+	left := int((horizon - tat) / step)
+	return true, left, fromMS(max(tat+step-int64(burst)*step, nowMS)), nil
+}
+
+// ReturnToken moves the bucket's tat back by one interval.
+func (s *Store) ReturnToken(ctx context.Context, key string, interval time.Duration) error {
+	_, err := s.write.ExecContext(ctx, "UPDATE attack_buckets SET tat = tat - $2 WHERE bucket = $1", key, interval.Milliseconds())
+	if err != nil {
+		return s.fail("return token", err)
+	}
+	return nil
+}
+
+// GetAttackSettings returns nil for a document never stored.
+func (s *Store) GetAttackSettings(ctx context.Context, name string) (json.RawMessage, error) {
+	var doc string
+	err := s.read.QueryRowContext(ctx, "SELECT doc FROM attack_settings WHERE name = $1", name).Scan(&doc)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, s.fail("get attack settings", err)
+	}
+	return json.RawMessage(doc), nil
+}
+
+// PutAttackSettings replaces the document name.
+func (s *Store) PutAttackSettings(ctx context.Context, name string, doc json.RawMessage) error {
+	if len(doc) == 0 || !json.Valid(doc) {
+		return s.fail("put attack settings", errors.New("document is not valid JSON"))
+	}
+	_, err := s.write.ExecContext(ctx,
+		`INSERT INTO attack_settings (name, doc, updated_at) VALUES ($1, $2, $3)
+		 ON CONFLICT (name) DO UPDATE SET doc = excluded.doc, updated_at = excluded.updated_at`,
+		strings.TrimSpace(name), string(doc), now().UnixMilli())
+	if err != nil {
+		return s.fail("put attack settings", err)
+	}
+	return nil
+}

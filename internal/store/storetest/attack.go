@@ -1,0 +1,180 @@
+package storetest
+
+import (
+	"encoding/json"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/store"
+)
+
+func testAttackAttempts(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	now := t0
+	bf := store.AttackCounter{Kind: store.AttackBruteForce, Connection: "c1", Identifier: "alice@example.com", IP: "192.0.2.1"}
+	take := func(c store.AttackCounter, at time.Time, want bool) {
+		t.Helper()
+		ok, err := s.TakeAttempt(ctx, c, 3, at, at.Add(-time.Hour))
+		must(t, err)
+		if ok != want {
+			t.Fatalf("TakeAttempt(%+v) at %v = %v, want %v", c, at, ok, want)
+		}
+	}
+	for range 3 {
+		take(bf, now, true)
+	}
+	take(bf, now, false)
+	// Another IP, kind or connection is another counter.
+	other := bf
+	other.IP = "192.0.2.2"
+	take(other, now, true)
+	budget := bf
+	budget.Kind, budget.IP = store.AttackUpstreamBudget, ""
+	take(budget, now, true)
+
+	// A returned attempt frees one place.
+	must(t, s.ReturnAttempt(ctx, bf))
+	take(bf, now, true)
+	take(bf, now, false)
+
+	// An idle counter starts over.
+	take(bf, now.Add(2*time.Hour), true)
+
+	got, err := s.ListAttackCounters(ctx, "alice@example.com", now.Add(-time.Minute))
+	must(t, err)
+	if len(got) != 3 {
+		t.Fatalf("ListAttackCounters: %d counters, want 3: %+v", len(got), got)
+	}
+	for _, c := range got {
+		if c.Kind == store.AttackBruteForce && c.IP == "192.0.2.1" && (c.Attempts != 1 || !c.UpdatedAt.Equal(ms(now.Add(2*time.Hour)))) {
+			t.Errorf("restarted counter = %+v, want 1 attempt at %v", c, ms(now.Add(2*time.Hour)))
+		}
+	}
+	if got, _ := s.ListAttackCounters(ctx, "alice@example.com", now.Add(3*time.Hour)); len(got) != 0 {
+		t.Errorf("ListAttackCounters since later: %+v, want none", got)
+	}
+
+	n, err := s.DeleteAttackCounters(ctx, "alice@example.com", store.AttackUpstreamBudget)
+	must(t, err)
+	if n != 1 {
+		t.Errorf("DeleteAttackCounters(budget) = %d, want 1", n)
+	}
+	n, err = s.DeleteAttackCounters(ctx, "alice@example.com")
+	must(t, err)
+	if n != 2 {
+		t.Errorf("DeleteAttackCounters(all) = %d, want 2", n)
+	}
+	take(bf, now, true)
+}
+
+// testAttackAttemptRace is the guarantee the token endpoint relies on:
+// parallel attempts never get more places than the limit.
+func testAttackAttemptRace(t *testing.T, s store.Store) {
+	const limit, parallel = 10, 50
+	c := store.AttackCounter{Kind: store.AttackBruteForce, Connection: "c1", Identifier: "bob@example.com", IP: "198.51.100.7"}
+	var (
+		wg      sync.WaitGroup
+		allowed atomic.Int32
+		start   = make(chan struct{})
+	)
+	for range parallel {
+		wg.Go(func() {
+			<-start
+			ok, err := s.TakeAttempt(t.Context(), c, limit, time.Now(), time.Now().Add(-time.Hour))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if ok {
+				allowed.Add(1)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	if got := allowed.Load(); got != limit {
+		t.Fatalf("%d of %d parallel attempts allowed, want %d", got, parallel, limit)
+	}
+}
+
+func testAttackTokens(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	const interval = time.Minute
+	now := t0
+	for i := range 3 {
+		ok, left, _, err := s.TakeToken(ctx, "ip:192.0.2.1", 3, interval, now)
+		must(t, err)
+		if !ok || left != 2-i {
+			t.Fatalf("take %d: ok=%v left=%d, want true %d", i, ok, left, 2-i)
+		}
+	}
+	ok, left, next, err := s.TakeToken(ctx, "ip:192.0.2.1", 3, interval, now)
+	must(t, err)
+	if ok || left != 0 || !next.Equal(ms(now.Add(interval))) {
+		t.Fatalf("empty bucket: ok=%v left=%d next=%v, want false 0 %v", ok, left, next, ms(now.Add(interval)))
+	}
+	// One token comes back per interval.
+	if ok, _, _, _ := s.TakeToken(ctx, "ip:192.0.2.1", 3, interval, now.Add(interval)); !ok {
+		t.Fatal("no token after one interval")
+	}
+	if ok, _, _, _ := s.TakeToken(ctx, "ip:192.0.2.1", 3, interval, now.Add(interval)); ok {
+		t.Fatal("two tokens after one interval")
+	}
+	must(t, s.ReturnToken(ctx, "ip:192.0.2.1", interval))
+	if ok, _, _, _ := s.TakeToken(ctx, "ip:192.0.2.1", 3, interval, now.Add(interval)); !ok {
+		t.Fatal("returned token not available")
+	}
+	// Other buckets are untouched; a long idle bucket is full again.
+	if ok, left, _, _ := s.TakeToken(ctx, "ip:192.0.2.2", 3, interval, now); !ok || left != 2 {
+		t.Fatalf("other bucket: ok=%v left=%d", ok, left)
+	}
+	if ok, left, _, _ := s.TakeToken(ctx, "ip:192.0.2.1", 3, interval, now.Add(time.Hour)); !ok || left != 2 {
+		t.Fatalf("refilled bucket: ok=%v left=%d, want true 2", ok, left)
+	}
+}
+
+func testAttackTokenRace(t *testing.T, s store.Store) {
+	const burst, parallel = 7, 40
+	var (
+		wg      sync.WaitGroup
+		allowed atomic.Int32
+		now     = time.Now()
+	)
+	for range parallel {
+		wg.Go(func() {
+			ok, _, _, err := s.TakeToken(t.Context(), "ip:race", burst, time.Hour, now)
+			if err != nil {
+				t.Error(err)
+			}
+			if ok {
+				allowed.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if got := allowed.Load(); got != burst {
+		t.Fatalf("%d parallel takes allowed, want %d", got, burst)
+	}
+}
+
+func testAttackSettings(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	got, err := s.GetAttackSettings(ctx, "brute-force-protection")
+	must(t, err)
+	if got != nil {
+		t.Fatalf("settings before Put = %s, want nil", got)
+	}
+	for _, doc := range []string{`{"enabled":true}`, `{"enabled":false,"max_attempts":3}`} {
+		must(t, s.PutAttackSettings(ctx, "brute-force-protection", json.RawMessage(doc)))
+		got, err := s.GetAttackSettings(ctx, "brute-force-protection")
+		must(t, err)
+		if string(got) != doc {
+			t.Fatalf("settings = %s, want %s", got, doc)
+		}
+	}
+	if err := s.PutAttackSettings(ctx, "x", json.RawMessage("{")); err == nil {
+		t.Fatal("PutAttackSettings accepted invalid JSON")
+	}
+}
