@@ -417,10 +417,18 @@ func (q *tokenRequest) clientCredentials() (any, *stsError) {
 		if raw == "" {
 			return nil, errMissingCredentialField("scope")
 		}
-		if !strings.HasSuffix(raw, "/.default") || strings.Contains(raw, " ") {
+		// OpenID scopes are ignored here: MSAL sends "openid offline_access
+		// profile" with every request, client credentials included.
+		var rest []string
+		for _, sc := range strings.Fields(raw) {
+			if !oidcScopes[strings.ToLower(sc)] {
+				rest = append(rest, sc)
+			}
+		}
+		if len(rest) != 1 || !strings.HasSuffix(rest[0], "/.default") {
 			return nil, errInvalidScope(raw)
 		}
-		prefix := strings.TrimSuffix(raw, "/.default")
+		prefix := strings.TrimSuffix(rest[0], "/.default")
 		res, ok := q.tenant.resource(prefix)
 		if !ok {
 			return nil, errResourceNotFound(prefix, q.tenant.defaultName)
