@@ -91,33 +91,35 @@ func errorIs(t *testing.T, status int, v any, wantStatus int, wantCode, wantMess
 	}
 }
 
+// openDB opens the test server's database directly.
+func (a *api) openDB() *sql.DB {
+	a.t.Helper()
+	driver, dsn := "pgx", a.Config.Database
+	if path, ok := strings.CutPrefix(dsn, "sqlite:"); ok {
+		driver, dsn = "sqlite", path
+	}
+	db, err := sql.Open(driver, dsn)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	return db
+}
+
 // rawRows returns every row of a table as text, straight from the
-// database, to prove what is (not) stored in clear.
+// database, to prove what is (not) stored in clear. For SQLite it adds
+// the database file and its write-ahead log, which hold every byte written.
 func (a *api) rawRows(table string) string {
 	a.t.Helper()
-	dsn := a.Config.Database
-	var db *sql.DB
-	var err error
-	query := "SELECT * FROM " + table
-	if path, ok := strings.CutPrefix(dsn, "sqlite:"); ok {
-		// The file and its write-ahead log hold every byte SQLite wrote.
+	db := a.openDB()
+	defer db.Close()
+	if path, ok := strings.CutPrefix(a.Config.Database, "sqlite:"); ok {
 		var all []byte
 		for _, p := range []string{path, path + "-wal"} {
 			b, _ := os.ReadFile(p)
 			all = append(all, b...)
 		}
-		db, err = sql.Open("sqlite", path)
-		if err != nil {
-			a.t.Fatal(err)
-		}
-		defer db.Close()
-		return string(all) + a.rowsText(db, query)
+		return string(all) + a.rowsText(db, "SELECT * FROM "+table)
 	}
-	db, err = sql.Open("pgx", dsn)
-	if err != nil {
-		a.t.Fatal(err)
-	}
-	defer db.Close()
 	return a.rowsText(db, "SELECT row_to_json(t)::text FROM "+table+" t")
 }
 
