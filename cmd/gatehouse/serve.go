@@ -11,6 +11,10 @@ import (
 )
 
 func newServeCmd() *cobra.Command {
+	var (
+		demo          bool
+		demoDirectory string
+	)
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run Gatehouse",
@@ -25,6 +29,9 @@ are read from the environment only.`,
 			}
 			logger := server.NewLogger(os.Stderr, cfg.LogFormat, cfg.LogLevel)
 			ctx := cmd.Context()
+			if demo {
+				return runDemo(ctx, cmd.OutOrStdout(), cfg, logger, demoDirectory)
+			}
 			srv, err := server.New(ctx, cfg, logger, os.Stderr)
 			if err != nil {
 				return err
@@ -38,5 +45,7 @@ are read from the environment only.`,
 		},
 	}
 	config.BindFlags(cmd.Flags())
+	cmd.Flags().BoolVar(&demo, "demo", false, "run the Entra ID emulator in-process with a demo application and waad connection, and print how to sign in")
+	cmd.Flags().StringVar(&demoDirectory, "demo-directory", "examples/entra-directory.yaml", "directory file of the --demo emulator")
 	return cmd
 }

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/connection"
 	"github.com/gatehouse/gatehouse/internal/store"
 )
 
@@ -33,6 +34,8 @@ type Config struct {
 	Logger  *slog.Logger
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// Connectors serve POST /api/v2/connections/{id}/try.
+	Connectors connection.Registry
 }
 
 // API serves /api/v2/.
@@ -43,11 +46,13 @@ type API struct {
 	verify  VerifyFunc
 	logger  *slog.Logger
 	now     func() time.Time
+
+	connectors connection.Registry
 }
 
 // New builds the Management API.
 func New(cfg Config) *API {
-	a := &API{issuer: cfg.Issuer, store: cfg.Store, secrets: cfg.Secrets, verify: cfg.Verify, logger: cfg.Logger, now: cfg.Now}
+	a := &API{issuer: cfg.Issuer, store: cfg.Store, secrets: cfg.Secrets, verify: cfg.Verify, logger: cfg.Logger, now: cfg.Now, connectors: cfg.Connectors}
 	if a.now == nil {
 		a.now = time.Now
 	}
@@ -67,6 +72,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	a.tenantSettingsRoutes(route)
 	a.userRoutes(route)
 	a.logRoutes(route)
+	a.connectionTryRoutes(route)
 	a.clientRoutes(route)
 	a.connectionRoutes(route)
 	// Unknown /api/v2 paths answer in the API's own error format.

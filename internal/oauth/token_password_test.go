@@ -255,6 +255,33 @@ func TestPasswordLogin(t *testing.T) {
 				}
 			})
 
+			t.Run("try shows each step, the profile and the AADSTS hint", func(t *testing.T) {
+				_, conns := e.apiRaw(t, "GET", "api/v2/connections?name=contoso-v1", nil)
+				var list []map[string]any
+				_ = json.Unmarshal(conns, &list)
+				path := "api/v2/connections/" + list[0]["id"].(string) + "/try"
+				status, ok := e.api(t, "POST", path, map[string]any{"username": "alice@contoso.com", "password": "Alice-Passw0rd!"})
+				steps, _ := ok["steps"].([]any)
+				warnings, _ := json.Marshal(ok["warnings"])
+				notes, _ := json.Marshal(ok["notes"])
+				if status != 200 || ok["ok"] != true || len(steps) != 3 || ok["user_id"] != aliceID ||
+					!strings.Contains(string(warnings), "recommends you do not use the ROPC") || !strings.Contains(string(notes), "not Microsoft Graph") {
+					t.Errorf("try ok: %d %v", status, ok)
+				}
+				status, bad := e.api(t, "POST", path, map[string]any{"username": "dave@contoso.com", "password": canary})
+				if d, _ := bad["error"].(map[string]any); status != 200 || bad["ok"] != false || d["code"] != "AADSTS50126" || d["hint"] == "" {
+					t.Errorf("try failed login: %d %v", status, bad)
+				}
+				status, mfa := e.api(t, "POST", path, map[string]any{"username": "dave@contoso.com", "password": "Dave-Passw0rd!"})
+				if d, _ := mfa["error"].(map[string]any); status != 200 || d["code"] != "AADSTS50076" || !strings.Contains(d["hint"].(string), "MFA, which the password flow cannot") {
+					t.Errorf("try MFA: %d %v", status, mfa)
+				}
+				if _, users := e.apiRaw(t, "GET", "api/v2/users-by-email?email=dave@contoso.com", nil); string(users) != "[]\n" {
+					t.Errorf("try stored a user: %s", users)
+				}
+				seen = append(seen, string(warnings))
+			})
+
 			t.Run("canary password never in logs, log events or responses", func(t *testing.T) {
 				_, raw := e.apiRaw(t, "GET", "api/v2/logs?per_page=100", nil)
 				for name, text := range map[string]string{"server logs": e.logs.String(), "log events": string(raw), "responses": strings.Join(seen, "\n")} {

@@ -92,6 +92,7 @@ func build(ctx context.Context, cfg *config.Config, logger *slog.Logger, notice 
 	// One Entra client for the process: its transport and key cache are
 	// sized to be shared by every connection.
 	waad := azuread.NewConnector(entra.NewClient(o.entra), keyring, logger)
+	registry := connection.Registry{azuread.Strategy: waad}
 	provider := oauth.New(oauth.Config{
 		Issuer:                  cfg.Issuer,
 		Clients:                 st,
@@ -104,7 +105,7 @@ func build(ctx context.Context, cfg *config.Config, logger *slog.Logger, notice 
 		Connections:             st,
 		Users:                   st,
 		Audit:                   audit.NewRecorder(st),
-		Connectors:              connection.Registry{azuread.Strategy: waad},
+		Connectors:              registry,
 		Sealer:                  keyring,
 		TrustedProxies:          cfg.TrustedProxies,
 	})
@@ -119,7 +120,8 @@ func build(ctx context.Context, cfg *config.Config, logger *slog.Logger, notice 
 			}
 			return strings.Fields(c.Scope), c.Subject, nil
 		},
-		Logger: logger,
+		Logger:     logger,
+		Connectors: registry,
 	})
 	mux := http.NewServeMux()
 	provider.Register(mux)

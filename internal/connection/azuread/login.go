@@ -137,10 +137,7 @@ func (c *Connector) Login(ctx context.Context, conn *store.Connection, username,
 // failures never fail the login: the user authenticated.
 func (c *Connector) loadGraph(ctx context.Context, s *settings, tok *entra.TokenResponse, id *connection.Identity) {
 	tr := connection.TraceFrom(ctx)
-	note := func(msg string) {
-		id.Notes = append(id.Notes, msg)
-		tr.Warn(msg)
-	}
+	note := func(msg string) { id.Notes = append(id.Notes, msg) }
 	aud, err := entra.AccessTokenAudience(tok.AccessToken)
 	if err != nil {
 		note("upstream access token is not a JWT (" + err.Error() + "): extended attributes and groups were not loaded")

@@ -1,0 +1,214 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/gatehouse/gatehouse/internal/management"
+)
+
+func newTryCmd() *cobra.Command {
+	var base, username string
+	cmd := &cobra.Command{
+		Use:   "try <connection>",
+		Short: "Sign a user in through a connection and show every step",
+		Long: `Try a connection's password login against its identity provider, through a
+running Gatehouse (POST /api/v2/connections/{id}/try): tenant metadata, the
+token call, id_token validation, profile and Graph calls, each with its
+timing, then the resulting profile and groups, or the upstream error code with
+what to fix. Nothing is stored and no token is issued.
+
+The password is read from the terminal without echo, or from the first line of
+standard input; it is never a flag. The Management API credentials come from
+GATEHOUSE_ADMIN_CLIENT_ID and GATEHOUSE_ADMIN_CLIENT_SECRET.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if username == "" {
+				return errors.New("--username is required")
+			}
+			if base == "" {
+				base = os.Getenv("GATEHOUSE_ISSUER")
+			}
+			if base == "" {
+				base = "http://" + envOr("GATEHOUSE_ADDR", "127.0.0.1:8080") + "/"
+			}
+			base = strings.TrimRight(base, "/") + "/"
+			password, err := readPassword(cmd, username)
+			if err != nil {
+				return err
+			}
+			res, err := tryConnection(base, args[0], username, password)
+			password = ""
+			if err != nil {
+				return err
+			}
+			printTry(cmd.OutOrStdout(), res)
+			if !res.OK {
+				return errors.New("login failed")
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&base, "url", "", `Gatehouse base URL [$GATEHOUSE_ISSUER, default "http://$GATEHOUSE_ADDR/"]`)
+	cmd.Flags().StringVar(&username, "username", "", "the user's sign-in name (UPN or email)")
+	return cmd
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+func readPassword(cmd *cobra.Command, username string) (string, error) {
+	in := cmd.InOrStdin()
+	if f, ok := in.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		fmt.Fprintf(cmd.ErrOrStderr(), "Password for %s: ", username)
+		b, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(cmd.ErrOrStderr())
+		if err != nil {
+			return "", err
+		}
+		return string(b), nil
+	}
+	line, err := bufio.NewReader(in).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", err
+	}
+	line = strings.TrimRight(line, "\r\n")
+	if line == "" {
+		return "", errors.New("no password on standard input")
+	}
+	return line, nil
+}
+
+// tryConnection gets a Management API token, finds the connection by name
+// and runs the try endpoint.
+func tryConnection(base, name, username, password string) (*management.TryResult, error) {
+	hc := &http.Client{Timeout: 2 * time.Minute}
+	id, secret := os.Getenv("GATEHOUSE_ADMIN_CLIENT_ID"), os.Getenv("GATEHOUSE_ADMIN_CLIENT_SECRET")
+	if id == "" || secret == "" {
+		return nil, errors.New("set GATEHOUSE_ADMIN_CLIENT_ID and GATEHOUSE_ADMIN_CLIENT_SECRET to a Management API application")
+	}
+	resp, err := hc.PostForm(base+"oauth/token", url.Values{
+		"grant_type": {"client_credentials"}, "client_id": {id}, "client_secret": {secret},
+		"audience": {base + "api/v2/"}, "scope": {"read:connections update:connections"},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("management token: %w", err)
+	}
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := decode(resp, &tok); err != nil {
+		return nil, fmt.Errorf("management token: %w", err)
+	}
+	call := func(method, path string, body []byte, dst any) error {
+		req, err := http.NewRequest(method, base+path, bytes.NewReader(body))
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+		if body != nil {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			return err
+		}
+		return decode(resp, dst)
+	}
+	var conns []struct {
+		ID   string `json:"id"`
+		Name string `json:"name"`
+	}
+	if err := call("GET", "api/v2/connections?name="+url.QueryEscape(name), nil, &conns); err != nil {
+		return nil, fmt.Errorf("find connection: %w", err)
+	}
+	if len(conns) == 0 {
+		return nil, fmt.Errorf("no connection named %q", name)
+	}
+	body, err := json.Marshal(map[string]string{"username": username, "password": password})
+	if err != nil {
+		return nil, err
+	}
+	var res management.TryResult
+	err = call("POST", "api/v2/connections/"+url.PathEscape(conns[0].ID)+"/try", body, &res)
+	clear(body)
+	if err != nil {
+		return nil, fmt.Errorf("try: %w", err)
+	}
+	return &res, nil
+}
+
+func decode(resp *http.Response, dst any) error {
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("HTTP %d: %s", resp.StatusCode, bytes.TrimSpace(raw))
+	}
+	return json.Unmarshal(raw, dst)
+}
+
+func printTry(w io.Writer, r *management.TryResult) {
+	fmt.Fprintf(w, "Connection %s (%s)\n\n", r.Connection, r.Strategy)
+	for _, s := range r.Steps {
+		mark := "ok  "
+		if !s.OK {
+			mark = "FAIL"
+		}
+		fmt.Fprintf(w, "  %s %-22s %8.1f ms  %s\n", mark, s.Name, s.DurationMS, firstNonEmpty(s.Error, s.Detail))
+	}
+	fmt.Fprintf(w, "  total %32.1f ms\n\n", r.DurationMS)
+	if r.OK {
+		fmt.Fprintf(w, "Signed in: %s\n", r.UserID)
+		prof, _ := json.MarshalIndent(r.Profile, "  ", "  ")
+		fmt.Fprintf(w, "Profile:\n  %s\n", prof)
+		if len(r.Groups) > 0 {
+			fmt.Fprintf(w, "Groups (%d): %s\n", len(r.Groups), strings.Join(r.Groups, ", "))
+		}
+	} else if e := r.Error; e != nil {
+		fmt.Fprintf(w, "Login failed: %s", e.Kind)
+		if e.Code != "" {
+			fmt.Fprintf(w, " (%s)", e.Code)
+		}
+		if e.TraceID != "" {
+			fmt.Fprintf(w, ", trace id %s", e.TraceID)
+		}
+		fmt.Fprintln(w)
+		if e.Hint != "" {
+			fmt.Fprintf(w, "What to do: %s\n", e.Hint)
+		}
+	}
+	for _, n := range r.Notes {
+		fmt.Fprintf(w, "Note: %s\n", n)
+	}
+	for _, wm := range r.Warnings {
+		fmt.Fprintf(w, "Warning: %s\n", wm)
+	}
+}
+
+func firstNonEmpty(vs ...string) string {
+	for _, v := range vs {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}

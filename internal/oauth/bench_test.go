@@ -1,0 +1,149 @@
+package oauth_test
+
+import (
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"net/url"
+	"runtime"
+	"slices"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	emulator "github.com/gatehouse/gatehouse/emulator/entra"
+	"github.com/gatehouse/gatehouse/internal/store/storetest"
+)
+
+// Benchmarks of the password-realm login through real HTTP, against the
+// in-process emulator. docs/performance.md has the figures and the command.
+//
+// The emulator runs in ReuseTokens mode, so it answers from a cache instead
+// of signing: its work is made small, but it still shares the process (and
+// its CPU) with Gatehouse, so cpu-µs/login is an upper bound for the broker.
+
+func benchEnv(b *testing.B, backend string, o emulator.Options) (*env, url.Values) {
+	e := newEnv(b, backend, envOptions{emu: o, quietLogs: true, connection: map[string]any{
+		// A plain login: no Graph calls, so each login is one upstream POST.
+		"ext_profile": false, "ext_groups": false, "ext_nested_groups": false,
+	}})
+	form := url.Values{
+		"grant_type": {"http://auth0.com/oauth/grant-type/password-realm"},
+		"client_id":  {e.clientID}, "realm": {"contoso-v2"},
+		"username": {"alice@contoso.com"}, "password": {"Alice-Passw0rd!"}, "scope": {"openid profile email"},
+	}
+	if r := e.token(b, form); r.status != 200 {
+		b.Fatalf("warm-up login: %d %s", r.status, r.raw)
+	}
+	return e, form
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkPasswordRealmLogin measures logins per second and process CPU
+// per login, 64 logins in flight.
+func BenchmarkPasswordRealmLogin(b *testing.B) {
+	for _, backend := range storetest.Backends() {
+		b.Run(backend, func(b *testing.B) {
+			e, form := benchEnv(b, backend, emulator.Options{ReuseTokens: time.Hour})
+			b.SetParallelism(64 / runtime.GOMAXPROCS(0))
+			cpu0 := cpuTime()
+			b.ResetTimer()
+			start := time.Now()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if r := e.token(b, form); r.status != 200 {
+						b.Errorf("login: %d %s", r.status, r.raw)
+						return
+					}
+				}
+			})
+			elapsed := time.Since(start)
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "logins/s")
+			b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/login")
+		})
+	}
+}
+
+// BenchmarkRS256Sign is the broker's one unavoidable signature per login
+// (the id_token), and BenchmarkRS256Verify its check of Entra's id_token.
+func BenchmarkRS256Sign(b *testing.B) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		b.Fatal(err)
+	}
+	digest := sha256.Sum256([]byte("header.payload"))
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := rsa.SignPKCS1v15(nil, key, crypto.SHA256, digest[:]); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkRS256Verify(b *testing.B) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		b.Fatal(err)
+	}
+	digest := sha256.Sum256([]byte("header.payload"))
+	sig, _ := rsa.SignPKCS1v15(nil, key, crypto.SHA256, digest[:])
+	b.ResetTimer()
+	for b.Loop() {
+		if err := rsa.VerifyPKCS1v15(&key.PublicKey, crypto.SHA256, digest[:], sig); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkAddedLatency runs waves of 300 concurrent logins against an
+// Entra that takes 150 ms per request and reports what the broker adds on
+// top: each login's time minus the emulated latency.
+func BenchmarkAddedLatency(b *testing.B) {
+	const (
+		latency    = 150 * time.Millisecond
+		concurrent = 300
+	)
+	for _, backend := range storetest.Backends() {
+		b.Run(backend, func(b *testing.B) {
+			e, form := benchEnv(b, backend, emulator.Options{ReuseTokens: time.Hour, Latency: latency})
+			var (
+				mu    sync.Mutex
+				added []time.Duration
+			)
+			b.ResetTimer()
+			for b.Loop() {
+				var wg sync.WaitGroup
+				for range concurrent {
+					wg.Go(func() {
+						t0 := time.Now()
+						r := e.token(b, form)
+						d := time.Since(t0) - latency
+						if r.status != 200 {
+							b.Errorf("login: %d %s", r.status, r.raw)
+						}
+						mu.Lock()
+						added = append(added, d)
+						mu.Unlock()
+					})
+				}
+				wg.Wait()
+			}
+			b.StopTimer()
+			slices.Sort(added)
+			pct := func(p float64) float64 {
+				return float64(added[int(p*float64(len(added)-1))].Microseconds()) / 1000
+			}
+			b.ReportMetric(pct(0.50), "added-p50-ms")
+			b.ReportMetric(pct(0.99), "added-p99-ms")
+			b.ReportMetric(float64(len(added)), "logins")
+		})
+	}
+}
