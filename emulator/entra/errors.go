@@ -25,8 +25,6 @@ type stsError struct {
 	pwdURL   string
 }
 
-func (e *stsError) Error() string { return "AADSTS" + strconv.Itoa(e.code) + ": " + e.text }
-
 type stsErrorBody struct {
 	Error             string `json:"error"`
 	ErrorDescription  string `json:"error_description"`

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -25,17 +26,12 @@ const (
 	epAADGraph  = "aadgraph"
 )
 
-// Endpoints lists the endpoint names faults and counters are keyed by.
-var Endpoints = []string{epToken, epAuthorize, epMetadata, epKeys, epUserRealm, epGraph, epAADGraph}
+var endpoints = []string{epToken, epAuthorize, epMetadata, epKeys, epUserRealm, epGraph, epAADGraph}
 
-func knownEndpoint(name string) bool {
-	for _, e := range Endpoints {
-		if e == name {
-			return true
-		}
-	}
-	return false
-}
+// Endpoints returns the endpoint names faults and counters are keyed by.
+func Endpoints() []string { return slices.Clone(endpoints) }
+
+func knownEndpoint(name string) bool { return slices.Contains(endpoints, name) }
 
 // Duration is a time.Duration written as "250ms" in YAML and JSON.
 type Duration time.Duration
