@@ -493,6 +493,9 @@ func checkConnectionBody(body map[string]any, cur *store.Connection) (*connectio
 		if err := o.Validate(); err != nil {
 			return nil, optionsError(err)
 		}
+		if err := checkTenantAllowList(o); err != nil {
+			return nil, err
+		}
 		in.options = o
 		switch {
 		case !ok || o.ClientSecret == "" && !hasKey(v, "client_secret"):
@@ -507,6 +510,23 @@ func checkConnectionBody(body map[string]any, cur *store.Connection) (*connectio
 		o.ClientSecret = ""
 	}
 	return in, nil
+}
+
+// checkTenantAllowList refuses at save time what the waad connector
+// refuses at login: the common endpoint admits users of every Entra
+// tenant in the world, so Gatehouse wants allowed_tenants, or
+// allow_any_tenant true to say that is meant.
+func checkTenantAllowList(o *azuread.Options) error {
+	var anyTenant bool
+	if raw, ok := o.Extra[azuread.AllowAnyTenantOption]; ok {
+		if err := json.Unmarshal(raw, &anyTenant); err != nil {
+			return BadBody(fmt.Sprintf("Payload validation error: 'Expected type boolean' on property options.%s.", azuread.AllowAnyTenantOption))
+		}
+	}
+	if o.UseCommonEndpoint && len(o.AllowedTenants) == 0 && !anyTenant {
+		return BadBody(fmt.Sprintf("Payload validation error: 'Required when useCommonEndpoint is true: the tenant ids whose users may sign in (or set options.%s to true to accept every tenant)' on property options.allowed_tenants.", azuread.AllowAnyTenantOption))
+	}
+	return nil
 }
 
 func hasKey(v any, k string) bool {
