@@ -451,6 +451,21 @@ func (t *Tenant) resource(id string) (*resource, bool) {
 	return r, true
 }
 
+// canonical returns the scope as the resource spells it: Entra matches
+// scope names case-insensitively (v2-oauth-ropc.md's sample requests
+// "user.read").
+func (r *resource) canonical(scope string) (string, bool) {
+	if r.scopes[scope] {
+		return scope, true
+	}
+	for sc := range r.scopes {
+		if strings.EqualFold(sc, scope) {
+			return sc, true
+		}
+	}
+	return "", false
+}
+
 // consented returns the scopes the user (or an admin for everyone) granted
 // the client on the resource.
 func (t *Tenant) consented(client *Application, r *resource, u *User) map[string]bool {
@@ -469,6 +484,9 @@ func (t *Tenant) consented(client *Application, r *resource, u *User) map[string
 			}
 		}
 		for _, s := range strings.Fields(g.Scope) {
+			if c, ok := r.canonical(s); ok {
+				s = c
+			}
 			out[s] = true
 		}
 	}

@@ -359,10 +359,11 @@ func (q *tokenRequest) target() (*issue, *stsError) {
 			dflt = true
 			continue
 		}
-		if !res.scopes[value] {
+		c, ok := res.canonical(value)
+		if !ok {
 			return nil, errInvalidScope(sc)
 		}
-		values = append(values, value)
+		values = append(values, c)
 	}
 	if is.res == nil {
 		is.res, is.aud = graphResource, GraphAppID
@@ -577,8 +578,9 @@ func (s *Server) respond(r *http.Request, is *issue) (any, *stsError) {
 }
 
 // responseScope is the scope field: v1 returns the granted permissions;
-// v2 returns them qualified by the resource (bare for Graph) plus the
-// OpenID scopes granted.
+// v2 returns them qualified by the resource (bare for Graph) followed by
+// the OpenID scopes, in the order of v2-oauth-ropc.md's sample response
+// ("User.Read profile openid email").
 func responseScope(is *issue) string {
 	if is.user == nil {
 		if is.v2 {
@@ -597,7 +599,7 @@ func responseScope(is *issue) string {
 			out = append(out, is.res.uriOrID()+"/"+sc)
 		}
 	}
-	for _, sc := range []string{"openid", "profile", "email"} {
+	for _, sc := range []string{"profile", "openid", "email"} {
 		if is.oidc[sc] {
 			out = append(out, sc)
 		}

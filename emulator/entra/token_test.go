@@ -204,7 +204,7 @@ func TestPasswordV2(t *testing.T) {
 	if r.body["token_type"] != "Bearer" || r.body["refresh_token"] == nil || r.body["id_token"] == nil {
 		t.Errorf("response = %s", r.raw)
 	}
-	if r.body["scope"] != apiURI+"/API.Access openid profile email" {
+	if r.body["scope"] != apiURI+"/API.Access profile openid email" {
 		t.Errorf("scope = %v", r.body["scope"])
 	}
 	if r.header.Get("Cache-Control") != "no-store, no-cache" {
@@ -287,6 +287,11 @@ func TestPasswordV1(t *testing.T) {
 	at := e.token(v1Token, passwordV1("https://graph.microsoft.com"), "access_token")
 	if _, c := e.verify(at, "/"+tenantID+"/discovery/keys"); c["aud"] != "https://graph.microsoft.com" || c["scp"] != "Directory.Read.All User.Read email offline_access openid profile" {
 		t.Errorf("v1 graph token aud=%v scp=%v", c["aud"], c["scp"])
+	}
+	// Scope names match case-insensitively, as in Microsoft's sample request.
+	r = e.postForm(v2Token, passwordV2("user.read openid profile offline_access"))
+	if r.body["scope"] != "User.Read profile openid" {
+		t.Errorf("scope = %v", r.body["scope"])
 	}
 	at = e.graphToken()
 	if _, c := e.verify(at, "/"+tenantID+"/discovery/keys"); c["aud"] != graphAppID || c["ver"] != "1.0" {
