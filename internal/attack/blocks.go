@@ -1,0 +1,73 @@
+package attack
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/gatehouse/gatehouse/internal/store"
+)
+
+// Block is one entry of Auth0's user-blocks blocked_for list. IP is empty
+// for blocks across all IPs (count_per_identifier and the upstream
+// budget).
+type Block struct {
+	Identifier string `json:"identifier"`
+	IP         string `json:"ip,omitempty"`
+	Connection string `json:"connection"`
+}
+
+// OptionsLookup returns a connection's options by name, for the upstream
+// budget of each block; nil options mean the defaults.
+type OptionsLookup func(ctx context.Context, connection string) ([]byte, error)
+
+// Blocks lists the identifier's current blocks. With respectEnablement
+// (Auth0's consider_brute_force_enablement), brute-force blocks are left
+// out while brute-force protection is off.
+func (g *Guard) Blocks(ctx context.Context, identifier string, respectEnablement bool, options OptionsLookup) ([]Block, error) {
+	bf, err := g.BruteForce(ctx)
+	if err != nil {
+		return nil, err
+	}
+	now := g.now()
+	counters, err := g.store.ListAttackCounters(ctx, Normalize(identifier), now.Add(-bruteForceExpiry))
+	if err != nil {
+		return nil, fmt.Errorf("attack: %w", err)
+	}
+	out := []Block{}
+	for _, c := range counters {
+		switch c.Kind {
+		case store.AttackBruteForce:
+			if c.Attempts < bf.MaxAttempts || (respectEnablement && !bf.Enabled) {
+				continue
+			}
+		case store.AttackUpstreamBudget:
+			var opts []byte
+			if options != nil {
+				if opts, err = options(ctx, c.Connection); err != nil {
+					return nil, err
+				}
+			}
+			threshold, window := UpstreamPolicy(opts)
+			if threshold <= 1 || c.Attempts < threshold-1 || c.UpdatedAt.Before(now.Add(-window)) {
+				continue
+			}
+		default:
+			continue
+		}
+		out = append(out, Block{Identifier: c.Identifier, IP: c.IP, Connection: c.Connection})
+	}
+	return out, nil
+}
+
+// Unblock lifts every block and clears every count of the identifiers.
+func (g *Guard) Unblock(ctx context.Context, identifiers ...string) error {
+	for _, id := range identifiers {
+		if id = Normalize(id); id == "" {
+			continue
+		}
+		if _, err := g.store.DeleteAttackCounters(ctx, id); err != nil {
+			return fmt.Errorf("attack: %w", err)
+		}
+	}
+	return nil
+}

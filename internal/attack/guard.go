@@ -1,0 +1,216 @@
+package attack
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/store"
+)
+
+// Store is what the guard keeps its counters and settings in.
+type Store interface {
+	store.AttackStore
+}
+
+// bruteForceExpiry is how long a brute-force block lasts after the last
+// failed attempt (Auth0: 30 days).
+const bruteForceExpiry = 30 * 24 * time.Hour
+
+// Upstream lockout defaults: Entra ID Smart Lockout locks an account
+// after 10 failed sign-ins, for 60 seconds at first.
+const (
+	DefaultUpstreamThreshold = 10
+	DefaultUpstreamWindow    = 60 * time.Second
+)
+
+// Connection options that describe the upstream tenant's lockout policy.
+const (
+	OptionLockoutThreshold = "entra_lockout_threshold"
+	OptionLockoutDuration  = "entra_lockout_duration_seconds"
+)
+
+// Reason says which control refused an attempt.
+type Reason string
+
+const (
+	ReasonBruteForce     Reason = "brute_force"
+	ReasonSuspiciousIP   Reason = "suspicious_ip"
+	ReasonUpstreamBudget Reason = "upstream_lockout_budget"
+)
+
+// Blocked is the error of a refused attempt. Limit, Remaining and Reset
+// are the rate-limit headers of ReasonSuspiciousIP.
+type Blocked struct {
+	Reason    Reason
+	Limit     int
+	Remaining int
+	Reset     time.Time
+}
+
+func (b *Blocked) Error() string { return "attack: attempt refused: " + string(b.Reason) }
+
+// Guard decides whether a login attempt may go upstream.
+type Guard struct {
+	store Store
+	now   func() time.Time
+}
+
+// New returns a Guard on st; now is time.Now when nil.
+func New(st Store, now func() time.Time) *Guard {
+	if now == nil {
+		now = time.Now
+	}
+	return &Guard{store: st, now: now}
+}
+
+// Attempt is one password login about to go upstream.
+type Attempt struct {
+	// Identifier is the username as the user typed it.
+	Identifier string
+	// IP is the end user's address (ClientIP).
+	IP string
+	// Connection is the connection's name; Options its options JSON,
+	// which may set the upstream lockout policy.
+	Connection string
+	Options    json.RawMessage
+}
+
+// Ticket holds what Check took, to be settled by exactly one of Failed,
+// Succeeded or Inconclusive.
+type Ticket struct {
+	g          *Guard
+	identifier string
+	counters   []store.AttackCounter
+	bucket     string
+	interval   time.Duration
+}
+
+// Normalize is the form identifiers are counted and unblocked under.
+func Normalize(identifier string) string { return strings.ToLower(strings.TrimSpace(identifier)) }
+
+// Check takes one place from every control that applies, in order:
+// suspicious IP throttling, brute force, then the upstream budget. It
+// returns *Blocked when a control refuses; what was taken for the
+// refused attempt is then settled by Check itself.
+func (g *Guard) Check(ctx context.Context, a Attempt) (*Ticket, error) {
+	now := g.now()
+	t := &Ticket{g: g, identifier: Normalize(a.Identifier)}
+	sit, err := g.SuspiciousIP(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if st, ok := sit.Stage[StagePreLogin]; ok && sit.Enabled && slices.Contains(sit.Shields, "block") && !allowed(sit.Allowlist, a.IP) {
+		interval := time.Duration(st.Rate) * time.Millisecond
+		key := StagePreLogin + ":" + a.IP
+		ok, left, next, err := g.store.TakeToken(ctx, key, st.MaxAttempts, interval, now)
+		if err != nil {
+			return nil, fmt.Errorf("attack: %w", err)
+		}
+		if !ok {
+			// A throttled attempt is itself a failure: the bucket stays empty.
+			return nil, &Blocked{Reason: ReasonSuspiciousIP, Limit: st.MaxAttempts, Remaining: left, Reset: next}
+		}
+		t.bucket, t.interval = key, interval
+	}
+
+	bf, err := g.BruteForce(ctx)
+	if err != nil {
+		return nil, errors.Join(err, t.Inconclusive(ctx))
+	}
+	if bf.Enabled && !allowed(bf.Allowlist, a.IP) {
+		c := store.AttackCounter{Kind: store.AttackBruteForce, Connection: a.Connection, Identifier: t.identifier, IP: a.IP}
+		if bf.Mode == ModePerIdentifier {
+			c.IP = ""
+		}
+		ok, err := g.store.TakeAttempt(ctx, c, bf.MaxAttempts, now, now.Add(-bruteForceExpiry))
+		if err != nil {
+			return nil, errors.Join(fmt.Errorf("attack: %w", err), t.Inconclusive(ctx))
+		}
+		switch {
+		case ok:
+			t.counters = append(t.counters, c)
+		case slices.Contains(bf.Shields, "block"):
+			return nil, &Blocked{Reason: ReasonBruteForce}
+		}
+	}
+
+	threshold, window := UpstreamPolicy(a.Options)
+	if threshold > 1 {
+		c := store.AttackCounter{Kind: store.AttackUpstreamBudget, Connection: a.Connection, Identifier: t.identifier}
+		ok, err := g.store.TakeAttempt(ctx, c, threshold-1, now, now.Add(-window))
+		if err != nil {
+			return nil, errors.Join(fmt.Errorf("attack: %w", err), t.Inconclusive(ctx))
+		}
+		if !ok {
+			// Nothing went upstream: give back what the other controls took.
+			return nil, errors.Join(&Blocked{Reason: ReasonUpstreamBudget}, t.Inconclusive(ctx))
+		}
+		t.counters = append(t.counters, c)
+	}
+	return t, nil
+}
+
+// UpstreamPolicy reads the upstream lockout policy from connection
+// options: the threshold (Gatehouse stops one below it) and the window
+// within which failures count. A threshold of 0 turns the budget off.
+func UpstreamPolicy(options json.RawMessage) (threshold int, window time.Duration) {
+	threshold, window = DefaultUpstreamThreshold, DefaultUpstreamWindow
+	var o struct {
+		Threshold *int `json:"entra_lockout_threshold"`
+		Duration  *int `json:"entra_lockout_duration_seconds"`
+	}
+	if len(options) == 0 || json.Unmarshal(options, &o) != nil {
+		return threshold, window
+	}
+	if o.Threshold != nil && *o.Threshold >= 0 {
+		threshold = *o.Threshold
+	}
+	if o.Duration != nil && *o.Duration > 0 {
+		window = time.Duration(*o.Duration) * time.Second
+	}
+	return threshold, window
+}
+
+// Failed settles an attempt the upstream refused for its credentials:
+// everything taken stays counted.
+func (t *Ticket) Failed(context.Context) error { return nil }
+
+// Succeeded settles a successful login: the identifier's brute-force and
+// upstream counters are cleared everywhere (Auth0 resets the count on a
+// successful login), and the IP's token comes back, since the throttle
+// counts failures.
+func (t *Ticket) Succeeded(ctx context.Context) error {
+	var errs []error
+	if _, err := t.g.store.DeleteAttackCounters(ctx, t.identifier); err != nil {
+		errs = append(errs, err)
+	}
+	if t.bucket != "" {
+		errs = append(errs, t.g.store.ReturnToken(ctx, t.bucket, t.interval))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("attack: %w", err)
+	}
+	return nil
+}
+
+// Inconclusive settles an attempt that proved nothing about the password
+// (the upstream was down or misconfigured): everything taken comes back.
+func (t *Ticket) Inconclusive(ctx context.Context) error {
+	var errs []error
+	for _, c := range t.counters {
+		errs = append(errs, t.g.store.ReturnAttempt(ctx, c))
+	}
+	if t.bucket != "" {
+		errs = append(errs, t.g.store.ReturnToken(ctx, t.bucket, t.interval))
+	}
+	t.counters, t.bucket = nil, ""
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("attack: %w", err)
+	}
+	return nil
+}
