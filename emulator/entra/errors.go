@@ -94,8 +94,10 @@ func errUserNotFound(tid string) *stsError {
 	return badRequest("invalid_grant", 50034, "The user account {EUII Hidden} does not exist in the "+tid+" directory. To sign into this application, the account must be added to the directory.")
 }
 
+// errLocked follows the only published 50053 body, in the HDInsight ESP
+// troubleshooting doc (reference §1.4): unauthorized_client, 400.
 func errLocked() *stsError {
-	return badRequest("invalid_grant", 50053, "The account is locked, you've tried to sign in too many times with an incorrect user ID or password.")
+	return badRequest("unauthorized_client", 50053, "The account is locked, you've tried to sign in too many times with an incorrect user ID or password.")
 }
 
 func errPasswordExpired() *stsError {

@@ -108,7 +108,7 @@ func TestTokenErrors(t *testing.T) {
 		{"bad password", "", v2Token, user(alice, "nope"), 400, "invalid_grant", 50126, ""},
 		{"unknown user", "", v2Token, user("nobody@contoso.com", "x"), 400, "invalid_grant", 50034, ""},
 		{"user of another tenant", "", v2Token, user("mallory@fabrikam.onmicrosoft.com", "Mallory-Passw0rd!"), 400, "invalid_grant", 50034, ""},
-		{"locked, right password", "", v2Token, user("bob@contoso.com", "Bob-Passw0rd!"), 400, "invalid_grant", 50053, ""},
+		{"locked, right password", "", v2Token, user("bob@contoso.com", "Bob-Passw0rd!"), 400, "unauthorized_client", 50053, ""},
 		{"password expired", "", v2Token, user("carol@contoso.com", "Carol-Passw0rd!"), 400, "user_password_expired", 50055, "user_password_expired"},
 		{"disabled", "", v2Token, user("ivan@contoso.com", "Ivan-Passw0rd!"), 400, "invalid_grant", 50057, ""},
 		{"disabled, wrong password", "", v2Token, user("ivan@contoso.com", "x"), 400, "invalid_grant", 50126, ""},
@@ -391,7 +391,7 @@ func TestRuntimeUserState(t *testing.T) {
 	if err := e.srv.SetUserState(alice, entra.StateLocked); err != nil {
 		t.Fatal(err)
 	}
-	checkSTSError(t, e.postForm(v2Token, passwordV2(apiURI+"/API.Access")), 400, "invalid_grant", 50053, "")
+	checkSTSError(t, e.postForm(v2Token, passwordV2(apiURI+"/API.Access")), 400, "unauthorized_client", 50053, "")
 	_ = e.srv.SetUserState(alice, entra.StateActive)
 	if r := e.postForm(v2Token, passwordV2(apiURI+"/API.Access")); r.status != 200 {
 		t.Fatalf("%d %s", r.status, r.raw)
