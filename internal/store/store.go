@@ -30,6 +30,9 @@ type Store interface {
 	SettingsStore
 	UserStore
 	LogStore
+	ResourceServerStore
+	ClientGrantStore
+	RefreshTokenStore
 	AttackStore
 
 	// Ping reports whether the database is reachable and fully migrated.
@@ -163,7 +166,19 @@ type KeyStore interface {
 	InsertSigningKeyIfNone(ctx context.Context, k *SigningKey) (bool, error)
 	// UpdateSigningKey stores k's State and timestamps.
 	UpdateSigningKey(ctx context.Context, k *SigningKey) error
+	// RotateSigningKeys makes the next key current, the current one
+	// previous (current_until = at) and stores next as the new next key,
+	// in one transaction, but only while ifCurrent is still the current
+	// key: of replicas rotating at once, one rotates and the others get
+	// false.
+	RotateSigningKeys(ctx context.Context, ifCurrent string, next *SigningKey, at time.Time) (bool, error)
+	// RevokeSigningKey revokes a previous key; ErrNotFound for an unknown
+	// kid, ErrKeyInUse for the current or next key.
+	RevokeSigningKey(ctx context.Context, kid string, at time.Time) (*SigningKey, error)
 }
+
+// ErrKeyInUse: the current and next signing keys cannot be revoked.
+var ErrKeyInUse = errors.New("signing key is current or next")
 
 // TenantSettings is the tenant-wide configuration, kept as the Auth0 tenant
 // settings JSON document so that fields Gatehouse does not interpret survive
@@ -236,6 +251,137 @@ type LogStore interface {
 	AppendLogEvent(ctx context.Context, e *LogEvent) error
 	// ListLogEvents returns events newest first.
 	ListLogEvents(ctx context.Context, f LogFilter, opts ListOptions) ([]*LogEvent, int, error)
+}
+
+// ResourceServer is an API whose access tokens Gatehouse issues (Auth0's
+// "resource server"); Identifier is the audience.
+type ResourceServer struct {
+	ID                                        string
+	Identifier                                string
+	Name                                      string
+	Scopes                                    []ResourceServerScope
+	SigningAlg                                string
+	TokenLifetime                             int // seconds
+	TokenLifetimeForWeb                       int // seconds
+	AllowOfflineAccess                        bool
+	SkipConsentForVerifiableFirstPartyClients bool
+	CreatedAt                                 time.Time
+	UpdatedAt                                 time.Time
+}
+
+// ResourceServerScope is one permission an API defines.
+type ResourceServerScope struct {
+	Value       string `json:"value"`
+	Description string `json:"description,omitempty"`
+}
+
+// ResourceServerStore persists APIs.
+type ResourceServerStore interface {
+	// CreateResourceServer: ErrConflict when the identifier is taken.
+	CreateResourceServer(ctx context.Context, rs *ResourceServer) error
+	GetResourceServer(ctx context.Context, id string) (*ResourceServer, error)
+	GetResourceServerByIdentifier(ctx context.Context, identifier string) (*ResourceServer, error)
+	ListResourceServers(ctx context.Context, opts ListOptions) ([]*ResourceServer, int, error)
+	// UpdateResourceServer replaces every field but ID and Identifier.
+	UpdateResourceServer(ctx context.Context, rs *ResourceServer) error
+	// DeleteResourceServer removes the API and the client grants for it.
+	DeleteResourceServer(ctx context.Context, id string) error
+}
+
+// ClientGrant lets a machine-to-machine client obtain Scope of the API
+// named by Audience with client_credentials.
+type ClientGrant struct {
+	ID        string
+	ClientID  string
+	Audience  string
+	Scope     []string
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// ClientGrantFilter narrows ListClientGrants. Empty fields do not filter.
+type ClientGrantFilter struct {
+	ClientID string
+	Audience string
+}
+
+// ClientGrantStore persists client grants.
+type ClientGrantStore interface {
+	// CreateClientGrant: ErrConflict when the client already has a grant
+	// for the audience, ErrNotFound when the client does not exist.
+	CreateClientGrant(ctx context.Context, g *ClientGrant) error
+	GetClientGrant(ctx context.Context, id string) (*ClientGrant, error)
+	// FindClientGrant is the hot-path lookup of client_credentials.
+	FindClientGrant(ctx context.Context, clientID, audience string) (*ClientGrant, error)
+	ListClientGrants(ctx context.Context, f ClientGrantFilter, opts ListOptions) ([]*ClientGrant, int, error)
+	// UpdateClientGrant replaces Scope.
+	UpdateClientGrant(ctx context.Context, g *ClientGrant) error
+	DeleteClientGrant(ctx context.Context, id string) error
+}
+
+// RefreshToken is one issued refresh token. The token itself is
+// "<ID>.<secret>"; only SHA-256(secret) is stored. Tokens issued by
+// rotation share the FamilyID of the first one (its ID). A rotated token
+// (RotatedAt set) is kept until the family expires, for reuse detection.
+type RefreshToken struct {
+	ID              string
+	FamilyID        string
+	SecretHash      []byte
+	ClientID        string
+	UserID          string
+	Audience        string
+	Scope           string
+	Rotating        bool
+	CreatedAt       time.Time
+	ExpiresAt       *time.Time // absolute lifetime of the family; nil: infinite
+	IdleExpiresAt   *time.Time // nil: infinite
+	LastExchangedAt *time.Time
+	RotatedAt       *time.Time
+	InitialIP       string
+	InitialUA       string
+	LastIP          string
+	LastUA          string
+}
+
+// RefreshExchange is one use of a refresh token.
+type RefreshExchange struct {
+	// ID names the presented token, already checked by the caller.
+	ID  string
+	Now time.Time
+	// Leeway is how long after its rotation a token may still be
+	// exchanged, for concurrent requests; only the latest rotated token
+	// of the family qualifies.
+	Leeway time.Duration
+	// Next, for a rotating token, is the token that replaces it.
+	Next *RefreshToken
+	// IdleExpiresAt, for a non-rotating token, is its new idle expiry.
+	IdleExpiresAt *time.Time
+	IP, UA        string
+}
+
+// ErrRefreshTokenReused: a rotated refresh token was presented after the
+// leeway; the store has revoked its whole family.
+var ErrRefreshTokenReused = errors.New("refresh token reused")
+
+// RefreshTokenStore persists refresh tokens.
+type RefreshTokenStore interface {
+	CreateRefreshToken(ctx context.Context, rt *RefreshToken) error
+	// GetRefreshToken returns the token, rotated or not.
+	GetRefreshToken(ctx context.Context, id string) (*RefreshToken, error)
+	// ExchangeRefreshToken uses a token atomically: it rotates it (stores
+	// ex.Next) or extends its idle expiry. ErrNotFound when it is unknown,
+	// revoked or expired; ErrRefreshTokenReused (family revoked) when it
+	// was rotated before and may not be reused.
+	ExchangeRefreshToken(ctx context.Context, ex RefreshExchange) error
+	// ListRefreshTokens returns a user's usable tokens, oldest first.
+	ListRefreshTokens(ctx context.Context, userID string, opts ListOptions) ([]*RefreshToken, int, error)
+	// RevokeRefreshTokenFamily deletes the family of the token id.
+	RevokeRefreshTokenFamily(ctx context.Context, id string) error
+	// RevokeUserRefreshTokens deletes every refresh token of a user.
+	RevokeUserRefreshTokens(ctx context.Context, userID string) (int, error)
+	// PurgeExpiredRefreshTokens deletes at most limit expired tokens and
+	// reports how many it deleted.
+	PurgeExpiredRefreshTokens(ctx context.Context, now time.Time, limit int) (int, error)
 }
 
 // Kinds of attack-protection counters.

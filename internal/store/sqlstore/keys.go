@@ -3,6 +3,8 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"errors"
+	"time"
 
 	"github.com/gatehouse/gatehouse/internal/store"
 )
@@ -98,4 +100,97 @@ func (s *Store) UpdateSigningKey(ctx context.Context, k *store.SigningKey) error
 	}
 	k.CurrentSince, k.CurrentUntil, k.RevokedAt = msPtr(k.CurrentSince), msPtr(k.CurrentUntil), msPtr(k.RevokedAt)
 	return nil
+}
+
+// RotateSigningKeys moves every key one step along the rotation under the
+// signing-key lock, after checking that ifCurrent is still current: the
+// check and the moves are one transaction, so of racing replicas exactly
+// one rotates.
+func (s *Store) RotateSigningKeys(ctx context.Context, ifCurrent string, next *store.SigningKey, at time.Time) (bool, error) {
+	at = ms(at)
+	t := at.UnixMilli()
+	rotated := false
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		if err := s.lock(ctx, tx, lockSigningKeys); err != nil {
+			return err
+		}
+		var cur string
+		err := tx.QueryRowContext(ctx, "SELECT kid FROM signing_keys WHERE state = $1 AND revoked_at IS NULL", string(store.KeyCurrent)).Scan(&cur)
+		if errors.Is(err, sql.ErrNoRows) || (err == nil && cur != ifCurrent) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		var nextKID string
+		err = tx.QueryRowContext(ctx, "SELECT kid FROM signing_keys WHERE state = $1 AND revoked_at IS NULL", string(store.KeyNext)).Scan(&nextKID)
+		if errors.Is(err, sql.ErrNoRows) {
+			return errors.New("no next signing key to promote")
+		}
+		if err != nil {
+			return err
+		}
+		steps := []struct {
+			q    string
+			args []any
+		}{
+			{"UPDATE signing_keys SET state = $1, current_until = $2 WHERE kid = $3", []any{string(store.KeyPrevious), t, cur}},
+			{"UPDATE signing_keys SET state = $1, current_since = $2 WHERE kid = $3", []any{string(store.KeyCurrent), t, nextKID}},
+			{"INSERT INTO signing_keys (" + keyCols + ") VALUES ($1, $2, $3, $4, $5, NULL, NULL, NULL)",
+				[]any{next.KID, string(store.KeyNext), next.PrivateEnc, next.CertDER, t}},
+		}
+		for _, st := range steps {
+			if _, err := tx.ExecContext(ctx, st.q, st.args...); err != nil {
+				return err
+			}
+		}
+		rotated = true
+		return nil
+	})
+	if err != nil {
+		return false, s.fail("rotate signing keys", err)
+	}
+	if rotated {
+		next.State, next.CreatedAt = store.KeyNext, at
+		next.CurrentSince, next.CurrentUntil, next.RevokedAt = nil, nil, nil
+	}
+	return rotated, nil
+}
+
+// RevokeSigningKey revokes a previous key in one conditional statement.
+func (s *Store) RevokeSigningKey(ctx context.Context, kid string, at time.Time) (*store.SigningKey, error) {
+	at = ms(at)
+	var k *store.SigningKey
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		if err := s.lock(ctx, tx, lockSigningKeys); err != nil {
+			return err
+		}
+		var state string
+		if err := tx.QueryRowContext(ctx, "SELECT state FROM signing_keys WHERE kid = $1", kid).Scan(&state); err != nil {
+			return err
+		}
+		if state == string(store.KeyCurrent) || state == string(store.KeyNext) {
+			return store.ErrKeyInUse
+		}
+		_, err := tx.ExecContext(ctx,
+			"UPDATE signing_keys SET state = $2, revoked_at = COALESCE(revoked_at, $3) WHERE kid = $1",
+			kid, string(store.KeyRevoked), at.UnixMilli())
+		if err != nil {
+			return err
+		}
+		var (
+			row                 store.SigningKey
+			created             int64
+			since, until, revok sql.NullInt64
+		)
+		err = tx.QueryRowContext(ctx, "SELECT "+keyCols+" FROM signing_keys WHERE kid = $1", kid).
+			Scan(&row.KID, &row.State, &row.PrivateEnc, &row.CertDER, &created, &since, &until, &revok)
+		row.CreatedAt, row.CurrentSince, row.CurrentUntil, row.RevokedAt = fromMS(created), fromNullMS(since), fromNullMS(until), fromNullMS(revok)
+		k = &row
+		return err
+	})
+	if err != nil {
+		return nil, s.fail("revoke signing key", err)
+	}
+	return k, nil
 }

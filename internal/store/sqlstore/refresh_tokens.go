@@ -1,0 +1,195 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/store"
+)
+
+const refreshCols = "id, family_id, secret_hash, client_id, user_id, audience, scope, rotating, created_at, expires_at, idle_expires_at, last_exchanged_at, rotated_at, initial_ip, initial_ua, last_ip, last_ua"
+
+func scanRefreshToken(row interface{ Scan(...any) error }) (*store.RefreshToken, error) {
+	var (
+		rt                       store.RefreshToken
+		created                  int64
+		exp, idle, last, rotated sql.NullInt64
+	)
+	err := row.Scan(&rt.ID, &rt.FamilyID, &rt.SecretHash, &rt.ClientID, &rt.UserID, &rt.Audience, &rt.Scope, &rt.Rotating,
+		&created, &exp, &idle, &last, &rotated, &rt.InitialIP, &rt.InitialUA, &rt.LastIP, &rt.LastUA)
+	if err != nil {
+		return nil, err
+	}
+	rt.CreatedAt = fromMS(created)
+	rt.ExpiresAt = fromNullMS(exp)
+	rt.IdleExpiresAt = fromNullMS(idle)
+	rt.LastExchangedAt = fromNullMS(last)
+	rt.RotatedAt = fromNullMS(rotated)
+	return &rt, nil
+}
+
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+func insertRefreshToken(ctx context.Context, db execer, rt *store.RefreshToken) error {
+	if rt.FamilyID == "" {
+		rt.FamilyID = rt.ID
+	}
+	created, _ := stamps(rt.CreatedAt, rt.CreatedAt)
+	_, err := db.ExecContext(ctx,
+		"INSERT INTO refresh_tokens ("+refreshCols+") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+		rt.ID, rt.FamilyID, rt.SecretHash, rt.ClientID, rt.UserID, rt.Audience, rt.Scope, rt.Rotating,
+		created.UnixMilli(), nullMS(rt.ExpiresAt), nullMS(rt.IdleExpiresAt), nullMS(rt.LastExchangedAt), nullMS(rt.RotatedAt),
+		rt.InitialIP, rt.InitialUA, rt.LastIP, rt.LastUA)
+	if err != nil {
+		return err
+	}
+	rt.CreatedAt = created
+	rt.ExpiresAt, rt.IdleExpiresAt = msPtr(rt.ExpiresAt), msPtr(rt.IdleExpiresAt)
+	rt.LastExchangedAt, rt.RotatedAt = msPtr(rt.LastExchangedAt), msPtr(rt.RotatedAt)
+	return nil
+}
+
+func (s *Store) CreateRefreshToken(ctx context.Context, rt *store.RefreshToken) error {
+	if err := insertRefreshToken(ctx, s.write, rt); err != nil {
+		return s.fail("create refresh token", err)
+	}
+	return nil
+}
+
+func (s *Store) GetRefreshToken(ctx context.Context, id string) (*store.RefreshToken, error) {
+	rt, err := scanRefreshToken(s.read.QueryRowContext(ctx, "SELECT "+refreshCols+" FROM refresh_tokens WHERE id = $1", id))
+	if err != nil {
+		return nil, s.fail("get refresh token", err)
+	}
+	return rt, nil
+}
+
+// usable is the condition of a token that may be exchanged at $2: not
+// expired, and either not rotated yet or the family's latest rotated
+// token within the leeway ($3 = now - leeway). The database evaluates it
+// under the row lock of the UPDATE, so of concurrent exchanges of one
+// token only those the leeway allows succeed.
+const usable = `(expires_at IS NULL OR expires_at > $2)
+	AND (idle_expires_at IS NULL OR idle_expires_at > $2)
+	AND (rotated_at IS NULL OR (rotated_at > $3 AND NOT EXISTS (
+		SELECT 1 FROM refresh_tokens n WHERE n.family_id = refresh_tokens.family_id AND n.rotated_at > refresh_tokens.rotated_at)))`
+
+func (s *Store) ExchangeRefreshToken(ctx context.Context, ex store.RefreshExchange) error {
+	at := ms(ex.Now).UnixMilli()
+	since := at - ex.Leeway.Milliseconds()
+	reused := false
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var (
+			res sql.Result
+			err error
+		)
+		if ex.Next != nil {
+			res, err = tx.ExecContext(ctx, `UPDATE refresh_tokens SET rotated_at = COALESCE(rotated_at, $2),
+				last_exchanged_at = $2, last_ip = $4, last_ua = $5 WHERE id = $1 AND `+usable,
+				ex.ID, at, since, ex.IP, ex.UA)
+		} else {
+			res, err = tx.ExecContext(ctx, `UPDATE refresh_tokens SET idle_expires_at = $6,
+				last_exchanged_at = $2, last_ip = $4, last_ua = $5 WHERE id = $1 AND rotated_at IS NULL AND `+usable,
+				ex.ID, at, since, ex.IP, ex.UA, nullMS(ex.IdleExpiresAt))
+		}
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 1 {
+			if err != nil {
+				return err
+			}
+			if ex.Next == nil {
+				return nil
+			}
+			return insertRefreshToken(ctx, tx, ex.Next)
+		}
+		// Refused: a token that was rotated is being reused, which means
+		// it was copied; the whole family goes.
+		var family string
+		var rotated sql.NullInt64
+		err = tx.QueryRowContext(ctx, "SELECT family_id, rotated_at FROM refresh_tokens WHERE id = $1", ex.ID).Scan(&family, &rotated)
+		if err != nil {
+			return err
+		}
+		if !rotated.Valid {
+			return store.ErrNotFound
+		}
+		reused = true
+		_, err = tx.ExecContext(ctx, "DELETE FROM refresh_tokens WHERE family_id = $1", family)
+		return err
+	})
+	if err != nil {
+		return s.fail("exchange refresh token", err)
+	}
+	if reused {
+		return s.fail("exchange refresh token", store.ErrRefreshTokenReused)
+	}
+	return nil
+}
+
+func (s *Store) ListRefreshTokens(ctx context.Context, userID string, opts store.ListOptions) ([]*store.RefreshToken, int, error) {
+	var w filter
+	w.eq("user_id", userID)
+	t := now().UnixMilli()
+	w.args = append(w.args, t)
+	w.conds = append(w.conds, "rotated_at IS NULL",
+		"(expires_at IS NULL OR expires_at > $2)", "(idle_expires_at IS NULL OR idle_expires_at > $2)")
+	var (
+		out   []*store.RefreshToken
+		total int
+	)
+	err := s.inReadTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		out, total, err = list(ctx, tx, refreshCols, "refresh_tokens", w, "created_at, seq", opts,
+			func(rows *sql.Rows) (*store.RefreshToken, error) { return scanRefreshToken(rows) })
+		return err
+	})
+	if err != nil {
+		return nil, 0, s.fail("list refresh tokens", err)
+	}
+	return out, total, nil
+}
+
+func (s *Store) RevokeRefreshTokenFamily(ctx context.Context, id string) error {
+	res, err := s.write.ExecContext(ctx,
+		"DELETE FROM refresh_tokens WHERE family_id = (SELECT family_id FROM refresh_tokens WHERE id = $1)", id)
+	if err == nil {
+		err = affected(res)
+	}
+	if err != nil {
+		return s.fail("revoke refresh token", err)
+	}
+	return nil
+}
+
+func (s *Store) RevokeUserRefreshTokens(ctx context.Context, userID string) (int, error) {
+	res, err := s.write.ExecContext(ctx, "DELETE FROM refresh_tokens WHERE user_id = $1", userID)
+	if err != nil {
+		return 0, s.fail("revoke user refresh tokens", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, s.fail("revoke user refresh tokens", err)
+	}
+	return int(n), nil
+}
+
+// PurgeExpiredRefreshTokens deletes one bounded batch, so that the write
+// lock (SQLite) or the row locks (PostgreSQL) are held only briefly.
+func (s *Store) PurgeExpiredRefreshTokens(ctx context.Context, at time.Time, limit int) (int, error) {
+	res, err := s.write.ExecContext(ctx, `DELETE FROM refresh_tokens WHERE seq IN (
+		SELECT seq FROM refresh_tokens WHERE expires_at <= $1 UNION
+		SELECT seq FROM refresh_tokens WHERE idle_expires_at <= $1 LIMIT $2)`, ms(at).UnixMilli(), limit)
+	if err != nil {
+		return 0, s.fail("purge refresh tokens", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, s.fail("purge refresh tokens", err)
+	}
+	return int(n), nil
+}

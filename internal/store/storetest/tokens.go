@@ -1,0 +1,375 @@
+package storetest
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/store"
+)
+
+func testResourceServers(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	rs := &store.ResourceServer{
+		ID: "rs1", Identifier: "https://api.example/", Name: "API <1>",
+		Scopes:     []store.ResourceServerScope{{Value: "read:x", Description: "Read x"}, {Value: "write:x"}},
+		SigningAlg: "RS256", TokenLifetime: 7200, TokenLifetimeForWeb: 3600, AllowOfflineAccess: true,
+		SkipConsentForVerifiableFirstPartyClients: true, CreatedAt: t0,
+	}
+	must(t, s.CreateResourceServer(ctx, rs))
+	wantErr(t, "CreateResourceServer same identifier",
+		s.CreateResourceServer(ctx, &store.ResourceServer{ID: "rs2", Identifier: rs.Identifier}), store.ErrConflict)
+	got, err := s.GetResourceServer(ctx, "rs1")
+	must(t, err)
+	equal(t, "GetResourceServer", got, rs)
+	got, err = s.GetResourceServerByIdentifier(ctx, rs.Identifier)
+	must(t, err)
+	equal(t, "GetResourceServerByIdentifier", got, rs)
+	_, err = s.GetResourceServerByIdentifier(ctx, "https://other/")
+	wantErr(t, "GetResourceServerByIdentifier unknown", err, store.ErrNotFound)
+
+	rs.Name, rs.Scopes, rs.TokenLifetime = "renamed", nil, 60
+	must(t, s.UpdateResourceServer(ctx, rs))
+	got, err = s.GetResourceServer(ctx, "rs1")
+	must(t, err)
+	equal(t, "after UpdateResourceServer", got, rs)
+	wantErr(t, "UpdateResourceServer unknown", s.UpdateResourceServer(ctx, &store.ResourceServer{ID: "nope"}), store.ErrNotFound)
+
+	must(t, s.CreateResourceServer(ctx, &store.ResourceServer{ID: "rs3", Identifier: "urn:three", CreatedAt: t0.Add(time.Second)}))
+	list, total, err := s.ListResourceServers(ctx, store.ListOptions{PerPage: 1, Page: 1})
+	must(t, err)
+	if total != 2 || len(list) != 1 || list[0].ID != "rs3" {
+		t.Errorf("ListResourceServers page 1: total %d, %d items", total, len(list))
+	}
+
+	// Deleting an API deletes its grants.
+	must(t, s.CreateClient(ctx, fullClient("c1")))
+	must(t, s.CreateClientGrant(ctx, &store.ClientGrant{ID: "g1", ClientID: "c1", Audience: rs.Identifier, Scope: []string{"read:x"}}))
+	must(t, s.DeleteResourceServer(ctx, "rs1"))
+	_, err = s.GetClientGrant(ctx, "g1")
+	wantErr(t, "grant after DeleteResourceServer", err, store.ErrNotFound)
+	wantErr(t, "DeleteResourceServer again", s.DeleteResourceServer(ctx, "rs1"), store.ErrNotFound)
+}
+
+func testClientGrants(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	must(t, s.CreateClient(ctx, fullClient("c1")))
+	must(t, s.CreateClient(ctx, fullClient("c2")))
+	g := &store.ClientGrant{ID: "g1", ClientID: "c1", Audience: "urn:a", Scope: []string{"read:a", "write:a"}, CreatedAt: t0}
+	must(t, s.CreateClientGrant(ctx, g))
+	for _, tc := range []struct {
+		name string
+		g    *store.ClientGrant
+		want error
+	}{
+		{"same client and audience", &store.ClientGrant{ID: "g2", ClientID: "c1", Audience: "urn:a"}, store.ErrConflict},
+		{"same id", &store.ClientGrant{ID: "g1", ClientID: "c2", Audience: "urn:b"}, store.ErrConflict},
+		{"unknown client", &store.ClientGrant{ID: "g3", ClientID: "nope", Audience: "urn:a"}, store.ErrNotFound},
+	} {
+		wantErr(t, "CreateClientGrant "+tc.name, s.CreateClientGrant(ctx, tc.g), tc.want)
+	}
+	must(t, s.CreateClientGrant(ctx, &store.ClientGrant{ID: "g4", ClientID: "c2", Audience: "urn:a", CreatedAt: t0.Add(time.Second)}))
+	must(t, s.CreateClientGrant(ctx, &store.ClientGrant{ID: "g5", ClientID: "c1", Audience: "urn:b", CreatedAt: t0.Add(2 * time.Second)}))
+
+	got, err := s.FindClientGrant(ctx, "c1", "urn:a")
+	must(t, err)
+	equal(t, "FindClientGrant", got, g)
+	_, err = s.FindClientGrant(ctx, "c2", "urn:b")
+	wantErr(t, "FindClientGrant missing", err, store.ErrNotFound)
+	got, err = s.GetClientGrant(ctx, "g4")
+	must(t, err)
+	if got.Scope == nil || len(got.Scope) != 0 {
+		t.Errorf("empty scope: got %#v, want []", got.Scope)
+	}
+
+	for _, tc := range []struct {
+		f    store.ClientGrantFilter
+		want []string
+	}{
+		{store.ClientGrantFilter{}, []string{"g1", "g4", "g5"}},
+		{store.ClientGrantFilter{ClientID: "c1"}, []string{"g1", "g5"}},
+		{store.ClientGrantFilter{Audience: "urn:a"}, []string{"g1", "g4"}},
+		{store.ClientGrantFilter{ClientID: "c2", Audience: "urn:b"}, nil},
+	} {
+		list, total, err := s.ListClientGrants(ctx, tc.f, store.ListOptions{})
+		must(t, err)
+		var ids []string
+		for _, g := range list {
+			ids = append(ids, g.ID)
+		}
+		if fmt.Sprint(ids) != fmt.Sprint(tc.want) || total != len(tc.want) {
+			t.Errorf("ListClientGrants(%+v) = %v (total %d), want %v", tc.f, ids, total, tc.want)
+		}
+	}
+
+	g.Scope = []string{"read:a"}
+	must(t, s.UpdateClientGrant(ctx, g))
+	got, err = s.GetClientGrant(ctx, "g1")
+	must(t, err)
+	equal(t, "after UpdateClientGrant", got, g)
+	wantErr(t, "UpdateClientGrant unknown", s.UpdateClientGrant(ctx, &store.ClientGrant{ID: "nope"}), store.ErrNotFound)
+
+	must(t, s.DeleteClientGrant(ctx, "g4"))
+	wantErr(t, "DeleteClientGrant again", s.DeleteClientGrant(ctx, "g4"), store.ErrNotFound)
+	must(t, s.DeleteClient(ctx, "c1"))
+	_, total, err := s.ListClientGrants(ctx, store.ClientGrantFilter{ClientID: "c1"}, store.ListOptions{})
+	must(t, err)
+	if total != 0 {
+		t.Errorf("%d grants left after DeleteClient", total)
+	}
+}
+
+// refreshFixture creates a client and a user and returns a token factory.
+func refreshFixture(t *testing.T, s store.Store) func(id, family string, at time.Time) *store.RefreshToken {
+	ctx := t.Context()
+	must(t, s.CreateClient(ctx, fullClient("c1")))
+	_, err := s.UpsertUser(ctx, fullUser("u1"))
+	must(t, err)
+	return func(id, family string, at time.Time) *store.RefreshToken {
+		return &store.RefreshToken{
+			ID: id, FamilyID: family, SecretHash: []byte("hash-" + id), ClientID: "c1", UserID: "u1",
+			Audience: "urn:a", Scope: "openid offline_access", Rotating: true, CreatedAt: at,
+			ExpiresAt: ptr(at.Add(24 * time.Hour)), IdleExpiresAt: ptr(at.Add(time.Hour)),
+			InitialIP: "192.0.2.1", InitialUA: "ua", LastIP: "192.0.2.1", LastUA: "ua",
+		}
+	}
+}
+
+func testRefreshTokenRotation(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	tok := refreshFixture(t, s)
+	now := time.Now().UTC()
+	a := tok("a", "", now)
+	must(t, s.CreateRefreshToken(ctx, a))
+	got, err := s.GetRefreshToken(ctx, "a")
+	must(t, err)
+	equal(t, "GetRefreshToken", got, &store.RefreshToken{
+		ID: "a", FamilyID: "a", SecretHash: []byte("hash-a"), ClientID: "c1", UserID: "u1", Audience: "urn:a",
+		Scope: "openid offline_access", Rotating: true, CreatedAt: ms(now), ExpiresAt: ptr(ms(now.Add(24 * time.Hour))),
+		IdleExpiresAt: ptr(ms(now.Add(time.Hour))), InitialIP: "192.0.2.1", InitialUA: "ua", LastIP: "192.0.2.1", LastUA: "ua",
+	})
+
+	leeway := 10 * time.Second
+	exchange := func(id, next string, at time.Time) error {
+		return s.ExchangeRefreshToken(ctx, store.RefreshExchange{ID: id, Now: at, Leeway: leeway, Next: tok(next, "a", at), IP: "192.0.2.9", UA: "ua2"})
+	}
+	t1 := now.Add(time.Minute)
+	must(t, exchange("a", "b", t1))
+	got, err = s.GetRefreshToken(ctx, "a")
+	must(t, err)
+	if got.RotatedAt == nil || !got.RotatedAt.Equal(ms(t1)) || got.LastIP != "192.0.2.9" {
+		t.Errorf("rotated token: RotatedAt %v LastIP %q", got.RotatedAt, got.LastIP)
+	}
+	// Within the leeway the previous token may be exchanged again (two
+	// concurrent requests of one app).
+	must(t, exchange("a", "c", t1.Add(leeway/2)))
+	list, total, err := s.ListRefreshTokens(ctx, "u1", store.ListOptions{})
+	must(t, err)
+	if total != 2 || len(list) != 2 || list[0].ID != "b" || list[1].ID != "c" {
+		t.Errorf("ListRefreshTokens after leeway reuse: total %d %v", total, list)
+	}
+	// Once a later token of the family was rotated, the old one is no
+	// longer the previous one: reuse, even within its leeway.
+	must(t, exchange("b", "d", t1.Add(leeway/2)))
+	wantErr(t, "reuse of second-to-last", exchange("a", "e", t1.Add(leeway/2)), store.ErrRefreshTokenReused)
+	for _, id := range []string{"a", "b", "c", "d"} {
+		_, err := s.GetRefreshToken(ctx, id)
+		wantErr(t, "family member "+id+" after reuse", err, store.ErrNotFound)
+	}
+
+	// Reuse after the leeway revokes the family too.
+	must(t, s.CreateRefreshToken(ctx, tok("f", "", now)))
+	must(t, s.ExchangeRefreshToken(ctx, store.RefreshExchange{ID: "f", Now: t1, Leeway: leeway, Next: tok("g", "f", t1)}))
+	err = s.ExchangeRefreshToken(ctx, store.RefreshExchange{ID: "f", Now: t1.Add(leeway + time.Second), Leeway: leeway, Next: tok("h", "f", t1)})
+	wantErr(t, "reuse after leeway", err, store.ErrRefreshTokenReused)
+	_, err = s.GetRefreshToken(ctx, "g")
+	wantErr(t, "successor after reuse", err, store.ErrNotFound)
+
+	// Expired tokens, absolute or idle, are refused and left alone.
+	must(t, s.CreateRefreshToken(ctx, tok("x", "", now)))
+	for _, at := range []time.Time{now.Add(time.Hour), now.Add(25 * time.Hour)} {
+		err := s.ExchangeRefreshToken(ctx, store.RefreshExchange{ID: "x", Now: at, Next: tok("y", "x", at)})
+		wantErr(t, "exchange expired", err, store.ErrNotFound)
+	}
+	wantErr(t, "exchange unknown", s.ExchangeRefreshToken(ctx, store.RefreshExchange{ID: "nope", Now: now}), store.ErrNotFound)
+
+	// Non-rotating: the idle expiry moves.
+	nr := tok("n", "", now)
+	nr.Rotating = false
+	must(t, s.CreateRefreshToken(ctx, nr))
+	idle := now.Add(2 * time.Hour)
+	must(t, s.ExchangeRefreshToken(ctx, store.RefreshExchange{ID: "n", Now: t1, IdleExpiresAt: &idle}))
+	must(t, s.ExchangeRefreshToken(ctx, store.RefreshExchange{ID: "n", Now: now.Add(90 * time.Minute), IdleExpiresAt: &idle}))
+	got, err = s.GetRefreshToken(ctx, "n")
+	must(t, err)
+	if got.RotatedAt != nil || !got.IdleExpiresAt.Equal(ms(idle)) {
+		t.Errorf("non-rotating token after exchange: %+v", got)
+	}
+}
+
+func testRefreshTokenRevocation(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	tok := refreshFixture(t, s)
+	now := time.Now().UTC()
+	must(t, s.CreateRefreshToken(ctx, tok("a", "", now)))
+	must(t, s.ExchangeRefreshToken(ctx, store.RefreshExchange{ID: "a", Now: now, Next: tok("b", "a", now)}))
+	must(t, s.CreateRefreshToken(ctx, tok("c", "", now)))
+	must(t, s.RevokeRefreshTokenFamily(ctx, "b"))
+	for _, id := range []string{"a", "b"} {
+		_, err := s.GetRefreshToken(ctx, id)
+		wantErr(t, "after RevokeRefreshTokenFamily "+id, err, store.ErrNotFound)
+	}
+	wantErr(t, "RevokeRefreshTokenFamily unknown", s.RevokeRefreshTokenFamily(ctx, "a"), store.ErrNotFound)
+	n, err := s.RevokeUserRefreshTokens(ctx, "u1")
+	must(t, err)
+	if n != 1 {
+		t.Errorf("RevokeUserRefreshTokens = %d, want 1", n)
+	}
+
+	// Deleting the user deletes the tokens.
+	must(t, s.CreateRefreshToken(ctx, tok("d", "", now)))
+	must(t, s.DeleteUser(ctx, "u1"))
+	_, err = s.GetRefreshToken(ctx, "d")
+	wantErr(t, "token of deleted user", err, store.ErrNotFound)
+
+	// Purge works in bounded batches.
+	_, err = s.UpsertUser(ctx, fullUser("u1"))
+	must(t, err)
+	old := now.Add(-48 * time.Hour)
+	for i := range 5 {
+		must(t, s.CreateRefreshToken(ctx, tok(fmt.Sprintf("old%d", i), "", old)))
+	}
+	must(t, s.CreateRefreshToken(ctx, tok("live", "", now)))
+	for _, want := range []int{2, 2, 1, 0} {
+		n, err := s.PurgeExpiredRefreshTokens(ctx, now, 2)
+		must(t, err)
+		if n != want {
+			t.Errorf("PurgeExpiredRefreshTokens = %d, want %d", n, want)
+		}
+	}
+	if _, err := s.GetRefreshToken(ctx, "live"); err != nil {
+		t.Errorf("live token purged: %v", err)
+	}
+}
+
+// testRefreshTokenRace exchanges one token from many goroutines without
+// leeway: one wins, the others are reuse and revoke the family.
+func testRefreshTokenRace(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	tok := refreshFixture(t, s)
+	now := time.Now().UTC()
+	must(t, s.CreateRefreshToken(ctx, tok("a", "", now)))
+	const n = 8
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		wins int
+		errs []error
+	)
+	start := make(chan struct{})
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			err := s.ExchangeRefreshToken(ctx, store.RefreshExchange{ID: "a", Now: now.Add(time.Second), Next: tok(fmt.Sprintf("n%d", i), "a", now)})
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				wins++
+			case errors.Is(err, store.ErrRefreshTokenReused), errors.Is(err, store.ErrNotFound):
+			default:
+				errs = append(errs, err)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	if len(errs) > 0 {
+		t.Fatal(errors.Join(errs...))
+	}
+	if wins != 1 {
+		t.Fatalf("%d concurrent exchanges of one token succeeded, want 1", wins)
+	}
+	if _, total, err := s.ListRefreshTokens(ctx, "u1", store.ListOptions{}); err != nil || total != 0 {
+		t.Errorf("after reuse: %d tokens left (%v), want the family revoked", total, err)
+	}
+}
+
+func testSigningKeyRotation(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	key := func(kid string, state store.KeyState) *store.SigningKey {
+		return &store.SigningKey{KID: kid, PrivateEnc: []byte("p-" + kid), CertDER: []byte("c-" + kid), State: state, CreatedAt: t0}
+	}
+	_, err := s.InsertSigningKeyIfNone(ctx, key("k1", store.KeyCurrent))
+	must(t, err)
+	_, err = s.InsertSigningKeyIfNone(ctx, key("k2", store.KeyNext))
+	must(t, err)
+
+	const n = 8
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		wins []string
+	)
+	start := make(chan struct{})
+	at := t0.Add(time.Hour)
+	for i := range n {
+		wg.Go(func() {
+			k := key(fmt.Sprintf("r%d", i), store.KeyNext)
+			<-start
+			ok, err := s.RotateSigningKeys(ctx, "k1", k, at)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				t.Error(err)
+			}
+			if ok {
+				wins = append(wins, k.KID)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	if len(wins) != 1 {
+		t.Fatalf("%d concurrent rotations succeeded, want 1", len(wins))
+	}
+	keys, err := s.ListSigningKeys(ctx)
+	must(t, err)
+	states := map[string]store.KeyState{}
+	for _, k := range keys {
+		states[k.KID] = k.State
+		switch k.KID {
+		case "k1":
+			if k.CurrentUntil == nil || !k.CurrentUntil.Equal(ms(at)) {
+				t.Errorf("previous key current_until = %v", k.CurrentUntil)
+			}
+		case "k2":
+			if k.CurrentSince == nil || !k.CurrentSince.Equal(ms(at)) {
+				t.Errorf("new current key current_since = %v", k.CurrentSince)
+			}
+		}
+	}
+	want := map[string]store.KeyState{"k1": store.KeyPrevious, "k2": store.KeyCurrent, wins[0]: store.KeyNext}
+	if fmt.Sprint(states) != fmt.Sprint(want) {
+		t.Errorf("after rotation: %v, want %v", states, want)
+	}
+
+	for _, tc := range []struct {
+		kid  string
+		want error
+	}{
+		{"k2", store.ErrKeyInUse},
+		{wins[0], store.ErrKeyInUse},
+		{"nope", store.ErrNotFound},
+	} {
+		_, err := s.RevokeSigningKey(ctx, tc.kid, at)
+		wantErr(t, "RevokeSigningKey "+tc.kid, err, tc.want)
+	}
+	k, err := s.RevokeSigningKey(ctx, "k1", at.Add(time.Minute))
+	must(t, err)
+	if k.State != store.KeyRevoked || k.RevokedAt == nil || !k.RevokedAt.Equal(ms(at.Add(time.Minute))) {
+		t.Errorf("revoked key: %+v", k)
+	}
+}
