@@ -103,7 +103,7 @@ func errLocked() *stsError {
 func errPasswordExpired() *stsError {
 	// HDInsight ESP troubleshooting doc (reference §1.4): error and suberror
 	// user_password_expired plus password_change_url.
-	e := badRequest("user_password_expired", 50055, "The password is expired.")
+	e := badRequest("user_password_expired", 50055, "Password is expired.")
 	e.suberror = "user_password_expired"
 	e.pwdURL = "https://portal.microsoftonline.com/ChangePassword.aspx"
 	return e
