@@ -119,15 +119,16 @@ func capClaims(policy string) string {
 	return `{"access_token":{"capolids":{"essential":true,"values":["` + policy + `"]}}}`
 }
 
-const (
-	mfaPolicyID = "5a6a8b36-3c7f-4c6e-9d2f-0b6f4f1f0a11"
-	caPolicyID  = "7f1e2d3c-4b5a-4968-8776-655443322110"
-)
+// caPolicyID names the emulated Conditional Access policy in claims
+// challenges.
+const caPolicyID = "7f1e2d3c-4b5a-4968-8776-655443322110"
 
+// errMFARequired matches ROPC captures from 2020-2024 (e.g. az CLI and
+// public sample logs): invalid_grant, suberror basic_action, the resource's
+// appId in the text, and no claims challenge.
 func errMFARequired(resourceAppID string) *stsError {
 	e := badRequest("invalid_grant", 50076, "Due to a configuration change made by your administrator, or because you moved to a new location, you must use multi-factor authentication to access '"+resourceAppID+"'.")
 	e.suberror = "basic_action"
-	e.claims = capClaims(mfaPolicyID)
 	return e
 }
 
