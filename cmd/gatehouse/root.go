@@ -17,6 +17,8 @@ func newRootCmd() *cobra.Command {
 		newVersionCmd(),
 		newTryCmd(),
 		newEntraEmulatorCmd(),
+		newAppsCmd(),
+		newConnectionsCmd(),
 	)
 	return root
 }
