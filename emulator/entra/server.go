@@ -82,6 +82,13 @@ func New(dir *Directory, opts Options) (*Server, error) {
 	if dir == nil {
 		return nil, errors.New("entra: nil directory")
 	}
+	// A Directory built in Go rather than parsed still needs validating
+	// and indexing.
+	if len(dir.Tenants) == 0 || dir.Tenants[0].usersByUPN == nil {
+		if err := dir.index(); err != nil {
+			return nil, fmt.Errorf("entra: %w", err)
+		}
+	}
 	if opts.Clock == nil {
 		opts.Clock = time.Now
 	}

@@ -24,9 +24,9 @@ const refreshLifetime = 90 * 24 * time.Hour
 
 var oidcScopes = set("openid", "profile", "email", "offline_access")
 
-// tokenResponse holds both response shapes. v1 sends numbers as strings
-// and carries resource, expires_on and not_before; v2 sends numbers
-// (reference §1.1, §1.2).
+// tokenResponseV1 is the v1 response: numbers as strings, plus resource,
+// expires_on and not_before (reference §1.2). tokenResponseV2 sends numbers
+// (reference §1.1).
 type tokenResponseV1 struct {
 	TokenType    string `json:"token_type"`
 	Scope        string `json:"scope"`
