@@ -1,12 +1,14 @@
 package azuread
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/connection"
@@ -27,6 +29,40 @@ type Connector struct {
 	entra   *entra.Client
 	secrets Opener
 	logger  *slog.Logger
+	// resolved caches each connection's parsed options and opened secret
+	// by connection id: parsing, validating and unsealing them on every
+	// login cost more than the rest of the broker's non-crypto work.
+	resolved sync.Map // string → *resolvedConn
+}
+
+// resolvedConn is a connection's settings and what they were built from;
+// a changed connection no longer matches and is resolved again.
+type resolvedConn struct {
+	name, strategy     string
+	options, secretEnc []byte
+	s                  *settings
+}
+
+func (r *resolvedConn) matches(c *store.Connection) bool {
+	return r.name == c.Name && r.strategy == c.Strategy && bytes.Equal(r.options, c.Options) && bytes.Equal(r.secretEnc, c.SecretEnc)
+}
+
+// resolve returns the connection's settings, from the cache when the
+// connection is unchanged.
+func (c *Connector) resolve(conn *store.Connection) (*settings, error) {
+	if v, ok := c.resolved.Load(conn.ID); ok && v.(*resolvedConn).matches(conn) {
+		return v.(*resolvedConn).s, nil
+	}
+	s, err := c.settings(conn)
+	if err != nil {
+		c.resolved.Delete(conn.ID)
+		return nil, err
+	}
+	c.resolved.Store(conn.ID, &resolvedConn{
+		name: conn.Name, strategy: conn.Strategy,
+		options: bytes.Clone(conn.Options), secretEnc: bytes.Clone(conn.SecretEnc), s: s,
+	})
+	return s, nil
 }
 
 var _ connection.PasswordConnector = (*Connector)(nil)
@@ -61,7 +97,7 @@ const ROPCWarning = "Microsoft recommends you do not use the ROPC (password) flo
 // upstream POST and not kept.
 func (c *Connector) Login(ctx context.Context, conn *store.Connection, username, password, ip string) (*connection.Identity, error) {
 	tr := connection.TraceFrom(ctx)
-	s, err := c.settings(conn)
+	s, err := c.resolve(conn)
 	if err != nil {
 		tr.Record("configuration", time.Now(), err, "")
 		return nil, err
