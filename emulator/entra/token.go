@@ -308,7 +308,7 @@ func (s *Server) checkSignInAllowed(u *User, res *resource, nonInteractive bool)
 // target works out the resource and requested scopes: v1 from resource=,
 // v2 from scope= (reference §1.1, §1.2).
 func (q *tokenRequest) target() (*issue, *stsError) {
-	is := &issue{v2: q.v2, tenant: q.tenant, oidc: map[string]bool{}, ip: clientIP(q.r), nonce: ""}
+	is := &issue{v2: q.v2, tenant: q.tenant, oidc: map[string]bool{}, ip: clientIP(q.r)}
 	if !q.v2 {
 		resParam := q.form.Get("resource")
 		if resParam == "" {
