@@ -66,6 +66,11 @@ type Tenant struct {
 	Groups                 []*Group          `yaml:"groups"`
 	Applications           []*Application    `yaml:"applications"`
 	OAuth2PermissionGrants []PermissionGrant `yaml:"oauth2PermissionGrants"`
+	// AllowCloudPasswordValidation is emulator-only shorthand for a Home
+	// Realm Discovery policy with AllowCloudPasswordValidation=true: password
+	// grants then work for federated users whose password hash is synced
+	// (reference §1.1).
+	AllowCloudPasswordValidation bool `yaml:"allowCloudPasswordValidation"`
 
 	usersByUPN  map[string]*User
 	usersByID   map[string]*User

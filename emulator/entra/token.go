@@ -276,9 +276,13 @@ func (s *Server) checkPassword(t *Tenant, u *User, password string) *stsError {
 	case st == StatePasswordless || u.Password == "":
 		// ROPC cannot sign in accounts without passwords (reference §1.1).
 		return errInvalidCredentials()
-	case t.federated(u):
+	case t.federated(u) && !t.AllowCloudPasswordValidation:
 		// Federated users fail with 50126 unless the tenant allows cloud
 		// password validation (reference §1.4).
+		return errInvalidCredentials()
+	case password != strings.TrimSpace(password):
+		// "Passwords with leading or trailing whitespace are not supported
+		// by ROPC" (v2-oauth-ropc.md).
 		return errInvalidCredentials()
 	case subtle.ConstantTimeCompare([]byte(u.Password), []byte(password)) != 1:
 		return errInvalidCredentials()

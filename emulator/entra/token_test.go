@@ -116,6 +116,7 @@ func TestTokenErrors(t *testing.T) {
 		{"mfa registration", "", v2Token, user("erin@contoso.com", "Erin-Passw0rd!"), 400, "invalid_grant", 50079, "basic_action"},
 		{"conditional access", "", v2Token, user("frank@contoso.com", "Frank-Passw0rd!"), 400, "invalid_grant", 53003, "message_only"},
 		{"federated", "", v2Token, user("grace@corp.contoso.com", "Grace-Passw0rd!"), 400, "invalid_grant", 50126, ""},
+		{"password with trailing space", "", v2Token, user(alice, alicePassword+" "), 400, "invalid_grant", 50126, ""},
 		{"passwordless", "", v2Token, user("heidi@contoso.com", "anything"), 400, "invalid_grant", 50126, ""},
 		{"no consent", "", v2Token, with(pw, "client_id", unconsentedID, "client_secret", ""), 400, "invalid_grant", 65001, "consent_required"},
 		{"scope not consented", "", v2Token, with(pw, "scope", "User.Read.All"), 400, "invalid_grant", 65001, "consent_required"},
@@ -504,5 +505,21 @@ func TestAccessTokenVersion2(t *testing.T) {
 		if _, ok := h.ExtraHeaders["x5t"]; ok {
 			t.Errorf("%s: v2 access token carries x5t", path)
 		}
+	}
+}
+
+func TestAllowCloudPasswordValidation(t *testing.T) {
+	b, err := os.ReadFile(examplePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := strings.Replace(string(b), "    displayName: Contoso\n", "    displayName: Contoso\n    allowCloudPasswordValidation: true\n", 1)
+	dir, err := entra.ParseDirectory([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnvDir(t, dir)
+	if r := e.postForm(v2Token, with(passwordV2(apiURI+"/API.Access"), "username", "grace@corp.contoso.com", "password", "Grace-Passw0rd!")); r.status != 200 {
+		t.Errorf("federated user with cloud password validation: %d %s", r.status, r.raw)
 	}
 }
