@@ -1,0 +1,219 @@
+package main
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+)
+
+// startEmulator runs `gatehouse entra-emulator` on the example directory.
+func startEmulator(t *testing.T) string {
+	t.Helper()
+	bin, err := buildBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := freeAddr(t)
+	cmd := exec.Command(bin, "entra-emulator", "--addr", addr, "--directory", "../../examples/entra-directory.yaml", "--log-level", "warn")
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	base := "http://" + addr
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if resp, err := http.Get(base + "/contoso.onmicrosoft.com/v2.0/.well-known/openid-configuration"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return base
+			}
+		}
+	}
+	t.Fatalf("emulator did not start:\n%s", out.String())
+	return ""
+}
+
+// TestPasswordLoginEndToEnd is issue 5's "done when": real `gatehouse serve`
+// and `gatehouse entra-emulator` processes, a native app and waad
+// connections created through the Management API, v1 and v2 logins, the
+// id_token verified by go-oidc, the error classes, and both sync modes.
+func TestPasswordLoginEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the real binaries")
+	}
+	for _, b := range backends(t) {
+		t.Run(b.name, func(t *testing.T) {
+			emu := startEmulator(t)
+			adminID, adminSecret := "admin-"+randomHex(8), "canary-admin-secret-"+randomHex(16)
+			p := start(t, freeAddr(t),
+				"GATEHOUSE_DATABASE="+b.dsn(t),
+				"GATEHOUSE_ADMIN_CLIENT_ID="+adminID, "GATEHOUSE_ADMIN_CLIENT_SECRET="+adminSecret,
+				"GATEHOUSE_SECRET_KEY="+hex.EncodeToString([]byte(randomHex(16))),
+				"GATEHOUSE_LOG_FORMAT=json")
+			issuer := p.base
+			resp, err := http.PostForm(issuer+"oauth/token", url.Values{"grant_type": {"client_credentials"},
+				"client_id": {adminID}, "client_secret": {adminSecret}, "audience": {issuer + "api/v2/"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var mt struct {
+				AccessToken string `json:"access_token"`
+			}
+			_ = json.NewDecoder(resp.Body).Decode(&mt)
+			resp.Body.Close()
+			mgmt := mt.AccessToken
+
+			status, app := postJSON(t, "POST", issuer+"api/v2/clients", mgmt, map[string]any{
+				"name": "Native", "app_type": "native", "token_endpoint_auth_method": "none",
+				"grant_types": []string{"http://auth0.com/oauth/grant-type/password-realm"},
+			})
+			if status != 201 {
+				t.Fatalf("create client: %d %v", status, app)
+			}
+			clientID := app["client_id"].(string)
+			common := map[string]any{"client_id": "1f2e3d4c-5b6a-4978-8a9b-0c1d2e3f4a5b", "client_secret": "native-secret-value",
+				"tenant_domain": "contoso.onmicrosoft.com", "authority_host": emu, "graph_host": emu}
+			for name, extra := range map[string]map[string]any{
+				"v2": {"ext_profile": true, "ext_groups": true, "ext_nested_groups": true},
+				"v1": {"identity_api": "azure-active-directory-v1.0", "app_id": "api://8c3d9e2f-1a4b-4c5d-8e6f-7a8b9c0d1e2f",
+					"ext_groups": true, "set_user_root_attributes": "on_first_login"},
+			} {
+				opts := map[string]any{}
+				for k, v := range common {
+					opts[k] = v
+				}
+				for k, v := range extra {
+					opts[k] = v
+				}
+				if status, c := postJSON(t, "POST", issuer+"api/v2/connections", mgmt, map[string]any{
+					"name": name, "strategy": "waad", "options": opts, "enabled_clients": []string{clientID}}); status != 201 {
+					t.Fatalf("create connection %s: %d %v", name, status, c)
+				}
+			}
+			login := func(realm, user, password string) (int, map[string]any) {
+				resp, err := http.PostForm(issuer+"oauth/token", url.Values{
+					"grant_type": {"http://auth0.com/oauth/grant-type/password-realm"}, "client_id": {clientID},
+					"realm": {realm}, "username": {user}, "password": {password}, "scope": {"openid profile email"}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer resp.Body.Close()
+				var m map[string]any
+				_ = json.NewDecoder(resp.Body).Decode(&m)
+				return resp.StatusCode, m
+			}
+			user := func(id string) map[string]any {
+				_, u := postJSON(t, "GET", issuer+"api/v2/users/"+url.PathEscape(id), mgmt, nil)
+				return u
+			}
+
+			// v2, Graph-enabled: nested groups.
+			status, tok := login("v2", "alice@contoso.com", "Alice-Passw0rd!")
+			if status != 200 {
+				t.Fatalf("v2 login: %d %v", status, tok)
+			}
+			ctx := context.Background()
+			provider, err := oidc.NewProvider(ctx, issuer)
+			if err != nil {
+				t.Fatal(err)
+			}
+			idt, err := provider.Verifier(&oidc.Config{ClientID: clientID}).Verify(ctx, tok["id_token"].(string))
+			if err != nil || idt.Subject != "waad|a0000000-0000-4000-8000-000000000001" {
+				t.Fatalf("go-oidc: %v %v", err, idt)
+			}
+			alice := user(idt.Subject)
+			if groups, _ := alice["groups"].([]any); len(groups) < 10 || !slices.Contains(groups, any("Privileged Access")) {
+				t.Errorf("v2 groups %v", alice["groups"])
+			}
+
+			// v1 with the App ID URI: no groups, reason in the log event.
+			if status, tok := login("v1", "judy@contoso.onmicrosoft.com", "Judy-Passw0rd!"); status != 200 {
+				t.Fatalf("v1 login: %d %v", status, tok)
+			}
+			judy := "waad|a0000000-0000-4000-8000-00000000000a"
+			if _, ok := user(judy)["groups"]; ok {
+				t.Errorf("v1 user has groups")
+			}
+			req, _ := http.NewRequest("GET", issuer+"api/v2/logs?q="+url.QueryEscape("type:sepft")+"&per_page=1", nil)
+			req.Header.Set("Authorization", "Bearer "+mgmt)
+			resp, err = http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if !strings.Contains(string(raw), "not Microsoft Graph") {
+				t.Errorf("sepft event without the reason: %s", raw)
+			}
+
+			// Every error class.
+			canary := "canary-password-" + randomHex(8)
+			for _, tc := range []struct {
+				user, password string
+				status         int
+				code           string
+			}{
+				{"alice@contoso.com", canary, 403, "invalid_grant"},
+				{"nobody@contoso.com", canary, 403, "invalid_grant"},
+				{"bob@contoso.com", "Bob-Passw0rd!", 429, "too_many_attempts"},
+				{"carol@contoso.com", "Carol-Passw0rd!", 403, "password_expired"},
+				{"dave@contoso.com", "Dave-Passw0rd!", 403, "access_denied"},
+				{"frank@contoso.com", "Frank-Passw0rd!", 403, "access_denied"},
+				{"ivan@contoso.com", "Ivan-Passw0rd!", 401, "unauthorized"},
+			} {
+				if status, body := login("v2", tc.user, tc.password); status != tc.status || body["error"] != tc.code {
+					t.Errorf("%s: %d %v", tc.user, status, body)
+				}
+			}
+			for _, f := range []string{`{"status":503,"times":1}`, `{"status":429,"retryAfter":2,"times":1}`} {
+				req, _ := http.NewRequest("PUT", emu+"/_emulator/faults/token", strings.NewReader(f))
+				req.Header.Set("Content-Type", "application/json")
+				if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode/100 != 2 {
+					t.Fatalf("set fault: %v %v", err, resp)
+				}
+				if status, body := login("v2", "alice@contoso.com", canary); status != 503 || body["error"] != "temporarily_unavailable" {
+					t.Errorf("fault %s: %d %v", f, status, body)
+				}
+			}
+			status, _ = postJSON(t, "POST", issuer+"api/v2/connections", mgmt, map[string]any{"name": "misconfigured", "strategy": "waad",
+				"enabled_clients": []string{clientID}, "options": map[string]any{"client_id": "1f2e3d4c-5b6a-4978-8a9b-0c1d2e3f4a5b",
+					"client_secret": "wrong-secret", "tenant_domain": "contoso.onmicrosoft.com", "authority_host": emu, "graph_host": emu}})
+			if status != 201 {
+				t.Fatalf("create misconfigured connection: %d", status)
+			}
+			if status, body := login("misconfigured", "alice@contoso.com", canary); status != 500 || body["error"] != "server_error" {
+				t.Errorf("misconfigured: %d %v", status, body)
+			}
+
+			// Sync on each login (v2) vs first login (v1).
+			for _, id := range []string{idt.Subject, judy} {
+				if status, _ := postJSON(t, "PATCH", issuer+"api/v2/users/"+url.PathEscape(id), mgmt, map[string]any{"name": "Edited"}); status != 200 {
+					t.Fatalf("patch %s: %d", id, status)
+				}
+			}
+			login("v2", "alice@contoso.com", "Alice-Passw0rd!")
+			login("v1", "judy@contoso.onmicrosoft.com", "Judy-Passw0rd!")
+			if a, j := user(idt.Subject)["name"], user(judy)["name"]; a != "Alice Adams" || j != "Edited" {
+				t.Errorf("after re-login: on_each_login %v, on_first_login %v", a, j)
+			}
+
+			p.stop(t)
+			for _, secret := range []string{canary, "Alice-Passw0rd!", adminSecret, "native-secret-value"} {
+				if strings.Contains(p.output.String(), secret) {
+					t.Errorf("a secret reached the logs: %.12s…", secret)
+				}
+			}
+		})
+	}
+}
