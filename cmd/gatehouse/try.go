@@ -173,9 +173,9 @@ func printTry(w io.Writer, r *management.TryResult) {
 		if !s.OK {
 			mark = "FAIL"
 		}
-		fmt.Fprintf(w, "  %s %-22s %8.1f ms  %s\n", mark, s.Name, s.DurationMS, firstNonEmpty(s.Error, s.Detail))
+		fmt.Fprintf(w, "  %s %-30s %8.1f ms  %s\n", mark, s.Name, s.DurationMS, firstNonEmpty(s.Error, s.Detail))
 	}
-	fmt.Fprintf(w, "  total %32.1f ms\n\n", r.DurationMS)
+	fmt.Fprintf(w, "  total %40.1f ms\n\n", r.DurationMS)
 	if r.OK {
 		fmt.Fprintf(w, "Signed in: %s\n", r.UserID)
 		prof, _ := json.MarshalIndent(r.Profile, "  ", "  ")
