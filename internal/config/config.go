@@ -31,7 +31,10 @@ type Config struct {
 	TrustedProxies []netip.Prefix
 	// ManagementTokenLifetime is the lifetime of Management API access tokens.
 	ManagementTokenLifetime time.Duration
-	ShutdownTimeout         time.Duration
+	// KeyRotation is how long a signing key stays current before it is
+	// rotated automatically; 0 disables scheduled rotation.
+	KeyRotation     time.Duration
+	ShutdownTimeout time.Duration
 }
 
 // setting describes one configuration value: its flag, its environment
@@ -91,6 +94,7 @@ var settings = []setting{
 		return nil
 	}},
 	{"management-token-lifetime", "GATEHOUSE_MANAGEMENT_TOKEN_LIFETIME", "86400", "lifetime of Management API access tokens (seconds or Go duration)", duration(func(c *Config) *time.Duration { return &c.ManagementTokenLifetime })},
+	{"key-rotation", "GATEHOUSE_KEY_ROTATION", "0", "rotate the signing key after it has been current this long (seconds or Go duration; 0: never)", duration(func(c *Config) *time.Duration { return &c.KeyRotation })},
 	{"shutdown-timeout", "GATEHOUSE_SHUTDOWN_TIMEOUT", "20s", "how long in-flight requests may take to finish on SIGTERM", duration(func(c *Config) *time.Duration { return &c.ShutdownTimeout })},
 }
 
@@ -199,6 +203,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ManagementTokenLifetime < time.Minute || c.ManagementTokenLifetime > 30*24*time.Hour {
 		bad("GATEHOUSE_MANAGEMENT_TOKEN_LIFETIME", "must be between 60s and 30 days")
+	}
+	if c.KeyRotation != 0 && c.KeyRotation < time.Hour {
+		bad("GATEHOUSE_KEY_ROTATION", "must be 0 (never) or at least 1h")
 	}
 	if c.ShutdownTimeout <= 0 {
 		bad("GATEHOUSE_SHUTDOWN_TIMEOUT", "must be positive")

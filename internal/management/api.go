@@ -17,6 +17,9 @@ type Store interface {
 	store.UserStore
 	store.LogStore
 	store.KeyStore
+	store.ResourceServerStore
+	store.ClientGrantStore
+	store.RefreshTokenStore
 }
 
 // Sealer seals and opens secrets at rest.
@@ -31,7 +34,9 @@ type Config struct {
 	Store   Store
 	Secrets Sealer
 	Verify  VerifyFunc
-	Logger  *slog.Logger
+	// Keys rotates and revokes signing keys.
+	Keys   KeyRotator
+	Logger *slog.Logger
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 	// Connectors serve POST /api/v2/connections/{id}/try.
@@ -44,6 +49,7 @@ type API struct {
 	store   Store
 	secrets Sealer
 	verify  VerifyFunc
+	keys    KeyRotator
 	logger  *slog.Logger
 	now     func() time.Time
 
@@ -53,6 +59,7 @@ type API struct {
 // New builds the Management API.
 func New(cfg Config) *API {
 	a := &API{issuer: cfg.Issuer, store: cfg.Store, secrets: cfg.Secrets, verify: cfg.Verify, logger: cfg.Logger, now: cfg.Now, connectors: cfg.Connectors}
+	a.keys = cfg.Keys
 	if a.now == nil {
 		a.now = time.Now
 	}
@@ -75,6 +82,10 @@ func (a *API) Register(mux *http.ServeMux) {
 	a.connectionTryRoutes(route)
 	a.clientRoutes(route)
 	a.connectionRoutes(route)
+	a.resourceServerRoutes(route)
+	a.clientGrantRoutes(route)
+	a.signingKeyRoutes(route)
+	a.refreshTokenRoutes(route)
 	// Unknown /api/v2 paths answer in the API's own error format.
 	mux.HandleFunc("/api/v2/", func(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, NotFound("Not Found", ""))

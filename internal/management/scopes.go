@@ -11,5 +11,6 @@ var Scopes = []string{
 	"read:signing_keys", "create:signing_keys", "update:signing_keys",
 	"read:resource_servers", "create:resource_servers", "update:resource_servers", "delete:resource_servers",
 	"read:client_grants", "create:client_grants", "update:client_grants", "delete:client_grants",
+	"read:refresh_tokens", "delete:refresh_tokens",
 	"read:attack_protection", "update:attack_protection",
 }

@@ -45,7 +45,12 @@ type Config struct {
 	// ManagementScopes is ["*"] may obtain all of them.
 	ManagementScopes        []string
 	ManagementTokenLifetime time.Duration
-	Logger                  *slog.Logger
+	// APIs are the resource servers and client grants; without them only
+	// the Management API is served.
+	APIs APIStore
+	// RefreshTokens keeps refresh tokens; without it none are issued.
+	RefreshTokens RefreshTokenStore
+	Logger        *slog.Logger
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 
@@ -74,6 +79,8 @@ type Provider struct {
 	logger       *slog.Logger
 	now          func() time.Time
 	grants       map[string]grantHandler
+	apis         APIStore
+	refresh      RefreshTokenStore
 
 	connections    ConnectionGetter
 	users          UserStore
@@ -98,6 +105,8 @@ func New(cfg Config) *Provider {
 		keys:         cfg.Keys,
 		mgmtScopes:   cfg.ManagementScopes,
 		mgmtLifetime: cfg.ManagementTokenLifetime,
+		apis:         cfg.APIs,
+		refresh:      cfg.RefreshTokens,
 		logger:       cfg.Logger,
 		now:          cfg.Now,
 
@@ -120,6 +129,9 @@ func New(cfg Config) *Provider {
 	if len(p.connectors) > 0 {
 		p.grants[grantPassword] = p.passwordGrant
 		p.grants[grantPasswordRealm] = p.passwordGrant
+		if p.refresh != nil {
+			p.grants[grantRefreshToken] = p.refreshGrant
+		}
 	}
 	return p
 }
@@ -134,5 +146,8 @@ func (p *Provider) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /.well-known/jwks.json", p.jwks)
 	if len(p.connectors) > 0 {
 		mux.HandleFunc("/userinfo", p.userinfo)
+		if p.refresh != nil {
+			mux.HandleFunc("POST /oauth/revoke", p.revoke)
+		}
 	}
 }

@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/gatehouse/gatehouse/internal/store"
 )
@@ -24,7 +26,10 @@ type accessTokenClaims struct {
 	Azp   string `json:"azp"`
 }
 
-// clientCredentials is grant_type=client_credentials for the Management API.
+// clientCredentials is grant_type=client_credentials for any API: the
+// client needs a client grant for the audience, and gets the requested
+// scopes that the grant and the API both allow (all of them when none is
+// requested).
 func (p *Provider) clientCredentials(ctx context.Context, t *tokenRequest, c *store.Client) (*tokenResponse, error) {
 	if c.TokenEndpointAuthMethod == "none" {
 		// A public client has no credentials to present (Auth0: public
@@ -42,25 +47,46 @@ func (p *Provider) clientCredentials(ctx context.Context, t *tokenRequest, c *st
 	if audience == "" {
 		return nil, errMissing("audience")
 	}
-	if audience != p.mgmtAudience {
-		return nil, &Error{Status: http.StatusForbidden, Code: "access_denied", Description: "Service not enabled within domain: " + audience}
-	}
-	granted := p.managementScopesOf(c)
-	if len(granted) == 0 {
-		return nil, &Error{Status: http.StatusForbidden, Code: "access_denied",
-			Description: `Client is not authorized to access "` + audience + `". You need to create a "client-grant" associated to this API.`}
-	}
-	scopes := granted
-	if requested := strings.Fields(t.get("scope")); len(requested) > 0 {
-		scopes = nil
-		for _, s := range requested {
-			if slices.Contains(granted, s) && !slices.Contains(scopes, s) {
-				scopes = append(scopes, s)
-			}
+	var (
+		allowed  []string
+		lifetime time.Duration
+	)
+	if audience == p.mgmtAudience {
+		allowed, lifetime = p.managementScopesOf(c), p.mgmtLifetime
+		g, err := p.clientGrant(ctx, c.ClientID, audience)
+		if err != nil {
+			return nil, err
 		}
+		if g != nil {
+			allowed = union(allowed, intersect(g.Scope, p.mgmtScopes))
+		}
+		if len(allowed) == 0 && g == nil {
+			return nil, errNoClientGrant(audience)
+		}
+	} else {
+		api, err := p.lookupAPI(ctx, audience)
+		if err != nil {
+			return nil, err
+		}
+		g, err := p.clientGrant(ctx, c.ClientID, audience)
+		if err != nil {
+			return nil, err
+		}
+		if g == nil {
+			return nil, errNoClientGrant(audience)
+		}
+		defined := make([]string, len(api.Scopes))
+		for i, s := range api.Scopes {
+			defined[i] = s.Value
+		}
+		allowed, lifetime = intersect(g.Scope, defined), apiTokenLifetime(api)
+	}
+	scopes := allowed
+	if requested := strings.Fields(t.get("scope")); len(requested) > 0 {
+		scopes = intersect(requested, allowed)
 	}
 	now := p.now()
-	exp := now.Add(p.mgmtLifetime)
+	exp := now.Add(lifetime)
 	claims := accessTokenClaims{
 		Iss:   p.issuer,
 		Sub:   c.ClientID + "@clients",
@@ -84,13 +110,48 @@ func (p *Provider) clientCredentials(ctx context.Context, t *tokenRequest, c *st
 	}, nil
 }
 
+// clientGrant returns the client's grant for the audience, or nil.
+func (p *Provider) clientGrant(ctx context.Context, clientID, audience string) (*store.ClientGrant, error) {
+	if p.apis == nil {
+		return nil, nil
+	}
+	g, err := p.apis.FindClientGrant(ctx, clientID, audience)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, errServer(err)
+	}
+	return g, nil
+}
+
+func errNoClientGrant(audience string) *Error {
+	return &Error{Status: http.StatusForbidden, Code: "access_denied",
+		Description: `Client is not authorized to access "` + audience + `". You need to create a "client-grant" associated to this API.`}
+}
+
 func (p *Provider) managementScopesOf(c *store.Client) []string {
 	if slices.Contains(c.ManagementScopes, "*") {
 		return p.mgmtScopes
 	}
+	return intersect(c.ManagementScopes, p.mgmtScopes)
+}
+
+// intersect keeps the members of a that b has, in a's order, once each.
+func intersect(a, b []string) []string {
 	var out []string
-	for _, s := range c.ManagementScopes {
-		if slices.Contains(p.mgmtScopes, s) {
+	for _, s := range a {
+		if slices.Contains(b, s) && !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func union(a, b []string) []string {
+	out := slices.Clone(a)
+	for _, s := range b {
+		if !slices.Contains(out, s) {
 			out = append(out, s)
 		}
 	}

@@ -88,7 +88,7 @@ func (p *Provider) passwordGrant(ctx context.Context, t *tokenRequest, c *store.
 		}
 		realm = dir
 	}
-	aud, err := p.userAudience(t)
+	api, err := p.userAPI(ctx, t)
 	if err != nil {
 		return nil, p.refuse(ctx, a, audit.FailedExchangePassword, err, nil)
 	}
@@ -115,7 +115,8 @@ func (p *Provider) passwordGrant(ctx context.Context, t *tokenRequest, c *store.
 	if user.Blocked {
 		return nil, p.refuse(ctx, a, audit.FailedLogin, &Error{Status: http.StatusUnauthorized, Code: "unauthorized", Description: "user is blocked"}, map[string]any{"user_id": user.UserID})
 	}
-	resp, err := p.issueUserTokens(c, user, a.scope, aud)
+	resp, err := p.issueUserTokens(ctx, userGrant{client: c, user: user, requested: a.scope, scopes: userScopes(a.scope, c, api),
+		api: api, gty: grantPassword, ip: a.ip, ua: t.r.UserAgent()})
 	if err != nil {
 		return nil, p.refuse(ctx, a, audit.FailedExchangePassword, err, nil)
 	}
@@ -149,22 +150,6 @@ func (p *Provider) passwordConnection(ctx context.Context, realm, clientID strin
 		return conn, nil, &Error{Status: http.StatusBadRequest, Code: "invalid_request", Description: "the connection was disabled"}
 	}
 	return conn, connector, nil
-}
-
-// userAudience checks the requested audience. User tokens for an API need
-// resource servers, which Gatehouse does not have yet; the Management API
-// never accepts user tokens. Without an audience the access token is
-// opaque and good for /userinfo only. default_audience is not applied for
-// the same reason: no API it could name exists.
-func (p *Provider) userAudience(t *tokenRequest) (string, error) {
-	aud := t.get("audience")
-	switch {
-	case aud == "" || aud == p.issuer+"userinfo":
-		return "", nil
-	case aud == p.mgmtAudience:
-		return "", &Error{Status: http.StatusForbidden, Code: "access_denied", Description: "Client is not authorized to access \"" + aud + "\" with a user grant."}
-	}
-	return "", &Error{Status: http.StatusForbidden, Code: "access_denied", Description: "Service not enabled within domain: " + aud}
 }
 
 // loginFailed answers a failed upstream login: one documented response and

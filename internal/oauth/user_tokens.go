@@ -1,6 +1,7 @@
 package oauth
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -45,8 +46,7 @@ var handleAAD = []byte("gatehouse:userinfo_access_token")
 const handlePrefix = "gh1."
 
 // grantedScopes are the OIDC scopes a user grant issues. As in Auth0,
-// "openid" alone grants every standard scope. Refresh tokens do not exist
-// yet, so offline_access is not granted.
+// "openid" alone grants every standard scope; userScopes adds the rest.
 func grantedScopes(requested string) []string {
 	req := strings.Fields(requested)
 	if len(req) == 1 && req[0] == "openid" {
@@ -89,26 +89,34 @@ func profileClaims(c *idTokenClaims, u *store.User, scopes []string) error {
 	return nil
 }
 
-// issueUserTokens signs the id_token (when openid was granted) and seals
-// the opaque access token: one RSA signature per login.
-func (p *Provider) issueUserTokens(c *store.Client, u *store.User, requested, audience string) (*tokenResponse, error) {
-	scopes := grantedScopes(requested)
+// issueUserTokens issues the tokens of a user grant: the access token (a
+// JWT for an API, else the sealed /userinfo handle), the id_token when
+// openid was granted, and for a login with offline_access a new refresh
+// token family.
+func (p *Provider) issueUserTokens(ctx context.Context, g userGrant) (*tokenResponse, error) {
+	c, u, scopes := g.client, g.user, g.scopes
 	now := p.now()
-	atExp := now.Add(accessTokenLifetime)
-	h, err := json.Marshal(handle{Sub: u.UserID, Azp: c.ClientID, Scope: strings.Join(scopes, " "), Exp: atExp.Unix()})
-	if err != nil {
-		return nil, errServer(err)
+	resp := &tokenResponse{TokenType: "Bearer"}
+	if g.api != nil {
+		at, lifetime, err := p.signAPIAccessToken(g, now)
+		if err != nil {
+			return nil, errServer(err)
+		}
+		resp.AccessToken, resp.ExpiresIn = at, int64(lifetime/time.Second)
+	} else {
+		atExp := now.Add(accessTokenLifetime)
+		h, err := json.Marshal(handle{Sub: u.UserID, Azp: c.ClientID, Scope: strings.Join(scopes, " "), Exp: atExp.Unix()})
+		if err != nil {
+			return nil, errServer(err)
+		}
+		sealed, err := p.sealer.Seal(h, handleAAD)
+		if err != nil {
+			return nil, errServer(fmt.Errorf("seal access token: %w", err))
+		}
+		resp.AccessToken = handlePrefix + base64.RawURLEncoding.EncodeToString(sealed)
+		resp.ExpiresIn = int64(accessTokenLifetime / time.Second)
 	}
-	sealed, err := p.sealer.Seal(h, handleAAD)
-	if err != nil {
-		return nil, errServer(fmt.Errorf("seal access token: %w", err))
-	}
-	resp := &tokenResponse{
-		AccessToken: handlePrefix + base64.RawURLEncoding.EncodeToString(sealed),
-		ExpiresIn:   int64(accessTokenLifetime / time.Second),
-		TokenType:   "Bearer",
-	}
-	if granted := strings.Join(scopes, " "); granted != strings.Join(strings.Fields(requested), " ") {
+	if granted := strings.Join(scopes, " "); granted != strings.Join(strings.Fields(g.requested), " ") {
 		resp.Scope = granted
 	}
 	if slices.Contains(scopes, "openid") {
@@ -122,7 +130,14 @@ func (p *Provider) issueUserTokens(c *store.Client, u *store.User, requested, au
 		if err := profileClaims(claims, u, scopes); err != nil {
 			return nil, errServer(err)
 		}
+		var err error
 		if resp.IDToken, err = p.keys.Sign(claims); err != nil {
+			return nil, errServer(err)
+		}
+	}
+	if !g.fromRefresh && slices.Contains(scopes, "offline_access") {
+		var err error
+		if resp.RefreshToken, err = p.issueRefreshToken(ctx, g, now); err != nil {
 			return nil, errServer(err)
 		}
 	}

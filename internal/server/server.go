@@ -85,6 +85,9 @@ func build(ctx context.Context, cfg *config.Config, logger *slog.Logger, notice 
 		}
 		return nil, fmt.Errorf("server: signing keys: %w", err)
 	}
+	if err := keys.EnsureNext(ctx); err != nil {
+		return nil, fmt.Errorf("server: signing keys: %w", err)
+	}
 	if err := bootstrapAdmin(ctx, cfg, st, keyring, logger, notice); err != nil {
 		return nil, err
 	}
@@ -101,6 +104,8 @@ func build(ctx context.Context, cfg *config.Config, logger *slog.Logger, notice 
 		Keys:                    keys,
 		ManagementScopes:        management.Scopes,
 		ManagementTokenLifetime: cfg.ManagementTokenLifetime,
+		APIs:                    st,
+		RefreshTokens:           st,
 		Logger:                  logger,
 		Connections:             st,
 		Users:                   st,
@@ -113,6 +118,7 @@ func build(ctx context.Context, cfg *config.Config, logger *slog.Logger, notice 
 		Issuer:  cfg.Issuer,
 		Store:   st,
 		Secrets: keyring,
+		Keys:    keys,
 		Verify: func(ctx context.Context, raw string) ([]string, string, error) {
 			c, err := keys.ParseJWT(raw, cfg.Issuer, mgmtAudience, time.Now(), 0)
 			if err != nil {
@@ -272,6 +278,9 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 		MaxHeaderBytes:    32 << 10,
 		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
 	}
+	bg, stopBackground := context.WithCancel(ctx)
+	defer stopBackground()
+	s.runBackground(bg)
 	errc := make(chan error, 1)
 	go func() {
 		var err error

@@ -25,6 +25,8 @@ type KeyStore interface {
 	ListSigningKeys(ctx context.Context) ([]*store.SigningKey, error)
 	InsertSigningKeyIfNone(ctx context.Context, k *store.SigningKey) (bool, error)
 	UpdateSigningKey(ctx context.Context, k *store.SigningKey) error
+	RotateSigningKeys(ctx context.Context, ifCurrent string, next *store.SigningKey, at time.Time) (bool, error)
+	RevokeSigningKey(ctx context.Context, kid string, at time.Time) (*store.SigningKey, error)
 }
 
 // Sealer encrypts private keys at rest; *secrets.Keyring implements it.
@@ -52,9 +54,11 @@ type Keys struct {
 
 // keySet is an immutable snapshot of the keys, swapped whole on Reload.
 type keySet struct {
-	signer    *signer
-	published map[string]*rsa.PublicKey // by kid: next, current, previous
-	jwks      []byte
+	signer       *signer
+	currentSince time.Time
+	hasNext      bool
+	published    map[string]*rsa.PublicKey // by kid: next, current, previous
+	jwks         []byte
 }
 
 // signer is the current key, ready to sign: the encoded JWS header is
@@ -108,7 +112,7 @@ func (k *Keys) Reload(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("tokens: list signing keys: %w", err)
 	}
-	set, err := buildKeySet(rows, k.sealer)
+	set, err := buildKeySet(rows, k.sealer, time.Now())
 	if err != nil {
 		return err
 	}
@@ -135,7 +139,7 @@ type jwk struct {
 	X5c []string `json:"x5c"`
 }
 
-func buildKeySet(rows []*store.SigningKey, sealer Sealer) (*keySet, error) {
+func buildKeySet(rows []*store.SigningKey, sealer Sealer, now time.Time) (*keySet, error) {
 	set := &keySet{published: make(map[string]*rsa.PublicKey)}
 	var current []jwk
 	var others []jwk
@@ -143,6 +147,12 @@ func buildKeySet(rows []*store.SigningKey, sealer Sealer) (*keySet, error) {
 		if row.RevokedAt != nil || (row.State != store.KeyNext && row.State != store.KeyCurrent && row.State != store.KeyPrevious) {
 			continue
 		}
+		// A previous key is published until every token it can have
+		// signed has expired, and not longer.
+		if row.State == store.KeyPrevious && row.CurrentUntil != nil && now.After(row.CurrentUntil.Add(MaxTokenLifetime)) {
+			continue
+		}
+		set.hasNext = set.hasNext || row.State == store.KeyNext
 		cert, err := x509.ParseCertificate(row.CertDER)
 		if err != nil {
 			return nil, fmt.Errorf("tokens: signing key %s: certificate: %w", row.KID, err)
@@ -165,6 +175,9 @@ func buildKeySet(rows []*store.SigningKey, sealer Sealer) (*keySet, error) {
 			return nil, err
 		}
 		set.signer = s
+		if row.CurrentSince != nil {
+			set.currentSince = *row.CurrentSince
+		}
 		current = append(current, j)
 	}
 	if set.signer == nil {

@@ -1,0 +1,51 @@
+package oauth
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/gatehouse/gatehouse/internal/store"
+)
+
+// revoke is POST /oauth/revoke (RFC 7009): it revokes a refresh token and
+// its whole family. It answers 200 for unknown tokens too, so that it
+// reveals nothing; another client's token is left alone.
+func (p *Provider) revoke(w http.ResponseWriter, r *http.Request) {
+	if err := p.revokeToken(w, r); err != nil {
+		p.logTokenError(r, err)
+		writeError(w, err)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+}
+
+func (p *Provider) revokeToken(w http.ResponseWriter, r *http.Request) error {
+	t, err := parseTokenRequest(w, r)
+	if err != nil {
+		return err
+	}
+	raw, err := t.require("token")
+	if err != nil {
+		return err
+	}
+	c, err := p.authenticateClient(t)
+	if err != nil {
+		return err
+	}
+	rt, err := p.findRefreshToken(r.Context(), raw)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return errServer(err)
+	}
+	if rt.ClientID != c.ClientID {
+		p.logger.InfoContext(r.Context(), "revocation of another client's refresh token ignored", "client_id", c.ClientID)
+		return nil
+	}
+	if err := p.refresh.RevokeRefreshTokenFamily(r.Context(), rt.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return errServer(err)
+	}
+	return nil
+}

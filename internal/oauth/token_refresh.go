@@ -1,0 +1,99 @@
+package oauth
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/gatehouse/gatehouse/internal/store"
+)
+
+// errBadRefreshToken is Auth0's one answer for every refresh token that
+// cannot be used: unknown, forged, expired, revoked, reused or another
+// client's.
+func errBadRefreshToken(cause error) *Error {
+	return &Error{Status: http.StatusForbidden, Code: "invalid_grant", Description: "Unknown or invalid refresh token.", Cause: cause}
+}
+
+// refreshGrant is grant_type=refresh_token. The user's claims come from
+// the stored user, so a blocked or deleted user cannot refresh; the
+// access token's scope may be narrowed with scope.
+func (p *Provider) refreshGrant(ctx context.Context, t *tokenRequest, c *store.Client) (*tokenResponse, error) {
+	raw, err := t.require("refresh_token")
+	if err != nil {
+		return nil, err
+	}
+	rt, err := p.findRefreshToken(ctx, raw)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, errBadRefreshToken(errors.New("unknown refresh token"))
+	}
+	if err != nil {
+		return nil, errServer(err)
+	}
+	if rt.ClientID != c.ClientID {
+		return nil, errBadRefreshToken(errors.New("refresh token of another client"))
+	}
+	now := p.now()
+	if (rt.ExpiresAt != nil && !now.Before(*rt.ExpiresAt)) || (rt.IdleExpiresAt != nil && !now.Before(*rt.IdleExpiresAt)) {
+		return nil, errBadRefreshToken(errors.New("refresh token expired"))
+	}
+	scopes := strings.Fields(rt.Scope)
+	if req := strings.Fields(t.get("scope")); len(req) > 0 {
+		for _, s := range req {
+			if !slices.Contains(scopes, s) {
+				return nil, &Error{Status: http.StatusForbidden, Code: "invalid_scope",
+					Description: "The requested scope exceeds the scope granted by the resource owner."}
+			}
+		}
+		scopes = req
+	}
+	u, err := p.users.GetUser(ctx, rt.UserID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, errBadRefreshToken(errors.New("user deleted"))
+	}
+	if err != nil {
+		return nil, errServer(err)
+	}
+	if u.Blocked {
+		return nil, &Error{Status: http.StatusUnauthorized, Code: "unauthorized", Description: "user is blocked"}
+	}
+	var api *store.ResourceServer
+	if rt.Audience != "" {
+		if api, err = p.lookupAPI(ctx, rt.Audience); err != nil {
+			return nil, errBadRefreshToken(err)
+		}
+	}
+	g := userGrant{client: c, user: u, requested: t.get("scope"), scopes: scopes, api: api, gty: grantRefreshToken,
+		ip: p.clientIP(t, c), ua: t.r.UserAgent(), fromRefresh: true}
+
+	pol := refreshPolicyOf(c)
+	ex := store.RefreshExchange{ID: rt.ID, Now: now, Leeway: pol.leeway, IP: g.ip, UA: g.ua}
+	var next string
+	if rt.Rotating {
+		// The family keeps its scope, audience and absolute expiry; only
+		// the idle expiry starts again.
+		var row *store.RefreshToken
+		next, row = newRefreshToken(userGrant{client: c, user: u, scopes: strings.Fields(rt.Scope), api: api, ip: g.ip, ua: g.ua}, now, pol)
+		row.FamilyID, row.Audience, row.ExpiresAt, row.InitialIP, row.InitialUA = rt.FamilyID, rt.Audience, rt.ExpiresAt, rt.InitialIP, rt.InitialUA
+		ex.Next = row
+	} else {
+		ex.IdleExpiresAt = after(now, pol.idle)
+	}
+	switch err := p.refresh.ExchangeRefreshToken(ctx, ex); {
+	case errors.Is(err, store.ErrRefreshTokenReused):
+		p.logger.WarnContext(ctx, "refresh token reuse detected: revoked its family", "client_id", c.ClientID, "user_id", u.UserID, "family", rt.FamilyID)
+		return nil, errBadRefreshToken(err)
+	case errors.Is(err, store.ErrNotFound):
+		return nil, errBadRefreshToken(err)
+	case err != nil:
+		return nil, errServer(err)
+	}
+	resp, err := p.issueUserTokens(ctx, g)
+	if err != nil {
+		return nil, err
+	}
+	resp.RefreshToken = next
+	return resp, nil
+}
