@@ -502,18 +502,24 @@ func (o *Options) CheckPasswordGrant() error {
 }
 
 // Warnings are problems that do not stop the connection from being saved
-// but that an administrator should hear about (e.g. from `gatehouse try`).
+// but that an administrator should hear about: the Management API returns
+// them in Warning headers and `gatehouse try` shows them.
 func (o *Options) Warnings() []string {
 	var w []string
-	if strings.EqualFold(strings.TrimRight(o.AppID, "/"), AzureADGraph) {
-		w = append(w, "options.app_id is https://graph.windows.net, the Azure AD Graph API, which Microsoft has retired: "+
-			"tokens for it no longer load group memberships or profile data; use identity_api "+IdentityAPIV2+
-			" with Microsoft Graph (User.Read, Directory.Read.All) instead")
+	legacy := o.legacyGraph()
+	if legacy {
+		w = append(w, "options."+LegacyGraphWarning)
 	}
-	if o.IdentityAPI == IdentityAPIV1 && (o.ExtProfile || o.ExtGroups || o.ExtNestedGroups) {
-		w = append(w, "options.identity_api is "+IdentityAPIV1+": extended attributes and groups depend on the retired Azure AD Graph and may not load")
+	graphToken := legacy || o.AppID == "" || strings.HasPrefix(o.AppID, "https://graph.microsoft.") || strings.HasPrefix(o.AppID, "https://microsoftgraph.")
+	if o.IdentityAPI == IdentityAPIV1 && (o.ExtProfile || o.ExtGroups || o.ExtNestedGroups) && !graphToken {
+		w = append(w, "options.identity_api is "+IdentityAPIV1+" and options.app_id is not Microsoft Graph: the upstream token is for "+
+			o.AppID+", so extended attributes and groups will not be loaded")
 	}
 	return w
+}
+
+func (o *Options) legacyGraph() bool {
+	return strings.EqualFold(strings.TrimRight(o.AppID, "/"), AzureADGraph)
 }
 
 func oneOf(prop, v string, allowed ...string) error {

@@ -67,6 +67,10 @@ func TestOptionsHelpers(t *testing.T) {
 	if w := o.Warnings(); len(w) != 1 || !strings.Contains(w[0], "retired") {
 		t.Errorf("warnings %q", w)
 	}
+	o.AppID, o.ExtGroups = "api://contoso-web-api", true
+	if w := o.Warnings(); len(w) != 1 || !strings.Contains(w[0], "will not be loaded") {
+		t.Errorf("v1 groups with a Web API token: %q", w)
+	}
 	o.AppID = ""
 	var oe *azuread.OptionError
 	if err := o.CheckPasswordGrant(); !errors.As(err, &oe) || oe.Property != "app_id" {
