@@ -27,6 +27,11 @@ const (
 	// are Auth0's seccft and feccft.
 	SuccessExchangeClientCredentials = "seccft"
 	FailedExchangeClientCredentials  = "feccft"
+	// BlockedAccount: brute-force protection or the upstream lockout
+	// budget refused a login (Auth0 "limit_wc").
+	BlockedAccount = "limit_wc"
+	// BlockedIP: suspicious IP throttling refused a login (Auth0 "limit_mu").
+	BlockedIP = "limit_mu"
 )
 
 var descriptions = map[string]string{
@@ -35,6 +40,8 @@ var descriptions = map[string]string{
 	FailedLoginWrongPassword: "Wrong email or password.",
 	FailedLoginUnknownUser:   "Wrong email or password.",
 	FailedLogin:              "Failed login",
+	BlockedAccount:           "Blocked Account",
+	BlockedIP:                "Blocked IP Address",
 }
 
 // Event is one log event. Details holds extra, non-secret facts; Gatehouse

@@ -37,6 +37,8 @@ type Config struct {
 	// Keys rotates and revokes signing keys.
 	Keys   KeyRotator
 	Logger *slog.Logger
+	// Attack keeps the attack-protection settings and user blocks.
+	Attack AttackProtection
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 	// Connectors serve POST /api/v2/connections/{id}/try.
@@ -51,6 +53,7 @@ type API struct {
 	verify  VerifyFunc
 	keys    KeyRotator
 	logger  *slog.Logger
+	attack  AttackProtection
 	now     func() time.Time
 
 	connectors connection.Registry
@@ -58,7 +61,7 @@ type API struct {
 
 // New builds the Management API.
 func New(cfg Config) *API {
-	a := &API{issuer: cfg.Issuer, store: cfg.Store, secrets: cfg.Secrets, verify: cfg.Verify, logger: cfg.Logger, now: cfg.Now, connectors: cfg.Connectors}
+	a := &API{issuer: cfg.Issuer, store: cfg.Store, secrets: cfg.Secrets, verify: cfg.Verify, logger: cfg.Logger, now: cfg.Now, connectors: cfg.Connectors, attack: cfg.Attack}
 	a.keys = cfg.Keys
 	if a.now == nil {
 		a.now = time.Now
@@ -82,6 +85,8 @@ func (a *API) Register(mux *http.ServeMux) {
 	a.connectionTryRoutes(route)
 	a.clientRoutes(route)
 	a.connectionRoutes(route)
+	a.attackProtectionRoutes(route)
+	a.userBlockRoutes(route)
 	a.resourceServerRoutes(route)
 	a.clientGrantRoutes(route)
 	a.signingKeyRoutes(route)

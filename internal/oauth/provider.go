@@ -64,6 +64,8 @@ type Config struct {
 	Sealer Sealer
 	// TrustedProxies are the peers whose X-Forwarded-For names the client.
 	TrustedProxies []netip.Prefix
+	// Guard applies attack protection to password logins; none when nil.
+	Guard Guard
 }
 
 // Provider serves the Authentication API.
@@ -88,6 +90,7 @@ type Provider struct {
 	connectors     connection.Registry
 	sealer         Sealer
 	trustedProxies []netip.Prefix
+	guard          Guard
 }
 
 // grantHandler answers one grant type for an authenticated client whose
@@ -116,6 +119,7 @@ func New(cfg Config) *Provider {
 		connectors:     cfg.Connectors,
 		sealer:         cfg.Sealer,
 		trustedProxies: cfg.TrustedProxies,
+		guard:          cfg.Guard,
 	}
 	if p.now == nil {
 		p.now = time.Now

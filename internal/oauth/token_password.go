@@ -5,14 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
-	"net/netip"
-	"slices"
 	"strconv"
-	"strings"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/attack"
 	"github.com/gatehouse/gatehouse/internal/audit"
 	"github.com/gatehouse/gatehouse/internal/connection"
 	"github.com/gatehouse/gatehouse/internal/store"
@@ -103,8 +100,13 @@ func (p *Provider) passwordGrant(ctx context.Context, t *tokenRequest, c *store.
 	// The parsed form is the request's only copy; drop it before the
 	// upstream call so nothing later (logging, errors) can reach it.
 	t.params.Del("password")
+	ticket, err := p.admit(ctx, a, conn)
+	if err != nil {
+		return nil, err
+	}
 	id, err := connector.Login(ctx, conn, username, password, a.ip)
 	password = ""
+	p.settle(ctx, ticket, err)
 	if err != nil {
 		return nil, p.loginFailed(ctx, a, err)
 	}
@@ -355,41 +357,7 @@ func (p *Provider) syncUser(ctx context.Context, conn *store.Connection, id *con
 // rootAttributes are the attributes set_user_root_attributes governs.
 var rootAttributes = map[string]bool{"name": true, "given_name": true, "family_name": true, "nickname": true, "picture": true}
 
-// clientIP is the end user's address: auth0-forwarded-for from a trusted
-// confidential client (a backend calling on a user's behalf), else the
-// peer, or X-Forwarded-For's last untrusted hop behind trusted proxies.
+// clientIP is the end user's address (attack.ClientIP).
 func (p *Provider) clientIP(t *tokenRequest, c *store.Client) string {
-	r := t.r
-	if c.IsTokenEndpointIPHeaderTrusted && c.TokenEndpointAuthMethod != "none" {
-		if ip, err := netip.ParseAddr(strings.TrimSpace(r.Header.Get("auth0-forwarded-for"))); err == nil {
-			return ip.String()
-		}
-	}
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	peer, err := netip.ParseAddr(host)
-	if err != nil {
-		return host
-	}
-	peer = peer.Unmap()
-	if !p.trusted(peer) {
-		return peer.String()
-	}
-	hops := strings.Split(r.Header.Get("X-Forwarded-For"), ",")
-	for i := len(hops) - 1; i >= 0; i-- {
-		hop, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
-		if err != nil {
-			break
-		}
-		if !p.trusted(hop.Unmap()) {
-			return hop.Unmap().String()
-		}
-	}
-	return peer.String()
-}
-
-func (p *Provider) trusted(a netip.Addr) bool {
-	return slices.ContainsFunc(p.trustedProxies, func(pr netip.Prefix) bool { return pr.Contains(a) })
+	return attack.ClientIP(t.r, c, p.trustedProxies)
 }

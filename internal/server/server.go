@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/attack"
 	"github.com/gatehouse/gatehouse/internal/audit"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/connection"
@@ -96,6 +97,7 @@ func build(ctx context.Context, cfg *config.Config, logger *slog.Logger, notice 
 	// sized to be shared by every connection.
 	waad := azuread.NewConnector(entra.NewClient(o.entra), keyring, logger)
 	registry := connection.Registry{azuread.Strategy: waad}
+	guard := attack.New(st, nil)
 	provider := oauth.New(oauth.Config{
 		Issuer:                  cfg.Issuer,
 		Clients:                 st,
@@ -113,6 +115,7 @@ func build(ctx context.Context, cfg *config.Config, logger *slog.Logger, notice 
 		Connectors:              registry,
 		Sealer:                  keyring,
 		TrustedProxies:          cfg.TrustedProxies,
+		Guard:                   guard,
 	})
 	api := management.New(management.Config{
 		Issuer:  cfg.Issuer,
@@ -128,6 +131,7 @@ func build(ctx context.Context, cfg *config.Config, logger *slog.Logger, notice 
 		},
 		Logger:     logger,
 		Connectors: registry,
+		Attack:     guard,
 	})
 	mux := http.NewServeMux()
 	provider.Register(mux)

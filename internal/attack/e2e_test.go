@@ -1,0 +1,315 @@
+package attack_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	emulator "github.com/gatehouse/gatehouse/emulator/entra"
+	"github.com/gatehouse/gatehouse/internal/server/servertest"
+	"github.com/gatehouse/gatehouse/internal/store/storetest"
+)
+
+const (
+	nativeAppID  = "1f2e3d4c-5b6a-4978-8a9b-0c1d2e3f4a5b"
+	nativeSecret = "native-secret-value"
+)
+
+// site is a Gatehouse in front of the Entra emulator, with a public and
+// a confidential application enabled on one waad connection.
+type site struct {
+	*servertest.Env
+	mgmt      string
+	upstream  atomic.Int32 // token requests that reached the emulator
+	public    string
+	confID    string
+	confSec   string
+	trustedID string
+	trustSec  string
+}
+
+func newSite(t *testing.T, backend string, connOpts map[string]any) *site {
+	t.Helper()
+	dir, err := emulator.LoadDirectory("../../examples/entra-directory.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	emu, err := emulator.New(dir, emulator.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &site{}
+	ets := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/token") {
+			s.upstream.Add(1)
+		}
+		emu.ServeHTTP(w, r)
+	}))
+	t.Cleanup(ets.Close)
+	emu.SetBaseURL(ets.URL)
+	s.Env = servertest.Start(t, backend)
+	s.mgmt = s.ManagementToken(t)
+
+	s.public, _ = s.client(t, map[string]any{"name": "Mobile", "app_type": "native", "token_endpoint_auth_method": "none"})
+	s.confID, s.confSec = s.client(t, map[string]any{"name": "Backend", "app_type": "regular_web", "token_endpoint_auth_method": "client_secret_post"})
+	s.trustedID, s.trustSec = s.client(t, map[string]any{"name": "Trusted backend", "app_type": "regular_web",
+		"token_endpoint_auth_method": "client_secret_post", "is_token_endpoint_ip_header_trusted": true})
+	opts := map[string]any{
+		"client_id": nativeAppID, "client_secret": nativeSecret, "tenant_domain": "contoso.onmicrosoft.com",
+		"authority_host": ets.URL, "graph_host": ets.URL,
+	}
+	for k, v := range connOpts {
+		opts[k] = v
+	}
+	status, _, body := s.Do(t, "POST", "api/v2/connections", s.mgmt, map[string]any{
+		"name": "contoso", "strategy": "waad", "options": opts,
+		"enabled_clients": []string{s.public, s.confID, s.trustedID},
+	})
+	if status != http.StatusCreated {
+		t.Fatalf("create connection: %d %s", status, body)
+	}
+	return s
+}
+
+func (s *site) client(t *testing.T, body map[string]any) (string, string) {
+	t.Helper()
+	body["grant_types"] = []string{"password", "http://auth0.com/oauth/grant-type/password-realm"}
+	status, _, raw := s.Do(t, "POST", "api/v2/clients", s.mgmt, body)
+	if status != http.StatusCreated {
+		t.Fatalf("create client: %d %s", status, raw)
+	}
+	var c struct {
+		ClientID     string `json:"client_id"`
+		ClientSecret string `json:"client_secret"`
+	}
+	_ = json.Unmarshal(raw, &c)
+	return c.ClientID, c.ClientSecret
+}
+
+type answer struct {
+	status int
+	header http.Header
+	body   map[string]any
+	raw    string
+}
+
+// login posts a password-realm grant for clientID (with secret when
+// given) and extra headers.
+func (s *site) login(t *testing.T, clientID, secret, user, password string, headers map[string]string) answer {
+	t.Helper()
+	form := url.Values{
+		"grant_type": {"http://auth0.com/oauth/grant-type/password-realm"}, "realm": {"contoso"},
+		"client_id": {clientID}, "username": {user}, "password": {password}, "scope": {"openid"},
+	}
+	if secret != "" {
+		form.Set("client_secret", secret)
+	}
+	req, _ := http.NewRequest("POST", s.URL+"oauth/token", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Error(err)
+		return answer{}
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	a := answer{status: resp.StatusCode, header: resp.Header, raw: string(raw)}
+	_ = json.Unmarshal(raw, &a.body)
+	return a
+}
+
+func (s *site) api(t *testing.T, method, path string, body any) (int, string) {
+	t.Helper()
+	status, _, raw := s.Do(t, method, path, s.mgmt, body)
+	return status, string(raw)
+}
+
+func (s *site) logTypes(t *testing.T, typ string) int {
+	t.Helper()
+	status, raw := s.api(t, "GET", "api/v2/logs?q=type:"+typ, nil)
+	if status != http.StatusOK {
+		t.Fatalf("logs: %d %s", status, raw)
+	}
+	var events []map[string]any
+	_ = json.Unmarshal([]byte(raw), &events)
+	return len(events)
+}
+
+// TestParallelWrongPasswords: 50 parallel wrong passwords against one
+// user make at most max_attempts upstream calls; the rest are refused
+// with 429 before Entra, logged as limit_wc, listed and lifted by the
+// user-blocks API.
+func TestParallelWrongPasswords(t *testing.T) {
+	for _, b := range storetest.Backends() {
+		t.Run(b, func(t *testing.T) {
+			s := newSite(t, b, nil)
+			if st, raw := s.api(t, "PATCH", "api/v2/attack-protection/brute-force-protection", map[string]any{"max_attempts": 5}); st != http.StatusOK {
+				t.Fatalf("patch: %d %s", st, raw)
+			}
+			var (
+				wg        sync.WaitGroup
+				refused   atomic.Int32
+				wrongPass atomic.Int32
+			)
+			for range 50 {
+				wg.Go(func() {
+					a := s.login(t, s.public, "", "alice@contoso.com", "wrong-password", nil)
+					switch {
+					case a.status == http.StatusTooManyRequests && a.body["error"] == "too_many_attempts":
+						refused.Add(1)
+					case a.status == http.StatusForbidden && a.body["error"] == "invalid_grant":
+						wrongPass.Add(1)
+					default:
+						t.Errorf("unexpected answer %d %s", a.status, a.raw)
+					}
+				})
+			}
+			wg.Wait()
+			if n := s.upstream.Load(); n > 5 {
+				t.Fatalf("%d upstream token calls, want at most max_attempts (5)", n)
+			}
+			if wrongPass.Load() != 5 || refused.Load() != 45 {
+				t.Fatalf("%d wrong-password answers and %d refusals, want 5 and 45", wrongPass.Load(), refused.Load())
+			}
+			if n := s.logTypes(t, "limit_wc"); n != 45 {
+				t.Errorf("%d limit_wc events, want 45", n)
+			}
+			// Even the right password is refused now, without reaching Entra.
+			before := s.upstream.Load()
+			if a := s.login(t, s.public, "", "alice@contoso.com", "Alice-Passw0rd!", nil); a.status != http.StatusTooManyRequests {
+				t.Fatalf("right password while blocked: %d %s", a.status, a.raw)
+			}
+			if s.upstream.Load() != before {
+				t.Fatal("a blocked attempt reached Entra")
+			}
+
+			st, raw := s.api(t, "GET", "api/v2/user-blocks?identifier=ALICE@contoso.com", nil)
+			if st != http.StatusOK || raw != `{"blocked_for":[{"identifier":"alice@contoso.com","ip":"127.0.0.1","connection":"contoso"}]}`+"\n" {
+				t.Fatalf("user-blocks: %d %s", st, raw)
+			}
+			if st, raw := s.api(t, "DELETE", "api/v2/user-blocks?identifier=alice@contoso.com", nil); st != http.StatusNoContent {
+				t.Fatalf("unblock: %d %s", st, raw)
+			}
+			a := s.login(t, s.public, "", "alice@contoso.com", "Alice-Passw0rd!", nil)
+			if a.status != http.StatusOK {
+				t.Fatalf("login after unblock: %d %s", a.status, a.raw)
+			}
+			st, raw = s.api(t, "GET", "api/v2/user-blocks?identifier=alice@contoso.com", nil)
+			if st != http.StatusOK || raw != `{"blocked_for":[]}`+"\n" {
+				t.Fatalf("user-blocks after unblock: %d %s", st, raw)
+			}
+		})
+	}
+}
+
+// TestForwardedForSpoofing: an untrusted client's auth0-forwarded-for and
+// an untrusted peer's X-Forwarded-For are ignored, so rotating them does
+// not escape the brute-force block; a trusted backend's header is used.
+func TestForwardedForSpoofing(t *testing.T) {
+	for _, b := range storetest.Backends() {
+		t.Run(b, func(t *testing.T) {
+			s := newSite(t, b, map[string]any{"entra_lockout_threshold": 0})
+			if st, raw := s.api(t, "PATCH", "api/v2/attack-protection/brute-force-protection", map[string]any{"max_attempts": 3}); st != http.StatusOK {
+				t.Fatalf("patch: %d %s", st, raw)
+			}
+			for i := range 6 {
+				h := map[string]string{
+					"auth0-forwarded-for": fmt.Sprintf("203.0.113.%d", i+1),
+					"X-Forwarded-For":     fmt.Sprintf("198.51.100.%d", i+1),
+				}
+				a := s.login(t, s.confID, s.confSec, "alice@contoso.com", "nope", h)
+				want := http.StatusForbidden
+				if i >= 3 {
+					want = http.StatusTooManyRequests
+				}
+				if a.status != want {
+					t.Fatalf("untrusted client, attempt %d: %d %s, want %d", i+1, a.status, a.raw, want)
+				}
+			}
+			_, raw := s.api(t, "GET", "api/v2/user-blocks?identifier=alice@contoso.com", nil)
+			if !strings.Contains(raw, `"ip":"127.0.0.1"`) || strings.Contains(raw, "203.0.113.") {
+				t.Fatalf("the block is not on the socket address: %s", raw)
+			}
+
+			// A trusted backend's end users are counted apart.
+			for i := range 6 {
+				h := map[string]string{"auth0-forwarded-for": fmt.Sprintf("203.0.113.%d", i+1)}
+				if a := s.login(t, s.trustedID, s.trustSec, "alice@contoso.com", "nope", h); a.status != http.StatusForbidden {
+					t.Fatalf("trusted client, user IP %d: %d %s", i+1, a.status, a.raw)
+				}
+			}
+			// The forwarded IP is what the log event records.
+			_, raw = s.api(t, "GET", "api/v2/logs?q=type:fp", nil)
+			if !strings.Contains(raw, `"ip":"203.0.113.6"`) {
+				t.Fatalf("fp events do not carry the forwarded IP: %s", raw)
+			}
+		})
+	}
+}
+
+// TestUpstreamBudget: failures spread over many IPs stop one below the
+// connection's Entra lockout threshold; a user-blocks DELETE lifts it.
+func TestUpstreamBudget(t *testing.T) {
+	for _, b := range storetest.Backends() {
+		t.Run(b, func(t *testing.T) {
+			s := newSite(t, b, map[string]any{"entra_lockout_threshold": 4, "entra_lockout_duration_seconds": 300})
+			for i := range 3 {
+				h := map[string]string{"auth0-forwarded-for": fmt.Sprintf("192.0.2.%d", i+1)}
+				if a := s.login(t, s.trustedID, s.trustSec, "alice@contoso.com", "nope", h); a.status != http.StatusForbidden {
+					t.Fatalf("attempt %d: %d %s", i+1, a.status, a.raw)
+				}
+			}
+			before := s.upstream.Load()
+			a := s.login(t, s.trustedID, s.trustSec, "alice@contoso.com", "Alice-Passw0rd!", map[string]string{"auth0-forwarded-for": "192.0.2.99"})
+			if a.status != http.StatusTooManyRequests || a.body["error"] != "too_many_attempts" || s.upstream.Load() != before {
+				t.Fatalf("4th attempt: %d %s (upstream calls %d → %d)", a.status, a.raw, before, s.upstream.Load())
+			}
+			_, raw := s.api(t, "GET", "api/v2/user-blocks?identifier=alice@contoso.com", nil)
+			if raw != `{"blocked_for":[{"identifier":"alice@contoso.com","connection":"contoso"}]}`+"\n" {
+				t.Fatalf("user-blocks: %s", raw)
+			}
+			if st, _ := s.api(t, "DELETE", "api/v2/user-blocks?identifier=alice@contoso.com", nil); st != http.StatusNoContent {
+				t.Fatal("unblock failed")
+			}
+			if a := s.login(t, s.trustedID, s.trustSec, "alice@contoso.com", "Alice-Passw0rd!", map[string]string{"auth0-forwarded-for": "192.0.2.99"}); a.status != http.StatusOK {
+				t.Fatalf("after unblock: %d %s", a.status, a.raw)
+			}
+		})
+	}
+}
+
+// TestSuspiciousIPThrottling: failures from one IP across users are
+// throttled with 429 and X-RateLimit headers, logged as limit_mu.
+func TestSuspiciousIPThrottling(t *testing.T) {
+	s := newSite(t, storetest.SQLite, nil)
+	st, raw := s.api(t, "PATCH", "api/v2/attack-protection/suspicious-ip-throttling",
+		map[string]any{"stage": map[string]any{"pre-login": map[string]any{"max_attempts": 2, "rate": 3600000}}})
+	if st != http.StatusOK || !strings.Contains(raw, `"pre-user-registration":{"max_attempts":50,"rate":1200}`) {
+		t.Fatalf("patch: %d %s", st, raw)
+	}
+	for i, u := range []string{"erin@contoso.com", "frank@contoso.com"} {
+		if a := s.login(t, s.public, "", u, "nope", nil); a.status != http.StatusForbidden {
+			t.Fatalf("attempt %d: %d %s", i+1, a.status, a.raw)
+		}
+	}
+	a := s.login(t, s.public, "", "grace@corp.contoso.com", "nope", nil)
+	if a.status != http.StatusTooManyRequests || a.body["error"] != "too_many_attempts" {
+		t.Fatalf("3rd failure from one IP: %d %s", a.status, a.raw)
+	}
+	if a.header.Get("X-RateLimit-Limit") != "2" || a.header.Get("X-RateLimit-Remaining") != "0" || a.header.Get("X-RateLimit-Reset") == "" {
+		t.Fatalf("rate-limit headers: %v", a.header)
+	}
+	if n := s.logTypes(t, "limit_mu"); n != 1 {
+		t.Fatalf("%d limit_mu events, want 1", n)
+	}
+}

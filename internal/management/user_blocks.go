@@ -1,0 +1,132 @@
+package management
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+
+	"github.com/gatehouse/gatehouse/internal/attack"
+	"github.com/gatehouse/gatehouse/internal/store"
+)
+
+func (a *API) userBlockRoutes(route routeFunc) {
+	route("GET /api/v2/user-blocks", "read:users", a.getUserBlocksByIdentifier)
+	route("DELETE /api/v2/user-blocks", "update:users", a.deleteUserBlocksByIdentifier)
+	route("GET /api/v2/user-blocks/{id}", "read:users", a.getUserBlocks)
+	route("DELETE /api/v2/user-blocks/{id}", "update:users", a.deleteUserBlocks)
+}
+
+// blockedFor is Auth0's user-blocks response.
+type blockedFor struct {
+	BlockedFor []attack.Block `json:"blocked_for"`
+}
+
+func identifierParam(r *http.Request) (string, error) {
+	id := r.URL.Query().Get("identifier")
+	if id == "" {
+		return "", BadQuery("Query validation error: 'Missing required property: identifier' on property identifier.")
+	}
+	if len(id) > 512 {
+		return "", BadQuery("Query validation error: 'String is too long (max 512)' on property identifier.")
+	}
+	return id, nil
+}
+
+func (a *API) getUserBlocksByIdentifier(w http.ResponseWriter, r *http.Request) {
+	id, err := identifierParam(r)
+	if err != nil {
+		WriteError(w, err)
+		return
+	}
+	a.writeBlocks(w, r, id)
+}
+
+func (a *API) deleteUserBlocksByIdentifier(w http.ResponseWriter, r *http.Request) {
+	id, err := identifierParam(r)
+	if err != nil {
+		WriteError(w, err)
+		return
+	}
+	if err := a.attack.Unblock(r.Context(), id); err != nil {
+		WriteError(w, internalError(err))
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (a *API) getUserBlocks(w http.ResponseWriter, r *http.Request) {
+	ids, err := a.userIdentifiers(r)
+	if err != nil {
+		WriteError(w, err)
+		return
+	}
+	a.writeBlocks(w, r, ids...)
+}
+
+func (a *API) deleteUserBlocks(w http.ResponseWriter, r *http.Request) {
+	ids, err := a.userIdentifiers(r)
+	if err != nil {
+		WriteError(w, err)
+		return
+	}
+	if err := a.attack.Unblock(r.Context(), ids...); err != nil {
+		WriteError(w, internalError(err))
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (a *API) writeBlocks(w http.ResponseWriter, r *http.Request, identifiers ...string) {
+	respect := r.URL.Query().Get("consider_brute_force_enablement") == "true"
+	out := blockedFor{BlockedFor: []attack.Block{}}
+	seen := map[string]bool{}
+	for _, id := range identifiers {
+		if n := attack.Normalize(id); n == "" || seen[n] {
+			continue
+		}
+		seen[attack.Normalize(id)] = true
+		blocks, err := a.attack.Blocks(r.Context(), id, respect, a.connectionOptions)
+		if err != nil {
+			WriteError(w, internalError(err))
+			return
+		}
+		out.BlockedFor = append(out.BlockedFor, blocks...)
+	}
+	WriteJSON(w, http.StatusOK, out)
+}
+
+// userIdentifiers are the names a user signs in with: email, username
+// and upn.
+func (a *API) userIdentifiers(r *http.Request) ([]string, error) {
+	u, err := a.store.GetUser(r.Context(), r.PathValue("id"))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, errNoUser()
+	}
+	if err != nil {
+		return nil, internalError(err)
+	}
+	ids := []string{u.Email}
+	var prof struct {
+		Username string `json:"username"`
+		UPN      string `json:"upn"`
+		Email    string `json:"email"`
+	}
+	if len(u.Profile) > 0 && json.Unmarshal(u.Profile, &prof) == nil {
+		ids = append(ids, prof.Username, prof.UPN, prof.Email)
+	}
+	return ids, nil
+}
+
+// connectionOptions finds a connection's options for its lockout policy;
+// a deleted connection has the defaults.
+func (a *API) connectionOptions(ctx context.Context, name string) ([]byte, error) {
+	c, err := a.store.GetConnectionByName(ctx, name)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return c.Options, nil
+}

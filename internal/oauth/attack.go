@@ -1,0 +1,89 @@
+package oauth
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+
+	"github.com/gatehouse/gatehouse/internal/attack"
+	"github.com/gatehouse/gatehouse/internal/audit"
+	"github.com/gatehouse/gatehouse/internal/connection"
+	"github.com/gatehouse/gatehouse/internal/store"
+)
+
+// Guard decides whether a password login may reach the upstream.
+type Guard interface {
+	Check(ctx context.Context, a attack.Attempt) (*attack.Ticket, error)
+}
+
+// admit asks the guard before the upstream call. A refusal is answered
+// with 429 too_many_attempts and logged as limit_wc or limit_mu; the
+// upstream never sees the password.
+func (p *Provider) admit(ctx context.Context, a *loginAttempt, conn *store.Connection) (*attack.Ticket, error) {
+	if p.guard == nil {
+		return nil, nil
+	}
+	ticket, err := p.guard.Check(ctx, attack.Attempt{Identifier: a.user, IP: a.ip, Connection: conn.Name, Options: conn.Options})
+	var b *attack.Blocked
+	switch {
+	case errors.As(err, &b):
+		return nil, p.refuse(ctx, a, blockedEvent(b), blockedError(b), map[string]any{"reason": string(b.Reason)})
+	case err != nil:
+		return nil, p.refuse(ctx, a, audit.FailedExchangePassword, errServer(err), nil)
+	}
+	return ticket, nil
+}
+
+func blockedEvent(b *attack.Blocked) string {
+	if b.Reason == attack.ReasonSuspiciousIP {
+		return audit.BlockedIP
+	}
+	return audit.BlockedAccount
+}
+
+// blockedError is Auth0's answer for each control; the upstream budget
+// has no Auth0 equivalent and says what happened without naming Entra's
+// lockout, which Gatehouse prevented.
+func blockedError(b *attack.Blocked) *Error {
+	e := &Error{Status: http.StatusTooManyRequests, Code: "too_many_attempts"}
+	switch b.Reason {
+	case attack.ReasonSuspiciousIP:
+		e.Description = "We have detected suspicious login behavior and further attempts will be blocked. Please contact the administrator."
+		e.Header = http.Header{
+			"X-Ratelimit-Limit":     {strconv.Itoa(b.Limit)},
+			"X-Ratelimit-Remaining": {strconv.Itoa(b.Remaining)},
+			"X-Ratelimit-Reset":     {strconv.FormatInt(b.Reset.Unix(), 10)},
+		}
+	case attack.ReasonBruteForce:
+		e.Description = "Your account has been blocked after multiple consecutive login attempts."
+	default:
+		e.Description = "Too many failed sign-in attempts for this account. Try again later."
+	}
+	return e
+}
+
+// settle tells the guard what the upstream said. Only a refused password
+// (or an account the upstream already locked) counts as a failure;
+// outcomes that prove nothing about the password give the attempt back,
+// and a login that got past the password resets the counts.
+func (p *Provider) settle(ctx context.Context, t *attack.Ticket, loginErr error) {
+	if t == nil {
+		return
+	}
+	var err error
+	switch {
+	case loginErr == nil:
+		err = t.Succeeded(ctx)
+	default:
+		switch connection.AsError(loginErr).Kind {
+		case connection.KindInvalidCredentials, connection.KindAccountLocked:
+			err = t.Failed(ctx)
+		default:
+			err = t.Inconclusive(ctx)
+		}
+	}
+	if err != nil {
+		p.logger.ErrorContext(ctx, "attack protection: settling an attempt failed", "error", err)
+	}
+}
