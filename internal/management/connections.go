@@ -131,20 +131,26 @@ func (a *API) createConnection(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if err := a.store.CreateConnection(ctx, c); err != nil {
-		WriteError(w, a.enabledClientsRace(err))
+		WriteError(w, a.enabledClientsRace(ctx, "", err))
 		return
 	}
 	a.warn(ctx, w, c, in.options)
 	WriteJSON(w, http.StatusCreated, connectionJSON(c))
 }
 
-// enabledClientsRace maps a store error of a write that names clients:
-// a client deleted since checkEnabledClients surfaces as ErrNotFound.
-func (a *API) enabledClientsRace(err error) error {
-	if errors.Is(err, store.ErrNotFound) {
-		return BadBody("Payload validation error: 'One of the clients does not exist' on property enabled_clients.")
+// enabledClientsRace maps a store error of a write that names clients.
+// ErrNotFound means that the connection (id, when not empty) or one of the
+// clients was deleted since they were checked; a second read tells which.
+func (a *API) enabledClientsRace(ctx context.Context, id string, err error) error {
+	if !errors.Is(err, store.ErrNotFound) {
+		return connectionStoreError(err)
 	}
-	return connectionStoreError(err)
+	if id != "" {
+		if _, gerr := a.store.GetConnection(ctx, id); errors.Is(gerr, store.ErrNotFound) {
+			return errNoConnection()
+		}
+	}
+	return BadBody("Payload validation error: 'One of the clients does not exist' on property enabled_clients.")
 }
 
 // warn logs the options' warnings and repeats them in Warning headers, so
@@ -267,7 +273,7 @@ func (a *API) updateConnection(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if err := a.store.UpdateConnection(ctx, c); err != nil {
-		WriteError(w, a.enabledClientsRace(err))
+		WriteError(w, a.enabledClientsRace(ctx, c.ID, err))
 		return
 	}
 	c.EnabledClients = enabled
@@ -398,7 +404,7 @@ func (a *API) patchConnectionClients(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if err := a.store.SetConnectionClients(ctx, c.ID, status); err != nil {
-		WriteError(w, a.enabledClientsRace(err))
+		WriteError(w, a.enabledClientsRace(ctx, c.ID, err))
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)

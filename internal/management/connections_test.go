@@ -578,6 +578,24 @@ func TestConnectionPaging(t *testing.T) {
 	}
 }
 
+// TestConnectionCommonEndpoint: the common endpoint is saved with an
+// allow-list of tenants, or with allow_any_tenant.
+func TestConnectionCommonEndpoint(t *testing.T) {
+	a := start(t, storetest.SQLite)
+	tenant := "72f988bf-86f1-41af-91ab-2d7cd011db47"
+	c := a.must(201, "POST", "/api/v2/connections", map[string]any{"name": "multi", "strategy": "waad", "options": map[string]any{
+		"client_id": "abc", "tenant_domain": "contoso.onmicrosoft.com", "useCommonEndpoint": true, "allowed_tenants": []string{tenant}}})
+	opts := c["options"].(map[string]any)
+	if opts["waad_common_endpoint"] != true || !jsonEqual(opts["allowed_tenants"], []string{tenant}) {
+		t.Errorf("options %v", opts)
+	}
+	a.must(201, "POST", "/api/v2/connections", map[string]any{"name": "anyone", "strategy": "waad", "options": map[string]any{
+		"client_id": "abc", "tenant_domain": "contoso.onmicrosoft.com", "useCommonEndpoint": true, "allow_any_tenant": true, "userid_attribute": "sub"}})
+	status, _, v := a.call("PATCH", "/api/v2/connections/"+c["id"].(string), map[string]any{"options": map[string]any{
+		"client_id": "abc", "tenant_domain": "contoso.onmicrosoft.com", "useCommonEndpoint": true}})
+	errorIs(t, status, v, 400, "invalid_body", "on property options.allowed_tenants")
+}
+
 // TestConnectionWarnings: the retired Azure AD Graph as App ID URI is
 // accepted with a warning.
 func TestConnectionWarnings(t *testing.T) {
