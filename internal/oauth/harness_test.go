@@ -38,6 +38,8 @@ type env struct {
 	mgmt     string
 	clientID string
 	hc       *http.Client
+	// token2 returns a Management API token narrowed to scopes.
+	token2 func(t testing.TB, scopes ...string) string
 }
 
 type envOptions struct {
@@ -99,6 +101,7 @@ func newEnv(t testing.TB, backend string, o envOptions) *env {
 		hc: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 512}}}
 	se := &servertest.Env{URL: issuer, AdminID: cfg.AdminClientID, AdminSecret: cfg.AdminClientSecret}
 	e.mgmt = se.ManagementToken(t)
+	e.token2 = func(t testing.TB, scopes ...string) string { return se.ManagementToken(t, scopes...) }
 
 	status, body := e.api(t, "POST", "api/v2/clients", map[string]any{
 		"name": "Contoso Mobile", "app_type": "native", "token_endpoint_auth_method": "none",

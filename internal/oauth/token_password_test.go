@@ -255,6 +255,55 @@ func TestPasswordLogin(t *testing.T) {
 				}
 			})
 
+			t.Run("App ID URI https://graph.windows.net: groups from Microsoft Graph instead", func(t *testing.T) {
+				e.connection(t, "legacy-graph", map[string]any{
+					"client_id": nativeAppID, "client_secret": nativeSecret, "tenant_domain": "contoso.onmicrosoft.com",
+					"authority_host": e.emuURL, "graph_host": e.emuURL, "identity_api": "azure-active-directory-v1.0",
+					"app_id": "https://graph.windows.net", "ext_groups": true, "ext_profile": true,
+				})
+				r := e.login(t, "legacy-graph", "judy@contoso.onmicrosoft.com", "Judy-Passw0rd!", "openid")
+				if r.status != 200 {
+					t.Fatalf("login: %d %s", r.status, r.raw)
+				}
+				_, user := e.api(t, "GET", "api/v2/users/"+url.PathEscape("waad|a0000000-0000-4000-8000-00000000000a"), nil)
+				if groups, _ := user["groups"].([]any); !slices.Contains(groups, any("All Staff")) {
+					t.Errorf("groups %v", user["groups"])
+				}
+			})
+
+			t.Run("upstream tokens kept only when asked, shown only with read:user_idp_tokens", func(t *testing.T) {
+				e.connection(t, "keeps-tokens", map[string]any{
+					"client_id": nativeAppID, "client_secret": nativeSecret, "tenant_domain": "contoso.onmicrosoft.com",
+					"authority_host": e.emuURL, "graph_host": e.emuURL, "ext_access_token": true, "ext_refresh_token": true,
+				})
+				if r := e.login(t, "keeps-tokens", "alice@contoso.com", "Alice-Passw0rd!", "openid"); r.status != 200 {
+					t.Fatalf("login: %d %s", r.status, r.raw)
+				}
+				identity := func(token string) map[string]any {
+					req, _ := http.NewRequest("GET", e.url+"api/v2/users/"+url.PathEscape(aliceID), nil)
+					req.Header.Set("Authorization", "Bearer "+token)
+					resp, err := e.hc.Do(req)
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer resp.Body.Close()
+					var u map[string]any
+					_ = json.NewDecoder(resp.Body).Decode(&u)
+					return u["identities"].([]any)[0].(map[string]any)
+				}
+				if id := identity(e.token2(t, "read:users")); id["access_token"] != nil || id["refresh_token"] != nil {
+					t.Errorf("IdP tokens without read:user_idp_tokens: %v", id)
+				}
+				if id := identity(e.token2(t, "read:users", "read:user_idp_tokens")); id["access_token"] == nil || id["refresh_token"] == nil {
+					t.Errorf("IdP tokens missing with read:user_idp_tokens: %v", id)
+				}
+				// A login through a connection that does not keep them drops them.
+				e.login(t, "contoso-v2", "alice@contoso.com", "Alice-Passw0rd!", "openid")
+				if id := identity(e.token2(t, "read:users", "read:user_idp_tokens")); id["access_token"] != nil {
+					t.Errorf("IdP tokens kept after a login through contoso-v2: %v", id)
+				}
+			})
+
 			t.Run("try shows each step, the profile and the AADSTS hint", func(t *testing.T) {
 				_, conns := e.apiRaw(t, "GET", "api/v2/connections?name=contoso-v1", nil)
 				var list []map[string]any
