@@ -1,0 +1,200 @@
+package oauth_test
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/store/storetest"
+)
+
+// refreshClient turns the harness's native app into one that may use
+// refresh tokens with the given refresh_token settings.
+func refreshClient(t *testing.T, e *env, settings map[string]any) {
+	t.Helper()
+	status, body := e.api(t, "PATCH", "api/v2/clients/"+e.clientID, map[string]any{
+		"grant_types":   []string{"password", "http://auth0.com/oauth/grant-type/password-realm", "refresh_token"},
+		"refresh_token": settings,
+	})
+	if status != http.StatusOK {
+		t.Fatalf("patch client: %d %v", status, body)
+	}
+}
+
+func (e *env) refresh(t *testing.T, token, scope string) tokenResult {
+	t.Helper()
+	form := url.Values{"grant_type": {"refresh_token"}, "client_id": {e.clientID}, "refresh_token": {token}}
+	if scope != "" {
+		form.Set("scope", scope)
+	}
+	return e.token(t, form)
+}
+
+func wantBadRefresh(t *testing.T, what string, r tokenResult) {
+	t.Helper()
+	if r.status != http.StatusForbidden || r.str("error") != "invalid_grant" || r.str("error_description") != "Unknown or invalid refresh token." {
+		t.Errorf("%s: %d %s, want 403 invalid_grant", what, r.status, r.raw)
+	}
+}
+
+func TestRefreshTokens(t *testing.T) {
+	for _, backend := range storetest.Backends() {
+		t.Run(backend, func(t *testing.T) {
+			e := newEnv(t, backend, envOptions{quietLogs: true})
+			const scope = "openid profile email offline_access"
+			login := func(t *testing.T) string {
+				t.Helper()
+				r := e.login(t, "contoso-v2", "alice@contoso.com", "Alice-Passw0rd!", scope)
+				if r.status != http.StatusOK || r.str("refresh_token") == "" {
+					t.Fatalf("login: %d %s", r.status, r.raw)
+				}
+				return r.str("refresh_token")
+			}
+
+			t.Run("no refresh token without the grant", func(t *testing.T) {
+				r := e.login(t, "contoso-v2", "alice@contoso.com", "Alice-Passw0rd!", scope)
+				if r.status != http.StatusOK || r.str("refresh_token") != "" || strings.Contains(r.str("scope"), "offline_access") {
+					t.Errorf("login without refresh_token grant: %d %s", r.status, r.raw)
+				}
+			})
+
+			refreshClient(t, e, map[string]any{"rotation_type": "rotating", "expiration_type": "expiring", "leeway": 0,
+				"infinite_token_lifetime": false, "token_lifetime": 3600, "infinite_idle_token_lifetime": false, "idle_token_lifetime": 1800})
+
+			t.Run("rotation and reuse detection", func(t *testing.T) {
+				rt1 := login(t)
+				r := e.refresh(t, rt1, "")
+				rt2 := r.str("refresh_token")
+				if r.status != http.StatusOK || rt2 == "" || rt2 == rt1 || r.str("id_token") == "" || r.str("access_token") == "" {
+					t.Fatalf("refresh: %d %s", r.status, r.raw)
+				}
+				// Narrower scope: no id_token without openid.
+				r = e.refresh(t, rt2, "offline_access")
+				rt3 := r.str("refresh_token")
+				if r.status != http.StatusOK || r.str("id_token") != "" || rt3 == "" {
+					t.Fatalf("narrowed refresh: %d %s", r.status, r.raw)
+				}
+				if r := e.refresh(t, rt3, "openid read:everything"); r.status != http.StatusForbidden || r.str("error") != "invalid_scope" {
+					t.Errorf("wider scope: %d %s", r.status, r.raw)
+				}
+				// rt1 was rotated long ago: reuse revokes the family, rt3
+				// included.
+				wantBadRefresh(t, "reused token", e.refresh(t, rt1, ""))
+				wantBadRefresh(t, "family member after reuse", e.refresh(t, rt3, ""))
+			})
+
+			t.Run("bad tokens change nothing", func(t *testing.T) {
+				rt := login(t)
+				id, _, _ := strings.Cut(rt, ".")
+				for name, tok := range map[string]string{
+					"forged secret": id + ".AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+					"unknown":       "AAAAAAAAAAAAAAAAAAAAAA.AAAA",
+					"garbage":       "not a token",
+				} {
+					wantBadRefresh(t, name, e.refresh(t, tok, ""))
+				}
+				// Another client presenting it gets the same answer.
+				status, other := e.api(t, "POST", "api/v2/clients", map[string]any{"name": "Other", "app_type": "native",
+					"token_endpoint_auth_method": "none", "grant_types": []string{"refresh_token"}})
+				if status != http.StatusCreated {
+					t.Fatalf("create client: %d", status)
+				}
+				wantBadRefresh(t, "foreign client", e.token(t, url.Values{"grant_type": {"refresh_token"},
+					"client_id": {other["client_id"].(string)}, "refresh_token": {rt}}))
+				if r := e.refresh(t, rt, ""); r.status != http.StatusOK {
+					t.Errorf("token after bad attempts: %d %s", r.status, r.raw)
+				}
+			})
+
+			t.Run("revocation cascades to the family", func(t *testing.T) {
+				rt1 := login(t)
+				rt2 := e.refresh(t, rt1, "").str("refresh_token")
+				for _, tok := range []string{"unknown.token", rt1} {
+					resp, err := http.PostForm(e.url+"oauth/revoke", url.Values{"client_id": {e.clientID}, "token": {tok}})
+					if err != nil {
+						t.Fatal(err)
+					}
+					resp.Body.Close()
+					if resp.StatusCode != http.StatusOK {
+						t.Errorf("revoke: %d", resp.StatusCode)
+					}
+				}
+				wantBadRefresh(t, "successor of a revoked token", e.refresh(t, rt2, ""))
+			})
+
+			t.Run("management listing and revocation", func(t *testing.T) {
+				status, _ := e.api(t, "DELETE", "api/v2/users/"+url.PathEscape(aliceID)+"/refresh-tokens", nil)
+				if status != http.StatusNoContent {
+					t.Fatalf("delete all: %d", status)
+				}
+				rt := login(t)
+				status, body := e.api(t, "GET", "api/v2/users/"+url.PathEscape(aliceID)+"/refresh-tokens", nil)
+				toks, _ := body["tokens"].([]any)
+				if status != http.StatusOK || len(toks) != 1 {
+					t.Fatalf("list: %d %v", status, body)
+				}
+				tok := toks[0].(map[string]any)
+				if tok["client_id"] != e.clientID || tok["rotating"] != true || tok["expires_at"] == nil || strings.Contains(e.logs.String(), rt) {
+					t.Errorf("listed token %v", tok)
+				}
+				if status, _ := e.api(t, "DELETE", "api/v2/refresh-tokens/"+tok["id"].(string), nil); status != http.StatusNoContent {
+					t.Errorf("delete one: %d", status)
+				}
+				wantBadRefresh(t, "after management revocation", e.refresh(t, rt, ""))
+				if status, _ := e.api(t, "GET", "api/v2/refresh-tokens/"+tok["id"].(string), nil); status != http.StatusNotFound {
+					t.Errorf("get revoked: %d", status)
+				}
+			})
+
+			t.Run("blocked user cannot refresh", func(t *testing.T) {
+				rt := login(t)
+				if status, _ := e.api(t, "PATCH", "api/v2/users/"+url.PathEscape(aliceID), map[string]any{"blocked": true}); status != http.StatusOK {
+					t.Fatalf("block: %d", status)
+				}
+				if r := e.refresh(t, rt, ""); r.status != http.StatusUnauthorized || r.str("error") != "unauthorized" {
+					t.Errorf("blocked: %d %s", r.status, r.raw)
+				}
+				e.api(t, "PATCH", "api/v2/users/"+url.PathEscape(aliceID), map[string]any{"blocked": false})
+			})
+
+			t.Run("leeway lets concurrent requests through", func(t *testing.T) {
+				refreshClient(t, e, map[string]any{"rotation_type": "rotating", "expiration_type": "expiring", "leeway": 30,
+					"infinite_token_lifetime": false, "token_lifetime": 3600, "infinite_idle_token_lifetime": false, "idle_token_lifetime": 1800})
+				rt := login(t)
+				var wg sync.WaitGroup
+				results := make([]tokenResult, 4)
+				for i := range results {
+					wg.Go(func() { results[i] = e.refresh(t, rt, "") })
+				}
+				wg.Wait()
+				for i, r := range results {
+					if r.status != http.StatusOK || r.str("refresh_token") == "" {
+						t.Errorf("concurrent refresh %d within leeway: %d %s", i, r.status, r.raw)
+					}
+				}
+			})
+
+			t.Run("idle and absolute lifetimes", func(t *testing.T) {
+				refreshClient(t, e, map[string]any{"rotation_type": "rotating", "expiration_type": "expiring", "leeway": 0,
+					"infinite_token_lifetime": false, "token_lifetime": 3600, "infinite_idle_token_lifetime": false, "idle_token_lifetime": 1})
+				rt := login(t)
+				time.Sleep(1100 * time.Millisecond)
+				wantBadRefresh(t, "idle-expired", e.refresh(t, rt, ""))
+
+				refreshClient(t, e, map[string]any{"rotation_type": "rotating", "expiration_type": "expiring", "leeway": 0,
+					"infinite_token_lifetime": false, "token_lifetime": 2, "infinite_idle_token_lifetime": true})
+				rt = login(t)
+				time.Sleep(1100 * time.Millisecond)
+				rt2 := e.refresh(t, rt, "").str("refresh_token")
+				if rt2 == "" {
+					t.Fatal("refresh within the absolute lifetime failed")
+				}
+				time.Sleep(1100 * time.Millisecond)
+				wantBadRefresh(t, "rotated token past the family's absolute lifetime", e.refresh(t, rt2, ""))
+			})
+		})
+	}
+}
