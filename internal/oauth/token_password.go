@@ -37,6 +37,7 @@ type ConnectionGetter interface {
 type UserStore interface {
 	GetUser(ctx context.Context, userID string) (*store.User, error)
 	UpsertUser(ctx context.Context, u *store.User) (bool, error)
+	UpdateUser(ctx context.Context, u *store.User) error
 }
 
 // Sealer seals data with the tenant's master key.
@@ -346,6 +347,15 @@ func (p *Provider) syncUser(ctx context.Context, conn *store.Connection, id *con
 		}
 		if u.IdPTokensEnc, err = p.sealer.Seal(b, store.UserIdPTokensAAD(id.UserID)); err != nil {
 			return nil, fmt.Errorf("seal idp tokens: %w", err)
+		}
+	}
+	// A returning user is one UPDATE; the insert-or-update transaction is
+	// for first logins and for a user deleted since it was read. The single
+	// SQLite writer is the login's bottleneck, so statements count.
+	if !first {
+		err := p.users.UpdateUser(ctx, u)
+		if err == nil || !errors.Is(err, store.ErrNotFound) {
+			return u, err
 		}
 	}
 	if _, err := p.users.UpsertUser(ctx, u); err != nil {
