@@ -15,6 +15,7 @@ func newRootCmd() *cobra.Command {
 		newServeCmd(),
 		newMigrateCmd(),
 		newVersionCmd(),
+		newSecretsCmd(),
 		newTryCmd(),
 		newEntraEmulatorCmd(),
 		newAppsCmd(),

@@ -25,8 +25,11 @@ type Config struct {
 	AdminClientID     string
 	AdminClientSecret string
 	SecretKey         string
-	LogFormat         string
-	LogLevel          string
+	// SecretKeyOld holds previous master keys, comma-separated: secrets
+	// sealed under them still open while a rotation is under way.
+	SecretKeyOld string
+	LogFormat    string
+	LogLevel     string
 	// TrustedProxies are the peers whose X-Forwarded-For is believed.
 	TrustedProxies []netip.Prefix
 	// ManagementTokenLifetime is the lifetime of Management API access tokens.
@@ -72,6 +75,7 @@ var settings = []setting{
 	{"admin-client-id", "GATEHOUSE_ADMIN_CLIENT_ID", "", "client id of the bootstrap Management API application", str(func(c *Config) *string { return &c.AdminClientID })},
 	{"", "GATEHOUSE_ADMIN_CLIENT_SECRET", "", "", str(func(c *Config) *string { return &c.AdminClientSecret })},
 	{"", "GATEHOUSE_SECRET_KEY", "", "", str(func(c *Config) *string { return &c.SecretKey })},
+	{"", "GATEHOUSE_SECRET_KEY_OLD", "", "", str(func(c *Config) *string { return &c.SecretKeyOld })},
 	{"log-format", "GATEHOUSE_LOG_FORMAT", "text", "log format: text or json", str(func(c *Config) *string { return &c.LogFormat })},
 	{"log-level", "GATEHOUSE_LOG_LEVEL", "info", "log level: debug, info, warn or error", str(func(c *Config) *string { return &c.LogLevel })},
 	{"trusted-proxies", "GATEHOUSE_TRUSTED_PROXIES", "", "comma-separated CIDRs whose X-Forwarded-For is trusted", func(c *Config, v string) error {

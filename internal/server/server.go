@@ -167,6 +167,7 @@ func writePlainJSON(w http.ResponseWriter, status int, body string) {
 
 // loadKeyring builds the keyring from GATEHOUSE_SECRET_KEY or, on the
 // embedded default only, from a key file it creates next to the database.
+// Keys in GATEHOUSE_SECRET_KEY_OLD still open secrets during a rotation.
 func loadKeyring(cfg *config.Config, logger *slog.Logger) (*secrets.Keyring, error) {
 	var master []byte
 	if cfg.SecretKey != "" {
@@ -186,7 +187,11 @@ func loadKeyring(cfg *config.Config, logger *slog.Logger) (*secrets.Keyring, err
 		}
 		master = k
 	}
-	kr, err := secrets.NewKeyring(master)
+	olds, err := secrets.ParseMasterKeys(cfg.SecretKeyOld)
+	if err != nil {
+		return nil, fmt.Errorf("server: GATEHOUSE_SECRET_KEY_OLD: %w", err)
+	}
+	kr, err := secrets.NewKeyring(master, olds...)
 	if err != nil {
 		return nil, fmt.Errorf("server: master key: %w", err)
 	}

@@ -447,5 +447,8 @@ func ConnectionSecretAAD(connectionID string) []byte {
 	return []byte("connection_secret:" + connectionID)
 }
 
+// SigningKeyAAD is the additional data of SigningKey.PrivateEnc.
+func SigningKeyAAD(kid string) []byte { return []byte("signing_key:" + kid) }
+
 // UserIdPTokensAAD is the additional data of User.IdPTokensEnc.
 func UserIdPTokensAAD(userID string) []byte { return []byte("idp_tokens:" + userID) }

@@ -1,0 +1,128 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/gatehouse/gatehouse/internal/secrets"
+	"github.com/gatehouse/gatehouse/internal/store/sqlstore"
+)
+
+func newSecretsCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "secrets",
+		Short: "Manage the secrets sealed in the database",
+	}
+	cmd.AddCommand(newRotateMasterKeyCmd())
+	return cmd
+}
+
+func newRotateMasterKeyCmd() *cobra.Command {
+	var fromStdin bool
+	cmd := &cobra.Command{
+		Use:   "rotate-master-key",
+		Short: "Re-wrap every sealed secret under a new master key, online",
+		Long: `Re-wrap every sealed secret (client secrets, connection secrets, signing
+keys, stored upstream tokens) under a new master key, in one transaction.
+Only the per-secret data keys are re-encrypted; no secret is decrypted to
+disk or printed. Running servers keep serving.
+
+Keys are never flags. By default they come from the environment:
+  GATEHOUSE_SECRET_KEY      the new master key
+  GATEHOUSE_SECRET_KEY_OLD  the current (old) master key; several, comma-separated
+With --stdin, two lines are read from standard input instead: the old key,
+then the new key.
+
+Online procedure (see docs/security.md):
+  1. restart every replica with GATEHOUSE_SECRET_KEY=<new> and
+     GATEHOUSE_SECRET_KEY_OLD=<old>: they seal with the new key and open both;
+  2. run this command with the same two variables;
+  3. remove GATEHOUSE_SECRET_KEY_OLD and restart the replicas.
+If any secret was sealed under a key that was not given, the command fails
+and changes nothing.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			newKey, oldKeys := os.Getenv("GATEHOUSE_SECRET_KEY"), os.Getenv("GATEHOUSE_SECRET_KEY_OLD")
+			if fromStdin {
+				var err error
+				if oldKeys, newKey, err = readKeyLines(cmd.InOrStdin()); err != nil {
+					return err
+				}
+			}
+			database := os.Getenv("GATEHOUSE_DATABASE")
+			if database == "" {
+				database = "sqlite:gatehouse.db"
+			}
+			return rotateMasterKey(cmd, database, newKey, oldKeys)
+		},
+	}
+	cmd.Flags().BoolVar(&fromStdin, "stdin", false, "read the old key, then the new key, one per line, from standard input")
+	return cmd
+}
+
+func readKeyLines(r io.Reader) (oldKey, newKey string, err error) {
+	sc := bufio.NewScanner(io.LimitReader(r, 4096))
+	var lines []string
+	for sc.Scan() {
+		if l := strings.TrimSpace(sc.Text()); l != "" {
+			lines = append(lines, l)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return "", "", fmt.Errorf("secrets: read keys: %w", err)
+	}
+	if len(lines) != 2 {
+		return "", "", fmt.Errorf("secrets: --stdin wants two lines (old key, then new key), got %d", len(lines))
+	}
+	return lines[0], lines[1], nil
+}
+
+func rotateMasterKey(cmd *cobra.Command, database, newKey, oldKeys string) error {
+	if newKey == "" || oldKeys == "" {
+		return errors.New("secrets: the new key (GATEHOUSE_SECRET_KEY) and the old key (GATEHOUSE_SECRET_KEY_OLD) are both required")
+	}
+	cur, err := secrets.ParseMasterKey(newKey)
+	if err != nil {
+		return fmt.Errorf("new key: %w", err)
+	}
+	olds, err := secrets.ParseMasterKeys(oldKeys)
+	if err != nil {
+		return fmt.Errorf("old key: %w", err)
+	}
+	kr, err := secrets.NewKeyring(cur, olds...)
+	if err != nil {
+		return err
+	}
+	ctx := cmd.Context()
+	st, err := sqlstore.Open(ctx, database, nil)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if err := st.Ping(ctx); err != nil {
+		return err
+	}
+	n, err := st.RewrapSecrets(ctx, func(aad, blob []byte) ([]byte, error) {
+		// Opening first proves the payload intact, not just the wrap.
+		pt, err := kr.Open(blob, aad)
+		if err != nil {
+			return nil, err
+		}
+		clear(pt)
+		return kr.Rewrap(blob, aad)
+	})
+	if errors.Is(err, secrets.ErrWrongKey) {
+		return fmt.Errorf("%w\nnothing was changed: give every key the database's secrets are sealed under in GATEHOUSE_SECRET_KEY_OLD", err)
+	}
+	if err != nil {
+		return fmt.Errorf("%w\nnothing was changed", err)
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "re-wrapped %d secrets under master key %s\n", n, kr.KeyID())
+	return nil
+}

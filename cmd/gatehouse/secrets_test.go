@@ -1,0 +1,163 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/gatehouse/gatehouse/internal/secrets"
+	"github.com/gatehouse/gatehouse/internal/server"
+	"github.com/gatehouse/gatehouse/internal/server/servertest"
+	"github.com/gatehouse/gatehouse/internal/store"
+	"github.com/gatehouse/gatehouse/internal/store/sqlstore"
+	"github.com/gatehouse/gatehouse/internal/store/storetest"
+)
+
+func newKey(t *testing.T) (string, []byte) {
+	k := make([]byte, 32)
+	_, _ = rand.Read(k)
+	return hex.EncodeToString(k), k
+}
+
+// sealedBlobs reads every sealed blob through the rotation walk itself,
+// changing nothing.
+func sealedBlobs(t *testing.T, st *sqlstore.Store) map[string][]byte {
+	t.Helper()
+	out := map[string][]byte{}
+	if _, err := st.RewrapSecrets(t.Context(), func(aad, blob []byte) ([]byte, error) {
+		out[string(aad)] = bytes.Clone(blob)
+		return blob, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func rotate(t *testing.T, dsn, newKey, oldKeys, stdin string) (string, error) {
+	t.Helper()
+	t.Setenv("GATEHOUSE_DATABASE", dsn)
+	t.Setenv("GATEHOUSE_SECRET_KEY", newKey)
+	t.Setenv("GATEHOUSE_SECRET_KEY_OLD", oldKeys)
+	cmd := newRootCmd()
+	args := []string{"secrets", "rotate-master-key"}
+	if stdin != "" {
+		args = append(args, "--stdin")
+		cmd.SetIn(strings.NewReader(stdin))
+	}
+	cmd.SetArgs(args)
+	var out bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetErr(&out)
+	err := cmd.ExecuteContext(context.Background())
+	return out.String(), err
+}
+
+// TestRotateMasterKey: secrets are sealed at rest (a raw read of the
+// database finds none in clear); a rotation with the wrong old key fails
+// loudly and changes nothing; a rotation while the server runs re-wraps
+// every blob, after which only the new key opens them.
+func TestRotateMasterKey(t *testing.T) {
+	for _, b := range storetest.Backends() {
+		t.Run(b, func(t *testing.T) {
+			env := servertest.Start(t, b)
+			dsn := env.Config.Database
+			oldHex := env.Config.SecretKey
+			tok := env.ManagementToken(t)
+			connSecret := "canary-connection-secret-" + rand.Text()
+			status, _, body := env.Do(t, "POST", "api/v2/connections", tok, map[string]any{
+				"name": "contoso", "strategy": "waad",
+				"options": map[string]any{"client_id": "1f2e3d4c-5b6a-4978-8a9b-0c1d2e3f4a5b", "client_secret": connSecret, "tenant_domain": "contoso.onmicrosoft.com"},
+			})
+			if status != http.StatusCreated {
+				t.Fatalf("create connection: %d %s", status, body)
+			}
+			status, _, body = env.Do(t, "POST", "api/v2/clients", tok, map[string]any{"name": "Backend", "app_type": "regular_web"})
+			var client struct {
+				ClientSecret string `json:"client_secret"`
+			}
+			if status != http.StatusCreated || json.Unmarshal(body, &client) != nil || client.ClientSecret == "" {
+				t.Fatalf("create client: %d %s", status, body)
+			}
+
+			st, err := sqlstore.Open(t.Context(), dsn, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			old, _ := secrets.ParseMasterKey(oldHex)
+			oldRing, _ := secrets.NewKeyring(old)
+			idpToken := "canary-upstream-refresh-token-" + rand.Text()
+			sealed, err := oldRing.Seal([]byte(`{"refresh_token":"`+idpToken+`"}`), store.UserIdPTokensAAD("waad|u1"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := st.UpsertUser(t.Context(), &store.User{UserID: "waad|u1", Connection: "contoso", Email: "u1@contoso.com", IdPTokensEnc: sealed}); err != nil {
+				t.Fatal(err)
+			}
+
+			canaries := []string{connSecret, client.ClientSecret, env.AdminSecret, idpToken, oldHex}
+			if found := storetest.RawContains(t, dsn, canaries...); len(found) > 0 {
+				t.Fatalf("secrets in clear in the database: %q", found)
+			}
+
+			before := sealedBlobs(t, st)
+			// clients ×2 (admin, Backend), connection, signing key(s), user.
+			if len(before) < 5 {
+				t.Fatalf("%d sealed blobs, want at least 5", len(before))
+			}
+			newHex, newRaw := newKey(t)
+			wrongHex, _ := newKey(t)
+			if out, err := rotate(t, dsn, newHex, wrongHex, ""); err == nil || !strings.Contains(err.Error(), "nothing was changed") {
+				t.Fatalf("rotation with the wrong old key: %v (%s)", err, out)
+			}
+			after := sealedBlobs(t, st)
+			for aad, blob := range before {
+				if !bytes.Equal(after[aad], blob) {
+					t.Fatalf("a failed rotation changed %s", aad)
+				}
+			}
+			if out, err := rotate(t, dsn, "", "", "\n"+wrongHex+"\n"+newHex+"\n"); err == nil {
+				t.Fatalf("--stdin rotation with the wrong old key succeeded: %s", out)
+			}
+
+			// Online: the server keeps running during the rotation.
+			out, err := rotate(t, dsn, "", "", oldHex+"\n"+newHex+"\n")
+			if err != nil {
+				t.Fatalf("rotation: %v (%s)", err, out)
+			}
+			if strings.Contains(out, newHex) || strings.Contains(out, oldHex) {
+				t.Fatalf("the command printed a key: %s", out)
+			}
+			newRing, _ := secrets.NewKeyring(newRaw)
+			rotated := sealedBlobs(t, st)
+			for aad, blob := range rotated {
+				if _, err := newRing.Open(blob, []byte(aad)); err != nil {
+					t.Fatalf("%s does not open with the new key alone: %v", aad, err)
+				}
+			}
+			if found := storetest.RawContains(t, dsn, append(canaries, newHex)...); len(found) > 0 {
+				t.Fatalf("secrets in clear after rotation: %q", found)
+			}
+
+			// The old key alone no longer starts Gatehouse; the new one does.
+			cfg := *env.Config
+			cfg.AdminClientID, cfg.AdminClientSecret = "", ""
+			if _, err := server.New(t.Context(), &cfg, server.NewLogger(io.Discard, "text", "error"), io.Discard); err == nil ||
+				!strings.Contains(err.Error(), "GATEHOUSE_SECRET_KEY does not match") {
+				t.Fatalf("start with the old key: %v", err)
+			}
+			cfg.SecretKey = newHex
+			srv, err := server.New(t.Context(), &cfg, server.NewLogger(io.Discard, "text", "error"), io.Discard)
+			if err != nil {
+				t.Fatalf("start with the new key: %v", err)
+			}
+			srv.Close()
+		})
+	}
+}
