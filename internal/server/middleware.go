@@ -35,6 +35,10 @@ func (s *statusRecorder) Write(b []byte) (int, error) {
 
 func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
+// maxRequestBytes bounds every request body: the largest any endpoint
+// accepts (the Management API's 1 MB).
+const maxRequestBytes = 1 << 20
+
 // withCommon wraps h with what every response gets: a request id (also in
 // X-Request-Id), security headers, panic recovery and one access-log line.
 // The access log has the path only: query strings can carry codes and
@@ -58,6 +62,9 @@ func withCommon(h http.Handler, logger *slog.Logger, tls bool) http.Handler {
 			hd.Set("Strict-Transport-Security", "max-age=31536000")
 		}
 		rec := &statusRecorder{ResponseWriter: w}
+		// Endpoints set tighter limits where they read a body; this one
+		// bounds any handler that forgets to.
+		r.Body = http.MaxBytesReader(rec, r.Body, maxRequestBytes)
 		defer func() {
 			if p := recover(); p != nil {
 				if p == http.ErrAbortHandler {
