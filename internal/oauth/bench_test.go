@@ -6,10 +6,12 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"io"
+	"net/netip"
 	"net/url"
 	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -26,7 +28,7 @@ import (
 // its CPU) with Gatehouse, so cpu-µs/login is an upper bound for the broker.
 
 func benchEnv(b *testing.B, backend string, o emulator.Options) (*env, url.Values) {
-	e := newEnv(b, backend, envOptions{emu: o, quietLogs: true, connection: map[string]any{
+	e := newEnv(b, backend, envOptions{emu: o, quietLogs: true, trustLoopback: true, loadUsers: benchUsers, connection: map[string]any{
 		// A plain login: no Graph calls, so each login is one upstream POST.
 		"ext_profile": false, "ext_groups": false, "ext_nested_groups": false,
 	}})
@@ -35,10 +37,43 @@ func benchEnv(b *testing.B, backend string, o emulator.Options) (*env, url.Value
 		"client_id":  {e.clientID}, "realm": {"contoso-v2"},
 		"username": {"alice@contoso.com"}, "password": {"Alice-Passw0rd!"}, "scope": {"openid profile email"},
 	}
-	if r := e.token(b, form); r.status != 200 {
-		b.Fatalf("warm-up login: %d %s", r.status, r.raw)
+	// Warm up: every user signs in once, so the measured logins are
+	// returning users, the steady state of a broker.
+	var wg sync.WaitGroup
+	for i := range uint32(benchUsers) {
+		wg.Go(func() {
+			if r := e.tokenFrom(b, loginForm(form, i), clientAddr(i)); r.status != 200 {
+				b.Errorf("warm-up login: %d %s", r.status, r.raw)
+			}
+		})
+		if i%32 == 31 {
+			wg.Wait()
+		}
 	}
+	wg.Wait()
 	return e, form
+}
+
+// benchUsers is how many users the load is spread over: attack protection
+// rightly refuses many logins of one user in flight at once.
+const benchUsers = 512
+
+// loginForm is the i-th login of the load: user i mod benchUsers.
+func loginForm(base url.Values, i uint32) url.Values {
+	f := url.Values{}
+	for k, v := range base {
+		f[k] = v
+	}
+	f.Set("username", loadUser(int(i%benchUsers)))
+	f.Set("password", loadPassword)
+	return f
+}
+
+// clientAddr spreads logins over client addresses, as real traffic comes:
+// attack protection counts per identifier and IP, and 64 logins of one
+// user from one address in flight at once is an attack.
+func clientAddr(i uint32) string {
+	return netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}).String()
 }
 
 func cpuTime() time.Duration {
@@ -57,9 +92,11 @@ func BenchmarkPasswordRealmLogin(b *testing.B) {
 			cpu0 := cpuTime()
 			b.ResetTimer()
 			start := time.Now()
+			var n atomic.Uint32
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
-					if r := e.token(b, form); r.status != 200 {
+					i := n.Add(1)
+					if r := e.tokenFrom(b, loginForm(form, i), clientAddr(i)); r.status != 200 {
 						b.Errorf("login: %d %s", r.status, r.raw)
 						return
 					}
@@ -150,6 +187,7 @@ func BenchmarkAddedLatency(b *testing.B) {
 			var (
 				mu    sync.Mutex
 				added []time.Duration
+				n     atomic.Uint32
 			)
 			b.ResetTimer()
 			for b.Loop() {
@@ -157,7 +195,8 @@ func BenchmarkAddedLatency(b *testing.B) {
 				for range concurrent {
 					wg.Go(func() {
 						t0 := time.Now()
-						r := e.token(b, form)
+						i := n.Add(1)
+						r := e.tokenFrom(b, loginForm(form, i), clientAddr(i))
 						d := time.Since(t0) - latency
 						if r.status != 200 {
 							b.Errorf("login: %d %s", r.status, r.raw)

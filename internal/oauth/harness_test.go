@@ -5,11 +5,15 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
+	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +24,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/server"
 	"github.com/gatehouse/gatehouse/internal/server/servertest"
 	"github.com/gatehouse/gatehouse/internal/store/storetest"
+	"go.yaml.in/yaml/v3"
 )
 
 const (
@@ -27,6 +32,10 @@ const (
 	nativeSecret = "native-secret-value"
 	webAPIURI    = "api://8c3d9e2f-1a4b-4c5d-8e6f-7a8b9c0d1e2f"
 )
+
+const loadPassword = "Load-Passw0rd!"
+
+func loadUser(i int) string { return fmt.Sprintf("load%05d@contoso.com", i) }
 
 // env is a Gatehouse on a fresh database talking to an in-process Entra
 // emulator over loopback HTTP, with a native app and two waad connections.
@@ -43,17 +52,32 @@ type env struct {
 }
 
 type envOptions struct {
-	emu        emulator.Options
-	graphPage  int
-	quietLogs  bool
+	emu       emulator.Options
+	graphPage int
+	quietLogs bool
+	// trustLoopback believes X-Forwarded-For from 127.0.0.1, so a load
+	// test can spread logins over client addresses as real traffic does.
+	trustLoopback bool
+	// loadUsers adds users load00000@contoso.com… with loadPassword.
+	loadUsers  int
 	connection map[string]any // extra options of the v2 connection
 }
 
 func newEnv(t testing.TB, backend string, o envOptions) *env {
 	t.Helper()
-	dir, err := emulator.LoadDirectory("../../examples/entra-directory.yaml")
+	raw, err := os.ReadFile("../../examples/entra-directory.yaml")
 	if err != nil {
 		t.Fatal(err)
+	}
+	dir := &emulator.Directory{}
+	if err := yaml.Unmarshal(raw, dir); err != nil {
+		t.Fatal(err)
+	}
+	for i := range o.loadUsers {
+		dir.Tenants[0].Users = append(dir.Tenants[0].Users, &emulator.User{
+			ID:                fmt.Sprintf("d0000000-0000-4000-8000-%012d", i),
+			UserPrincipalName: loadUser(i), DisplayName: "Load " + strconv.Itoa(i), Password: loadPassword,
+		})
 	}
 	emu, err := emulator.New(dir, o.emu)
 	if err != nil {
@@ -81,6 +105,9 @@ func newEnv(t testing.TB, backend string, o envOptions) *env {
 	}
 	if o.quietLogs {
 		cfg.LogLevel = "warn"
+	}
+	if o.trustLoopback {
+		cfg.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
 	}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
@@ -194,7 +221,18 @@ func (e *env) login(t testing.TB, realm, user, password, scope string) tokenResu
 
 func (e *env) token(t testing.TB, form url.Values) tokenResult {
 	t.Helper()
-	resp, err := e.hc.PostForm(e.url+"oauth/token", form)
+	return e.tokenFrom(t, form, "")
+}
+
+// tokenFrom posts form as if from client address ip (X-Forwarded-For).
+func (e *env) tokenFrom(t testing.TB, form url.Values, ip string) tokenResult {
+	t.Helper()
+	req, _ := http.NewRequest("POST", e.url+"oauth/token", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if ip != "" {
+		req.Header.Set("X-Forwarded-For", ip)
+	}
+	resp, err := e.hc.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
