@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"os/exec"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -216,4 +217,66 @@ func TestPasswordLoginEndToEnd(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestServeDemo runs `gatehouse serve --demo`, signs in with the printed
+// curl's parameters, and runs the printed `gatehouse try` line.
+func TestServeDemo(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the real binary")
+	}
+	bin, err := buildBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := freeAddr(t)
+	cmd := exec.Command(bin, "serve", "--demo", "--demo-directory", "../../examples/entra-directory.yaml")
+	cmd.Env = append(cmd.Environ(), "GATEHOUSE_ADDR="+addr, "GATEHOUSE_DATABASE=sqlite:"+t.TempDir()+"/demo.db")
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &process{cmd: cmd, output: out, base: "http://" + addr + "/"}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	})
+	field := func(re string) string {
+		for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+			if m := regexp.MustCompile(re).FindStringSubmatch(out.String()); m != nil {
+				return m[1]
+			}
+		}
+		t.Fatalf("no %q in the demo's output:\n%s", re, out.String())
+		return ""
+	}
+	clientID := field(`client_id=(\S+) -d realm=contoso-demo`)
+	adminSecret := field(`GATEHOUSE_ADMIN_CLIENT_SECRET=(\S+)`)
+	resp, err := http.PostForm(p.base+"oauth/token", url.Values{
+		"grant_type": {"http://auth0.com/oauth/grant-type/password-realm"}, "client_id": {clientID},
+		"realm": {"contoso-demo"}, "username": {"alice@contoso.com"}, "password": {"Alice-Passw0rd!"}, "scope": {"openid profile email"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tok map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&tok)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || tok["id_token"] == nil {
+		t.Fatalf("demo login: %d %v", resp.StatusCode, tok)
+	}
+	try := exec.Command(bin, "try", "contoso-demo", "--url", p.base, "--username", "alice@contoso.com")
+	try.Env = append(try.Environ(), "GATEHOUSE_ADMIN_CLIENT_ID=demo-admin", "GATEHOUSE_ADMIN_CLIENT_SECRET="+adminSecret)
+	try.Stdin = strings.NewReader("Alice-Passw0rd!\n")
+	res, err := try.CombinedOutput()
+	if err != nil || !strings.Contains(string(res), "Signed in: waad|a0000000-0000-4000-8000-000000000001") ||
+		!strings.Contains(string(res), "graph /me/transitiveMemberOf") || !strings.Contains(string(res), "ROPC") {
+		t.Fatalf("gatehouse try: %v\n%s", err, res)
+	}
+	if strings.Contains(string(res), "Alice-Passw0rd!") {
+		t.Errorf("try printed the password")
+	}
+	p.stop(t)
 }
