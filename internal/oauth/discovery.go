@@ -10,6 +10,7 @@ import (
 type discoveryDocument struct {
 	Issuer                            string   `json:"issuer"`
 	TokenEndpoint                     string   `json:"token_endpoint"`
+	UserinfoEndpoint                  string   `json:"userinfo_endpoint,omitempty"`
 	JWKSURI                           string   `json:"jwks_uri"`
 	ScopesSupported                   []string `json:"scopes_supported,omitempty"`
 	ResponseTypesSupported            []string `json:"response_types_supported"`
@@ -42,6 +43,7 @@ func (p *Provider) discovery(w http.ResponseWriter, r *http.Request) {
 	}
 	// Scopes and claims describe ID tokens, which only user grants issue.
 	if _, ok := p.grants["password"]; ok {
+		doc.UserinfoEndpoint = p.issuer + "userinfo"
 		doc.ScopesSupported = []string{"openid", "profile", "email", "offline_access"}
 		doc.ClaimsSupported = []string{"aud", "email", "email_verified", "exp", "family_name", "given_name", "iat", "iss", "name", "nickname", "sub", "updated_at"}
 	}

@@ -37,6 +37,9 @@ func TestPasswordLogin(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
+				if provider.UserInfoEndpoint() != e.url+"userinfo" {
+					t.Errorf("discovery userinfo_endpoint %q", provider.UserInfoEndpoint())
+				}
 				idt, err := provider.Verifier(&oidc.Config{ClientID: e.clientID}).Verify(ctx, r.str("id_token"))
 				if err != nil {
 					t.Fatalf("go-oidc rejected the id_token: %v", err)
