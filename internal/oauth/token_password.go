@@ -172,7 +172,6 @@ func (p *Provider) loginFailed(ctx context.Context, a *loginAttempt, err error) 
 	if ce.Hint != "" {
 		details["hint"] = ce.Hint
 	}
-	details["error"] = ce.Error()
 	typ, oe := failureResponse(ce)
 	oe.Cause = ce
 	return p.refuse(ctx, a, typ, oe, details)
@@ -233,7 +232,7 @@ func (p *Provider) refuse(ctx context.Context, a *loginAttempt, typ string, err 
 	}
 	var oe *Error
 	if errors.As(err, &oe) {
-		details["error"] = firstNonEmpty(fmt.Sprint(details["error"]), oe.Code)
+		details["error"] = oe.Code
 		details["error_description"] = oe.Description
 		if oe.Cause != nil && details["cause"] == nil {
 			details["cause"] = oe.Cause.Error()
@@ -243,15 +242,6 @@ func (p *Provider) refuse(ctx context.Context, a *loginAttempt, typ string, err 
 	delete(details, "user_id")
 	p.record(ctx, a, typ, uid, details)
 	return err
-}
-
-func firstNonEmpty(vs ...string) string {
-	for _, v := range vs {
-		if v != "" && v != "<nil>" {
-			return v
-		}
-	}
-	return ""
 }
 
 func (p *Provider) record(ctx context.Context, a *loginAttempt, typ, userID string, details map[string]any) {
