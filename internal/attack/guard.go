@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/store"
@@ -54,10 +55,15 @@ type Blocked struct {
 
 func (b *Blocked) Error() string { return "attack: attempt refused: " + string(b.Reason) }
 
+// pruneEvery is how often a guard deletes idle counters and refilled
+// buckets, so that rows of IPs never seen again do not pile up.
+const pruneEvery = 10 * time.Minute
+
 // Guard decides whether a login attempt may go upstream.
 type Guard struct {
-	store Store
-	now   func() time.Time
+	store     Store
+	now       func() time.Time
+	lastPrune atomic.Int64 // unix ms
 }
 
 // New returns a Guard on st; now is time.Now when nil.
@@ -99,6 +105,7 @@ func Normalize(identifier string) string { return strings.ToLower(strings.TrimSp
 // refused attempt is then settled by Check itself.
 func (g *Guard) Check(ctx context.Context, a Attempt) (*Ticket, error) {
 	now := g.now()
+	g.maybePrune(ctx, now)
 	t := &Ticket{g: g, identifier: Normalize(a.Identifier)}
 	sit, err := g.SuspiciousIP(ctx)
 	if err != nil {
@@ -153,6 +160,16 @@ func (g *Guard) Check(ctx context.Context, a Attempt) (*Ticket, error) {
 		t.counters = append(t.counters, c)
 	}
 	return t, nil
+}
+
+// maybePrune runs PruneAttack at most once per pruneEvery per process. It
+// is housekeeping: a failure only leaves rows for the next round.
+func (g *Guard) maybePrune(ctx context.Context, now time.Time) {
+	last := g.lastPrune.Load()
+	if now.UnixMilli()-last < pruneEvery.Milliseconds() || !g.lastPrune.CompareAndSwap(last, now.UnixMilli()) {
+		return
+	}
+	_, _ = g.store.PruneAttack(ctx, now.Add(-bruteForceExpiry), now)
 }
 
 // UpstreamPolicy reads the upstream lockout policy from connection

@@ -434,6 +434,10 @@ type AttackStore interface {
 	// none was stored.
 	GetAttackSettings(ctx context.Context, name string) (json.RawMessage, error)
 	PutAttackSettings(ctx context.Context, name string, doc json.RawMessage) error
+	// PruneAttack deletes counters last touched before countersBefore and
+	// buckets that are full again at now (a full bucket is the same as
+	// none). It returns how many rows it removed.
+	PruneAttack(ctx context.Context, countersBefore, now time.Time) (int, error)
 }
 
 // Additional data that binds each sealed field to its owner, so that a

@@ -162,3 +162,32 @@ func (s *Store) PutAttackSettings(ctx context.Context, name string, doc json.Raw
 	}
 	return nil
 }
+
+// PruneAttack removes idle counters and refilled buckets.
+func (s *Store) PruneAttack(ctx context.Context, countersBefore, now time.Time) (int, error) {
+	var n int64
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		for _, q := range []struct {
+			sql string
+			arg int64
+		}{
+			{"DELETE FROM attack_counters WHERE updated_at < $1", countersBefore.UnixMilli()},
+			{"DELETE FROM attack_buckets WHERE tat <= $1", now.UnixMilli()},
+		} {
+			res, err := tx.ExecContext(ctx, q.sql, q.arg)
+			if err != nil {
+				return err
+			}
+			k, err := res.RowsAffected()
+			if err != nil {
+				return err
+			}
+			n += k
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, s.fail("prune attack", err)
+	}
+	return int(n), nil
+}

@@ -178,3 +178,37 @@ func testAttackSettings(t *testing.T, s store.Store) {
 		t.Fatal("PutAttackSettings accepted invalid JSON")
 	}
 }
+
+func testAttackPrune(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	old := store.AttackCounter{Kind: store.AttackBruteForce, Connection: "c", Identifier: "old", IP: "192.0.2.1"}
+	recent := old
+	recent.Identifier = "recent"
+	for c, at := range map[store.AttackCounter]time.Time{old: t0, recent: t0.Add(time.Hour)} {
+		if _, err := s.TakeAttempt(ctx, c, 5, at, at.Add(-time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// One bucket refilled by t0+2h, one still draining.
+	if _, _, _, err := s.TakeToken(ctx, "full", 3, time.Minute, t0); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := s.TakeToken(ctx, "draining", 3, 4*time.Hour, t0); err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.PruneAttack(ctx, t0.Add(30*time.Minute), t0.Add(2*time.Hour))
+	must(t, err)
+	if n != 2 {
+		t.Fatalf("PruneAttack removed %d rows, want 2", n)
+	}
+	if got, _ := s.ListAttackCounters(ctx, "old", time.Time{}); len(got) != 0 {
+		t.Errorf("old counter kept: %+v", got)
+	}
+	if got, _ := s.ListAttackCounters(ctx, "recent", time.Time{}); len(got) != 1 {
+		t.Errorf("recent counter pruned")
+	}
+	// The draining bucket still remembers its token: 2 left, not 3.
+	if _, left, _, _ := s.TakeToken(ctx, "draining", 3, 4*time.Hour, t0.Add(2*time.Hour)); left != 1 {
+		t.Errorf("draining bucket: %d left after a take, want 1", left)
+	}
+}

@@ -49,6 +49,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"AttackTokens", testAttackTokens},
 		{"AttackTokenRace", testAttackTokenRace},
 		{"AttackSettings", testAttackSettings},
+		{"AttackPrune", testAttackPrune},
 		{"Ping", func(t *testing.T, s store.Store) {
 			if err := s.Ping(t.Context()); err != nil {
 				t.Fatalf("Ping: %v", err)
