@@ -154,7 +154,9 @@ func (g *Guard) Check(ctx context.Context, a Attempt) (*Ticket, error) {
 			return nil, errors.Join(fmt.Errorf("attack: %w", err), t.Inconclusive(ctx))
 		}
 		if !ok {
-			// Nothing went upstream: give back what the other controls took.
+			// Nothing went upstream: the brute-force count comes back, but
+			// the IP's token stays taken, as for any refused attempt.
+			t.bucket = ""
 			return nil, errors.Join(&Blocked{Reason: ReasonUpstreamBudget}, t.Inconclusive(ctx))
 		}
 		t.counters = append(t.counters, c)

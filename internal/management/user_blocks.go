@@ -82,10 +82,11 @@ func (a *API) writeBlocks(w http.ResponseWriter, r *http.Request, identifiers ..
 	out := blockedFor{BlockedFor: []attack.Block{}}
 	seen := map[string]bool{}
 	for _, id := range identifiers {
-		if n := attack.Normalize(id); n == "" || seen[n] {
+		n := attack.Normalize(id)
+		if n == "" || seen[n] {
 			continue
 		}
-		seen[attack.Normalize(id)] = true
+		seen[n] = true
 		blocks, err := a.attack.Blocks(r.Context(), id, respect, a.connectionOptions)
 		if err != nil {
 			WriteError(w, internalError(err))
