@@ -116,14 +116,10 @@ func (a *API) listUsers(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, internalError(err))
 		return
 	}
-	items := make([]map[string]any, 0, len(users))
-	for _, u := range users {
-		doc, err := a.userJSON(r, u)
-		if err != nil {
-			WriteError(w, err)
-			return
-		}
-		items = append(items, doc)
+	items, err := a.usersJSON(r, users)
+	if err != nil {
+		WriteError(w, err)
+		return
 	}
 	writePage(w, p, "users", items, total)
 }
@@ -252,6 +248,19 @@ func (a *API) deleteUser(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
+// usersJSON renders a list of users as the caller may see them.
+func (a *API) usersJSON(r *http.Request, users []*store.User) ([]map[string]any, error) {
+	items := make([]map[string]any, 0, len(users))
+	for _, u := range users {
+		doc, err := a.userJSON(r, u)
+		if err != nil {
+			return nil, err
+		}
+		items = append(items, doc)
+	}
+	return items, nil
+}
+
 // usersByEmail is GET /api/v2/users-by-email?email=: an exact,
 // case-insensitive match, as a bare array.
 func (a *API) usersByEmail(w http.ResponseWriter, r *http.Request) {
@@ -265,14 +274,10 @@ func (a *API) usersByEmail(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, internalError(err))
 		return
 	}
-	items := make([]map[string]any, 0, len(users))
-	for _, u := range users {
-		doc, err := a.userJSON(r, u)
-		if err != nil {
-			WriteError(w, err)
-			return
-		}
-		items = append(items, doc)
+	items, err := a.usersJSON(r, users)
+	if err != nil {
+		WriteError(w, err)
+		return
 	}
 	WriteJSON(w, http.StatusOK, items)
 }
