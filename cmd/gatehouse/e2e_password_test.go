@@ -25,7 +25,10 @@ func startEmulator(t *testing.T) string {
 		t.Fatal(err)
 	}
 	addr := freeAddr(t)
-	cmd := exec.Command(bin, "entra-emulator", "--addr", addr, "--directory", "../../examples/entra-directory.yaml", "--log-level", "warn")
+	// Graph answers at most 3 objects a page, whatever $top asks for, so
+	// the groups of a login come over several pages.
+	cmd := exec.Command(bin, "entra-emulator", "--addr", addr, "--directory", "../../examples/entra-directory.yaml",
+		"--graph-max-page-size", "3", "--log-level", "warn")
 	out := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
@@ -43,6 +46,25 @@ func startEmulator(t *testing.T) string {
 	}
 	t.Fatalf("emulator did not start:\n%s", out.String())
 	return ""
+}
+
+// emulatorCounters reads (GET) or resets (DELETE) the emulator's request
+// counters.
+func emulatorCounters(t *testing.T, emu, method string) map[string]int {
+	t.Helper()
+	req, _ := http.NewRequest(method, emu+"/_emulator/counters", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var m map[string]int
+	if method == "GET" {
+		if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return m
 }
 
 // TestPasswordLoginEndToEnd is issue 5's "done when": real `gatehouse serve`
@@ -119,10 +141,15 @@ func TestPasswordLoginEndToEnd(t *testing.T) {
 				return u
 			}
 
-			// v2, Graph-enabled: nested groups.
+			// v2, Graph-enabled: nested groups, over several Graph pages.
+			emulatorCounters(t, emu, "DELETE")
 			status, tok := login("v2", "alice@contoso.com", "Alice-Passw0rd!")
 			if status != 200 {
 				t.Fatalf("v2 login: %d %v", status, tok)
+			}
+			// Alice is in 10 groups, transitively: /me plus 4 pages of 3.
+			if n := emulatorCounters(t, emu, "GET")["graph"]; n < 5 {
+				t.Errorf("Graph was called %d times for one login, want /me and at least 4 pages", n)
 			}
 			ctx := context.Background()
 			provider, err := oidc.NewProvider(ctx, issuer)

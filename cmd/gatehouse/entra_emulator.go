@@ -20,7 +20,7 @@ import (
 func newEntraEmulatorCmd() *cobra.Command {
 	var (
 		addr, directory, baseURL, stsURL, logLevel string
-		pageSize, keyBits                          int
+		pageSize, maxPageSize, keyBits             int
 		latency, reuse                             time.Duration
 	)
 	cmd := &cobra.Command{
@@ -43,12 +43,13 @@ and signing key rollover.`,
 				return err
 			}
 			srv, err := entra.New(dir, entra.Options{
-				STSURL:        stsURL,
-				GraphPageSize: pageSize,
-				Latency:       latency,
-				KeyBits:       keyBits,
-				ReuseTokens:   reuse,
-				Logger:        log,
+				STSURL:           stsURL,
+				GraphPageSize:    pageSize,
+				GraphMaxPageSize: maxPageSize,
+				Latency:          latency,
+				KeyBits:          keyBits,
+				ReuseTokens:      reuse,
+				Logger:           log,
 			})
 			if err != nil {
 				return err
@@ -72,6 +73,7 @@ and signing key rollover.`,
 	f.StringVar(&baseURL, "base-url", "", "public URL put in issuers and metadata (default http://ADDR)")
 	f.StringVar(&stsURL, "sts-url", "", `base of v1 issuers, e.g. "https://sts.windows.net" (default: the base URL)`)
 	f.IntVar(&pageSize, "graph-page-size", 100, "default page size of Graph collections")
+	f.IntVar(&maxPageSize, "graph-max-page-size", 0, "cap every Graph page, $top included (0: no cap)")
 	f.IntVar(&keyBits, "key-bits", 2048, "RSA signing key size; 1024 is a faster benchmark mode")
 	f.DurationVar(&latency, "latency", 0, "latency added to every request")
 	f.DurationVar(&reuse, "reuse-tokens", 0, "answer identical grants within this window with the same tokens (benchmark mode)")

@@ -265,6 +265,9 @@ func (s *Server) page(w http.ResponseWriter, r *http.Request, n int) (from, to i
 		}
 		size = top
 	}
+	if m := s.opts.GraphMaxPageSize; m > 0 {
+		size = min(size, m)
+	}
 	if v := q.Get("$skiptoken"); v != "" {
 		raw, err := base64.RawURLEncoding.DecodeString(v)
 		off, err2 := strconv.Atoi(strings.TrimPrefix(string(raw), "o:"))

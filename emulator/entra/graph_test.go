@@ -172,6 +172,16 @@ func TestGraphMemberOfPaging(t *testing.T) {
 	}
 }
 
+// A server-side cap wins over $top, as Graph may return fewer objects than
+// asked for; the client still gets everything by following nextLink.
+func TestGraphMaxPageSize(t *testing.T) {
+	e := newEnv(t, func(o *entra.Options) { o.GraphMaxPageSize = 3 })
+	all, pages := e.collect("/v1.0/me/transitiveMemberOf?$top=999", e.graphToken())
+	if len(all) != 10 || pages != 4 {
+		t.Errorf("transitiveMemberOf with $top=999 and a cap of 3: %d groups in %d pages", len(all), pages)
+	}
+}
+
 func TestGraphFunctions(t *testing.T) {
 	e := newEnv(t)
 	tok := e.graphToken()

@@ -30,6 +30,11 @@ type Options struct {
 	// GraphPageSize is the default page size of Graph collections (Graph
 	// uses 100); $top overrides it per request.
 	GraphPageSize int
+	// GraphMaxPageSize, when positive, caps every Graph page, $top
+	// included. Graph may return fewer objects than $top asks for, and a
+	// client must follow @odata.nextLink regardless; this makes that case
+	// reproducible from outside the process.
+	GraphMaxPageSize int
 	// Latency is added to every request, for benchmarks; per-endpoint
 	// delays are faults (see Fault).
 	Latency time.Duration
