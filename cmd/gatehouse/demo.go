@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/emulator/entra"
+	"github.com/gatehouse/gatehouse/examples"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/server"
 )
@@ -36,9 +37,16 @@ const (
 // prints how to sign in. Re-running it on the same database reuses the
 // application and points the connection at the new emulator port.
 func runDemo(ctx context.Context, out io.Writer, cfg *config.Config, logger *slog.Logger, directory string) error {
-	dir, err := entra.LoadDirectory(directory)
+	var dir *entra.Directory
+	var err error
+	if directory == "" {
+		dir, err = entra.ParseDirectory(examples.EntraDirectory)
+		directory = "the built-in examples/entra-directory.yaml"
+	} else {
+		dir, err = entra.LoadDirectory(directory)
+	}
 	if err != nil {
-		return fmt.Errorf("demo: %w (run from the repository root, or pass --demo-directory)", err)
+		return fmt.Errorf("demo: %w", err)
 	}
 	el, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -73,7 +81,7 @@ func runDemo(ctx context.Context, out io.Writer, cfg *config.Config, logger *slo
 	}
 	base := strings.TrimRight(cfg.Issuer, "/")
 	fmt.Fprintf(out, `
-Gatehouse demo: the Entra ID emulator runs at %s with examples/entra-directory.yaml,
+Gatehouse demo: the Entra ID emulator runs at %s with %s,
 application %q (client_id %s) and connection %q are ready.
 
 Sign in with the password-realm grant:
@@ -92,7 +100,7 @@ Test the connection step by step:
 Other users of the directory fail the way Entra fails them (bob: locked, carol:
 password expired, dave: MFA required, frank: Conditional Access, ivan: disabled).
 
-`, emuURL, demoClientName, clientID, demoConnection,
+`, emuURL, directory, demoClientName, clientID, demoConnection,
 		base, clientID, demoConnection, demoUser, demoPassword,
 		demoPassword, cfg.AdminClientID, cfg.AdminClientSecret, demoConnection, base, demoUser)
 	return srv.Serve(ctx, l)

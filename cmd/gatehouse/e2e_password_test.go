@@ -257,7 +257,9 @@ func TestServeDemo(t *testing.T) {
 		t.Fatal(err)
 	}
 	addr := freeAddr(t)
-	cmd := exec.Command(bin, "serve", "--demo", "--demo-directory", "../../examples/entra-directory.yaml")
+	// Run from an empty directory: the demo's directory file is built in.
+	cmd := exec.Command(bin, "serve", "--demo")
+	cmd.Dir = t.TempDir()
 	cmd.Env = append(cmd.Environ(), "GATEHOUSE_ADDR="+addr, "GATEHOUSE_DATABASE=sqlite:"+t.TempDir()+"/demo.db")
 	out := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out

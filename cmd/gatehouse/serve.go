@@ -46,6 +46,6 @@ are read from the environment only.`,
 	}
 	config.BindFlags(cmd.Flags())
 	cmd.Flags().BoolVar(&demo, "demo", false, "run the Entra ID emulator in-process with a demo application and waad connection, and print how to sign in")
-	cmd.Flags().StringVar(&demoDirectory, "demo-directory", "examples/entra-directory.yaml", "directory file of the --demo emulator")
+	cmd.Flags().StringVar(&demoDirectory, "demo-directory", "", "directory file of the --demo emulator (default: the built-in examples/entra-directory.yaml)")
 	return cmd
 }
