@@ -144,7 +144,8 @@ func TestCommonHeadersAndHealth(t *testing.T) {
 	}
 }
 
-// TestGracefulShutdown: cancelling the context stops Serve cleanly.
+// TestGracefulShutdown: cancelling the context stops Serve cleanly, and a
+// request in flight at that moment still gets its answer.
 func TestGracefulShutdown(t *testing.T) {
 	cfg := sqliteConfig(t, t.TempDir())
 	srv, err := server.New(context.Background(), cfg, server.NewLogger(io.Discard, "text", "info"), io.Discard)
@@ -167,7 +168,32 @@ func TestGracefulShutdown(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	// A token request whose body is still arriving when shutdown starts.
+	pr, pw := io.Pipe()
+	answered := make(chan int, 1)
+	go func() {
+		resp, err := http.Post("http://"+l.Addr().String()+"/oauth/token", "application/x-www-form-urlencoded", pr)
+		if err != nil {
+			answered <- 0
+			return
+		}
+		resp.Body.Close()
+		answered <- resp.StatusCode
+	}()
+	_, _ = pw.Write([]byte("grant_type=client_credentials&client_id="))
+	time.Sleep(200 * time.Millisecond)
 	cancel()
+	time.Sleep(200 * time.Millisecond)
+	_, _ = pw.Write([]byte("nobody&client_secret=x&audience=x"))
+	pw.Close()
+	select {
+	case status := <-answered:
+		if status != http.StatusUnauthorized {
+			t.Errorf("in-flight request answered %d, want the endpoint's 401", status)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the in-flight request got no answer")
+	}
 	select {
 	case err := <-done:
 		if err != nil {
