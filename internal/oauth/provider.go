@@ -10,6 +10,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/audit"
 	"github.com/gatehouse/gatehouse/internal/connection"
 	"github.com/gatehouse/gatehouse/internal/store"
+	"github.com/gatehouse/gatehouse/internal/tokens"
 )
 
 // ClientGetter finds applications.
@@ -27,10 +28,12 @@ type Opener interface {
 	Open(ciphertext, aad []byte) ([]byte, error)
 }
 
-// Signer signs JWTs with the current key and publishes the key set.
+// Signer signs JWTs with the current key, publishes the key set, and
+// verifies Gatehouse's own JWTs (access tokens presented at /userinfo).
 type Signer interface {
 	Sign(claims any) (string, error)
 	JWKS() []byte
+	ParseJWT(token, issuer, audience string, now time.Time, skew time.Duration) (*tokens.Claims, error)
 }
 
 // Config is what a Provider is built from.

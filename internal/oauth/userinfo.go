@@ -22,13 +22,13 @@ func (p *Provider) userinfo(w http.ResponseWriter, r *http.Request) {
 		p.userinfoUnauthorized(w, "")
 		return
 	}
-	h, err := p.openHandle(strings.TrimSpace(raw))
+	sub, scope, err := p.userinfoToken(strings.TrimSpace(raw))
 	if err != nil {
 		p.logger.InfoContext(r.Context(), "userinfo token refused", "reason", err.Error())
 		p.userinfoUnauthorized(w, "invalid_token")
 		return
 	}
-	u, err := p.users.GetUser(r.Context(), h.Sub)
+	u, err := p.users.GetUser(r.Context(), sub)
 	if errors.Is(err, store.ErrNotFound) {
 		p.userinfoUnauthorized(w, "invalid_token")
 		return
@@ -43,7 +43,7 @@ func (p *Provider) userinfo(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c := &idTokenClaims{Sub: u.UserID}
-	if err := profileClaims(c, u, strings.Fields(h.Scope)); err != nil {
+	if err := profileClaims(c, u, strings.Fields(scope)); err != nil {
 		p.logger.ErrorContext(r.Context(), "userinfo", "error", err)
 		http.Error(w, "Internal error", http.StatusInternalServerError)
 		return
@@ -51,6 +51,24 @@ func (p *Provider) userinfo(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	_ = json.NewEncoder(w).Encode(userinfoBody(c))
+}
+
+// userinfoToken accepts the two access tokens a user grant issues: the
+// opaque handle (no API requested) and, as Auth0 does, an API's JWT whose
+// audience includes {issuer}userinfo because openid was granted.
+func (p *Provider) userinfoToken(raw string) (sub, scope string, err error) {
+	if strings.Count(raw, ".") == 2 {
+		c, err := p.keys.ParseJWT(raw, p.issuer, p.issuer+"userinfo", p.now(), 0)
+		if err != nil {
+			return "", "", err
+		}
+		return c.Subject, c.Scope, nil
+	}
+	h, err := p.openHandle(raw)
+	if err != nil {
+		return "", "", err
+	}
+	return h.Sub, h.Scope, nil
 }
 
 // userinfoBody drops the id_token-only claims.
