@@ -25,6 +25,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/oauth"
 	"github.com/gatehouse/gatehouse/internal/secrets"
 	"github.com/gatehouse/gatehouse/internal/store"
+	"github.com/gatehouse/gatehouse/internal/store/cache"
 	"github.com/gatehouse/gatehouse/internal/store/sqlstore"
 	"github.com/gatehouse/gatehouse/internal/tokens"
 )
@@ -97,29 +98,33 @@ func build(ctx context.Context, cfg *config.Config, logger *slog.Logger, notice 
 	// sized to be shared by every connection.
 	waad := azuread.NewConnector(entra.NewClient(o.entra), keyring, logger)
 	registry := connection.Registry{azuread.Strategy: waad}
-	guard := attack.New(st, nil)
+	// The token endpoint reads clients, connections, APIs and settings
+	// through a short-lived cache; the Management API reads the database
+	// and its writes clear the cache.
+	c := cache.New(cache.DefaultTTL, nil)
+	hot, writes := c.Reads(st), c.Writes(st)
 	provider := oauth.New(oauth.Config{
 		Issuer:                  cfg.Issuer,
-		Clients:                 st,
-		Settings:                st,
+		Clients:                 hot,
+		Settings:                hot,
 		Secrets:                 keyring,
 		Keys:                    keys,
 		ManagementScopes:        management.Scopes,
 		ManagementTokenLifetime: cfg.ManagementTokenLifetime,
-		APIs:                    st,
+		APIs:                    hot,
 		RefreshTokens:           st,
 		Logger:                  logger,
-		Connections:             st,
+		Connections:             hot,
 		Users:                   st,
 		Audit:                   audit.NewRecorder(st),
 		Connectors:              registry,
 		Sealer:                  keyring,
 		TrustedProxies:          cfg.TrustedProxies,
-		Guard:                   guard,
+		Guard:                   attack.New(hot, nil),
 	})
 	api := management.New(management.Config{
 		Issuer:  cfg.Issuer,
-		Store:   st,
+		Store:   writes,
 		Secrets: keyring,
 		Keys:    keys,
 		Verify: func(ctx context.Context, raw string) ([]string, string, error) {
@@ -131,7 +136,7 @@ func build(ctx context.Context, cfg *config.Config, logger *slog.Logger, notice 
 		},
 		Logger:     logger,
 		Connectors: registry,
-		Attack:     guard,
+		Attack:     attack.New(writes, nil),
 	})
 	mux := http.NewServeMux()
 	provider.Register(mux)
