@@ -16,7 +16,7 @@ import (
 // refuses the update of a full counter, so RETURNING yields no row.
 func (s *Store) TakeAttempt(ctx context.Context, c store.AttackCounter, limit int, now, expireBefore time.Time) (bool, error) {
 	var attempts int64
-	err := s.write.QueryRowContext(ctx,
+	err := s.rowHot(ctx, s.write,
 		`INSERT INTO attack_counters (kind, connection, identifier, ip, attempts, updated_at)
 		 VALUES ($1, $2, $3, $4, 1, $5)
 		 ON CONFLICT (identifier, kind, connection, ip) DO UPDATE SET
@@ -36,7 +36,7 @@ func (s *Store) TakeAttempt(ctx context.Context, c store.AttackCounter, limit in
 
 // ReturnAttempt decrements the counter, never below zero.
 func (s *Store) ReturnAttempt(ctx context.Context, c store.AttackCounter) error {
-	_, err := s.write.ExecContext(ctx,
+	_, err := s.execHot(ctx, s.write,
 		`UPDATE attack_counters SET attempts = attempts - 1
 		 WHERE identifier = $1 AND kind = $2 AND connection = $3 AND ip = $4 AND attempts > 0`,
 		c.Identifier, c.Kind, c.Connection, c.IP)
@@ -83,7 +83,9 @@ func (s *Store) DeleteAttackCounters(ctx context.Context, identifier string, kin
 	if len(kinds) > 0 {
 		f.in("kind", kinds)
 	}
-	res, err := s.write.ExecContext(ctx, "DELETE FROM attack_counters"+f.where(), f.args...)
+	// The filter is fixed for a given number of kinds, so the text stays
+	// one of a few kept statements.
+	res, err := s.execHot(ctx, s.write, "DELETE FROM attack_counters"+f.where(), f.args...)
 	if err != nil {
 		return 0, s.fail("delete attack counters", err)
 	}
@@ -106,7 +108,7 @@ func (s *Store) TakeToken(ctx context.Context, key string, burst int, interval t
 	nowMS := now.UnixMilli()
 	horizon := nowMS + int64(burst)*step
 	var tat int64
-	err := s.write.QueryRowContext(ctx,
+	err := s.rowHot(ctx, s.write,
 		`INSERT INTO attack_buckets (bucket, tat) VALUES ($1, $3)
 		 ON CONFLICT (bucket) DO UPDATE SET
 		   tat = CASE WHEN attack_buckets.tat > $2 THEN attack_buckets.tat ELSE $2 END + $4
@@ -128,7 +130,7 @@ func (s *Store) TakeToken(ctx context.Context, key string, burst int, interval t
 
 // ReturnToken moves the bucket's tat back by one interval.
 func (s *Store) ReturnToken(ctx context.Context, key string, interval time.Duration) error {
-	_, err := s.write.ExecContext(ctx, "UPDATE attack_buckets SET tat = tat - $2 WHERE bucket = $1", key, interval.Milliseconds())
+	_, err := s.execHot(ctx, s.write, "UPDATE attack_buckets SET tat = tat - $2 WHERE bucket = $1", key, interval.Milliseconds())
 	if err != nil {
 		return s.fail("return token", err)
 	}
@@ -138,7 +140,7 @@ func (s *Store) ReturnToken(ctx context.Context, key string, interval time.Durat
 // GetAttackSettings returns nil for a document never stored.
 func (s *Store) GetAttackSettings(ctx context.Context, name string) (json.RawMessage, error) {
 	var doc string
-	err := s.read.QueryRowContext(ctx, "SELECT doc FROM attack_settings WHERE name = $1", name).Scan(&doc)
+	err := s.rowHot(ctx, s.read, "SELECT doc FROM attack_settings WHERE name = $1", name).Scan(&doc)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}

@@ -23,7 +23,7 @@ func (s *Store) AppendLogEvent(ctx context.Context, e *store.LogEvent) error {
 		date = now()
 	}
 	date = ms(date)
-	_, err = s.write.ExecContext(ctx,
+	_, err = s.execHot(ctx, s.write,
 		"INSERT INTO log_events (log_id, event_type, logged_at, user_id, doc) VALUES ($1, $2, $3, $4, $5)",
 		id, e.Type, date.UnixMilli(), e.UserID, doc)
 	if err != nil {

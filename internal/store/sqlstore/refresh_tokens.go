@@ -33,13 +33,14 @@ type execer interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 }
 
+const insertRefreshSQL = "INSERT INTO refresh_tokens (" + refreshCols + ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+
 func insertRefreshToken(ctx context.Context, db execer, rt *store.RefreshToken) error {
 	if rt.FamilyID == "" {
 		rt.FamilyID = rt.ID
 	}
 	created, _ := stamps(rt.CreatedAt, rt.CreatedAt)
-	_, err := db.ExecContext(ctx,
-		"INSERT INTO refresh_tokens ("+refreshCols+") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+	_, err := db.ExecContext(ctx, insertRefreshSQL,
 		rt.ID, rt.FamilyID, rt.SecretHash, rt.ClientID, rt.UserID, rt.Audience, rt.Scope, rt.Rotating,
 		created.UnixMilli(), nullMS(rt.ExpiresAt), nullMS(rt.IdleExpiresAt), nullMS(rt.LastExchangedAt), nullMS(rt.RotatedAt),
 		rt.InitialIP, rt.InitialUA, rt.LastIP, rt.LastUA)
@@ -60,7 +61,7 @@ func (s *Store) CreateRefreshToken(ctx context.Context, rt *store.RefreshToken) 
 }
 
 func (s *Store) GetRefreshToken(ctx context.Context, id string) (*store.RefreshToken, error) {
-	rt, err := scanRefreshToken(s.read.QueryRowContext(ctx, "SELECT "+refreshCols+" FROM refresh_tokens WHERE id = $1", id))
+	rt, err := scanRefreshToken(s.rowHot(ctx, s.read, "SELECT "+refreshCols+" FROM refresh_tokens WHERE id = $1", id))
 	if err != nil {
 		return nil, s.fail("get refresh token", err)
 	}
@@ -77,19 +78,26 @@ const usable = `(expires_at IS NULL OR expires_at > $2)
 	AND (rotated_at IS NULL OR (rotated_at > $3 AND NOT EXISTS (
 		SELECT 1 FROM refresh_tokens n WHERE n.family_id = refresh_tokens.family_id AND n.rotated_at > refresh_tokens.rotated_at)))`
 
+// rotateRefreshSQL marks a usable token rotated.
+const rotateRefreshSQL = `UPDATE refresh_tokens SET rotated_at = COALESCE(rotated_at, $2),
+	last_exchanged_at = $2, last_ip = $4, last_ua = $5 WHERE id = $1 AND ` + usable
+
 func (s *Store) ExchangeRefreshToken(ctx context.Context, ex store.RefreshExchange) error {
 	at := ms(ex.Now).UnixMilli()
 	since := at - ex.Leeway.Milliseconds()
 	reused := false
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	stmts, err := s.hotTx(ctx, rotateRefreshSQL, insertRefreshSQL)
+	if err != nil {
+		return s.fail("exchange refresh token", err)
+	}
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		var (
 			res sql.Result
 			err error
+			hot = hotTx{tx, stmts}
 		)
 		if ex.Next != nil {
-			res, err = tx.ExecContext(ctx, `UPDATE refresh_tokens SET rotated_at = COALESCE(rotated_at, $2),
-				last_exchanged_at = $2, last_ip = $4, last_ua = $5 WHERE id = $1 AND `+usable,
-				ex.ID, at, since, ex.IP, ex.UA)
+			res, err = hot.ExecContext(ctx, rotateRefreshSQL, ex.ID, at, since, ex.IP, ex.UA)
 		} else {
 			res, err = tx.ExecContext(ctx, `UPDATE refresh_tokens SET idle_expires_at = $6,
 				last_exchanged_at = $2, last_ip = $4, last_ua = $5 WHERE id = $1 AND rotated_at IS NULL AND `+usable,
@@ -105,7 +113,7 @@ func (s *Store) ExchangeRefreshToken(ctx context.Context, ex store.RefreshExchan
 			if ex.Next == nil {
 				return nil
 			}
-			return insertRefreshToken(ctx, tx, ex.Next)
+			return insertRefreshToken(ctx, hot, ex.Next)
 		}
 		// Refused: a token that was rotated is being reused, which means
 		// it was copied; the whole family goes.

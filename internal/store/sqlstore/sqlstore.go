@@ -95,6 +95,7 @@ type Store struct {
 	read       *sql.DB // plain reads; the same pool as write on PostgreSQL
 	logger     *slog.Logger
 	migrations []migration
+	prepared   prepared
 }
 
 var _ store.Store = (*Store)(nil)
@@ -234,9 +235,9 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // Close releases both pools.
 func (s *Store) Close() error {
-	var err error
+	err := s.closePrepared()
 	if s.read != s.write {
-		err = s.read.Close()
+		err = errors.Join(err, s.read.Close())
 	}
 	return errors.Join(err, s.write.Close())
 }

@@ -56,7 +56,7 @@ func (s *Store) UpsertUser(ctx context.Context, u *store.User) (bool, error) {
 		}
 		var c int64
 		updated = now()
-		if err := updateUser(ctx, tx, u, profile, updated).Scan(&c); err != nil {
+		if err := tx.QueryRowContext(ctx, updateUserSQL, updateUserArgs(u, profile, updated)...).Scan(&c); err != nil {
 			return err
 		}
 		created = fromMS(c)
@@ -69,19 +69,19 @@ func (s *Store) UpsertUser(ctx context.Context, u *store.User) (bool, error) {
 	return inserted, nil
 }
 
-// updateUser replaces every field of the user but UserID and CreatedAt,
-// returning created_at.
-func updateUser(ctx context.Context, q querier, u *store.User, profile any, updated time.Time) *sql.Row {
-	return q.QueryRowContext(ctx,
-		`UPDATE users SET connection = $2, email = $3, email_lower = $4, profile = $5, idp_tokens_enc = $6,
-		 blocked = $7, logins_count = $8, last_login = $9, last_ip = $10, updated_at = $11
-		 WHERE user_id = $1 RETURNING created_at`,
-		u.UserID, u.Connection, u.Email, strings.ToLower(u.Email), profile, blob(u.IdPTokensEnc),
-		u.Blocked, u.LoginsCount, nullMS(u.LastLogin), u.LastIP, updated.UnixMilli())
+// updateUserSQL replaces every field of the user but UserID and
+// CreatedAt, returning created_at.
+const updateUserSQL = `UPDATE users SET connection = $2, email = $3, email_lower = $4, profile = $5, idp_tokens_enc = $6,
+	blocked = $7, logins_count = $8, last_login = $9, last_ip = $10, updated_at = $11
+	WHERE user_id = $1 RETURNING created_at`
+
+func updateUserArgs(u *store.User, profile any, updated time.Time) []any {
+	return []any{u.UserID, u.Connection, u.Email, strings.ToLower(u.Email), profile, blob(u.IdPTokensEnc),
+		u.Blocked, u.LoginsCount, nullMS(u.LastLogin), u.LastIP, updated.UnixMilli()}
 }
 
 func (s *Store) GetUser(ctx context.Context, userID string) (*store.User, error) {
-	u, err := scanUser(s.read.QueryRowContext(ctx, "SELECT "+userCols+" FROM users WHERE user_id = $1", userID))
+	u, err := scanUser(s.rowHot(ctx, s.read, "SELECT "+userCols+" FROM users WHERE user_id = $1", userID))
 	if err != nil {
 		return nil, s.fail("get user", err)
 	}
@@ -122,7 +122,7 @@ func (s *Store) UpdateUser(ctx context.Context, u *store.User) error {
 	}
 	updated := now()
 	var created int64
-	if err := updateUser(ctx, s.write, u, profile, updated).Scan(&created); err != nil {
+	if err := s.rowHot(ctx, s.write, updateUserSQL, updateUserArgs(u, profile, updated)...).Scan(&created); err != nil {
 		return s.fail("update user", err)
 	}
 	u.CreatedAt, u.UpdatedAt, u.LastLogin = fromMS(created), updated, msPtr(u.LastLogin)
