@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/store"
@@ -55,15 +54,10 @@ type Blocked struct {
 
 func (b *Blocked) Error() string { return "attack: attempt refused: " + string(b.Reason) }
 
-// pruneEvery is how often a guard deletes idle counters and refilled
-// buckets, so that rows of IPs never seen again do not pile up.
-const pruneEvery = 10 * time.Minute
-
 // Guard decides whether a login attempt may go upstream.
 type Guard struct {
-	store     Store
-	now       func() time.Time
-	lastPrune atomic.Int64 // unix ms
+	store Store
+	now   func() time.Time
 }
 
 // New returns a Guard on st; now is time.Now when nil.
@@ -105,7 +99,6 @@ func Normalize(identifier string) string { return strings.ToLower(strings.TrimSp
 // refused attempt is then settled by Check itself.
 func (g *Guard) Check(ctx context.Context, a Attempt) (*Ticket, error) {
 	now := g.now()
-	g.maybePrune(ctx, now)
 	t := &Ticket{g: g, identifier: Normalize(a.Identifier)}
 	sit, err := g.SuspiciousIP(ctx)
 	if err != nil {
@@ -164,14 +157,14 @@ func (g *Guard) Check(ctx context.Context, a Attempt) (*Ticket, error) {
 	return t, nil
 }
 
-// maybePrune runs PruneAttack at most once per pruneEvery per process. It
-// is housekeeping: a failure only leaves rows for the next round.
-func (g *Guard) maybePrune(ctx context.Context, now time.Time) {
-	last := g.lastPrune.Load()
-	if now.UnixMilli()-last < pruneEvery.Milliseconds() || !g.lastPrune.CompareAndSwap(last, now.UnixMilli()) {
-		return
-	}
-	_, _ = g.store.PruneAttack(ctx, now.Add(-bruteForceExpiry), now)
+// Prune deletes one bounded batch of expired blocks (counters idle past
+// the brute-force expiry) and refilled IP buckets, so that rows of
+// identifiers and IPs never seen again do not pile up. It reports how many
+// rows went; 0 means nothing is left. The server runs it
+// in the background, never on a login's path.
+func (g *Guard) Prune(ctx context.Context, batch int) (int, error) {
+	now := g.now()
+	return g.store.PruneAttack(ctx, now.Add(-bruteForceExpiry), now, batch)
 }
 
 // UpstreamPolicy reads the upstream lockout policy from connection

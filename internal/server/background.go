@@ -33,19 +33,32 @@ func (s *Server) runBackground(ctx context.Context) {
 	}()
 }
 
-// purge deletes expired refresh tokens in bounded batches, each its own
-// short transaction, so that it never holds a lock a login waits on for
-// long.
+// purge deletes expired refresh tokens, then expired attack-protection
+// blocks and refilled IP buckets, in bounded batches, each its own short
+// transaction, so that it never holds a lock a login waits on for long.
 func (s *Server) purge(ctx context.Context) {
+	s.purgeBatches(ctx, "expired refresh tokens", func(ctx context.Context) (int, bool, error) {
+		n, err := s.store.PurgeExpiredRefreshTokens(ctx, time.Now(), purgeBatch)
+		return n, n == purgeBatch, err
+	})
+	s.purgeBatches(ctx, "expired attack-protection blocks and buckets", func(ctx context.Context) (int, bool, error) {
+		n, err := s.guard.Prune(ctx, purgeBatch)
+		return n, n > 0, err
+	})
+}
+
+// purgeBatches runs batch until it reports nothing more to do, pausing
+// between batches so that logins get the write lock in between.
+func (s *Server) purgeBatches(ctx context.Context, what string, batch func(context.Context) (n int, more bool, err error)) {
 	total := 0
 	for ctx.Err() == nil {
-		n, err := s.store.PurgeExpiredRefreshTokens(ctx, time.Now(), purgeBatch)
+		n, more, err := batch(ctx)
 		if err != nil {
-			s.logger.ErrorContext(ctx, "purging expired refresh tokens failed", "error", err)
+			s.logger.ErrorContext(ctx, "purging "+what+" failed", "error", err)
 			return
 		}
 		total += n
-		if n < purgeBatch {
+		if !more {
 			break
 		}
 		select {
@@ -54,6 +67,6 @@ func (s *Server) purge(ctx context.Context) {
 		}
 	}
 	if total > 0 {
-		s.logger.InfoContext(ctx, "purged expired refresh tokens", "count", total)
+		s.logger.InfoContext(ctx, "purged "+what, "count", total)
 	}
 }

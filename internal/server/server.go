@@ -36,6 +36,7 @@ type Server struct {
 	logger  *slog.Logger
 	store   *sqlstore.Store
 	keys    *tokens.Keys
+	guard   *attack.Guard
 	handler http.Handler
 }
 
@@ -103,6 +104,7 @@ func build(ctx context.Context, cfg *config.Config, logger *slog.Logger, notice 
 	// and its writes clear the cache.
 	c := cache.New(cache.DefaultTTL, nil)
 	hot, writes := c.Reads(st), c.Writes(st)
+	guard := attack.New(hot, nil)
 	provider := oauth.New(oauth.Config{
 		Issuer:                  cfg.Issuer,
 		Clients:                 hot,
@@ -120,7 +122,7 @@ func build(ctx context.Context, cfg *config.Config, logger *slog.Logger, notice 
 		Connectors:              registry,
 		Sealer:                  keyring,
 		TrustedProxies:          cfg.TrustedProxies,
-		Guard:                   attack.New(hot, nil),
+		Guard:                   guard,
 	})
 	api := management.New(management.Config{
 		Issuer:  cfg.Issuer,
@@ -159,6 +161,7 @@ func build(ctx context.Context, cfg *config.Config, logger *slog.Logger, notice 
 		logger:  logger,
 		store:   st,
 		keys:    keys,
+		guard:   guard,
 		handler: withCommon(mux, logger, cfg.TLS()),
 	}, nil
 }

@@ -434,10 +434,12 @@ type AttackStore interface {
 	// none was stored.
 	GetAttackSettings(ctx context.Context, name string) (json.RawMessage, error)
 	PutAttackSettings(ctx context.Context, name string, doc json.RawMessage) error
-	// PruneAttack deletes counters last touched before countersBefore and
-	// buckets that are full again at now (a full bucket is the same as
-	// none). It returns how many rows it removed.
-	PruneAttack(ctx context.Context, countersBefore, now time.Time) (int, error)
+	// PruneAttack deletes at most limit counters last touched before
+	// countersBefore and at most limit buckets that are full again at now
+	// (a full bucket is the same as none), in one short transaction. It
+	// returns how many rows it removed; fewer than limit of each means
+	// nothing is left to prune.
+	PruneAttack(ctx context.Context, countersBefore, now time.Time, limit int) (int, error)
 }
 
 // Additional data that binds each sealed field to its owner, so that a

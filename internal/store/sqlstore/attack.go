@@ -165,18 +165,21 @@ func (s *Store) PutAttackSettings(ctx context.Context, name string, doc json.Raw
 	return nil
 }
 
-// PruneAttack removes idle counters and refilled buckets.
-func (s *Store) PruneAttack(ctx context.Context, countersBefore, now time.Time) (int, error) {
+// PruneAttack removes idle counters and refilled buckets, a bounded batch
+// of each, so that the write lock is held briefly.
+func (s *Store) PruneAttack(ctx context.Context, countersBefore, now time.Time, limit int) (int, error) {
 	var n int64
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		for _, q := range []struct {
 			sql string
 			arg int64
 		}{
-			{"DELETE FROM attack_counters WHERE updated_at < $1", countersBefore.UnixMilli()},
-			{"DELETE FROM attack_buckets WHERE tat <= $1", now.UnixMilli()},
+			{`DELETE FROM attack_counters WHERE (identifier, kind, connection, ip) IN
+				(SELECT identifier, kind, connection, ip FROM attack_counters WHERE updated_at < $1 LIMIT $2)`, countersBefore.UnixMilli()},
+			{`DELETE FROM attack_buckets WHERE bucket IN
+				(SELECT bucket FROM attack_buckets WHERE tat <= $1 LIMIT $2)`, now.UnixMilli()},
 		} {
-			res, err := tx.ExecContext(ctx, q.sql, q.arg)
+			res, err := tx.ExecContext(ctx, q.sql, q.arg, limit)
 			if err != nil {
 				return err
 			}

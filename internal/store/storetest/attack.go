@@ -182,9 +182,11 @@ func testAttackSettings(t *testing.T, s store.Store) {
 func testAttackPrune(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	old := store.AttackCounter{Kind: store.AttackBruteForce, Connection: "c", Identifier: "old", IP: "192.0.2.1"}
+	old2 := old
+	old2.IP = "192.0.2.2"
 	recent := old
 	recent.Identifier = "recent"
-	for c, at := range map[store.AttackCounter]time.Time{old: t0, recent: t0.Add(time.Hour)} {
+	for c, at := range map[store.AttackCounter]time.Time{old: t0, old2: t0, recent: t0.Add(time.Hour)} {
 		if _, err := s.TakeAttempt(ctx, c, 5, at, at.Add(-time.Hour)); err != nil {
 			t.Fatal(err)
 		}
@@ -196,10 +198,14 @@ func testAttackPrune(t *testing.T, s store.Store) {
 	if _, _, _, err := s.TakeToken(ctx, "draining", 3, 4*time.Hour, t0); err != nil {
 		t.Fatal(err)
 	}
-	n, err := s.PruneAttack(ctx, t0.Add(30*time.Minute), t0.Add(2*time.Hour))
-	must(t, err)
-	if n != 2 {
-		t.Fatalf("PruneAttack removed %d rows, want 2", n)
+	// A batch of one removes one old counter and the full bucket, the next
+	// the other old counter, the last finds nothing more.
+	for round, want := range []int{2, 1, 0} {
+		n, err := s.PruneAttack(ctx, t0.Add(30*time.Minute), t0.Add(2*time.Hour), 1)
+		must(t, err)
+		if n != want {
+			t.Fatalf("PruneAttack round %d removed %d rows, want %d", round, n, want)
+		}
 	}
 	if got, _ := s.ListAttackCounters(ctx, "old", time.Time{}); len(got) != 0 {
 		t.Errorf("old counter kept: %+v", got)
