@@ -15,6 +15,9 @@ import (
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
+
+	"github.com/gatehouse/gatehouse/internal/server/servertest"
+	"github.com/gatehouse/gatehouse/internal/store/storetest"
 )
 
 // startEmulator runs `gatehouse entra-emulator` on the example directory.
@@ -29,7 +32,7 @@ func startEmulator(t *testing.T) string {
 	// the groups of a login come over several pages.
 	cmd := exec.Command(bin, "entra-emulator", "--addr", addr, "--directory", "../../examples/entra-directory.yaml",
 		"--graph-max-page-size", "3", "--log-level", "warn")
-	out := &syncBuffer{}
+	out := &servertest.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -75,12 +78,12 @@ func TestPasswordLoginEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts the real binaries")
 	}
-	for _, b := range backends(t) {
-		t.Run(b.name, func(t *testing.T) {
+	for _, b := range storetest.Backends() {
+		t.Run(b, func(t *testing.T) {
 			emu := startEmulator(t)
 			adminID, adminSecret := "admin-"+randomHex(8), "canary-admin-secret-"+randomHex(16)
 			p := start(t, freeAddr(t),
-				"GATEHOUSE_DATABASE="+b.dsn(t),
+				"GATEHOUSE_DATABASE="+storetest.DSN(t, b),
 				"GATEHOUSE_ADMIN_CLIENT_ID="+adminID, "GATEHOUSE_ADMIN_CLIENT_SECRET="+adminSecret,
 				"GATEHOUSE_SECRET_KEY="+hex.EncodeToString([]byte(randomHex(16))),
 				"GATEHOUSE_LOG_FORMAT=json")
@@ -261,7 +264,7 @@ func TestServeDemo(t *testing.T) {
 	cmd := exec.Command(bin, "serve", "--demo")
 	cmd.Dir = t.TempDir()
 	cmd.Env = append(cmd.Environ(), "GATEHOUSE_ADDR="+addr, "GATEHOUSE_DATABASE=sqlite:"+t.TempDir()+"/demo.db")
-	out := &syncBuffer{}
+	out := &servertest.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

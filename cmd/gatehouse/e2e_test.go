@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -22,7 +21,9 @@ import (
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
-	_ "github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/gatehouse/gatehouse/internal/server/servertest"
+	"github.com/gatehouse/gatehouse/internal/store/storetest"
 )
 
 // buildBinary compiles gatehouse once per test run.
@@ -42,25 +43,8 @@ var buildBinary = sync.OnceValues(func() (string, error) {
 // process is a running gatehouse binary and everything it wrote.
 type process struct {
 	cmd    *exec.Cmd
-	output *syncBuffer
+	output *servertest.Buffer
 	base   string
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func freeAddr(t *testing.T) string {
@@ -82,7 +66,7 @@ func start(t *testing.T, addr string, env ...string) *process {
 	}
 	cmd := exec.Command(bin, "serve")
 	cmd.Env = append(os.Environ(), append([]string{"GATEHOUSE_ADDR=" + addr}, env...)...)
-	out := &syncBuffer{}
+	out := &servertest.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -133,47 +117,6 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-type backend struct {
-	name string
-	dsn  func(t *testing.T) string
-}
-
-func backends(t *testing.T) []backend {
-	bs := []backend{{"sqlite", func(t *testing.T) string {
-		return "sqlite:" + filepath.Join(t.TempDir(), "gatehouse.db")
-	}}}
-	if pg := os.Getenv("GATEHOUSE_TEST_POSTGRES"); pg != "" {
-		bs = append(bs, backend{"postgres", func(t *testing.T) string { return postgresSchema(t, pg) }})
-	}
-	return bs
-}
-
-// postgresSchema creates a schema of its own for the test and returns a
-// DSN whose search_path points at it.
-func postgresSchema(t *testing.T, dsn string) string {
-	t.Helper()
-	db, err := sql.Open("pgx", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	schema := "e2e_" + randomHex(6)
-	if _, err := db.Exec("CREATE SCHEMA " + schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_, _ = db.Exec("DROP SCHEMA " + schema + " CASCADE")
-		db.Close()
-	})
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
-}
-
 func postJSON(t *testing.T, method, u, token string, body any) (int, map[string]any) {
 	t.Helper()
 	var rd io.Reader
@@ -211,14 +154,14 @@ func TestServeEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts the real binary")
 	}
-	for _, b := range backends(t) {
-		t.Run(b.name, func(t *testing.T) {
+	for _, b := range storetest.Backends() {
+		t.Run(b, func(t *testing.T) {
 			addr := freeAddr(t)
 			adminID := "admin-" + randomHex(8)
 			adminSecret := "canary-admin-secret-" + randomHex(16)
 			masterKey := hex.EncodeToString([]byte(randomHex(16)))
 			env := []string{
-				"GATEHOUSE_DATABASE=" + b.dsn(t),
+				"GATEHOUSE_DATABASE=" + storetest.DSN(t, b),
 				"GATEHOUSE_ADMIN_CLIENT_ID=" + adminID,
 				"GATEHOUSE_ADMIN_CLIENT_SECRET=" + adminSecret,
 				"GATEHOUSE_SECRET_KEY=" + masterKey,
