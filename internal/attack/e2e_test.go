@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
@@ -13,6 +12,7 @@ import (
 	"testing"
 
 	emulator "github.com/gatehouse/gatehouse/emulator/entra"
+	"github.com/gatehouse/gatehouse/emulator/entra/entratest"
 	"github.com/gatehouse/gatehouse/internal/server/servertest"
 	"github.com/gatehouse/gatehouse/internal/store/storetest"
 )
@@ -37,23 +37,15 @@ type site struct {
 
 func newSite(t *testing.T, backend string, connOpts map[string]any) *site {
 	t.Helper()
-	dir, err := emulator.LoadDirectory("../../examples/entra-directory.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	emu, err := emulator.New(dir, emulator.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	s := &site{}
-	ets := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/token") {
-			s.upstream.Add(1)
-		}
-		emu.ServeHTTP(w, r)
-	}))
-	t.Cleanup(ets.Close)
-	emu.SetBaseURL(ets.URL)
+	_, emuURL := entratest.Start(t, entratest.Example(t), emulator.Options{}, func(emu http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/token") {
+				s.upstream.Add(1)
+			}
+			emu.ServeHTTP(w, r)
+		})
+	})
 	s.Env = servertest.Start(t, backend)
 	s.mgmt = s.ManagementToken(t)
 
@@ -63,7 +55,7 @@ func newSite(t *testing.T, backend string, connOpts map[string]any) *site {
 		"token_endpoint_auth_method": "client_secret_post", "is_token_endpoint_ip_header_trusted": true})
 	opts := map[string]any{
 		"client_id": nativeAppID, "client_secret": nativeSecret, "tenant_domain": "contoso.onmicrosoft.com",
-		"authority_host": ets.URL, "graph_host": ets.URL,
+		"authority_host": emuURL, "graph_host": emuURL,
 	}
 	for k, v := range connOpts {
 		opts[k] = v

@@ -12,19 +12,18 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	emulator "github.com/gatehouse/gatehouse/emulator/entra"
+	"github.com/gatehouse/gatehouse/emulator/entra/entratest"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/entra"
 	"github.com/gatehouse/gatehouse/internal/server"
 	"github.com/gatehouse/gatehouse/internal/server/servertest"
 	"github.com/gatehouse/gatehouse/internal/store/storetest"
-	"go.yaml.in/yaml/v3"
 )
 
 const (
@@ -65,27 +64,14 @@ type envOptions struct {
 
 func newEnv(t testing.TB, backend string, o envOptions) *env {
 	t.Helper()
-	raw, err := os.ReadFile("../../examples/entra-directory.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := &emulator.Directory{}
-	if err := yaml.Unmarshal(raw, dir); err != nil {
-		t.Fatal(err)
-	}
+	dir := entratest.Example(t)
 	for i := range o.loadUsers {
 		dir.Tenants[0].Users = append(dir.Tenants[0].Users, &emulator.User{
 			ID:                fmt.Sprintf("d0000000-0000-4000-8000-%012d", i),
 			UserPrincipalName: loadUser(i), DisplayName: "Load " + strconv.Itoa(i), Password: loadPassword,
 		})
 	}
-	emu, err := emulator.New(dir, o.emu)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ets := httptest.NewServer(emu)
-	t.Cleanup(ets.Close)
-	emu.SetBaseURL(ets.URL)
+	emu, emuURL := entratest.Start(t, dir, o.emu, nil)
 
 	ts := httptest.NewUnstartedServer(nil)
 	issuer := "http://" + ts.Listener.Addr().String() + "/"
@@ -124,7 +110,7 @@ func newEnv(t testing.TB, backend string, o envOptions) *env {
 	ts.Start()
 	t.Cleanup(func() { ts.Close(); srv.Close() })
 
-	e := &env{url: issuer, emu: emu, emuURL: ets.URL, logs: logs,
+	e := &env{url: issuer, emu: emu, emuURL: emuURL, logs: logs,
 		hc: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 512}}}
 	se := &servertest.Env{URL: issuer, AdminID: cfg.AdminClientID, AdminSecret: cfg.AdminClientSecret}
 	e.mgmt = se.ManagementToken(t)
@@ -140,7 +126,7 @@ func newEnv(t testing.TB, backend string, o envOptions) *env {
 	e.clientID = body["client_id"].(string)
 	v2 := map[string]any{
 		"client_id": nativeAppID, "client_secret": nativeSecret, "tenant_domain": "contoso.onmicrosoft.com",
-		"authority_host": ets.URL, "graph_host": ets.URL,
+		"authority_host": emuURL, "graph_host": emuURL,
 		"ext_profile": true, "ext_groups": true, "ext_nested_groups": true,
 	}
 	for k, v := range o.connection {
@@ -149,7 +135,7 @@ func newEnv(t testing.TB, backend string, o envOptions) *env {
 	e.connection(t, "contoso-v2", v2)
 	e.connection(t, "contoso-v1", map[string]any{
 		"client_id": nativeAppID, "client_secret": nativeSecret, "tenant_domain": "contoso.onmicrosoft.com",
-		"authority_host": ets.URL, "graph_host": ets.URL,
+		"authority_host": emuURL, "graph_host": emuURL,
 		"identity_api": "azure-active-directory-v1.0", "app_id": webAPIURI,
 		"ext_groups": true, "set_user_root_attributes": "on_first_login",
 	})

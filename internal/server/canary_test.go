@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	emulator "github.com/gatehouse/gatehouse/emulator/entra"
+	"github.com/gatehouse/gatehouse/emulator/entra/entratest"
 	"github.com/gatehouse/gatehouse/internal/server/servertest"
 	"github.com/gatehouse/gatehouse/internal/store/storetest"
 )
@@ -59,35 +60,27 @@ func TestNoSecretInAnyOutput(t *testing.T) {
 }
 
 func canaryScan(t *testing.T, backend string) {
-	dir, err := emulator.LoadDirectory("../../examples/entra-directory.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	emu, err := emulator.New(dir, emulator.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	secret := &canaries{}
 	// Every token the upstream issues is a canary.
-	ets := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rec := httptest.NewRecorder()
-		emu.ServeHTTP(rec, r)
-		var tok map[string]any
-		if json.Unmarshal(rec.Body.Bytes(), &tok) == nil {
-			for _, k := range []string{"access_token", "refresh_token", "id_token"} {
-				if s, ok := tok[k].(string); ok {
-					secret.add(s)
+	_, emuURL := entratest.Start(t, entratest.Example(t), emulator.Options{}, func(emu http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			rec := httptest.NewRecorder()
+			emu.ServeHTTP(rec, r)
+			var tok map[string]any
+			if json.Unmarshal(rec.Body.Bytes(), &tok) == nil {
+				for _, k := range []string{"access_token", "refresh_token", "id_token"} {
+					if s, ok := tok[k].(string); ok {
+						secret.add(s)
+					}
 				}
 			}
-		}
-		for k, v := range rec.Header() {
-			w.Header()[k] = v
-		}
-		w.WriteHeader(rec.Code)
-		_, _ = w.Write(rec.Body.Bytes())
-	}))
-	defer ets.Close()
-	emu.SetBaseURL(ets.URL)
+			for k, v := range rec.Header() {
+				w.Header()[k] = v
+			}
+			w.WriteHeader(rec.Code)
+			_, _ = w.Write(rec.Body.Bytes())
+		})
+	})
 
 	env := servertest.Start(t, backend)
 	admin := env.ManagementToken(t)
@@ -121,7 +114,7 @@ func canaryScan(t *testing.T, backend string) {
 	status, raw = do("POST", "api/v2/connections", admin, map[string]any{"name": "contoso", "strategy": "waad",
 		"enabled_clients": []string{public.ClientID, conf.ClientID},
 		"options": map[string]any{"client_id": "1f2e3d4c-5b6a-4978-8a9b-0c1d2e3f4a5b", "client_secret": connSecret,
-			"tenant_domain": "contoso.onmicrosoft.com", "authority_host": ets.URL, "graph_host": ets.URL,
+			"tenant_domain": "contoso.onmicrosoft.com", "authority_host": emuURL, "graph_host": emuURL,
 			"ext_access_token": true, "ext_refresh_token": true, "ext_profile": true}})
 	if status != 201 {
 		t.Fatalf("create connection: %d %s", status, raw)

@@ -4,12 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/gatehouse/gatehouse/emulator/entra"
+	"github.com/gatehouse/gatehouse/emulator/entra/entratest"
 	"github.com/gatehouse/gatehouse/internal/connection"
 	"github.com/gatehouse/gatehouse/internal/connection/azuread"
 	entraclient "github.com/gatehouse/gatehouse/internal/entra"
@@ -30,18 +30,7 @@ func (plainSecrets) Open(b, _ []byte) ([]byte, error) { return b, nil }
 
 func newEmulator(t *testing.T) (*entra.Server, string) {
 	t.Helper()
-	dir, err := entra.LoadDirectory("../../../examples/entra-directory.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	emu, err := entra.New(dir, entra.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(emu)
-	t.Cleanup(ts.Close)
-	emu.SetBaseURL(ts.URL)
-	return emu, ts.URL
+	return entratest.Start(t, entratest.Example(t), entra.Options{}, nil)
 }
 
 func newConnector(opts entraclient.Options) *azuread.Connector {
