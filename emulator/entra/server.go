@@ -87,12 +87,10 @@ func New(dir *Directory, opts Options) (*Server, error) {
 	if dir == nil {
 		return nil, errors.New("entra: nil directory")
 	}
-	// A Directory built in Go rather than parsed still needs validating
-	// and indexing.
-	if len(dir.Tenants) == 0 || dir.Tenants[0].usersByUPN == nil {
-		if err := dir.index(); err != nil {
-			return nil, fmt.Errorf("entra: %w", err)
-		}
+	// A Directory built in Go, or parsed and then changed (a test adding
+	// users to the example), needs validating and indexing again.
+	if err := dir.index(); err != nil {
+		return nil, fmt.Errorf("entra: %w", err)
 	}
 	if opts.Clock == nil {
 		opts.Clock = time.Now
