@@ -94,65 +94,61 @@ type Ticket struct {
 func Normalize(identifier string) string { return strings.ToLower(strings.TrimSpace(identifier)) }
 
 // Check takes one place from every control that applies, in order:
-// suspicious IP throttling, brute force, then the upstream budget. It
-// returns *Blocked when a control refuses; what was taken for the
-// refused attempt is then settled by Check itself.
+// suspicious IP throttling, brute force, then the upstream budget, all in
+// one store write. It returns *Blocked when a control refuses; what was
+// taken for the refused attempt is then settled by the store.
 func (g *Guard) Check(ctx context.Context, a Attempt) (*Ticket, error) {
-	now := g.now()
-	t := &Ticket{g: g, identifier: Normalize(a.Identifier)}
 	sit, err := g.SuspiciousIP(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if st, ok := sit.Stage[StagePreLogin]; ok && sit.Enabled && slices.Contains(sit.Shields, "block") && !allowed(sit.Allowlist, a.IP) {
-		interval := time.Duration(st.Rate) * time.Millisecond
-		key := StagePreLogin + ":" + a.IP
-		ok, left, next, err := g.store.TakeToken(ctx, key, st.MaxAttempts, interval, now)
-		if err != nil {
-			return nil, fmt.Errorf("attack: %w", err)
-		}
-		if !ok {
-			// A throttled attempt is itself a failure: the bucket stays empty.
-			return nil, &Blocked{Reason: ReasonSuspiciousIP, Limit: st.MaxAttempts, Remaining: left, Reset: next}
-		}
-		t.bucket, t.interval = key, interval
-	}
-
 	bf, err := g.BruteForce(ctx)
 	if err != nil {
-		return nil, errors.Join(err, t.Inconclusive(ctx))
+		return nil, err
+	}
+	now := g.now()
+	t := &Ticket{g: g, identifier: Normalize(a.Identifier)}
+	take := store.LoginTake{Now: now}
+	var limit int
+	if st, ok := sit.Stage[StagePreLogin]; ok && sit.Enabled && slices.Contains(sit.Shields, "block") && !allowed(sit.Allowlist, a.IP) {
+		limit = st.MaxAttempts
+		take.Bucket, take.Burst, take.Interval = StagePreLogin+":"+a.IP, st.MaxAttempts, time.Duration(st.Rate)*time.Millisecond
 	}
 	if bf.Enabled && !allowed(bf.Allowlist, a.IP) {
 		c := store.AttackCounter{Kind: store.AttackBruteForce, Connection: a.Connection, Identifier: t.identifier, IP: a.IP}
 		if bf.Mode == ModePerIdentifier {
 			c.IP = ""
 		}
-		ok, err := g.store.TakeAttempt(ctx, c, bf.MaxAttempts, now, now.Add(-bruteForceExpiry))
-		if err != nil {
-			return nil, errors.Join(fmt.Errorf("attack: %w", err), t.Inconclusive(ctx))
-		}
-		switch {
-		case ok:
-			t.counters = append(t.counters, c)
-		case slices.Contains(bf.Shields, "block"):
+		take.Counters = append(take.Counters, store.CounterTake{Counter: c, Limit: bf.MaxAttempts,
+			ExpireBefore: now.Add(-bruteForceExpiry), Block: slices.Contains(bf.Shields, "block")})
+	}
+	if threshold, window := UpstreamPolicy(a.Options); threshold > 1 {
+		// Nothing goes upstream when the budget refuses: the brute-force
+		// count comes back, but the IP's token stays taken, as for any
+		// refused attempt.
+		c := store.AttackCounter{Kind: store.AttackUpstreamBudget, Connection: a.Connection, Identifier: t.identifier}
+		take.Counters = append(take.Counters, store.CounterTake{Counter: c, Limit: threshold - 1,
+			ExpireBefore: now.Add(-window), Block: true})
+	}
+	got, err := g.store.TakeLogin(ctx, take)
+	if err != nil {
+		return nil, fmt.Errorf("attack: %w", err)
+	}
+	if got.TokenRefused {
+		// A throttled attempt is itself a failure: the bucket stays empty.
+		return nil, &Blocked{Reason: ReasonSuspiciousIP, Limit: limit, Remaining: got.Left, Reset: got.Next}
+	}
+	if got.Refused >= 0 {
+		if take.Counters[got.Refused].Counter.Kind == store.AttackBruteForce {
 			return nil, &Blocked{Reason: ReasonBruteForce}
 		}
+		return nil, &Blocked{Reason: ReasonUpstreamBudget}
 	}
-
-	threshold, window := UpstreamPolicy(a.Options)
-	if threshold > 1 {
-		c := store.AttackCounter{Kind: store.AttackUpstreamBudget, Connection: a.Connection, Identifier: t.identifier}
-		ok, err := g.store.TakeAttempt(ctx, c, threshold-1, now, now.Add(-window))
-		if err != nil {
-			return nil, errors.Join(fmt.Errorf("attack: %w", err), t.Inconclusive(ctx))
+	t.bucket, t.interval = take.Bucket, take.Interval
+	for i, counted := range got.Counted {
+		if counted {
+			t.counters = append(t.counters, take.Counters[i].Counter)
 		}
-		if !ok {
-			// Nothing went upstream: the brute-force count comes back, but
-			// the IP's token stays taken, as for any refused attempt.
-			t.bucket = ""
-			return nil, errors.Join(&Blocked{Reason: ReasonUpstreamBudget}, t.Inconclusive(ctx))
-		}
-		t.counters = append(t.counters, c)
 	}
 	return t, nil
 }
@@ -197,14 +193,7 @@ func (t *Ticket) Failed(context.Context) error { return nil }
 // successful login), and the IP's token comes back, since the throttle
 // counts failures.
 func (t *Ticket) Succeeded(ctx context.Context) error {
-	var errs []error
-	if _, err := t.g.store.DeleteAttackCounters(ctx, t.identifier); err != nil {
-		errs = append(errs, err)
-	}
-	if t.bucket != "" {
-		errs = append(errs, t.g.store.ReturnToken(ctx, t.bucket, t.interval))
-	}
-	if err := errors.Join(errs...); err != nil {
+	if err := t.g.store.ClearLogin(ctx, t.identifier, t.bucket, t.interval); err != nil {
 		return fmt.Errorf("attack: %w", err)
 	}
 	return nil

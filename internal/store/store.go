@@ -406,6 +406,39 @@ type AttackCounter struct {
 	UpdatedAt time.Time
 }
 
+// LoginTake is what TakeLogin takes: one token from Bucket unless it is
+// empty, then one attempt on each counter.
+type LoginTake struct {
+	Bucket   string
+	Burst    int
+	Interval time.Duration
+	Counters []CounterTake
+	Now      time.Time
+}
+
+// CounterTake is one counter of a LoginTake, with TakeAttempt's limit and
+// expiry. A full counter with Block refuses the attempt: the counters
+// taken before it are given back and nothing after it is taken. A full
+// counter without Block is passed over.
+type CounterTake struct {
+	Counter      AttackCounter
+	Limit        int
+	ExpireBefore time.Time
+	Block        bool
+}
+
+// LoginTaken is TakeLogin's outcome. When the bucket was empty nothing
+// else was taken: TokenRefused is set, Left and Next are TakeToken's.
+// Otherwise Refused is the index of the counter that refused, or -1, and
+// Counted says which counters hold the attempt.
+type LoginTaken struct {
+	TokenRefused bool
+	Left         int
+	Next         time.Time
+	Refused      int
+	Counted      []bool
+}
+
 // AttackStore keeps attack-protection counters, IP throttles and
 // settings. Every allow-or-refuse decision is one statement in the
 // database, so parallel attempts cannot overrun a limit.
@@ -430,6 +463,13 @@ type AttackStore interface {
 	TakeToken(ctx context.Context, key string, burst int, interval time.Duration, now time.Time) (ok bool, left int, next time.Time, err error)
 	// ReturnToken puts one token back into the bucket key.
 	ReturnToken(ctx context.Context, key string, interval time.Duration) error
+	// TakeLogin takes what one login attempt needs before going upstream,
+	// as TakeToken then TakeAttempt on each counter in order would, in one
+	// write (one transaction where that is what writes cost).
+	TakeLogin(ctx context.Context, t LoginTake) (LoginTaken, error)
+	// ClearLogin settles a successful login: it removes identifier's
+	// counters and, when bucket is set, puts one token back into it.
+	ClearLogin(ctx context.Context, identifier, bucket string, interval time.Duration) error
 	// GetAttackSettings returns the settings document name, or nil when
 	// none was stored.
 	GetAttackSettings(ctx context.Context, name string) (json.RawMessage, error)

@@ -12,36 +12,167 @@ import (
 	"github.com/gatehouse/gatehouse/internal/store"
 )
 
-// TakeAttempt decides and counts in one statement: the upsert's WHERE
-// refuses the update of a full counter, so RETURNING yields no row.
-func (s *Store) TakeAttempt(ctx context.Context, c store.AttackCounter, limit int, now, expireBefore time.Time) (bool, error) {
-	var attempts int64
-	err := s.rowHot(ctx, s.write,
-		`INSERT INTO attack_counters (kind, connection, identifier, ip, attempts, updated_at)
+const (
+	takeAttemptSQL = `INSERT INTO attack_counters (kind, connection, identifier, ip, attempts, updated_at)
 		 VALUES ($1, $2, $3, $4, 1, $5)
 		 ON CONFLICT (identifier, kind, connection, ip) DO UPDATE SET
 		   attempts = CASE WHEN attack_counters.updated_at < $6 THEN 1 ELSE attack_counters.attempts + 1 END,
 		   updated_at = excluded.updated_at
 		 WHERE attack_counters.updated_at < $6 OR attack_counters.attempts < $7
-		 RETURNING attempts`,
+		 RETURNING attempts`
+	returnAttemptSQL = `UPDATE attack_counters SET attempts = attempts - 1
+		 WHERE identifier = $1 AND kind = $2 AND connection = $3 AND ip = $4 AND attempts > 0`
+	takeTokenSQL = `INSERT INTO attack_buckets (bucket, tat) VALUES ($1, $3)
+		 ON CONFLICT (bucket) DO UPDATE SET
+		   tat = CASE WHEN attack_buckets.tat > $2 THEN attack_buckets.tat ELSE $2 END + $4
+		 WHERE CASE WHEN attack_buckets.tat > $2 THEN attack_buckets.tat ELSE $2 END + $4 <= $5
+		 RETURNING tat`
+	bucketTatSQL   = "SELECT tat FROM attack_buckets WHERE bucket = $1"
+	returnTokenSQL = "UPDATE attack_buckets SET tat = tat - $2 WHERE bucket = $1"
+	clearLoginSQL  = "DELETE FROM attack_counters WHERE identifier = $1"
+)
+
+// TakeAttempt decides and counts in one statement: the upsert's WHERE
+// refuses the update of a full counter, so RETURNING yields no row.
+func (s *Store) TakeAttempt(ctx context.Context, c store.AttackCounter, limit int, now, expireBefore time.Time) (bool, error) {
+	ok, err := takeAttempt(ctx, hotDB{s, s.write}, c, limit, now, expireBefore)
+	if err != nil {
+		return false, s.fail("take attempt", err)
+	}
+	return ok, nil
+}
+
+func takeAttempt(ctx context.Context, q hotQuerier, c store.AttackCounter, limit int, now, expireBefore time.Time) (bool, error) {
+	var attempts int64
+	err := q.QueryRowContext(ctx, takeAttemptSQL,
 		c.Kind, c.Connection, c.Identifier, c.IP, now.UnixMilli(), expireBefore.UnixMilli(), int64(limit)).Scan(&attempts)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil
 	}
-	if err != nil {
-		return false, s.fail("take attempt", err)
-	}
-	return true, nil
+	return err == nil, err
 }
 
 // ReturnAttempt decrements the counter, never below zero.
 func (s *Store) ReturnAttempt(ctx context.Context, c store.AttackCounter) error {
-	_, err := s.execHot(ctx, s.write,
-		`UPDATE attack_counters SET attempts = attempts - 1
-		 WHERE identifier = $1 AND kind = $2 AND connection = $3 AND ip = $4 AND attempts > 0`,
-		c.Identifier, c.Kind, c.Connection, c.IP)
-	if err != nil {
+	if err := returnAttempt(ctx, hotDB{s, s.write}, c); err != nil {
 		return s.fail("return attempt", err)
+	}
+	return nil
+}
+
+func returnAttempt(ctx context.Context, q hotQuerier, c store.AttackCounter) error {
+	_, err := q.ExecContext(ctx, returnAttemptSQL, c.Identifier, c.Kind, c.Connection, c.IP)
+	return err
+}
+
+// TakeLogin is one transaction on SQLite, where each commit is a WAL write
+// through the one writer connection. On PostgreSQL the statements run on
+// their own, each as atomic as TakeToken and TakeAttempt: a transaction
+// would add two round trips and guard nothing more. What was taken before
+// an error is given back there, as a rollback does on SQLite.
+func (s *Store) TakeLogin(ctx context.Context, t store.LoginTake) (store.LoginTaken, error) {
+	var (
+		out   store.LoginTaken
+		token bool
+		err   error
+	)
+	if s.d.name == sqliteDialect.name {
+		var stmts map[string]*sql.Stmt
+		if stmts, err = s.hotTx(ctx, takeTokenSQL, bucketTatSQL, takeAttemptSQL, returnAttemptSQL); err == nil {
+			err = s.inTx(ctx, func(tx *sql.Tx) error {
+				out, _, err = takeLogin(ctx, hotTx{tx, stmts}, t)
+				return err
+			})
+		}
+	} else if out, token, err = takeLogin(ctx, hotDB{s, s.write}, t); err != nil {
+		err = errors.Join(err, s.giveBack(context.WithoutCancel(ctx), t, out, token))
+	}
+	if err != nil {
+		return store.LoginTaken{}, s.fail("take login", err)
+	}
+	return out, nil
+}
+
+// takeLogin reports, with an error too, what it holds: the counters in
+// Counted and whether it took a token.
+func takeLogin(ctx context.Context, q hotQuerier, t store.LoginTake) (out store.LoginTaken, token bool, err error) {
+	out.Refused = -1
+	out.Counted = make([]bool, len(t.Counters))
+	if t.Bucket != "" {
+		ok, left, next, err := takeToken(ctx, q, t.Bucket, t.Burst, t.Interval, t.Now)
+		if err != nil {
+			return out, false, err
+		}
+		out.Left, out.Next = left, next
+		if !ok {
+			out.TokenRefused = true
+			return out, false, nil
+		}
+		token = true
+	}
+	for i, c := range t.Counters {
+		ok, err := takeAttempt(ctx, q, c.Counter, c.Limit, t.Now, c.ExpireBefore)
+		if err != nil {
+			return out, token, err
+		}
+		out.Counted[i] = ok
+		if ok || !c.Block {
+			continue
+		}
+		out.Refused = i
+		for j := range i {
+			if !out.Counted[j] {
+				continue
+			}
+			if err := returnAttempt(ctx, q, t.Counters[j].Counter); err != nil {
+				return out, token, err
+			}
+			out.Counted[j] = false
+		}
+		break
+	}
+	return out, token, nil
+}
+
+// giveBack returns what takeLogin held when it failed.
+func (s *Store) giveBack(ctx context.Context, t store.LoginTake, out store.LoginTaken, token bool) error {
+	q := hotDB{s, s.write}
+	var errs []error
+	for i, counted := range out.Counted {
+		if counted {
+			errs = append(errs, returnAttempt(ctx, q, t.Counters[i].Counter))
+		}
+	}
+	if token {
+		errs = append(errs, returnToken(ctx, q, t.Bucket, t.Interval))
+	}
+	return errors.Join(errs...)
+}
+
+// ClearLogin is one transaction on SQLite, two statements on PostgreSQL,
+// for the reasons of TakeLogin; either leaves nothing half settled that
+// a later login could exploit (a token not given back only throttles).
+func (s *Store) ClearLogin(ctx context.Context, identifier, bucket string, interval time.Duration) error {
+	clear := func(q hotQuerier) error {
+		if _, err := q.ExecContext(ctx, clearLoginSQL, identifier); err != nil {
+			return err
+		}
+		if bucket == "" {
+			return nil
+		}
+		return returnToken(ctx, q, bucket, interval)
+	}
+	var err error
+	if s.d.name == sqliteDialect.name {
+		var stmts map[string]*sql.Stmt
+		if stmts, err = s.hotTx(ctx, clearLoginSQL, returnTokenSQL); err == nil {
+			err = s.inTx(ctx, func(tx *sql.Tx) error { return clear(hotTx{tx, stmts}) })
+		}
+	} else {
+		err = clear(hotDB{s, s.write})
+	}
+	if err != nil {
+		return s.fail("clear login", err)
 	}
 	return nil
 }
@@ -101,28 +232,30 @@ func (s *Store) DeleteAttackCounters(ctx context.Context, identifier string, kin
 // at most burst intervals ahead of now. Deciding and taking is one
 // statement.
 func (s *Store) TakeToken(ctx context.Context, key string, burst int, interval time.Duration, now time.Time) (bool, int, time.Time, error) {
+	ok, left, next, err := takeToken(ctx, hotDB{s, s.write}, key, burst, interval, now)
+	if err != nil {
+		return false, 0, time.Time{}, s.fail("take token", err)
+	}
+	return ok, left, next, nil
+}
+
+func takeToken(ctx context.Context, q hotQuerier, key string, burst int, interval time.Duration, now time.Time) (bool, int, time.Time, error) {
 	if burst < 1 || interval < time.Millisecond {
-		return false, 0, time.Time{}, s.fail("take token", fmt.Errorf("burst %d and interval %v must be positive", burst, interval))
+		return false, 0, time.Time{}, fmt.Errorf("burst %d and interval %v must be positive", burst, interval)
 	}
 	step := interval.Milliseconds()
 	nowMS := now.UnixMilli()
 	horizon := nowMS + int64(burst)*step
 	var tat int64
-	err := s.rowHot(ctx, s.write,
-		`INSERT INTO attack_buckets (bucket, tat) VALUES ($1, $3)
-		 ON CONFLICT (bucket) DO UPDATE SET
-		   tat = CASE WHEN attack_buckets.tat > $2 THEN attack_buckets.tat ELSE $2 END + $4
-		 WHERE CASE WHEN attack_buckets.tat > $2 THEN attack_buckets.tat ELSE $2 END + $4 <= $5
-		 RETURNING tat`,
-		key, nowMS, nowMS+step, step, horizon).Scan(&tat)
+	err := q.QueryRowContext(ctx, takeTokenSQL, key, nowMS, nowMS+step, step, horizon).Scan(&tat)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		if err := s.write.QueryRowContext(ctx, "SELECT tat FROM attack_buckets WHERE bucket = $1", key).Scan(&tat); err != nil {
-			return false, 0, time.Time{}, s.fail("take token", err)
+		if err := q.QueryRowContext(ctx, bucketTatSQL, key).Scan(&tat); err != nil {
+			return false, 0, time.Time{}, err
 		}
 		return false, 0, fromMS(tat + step - int64(burst)*step), nil
 	case err != nil:
-		return false, 0, time.Time{}, s.fail("take token", err)
+		return false, 0, time.Time{}, err
 	}
 	left := int((horizon - tat) / step)
 	return true, left, fromMS(max(tat+step-int64(burst)*step, nowMS)), nil
@@ -130,11 +263,15 @@ func (s *Store) TakeToken(ctx context.Context, key string, burst int, interval t
 
 // ReturnToken moves the bucket's tat back by one interval.
 func (s *Store) ReturnToken(ctx context.Context, key string, interval time.Duration) error {
-	_, err := s.execHot(ctx, s.write, "UPDATE attack_buckets SET tat = tat - $2 WHERE bucket = $1", key, interval.Milliseconds())
-	if err != nil {
+	if err := returnToken(ctx, hotDB{s, s.write}, key, interval); err != nil {
 		return s.fail("return token", err)
 	}
 	return nil
+}
+
+func returnToken(ctx context.Context, q hotQuerier, key string, interval time.Duration) error {
+	_, err := q.ExecContext(ctx, returnTokenSQL, key, interval.Milliseconds())
+	return err
 }
 
 // GetAttackSettings returns nil for a document never stored.

@@ -124,3 +124,31 @@ func (h hotTx) ExecContext(ctx context.Context, q string, args ...any) (sql.Resu
 	}
 	return h.tx.ExecContext(ctx, q, args...)
 }
+
+func (h hotTx) QueryRowContext(ctx context.Context, q string, args ...any) row {
+	if st, ok := h.stmts[q]; ok {
+		return h.tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
+	}
+	return h.tx.QueryRowContext(ctx, q, args...)
+}
+
+// hotQuerier runs statements on a pool or in a transaction, through kept
+// statements either way.
+type hotQuerier interface {
+	ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error)
+	QueryRowContext(ctx context.Context, q string, args ...any) row
+}
+
+// hotDB is a pool as a querier.
+type hotDB struct {
+	s  *Store
+	db *sql.DB
+}
+
+func (h hotDB) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	return h.s.execHot(ctx, h.db, q, args...)
+}
+
+func (h hotDB) QueryRowContext(ctx context.Context, q string, args ...any) row {
+	return h.s.rowHot(ctx, h.db, q, args...)
+}

@@ -218,3 +218,116 @@ func testAttackPrune(t *testing.T, s store.Store) {
 		t.Errorf("draining bucket: %d left after a take, want 1", left)
 	}
 }
+
+func testAttackLogin(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	const id, interval = "carol@example.com", time.Minute
+	bf := store.AttackCounter{Kind: store.AttackBruteForce, Connection: "c1", Identifier: id, IP: "192.0.2.9"}
+	budget := store.AttackCounter{Kind: store.AttackUpstreamBudget, Connection: "c1", Identifier: id}
+	take := func(blockBF bool) store.LoginTake {
+		return store.LoginTake{Bucket: "ip:192.0.2.9", Burst: 3, Interval: interval, Now: t0, Counters: []store.CounterTake{
+			{Counter: bf, Limit: 2, ExpireBefore: t0.Add(-time.Hour), Block: blockBF},
+			{Counter: budget, Limit: 1, ExpireBefore: t0.Add(-time.Hour), Block: true},
+		}}
+	}
+	attempts := func() map[string]int {
+		t.Helper()
+		cs, err := s.ListAttackCounters(ctx, id, time.Time{})
+		must(t, err)
+		m := map[string]int{}
+		for _, c := range cs {
+			m[c.Kind] = c.Attempts
+		}
+		return m
+	}
+
+	got, err := s.TakeLogin(ctx, take(true))
+	must(t, err)
+	if got.TokenRefused || got.Refused != -1 || got.Left != 2 || !got.Counted[0] || !got.Counted[1] {
+		t.Fatalf("first take = %+v, want everything taken, 2 tokens left", got)
+	}
+	// The budget is full: the brute-force attempt comes back, the token
+	// stays taken.
+	got, err = s.TakeLogin(ctx, take(true))
+	must(t, err)
+	if got.TokenRefused || got.Refused != 1 || got.Counted[0] || got.Counted[1] || got.Left != 1 {
+		t.Fatalf("take over budget = %+v, want refused by counter 1, nothing counted, 1 token left", got)
+	}
+	if m := attempts(); m[store.AttackBruteForce] != 1 || m[store.AttackUpstreamBudget] != 1 {
+		t.Fatalf("counters after refusal = %v, want 1 and 1", m)
+	}
+
+	// ClearLogin removes the counters and gives one token back.
+	must(t, s.ClearLogin(ctx, id, "ip:192.0.2.9", interval))
+	if m := attempts(); len(m) != 0 {
+		t.Fatalf("counters after ClearLogin = %v, want none", m)
+	}
+	got, err = s.TakeLogin(ctx, take(true))
+	must(t, err)
+	if got.Refused != -1 || got.Left != 1 {
+		t.Fatalf("take after ClearLogin = %+v, want allowed with 1 token left", got)
+	}
+
+	// A full counter without Block is passed over, uncounted.
+	must(t, s.ClearLogin(ctx, id, "", 0))
+	for range 2 {
+		_, err := s.TakeAttempt(ctx, bf, 2, t0, t0.Add(-time.Hour))
+		must(t, err)
+	}
+	got, err = s.TakeLogin(ctx, take(false))
+	must(t, err)
+	if got.Refused != -1 || got.Counted[0] || !got.Counted[1] || got.Left != 0 {
+		t.Fatalf("take past a non-blocking full counter = %+v, want budget counted only, 0 left", got)
+	}
+
+	// An empty bucket refuses before any counter is touched.
+	must(t, s.ClearLogin(ctx, id, "", 0))
+	got, err = s.TakeLogin(ctx, take(true))
+	must(t, err)
+	if !got.TokenRefused || got.Left != 0 || !got.Next.Equal(ms(t0.Add(interval))) || got.Counted[0] || got.Counted[1] {
+		t.Fatalf("take from an empty bucket = %+v, want refused, next at %v", got, ms(t0.Add(interval)))
+	}
+	if m := attempts(); len(m) != 0 {
+		t.Fatalf("counters after a throttled take = %v, want none", m)
+	}
+}
+
+// testAttackLoginRace: parallel logins never get more places than the
+// tightest limit, and a refused one keeps nothing on the other counters.
+func testAttackLoginRace(t *testing.T, s store.Store) {
+	const limit, parallel = 4, 30
+	bf := store.AttackCounter{Kind: store.AttackBruteForce, Connection: "c1", Identifier: "dave@example.com", IP: "198.51.100.9"}
+	budget := store.AttackCounter{Kind: store.AttackUpstreamBudget, Connection: "c1", Identifier: "dave@example.com"}
+	now := time.Now()
+	take := store.LoginTake{Bucket: "ip:login-race", Burst: 100, Interval: time.Hour, Now: now, Counters: []store.CounterTake{
+		{Counter: bf, Limit: 10, ExpireBefore: now.Add(-time.Hour), Block: true},
+		{Counter: budget, Limit: limit, ExpireBefore: now.Add(-time.Hour), Block: true},
+	}}
+	var (
+		wg      sync.WaitGroup
+		allowed atomic.Int32
+	)
+	for range parallel {
+		wg.Go(func() {
+			got, err := s.TakeLogin(t.Context(), take)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if got.Refused == -1 && !got.TokenRefused {
+				allowed.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if got := allowed.Load(); got != limit {
+		t.Fatalf("%d of %d parallel logins allowed, want %d", got, parallel, limit)
+	}
+	cs, err := s.ListAttackCounters(t.Context(), "dave@example.com", time.Time{})
+	must(t, err)
+	for _, c := range cs {
+		if c.Attempts != limit {
+			t.Errorf("counter %s holds %d attempts, want %d", c.Kind, c.Attempts, limit)
+		}
+	}
+}

@@ -50,6 +50,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"AttackTokenRace", testAttackTokenRace},
 		{"AttackSettings", testAttackSettings},
 		{"AttackPrune", testAttackPrune},
+		{"AttackLogin", testAttackLogin},
+		{"AttackLoginRace", testAttackLoginRace},
 		{"Ping", func(t *testing.T, s store.Store) {
 			if err := s.Ping(t.Context()); err != nil {
 				t.Fatalf("Ping: %v", err)
