@@ -79,6 +79,19 @@ func NewRecorder(logs store.LogStore) *Recorder {
 
 // Record stores e, filling Date and a default Description.
 func (r *Recorder) Record(ctx context.Context, e *Event) error {
+	le, err := r.LogEvent(e)
+	if err != nil {
+		return err
+	}
+	if err := r.logs.AppendLogEvent(ctx, le); err != nil {
+		return fmt.Errorf("audit: %w", err)
+	}
+	return nil
+}
+
+// LogEvent is e as Record stores it, for a caller that stores it together
+// with another write.
+func (r *Recorder) LogEvent(e *Event) (*store.LogEvent, error) {
 	if e.Date.IsZero() {
 		e.Date = r.now().UTC()
 	}
@@ -87,13 +100,9 @@ func (r *Recorder) Record(ctx context.Context, e *Event) error {
 	}
 	doc, err := json.Marshal(e)
 	if err != nil {
-		return fmt.Errorf("audit: %w", err)
+		return nil, fmt.Errorf("audit: %w", err)
 	}
-	le := &store.LogEvent{Type: e.Type, Date: e.Date, UserID: e.UserID, Doc: doc}
-	if err := r.logs.AppendLogEvent(ctx, le); err != nil {
-		return fmt.Errorf("audit: %w", err)
-	}
-	return nil
+	return &store.LogEvent{Type: e.Type, Date: e.Date, UserID: e.UserID, Doc: doc}, nil
 }
 
 // Document returns a stored event as Auth0's log event JSON object, with

@@ -38,6 +38,7 @@ type UserStore interface {
 	GetUser(ctx context.Context, userID string) (*store.User, error)
 	UpsertUser(ctx context.Context, u *store.User) (bool, error)
 	UpdateUser(ctx context.Context, u *store.User) error
+	UpdateUserLogged(ctx context.Context, u *store.User, e *store.LogEvent) error
 }
 
 // Sealer seals data with the tenant's master key.
@@ -111,24 +112,75 @@ func (p *Provider) passwordGrant(ctx context.Context, t *tokenRequest, c *store.
 	if err != nil {
 		return nil, p.loginFailed(ctx, a, err)
 	}
-	user, err := p.syncUser(ctx, conn, id, a.ip)
+	user, pending, err := p.syncUser(ctx, conn, id, a.ip)
 	if err != nil {
 		return nil, p.refuse(ctx, a, audit.FailedExchangePassword, errServer(err), nil)
 	}
+	// A returning user is written together with the success event, in
+	// one store write; on any other outcome it is written first, alone.
 	if user.Blocked {
+		if err := p.writeUser(ctx, user, pending); err != nil {
+			return nil, p.refuse(ctx, a, audit.FailedExchangePassword, errServer(err), nil)
+		}
 		return nil, p.refuse(ctx, a, audit.FailedLogin, &Error{Status: http.StatusUnauthorized, Code: "unauthorized", Description: "user is blocked"}, map[string]any{"user_id": user.UserID})
 	}
 	resp, err := p.issueUserTokens(ctx, userGrant{client: c, user: user, requested: a.scope, scopes: userScopes(a.scope, c, api),
 		api: api, gty: grantPassword, ip: a.ip, ua: t.r.UserAgent()})
 	if err != nil {
+		if err := p.writeUser(ctx, user, pending); err != nil {
+			p.logger.ErrorContext(ctx, "updating the user failed", "error", err)
+		}
 		return nil, p.refuse(ctx, a, audit.FailedExchangePassword, err, nil)
 	}
 	details := map[string]any{}
 	if len(id.Notes) > 0 {
 		details["notes"] = id.Notes
 	}
-	p.record(ctx, a, audit.SuccessExchangePassword, user.UserID, details)
+	if !pending {
+		p.record(ctx, a, audit.SuccessExchangePassword, user.UserID, details)
+		return resp, nil
+	}
+	if err := p.writeUserLogged(ctx, a, user, details); err != nil {
+		return nil, p.refuse(ctx, a, audit.FailedExchangePassword, errServer(err), nil)
+	}
 	return resp, nil
+}
+
+// writeUserLogged writes a returning user with the success event. The
+// event alone is no reason to fail a login, so a failure to build it
+// falls back to the user alone, as record does.
+func (p *Provider) writeUserLogged(ctx context.Context, a *loginAttempt, u *store.User, details map[string]any) error {
+	if p.audit == nil {
+		return p.writeUser(ctx, u, true)
+	}
+	le, err := p.audit.LogEvent(p.event(a, audit.SuccessExchangePassword, u.UserID, details))
+	if err != nil {
+		p.logger.ErrorContext(ctx, "recording log event failed", "type", audit.SuccessExchangePassword, "error", err)
+		return p.writeUser(ctx, u, true)
+	}
+	err = p.users.UpdateUserLogged(context.WithoutCancel(ctx), u, le)
+	if !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	// Deleted since it was read: created again, as a first login.
+	if _, err := p.users.UpsertUser(ctx, u); err != nil {
+		return err
+	}
+	p.record(ctx, a, audit.SuccessExchangePassword, u.UserID, details)
+	return nil
+}
+
+// writeUser writes a user syncUser left pending.
+func (p *Provider) writeUser(ctx context.Context, u *store.User, pending bool) error {
+	if !pending {
+		return nil
+	}
+	err := p.users.UpdateUser(ctx, u)
+	if !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	_, err = p.users.UpsertUser(ctx, u)
+	return err
 }
 
 // passwordConnection finds the realm's connection and its connector. The
@@ -248,6 +300,14 @@ func (p *Provider) record(ctx context.Context, a *loginAttempt, typ, userID stri
 	if p.audit == nil {
 		return
 	}
+	// A lost log event must not turn a login into a failure, nor a
+	// failure into something else.
+	if err := p.audit.Record(context.WithoutCancel(ctx), p.event(a, typ, userID, details)); err != nil {
+		p.logger.ErrorContext(ctx, "recording log event failed", "type", typ, "error", err)
+	}
+}
+
+func (p *Provider) event(a *loginAttempt, typ, userID string, details map[string]any) *audit.Event {
 	e := &audit.Event{
 		Type:       typ,
 		ClientID:   a.client.ClientID,
@@ -266,31 +326,29 @@ func (p *Provider) record(ctx context.Context, a *loginAttempt, typ, userID stri
 	if len(details) == 0 {
 		e.Details = nil
 	}
-	// A lost log event must not turn a login into a failure, nor a
-	// failure into something else.
-	if err := p.audit.Record(context.WithoutCancel(ctx), e); err != nil {
-		p.logger.ErrorContext(ctx, "recording log event failed", "type", typ, "error", err)
-	}
+	return e
 }
 
 // syncUser creates the user on first login and applies the connection's
 // set_user_root_attributes: root attributes (name, given_name,
 // family_name, nickname, picture) follow the IdP on each login, on the
 // first only, or never; every other attribute follows the IdP always.
-func (p *Provider) syncUser(ctx context.Context, conn *store.Connection, id *connection.Identity, ip string) (*store.User, error) {
+// A first login is stored at once (tokens may refer to the user); a
+// returning user is left pending, for writeUser or writeUserLogged.
+func (p *Provider) syncUser(ctx context.Context, conn *store.Connection, id *connection.Identity, ip string) (u *store.User, pending bool, err error) {
 	now := p.now().UTC()
 	existing, err := p.users.GetUser(ctx, id.UserID)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return nil, err
+		return nil, false, err
 	}
 	prof := map[string]any{}
-	u := &store.User{UserID: id.UserID, Connection: conn.Name, CreatedAt: now}
+	u = &store.User{UserID: id.UserID, Connection: conn.Name, CreatedAt: now}
 	first := existing == nil
 	if !first {
 		u = existing
 		if len(existing.Profile) > 0 {
 			if err := json.Unmarshal(existing.Profile, &prof); err != nil {
-				return nil, fmt.Errorf("user profile: %w", err)
+				return nil, false, fmt.Errorf("user profile: %w", err)
 			}
 		}
 	}
@@ -320,7 +378,7 @@ func (p *Provider) syncUser(ctx context.Context, conn *store.Connection, id *con
 	}}
 	raw, err := json.Marshal(prof)
 	if err != nil {
-		return nil, fmt.Errorf("user profile: %w", err)
+		return nil, false, fmt.Errorf("user profile: %w", err)
 	}
 	u.Profile = raw
 	u.Email = id.Email
@@ -333,25 +391,23 @@ func (p *Provider) syncUser(ctx context.Context, conn *store.Connection, id *con
 	if id.IdPTokens != nil {
 		b, err := json.Marshal(id.IdPTokens)
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		if u.IdPTokensEnc, err = p.sealer.Seal(b, store.UserIdPTokensAAD(id.UserID)); err != nil {
-			return nil, fmt.Errorf("seal idp tokens: %w", err)
+			return nil, false, fmt.Errorf("seal idp tokens: %w", err)
 		}
 	}
-	// A returning user is one UPDATE; the insert-or-update transaction is
-	// for first logins and for a user deleted since it was read. The single
-	// SQLite writer is the login's bottleneck, so statements count.
+	// A returning user is one UPDATE, with the log event; the
+	// insert-or-update transaction is for first logins and for a user
+	// deleted since it was read. The single SQLite writer is the login's
+	// bottleneck, so statements and commits count.
 	if !first {
-		err := p.users.UpdateUser(ctx, u)
-		if err == nil || !errors.Is(err, store.ErrNotFound) {
-			return u, err
-		}
+		return u, true, nil
 	}
 	if _, err := p.users.UpsertUser(ctx, u); err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	return u, nil
+	return u, false, nil
 }
 
 // rootAttributes are the attributes set_user_root_attributes governs.

@@ -30,6 +30,7 @@ type Store interface {
 	SettingsStore
 	UserStore
 	LogStore
+	LoginStore
 	ResourceServerStore
 	ClientGrantStore
 	RefreshTokenStore
@@ -244,6 +245,14 @@ type LogEvent struct {
 type LogFilter struct {
 	Type   string
 	UserID string
+}
+
+// LoginStore writes what a returning user's login changes.
+type LoginStore interface {
+	// UpdateUserLogged is UpdateUser then AppendLogEvent, in one write
+	// where that is what writes cost; e is appended only when u was
+	// updated (ErrNotFound when u does not exist).
+	UpdateUserLogged(ctx context.Context, u *User, e *LogEvent) error
 }
 
 // LogStore persists log events.

@@ -8,12 +8,21 @@ import (
 	"github.com/gatehouse/gatehouse/internal/store"
 )
 
+const appendLogEventSQL = "INSERT INTO log_events (log_id, event_type, logged_at, user_id, doc) VALUES ($1, $2, $3, $4, $5)"
+
 // AppendLogEvent stores e, giving it a random ID and the current Date when
 // the caller left them empty; ErrConflict if the ID exists.
 func (s *Store) AppendLogEvent(ctx context.Context, e *store.LogEvent) error {
+	if err := appendLogEvent(ctx, hotDB{s, s.write}, e); err != nil {
+		return s.fail("append log event", err)
+	}
+	return nil
+}
+
+func appendLogEvent(ctx context.Context, q hotQuerier, e *store.LogEvent) error {
 	doc, err := rawJSON("doc", e.Doc)
 	if err != nil {
-		return s.fail("append log event", err)
+		return err
 	}
 	id, date := e.ID, e.Date
 	if id == "" {
@@ -23,11 +32,8 @@ func (s *Store) AppendLogEvent(ctx context.Context, e *store.LogEvent) error {
 		date = now()
 	}
 	date = ms(date)
-	_, err = s.execHot(ctx, s.write,
-		"INSERT INTO log_events (log_id, event_type, logged_at, user_id, doc) VALUES ($1, $2, $3, $4, $5)",
-		id, e.Type, date.UnixMilli(), e.UserID, doc)
-	if err != nil {
-		return s.fail("append log event", err)
+	if _, err := q.ExecContext(ctx, appendLogEventSQL, id, e.Type, date.UnixMilli(), e.UserID, doc); err != nil {
+		return err
 	}
 	e.ID, e.Date = id, date
 	return nil

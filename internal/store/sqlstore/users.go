@@ -116,16 +116,48 @@ func (s *Store) ListUsers(ctx context.Context, f store.UserFilter, opts store.Li
 // UpdateUser replaces every field but CreatedAt, which it reads back into
 // u, and sets UpdatedAt to now.
 func (s *Store) UpdateUser(ctx context.Context, u *store.User) error {
+	if err := updateUser(ctx, hotDB{s, s.write}, u); err != nil {
+		return s.fail("update user", err)
+	}
+	return nil
+}
+
+func updateUser(ctx context.Context, q hotQuerier, u *store.User) error {
 	profile, err := rawJSON("profile", u.Profile)
 	if err != nil {
-		return s.fail("update user", err)
+		return err
 	}
 	updated := now()
 	var created int64
-	if err := s.rowHot(ctx, s.write, updateUserSQL, updateUserArgs(u, profile, updated)...).Scan(&created); err != nil {
-		return s.fail("update user", err)
+	if err := q.QueryRowContext(ctx, updateUserSQL, updateUserArgs(u, profile, updated)...).Scan(&created); err != nil {
+		return err
 	}
 	u.CreatedAt, u.UpdatedAt, u.LastLogin = fromMS(created), updated, msPtr(u.LastLogin)
+	return nil
+}
+
+// UpdateUserLogged is one transaction on SQLite, where each commit is a
+// WAL write through the one writer connection, and the two statements on
+// their own on PostgreSQL, where a transaction would add two round trips.
+func (s *Store) UpdateUserLogged(ctx context.Context, u *store.User, e *store.LogEvent) error {
+	write := func(q hotQuerier) error {
+		if err := updateUser(ctx, q, u); err != nil {
+			return err
+		}
+		return appendLogEvent(ctx, q, e)
+	}
+	var err error
+	if s.d.name == sqliteDialect.name {
+		var stmts map[string]*sql.Stmt
+		if stmts, err = s.hotTx(ctx, updateUserSQL, appendLogEventSQL); err == nil {
+			err = s.inTx(ctx, func(tx *sql.Tx) error { return write(hotTx{tx, stmts}) })
+		}
+	} else {
+		err = write(hotDB{s, s.write})
+	}
+	if err != nil {
+		return s.fail("update user", err)
+	}
 	return nil
 }
 

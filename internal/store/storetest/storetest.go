@@ -44,6 +44,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"UserList", testUserList},
 		{"LogEvents", testLogEvents},
 		{"LogEventList", testLogEventList},
+		{"UserUpdateLogged", testUserUpdateLogged},
 		{"AttackAttempts", testAttackAttempts},
 		{"AttackAttemptRace", testAttackAttemptRace},
 		{"AttackTokens", testAttackTokens},
@@ -822,6 +823,32 @@ func testLogEvents(t *testing.T, s store.Store) {
 	}
 	equal(t, "newest event", es[0], gen)
 	equal(t, "oldest event", es[1], &store.LogEvent{ID: "log-1", Type: "s", Date: ms(t0), UserID: "waad|1", Doc: e.Doc})
+}
+
+func testUserUpdateLogged(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	// A missing user is not updated and its event not appended.
+	wantErr(t, "UpdateUserLogged missing", s.UpdateUserLogged(ctx, fullUser("missing"),
+		&store.LogEvent{Type: "sepft", UserID: "missing", Doc: json.RawMessage(`{}`)}), store.ErrNotFound)
+	_, err := s.UpsertUser(ctx, fullUser("u"))
+	must(t, err)
+	u := fullUser("u")
+	u.LoginsCount, u.LastIP = 7, "203.0.113.5"
+	e := &store.LogEvent{Type: "sepft", Date: t0, UserID: "u", Doc: json.RawMessage(`{"type":"sepft"}`)}
+	must(t, s.UpdateUserLogged(ctx, u, e))
+	got, err := s.GetUser(ctx, "u")
+	must(t, err)
+	if got.LoginsCount != 7 || got.LastIP != "203.0.113.5" {
+		t.Errorf("user after UpdateUserLogged: logins %d, last IP %q; want 7, 203.0.113.5", got.LoginsCount, got.LastIP)
+	}
+	es, total, err := s.ListLogEvents(ctx, store.LogFilter{}, store.ListOptions{})
+	must(t, err)
+	if total != 1 || len(es) != 1 || e.ID == "" {
+		t.Fatalf("ListLogEvents after UpdateUserLogged: %d events, total %d, ID %q; want the one", len(es), total, e.ID)
+	}
+	equal(t, "logged event", es[0], &store.LogEvent{ID: e.ID, Type: "sepft", Date: ms(t0), UserID: "u", Doc: e.Doc})
+	wantErr(t, "UpdateUserLogged duplicate event ID", s.UpdateUserLogged(ctx, u,
+		&store.LogEvent{ID: e.ID, Type: "sepft", Doc: json.RawMessage(`{}`)}), store.ErrConflict)
 }
 
 func testLogEventList(t *testing.T, s store.Store) {
