@@ -55,7 +55,8 @@ const AzureADGraph = "https://graph.windows.net"
 
 // Options are the options of a "waad" (Microsoft Azure AD) connection, as
 // Auth0's Management API names them (reference §2.3), plus the Gatehouse
-// additions AuthorityHost, GraphHost, AllowedTenants and AllowAnyTenant.
+// additions AuthorityHost, GraphHost and AllowedTenants (and the
+// allow_any_tenant option, AllowAnyTenantOption).
 //
 // Life cycle: ParseOptions reads the options JSON and checks each
 // property's type; Defaults fills what Auth0's server fills; Validate
@@ -120,8 +121,8 @@ type Options struct {
 	// GraphHost (Gatehouse) is the base URL of Microsoft Graph.
 	GraphHost string `json:"graph_host"`
 	// AllowedTenants (Gatehouse) are the tenant ids accepted when
-	// UseCommonEndpoint is on. Empty is refused unless AllowAnyTenant is
-	// set: anyone can create an Entra tenant.
+	// UseCommonEndpoint is on. Empty is refused unless the
+	// allow_any_tenant option is true: anyone can create an Entra tenant.
 	AllowedTenants []string `json:"allowed_tenants"`
 	// Ext holds the other ext_* flags Auth0 knows (ext_upn, ext_admin,
 	// ext_access_token, ...): false means "do not store that attribute".
