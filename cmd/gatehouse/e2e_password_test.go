@@ -16,28 +16,17 @@ import (
 
 	"github.com/coreos/go-oidc/v3/oidc"
 
-	"github.com/gatehouse/gatehouse/internal/server/servertest"
 	"github.com/gatehouse/gatehouse/internal/store/storetest"
 )
 
 // startEmulator runs `gatehouse entra-emulator` on the example directory.
 func startEmulator(t *testing.T) string {
 	t.Helper()
-	bin, err := buildBinary()
-	if err != nil {
-		t.Fatal(err)
-	}
 	addr := freeAddr(t)
 	// Graph answers at most 3 objects a page, whatever $top asks for, so
 	// the groups of a login come over several pages.
-	cmd := exec.Command(bin, "entra-emulator", "--addr", addr, "--directory", "../../examples/entra-directory.yaml",
+	_, out := launch(t, "", nil, "entra-emulator", "--addr", addr, "--directory", "../../examples/entra-directory.yaml",
 		"--graph-max-page-size", "3", "--log-level", "warn")
-	out := &servertest.Buffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	base := "http://" + addr
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 		if resp, err := http.Get(base + "/contoso.onmicrosoft.com/v2.0/.well-known/openid-configuration"); err == nil {
@@ -255,27 +244,10 @@ func TestServeDemo(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts the real binary")
 	}
-	bin, err := buildBinary()
-	if err != nil {
-		t.Fatal(err)
-	}
 	addr := freeAddr(t)
 	// Run from an empty directory: the demo's directory file is built in.
-	cmd := exec.Command(bin, "serve", "--demo")
-	cmd.Dir = t.TempDir()
-	cmd.Env = append(cmd.Environ(), "GATEHOUSE_ADDR="+addr, "GATEHOUSE_DATABASE=sqlite:"+t.TempDir()+"/demo.db")
-	out := &servertest.Buffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd, out := launch(t, t.TempDir(), []string{"GATEHOUSE_ADDR=" + addr, "GATEHOUSE_DATABASE=sqlite:" + t.TempDir() + "/demo.db"}, "serve", "--demo")
 	p := &process{cmd: cmd, output: out, base: "http://" + addr + "/"}
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-		}
-	})
 	field := func(re string) string {
 		for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 			if m := regexp.MustCompile(re).FindStringSubmatch(out.String()); m != nil {
@@ -298,6 +270,10 @@ func TestServeDemo(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 200 || tok["id_token"] == nil {
 		t.Fatalf("demo login: %d %v", resp.StatusCode, tok)
+	}
+	bin, err := buildBinary()
+	if err != nil {
+		t.Fatal(err)
 	}
 	try := exec.Command(bin, "try", "contoso-demo", "--url", p.base, "--username", "alice@contoso.com")
 	try.Env = append(try.Environ(), "GATEHOUSE_ADMIN_CLIENT_ID=demo-admin", "GATEHOUSE_ADMIN_CLIENT_SECRET="+adminSecret)

@@ -57,27 +57,36 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
-// start runs `gatehouse serve` with env and waits until it is ready.
-func start(t *testing.T, addr string, env ...string) *process {
+// launch runs the gatehouse binary with args and extra environment, in
+// dir when not empty, capturing its output; the test's end kills it.
+func launch(t *testing.T, dir string, env []string, args ...string) (*exec.Cmd, *servertest.Buffer) {
 	t.Helper()
 	bin, err := buildBinary()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "serve")
-	cmd.Env = append(os.Environ(), append([]string{"GATEHOUSE_ADDR=" + addr}, env...)...)
+	cmd := exec.Command(bin, args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...)
 	out := &servertest.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &process{cmd: cmd, output: out, base: "http://" + addr + "/"}
 	t.Cleanup(func() {
 		if cmd.ProcessState == nil {
 			_ = cmd.Process.Kill()
 			_ = cmd.Wait()
 		}
 	})
+	return cmd, out
+}
+
+// start runs `gatehouse serve` with env and waits until it is ready.
+func start(t *testing.T, addr string, env ...string) *process {
+	t.Helper()
+	cmd, out := launch(t, "", append([]string{"GATEHOUSE_ADDR=" + addr}, env...), "serve")
+	p := &process{cmd: cmd, output: out, base: "http://" + addr + "/"}
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
 		resp, err := http.Get(p.base + "readyz")
