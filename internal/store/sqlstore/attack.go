@@ -65,10 +65,11 @@ func returnAttempt(ctx context.Context, q hotQuerier, c store.AttackCounter) err
 	return err
 }
 
-// TakeLogin is one transaction on SQLite, where each commit is a WAL write
-// through the one writer connection. On PostgreSQL the statements run on
-// their own, each as atomic as TakeToken and TakeAttempt: a transaction
-// would add two round trips and guard nothing more. What was taken before
+// TakeLogin is one atomic job of a group commit on SQLite (group_commit.go),
+// where each commit is a WAL write through the one writer connection. On
+// PostgreSQL the statements run on their own, each as atomic as TakeToken
+// and TakeAttempt: a transaction would add two round trips and guard
+// nothing more. What was taken before
 // an error is given back there, as a rollback does on SQLite.
 func (s *Store) TakeLogin(ctx context.Context, t store.LoginTake) (store.LoginTaken, error) {
 	var (
@@ -79,7 +80,7 @@ func (s *Store) TakeLogin(ctx context.Context, t store.LoginTake) (store.LoginTa
 	if s.d.name == sqliteDialect.name {
 		var stmts map[string]*sql.Stmt
 		if stmts, err = s.hotTx(ctx, takeTokenSQL, bucketTatSQL, takeAttemptSQL, returnAttemptSQL); err == nil {
-			err = s.inTx(ctx, func(tx *sql.Tx) error {
+			err = s.inGroupTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 				out, _, err = takeLogin(ctx, hotTx{tx, stmts}, t)
 				return err
 			})
@@ -149,11 +150,11 @@ func (s *Store) giveBack(ctx context.Context, t store.LoginTake, out store.Login
 	return errors.Join(errs...)
 }
 
-// ClearLogin is one transaction on SQLite, two statements on PostgreSQL,
+// ClearLogin is one group-commit job on SQLite, two statements on PostgreSQL,
 // for the reasons of TakeLogin; either leaves nothing half settled that
 // a later login could exploit (a token not given back only throttles).
 func (s *Store) ClearLogin(ctx context.Context, identifier, bucket string, interval time.Duration) error {
-	clear := func(q hotQuerier) error {
+	clear := func(ctx context.Context, q hotQuerier) error {
 		if _, err := q.ExecContext(ctx, clearLoginSQL, identifier); err != nil {
 			return err
 		}
@@ -166,10 +167,10 @@ func (s *Store) ClearLogin(ctx context.Context, identifier, bucket string, inter
 	if s.d.name == sqliteDialect.name {
 		var stmts map[string]*sql.Stmt
 		if stmts, err = s.hotTx(ctx, clearLoginSQL, returnTokenSQL); err == nil {
-			err = s.inTx(ctx, func(tx *sql.Tx) error { return clear(hotTx{tx, stmts}) })
+			err = s.inGroupTx(ctx, func(ctx context.Context, tx *sql.Tx) error { return clear(ctx, hotTx{tx, stmts}) })
 		}
 	} else {
-		err = clear(hotDB{s, s.write})
+		err = clear(ctx, hotDB{s, s.write})
 	}
 	if err != nil {
 		return s.fail("clear login", err)

@@ -90,7 +90,7 @@ func (s *Store) ExchangeRefreshToken(ctx context.Context, ex store.RefreshExchan
 	if err != nil {
 		return s.fail("exchange refresh token", err)
 	}
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
+	err = s.inGroupTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		var (
 			res sql.Result
 			err error

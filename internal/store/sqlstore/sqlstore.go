@@ -96,6 +96,7 @@ type Store struct {
 	logger     *slog.Logger
 	migrations []migration
 	prepared   prepared
+	group      *groupCommitter // SQLite only
 }
 
 var _ store.Store = (*Store)(nil)
@@ -188,7 +189,9 @@ func openSQLite(ctx context.Context, path string) (*Store, error) {
 		write.Close()
 		return nil, fmt.Errorf("sqlstore: open sqlite: %w", err)
 	}
-	return &Store{d: sqliteDialect, write: write, read: read}, nil
+	s := &Store{d: sqliteDialect, write: write, read: read}
+	s.startGroupCommit()
+	return s, nil
 }
 
 func openPostgres(ctx context.Context, dsn string) (*Store, error) {
@@ -235,6 +238,7 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // Close releases both pools.
 func (s *Store) Close() error {
+	s.stopGroupCommit()
 	err := s.closePrepared()
 	if s.read != s.write {
 		err = errors.Join(err, s.read.Close())

@@ -136,11 +136,12 @@ func updateUser(ctx context.Context, q hotQuerier, u *store.User) error {
 	return nil
 }
 
-// UpdateUserLogged is one transaction on SQLite, where each commit is a
-// WAL write through the one writer connection, and the two statements on
+// UpdateUserLogged is one group-commit job on SQLite (group_commit.go),
+// where each commit is a WAL write through the one writer connection, and
+// the two statements on
 // their own on PostgreSQL, where a transaction would add two round trips.
 func (s *Store) UpdateUserLogged(ctx context.Context, u *store.User, e *store.LogEvent) error {
-	write := func(q hotQuerier) error {
+	write := func(ctx context.Context, q hotQuerier) error {
 		if err := updateUser(ctx, q, u); err != nil {
 			return err
 		}
@@ -150,10 +151,10 @@ func (s *Store) UpdateUserLogged(ctx context.Context, u *store.User, e *store.Lo
 	if s.d.name == sqliteDialect.name {
 		var stmts map[string]*sql.Stmt
 		if stmts, err = s.hotTx(ctx, updateUserSQL, appendLogEventSQL); err == nil {
-			err = s.inTx(ctx, func(tx *sql.Tx) error { return write(hotTx{tx, stmts}) })
+			err = s.inGroupTx(ctx, func(ctx context.Context, tx *sql.Tx) error { return write(ctx, hotTx{tx, stmts}) })
 		}
 	} else {
-		err = write(hotDB{s, s.write})
+		err = write(ctx, hotDB{s, s.write})
 	}
 	if err != nil {
 		return s.fail("update user", err)
