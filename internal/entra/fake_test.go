@@ -19,7 +19,7 @@ import (
 // fakeEntra serves Entra's metadata, keys and token endpoints with the wire
 // formats of the reference (Dex-style fake, independent of the emulator).
 type fakeEntra struct {
-	t        *testing.T
+	t        testing.TB
 	srv      *httptest.Server
 	tid      string
 	domain   string
@@ -53,7 +53,7 @@ func rsaKey(t testing.TB, i int) *rsa.PrivateKey {
 	return testKeys[i]
 }
 
-func newFakeEntra(t *testing.T) *fakeEntra {
+func newFakeEntra(t testing.TB) *fakeEntra {
 	f := &fakeEntra{t: t, tid: testTID, domain: "contoso.onmicrosoft.com",
 		keys: map[string]*rsa.PrivateKey{"kid-1": rsaKey(t, 0)}}
 	mux := http.NewServeMux()

@@ -2,6 +2,7 @@ package entra
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -89,11 +90,11 @@ func (c *Client) ValidateIDToken(ctx context.Context, raw string, opts ValidateO
 	if ep.Common && len(opts.AllowedTenants) == 0 && !opts.AllowAnyTenant {
 		return nil, errors.New("entra: the common endpoint needs allowed tenants, or AllowAnyTenant to accept every Entra tenant")
 	}
-	tok, err := jwt.ParseSigned(raw, []jose.SignatureAlgorithm{jose.RS256})
+	jws, err := jose.ParseSignedCompact(raw, []jose.SignatureAlgorithm{jose.RS256})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidIDToken, err)
 	}
-	kid := tok.Headers[0].KeyID
+	kid := jws.Signatures[0].Header.KeyID
 	if kid == "" {
 		return nil, fmt.Errorf("%w: no kid", ErrInvalidIDToken)
 	}
@@ -111,17 +112,27 @@ func (c *Client) ValidateIDToken(ctx context.Context, raw string, opts ValidateO
 			return nil, fmt.Errorf("%w: signed by unknown key %q", ErrInvalidIDToken, kid)
 		}
 	}
-	claims := new(IDTokenClaims)
-	var times struct {
-		IssuedAt  *jwt.NumericDate `json:"iat"`
-		NotBefore *jwt.NumericDate `json:"nbf"`
-		Expiry    *jwt.NumericDate `json:"exp"`
-	}
-	if err := tok.Claims(key.key, claims, &times); err != nil {
+	payload, err := jws.Verify(key.key)
+	if err != nil {
 		if errors.Is(err, jose.ErrCryptoFailure) {
 			return nil, fmt.Errorf("%w: bad signature", ErrInvalidIDToken)
 		}
 		return nil, fmt.Errorf("%w: %w", ErrInvalidIDToken, err)
+	}
+	// One pass of encoding/json over the payload, decoded only once Entra's
+	// signature holds: go-jose's jwt.Claims decodes it once per
+	// destination with its slower decoder (BenchmarkValidateIDToken: 202
+	// allocations against 121). encoding/json matches keys without regard
+	// to case, which only Entra's own signed bytes can exercise.
+	claims := new(IDTokenClaims)
+	times := struct {
+		*IDTokenClaims
+		IssuedAt  *jwt.NumericDate `json:"iat"`
+		NotBefore *jwt.NumericDate `json:"nbf"`
+		Expiry    *jwt.NumericDate `json:"exp"`
+	}{IDTokenClaims: claims}
+	if err := json.Unmarshal(payload, &times); err != nil {
+		return nil, fmt.Errorf("%w: claims: %w", ErrInvalidIDToken, err)
 	}
 	if err := checkClaims(claims, times.IssuedAt, times.NotBefore, times.Expiry, meta, key, opts, c.now()); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidIDToken, err)
