@@ -97,6 +97,7 @@ type Store struct {
 	migrations []migration
 	prepared   prepared
 	group      *groupCommitter // SQLite only
+	listenCfg  *pgx.ConnConfig // PostgreSQL only: for ListenConfigChanges
 }
 
 var _ store.Store = (*Store)(nil)
@@ -209,7 +210,7 @@ func openPostgres(ctx context.Context, dsn string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("sqlstore: open postgres: %w", err)
 	}
-	return &Store{d: postgresDialect, write: db, read: db}, nil
+	return &Store{d: postgresDialect, write: db, read: db, listenCfg: cfg}, nil
 }
 
 // Backend names the database behind the store: "sqlite" or "postgres".
