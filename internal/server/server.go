@@ -38,6 +38,10 @@ type Server struct {
 	keys    *tokens.Keys
 	guard   *attack.Guard
 	handler http.Handler
+	// stopListening ends the listener that clears the cache on other
+	// replicas' writes; listening is closed once it has returned.
+	stopListening context.CancelFunc
+	listening     chan struct{}
 }
 
 // New opens the database, migrates it, unseals the keys and builds the
@@ -101,7 +105,9 @@ func build(ctx context.Context, cfg *config.Config, logger *slog.Logger, notice 
 	registry := connection.Registry{azuread.Strategy: waad}
 	// The token endpoint reads clients, connections, APIs and settings
 	// through a short-lived cache; the Management API reads the database
-	// and its writes clear the cache.
+	// and its writes clear the cache, here and, through the database's
+	// notifications, on other replicas (started below, once nothing can
+	// fail).
 	c := cache.New(cache.DefaultTTL, nil)
 	hot, writes := c.Reads(st), c.Writes(st)
 	guard := attack.New(hot, nil)
@@ -156,13 +162,24 @@ func build(ctx context.Context, cfg *config.Config, logger *slog.Logger, notice 
 		}
 		writePlainJSON(w, http.StatusOK, `{"status":"ok"}`)
 	})
+	// The listener lives as long as the handler may serve, from here to
+	// Close, rather than only within Serve: draining requests still read
+	// the cache.
+	lctx, stopListening := context.WithCancel(context.WithoutCancel(ctx))
+	listening := make(chan struct{})
+	go func() {
+		defer close(listening)
+		st.ListenConfigChanges(lctx, c.Invalidate)
+	}()
 	return &Server{
-		cfg:     cfg,
-		logger:  logger,
-		store:   st,
-		keys:    keys,
-		guard:   guard,
-		handler: withCommon(mux, logger, cfg.TLS()),
+		cfg:           cfg,
+		logger:        logger,
+		store:         st,
+		keys:          keys,
+		guard:         guard,
+		handler:       withCommon(mux, logger, cfg.TLS()),
+		stopListening: stopListening,
+		listening:     listening,
 	}, nil
 }
 
@@ -280,8 +297,13 @@ func randomToken(n int) string {
 // Handler is the whole HTTP surface, middleware included.
 func (s *Server) Handler() http.Handler { return s.handler }
 
-// Close releases the database.
-func (s *Server) Close() error { return s.store.Close() }
+// Close stops listening for other replicas' writes and releases the
+// database.
+func (s *Server) Close() error {
+	s.stopListening()
+	<-s.listening
+	return s.store.Close()
+}
 
 // Serve accepts connections on l until ctx is done, then stops accepting,
 // lets in-flight requests finish within the shutdown timeout, and returns.

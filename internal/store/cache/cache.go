@@ -3,8 +3,9 @@
 // enablement, APIs, client grants, tenant and attack-protection settings.
 //
 // Writes made through this process (the Management API) clear the cache at
-// once; writes made by another replica sharing the database are seen after
-// at most the TTL (docs/architecture.md).
+// once and, on PostgreSQL, tell the other replicas sharing the database to
+// clear theirs; the TTL bounds what a lost notification leaves stale
+// (docs/architecture.md).
 package cache
 
 import (
@@ -16,8 +17,13 @@ import (
 	"github.com/gatehouse/gatehouse/internal/store"
 )
 
-// DefaultTTL bounds how stale another replica's write may look here.
+// DefaultTTL bounds how stale another replica's write may look here when
+// its notification is lost.
 const DefaultTTL = 5 * time.Second
+
+// notifyTimeout bounds telling other replicas about a write; past the TTL
+// the notification no longer matters.
+const notifyTimeout = DefaultTTL
 
 // maxEntries bounds each map: lookups of names that keep changing (an
 // attacker's made-up client_ids never reach a map, but realms and
@@ -115,80 +121,99 @@ func shallow[T any](v *T) *T {
 	return &cp
 }
 
-// Writes is st with every write to cached data clearing the cache; its
-// reads go to st. The Management API uses it, so that what it shows and
-// read-modify-writes is never stale.
+// Notifier tells the other processes sharing a database that cached data
+// changed (sqlstore.Store on PostgreSQL). It reports no error: the write
+// it follows is committed and must not look failed.
+type Notifier interface {
+	ConfigChanged(ctx context.Context)
+}
+
+// Writes is st with every write to cached data clearing the cache, and
+// other replicas' when st is a Notifier; its reads go to st. The Management
+// API uses it, so that what it shows and read-modify-writes is never stale.
 type Writes struct {
 	store.Store
-	c *Cache
+	c      *Cache
+	notify Notifier // nil when st is not a Notifier
 }
 
 // Writes wraps st.
-func (c *Cache) Writes(st store.Store) *Writes { return &Writes{Store: st, c: c} }
+func (c *Cache) Writes(st store.Store) *Writes {
+	n, _ := st.(Notifier)
+	return &Writes{Store: st, c: c, notify: n}
+}
 
-func (w *Writes) invalidate(err error) error {
+// invalidate runs after every cached write, failed ones included, like the
+// local clearing: a write whose commit reply was lost may have happened.
+func (w *Writes) invalidate(ctx context.Context, err error) error {
 	w.c.Invalidate()
+	if w.notify != nil {
+		// The write is done even if the caller has gone away since.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), notifyTimeout)
+		defer cancel()
+		w.notify.ConfigChanged(ctx)
+	}
 	return err
 }
 
 func (w *Writes) CreateClient(ctx context.Context, cl *store.Client) error {
-	return w.invalidate(w.Store.CreateClient(ctx, cl))
+	return w.invalidate(ctx, w.Store.CreateClient(ctx, cl))
 }
 
 func (w *Writes) UpdateClient(ctx context.Context, cl *store.Client) error {
-	return w.invalidate(w.Store.UpdateClient(ctx, cl))
+	return w.invalidate(ctx, w.Store.UpdateClient(ctx, cl))
 }
 
 func (w *Writes) DeleteClient(ctx context.Context, clientID string) error {
-	return w.invalidate(w.Store.DeleteClient(ctx, clientID))
+	return w.invalidate(ctx, w.Store.DeleteClient(ctx, clientID))
 }
 
 func (w *Writes) CreateConnection(ctx context.Context, cn *store.Connection) error {
-	return w.invalidate(w.Store.CreateConnection(ctx, cn))
+	return w.invalidate(ctx, w.Store.CreateConnection(ctx, cn))
 }
 
 func (w *Writes) UpdateConnection(ctx context.Context, cn *store.Connection) error {
-	return w.invalidate(w.Store.UpdateConnection(ctx, cn))
+	return w.invalidate(ctx, w.Store.UpdateConnection(ctx, cn))
 }
 
 func (w *Writes) DeleteConnection(ctx context.Context, id string) error {
-	return w.invalidate(w.Store.DeleteConnection(ctx, id))
+	return w.invalidate(ctx, w.Store.DeleteConnection(ctx, id))
 }
 
 func (w *Writes) SetConnectionClients(ctx context.Context, connectionID string, status map[string]bool) error {
-	return w.invalidate(w.Store.SetConnectionClients(ctx, connectionID, status))
+	return w.invalidate(ctx, w.Store.SetConnectionClients(ctx, connectionID, status))
 }
 
 func (w *Writes) PutTenantSettings(ctx context.Context, s *store.TenantSettings) error {
-	return w.invalidate(w.Store.PutTenantSettings(ctx, s))
+	return w.invalidate(ctx, w.Store.PutTenantSettings(ctx, s))
 }
 
 func (w *Writes) CreateResourceServer(ctx context.Context, rs *store.ResourceServer) error {
-	return w.invalidate(w.Store.CreateResourceServer(ctx, rs))
+	return w.invalidate(ctx, w.Store.CreateResourceServer(ctx, rs))
 }
 
 func (w *Writes) UpdateResourceServer(ctx context.Context, rs *store.ResourceServer) error {
-	return w.invalidate(w.Store.UpdateResourceServer(ctx, rs))
+	return w.invalidate(ctx, w.Store.UpdateResourceServer(ctx, rs))
 }
 
 func (w *Writes) DeleteResourceServer(ctx context.Context, id string) error {
-	return w.invalidate(w.Store.DeleteResourceServer(ctx, id))
+	return w.invalidate(ctx, w.Store.DeleteResourceServer(ctx, id))
 }
 
 func (w *Writes) CreateClientGrant(ctx context.Context, g *store.ClientGrant) error {
-	return w.invalidate(w.Store.CreateClientGrant(ctx, g))
+	return w.invalidate(ctx, w.Store.CreateClientGrant(ctx, g))
 }
 
 func (w *Writes) UpdateClientGrant(ctx context.Context, g *store.ClientGrant) error {
-	return w.invalidate(w.Store.UpdateClientGrant(ctx, g))
+	return w.invalidate(ctx, w.Store.UpdateClientGrant(ctx, g))
 }
 
 func (w *Writes) DeleteClientGrant(ctx context.Context, id string) error {
-	return w.invalidate(w.Store.DeleteClientGrant(ctx, id))
+	return w.invalidate(ctx, w.Store.DeleteClientGrant(ctx, id))
 }
 
 func (w *Writes) PutAttackSettings(ctx context.Context, name string, doc json.RawMessage) error {
-	return w.invalidate(w.Store.PutAttackSettings(ctx, name, doc))
+	return w.invalidate(ctx, w.Store.PutAttackSettings(ctx, name, doc))
 }
 
 // Reads is Writes with the token endpoint's hot reads served from the

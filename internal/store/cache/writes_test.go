@@ -138,11 +138,25 @@ func (nopStore) DeleteClientGrant(context.Context, string) error                
 func (nopStore) PutTenantSettings(context.Context, *store.TenantSettings) error      { return nil }
 func (nopStore) PutAttackSettings(context.Context, string, json.RawMessage) error    { return nil }
 
+// notifyingStore is nopStore telling other replicas, as sqlstore does on
+// PostgreSQL.
+type notifyingStore struct {
+	nopStore
+	notified int
+	ctxErr   error
+}
+
+func (n *notifyingStore) ConfigChanged(ctx context.Context) {
+	n.notified++
+	n.ctxErr = ctx.Err()
+}
+
 // A method promoted from the embedded store.Store reaches nopStore without
-// touching the cache, so seeing the generation advance proves that the
-// wrapper declares the method itself and invalidates. Reads is checked too:
-// callers holding it write through it, and a method it declared would
-// shadow Writes' override.
+// touching the cache, so seeing the generation advance and one
+// notification proves that the wrapper declares the method itself,
+// invalidates and tells other replicas. Reads is checked too: callers
+// holding it write through it, and a method it declared would shadow
+// Writes' override.
 func TestCachedWritesInvalidate(t *testing.T) {
 	var cached []string
 	for name, k := range storeMethods {
@@ -153,22 +167,26 @@ func TestCachedWritesInvalidate(t *testing.T) {
 	slices.Sort(cached)
 	wrappers := []struct {
 		name string
-		wrap func(*Cache) store.Store
+		wrap func(*Cache, store.Store) store.Store
 	}{
-		{"Writes", func(c *Cache) store.Store { return c.Writes(nopStore{}) }},
-		{"Reads", func(c *Cache) store.Store { return c.Reads(nopStore{}) }},
+		{"Writes", func(c *Cache, st store.Store) store.Store { return c.Writes(st) }},
+		{"Reads", func(c *Cache, st store.Store) store.Store { return c.Reads(st) }},
 	}
 	for _, name := range cached {
 		for _, w := range wrappers {
 			t.Run(w.name+"."+name, func(t *testing.T) {
 				c := New(DefaultTTL, nil)
 				c.settings[struct{}{}] = timed[*store.TenantSettings]{v: &store.TenantSettings{}}
-				if err := callZero(w.wrap(c), name); err != nil {
+				st := &notifyingStore{}
+				if err := callZero(w.wrap(c, st), name); err != nil {
 					t.Fatal(err)
 				}
 				if c.gen != 1 || len(c.settings) != 0 {
 					t.Fatalf("%s did not clear the cache (generation %d, %d settings kept): "+
 						"Writes must override it and invalidate", name, c.gen, len(c.settings))
+				}
+				if st.notified != 1 {
+					t.Fatalf("%s notified other replicas %d times, want 1", name, st.notified)
 				}
 			})
 		}
@@ -193,4 +211,18 @@ func callZero(st store.Store, name string) (err error) {
 		return fmt.Errorf("%s: %w", name, e.(error))
 	}
 	return nil
+}
+
+// TestNotifyOutlivesCaller: a caller that gave up after its write was
+// committed must not keep the other replicas from hearing of it.
+func TestNotifyOutlivesCaller(t *testing.T) {
+	st := &notifyingStore{}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := New(DefaultTTL, nil).Writes(st).DeleteClient(ctx, "app"); err != nil {
+		t.Fatal(err)
+	}
+	if st.notified != 1 || st.ctxErr != nil {
+		t.Fatalf("notified %d times with a context ending in %v, want once with a live context", st.notified, st.ctxErr)
+	}
 }

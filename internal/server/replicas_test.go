@@ -1,0 +1,79 @@
+package server_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/server/servertest"
+	"github.com/gatehouse/gatehouse/internal/store/cache"
+	"github.com/gatehouse/gatehouse/internal/store/storetest"
+)
+
+// TestReplicaSeesRotationAndDeletion: two Gatehouse replicas on one
+// PostgreSQL schema. After a client secret is rotated, and then the client
+// deleted, through replica A's Management API, replica B's token endpoint
+// refuses the old credentials well before its cache entries could have
+// expired: only B's listener can explain it.
+func TestReplicaSeesRotationAndDeletion(t *testing.T) {
+	a := servertest.Start(t, storetest.Postgres)
+	b := servertest.Start(t, storetest.Postgres, func(c *config.Config) {
+		c.Database, c.SecretKey = a.Config.Database, a.Config.SecretKey
+	})
+	admin := a.ManagementToken(t)
+	const aud = "https://orders.example/api"
+	mustDo := func(method, path string, body any, want int) map[string]any {
+		t.Helper()
+		status, _, raw := a.Do(t, method, path, admin, body)
+		if status != want {
+			t.Fatalf("%s %s: %d %s", method, path, status, raw)
+		}
+		var m map[string]any
+		_ = json.Unmarshal(raw, &m)
+		return m
+	}
+	mustDo("POST", "api/v2/resource-servers", map[string]any{"identifier": aud, "name": "Orders"}, http.StatusCreated)
+	cl := mustDo("POST", "api/v2/clients", map[string]any{"name": "worker", "app_type": "non_interactive", "grant_types": []string{"client_credentials"}}, http.StatusCreated)
+	id, secret := cl["client_id"].(string), cl["client_secret"].(string)
+	mustDo("POST", "api/v2/client-grants", map[string]any{"client_id": id, "audience": aud, "scope": []string{}}, http.StatusCreated)
+
+	tokenAtB := func(secret string) int {
+		t.Helper()
+		resp, err := http.PostForm(b.URL+"oauth/token", url.Values{"grant_type": {"client_credentials"},
+			"client_id": {id}, "client_secret": {secret}, "audience": {aud}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	// refusedSoon requires B to refuse secret before the entries it cached
+	// at cachedAt could have expired.
+	refusedSoon := func(what, secret string, cachedAt time.Time) {
+		t.Helper()
+		deadline := cachedAt.Add(cache.DefaultTTL / 2)
+		for tokenAtB(secret) == http.StatusOK {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: replica B still issues tokens %v after caching the client", what, time.Since(cachedAt))
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+
+	cachedAt := time.Now()
+	if status := tokenAtB(secret); status != http.StatusOK {
+		t.Fatalf("token at B: %d", status)
+	}
+	rotated := mustDo("POST", "api/v2/clients/"+id+"/rotate-secret", nil, http.StatusOK)["client_secret"].(string)
+	refusedSoon("old secret after rotation", secret, cachedAt)
+
+	cachedAt = time.Now()
+	if status := tokenAtB(rotated); status != http.StatusOK {
+		t.Fatalf("token at B with the rotated secret: %d", status)
+	}
+	mustDo("DELETE", "api/v2/clients/"+id, nil, http.StatusNoContent)
+	refusedSoon("deleted client", rotated, cachedAt)
+}
