@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"database/sql"
+	"time"
 
 	"github.com/gatehouse/gatehouse/internal/store"
 )
@@ -20,24 +21,48 @@ func (s *Store) AppendLogEvent(ctx context.Context, e *store.LogEvent) error {
 }
 
 func appendLogEvent(ctx context.Context, q hotQuerier, e *store.LogEvent) error {
-	doc, err := rawJSON("doc", e.Doc)
+	r, err := newLogRow(e)
 	if err != nil {
 		return err
 	}
-	id, date := e.ID, e.Date
-	if id == "" {
-		id = rand.Text()
-	}
-	if date.IsZero() {
-		date = now()
-	}
-	date = ms(date)
-	if _, err := q.ExecContext(ctx, appendLogEventSQL, id, e.Type, date.UnixMilli(), e.UserID, doc); err != nil {
+	if _, err := q.ExecContext(ctx, appendLogEventSQL, r.args()...); err != nil {
 		return err
 	}
-	e.ID, e.Date = id, date
+	r.stored()
 	return nil
 }
+
+// logRow is a log event as appendLogEventSQL's arguments, with the ID and
+// date filled in.
+type logRow struct {
+	e    *store.LogEvent
+	id   string
+	date time.Time
+	doc  any
+}
+
+func newLogRow(e *store.LogEvent) (logRow, error) {
+	doc, err := rawJSON("doc", e.Doc)
+	if err != nil {
+		return logRow{}, err
+	}
+	r := logRow{e: e, id: e.ID, date: e.Date, doc: doc}
+	if r.id == "" {
+		r.id = rand.Text()
+	}
+	if r.date.IsZero() {
+		r.date = now()
+	}
+	r.date = ms(r.date)
+	return r, nil
+}
+
+func (r logRow) args() []any {
+	return []any{r.id, r.e.Type, r.date.UnixMilli(), r.e.UserID, r.doc}
+}
+
+// stored records in the event what was written.
+func (r logRow) stored() { r.e.ID, r.e.Date = r.id, r.date }
 
 func (s *Store) ListLogEvents(ctx context.Context, f store.LogFilter, opts store.ListOptions) ([]*store.LogEvent, int, error) {
 	var w filter

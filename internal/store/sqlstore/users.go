@@ -136,29 +136,58 @@ func updateUser(ctx context.Context, q hotQuerier, u *store.User) error {
 	return nil
 }
 
+// updateUserLoggedSQL is UpdateUserLogged as one statement on PostgreSQL:
+// one round trip and one commit instead of two, and the event is written
+// only with the user's update, as the transaction does on SQLite.
+const updateUserLoggedSQL = `WITH u AS (` + updateUserSQL + `),
+	e AS (INSERT INTO log_events (log_id, event_type, logged_at, user_id, doc)
+		SELECT $12::text, $13::text, $14::bigint, $15::text, $16::text WHERE EXISTS (SELECT 1 FROM u))
+	SELECT created_at FROM u`
+
 // UpdateUserLogged is one group-commit job on SQLite (group_commit.go),
 // where each commit is a WAL write through the one writer connection, and
-// the two statements on
-// their own on PostgreSQL, where a transaction would add two round trips.
+// one statement on PostgreSQL, where each statement on its own is a commit
+// waiting for the WAL to reach the disk.
 func (s *Store) UpdateUserLogged(ctx context.Context, u *store.User, e *store.LogEvent) error {
-	write := func(ctx context.Context, q hotQuerier) error {
-		if err := updateUser(ctx, q, u); err != nil {
-			return err
+	if s.d.name != sqliteDialect.name {
+		if err := s.updateUserLoggedPG(ctx, u, e); err != nil {
+			return s.fail("update user", err)
 		}
-		return appendLogEvent(ctx, q, e)
+		return nil
 	}
-	var err error
-	if s.d.name == sqliteDialect.name {
-		var stmts map[string]*sql.Stmt
-		if stmts, err = s.hotTx(ctx, updateUserSQL, appendLogEventSQL); err == nil {
-			err = s.inGroupTx(ctx, func(ctx context.Context, tx *sql.Tx) error { return write(ctx, hotTx{tx, stmts}) })
-		}
-	} else {
-		err = write(ctx, hotDB{s, s.write})
+	stmts, err := s.hotTx(ctx, updateUserSQL, appendLogEventSQL)
+	if err == nil {
+		err = s.inGroupTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+			q := hotTx{tx, stmts}
+			if err := updateUser(ctx, q, u); err != nil {
+				return err
+			}
+			return appendLogEvent(ctx, q, e)
+		})
 	}
 	if err != nil {
 		return s.fail("update user", err)
 	}
+	return nil
+}
+
+func (s *Store) updateUserLoggedPG(ctx context.Context, u *store.User, e *store.LogEvent) error {
+	profile, err := rawJSON("profile", u.Profile)
+	if err != nil {
+		return err
+	}
+	ev, err := newLogRow(e)
+	if err != nil {
+		return err
+	}
+	updated := now()
+	args := append(updateUserArgs(u, profile, updated), ev.args()...)
+	var created int64
+	if err := s.write.QueryRowContext(ctx, updateUserLoggedSQL, args...).Scan(&created); err != nil {
+		return err
+	}
+	u.CreatedAt, u.UpdatedAt, u.LastLogin = fromMS(created), updated, msPtr(u.LastLogin)
+	ev.stored()
 	return nil
 }
 
