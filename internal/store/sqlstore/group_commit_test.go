@@ -218,3 +218,35 @@ func TestGroupCommitAfterClose(t *testing.T) {
 		t.Errorf("write after Close: %v, want errStoreClosed", err)
 	}
 }
+
+// A job that takes the batch's transaction with it (here by ending it; in
+// production an I/O error or a full disk does) fails the whole batch: no
+// caller is told of a write that was rolled back, and the next batch works.
+func TestGroupCommitLostBatch(t *testing.T) {
+	s := openGroupTest(t)
+	errs := queue(t, s, hold(t, s), 8, func(int) context.Context { return t.Context() }, func(i int) func(context.Context, *sql.Tx) error {
+		return func(ctx context.Context, tx *sql.Tx) error {
+			if err := insert(ctx, tx, fmt.Sprint(i)); err != nil {
+				return err
+			}
+			if i == 3 {
+				_, err := tx.ExecContext(ctx, "ROLLBACK")
+				return err
+			}
+			return nil
+		}
+	})
+	got := keys(t, s)
+	for i, err := range errs {
+		if err == nil && !got[fmt.Sprint(i)] {
+			t.Errorf("job %d reported success, but its row is not there", i)
+		}
+	}
+	if errs[3] == nil {
+		t.Error("the job that ended the transaction reported success")
+	}
+	err := s.inGroupTx(t.Context(), func(ctx context.Context, tx *sql.Tx) error { return insert(ctx, tx, "after") })
+	if err != nil || !keys(t, s)["after"] {
+		t.Errorf("write after a lost batch: %v", err)
+	}
+}
