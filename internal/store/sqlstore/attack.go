@@ -68,9 +68,10 @@ func returnAttempt(ctx context.Context, q hotQuerier, c store.AttackCounter) err
 // TakeLogin is one atomic job of a group commit on SQLite (group_commit.go),
 // where each commit is a WAL write through the one writer connection. On
 // PostgreSQL the statements run on their own, each as atomic as TakeToken
-// and TakeAttempt: a transaction would add two round trips and guard
-// nothing more. What was taken before
-// an error is given back there, as a rollback does on SQLite.
+// and TakeAttempt: a transaction would add round trips and hold several
+// row locks at once, which a concurrent ClearLogin of the same identifier
+// and address may take in the other order (a deadlock). What was taken
+// before an error is given back there, as a rollback does on SQLite.
 func (s *Store) TakeLogin(ctx context.Context, t store.LoginTake) (store.LoginTaken, error) {
 	var (
 		out   store.LoginTaken

@@ -123,13 +123,19 @@ func (s *Store) UpdateUser(ctx context.Context, u *store.User) error {
 }
 
 func updateUser(ctx context.Context, q hotQuerier, u *store.User) error {
+	return updateUserWith(ctx, q, u, updateUserSQL)
+}
+
+// updateUserWith runs query, updateUserSQL or a statement around it that
+// takes more arguments after the user's.
+func updateUserWith(ctx context.Context, q hotQuerier, u *store.User, query string, more ...any) error {
 	profile, err := rawJSON("profile", u.Profile)
 	if err != nil {
 		return err
 	}
 	updated := now()
 	var created int64
-	if err := q.QueryRowContext(ctx, updateUserSQL, updateUserArgs(u, profile, updated)...).Scan(&created); err != nil {
+	if err := q.QueryRowContext(ctx, query, append(updateUserArgs(u, profile, updated), more...)...).Scan(&created); err != nil {
 		return err
 	}
 	u.CreatedAt, u.UpdatedAt, u.LastLogin = fromMS(created), updated, msPtr(u.LastLogin)
@@ -172,21 +178,13 @@ func (s *Store) UpdateUserLogged(ctx context.Context, u *store.User, e *store.Lo
 }
 
 func (s *Store) updateUserLoggedPG(ctx context.Context, u *store.User, e *store.LogEvent) error {
-	profile, err := rawJSON("profile", u.Profile)
-	if err != nil {
-		return err
-	}
 	ev, err := newLogRow(e)
 	if err != nil {
 		return err
 	}
-	updated := now()
-	args := append(updateUserArgs(u, profile, updated), ev.args()...)
-	var created int64
-	if err := s.write.QueryRowContext(ctx, updateUserLoggedSQL, args...).Scan(&created); err != nil {
+	if err := updateUserWith(ctx, hotDB{s, s.write}, u, updateUserLoggedSQL, ev.args()...); err != nil {
 		return err
 	}
-	u.CreatedAt, u.UpdatedAt, u.LastLogin = fromMS(created), updated, msPtr(u.LastLogin)
 	ev.stored()
 	return nil
 }
