@@ -36,21 +36,35 @@ type execer interface {
 const insertRefreshSQL = "INSERT INTO refresh_tokens (" + refreshCols + ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
 
 func insertRefreshToken(ctx context.Context, db execer, rt *store.RefreshToken) error {
-	if rt.FamilyID == "" {
-		rt.FamilyID = rt.ID
+	args, created := refreshArgs(rt)
+	if _, err := db.ExecContext(ctx, insertRefreshSQL, args...); err != nil {
+		return err
+	}
+	refreshStored(rt, created)
+	return nil
+}
+
+// refreshArgs are insertRefreshSQL's arguments for rt, and its creation
+// time.
+func refreshArgs(rt *store.RefreshToken) ([]any, time.Time) {
+	family := rt.FamilyID
+	if family == "" {
+		family = rt.ID
 	}
 	created, _ := stamps(rt.CreatedAt, rt.CreatedAt)
-	_, err := db.ExecContext(ctx, insertRefreshSQL,
-		rt.ID, rt.FamilyID, rt.SecretHash, rt.ClientID, rt.UserID, rt.Audience, rt.Scope, rt.Rotating,
+	return []any{rt.ID, family, rt.SecretHash, rt.ClientID, rt.UserID, rt.Audience, rt.Scope, rt.Rotating,
 		created.UnixMilli(), nullMS(rt.ExpiresAt), nullMS(rt.IdleExpiresAt), nullMS(rt.LastExchangedAt), nullMS(rt.RotatedAt),
-		rt.InitialIP, rt.InitialUA, rt.LastIP, rt.LastUA)
-	if err != nil {
-		return err
+		rt.InitialIP, rt.InitialUA, rt.LastIP, rt.LastUA}, created
+}
+
+// refreshStored records in rt what was written.
+func refreshStored(rt *store.RefreshToken, created time.Time) {
+	if rt.FamilyID == "" {
+		rt.FamilyID = rt.ID
 	}
 	rt.CreatedAt = created
 	rt.ExpiresAt, rt.IdleExpiresAt = msPtr(rt.ExpiresAt), msPtr(rt.IdleExpiresAt)
 	rt.LastExchangedAt, rt.RotatedAt = msPtr(rt.LastExchangedAt), msPtr(rt.RotatedAt)
-	return nil
 }
 
 func (s *Store) CreateRefreshToken(ctx context.Context, rt *store.RefreshToken) error {
@@ -82,9 +96,33 @@ const usable = `(expires_at IS NULL OR expires_at > $2)
 const rotateRefreshSQL = `UPDATE refresh_tokens SET rotated_at = COALESCE(rotated_at, $2),
 	last_exchanged_at = $2, last_ip = $4, last_ua = $5 WHERE id = $1 AND ` + usable
 
+// rotateRefreshPGSQL is a rotation that succeeds as one statement on
+// PostgreSQL: the UPDATE of rotateRefreshSQL, then the next token's INSERT
+// only if it marked a row.
+const rotateRefreshPGSQL = `WITH rotated AS (` + rotateRefreshSQL + ` RETURNING 1)
+	INSERT INTO refresh_tokens (` + refreshCols + `) SELECT $6::text, $7::text, $8::bytea, $9::text, $10::text, $11::text,
+		$12::text, $13::boolean, $14::bigint, $15::bigint, $16::bigint, $17::bigint, $18::bigint, $19::text, $20::text,
+		$21::text, $22::text FROM rotated`
+
 func (s *Store) ExchangeRefreshToken(ctx context.Context, ex store.RefreshExchange) error {
 	at := ms(ex.Now).UnixMilli()
 	since := at - ex.Leeway.Milliseconds()
+	if s.d.name != sqliteDialect.name && ex.Next != nil {
+		// The common case in one round trip; a refused rotation goes on to
+		// the transaction below, which tells reuse from expiry.
+		args, created := refreshArgs(ex.Next)
+		res, err := s.write.ExecContext(ctx, rotateRefreshPGSQL, append([]any{ex.ID, at, since, ex.IP, ex.UA}, args...)...)
+		if err == nil {
+			var n int64
+			if n, err = res.RowsAffected(); err == nil && n == 1 {
+				refreshStored(ex.Next, created)
+				return nil
+			}
+		}
+		if err != nil {
+			return s.fail("exchange refresh token", err)
+		}
+	}
 	reused := false
 	stmts, err := s.hotTx(ctx, rotateRefreshSQL, insertRefreshSQL)
 	if err != nil {
