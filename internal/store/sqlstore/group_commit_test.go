@@ -6,13 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
 
 // openGroupTest opens a SQLite store with one table of keys.
-func openGroupTest(t *testing.T) *Store {
+func openGroupTest(t testing.TB) *Store {
 	t.Helper()
 	s, err := Open(t.Context(), "sqlite:"+filepath.Join(t.TempDir(), "g.db"), nil)
 	if err != nil {
@@ -25,7 +27,7 @@ func openGroupTest(t *testing.T) *Store {
 	return s
 }
 
-func keys(t *testing.T, s *Store) map[string]bool {
+func keys(t testing.TB, s *Store) map[string]bool {
 	t.Helper()
 	rows, err := s.read.QueryContext(t.Context(), "SELECT k FROM g")
 	if err != nil {
@@ -248,5 +250,46 @@ func TestGroupCommitLostBatch(t *testing.T) {
 	err := s.inGroupTx(t.Context(), func(ctx context.Context, tx *sql.Tx) error { return insert(ctx, tx, "after") })
 	if err != nil || !keys(t, s)["after"] {
 		t.Errorf("write after a lost batch: %v", err)
+	}
+}
+
+// BenchmarkGroupCommit compares 64 writers each committing small
+// transactions (an upsert of its own row, as a login's counters are)
+// through the group commit and one transaction each.
+//
+//	go test -run '^$' -bench GroupCommit -cpu 2 ./internal/store/sqlstore/
+func BenchmarkGroupCommit(b *testing.B) {
+	for _, bc := range []struct {
+		name string
+		run  func(s *Store, ctx context.Context, fn func(context.Context, *sql.Tx) error) error
+	}{
+		{"grouped", func(s *Store, ctx context.Context, fn func(context.Context, *sql.Tx) error) error {
+			return s.inGroupTx(ctx, fn)
+		}},
+		{"alone", func(s *Store, ctx context.Context, fn func(context.Context, *sql.Tx) error) error {
+			return s.inTx(ctx, func(tx *sql.Tx) error { return fn(ctx, tx) })
+		}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			s := openGroupTest(b)
+			if _, err := s.write.ExecContext(b.Context(), "CREATE TABLE c (k TEXT PRIMARY KEY, n INTEGER NOT NULL)"); err != nil {
+				b.Fatal(err)
+			}
+			b.SetParallelism(64 / runtime.GOMAXPROCS(0))
+			var next atomic.Int64
+			b.RunParallel(func(pb *testing.PB) {
+				k := fmt.Sprint(next.Add(1))
+				for pb.Next() {
+					err := bc.run(s, b.Context(), func(ctx context.Context, tx *sql.Tx) error {
+						_, err := tx.ExecContext(ctx, "INSERT INTO c (k, n) VALUES ($1, 1) ON CONFLICT (k) DO UPDATE SET n = n + 1", k)
+						return err
+					})
+					if err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
 	}
 }
