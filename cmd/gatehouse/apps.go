@@ -71,6 +71,18 @@ type mgmt struct {
 	http  *http.Client
 }
 
+// run is the RunE of a command that only talks to the Management API: it
+// connects first, as connect does.
+func (f *apiFlags) run(fn func(cmd *cobra.Command, m *mgmt, args []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		m, err := f.connect(cmd.Context(), newSecretReader(cmd))
+		if err != nil {
+			return err
+		}
+		return fn(cmd, m, args)
+	}
+}
+
 // connect gets a Management API token with client_credentials. The admin
 // secret comes from GATEHOUSE_ADMIN_CLIENT_SECRET (as for `serve`), else
 // from the terminal or the first line of stdin. GATEHOUSE_TOKEN, when
@@ -266,11 +278,7 @@ func newAppsListCmd(f *apiFlags) *cobra.Command {
 		Use:   "list",
 		Short: "List applications",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			m, err := f.connect(cmd.Context(), newSecretReader(cmd))
-			if err != nil {
-				return err
-			}
+		RunE: f.run(func(cmd *cobra.Command, m *mgmt, _ []string) error {
 			var all []map[string]any
 			for page := 0; ; page++ {
 				var env struct {
@@ -295,7 +303,7 @@ func newAppsListCmd(f *apiFlags) *cobra.Command {
 				fmt.Fprintf(tw, "%v\t%v\t%v\t%v\n", c["client_id"], c["name"], orDash(c["app_type"]), joinAny(c["grant_types"]))
 			}
 			return tw.Flush()
-		},
+		}),
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
@@ -306,17 +314,13 @@ func newAppsGetCmd(f *apiFlags) *cobra.Command {
 		Use:   "get CLIENT_ID",
 		Short: "Show an application (with its secret when the admin may read client keys)",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			m, err := f.connect(cmd.Context(), newSecretReader(cmd))
-			if err != nil {
-				return err
-			}
+		RunE: f.run(func(cmd *cobra.Command, m *mgmt, args []string) error {
 			var out map[string]any
 			if _, err := m.do(cmd.Context(), http.MethodGet, "api/v2/clients/"+url.PathEscape(args[0]), nil, &out); err != nil {
 				return err
 			}
 			return printJSON(cmd.OutOrStdout(), out)
-		},
+		}),
 	}
 }
 
@@ -325,17 +329,13 @@ func newAppsDeleteCmd(f *apiFlags) *cobra.Command {
 		Use:   "delete CLIENT_ID",
 		Short: "Delete an application; it is removed from every connection",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			m, err := f.connect(cmd.Context(), newSecretReader(cmd))
-			if err != nil {
-				return err
-			}
+		RunE: f.run(func(cmd *cobra.Command, m *mgmt, args []string) error {
 			if _, err := m.do(cmd.Context(), http.MethodDelete, "api/v2/clients/"+url.PathEscape(args[0]), nil, nil); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "deleted application %s\n", args[0])
 			return nil
-		},
+		}),
 	}
 }
 

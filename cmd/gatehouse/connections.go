@@ -231,11 +231,7 @@ func newConnListCmd(f *apiFlags) *cobra.Command {
 		Use:   "list",
 		Short: "List connections",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			m, err := f.connect(cmd.Context(), newSecretReader(cmd))
-			if err != nil {
-				return err
-			}
+		RunE: f.run(func(cmd *cobra.Command, m *mgmt, _ []string) error {
 			var all []map[string]any
 			q := "take=100"
 			for {
@@ -261,7 +257,7 @@ func newConnListCmd(f *apiFlags) *cobra.Command {
 				fmt.Fprintf(tw, "%v\t%v\t%v\t%v\t%v\n", c["id"], c["name"], c["strategy"], c["display_name"], orDash(joinAny(c["enabled_clients"])))
 			}
 			return tw.Flush()
-		},
+		}),
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
@@ -272,17 +268,13 @@ func newConnGetCmd(f *apiFlags) *cobra.Command {
 		Use:   "get ID|NAME",
 		Short: "Show a connection (its client secret shows as " + management.SecretMarker + ")",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			m, err := f.connect(cmd.Context(), newSecretReader(cmd))
-			if err != nil {
-				return err
-			}
+		RunE: f.run(func(cmd *cobra.Command, m *mgmt, args []string) error {
 			c, err := m.connection(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
 			return printJSON(cmd.OutOrStdout(), c)
-		},
+		}),
 	}
 }
 
@@ -291,11 +283,7 @@ func newConnDeleteCmd(f *apiFlags) *cobra.Command {
 		Use:   "delete ID|NAME",
 		Short: "Delete a connection",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			m, err := f.connect(cmd.Context(), newSecretReader(cmd))
-			if err != nil {
-				return err
-			}
+		RunE: f.run(func(cmd *cobra.Command, m *mgmt, args []string) error {
 			c, err := m.connection(cmd.Context(), args[0])
 			if err != nil {
 				return err
@@ -305,7 +293,7 @@ func newConnDeleteCmd(f *apiFlags) *cobra.Command {
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "deleted connection %s (%s)\n", c["name"], c["id"])
 			return nil
-		},
+		}),
 	}
 }
 
@@ -315,11 +303,7 @@ func newConnEnableCmd(f *apiFlags) *cobra.Command {
 		Use:   "enable ID|NAME CLIENT_ID...",
 		Short: "Enable (or with --disable, disable) a connection for applications",
 		Args:  cobra.MinimumNArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			m, err := f.connect(cmd.Context(), newSecretReader(cmd))
-			if err != nil {
-				return err
-			}
+		RunE: f.run(func(cmd *cobra.Command, m *mgmt, args []string) error {
 			c, err := m.connection(cmd.Context(), args[0])
 			if err != nil {
 				return err
@@ -341,7 +325,7 @@ func newConnEnableCmd(f *apiFlags) *cobra.Command {
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s connection %s for %s\n", verb, c["name"], strings.Join(args[1:], ", "))
 			return nil
-		},
+		}),
 	}
 	cmd.Flags().BoolVar(&disable, "disable", false, "disable instead of enable")
 	return cmd
