@@ -27,7 +27,7 @@ type APIStore interface {
 // RefreshTokenStore keeps refresh tokens.
 type RefreshTokenStore interface {
 	CreateRefreshToken(ctx context.Context, rt *store.RefreshToken) error
-	GetRefreshToken(ctx context.Context, id string) (*store.RefreshToken, error)
+	GetRefreshTokenWithUser(ctx context.Context, id string) (*store.RefreshToken, *store.User, error)
 	ExchangeRefreshToken(ctx context.Context, ex store.RefreshExchange) error
 	RevokeRefreshTokenFamily(ctx context.Context, id string) error
 }
@@ -218,21 +218,21 @@ func (p *Provider) issueRefreshToken(ctx context.Context, g userGrant, now time.
 	return tok, nil
 }
 
-// findRefreshToken returns the stored token a presented one names, after
-// comparing the secret's hash in constant time.
-func (p *Provider) findRefreshToken(ctx context.Context, raw string) (*store.RefreshToken, error) {
+// findRefreshToken returns the stored token a presented one names, and
+// its user, after comparing the secret's hash in constant time.
+func (p *Provider) findRefreshToken(ctx context.Context, raw string) (*store.RefreshToken, *store.User, error) {
 	id, secret, ok := strings.Cut(raw, ".")
 	sec, err := base64.RawURLEncoding.DecodeString(secret)
 	if !ok || err != nil || len(id) != 22 {
-		return nil, store.ErrNotFound
+		return nil, nil, store.ErrNotFound
 	}
-	rt, err := p.refresh.GetRefreshToken(ctx, id)
+	rt, u, err := p.refresh.GetRefreshTokenWithUser(ctx, id)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	sum := sha256.Sum256(sec)
 	if subtle.ConstantTimeCompare(sum[:], rt.SecretHash) != 1 {
-		return nil, store.ErrNotFound
+		return nil, nil, store.ErrNotFound
 	}
-	return rt, nil
+	return rt, u, nil
 }

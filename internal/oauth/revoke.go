@@ -33,7 +33,7 @@ func (p *Provider) revokeToken(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	rt, err := p.findRefreshToken(r.Context(), raw)
+	rt, _, err := p.findRefreshToken(r.Context(), raw)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil
 	}

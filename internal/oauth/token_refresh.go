@@ -25,7 +25,8 @@ func (p *Provider) refreshGrant(ctx context.Context, t *tokenRequest, c *store.C
 	if err != nil {
 		return nil, err
 	}
-	rt, err := p.findRefreshToken(ctx, raw)
+	// A deleted user's tokens are deleted with it.
+	rt, u, err := p.findRefreshToken(ctx, raw)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, errBadRefreshToken(errors.New("unknown refresh token"))
 	}
@@ -48,13 +49,6 @@ func (p *Provider) refreshGrant(ctx context.Context, t *tokenRequest, c *store.C
 			}
 		}
 		scopes = req
-	}
-	u, err := p.users.GetUser(ctx, rt.UserID)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, errBadRefreshToken(errors.New("user deleted"))
-	}
-	if err != nil {
-		return nil, errServer(err)
 	}
 	if u.Blocked {
 		return nil, &Error{Status: http.StatusUnauthorized, Code: "unauthorized", Description: "user is blocked"}

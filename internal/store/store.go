@@ -377,6 +377,9 @@ type RefreshTokenStore interface {
 	CreateRefreshToken(ctx context.Context, rt *RefreshToken) error
 	// GetRefreshToken returns the token, rotated or not.
 	GetRefreshToken(ctx context.Context, id string) (*RefreshToken, error)
+	// GetRefreshTokenWithUser returns the token, rotated or not, and its
+	// user in one read.
+	GetRefreshTokenWithUser(ctx context.Context, id string) (*RefreshToken, *User, error)
 	// ExchangeRefreshToken uses a token atomically: it rotates it (stores
 	// ex.Next) or extends its idle expiry. ErrNotFound when it is unknown,
 	// revoked or expired; ErrRefreshTokenReused (family revoked) when it

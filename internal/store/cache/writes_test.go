@@ -84,6 +84,7 @@ var storeMethods = map[string]kind{
 	"AppendLogEvent": uncachedWrite,
 
 	"GetRefreshToken":           read,
+	"GetRefreshTokenWithUser":   read,
 	"ListRefreshTokens":         read,
 	"CreateRefreshToken":        uncachedWrite,
 	"ExchangeRefreshToken":      uncachedWrite,

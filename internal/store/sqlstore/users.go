@@ -11,24 +11,34 @@ import (
 
 const userCols = "user_id, connection, email, profile, idp_tokens_enc, blocked, logins_count, last_login, last_ip, created_at, updated_at"
 
+// userScan receives a users row in userCols order.
+type userScan struct {
+	u                store.User
+	profile          sql.NullString
+	lastLogin        sql.NullInt64
+	created, updated int64
+}
+
+func (r *userScan) dest() []any {
+	return []any{&r.u.UserID, &r.u.Connection, &r.u.Email, &r.profile, &r.u.IdPTokensEnc, &r.u.Blocked,
+		&r.u.LoginsCount, &r.lastLogin, &r.u.LastIP, &r.created, &r.updated}
+}
+
+func (r *userScan) user() *store.User {
+	r.u.Profile = fromRawJSON(r.profile)
+	r.u.IdPTokensEnc = fromBlob(r.u.IdPTokensEnc)
+	r.u.LastLogin = fromNullMS(r.lastLogin)
+	r.u.CreatedAt = fromMS(r.created)
+	r.u.UpdatedAt = fromMS(r.updated)
+	return &r.u
+}
+
 func scanUser(row interface{ Scan(...any) error }) (*store.User, error) {
-	var (
-		u                store.User
-		profile          sql.NullString
-		lastLogin        sql.NullInt64
-		created, updated int64
-	)
-	err := row.Scan(&u.UserID, &u.Connection, &u.Email, &profile, &u.IdPTokensEnc, &u.Blocked,
-		&u.LoginsCount, &lastLogin, &u.LastIP, &created, &updated)
-	if err != nil {
+	var r userScan
+	if err := row.Scan(r.dest()...); err != nil {
 		return nil, err
 	}
-	u.Profile = fromRawJSON(profile)
-	u.IdPTokensEnc = fromBlob(u.IdPTokensEnc)
-	u.LastLogin = fromNullMS(lastLogin)
-	u.CreatedAt = fromMS(created)
-	u.UpdatedAt = fromMS(updated)
-	return &u, nil
+	return r.user(), nil
 }
 
 // UpsertUser inserts u unless its UserID exists, then updates it. Insert

@@ -36,6 +36,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"ResourceServers", testResourceServers},
 		{"ClientGrants", testClientGrants},
 		{"RefreshTokenRotation", testRefreshTokenRotation},
+		{"RefreshTokenWithUser", testRefreshTokenWithUser},
 		{"RefreshTokenRevocation", testRefreshTokenRevocation},
 		{"RefreshTokenRace", testRefreshTokenRace},
 		{"TenantSettings", testTenantSettings},

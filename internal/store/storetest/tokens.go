@@ -137,6 +137,26 @@ func refreshFixture(t *testing.T, s store.Store) func(id, family string, at time
 	}
 }
 
+func testRefreshTokenWithUser(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	tok := refreshFixture(t, s)
+	must(t, s.CreateRefreshToken(ctx, tok("a", "", time.Now().UTC())))
+	wantToken, err := s.GetRefreshToken(ctx, "a")
+	must(t, err)
+	wantUser, err := s.GetUser(ctx, "u1")
+	must(t, err)
+	gotToken, gotUser, err := s.GetRefreshTokenWithUser(ctx, "a")
+	must(t, err)
+	equal(t, "GetRefreshTokenWithUser token", gotToken, wantToken)
+	equal(t, "GetRefreshTokenWithUser user", gotUser, wantUser)
+
+	_, _, err = s.GetRefreshTokenWithUser(ctx, "nope")
+	wantErr(t, "GetRefreshTokenWithUser unknown", err, store.ErrNotFound)
+	must(t, s.DeleteUser(ctx, "u1"))
+	_, _, err = s.GetRefreshTokenWithUser(ctx, "a")
+	wantErr(t, "GetRefreshTokenWithUser after DeleteUser", err, store.ErrNotFound)
+}
+
 func testRefreshTokenRotation(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	tok := refreshFixture(t, s)
