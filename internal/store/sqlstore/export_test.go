@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 )
 
@@ -35,3 +36,6 @@ func MigrationNames(backend string) ([]string, error) {
 	}
 	return names, nil
 }
+
+// ReadPool is the pool reads go through.
+func ReadPool(s *Store) *sql.DB { return s.read }

@@ -2,6 +2,7 @@ package sqlstore_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"strings"
@@ -30,6 +31,35 @@ func openRaw(t *testing.T, dsn string) *sqlstore.Store {
 	}
 	t.Cleanup(func() { s.Close() })
 	return s
+}
+
+// TestPoolKeepsConnections fills the read pool twice: a connection given
+// back while the server is busy must stay open, since opening one again
+// costs PostgreSQL a process fork and authentication.
+func TestPoolKeepsConnections(t *testing.T) {
+	for _, b := range storetest.Backends() {
+		t.Run(b, func(t *testing.T) {
+			db := sqlstore.ReadPool(openRaw(t, storetest.DSN(t, b)))
+			size := db.Stats().MaxOpenConnections
+			for range 2 {
+				conns := make([]*sql.Conn, size)
+				for i := range conns {
+					c, err := db.Conn(t.Context())
+					if err != nil {
+						t.Fatal(err)
+					}
+					conns[i] = c
+				}
+				for _, c := range conns {
+					c.Close()
+				}
+			}
+			st := db.Stats()
+			if st.MaxIdleClosed != 0 || st.OpenConnections != size {
+				t.Errorf("pool of %d: %d closed for lack of idle room, %d open after the load", size, st.MaxIdleClosed, st.OpenConnections)
+			}
+		})
+	}
 }
 
 // TestConcurrentMigrate starts several stores — as separate processes
