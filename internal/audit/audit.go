@@ -27,6 +27,17 @@ const (
 	// are Auth0's seccft and feccft.
 	SuccessExchangeClientCredentials = "seccft"
 	FailedExchangeClientCredentials  = "feccft"
+	// SuccessExchangeRefreshToken and FailedExchangeRefreshToken are
+	// Auth0's sertft and fertft: a refresh token exchanged, or refused
+	// (unknown, expired, revoked, another client's).
+	SuccessExchangeRefreshToken = "sertft"
+	FailedExchangeRefreshToken  = "fertft"
+	// FailedExchangeRotatingRefreshToken: a rotated refresh token was
+	// reused, so its whole family was revoked (Auth0 "ferrt").
+	FailedExchangeRotatingRefreshToken = "ferrt"
+	// SuccessRevokeRefreshToken: POST /oauth/revoke revoked a refresh
+	// token's family (Auth0 "srrt").
+	SuccessRevokeRefreshToken = "srrt"
 	// BlockedAccount: brute-force protection or the upstream lockout
 	// budget refused a login (Auth0 "limit_wc").
 	BlockedAccount = "limit_wc"
@@ -35,13 +46,19 @@ const (
 )
 
 var descriptions = map[string]string{
-	SuccessExchangePassword:  "Successful exchange of password for access token",
-	FailedExchangePassword:   "Failed exchange of password for access token",
-	FailedLoginWrongPassword: "Wrong email or password.",
-	FailedLoginUnknownUser:   "Wrong email or password.",
-	FailedLogin:              "Failed login",
-	BlockedAccount:           "Blocked Account",
-	BlockedIP:                "Blocked IP Address",
+	SuccessExchangePassword:            "Successful exchange of password for access token",
+	FailedExchangePassword:             "Failed exchange of password for access token",
+	FailedLoginWrongPassword:           "Wrong email or password.",
+	FailedLoginUnknownUser:             "Wrong email or password.",
+	FailedLogin:                        "Failed login",
+	SuccessExchangeClientCredentials:   "Successful exchange of Access Token for a Client Credentials Grant",
+	FailedExchangeClientCredentials:    "Failed exchange of Access Token for a Client Credentials Grant",
+	SuccessExchangeRefreshToken:        "Successful exchange of Refresh Token for Access Token",
+	FailedExchangeRefreshToken:         "Failed exchange of Refresh Token for Access Token",
+	FailedExchangeRotatingRefreshToken: "Failed exchange of Rotating Refresh Token",
+	SuccessRevokeRefreshToken:          "Successful Refresh Token Revocation",
+	BlockedAccount:                     "Blocked Account",
+	BlockedIP:                          "Blocked IP Address",
 }
 
 // Event is one log event. Details holds extra, non-secret facts; Gatehouse

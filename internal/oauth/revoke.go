@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/gatehouse/gatehouse/internal/audit"
 	"github.com/gatehouse/gatehouse/internal/store"
 )
 
@@ -44,8 +45,14 @@ func (p *Provider) revokeToken(w http.ResponseWriter, r *http.Request) error {
 		p.logger.InfoContext(r.Context(), "revocation of another client's refresh token ignored", "client_id", c.ClientID)
 		return nil
 	}
-	if err := p.refresh.RevokeRefreshTokenFamily(r.Context(), rt.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
+	switch err := p.refresh.RevokeRefreshTokenFamily(r.Context(), rt.ID); {
+	case errors.Is(err, store.ErrNotFound):
+		return nil
+	case err != nil:
 		return errServer(err)
 	}
+	ev := p.grantEvent(t, c, audit.SuccessRevokeRefreshToken)
+	ev.UserID, ev.Audience = rt.UserID, rt.Audience
+	p.recordGrant(r.Context(), ev)
 	return nil
 }

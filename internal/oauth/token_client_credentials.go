@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/audit"
 	"github.com/gatehouse/gatehouse/internal/store"
 )
 
@@ -26,11 +27,23 @@ type accessTokenClaims struct {
 	Azp   string `json:"azp"`
 }
 
-// clientCredentials is grant_type=client_credentials for any API: the
-// client needs a client grant for the audience, and gets the requested
-// scopes that the grant and the API both allow (all of them when none is
-// requested).
+// clientCredentials is grant_type=client_credentials for any API, with
+// its seccft or feccft event in the tenant log.
 func (p *Provider) clientCredentials(ctx context.Context, t *tokenRequest, c *store.Client) (*tokenResponse, error) {
+	ev := p.grantEvent(t, c, audit.SuccessExchangeClientCredentials)
+	resp, err := p.issueClientCredentials(ctx, t, c, ev)
+	if err != nil {
+		p.recordRefusedGrant(ctx, ev, audit.FailedExchangeClientCredentials, err)
+		return nil, err
+	}
+	p.recordGrant(ctx, ev)
+	return resp, nil
+}
+
+// issueClientCredentials checks that the client has a client grant for
+// the audience, and issues the requested scopes that the grant and the
+// API both allow (all of them when none is requested).
+func (p *Provider) issueClientCredentials(ctx context.Context, t *tokenRequest, c *store.Client, ev *audit.Event) (*tokenResponse, error) {
 	if c.TokenEndpointAuthMethod == "none" {
 		// A public client has no credentials to present (Auth0: public
 		// apps cannot use client_credentials).
@@ -47,6 +60,7 @@ func (p *Provider) clientCredentials(ctx context.Context, t *tokenRequest, c *st
 	if audience == "" {
 		return nil, errMissing("audience")
 	}
+	ev.Audience = audience
 	var (
 		allowed  []string
 		lifetime time.Duration
@@ -85,6 +99,7 @@ func (p *Provider) clientCredentials(ctx context.Context, t *tokenRequest, c *st
 	if requested := strings.Fields(t.get("scope")); len(requested) > 0 {
 		scopes = intersect(requested, allowed)
 	}
+	ev.Scope = strings.Join(scopes, " ")
 	now := p.now()
 	exp := now.Add(lifetime)
 	claims := accessTokenClaims{
@@ -94,7 +109,7 @@ func (p *Provider) clientCredentials(ctx context.Context, t *tokenRequest, c *st
 		Iat:   now.Unix(),
 		Exp:   exp.Unix(),
 		Jti:   newJTI(),
-		Scope: strings.Join(scopes, " "),
+		Scope: ev.Scope,
 		Gty:   "client-credentials",
 		Azp:   c.ClientID,
 	}

@@ -136,6 +136,39 @@ func TestClientCredentialsScopes(t *testing.T) {
 	if claims["exp"].(float64)-claims["iat"].(float64) != 86400 {
 		t.Errorf("lifetime %v", claims["exp"].(float64)-claims["iat"].(float64))
 	}
+
+	if status, _, body := post(t, env, tokenCase{contentType: "application/x-www-form-urlencoded",
+		body: url.Values{"grant_type": {"client_credentials"}, "client_id": {env.AdminID}, "client_secret": {env.AdminSecret},
+			"audience": {"https://elsewhere.example/"}}.Encode()}); status != 403 {
+		t.Fatalf("unknown audience: %d %v", status, body)
+	}
+	token := env.ManagementToken(t, "read:logs")
+	_, _, raw := env.Do(t, "GET", "api/v2/logs?per_page=100", token, nil)
+	if strings.Contains(string(raw), env.AdminSecret) {
+		t.Error("the tenant log holds the client secret")
+	}
+	var events []map[string]any
+	if err := json.Unmarshal(raw, &events); err != nil {
+		t.Fatalf("logs: %s", raw)
+	}
+	var granted, refused map[string]any
+	for _, ev := range events {
+		switch {
+		case ev["type"] == "seccft" && ev["scope"] == "read:clients read:tenant_settings":
+			granted = ev
+		case ev["type"] == "feccft":
+			refused = ev
+		}
+	}
+	if granted == nil || granted["client_id"] != env.AdminID || granted["audience"] != env.URL+"api/v2/" ||
+		granted["description"] != "Successful exchange of Access Token for a Client Credentials Grant" {
+		t.Errorf("seccft event %v", granted)
+	}
+	details, _ := refused["details"].(map[string]any)
+	if refused == nil || refused["audience"] != "https://elsewhere.example/" || details["error"] != "access_denied" ||
+		details["error_description"] != "Service not enabled within domain: https://elsewhere.example/" {
+		t.Errorf("feccft event %v", refused)
+	}
 }
 
 func TestDiscovery(t *testing.T) {

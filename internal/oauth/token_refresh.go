@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/gatehouse/gatehouse/internal/audit"
 	"github.com/gatehouse/gatehouse/internal/store"
 )
 
@@ -17,10 +18,26 @@ func errBadRefreshToken(cause error) *Error {
 	return &Error{Status: http.StatusForbidden, Code: "invalid_grant", Description: "Unknown or invalid refresh token.", Cause: cause}
 }
 
-// refreshGrant is grant_type=refresh_token. The user's claims come from
-// the stored user, so a blocked or deleted user cannot refresh; the
-// access token's scope may be narrowed with scope.
+// refreshGrant is grant_type=refresh_token, with its sertft, fertft or
+// (reuse) ferrt event in the tenant log.
 func (p *Provider) refreshGrant(ctx context.Context, t *tokenRequest, c *store.Client) (*tokenResponse, error) {
+	ev := p.grantEvent(t, c, audit.SuccessExchangeRefreshToken)
+	resp, err := p.useRefreshToken(ctx, t, c, ev)
+	if err != nil {
+		typ := audit.FailedExchangeRefreshToken
+		if errors.Is(err, store.ErrRefreshTokenReused) {
+			typ = audit.FailedExchangeRotatingRefreshToken
+		}
+		p.recordRefusedGrant(ctx, ev, typ, err)
+	}
+	return resp, err
+}
+
+// useRefreshToken exchanges a refresh token. The user's claims come from
+// the stored user, so a blocked or deleted user cannot refresh; the
+// access token's scope may be narrowed with scope. The success event is
+// stored with the exchange itself.
+func (p *Provider) useRefreshToken(ctx context.Context, t *tokenRequest, c *store.Client, ev *audit.Event) (*tokenResponse, error) {
 	raw, err := t.require("refresh_token")
 	if err != nil {
 		return nil, err
@@ -33,6 +50,7 @@ func (p *Provider) refreshGrant(ctx context.Context, t *tokenRequest, c *store.C
 	if err != nil {
 		return nil, errServer(err)
 	}
+	ev.UserID, ev.Audience = rt.UserID, rt.Audience
 	if rt.ClientID != c.ClientID {
 		return nil, errBadRefreshToken(errors.New("refresh token of another client"))
 	}
@@ -50,6 +68,7 @@ func (p *Provider) refreshGrant(ctx context.Context, t *tokenRequest, c *store.C
 		}
 		scopes = req
 	}
+	ev.Scope = strings.Join(scopes, " ")
 	if u.Blocked {
 		return nil, &Error{Status: http.StatusUnauthorized, Code: "unauthorized", Description: "user is blocked"}
 	}
@@ -74,6 +93,11 @@ func (p *Provider) refreshGrant(ctx context.Context, t *tokenRequest, c *store.C
 		ex.Next = row
 	} else {
 		ex.IdleExpiresAt = after(now, pol.idle)
+	}
+	if p.audit != nil {
+		if ex.Log, err = p.audit.LogEvent(ev); err != nil {
+			return nil, errServer(err)
+		}
 	}
 	switch err := p.refresh.ExchangeRefreshToken(ctx, ex); {
 	case errors.Is(err, store.ErrRefreshTokenReused):

@@ -1,6 +1,7 @@
 package oauth_test
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -71,6 +72,9 @@ func TestRefreshTokens(t *testing.T) {
 				if r.status != http.StatusOK || rt2 == "" || rt2 == rt1 || r.str("id_token") == "" || r.str("access_token") == "" {
 					t.Fatalf("refresh: %d %s", r.status, r.raw)
 				}
+				if ev := lastEvent(t, e, "sertft"); ev["user_id"] != aliceID || ev["client_id"] != e.clientID || ev["scope"] != scope {
+					t.Errorf("sertft event %v", ev)
+				}
 				// Narrower scope: no id_token without openid.
 				r = e.refresh(t, rt2, "offline_access")
 				rt3 := r.str("refresh_token")
@@ -83,7 +87,18 @@ func TestRefreshTokens(t *testing.T) {
 				// rt1 was rotated long ago: reuse revokes the family, rt3
 				// included.
 				wantBadRefresh(t, "reused token", e.refresh(t, rt1, ""))
+				ev := lastEvent(t, e, "ferrt")
+				if details, _ := ev["details"].(map[string]any); ev["user_id"] != aliceID || !strings.Contains(fmt.Sprint(details["cause"]), "reused") {
+					t.Errorf("ferrt event %v", ev)
+				}
 				wantBadRefresh(t, "family member after reuse", e.refresh(t, rt3, ""))
+				_, raw := e.apiRaw(t, "GET", "api/v2/logs?per_page=100", nil)
+				for _, tok := range []string{rt1, rt2, rt3} {
+					_, secret, _ := strings.Cut(tok, ".")
+					if strings.Contains(string(raw), secret) {
+						t.Errorf("the tenant log holds a refresh token's secret")
+					}
+				}
 			})
 
 			t.Run("bad tokens change nothing", func(t *testing.T) {
@@ -122,7 +137,14 @@ func TestRefreshTokens(t *testing.T) {
 						t.Errorf("revoke: %d", resp.StatusCode)
 					}
 				}
+				if ev := lastEvent(t, e, "srrt"); ev["user_id"] != aliceID || ev["client_id"] != e.clientID {
+					t.Errorf("srrt event %v", ev)
+				}
 				wantBadRefresh(t, "successor of a revoked token", e.refresh(t, rt2, ""))
+				ev := lastEvent(t, e, "fertft")
+				if details, _ := ev["details"].(map[string]any); details["error"] != "invalid_grant" || ev["client_id"] != e.clientID {
+					t.Errorf("fertft event %v", ev)
+				}
 			})
 
 			t.Run("management listing and revocation", func(t *testing.T) {

@@ -366,6 +366,9 @@ type RefreshExchange struct {
 	// IdleExpiresAt, for a non-rotating token, is its new idle expiry.
 	IdleExpiresAt *time.Time
 	IP, UA        string
+	// Log, when set, is stored with the exchange if it succeeds, in the
+	// same transaction, and not at all if it does not.
+	Log *LogEvent
 }
 
 // ErrRefreshTokenReused: a rotated refresh token was presented after the

@@ -132,6 +132,15 @@ const rotateRefreshPGSQL = `WITH rotated AS (` + rotateRefreshSQL + ` RETURNING 
 		$12::text, $13::boolean, $14::bigint, $15::bigint, $16::bigint, $17::bigint, $18::bigint, $19::text, $20::text,
 		$21::text, $22::text FROM rotated`
 
+// rotateRefreshLoggedPGSQL is rotateRefreshPGSQL that also stores the
+// exchange's log event, only if the next token was inserted.
+const rotateRefreshLoggedPGSQL = `WITH rotated AS (` + rotateRefreshSQL + ` RETURNING 1),
+	inserted AS (INSERT INTO refresh_tokens (` + refreshCols + `) SELECT $6::text, $7::text, $8::bytea, $9::text, $10::text,
+		$11::text, $12::text, $13::boolean, $14::bigint, $15::bigint, $16::bigint, $17::bigint, $18::bigint, $19::text,
+		$20::text, $21::text, $22::text FROM rotated RETURNING 1)
+	INSERT INTO log_events (log_id, event_type, logged_at, user_id, doc)
+		SELECT $23::text, $24::text, $25::bigint, $26::text, $27::text FROM inserted`
+
 func (s *Store) ExchangeRefreshToken(ctx context.Context, ex store.RefreshExchange) error {
 	at := ms(ex.Now).UnixMilli()
 	since := at - ex.Leeway.Milliseconds()
@@ -139,11 +148,25 @@ func (s *Store) ExchangeRefreshToken(ctx context.Context, ex store.RefreshExchan
 		// The common case in one round trip; a refused rotation goes on to
 		// the transaction below, which tells reuse from expiry.
 		args, created := refreshArgs(ex.Next)
-		res, err := s.write.ExecContext(ctx, rotateRefreshPGSQL, append([]any{ex.ID, at, since, ex.IP, ex.UA}, args...)...)
+		q, args := rotateRefreshPGSQL, append([]any{ex.ID, at, since, ex.IP, ex.UA}, args...)
+		var (
+			lr  logRow
+			err error
+		)
+		if ex.Log != nil {
+			if lr, err = newLogRow(ex.Log); err != nil {
+				return s.fail("exchange refresh token", err)
+			}
+			q, args = rotateRefreshLoggedPGSQL, append(args, lr.args()...)
+		}
+		res, err := s.write.ExecContext(ctx, q, args...)
 		if err == nil {
 			var n int64
 			if n, err = res.RowsAffected(); err == nil && n == 1 {
 				refreshStored(ex.Next, created)
+				if ex.Log != nil {
+					lr.stored()
+				}
 				return nil
 			}
 		}
@@ -152,7 +175,7 @@ func (s *Store) ExchangeRefreshToken(ctx context.Context, ex store.RefreshExchan
 		}
 	}
 	reused := false
-	stmts, err := s.hotTx(ctx, rotateRefreshSQL, insertRefreshSQL)
+	stmts, err := s.hotTx(ctx, rotateRefreshSQL, insertRefreshSQL, appendLogEventSQL)
 	if err != nil {
 		return s.fail("exchange refresh token", err)
 	}
@@ -176,10 +199,15 @@ func (s *Store) ExchangeRefreshToken(ctx context.Context, ex store.RefreshExchan
 			if err != nil {
 				return err
 			}
-			if ex.Next == nil {
+			if ex.Next != nil {
+				if err := insertRefreshToken(ctx, hot, ex.Next); err != nil {
+					return err
+				}
+			}
+			if ex.Log == nil {
 				return nil
 			}
-			return insertRefreshToken(ctx, hot, ex.Next)
+			return appendLogEvent(ctx, hot, ex.Log)
 		}
 		// Refused: a token that was rotated is being reused, which means
 		// it was copied; the whole family goes.

@@ -37,6 +37,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"ClientGrants", testClientGrants},
 		{"RefreshTokenRotation", testRefreshTokenRotation},
 		{"RefreshTokenWithUser", testRefreshTokenWithUser},
+		{"RefreshTokenExchangeLog", testRefreshTokenExchangeLog},
 		{"RefreshTokenRevocation", testRefreshTokenRevocation},
 		{"RefreshTokenRace", testRefreshTokenRace},
 		{"TenantSettings", testTenantSettings},

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -155,6 +156,47 @@ func testRefreshTokenWithUser(t *testing.T, s store.Store) {
 	must(t, s.DeleteUser(ctx, "u1"))
 	_, _, err = s.GetRefreshTokenWithUser(ctx, "a")
 	wantErr(t, "GetRefreshTokenWithUser after DeleteUser", err, store.ErrNotFound)
+}
+
+// testRefreshTokenExchangeLog checks that an exchange's log event is
+// stored with the exchange when it succeeds, and never when it is refused.
+func testRefreshTokenExchangeLog(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	tok := refreshFixture(t, s)
+	now := time.Now().UTC()
+	event := func(n int) *store.LogEvent {
+		return &store.LogEvent{Type: "sertft", UserID: "u1", Doc: json.RawMessage(fmt.Sprintf(`{"n": %d}`, n))}
+	}
+	logged := func(what string, want int) {
+		t.Helper()
+		_, total, err := s.ListLogEvents(ctx, store.LogFilter{Type: "sertft"}, store.ListOptions{})
+		must(t, err)
+		if total != want {
+			t.Errorf("%s: %d events stored, want %d", what, total, want)
+		}
+	}
+
+	must(t, s.CreateRefreshToken(ctx, tok("a", "", now)))
+	e := event(1)
+	must(t, s.ExchangeRefreshToken(ctx, store.RefreshExchange{ID: "a", Now: now, Next: tok("b", "a", now), Log: e}))
+	if e.ID == "" || e.Date.IsZero() {
+		t.Errorf("stored event without ID or date: %+v", e)
+	}
+	logged("rotation", 1)
+
+	nr := tok("n", "", now)
+	nr.Rotating = false
+	must(t, s.CreateRefreshToken(ctx, nr))
+	must(t, s.ExchangeRefreshToken(ctx, store.RefreshExchange{ID: "n", Now: now, IdleExpiresAt: ptr(now.Add(time.Hour)), Log: event(2)}))
+	logged("non-rotating exchange", 2)
+
+	err := s.ExchangeRefreshToken(ctx, store.RefreshExchange{ID: "a", Now: now.Add(time.Minute), Next: tok("c", "a", now), Log: event(3)})
+	wantErr(t, "reuse", err, store.ErrRefreshTokenReused)
+	err = s.ExchangeRefreshToken(ctx, store.RefreshExchange{ID: "n", Now: now.Add(2 * time.Hour), IdleExpiresAt: ptr(now.Add(3 * time.Hour)), Log: event(4)})
+	wantErr(t, "expired", err, store.ErrNotFound)
+	err = s.ExchangeRefreshToken(ctx, store.RefreshExchange{ID: "nope", Now: now, Next: tok("d", "nope", now), Log: event(5)})
+	wantErr(t, "unknown", err, store.ErrNotFound)
+	logged("refused exchanges", 2)
 }
 
 func testRefreshTokenRotation(t *testing.T, s store.Store) {

@@ -1,0 +1,47 @@
+package oauth
+
+import (
+	"context"
+	"errors"
+
+	"github.com/gatehouse/gatehouse/internal/audit"
+	"github.com/gatehouse/gatehouse/internal/store"
+)
+
+// grantEvent starts the tenant log event of a refresh-token or
+// client-credentials exchange by an authenticated client; the grant fills
+// in the user, audience and scope as it learns them.
+func (p *Provider) grantEvent(t *tokenRequest, c *store.Client, typ string) *audit.Event {
+	return &audit.Event{Type: typ, ClientID: c.ClientID, ClientName: c.Name, IP: p.clientIP(t, c),
+		UserAgent: t.r.UserAgent(), Hostname: t.r.Host}
+}
+
+// recordGrant stores e. As with a login's event, a lost event is logged
+// and does not change the answer.
+func (p *Provider) recordGrant(ctx context.Context, e *audit.Event) {
+	if p.audit == nil {
+		return
+	}
+	if err := p.audit.Record(context.WithoutCancel(ctx), e); err != nil {
+		p.logger.ErrorContext(ctx, "recording log event failed", "type", e.Type, "error", err)
+	}
+}
+
+// recordRefusedGrant stores e as an event of type typ with the refusal's
+// code, description and cause. Causes name what was wrong, never the
+// token or secret presented.
+func (p *Provider) recordRefusedGrant(ctx context.Context, e *audit.Event, typ string, err error) {
+	e.Type = typ
+	e.Details = map[string]any{}
+	var oe *Error
+	if errors.As(err, &oe) {
+		e.Details["error"] = oe.Code
+		e.Details["error_description"] = oe.Description
+		if oe.Cause != nil {
+			e.Details["cause"] = oe.Cause.Error()
+		}
+	} else {
+		e.Details["cause"] = err.Error()
+	}
+	p.recordGrant(ctx, e)
+}
