@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+
+	"github.com/gatehouse/gatehouse/internal/store"
 )
 
 // AppliedVersions lists the versions recorded in schema_migrations.
@@ -39,3 +41,22 @@ func MigrationNames(backend string) ([]string, error) {
 
 // ReadPool is the pool reads go through.
 func ReadPool(s *Store) *sql.DB { return s.read }
+
+// WriteLogBatch writes events as one PostgreSQL log batch and returns each
+// one's outcome.
+func WriteLogBatch(s *Store, events []*store.LogEvent) []error {
+	batch := make([]*logAppend, len(events))
+	for i, e := range events {
+		r, err := newLogRow(e)
+		if err != nil {
+			panic(err)
+		}
+		batch[i] = &logAppend{r: r, done: make(chan error, 1)}
+	}
+	s.writeLogBatch(batch)
+	errs := make([]error, len(batch))
+	for i, a := range batch {
+		errs[i] = <-a.done
+	}
+	return errs
+}

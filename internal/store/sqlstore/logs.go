@@ -13,8 +13,26 @@ const appendLogEventSQL = "INSERT INTO log_events (log_id, event_type, logged_at
 
 // AppendLogEvent stores e, giving it a random ID and the current Date when
 // the caller left them empty; ErrConflict if the ID exists.
+// Concurrent appends share a commit: on SQLite as group-commit jobs, on
+// PostgreSQL in one INSERT (log_batch.go).
 func (s *Store) AppendLogEvent(ctx context.Context, e *store.LogEvent) error {
-	if err := appendLogEvent(ctx, hotDB{s, s.write}, e); err != nil {
+	var err error
+	if s.logBatch != nil {
+		var r logRow
+		if r, err = newLogRow(e); err == nil {
+			if err = s.appendLogBatched(ctx, r); err == nil {
+				r.stored()
+			}
+		}
+	} else {
+		var stmts map[string]*sql.Stmt
+		if stmts, err = s.hotTx(ctx, appendLogEventSQL); err == nil {
+			err = s.inGroupTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+				return appendLogEvent(ctx, hotTx{tx, stmts}, e)
+			})
+		}
+	}
+	if err != nil {
 		return s.fail("append log event", err)
 	}
 	return nil

@@ -97,6 +97,7 @@ type Store struct {
 	migrations []migration
 	prepared   prepared
 	group      *groupCommitter // SQLite only
+	logBatch   *logBatcher     // PostgreSQL only
 	listenCfg  *pgx.ConnConfig // PostgreSQL only: for ListenConfigChanges
 }
 
@@ -214,7 +215,9 @@ func openPostgres(ctx context.Context, dsn string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("sqlstore: open postgres: %w", err)
 	}
-	return &Store{d: postgresDialect, write: db, read: db, listenCfg: cfg}, nil
+	s := &Store{d: postgresDialect, write: db, read: db, listenCfg: cfg}
+	s.startLogBatches()
+	return s, nil
 }
 
 // Backend names the database behind the store: "sqlite" or "postgres".
@@ -244,6 +247,7 @@ func (s *Store) Ping(ctx context.Context) error {
 // Close releases both pools.
 func (s *Store) Close() error {
 	s.stopGroupCommit()
+	s.stopLogBatches()
 	err := s.closePrepared()
 	if s.read != s.write {
 		err = errors.Join(err, s.read.Close())

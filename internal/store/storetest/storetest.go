@@ -45,6 +45,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"UserErrors", testUserErrors},
 		{"UserList", testUserList},
 		{"LogEvents", testLogEvents},
+		{"LogEventsConcurrent", testLogEventsConcurrent},
 		{"LogEventList", testLogEventList},
 		{"UserUpdateLogged", testUserUpdateLogged},
 		{"AttackAttempts", testAttackAttempts},
@@ -825,6 +826,43 @@ func testLogEvents(t *testing.T, s store.Store) {
 	}
 	equal(t, "newest event", es[0], gen)
 	equal(t, "oldest event", es[1], &store.LogEvent{ID: "log-1", Type: "s", Date: ms(t0), UserID: "waad|1", Doc: e.Doc})
+}
+
+// testLogEventsConcurrent appends from many goroutines at once, as
+// concurrent requests do; some reuse one ID. Each caller hears of its own
+// event only.
+func testLogEventsConcurrent(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	const n = 40
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			e := &store.LogEvent{Type: "seccft", Doc: json.RawMessage(fmt.Sprintf(`{"i": %d}`, i))}
+			if i%10 == 0 {
+				e.ID = "dup"
+			}
+			errs[i] = s.AppendLogEvent(ctx, e)
+		})
+	}
+	close(start)
+	wg.Wait()
+	conflicts := 0
+	for i, err := range errs {
+		switch {
+		case errors.Is(err, store.ErrConflict) && i%10 == 0:
+			conflicts++
+		case err != nil:
+			t.Errorf("append %d: %v", i, err)
+		}
+	}
+	_, total, err := s.ListLogEvents(ctx, store.LogFilter{}, store.ListOptions{})
+	must(t, err)
+	if conflicts != n/10-1 || total != n-conflicts {
+		t.Errorf("%d conflicts and %d events stored; want %d and %d", conflicts, total, n/10-1, n-n/10+1)
+	}
 }
 
 func testUserUpdateLogged(t *testing.T, s store.Store) {
