@@ -91,6 +91,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	a.clientGrantRoutes(route)
 	a.signingKeyRoutes(route)
 	a.refreshTokenRoutes(route)
+	a.deviceCredentialRoutes(route)
 	// Unknown /api/v2 paths answer in the API's own error format.
 	mux.HandleFunc("/api/v2/", func(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, NotFound("Not Found", ""))

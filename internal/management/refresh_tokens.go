@@ -67,7 +67,7 @@ func (a *API) listUserRefreshTokens(w http.ResponseWriter, r *http.Request) {
 		cp.take = defaultPerPage
 	}
 	opts, skip := cp.pageOf()
-	list, total, err := a.store.ListRefreshTokens(ctx, uid, opts)
+	list, total, err := a.store.ListRefreshTokens(ctx, store.RefreshTokenFilter{UserID: uid}, opts)
 	if err != nil {
 		WriteError(w, internalError(err))
 		return

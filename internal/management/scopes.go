@@ -12,5 +12,6 @@ var Scopes = []string{
 	"read:resource_servers", "create:resource_servers", "update:resource_servers", "delete:resource_servers",
 	"read:client_grants", "create:client_grants", "update:client_grants", "delete:client_grants",
 	"read:refresh_tokens", "delete:refresh_tokens",
+	"read:device_credentials", "delete:device_credentials",
 	"read:attack_protection", "update:attack_protection",
 }

@@ -1,9 +1,11 @@
 package oauth_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -168,6 +170,77 @@ func TestRefreshTokens(t *testing.T) {
 				wantBadRefresh(t, "after management revocation", e.refresh(t, rt, ""))
 				if status, _ := e.api(t, "GET", "api/v2/refresh-tokens/"+tok["id"].(string), nil); status != http.StatusNotFound {
 					t.Errorf("get revoked: %d", status)
+				}
+			})
+
+			t.Run("device credentials", func(t *testing.T) {
+				if status, _ := e.api(t, "DELETE", "api/v2/users/"+url.PathEscape(aliceID)+"/refresh-tokens", nil); status != http.StatusNoContent {
+					t.Fatalf("delete all: %d", status)
+				}
+				list := func(t *testing.T, query string) []map[string]any {
+					t.Helper()
+					status, raw := e.apiRaw(t, "GET", "api/v2/device-credentials?user_id="+url.QueryEscape(aliceID)+query, nil)
+					var items []map[string]any
+					if err := json.Unmarshal(raw, &items); status != http.StatusOK || err != nil {
+						t.Fatalf("list%s: %d %s", query, status, raw)
+					}
+					return items
+				}
+				first, second := login(t), login(t)
+				before := list(t, "")
+				next := e.refresh(t, first, "").str("refresh_token")
+				after := list(t, "&type=rotating_refresh_token&client_id="+url.QueryEscape(e.clientID))
+				ids := func(cs []map[string]any) []string {
+					var out []string
+					for _, c := range cs {
+						out = append(out, c["id"].(string))
+					}
+					slices.Sort(out)
+					return out
+				}
+				if len(before) != 2 || !slices.Equal(ids(before), ids(after)) {
+					t.Fatalf("credentials before %v and after a rotation %v: want the same two", before, after)
+				}
+				// The rotated family is listed by its newest token, so last.
+				rotated := after[1]
+				for _, c := range after {
+					if c["type"] != "rotating_refresh_token" || c["user_id"] != aliceID || c["client_id"] != e.clientID || c["device_name"] == "" {
+						t.Errorf("credential %v", c)
+					}
+					for _, tok := range []string{first, second, next} {
+						if _, secret, _ := strings.Cut(tok, "."); strings.Contains(fmt.Sprint(c), secret) {
+							t.Errorf("credential %v shows a token's secret", c)
+						}
+					}
+				}
+				for _, q := range []string{"&type=refresh_token", "&type=public_key", "&client_id=someone-else"} {
+					if got := list(t, q); len(got) != 0 {
+						t.Errorf("list%s: %v, want none", q, got)
+					}
+				}
+				status, body := e.api(t, "GET", "api/v2/device-credentials?include_totals=true&per_page=1&user_id="+url.QueryEscape(aliceID), nil)
+				if items, _ := body["device_credentials"].([]any); status != http.StatusOK || body["total"] != float64(2) || len(items) != 1 {
+					t.Errorf("include_totals: %d %v", status, body)
+				}
+				for q, want := range map[string]string{"": "user_id", "?user_id=x&type=bogus": `No enum match for: "bogus"`} {
+					status, body := e.api(t, "GET", "api/v2/device-credentials"+q, nil)
+					if msg, _ := body["message"].(string); status != http.StatusBadRequest || body["errorCode"] != "invalid_query_string" || !strings.Contains(msg, want) {
+						t.Errorf("list%s: %d %v", q, status, body)
+					}
+				}
+
+				// Deleting the credential revokes the rotated family, and
+				// only it.
+				if status, _ := e.api(t, "DELETE", "api/v2/device-credentials/"+rotated["id"].(string), nil); status != http.StatusNoContent {
+					t.Fatalf("delete: %d", status)
+				}
+				wantBadRefresh(t, "token of a deleted credential", e.refresh(t, next, ""))
+				if r := e.refresh(t, second, ""); r.status != http.StatusOK {
+					t.Errorf("other credential's token: %d %s", r.status, r.raw)
+				}
+				status, body = e.api(t, "DELETE", "api/v2/device-credentials/"+rotated["id"].(string), nil)
+				if status != http.StatusNotFound || body["errorCode"] != "inexistent_device_credential" {
+					t.Errorf("delete again: %d %v", status, body)
 				}
 			})
 

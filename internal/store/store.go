@@ -371,6 +371,14 @@ type RefreshExchange struct {
 	Log *LogEvent
 }
 
+// RefreshTokenFilter narrows ListRefreshTokens; UserID is required, the
+// other fields filter only when set.
+type RefreshTokenFilter struct {
+	UserID   string
+	ClientID string
+	Rotating *bool
+}
+
 // ErrRefreshTokenReused: a rotated refresh token was presented after the
 // leeway; the store has revoked its whole family.
 var ErrRefreshTokenReused = errors.New("refresh token reused")
@@ -388,8 +396,9 @@ type RefreshTokenStore interface {
 	// revoked or expired; ErrRefreshTokenReused (family revoked) when it
 	// was rotated before and may not be reused.
 	ExchangeRefreshToken(ctx context.Context, ex RefreshExchange) error
-	// ListRefreshTokens returns a user's usable tokens, oldest first.
-	ListRefreshTokens(ctx context.Context, userID string, opts ListOptions) ([]*RefreshToken, int, error)
+	// ListRefreshTokens returns a user's usable tokens, oldest first: the
+	// latest of each rotation family.
+	ListRefreshTokens(ctx context.Context, f RefreshTokenFilter, opts ListOptions) ([]*RefreshToken, int, error)
 	// RevokeRefreshTokenFamily deletes the family of the token id.
 	RevokeRefreshTokenFamily(ctx context.Context, id string) error
 	// RevokeUserRefreshTokens deletes every refresh token of a user.

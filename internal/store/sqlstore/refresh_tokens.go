@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"strings"
 	"time"
 
@@ -233,13 +234,19 @@ func (s *Store) ExchangeRefreshToken(ctx context.Context, ex store.RefreshExchan
 	return nil
 }
 
-func (s *Store) ListRefreshTokens(ctx context.Context, userID string, opts store.ListOptions) ([]*store.RefreshToken, int, error) {
+func (s *Store) ListRefreshTokens(ctx context.Context, f store.RefreshTokenFilter, opts store.ListOptions) ([]*store.RefreshToken, int, error) {
 	var w filter
-	w.eq("user_id", userID)
-	t := now().UnixMilli()
-	w.args = append(w.args, t)
+	w.eq("user_id", f.UserID)
+	if f.ClientID != "" {
+		w.eq("client_id", f.ClientID)
+	}
+	if f.Rotating != nil {
+		w.eq("rotating", *f.Rotating)
+	}
+	w.args = append(w.args, now().UnixMilli())
+	at := fmt.Sprintf("$%d", len(w.args))
 	w.conds = append(w.conds, "rotated_at IS NULL",
-		"(expires_at IS NULL OR expires_at > $2)", "(idle_expires_at IS NULL OR idle_expires_at > $2)")
+		"(expires_at IS NULL OR expires_at > "+at+")", "(idle_expires_at IS NULL OR idle_expires_at > "+at+")")
 	var (
 		out   []*store.RefreshToken
 		total int

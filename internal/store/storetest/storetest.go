@@ -38,6 +38,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"RefreshTokenRotation", testRefreshTokenRotation},
 		{"RefreshTokenWithUser", testRefreshTokenWithUser},
 		{"RefreshTokenExchangeLog", testRefreshTokenExchangeLog},
+		{"RefreshTokenListFilter", testRefreshTokenListFilter},
 		{"RefreshTokenRevocation", testRefreshTokenRevocation},
 		{"RefreshTokenRace", testRefreshTokenRace},
 		{"TenantSettings", testTenantSettings},

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -199,6 +200,40 @@ func testRefreshTokenExchangeLog(t *testing.T, s store.Store) {
 	logged("refused exchanges", 2)
 }
 
+func testRefreshTokenListFilter(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	tok := refreshFixture(t, s)
+	must(t, s.CreateClient(ctx, fullClient("c2")))
+	now := time.Now().UTC()
+	r1, n1, r2 := tok("r1", "", now), tok("n1", "", now.Add(time.Millisecond)), tok("r2", "", now.Add(2*time.Millisecond))
+	n1.Rotating, r2.ClientID = false, "c2"
+	for _, rt := range []*store.RefreshToken{r1, n1, r2} {
+		must(t, s.CreateRefreshToken(ctx, rt))
+	}
+	yes, no := true, false
+	for _, c := range []struct {
+		f    store.RefreshTokenFilter
+		want []string
+	}{
+		{store.RefreshTokenFilter{UserID: "u1"}, []string{"r1", "n1", "r2"}},
+		{store.RefreshTokenFilter{UserID: "u1", ClientID: "c1"}, []string{"r1", "n1"}},
+		{store.RefreshTokenFilter{UserID: "u1", Rotating: &no}, []string{"n1"}},
+		{store.RefreshTokenFilter{UserID: "u1", ClientID: "c2", Rotating: &yes}, []string{"r2"}},
+		{store.RefreshTokenFilter{UserID: "u1", ClientID: "c2", Rotating: &no}, nil},
+		{store.RefreshTokenFilter{UserID: "nobody"}, nil},
+	} {
+		list, total, err := s.ListRefreshTokens(ctx, c.f, store.ListOptions{})
+		must(t, err)
+		var got []string
+		for _, rt := range list {
+			got = append(got, rt.ID)
+		}
+		if total != len(c.want) || !reflect.DeepEqual(got, c.want) {
+			t.Errorf("ListRefreshTokens(%+v) = %v (total %d), want %v", c.f, got, total, c.want)
+		}
+	}
+}
+
 func testRefreshTokenRotation(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	tok := refreshFixture(t, s)
@@ -227,7 +262,7 @@ func testRefreshTokenRotation(t *testing.T, s store.Store) {
 	// Within the leeway the previous token may be exchanged again (two
 	// concurrent requests of one app).
 	must(t, exchange("a", "c", t1.Add(leeway/2)))
-	list, total, err := s.ListRefreshTokens(ctx, "u1", store.ListOptions{})
+	list, total, err := s.ListRefreshTokens(ctx, store.RefreshTokenFilter{UserID: "u1"}, store.ListOptions{})
 	must(t, err)
 	if total != 2 || len(list) != 2 || list[0].ID != "b" || list[1].ID != "c" {
 		t.Errorf("ListRefreshTokens after leeway reuse: total %d %v", total, list)
@@ -354,7 +389,7 @@ func testRefreshTokenRace(t *testing.T, s store.Store) {
 	if wins != 1 {
 		t.Fatalf("%d concurrent exchanges of one token succeeded, want 1", wins)
 	}
-	if _, total, err := s.ListRefreshTokens(ctx, "u1", store.ListOptions{}); err != nil || total != 0 {
+	if _, total, err := s.ListRefreshTokens(ctx, store.RefreshTokenFilter{UserID: "u1"}, store.ListOptions{}); err != nil || total != 0 {
 		t.Errorf("after reuse: %d tokens left (%v), want the family revoked", total, err)
 	}
 }
