@@ -36,7 +36,10 @@ type Config struct {
 	ManagementTokenLifetime time.Duration
 	// KeyRotation is how long a signing key stays current before it is
 	// rotated automatically; 0 disables scheduled rotation.
-	KeyRotation     time.Duration
+	KeyRotation time.Duration
+	// LogRetention is how long tenant log events are kept before the
+	// background purge deletes them; 0 keeps them forever.
+	LogRetention    time.Duration
 	ShutdownTimeout time.Duration
 }
 
@@ -99,6 +102,7 @@ var settings = []setting{
 	}},
 	{"management-token-lifetime", "GATEHOUSE_MANAGEMENT_TOKEN_LIFETIME", "86400", "lifetime of Management API access tokens (seconds or Go duration)", duration(func(c *Config) *time.Duration { return &c.ManagementTokenLifetime })},
 	{"key-rotation", "GATEHOUSE_KEY_ROTATION", "0", "rotate the signing key after it has been current this long (seconds or Go duration; 0: never)", duration(func(c *Config) *time.Duration { return &c.KeyRotation })},
+	{"log-retention", "GATEHOUSE_LOG_RETENTION", "720h", "how long tenant log events are kept (seconds or Go duration; 0: forever)", duration(func(c *Config) *time.Duration { return &c.LogRetention })},
 	{"shutdown-timeout", "GATEHOUSE_SHUTDOWN_TIMEOUT", "20s", "how long in-flight requests may take to finish on SIGTERM", duration(func(c *Config) *time.Duration { return &c.ShutdownTimeout })},
 }
 
@@ -210,6 +214,9 @@ func (c *Config) Validate() error {
 	}
 	if c.KeyRotation != 0 && c.KeyRotation < time.Hour {
 		bad("GATEHOUSE_KEY_ROTATION", "must be 0 (never) or at least 1h")
+	}
+	if c.LogRetention != 0 && c.LogRetention < time.Hour {
+		bad("GATEHOUSE_LOG_RETENTION", "must be 0 (keep forever) or at least 1h")
 	}
 	if c.ShutdownTimeout <= 0 {
 		bad("GATEHOUSE_SHUTDOWN_TIMEOUT", "must be positive")

@@ -34,7 +34,8 @@ func (s *Server) runBackground(ctx context.Context) {
 }
 
 // purge deletes expired refresh tokens, then expired attack-protection
-// blocks and refilled IP buckets, in bounded batches, each its own short
+// blocks and refilled IP buckets, then log events past
+// GATEHOUSE_LOG_RETENTION, in bounded batches, each its own short
 // transaction, so that it never holds a lock a login waits on for long.
 func (s *Server) purge(ctx context.Context) {
 	s.purgeBatches(ctx, "expired refresh tokens", func(ctx context.Context) (int, bool, error) {
@@ -44,6 +45,16 @@ func (s *Server) purge(ctx context.Context) {
 	s.purgeBatches(ctx, "expired attack-protection blocks and buckets", func(ctx context.Context) (int, bool, error) {
 		n, err := s.guard.Prune(ctx, purgeBatch)
 		return n, n > 0, err
+	})
+	if s.cfg.LogRetention <= 0 {
+		return
+	}
+	// One cut-off for the whole run: events logged while it runs are not
+	// chased.
+	before := time.Now().Add(-s.cfg.LogRetention)
+	s.purgeBatches(ctx, "log events past their retention", func(ctx context.Context) (int, bool, error) {
+		n, err := s.store.PurgeLogEvents(ctx, before, purgeBatch)
+		return n, n == purgeBatch, err
 	})
 }
 

@@ -260,6 +260,9 @@ type LogStore interface {
 	AppendLogEvent(ctx context.Context, e *LogEvent) error
 	// ListLogEvents returns events newest first.
 	ListLogEvents(ctx context.Context, f LogFilter, opts ListOptions) ([]*LogEvent, int, error)
+	// PurgeLogEvents deletes at most limit events dated before before,
+	// oldest first, and reports how many it deleted.
+	PurgeLogEvents(ctx context.Context, before time.Time, limit int) (int, error)
 }
 
 // ResourceServer is an API whose access tokens Gatehouse issues (Auth0's

@@ -82,6 +82,7 @@ var storeMethods = map[string]kind{
 
 	"ListLogEvents":  read,
 	"AppendLogEvent": uncachedWrite,
+	"PurgeLogEvents": uncachedWrite,
 
 	"GetRefreshToken":           read,
 	"GetRefreshTokenWithUser":   read,

@@ -116,3 +116,19 @@ func (s *Store) ListLogEvents(ctx context.Context, f store.LogFilter, opts store
 	}
 	return es, total, nil
 }
+
+// PurgeLogEvents deletes one bounded batch through the logged_at index,
+// so that the write lock (SQLite) or the row locks (PostgreSQL) are held
+// only briefly.
+func (s *Store) PurgeLogEvents(ctx context.Context, before time.Time, limit int) (int, error) {
+	res, err := s.write.ExecContext(ctx, `DELETE FROM log_events WHERE seq IN (
+		SELECT seq FROM log_events WHERE logged_at < $1 ORDER BY logged_at, seq LIMIT $2)`, ms(before).UnixMilli(), limit)
+	if err != nil {
+		return 0, s.fail("purge log events", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, s.fail("purge log events", err)
+	}
+	return int(n), nil
+}

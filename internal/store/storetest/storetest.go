@@ -47,6 +47,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"UserList", testUserList},
 		{"LogEvents", testLogEvents},
 		{"LogEventsConcurrent", testLogEventsConcurrent},
+		{"LogEventsPurge", testLogEventsPurge},
 		{"LogEventList", testLogEventList},
 		{"UserUpdateLogged", testUserUpdateLogged},
 		{"AttackAttempts", testAttackAttempts},
@@ -863,6 +864,26 @@ func testLogEventsConcurrent(t *testing.T, s store.Store) {
 	must(t, err)
 	if conflicts != n/10-1 || total != n-conflicts {
 		t.Errorf("%d conflicts and %d events stored; want %d and %d", conflicts, total, n/10-1, n-n/10+1)
+	}
+}
+
+func testLogEventsPurge(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	for i, typ := range []string{"a", "b", "c"} {
+		must(t, s.AppendLogEvent(ctx, &store.LogEvent{Type: typ, Date: t0.Add(time.Duration(i) * time.Hour)}))
+	}
+	cut := t0.Add(90 * time.Minute)
+	for _, want := range []int{1, 1, 0} {
+		n, err := s.PurgeLogEvents(ctx, cut, 1)
+		must(t, err)
+		if n != want {
+			t.Errorf("PurgeLogEvents = %d, want %d", n, want)
+		}
+	}
+	es, _, err := s.ListLogEvents(ctx, store.LogFilter{}, store.ListOptions{})
+	must(t, err)
+	if len(es) != 1 || es[0].Type != "c" {
+		t.Errorf("left after purge: %+v, want only the event after the cut-off", es)
 	}
 }
 
