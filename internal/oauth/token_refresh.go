@@ -99,6 +99,14 @@ func (p *Provider) useRefreshToken(ctx context.Context, t *tokenRequest, c *stor
 			return nil, errServer(err)
 		}
 	}
+	// The tokens are made before the exchange: once the old token is
+	// rotated, only a lost connection can keep the new one from its app,
+	// never a failure of ours (with leeway 0 the app's retry would be reuse
+	// and end the family).
+	resp, err := p.issueUserTokens(ctx, g)
+	if err != nil {
+		return nil, err
+	}
 	switch err := p.refresh.ExchangeRefreshToken(ctx, ex); {
 	case errors.Is(err, store.ErrRefreshTokenReused):
 		p.logger.WarnContext(ctx, "refresh token reuse detected: revoked its family", "client_id", c.ClientID, "user_id", u.UserID, "family", rt.FamilyID)
@@ -107,10 +115,6 @@ func (p *Provider) useRefreshToken(ctx context.Context, t *tokenRequest, c *stor
 		return nil, errBadRefreshToken(err)
 	case err != nil:
 		return nil, errServer(err)
-	}
-	resp, err := p.issueUserTokens(ctx, g)
-	if err != nil {
-		return nil, err
 	}
 	resp.RefreshToken = next
 	return resp, nil
