@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"sync"
+	"time"
 )
 
 // Log appends on PostgreSQL are batched. On their own, N concurrent
@@ -17,6 +18,11 @@ import (
 
 // maxLogBatch bounds a batch's statement.
 const maxLogBatch = 256
+
+// logBatchTimeout bounds one batch: appends wait on the batch before them,
+// so a stuck INSERT must not hold every later request with it. Those it
+// fails get the error; a grant whose event is lost still succeeds.
+const logBatchTimeout = 30 * time.Second
 
 // appendLogBatchSQL inserts the rows of parallel arrays.
 const appendLogBatchSQL = `INSERT INTO log_events (log_id, event_type, logged_at, user_id, doc)
@@ -90,7 +96,8 @@ func (s *Store) runLogBatches() {
 }
 
 func (s *Store) writeLogBatch(batch []*logAppend) {
-	ctx := context.Background()
+	ctx, cancel := context.WithTimeout(context.Background(), logBatchTimeout)
+	defer cancel()
 	if len(batch) == 1 {
 		_, err := s.write.ExecContext(ctx, appendLogEventSQL, batch[0].r.args()...)
 		batch[0].done <- err
