@@ -223,14 +223,7 @@ func (s *Store) DeleteAttackCounters(ctx context.Context, identifier string, kin
 	// The filter is fixed for a given number of kinds, so the text stays
 	// one of a few kept statements.
 	res, err := s.execHot(ctx, s.write, "DELETE FROM attack_counters"+f.where(), f.args...)
-	if err != nil {
-		return 0, s.fail("delete attack counters", err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return 0, s.fail("delete attack counters", err)
-	}
-	return int(n), nil
+	return s.count("delete attack counters", res, err)
 }
 
 // TakeToken is the generic cell rate algorithm: the bucket keeps one

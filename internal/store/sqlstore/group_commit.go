@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"sync"
 	"sync/atomic"
 )
 
@@ -54,28 +53,16 @@ type groupJob struct {
 	done  chan error
 }
 
-type groupCommitter struct {
-	// jobs is unbuffered: a job is handed to the committer or not at all,
-	// so Close cannot strand one in a buffer.
-	jobs     chan *groupJob
-	stop     chan struct{}
-	stopped  chan struct{}
-	stopOnce sync.Once
-}
-
 func (s *Store) startGroupCommit() {
-	s.group = &groupCommitter{jobs: make(chan *groupJob), stop: make(chan struct{}), stopped: make(chan struct{})}
-	go s.runGroups()
+	s.group = newBatcher(maxGroup, s.commitGroup)
 }
 
 // stopGroupCommit waits for the batch in progress; writes queued after it
 // get errStoreClosed.
 func (s *Store) stopGroupCommit() {
-	if s.group == nil {
-		return
+	if s.group != nil {
+		s.group.close()
 	}
-	s.group.stopOnce.Do(func() { close(s.group.stop) })
-	<-s.group.stopped
 }
 
 // inGroupTx runs fn in a write transaction, batched with other callers'
@@ -87,12 +74,8 @@ func (s *Store) inGroupTx(ctx context.Context, fn func(context.Context, *sql.Tx)
 		return s.inTx(ctx, func(tx *sql.Tx) error { return fn(ctx, tx) })
 	}
 	j := &groupJob{ctx: ctx, fn: fn, done: make(chan error, 1)}
-	select {
-	case s.group.jobs <- j:
-	case <-s.group.stop:
-		return errStoreClosed
-	case <-ctx.Done():
-		return ctx.Err()
+	if err := s.group.submit(ctx, j); err != nil {
+		return err
 	}
 	select {
 	case err := <-j.done:
@@ -103,30 +86,6 @@ func (s *Store) inGroupTx(ctx context.Context, fn func(context.Context, *sql.Tx)
 		}
 		// Started: its outcome is about to be known, and must be reported.
 		return <-j.done
-	}
-}
-
-func (s *Store) runGroups() {
-	g := s.group
-	defer close(g.stopped)
-	batch := make([]*groupJob, 0, maxGroup)
-	for {
-		select {
-		case j := <-g.jobs:
-			batch = append(batch[:0], j)
-		case <-g.stop:
-			return
-		}
-	gather:
-		for len(batch) < maxGroup {
-			select {
-			case j := <-g.jobs:
-				batch = append(batch, j)
-			default:
-				break gather
-			}
-		}
-		s.commitGroup(batch)
 	}
 }
 

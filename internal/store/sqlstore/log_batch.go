@@ -2,7 +2,6 @@ package sqlstore
 
 import (
 	"context"
-	"sync"
 	"time"
 )
 
@@ -33,27 +32,16 @@ type logAppend struct {
 	done chan error
 }
 
-type logBatcher struct {
-	// appends is unbuffered, as groupCommitter.jobs.
-	appends  chan *logAppend
-	stop     chan struct{}
-	stopped  chan struct{}
-	stopOnce sync.Once
-}
-
 func (s *Store) startLogBatches() {
-	s.logBatch = &logBatcher{appends: make(chan *logAppend), stop: make(chan struct{}), stopped: make(chan struct{})}
-	go s.runLogBatches()
+	s.logBatch = newBatcher(maxLogBatch, s.writeLogBatch)
 }
 
 // stopLogBatches waits for the batch in progress; appends after it get
 // errStoreClosed.
 func (s *Store) stopLogBatches() {
-	if s.logBatch == nil {
-		return
+	if s.logBatch != nil {
+		s.logBatch.close()
 	}
-	s.logBatch.stopOnce.Do(func() { close(s.logBatch.stop) })
-	<-s.logBatch.stopped
 }
 
 // appendLogBatched hands r to the batcher and waits for its outcome. Once
@@ -61,38 +49,10 @@ func (s *Store) stopLogBatches() {
 // event is not dropped because its request ended.
 func (s *Store) appendLogBatched(ctx context.Context, r logRow) error {
 	a := &logAppend{r: r, done: make(chan error, 1)}
-	select {
-	case s.logBatch.appends <- a:
-	case <-s.logBatch.stop:
-		return errStoreClosed
-	case <-ctx.Done():
-		return ctx.Err()
+	if err := s.logBatch.submit(ctx, a); err != nil {
+		return err
 	}
 	return <-a.done
-}
-
-func (s *Store) runLogBatches() {
-	b := s.logBatch
-	defer close(b.stopped)
-	batch := make([]*logAppend, 0, maxLogBatch)
-	for {
-		select {
-		case a := <-b.appends:
-			batch = append(batch[:0], a)
-		case <-b.stop:
-			return
-		}
-	gather:
-		for len(batch) < maxLogBatch {
-			select {
-			case a := <-b.appends:
-				batch = append(batch, a)
-			default:
-				break gather
-			}
-		}
-		s.writeLogBatch(batch)
-	}
 }
 
 func (s *Store) writeLogBatch(batch []*logAppend) {

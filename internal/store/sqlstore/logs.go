@@ -123,12 +123,5 @@ func (s *Store) ListLogEvents(ctx context.Context, f store.LogFilter, opts store
 func (s *Store) PurgeLogEvents(ctx context.Context, before time.Time, limit int) (int, error) {
 	res, err := s.write.ExecContext(ctx, `DELETE FROM log_events WHERE seq IN (
 		SELECT seq FROM log_events WHERE logged_at < $1 ORDER BY logged_at, seq LIMIT $2)`, ms(before).UnixMilli(), limit)
-	if err != nil {
-		return 0, s.fail("purge log events", err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return 0, s.fail("purge log events", err)
-	}
-	return int(n), nil
+	return s.count("purge log events", res, err)
 }

@@ -277,14 +277,7 @@ func (s *Store) RevokeRefreshTokenFamily(ctx context.Context, id string) error {
 
 func (s *Store) RevokeUserRefreshTokens(ctx context.Context, userID string) (int, error) {
 	res, err := s.write.ExecContext(ctx, "DELETE FROM refresh_tokens WHERE user_id = $1", userID)
-	if err != nil {
-		return 0, s.fail("revoke user refresh tokens", err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return 0, s.fail("revoke user refresh tokens", err)
-	}
-	return int(n), nil
+	return s.count("revoke user refresh tokens", res, err)
 }
 
 // PurgeExpiredRefreshTokens deletes one bounded batch, so that the write
@@ -293,12 +286,5 @@ func (s *Store) PurgeExpiredRefreshTokens(ctx context.Context, at time.Time, lim
 	res, err := s.write.ExecContext(ctx, `DELETE FROM refresh_tokens WHERE seq IN (
 		SELECT seq FROM refresh_tokens WHERE expires_at <= $1 UNION
 		SELECT seq FROM refresh_tokens WHERE idle_expires_at <= $1 LIMIT $2)`, ms(at).UnixMilli(), limit)
-	if err != nil {
-		return 0, s.fail("purge refresh tokens", err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return 0, s.fail("purge refresh tokens", err)
-	}
-	return int(n), nil
+	return s.count("purge refresh tokens", res, err)
 }

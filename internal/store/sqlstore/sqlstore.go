@@ -96,9 +96,9 @@ type Store struct {
 	logger     *slog.Logger
 	migrations []migration
 	prepared   prepared
-	group      *groupCommitter // SQLite only
-	logBatch   *logBatcher     // PostgreSQL only
-	listenCfg  *pgx.ConnConfig // PostgreSQL only: for ListenConfigChanges
+	group      *batcher[*groupJob]  // SQLite only
+	logBatch   *batcher[*logAppend] // PostgreSQL only
+	listenCfg  *pgx.ConnConfig      // PostgreSQL only: for ListenConfigChanges
 }
 
 var _ store.Store = (*Store)(nil)
@@ -308,6 +308,19 @@ func (s *Store) fail(op string, err error) error {
 		err = store.ErrNotFound
 	}
 	return fmt.Errorf("sqlstore: %s: %w", op, err)
+}
+
+// count is how many rows a statement changed, for the stores that report
+// it; op names the operation in its error.
+func (s *Store) count(op string, res sql.Result, err error) (int, error) {
+	var n int64
+	if err == nil {
+		n, err = res.RowsAffected()
+	}
+	if err != nil {
+		return 0, s.fail(op, err)
+	}
+	return int(n), nil
 }
 
 // affected turns an update or delete that touched no row into ErrNotFound.
