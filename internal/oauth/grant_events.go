@@ -3,6 +3,7 @@ package oauth
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/gatehouse/gatehouse/internal/audit"
 	"github.com/gatehouse/gatehouse/internal/store"
@@ -31,7 +32,9 @@ func (p *Provider) recordGrant(ctx context.Context, e *audit.Event) {
 // code, description and cause. Causes name what was wrong, never the
 // token or secret presented.
 func (p *Provider) recordRefusedGrant(ctx context.Context, e *audit.Event, typ string, err error) {
-	e.Type = typ
+	// The success event may have been built already, for a store write
+	// that then refused: its date and description are not this event's.
+	e.Type, e.Date, e.Description = typ, time.Time{}, ""
 	e.Details = map[string]any{}
 	var oe *Error
 	if errors.As(err, &oe) {

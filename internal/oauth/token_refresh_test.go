@@ -90,7 +90,8 @@ func TestRefreshTokens(t *testing.T) {
 				// included.
 				wantBadRefresh(t, "reused token", e.refresh(t, rt1, ""))
 				ev := lastEvent(t, e, "ferrt")
-				if details, _ := ev["details"].(map[string]any); ev["user_id"] != aliceID || !strings.Contains(fmt.Sprint(details["cause"]), "reused") {
+				if details, _ := ev["details"].(map[string]any); ev["user_id"] != aliceID || !strings.Contains(fmt.Sprint(details["cause"]), "reused") ||
+					ev["description"] != "Failed exchange of Rotating Refresh Token" {
 					t.Errorf("ferrt event %v", ev)
 				}
 				wantBadRefresh(t, "family member after reuse", e.refresh(t, rt3, ""))
