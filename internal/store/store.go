@@ -400,7 +400,8 @@ type RefreshTokenStore interface {
 	// was rotated before and may not be reused.
 	ExchangeRefreshToken(ctx context.Context, ex RefreshExchange) error
 	// ListRefreshTokens returns a user's usable tokens, oldest first: the
-	// latest of each rotation family.
+	// latest of each rotation family, or its latest two or more when it
+	// was exchanged again within the leeway.
 	ListRefreshTokens(ctx context.Context, f RefreshTokenFilter, opts ListOptions) ([]*RefreshToken, int, error)
 	// RevokeRefreshTokenFamily deletes the family of the token id.
 	RevokeRefreshTokenFamily(ctx context.Context, id string) error
