@@ -80,9 +80,11 @@ var storeMethods = map[string]kind{
 	"DeleteUser":       uncachedWrite,
 	"UpdateUserLogged": uncachedWrite,
 
-	"ListLogEvents":  read,
-	"AppendLogEvent": uncachedWrite,
-	"PurgeLogEvents": uncachedWrite,
+	"ListLogEvents":      read,
+	"GetLogEvent":        read,
+	"ListLogEventsAfter": read,
+	"AppendLogEvent":     uncachedWrite,
+	"PurgeLogEvents":     uncachedWrite,
 
 	"GetRefreshToken":           read,
 	"GetRefreshTokenWithUser":   read,

@@ -82,6 +82,60 @@ func (r logRow) args() []any {
 // stored records in the event what was written.
 func (r logRow) stored() { r.e.ID, r.e.Date = r.id, r.date }
 
+const logCols = "log_id, event_type, logged_at, user_id, doc"
+
+func scanLogEvent(row interface{ Scan(...any) error }) (*store.LogEvent, error) {
+	var (
+		e    store.LogEvent
+		date int64
+		doc  sql.NullString
+	)
+	if err := row.Scan(&e.ID, &e.Type, &date, &e.UserID, &doc); err != nil {
+		return nil, err
+	}
+	e.Date = fromMS(date)
+	e.Doc = fromRawJSON(doc)
+	return &e, nil
+}
+
+func (s *Store) GetLogEvent(ctx context.Context, id string) (*store.LogEvent, error) {
+	e, err := scanLogEvent(s.read.QueryRowContext(ctx, "SELECT "+logCols+" FROM log_events WHERE log_id = $1", id))
+	if err != nil {
+		return nil, s.fail("get log event", err)
+	}
+	return e, nil
+}
+
+// ListLogEventsAfter follows seq, the order the database stored events
+// in, which no replica's clock can disturb.
+func (s *Store) ListLogEventsAfter(ctx context.Context, afterID string, loggedBefore time.Time, limit int) ([]*store.LogEvent, error) {
+	var es []*store.LogEvent
+	err := s.inReadTx(ctx, func(tx *sql.Tx) error {
+		var seq int64
+		if err := tx.QueryRowContext(ctx, "SELECT seq FROM log_events WHERE log_id = $1", afterID).Scan(&seq); err != nil {
+			return err
+		}
+		rows, err := tx.QueryContext(ctx, "SELECT "+logCols+" FROM log_events WHERE seq > $1 AND logged_at < $2 ORDER BY seq LIMIT $3",
+			seq, ms(loggedBefore).UnixMilli(), limit)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			e, err := scanLogEvent(rows)
+			if err != nil {
+				return err
+			}
+			es = append(es, e)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, s.fail("list log events after", err)
+	}
+	return es, nil
+}
+
 func (s *Store) ListLogEvents(ctx context.Context, f store.LogFilter, opts store.ListOptions) ([]*store.LogEvent, int, error) {
 	var w filter
 	if f.Type != "" {
@@ -95,20 +149,8 @@ func (s *Store) ListLogEvents(ctx context.Context, f store.LogFilter, opts store
 		total int
 	)
 	err := s.inReadTx(ctx, func(tx *sql.Tx) (err error) {
-		es, total, err = list(ctx, tx, "log_id, event_type, logged_at, user_id, doc", "log_events", w, "logged_at DESC, seq DESC", opts,
-			func(r *sql.Rows) (*store.LogEvent, error) {
-				var (
-					e    store.LogEvent
-					date int64
-					doc  sql.NullString
-				)
-				if err := r.Scan(&e.ID, &e.Type, &date, &e.UserID, &doc); err != nil {
-					return nil, err
-				}
-				e.Date = fromMS(date)
-				e.Doc = fromRawJSON(doc)
-				return &e, nil
-			})
+		es, total, err = list(ctx, tx, logCols, "log_events", w, "logged_at DESC, seq DESC", opts,
+			func(r *sql.Rows) (*store.LogEvent, error) { return scanLogEvent(r) })
 		return err
 	})
 	if err != nil {

@@ -48,6 +48,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"LogEvents", testLogEvents},
 		{"LogEventsConcurrent", testLogEventsConcurrent},
 		{"LogEventsPurge", testLogEventsPurge},
+		{"LogEventsCheckpoint", testLogEventsCheckpoint},
 		{"LogEventList", testLogEventList},
 		{"UserUpdateLogged", testUserUpdateLogged},
 		{"AttackAttempts", testAttackAttempts},
@@ -865,6 +866,49 @@ func testLogEventsConcurrent(t *testing.T, s store.Store) {
 	if conflicts != n/10-1 || total != n-conflicts {
 		t.Errorf("%d conflicts and %d events stored; want %d and %d", conflicts, total, n/10-1, n-n/10+1)
 	}
+}
+
+// testLogEventsCheckpoint reads events in the order they were stored,
+// whatever their dates, as log exporters do.
+func testLogEventsCheckpoint(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	// Stored in this order; the dates disagree, as two replicas' clocks may.
+	dates := map[string]time.Time{"a": t0, "b": t0.Add(2 * time.Second), "c": t0.Add(time.Second), "d": t0.Add(time.Hour)}
+	for _, id := range []string{"a", "b", "c", "d"} {
+		must(t, s.AppendLogEvent(ctx, &store.LogEvent{ID: id, Type: "s", Date: dates[id], UserID: "u-" + id}))
+	}
+	cut := t0.Add(time.Minute)
+	ids := func(es []*store.LogEvent) []string {
+		var out []string
+		for _, e := range es {
+			out = append(out, e.ID)
+		}
+		return out
+	}
+	for _, c := range []struct {
+		after string
+		limit int
+		want  []string
+	}{
+		{"a", 10, []string{"b", "c"}},
+		{"a", 1, []string{"b"}},
+		{"b", 10, []string{"c"}},
+		{"c", 10, nil},
+	} {
+		es, err := s.ListLogEventsAfter(ctx, c.after, cut, c.limit)
+		must(t, err)
+		if got := ids(es); !reflect.DeepEqual(got, c.want) {
+			t.Errorf("ListLogEventsAfter(%q, limit %d) = %v, want %v", c.after, c.limit, got, c.want)
+		}
+	}
+	_, err := s.ListLogEventsAfter(ctx, "nope", cut, 10)
+	wantErr(t, "ListLogEventsAfter unknown", err, store.ErrNotFound)
+
+	got, err := s.GetLogEvent(ctx, "c")
+	must(t, err)
+	equal(t, "GetLogEvent", got, &store.LogEvent{ID: "c", Type: "s", Date: ms(dates["c"]), UserID: "u-c"})
+	_, err = s.GetLogEvent(ctx, "nope")
+	wantErr(t, "GetLogEvent unknown", err, store.ErrNotFound)
 }
 
 func testLogEventsPurge(t *testing.T, s store.Store) {

@@ -1,0 +1,102 @@
+package management_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/server/servertest"
+	"github.com/gatehouse/gatehouse/internal/store"
+	"github.com/gatehouse/gatehouse/internal/store/sqlstore"
+	"github.com/gatehouse/gatehouse/internal/store/storetest"
+)
+
+var linkNext = regexp.MustCompile(`^<([^>]+)>; rel="next"$`)
+
+// TestLogCheckpoint walks the log as an exporter does, by from/take and
+// the Link header, past events whose dates disagree with the order they
+// were stored in; the newest seconds are held back.
+func TestLogCheckpoint(t *testing.T) {
+	for _, b := range storetest.Backends() {
+		t.Run(b, func(t *testing.T) {
+			env := servertest.Start(t, b)
+			tok := env.ManagementToken(t, "read:logs")
+			// A second store on the same database writes events with the
+			// dates the test needs, as another replica would.
+			other, err := sqlstore.Open(t.Context(), env.Config.Database, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer other.Close()
+			past := time.Now().Add(-time.Hour)
+			for i, id := range []string{"e1", "e2", "e3", "e4", "e5", "fresh"} {
+				at := past.Add(time.Duration(5-i) * time.Minute)
+				if id == "fresh" {
+					at = time.Now()
+				}
+				if err := other.AppendLogEvent(t.Context(), &store.LogEvent{ID: id, Type: "sertft", Date: at, Doc: json.RawMessage(`{"type":"sertft"}`)}); err != nil {
+					t.Fatal(err)
+				}
+			}
+
+			page := func(path string) ([]string, string) {
+				t.Helper()
+				status, h, raw := env.Do(t, "GET", path, tok, nil)
+				var events []map[string]any
+				if err := json.Unmarshal(raw, &events); status != http.StatusOK || err != nil {
+					t.Fatalf("GET %s: %d %s", path, status, raw)
+				}
+				var ids []string
+				for _, e := range events {
+					ids = append(ids, e["log_id"].(string))
+				}
+				m := linkNext.FindStringSubmatch(h.Get("Link"))
+				if m == nil || !strings.HasPrefix(m[1], env.URL+"api/v2/logs?") {
+					t.Fatalf("GET %s: Link %q", path, h.Get("Link"))
+				}
+				return ids, strings.TrimPrefix(m[1], env.URL)
+			}
+			var walked []string
+			next := "api/v2/logs?from=e1&take=2"
+			for range 4 {
+				ids, n := page(next)
+				walked = append(walked, ids...)
+				if len(ids) == 0 {
+					if n != next {
+						t.Errorf("an empty page's next %q, want the same %q", n, next)
+					}
+					break
+				}
+				next = n
+			}
+			if want := []string{"e2", "e3", "e4", "e5"}; !slices.Equal(walked, want) {
+				t.Errorf("walked %v, want %v (stored order, the fresh event held back)", walked, want)
+			}
+
+			for path, want := range map[string]string{
+				"api/v2/logs?from=nope":        "No log event has the id given in from",
+				"api/v2/logs?from=e1&take=0":   "on property take",
+				"api/v2/logs?from=e1&take=101": "on property take",
+				"api/v2/logs?from=":            "on property from",
+			} {
+				status, _, raw := env.Do(t, "GET", path, tok, nil)
+				if status != http.StatusBadRequest || !strings.Contains(string(raw), want) || !strings.Contains(string(raw), "invalid_query_string") {
+					t.Errorf("GET %s: %d %s", path, status, raw)
+				}
+			}
+
+			status, _, raw := env.Do(t, "GET", "api/v2/logs/e3", tok, nil)
+			var e map[string]any
+			if err := json.Unmarshal(raw, &e); status != http.StatusOK || err != nil || e["log_id"] != "e3" || e["type"] != "sertft" {
+				t.Errorf("GET one: %d %s", status, raw)
+			}
+			if status, _, raw := env.Do(t, "GET", "api/v2/logs/nope", tok, nil); status != http.StatusNotFound || !strings.Contains(string(raw), "inexistent_log") {
+				t.Errorf("GET unknown: %d %s", status, raw)
+			}
+		})
+	}
+}
