@@ -35,6 +35,7 @@ type Store interface {
 	ClientGrantStore
 	RefreshTokenStore
 	AttackStore
+	ClientCredentialStore
 
 	// Ping reports whether the database is reachable and fully migrated.
 	Ping(ctx context.Context) error
@@ -66,8 +67,13 @@ type Client struct {
 	// ManagementScopes, when non-empty, are the Management API scopes this
 	// client may obtain with client_credentials (the bootstrap admin client).
 	ManagementScopes []string
-	CreatedAt        time.Time
-	UpdatedAt        time.Time
+	// PrivateKeyJWTCredentials, when not nil, makes the client
+	// authenticate with private_key_jwt, signed by one of these
+	// credentials (ids of its ClientCredentials), instead of
+	// TokenEndpointAuthMethod.
+	PrivateKeyJWTCredentials []string
+	CreatedAt                time.Time
+	UpdatedAt                time.Time
 }
 
 // ListOptions pages through a listing. Page is 0-based.
@@ -531,3 +537,39 @@ func SigningKeyAAD(kid string) []byte { return []byte("signing_key:" + kid) }
 
 // UserIdPTokensAAD is the additional data of User.IdPTokensEnc.
 func UserIdPTokensAAD(userID string) []byte { return []byte("idp_tokens:" + userID) }
+
+// ClientCredential is a public key a client signs its private_key_jwt
+// client assertions with (Auth0's credential_type "public_key"). PEM is
+// as the admin gave it: a public key or an X.509 certificate.
+type ClientCredential struct {
+	ID             string
+	ClientID       string
+	Name           string
+	CredentialType string
+	KID            string
+	Alg            string
+	PEM            string
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+	ExpiresAt      *time.Time // nil: never
+}
+
+// ClientCredentialStore persists client credentials and the client
+// assertions already used.
+type ClientCredentialStore interface {
+	// CreateClientCredential stores cr; ErrNotFound when its client does
+	// not exist, ErrConflict when its ID does.
+	CreateClientCredential(ctx context.Context, cr *ClientCredential) error
+	// ListClientCredentials returns a client's credentials, oldest first.
+	ListClientCredentials(ctx context.Context, clientID string) ([]*ClientCredential, error)
+	GetClientCredential(ctx context.Context, clientID, id string) (*ClientCredential, error)
+	// UpdateClientCredential replaces ExpiresAt and sets UpdatedAt to now.
+	UpdateClientCredential(ctx context.Context, cr *ClientCredential) error
+	DeleteClientCredential(ctx context.Context, clientID, id string) error
+	// UseClientAssertion records that the client used the assertion jti,
+	// which expires at expiresAt; ErrConflict when it was used before.
+	UseClientAssertion(ctx context.Context, clientID, jti string, expiresAt time.Time) error
+	// PurgeClientAssertions deletes at most limit records of assertions
+	// expired before before, and reports how many it deleted.
+	PurgeClientAssertions(ctx context.Context, before time.Time, limit int) (int, error)
+}

@@ -86,6 +86,14 @@ var storeMethods = map[string]kind{
 	"AppendLogEvent":     uncachedWrite,
 	"PurgeLogEvents":     uncachedWrite,
 
+	"CreateClientCredential": uncachedWrite,
+	"ListClientCredentials":  read,
+	"GetClientCredential":    read,
+	"UpdateClientCredential": uncachedWrite,
+	"DeleteClientCredential": uncachedWrite,
+	"UseClientAssertion":     uncachedWrite,
+	"PurgeClientAssertions":  uncachedWrite,
+
 	"GetRefreshToken":           read,
 	"GetRefreshTokenWithUser":   read,
 	"ListRefreshTokens":         read,

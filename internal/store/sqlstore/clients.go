@@ -26,6 +26,7 @@ type clientDoc struct {
 	ClientMetadata                 map[string]string `json:"client_metadata"`
 	Extra                          json.RawMessage   `json:"extra,omitempty"`
 	ManagementScopes               []string          `json:"management_scopes"`
+	PrivateKeyJWTCredentials       []string          `json:"private_key_jwt_credentials"`
 }
 
 func clientDocOf(c *store.Client) (string, error) {
@@ -46,6 +47,7 @@ func clientDocOf(c *store.Client) (string, error) {
 		ClientMetadata:                 c.ClientMetadata,
 		Extra:                          c.Extra,
 		ManagementScopes:               c.ManagementScopes,
+		PrivateKeyJWTCredentials:       c.PrivateKeyJWTCredentials,
 	})
 }
 
@@ -81,6 +83,7 @@ func scanClient(row interface{ Scan(...any) error }) (*store.Client, error) {
 	c.ClientMetadata = d.ClientMetadata
 	c.Extra = d.Extra
 	c.ManagementScopes = d.ManagementScopes
+	c.PrivateKeyJWTCredentials = d.PrivateKeyJWTCredentials
 	c.CreatedAt = fromMS(created)
 	c.UpdatedAt = fromMS(updated)
 	return &c, nil

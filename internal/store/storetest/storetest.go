@@ -49,6 +49,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"LogEventsConcurrent", testLogEventsConcurrent},
 		{"LogEventsPurge", testLogEventsPurge},
 		{"LogEventsCheckpoint", testLogEventsCheckpoint},
+		{"ClientCredentials", testClientCredentials},
+		{"ClientAssertions", testClientAssertions},
 		{"LogEventList", testLogEventList},
 		{"UserUpdateLogged", testUserUpdateLogged},
 		{"AttackAttempts", testAttackAttempts},
@@ -909,6 +911,74 @@ func testLogEventsCheckpoint(t *testing.T, s store.Store) {
 	equal(t, "GetLogEvent", got, &store.LogEvent{ID: "c", Type: "s", Date: ms(dates["c"]), UserID: "u-c"})
 	_, err = s.GetLogEvent(ctx, "nope")
 	wantErr(t, "GetLogEvent unknown", err, store.ErrNotFound)
+}
+
+func testClientCredentials(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	must(t, s.CreateClient(ctx, fullClient("c1")))
+	exp := t0.Add(24 * time.Hour)
+	a := &store.ClientCredential{ID: "cred_a", ClientID: "c1", Name: "A", CredentialType: "public_key", KID: "kid-a", Alg: "RS256", PEM: "-----BEGIN PUBLIC KEY-----\nx\n-----END PUBLIC KEY-----\n", ExpiresAt: &exp}
+	b := &store.ClientCredential{ID: "cred_b", ClientID: "c1", CredentialType: "public_key", KID: "kid-b", Alg: "PS256", PEM: "pem-b"}
+	must(t, s.CreateClientCredential(ctx, a))
+	must(t, s.CreateClientCredential(ctx, b))
+	if a.CreatedAt.IsZero() || !a.UpdatedAt.Equal(a.CreatedAt) {
+		t.Errorf("CreateClientCredential times: %v %v", a.CreatedAt, a.UpdatedAt)
+	}
+	wantErr(t, "CreateClientCredential duplicate id", s.CreateClientCredential(ctx, &store.ClientCredential{ID: "cred_a", ClientID: "c1", PEM: "x"}), store.ErrConflict)
+	wantErr(t, "CreateClientCredential unknown client", s.CreateClientCredential(ctx, &store.ClientCredential{ID: "cred_x", ClientID: "nope", PEM: "x"}), store.ErrNotFound)
+
+	got, err := s.GetClientCredential(ctx, "c1", "cred_a")
+	must(t, err)
+	equal(t, "GetClientCredential", got, a)
+	_, err = s.GetClientCredential(ctx, "other", "cred_a")
+	wantErr(t, "GetClientCredential of another client", err, store.ErrNotFound)
+	list, err := s.ListClientCredentials(ctx, "c1")
+	must(t, err)
+	if len(list) != 2 || list[0].ID != "cred_a" || list[1].ID != "cred_b" || list[1].ExpiresAt != nil {
+		t.Errorf("ListClientCredentials: %+v", list)
+	}
+
+	a.ExpiresAt = nil
+	must(t, s.UpdateClientCredential(ctx, a))
+	if got, err = s.GetClientCredential(ctx, "c1", "cred_a"); err != nil || got.ExpiresAt != nil || got.Name != "A" {
+		t.Errorf("after UpdateClientCredential: %+v %v", got, err)
+	}
+	wantErr(t, "UpdateClientCredential unknown", s.UpdateClientCredential(ctx, &store.ClientCredential{ID: "nope", ClientID: "c1"}), store.ErrNotFound)
+
+	// The client names the credentials it accepts; an empty list (accept
+	// none) is not the same as no list (private_key_jwt not configured).
+	for _, ids := range [][]string{{"cred_a", "cred_b"}, {}, nil} {
+		c, err := s.GetClient(ctx, "c1")
+		must(t, err)
+		c.PrivateKeyJWTCredentials = ids
+		must(t, s.UpdateClient(ctx, c))
+		c, err = s.GetClient(ctx, "c1")
+		must(t, err)
+		if !reflect.DeepEqual(c.PrivateKeyJWTCredentials, ids) {
+			t.Errorf("PrivateKeyJWTCredentials stored %#v, read %#v", ids, c.PrivateKeyJWTCredentials)
+		}
+	}
+
+	must(t, s.DeleteClientCredential(ctx, "c1", "cred_b"))
+	wantErr(t, "DeleteClientCredential again", s.DeleteClientCredential(ctx, "c1", "cred_b"), store.ErrNotFound)
+	must(t, s.DeleteClient(ctx, "c1"))
+	if list, err := s.ListClientCredentials(ctx, "c1"); err != nil || len(list) != 0 {
+		t.Errorf("credentials left after DeleteClient: %d %v", len(list), err)
+	}
+}
+
+func testClientAssertions(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	must(t, s.UseClientAssertion(ctx, "c1", "j1", t0))
+	wantErr(t, "UseClientAssertion replayed", s.UseClientAssertion(ctx, "c1", "j1", t0), store.ErrConflict)
+	must(t, s.UseClientAssertion(ctx, "c2", "j1", t0))
+	must(t, s.UseClientAssertion(ctx, "c1", "j2", t0.Add(time.Hour)))
+	n, err := s.PurgeClientAssertions(ctx, t0.Add(time.Minute), 10)
+	must(t, err)
+	if n != 2 {
+		t.Errorf("PurgeClientAssertions = %d, want 2", n)
+	}
+	wantErr(t, "UseClientAssertion not yet purged", s.UseClientAssertion(ctx, "c1", "j2", t0), store.ErrConflict)
 }
 
 func testLogEventsPurge(t *testing.T, s store.Store) {
