@@ -20,6 +20,7 @@ type Store interface {
 	store.ResourceServerStore
 	store.ClientGrantStore
 	store.RefreshTokenStore
+	store.ClientCredentialStore
 }
 
 // Sealer seals and opens secrets at rest.
@@ -92,6 +93,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	a.signingKeyRoutes(route)
 	a.refreshTokenRoutes(route)
 	a.deviceCredentialRoutes(route)
+	a.clientCredentialRoutes(route)
 	// Unknown /api/v2 paths answer in the API's own error format.
 	mux.HandleFunc("/api/v2/", func(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, NotFound("Not Found", ""))

@@ -141,6 +141,10 @@ func (a *API) createClient(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, BadBody("Payload validation error: 'Missing required property: name'."))
 		return
 	}
+	if _, ok := body["client_authentication_methods"]; ok {
+		WriteError(w, BadBody("Payload validation error: 'Create the client, then its credentials (POST /api/v2/clients/{id}/credentials), then name them in client_authentication_methods with PATCH' on property client_authentication_methods."))
+		return
+	}
 	now := a.now().UTC()
 	c := &store.Client{ClientID: randomAlnum(32), IsFirstParty: true, CreatedAt: now, UpdatedAt: now}
 	extra := map[string]any{}
@@ -291,12 +295,19 @@ func (a *API) updateClient(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	methods, hasMethods := body["client_authentication_methods"]
+	delete(body, "client_authentication_methods")
 	extra, jwtConf, refresh, err := clientDocs(c)
 	if err != nil {
 		WriteError(w, err)
 		return
 	}
 	if err := applyClient(c, body, extra, jwtConf, refresh); err != nil {
+		WriteError(w, err)
+		return
+	}
+	_, hasAuthMethod := body["token_endpoint_auth_method"]
+	if err := a.applyAuthenticationMethods(ctx, c, methods, hasMethods, hasAuthMethod, jwtConf); err != nil {
 		WriteError(w, err)
 		return
 	}
@@ -429,7 +440,15 @@ func clientJSON(c *store.Client, secret string) map[string]any {
 	obj["allowed_logout_urls"] = nonNil(c.AllowedLogoutURLs)
 	obj["web_origins"] = nonNil(c.WebOrigins)
 	obj["grant_types"] = nonNil(c.GrantTypes)
-	obj["token_endpoint_auth_method"] = c.TokenEndpointAuthMethod
+	if c.PrivateKeyJWTCredentials != nil {
+		creds := make([]map[string]string, len(c.PrivateKeyJWTCredentials))
+		for i, id := range c.PrivateKeyJWTCredentials {
+			creds[i] = map[string]string{"id": id}
+		}
+		obj["client_authentication_methods"] = map[string]any{"private_key_jwt": map[string]any{"credentials": creds}}
+	} else {
+		obj["token_endpoint_auth_method"] = c.TokenEndpointAuthMethod
+	}
 	obj["is_first_party"] = c.IsFirstParty
 	obj["oidc_conformant"] = c.OIDCConformant
 	obj["is_token_endpoint_ip_header_trusted"] = c.IsTokenEndpointIPHeaderTrusted
@@ -820,4 +839,67 @@ func newClientSecret() string {
 	b := make([]byte, 48)
 	_, _ = rand.Read(b)
 	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// applyAuthenticationMethods applies a PATCH's client_authentication_methods,
+// which Auth0 keeps mutually exclusive with token_endpoint_auth_method:
+// naming private_key_jwt credentials replaces the secret, null goes back
+// to the token_endpoint_auth_method given with it. Changing them needs
+// update:client_credentials, as at Auth0.
+func (a *API) applyAuthenticationMethods(ctx context.Context, c *store.Client, v any, hasMethods, hasAuthMethod bool, jwtConf map[string]any) error {
+	if !hasMethods {
+		if hasAuthMethod && c.PrivateKeyJWTCredentials != nil {
+			return BadBody("Payload validation error: 'client_authentication_methods and token_endpoint_auth_method are mutually exclusive; set client_authentication_methods to null to use token_endpoint_auth_method'.")
+		}
+		return nil
+	}
+	if !PrincipalFrom(ctx).Has("update:client_credentials") {
+		return &Error{Status: http.StatusForbidden, Message: "Insufficient scope, expected any of: update:client_credentials", ErrorCode: "insufficient_scope"}
+	}
+	if v == nil {
+		if c.PrivateKeyJWTCredentials != nil && !hasAuthMethod {
+			return BadBody("Payload validation error: 'Set token_endpoint_auth_method when removing client_authentication_methods' on property token_endpoint_auth_method.")
+		}
+		c.PrivateKeyJWTCredentials = nil
+		return nil
+	}
+	if hasAuthMethod {
+		return BadBody("Payload validation error: 'client_authentication_methods and token_endpoint_auth_method are mutually exclusive'.")
+	}
+	const prop = "client_authentication_methods"
+	obj, ok := v.(map[string]any)
+	if !ok {
+		return propertyError(prop, "object", v)
+	}
+	pk, ok := obj["private_key_jwt"].(map[string]any)
+	if len(obj) != 1 || !ok {
+		return BadBody("Payload validation error: 'Gatehouse supports the private_key_jwt method only, as {\"private_key_jwt\": {\"credentials\": [{\"id\": …}]}}' on property " + prop + ".")
+	}
+	list, ok := pk["credentials"].([]any)
+	if len(pk) != 1 || !ok {
+		return propertyError(prop+".private_key_jwt.credentials", "array", pk["credentials"])
+	}
+	if alg, _ := jwtConf["alg"].(string); alg != "RS256" {
+		return BadBody("Payload validation error: 'private_key_jwt needs jwt_configuration.alg RS256' on property jwt_configuration.alg.")
+	}
+	ids := []string{}
+	for i, item := range list {
+		m, _ := item.(map[string]any)
+		id, ok := m["id"].(string)
+		at := fmt.Sprintf("%s.private_key_jwt.credentials[%d]", prop, i)
+		if len(m) != 1 || !ok {
+			return BadBody("Payload validation error: 'Expected an object with the id of a credential' on property " + at + ".")
+		}
+		switch _, err := a.store.GetClientCredential(ctx, c.ClientID, id); {
+		case errors.Is(err, store.ErrNotFound):
+			return BadBody(fmt.Sprintf("Payload validation error: 'The client has no credential %s' on property %s.", id, at))
+		case err != nil:
+			return internalError(err)
+		}
+		if !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
+	}
+	c.PrivateKeyJWTCredentials, c.TokenEndpointAuthMethod = ids, ""
+	return nil
 }

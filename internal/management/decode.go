@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"sort"
 	"strings"
 )
 
@@ -93,4 +94,25 @@ func filterFields(obj map[string]any, r *http.Request) map[string]any {
 		}
 	}
 	return out
+}
+
+// checkTypes refuses properties not in types and values not of their
+// type.
+func checkTypes(body map[string]any, types map[string]string) error {
+	var unknown []string
+	for k, v := range body {
+		want, ok := types[k]
+		if !ok {
+			unknown = append(unknown, k)
+			continue
+		}
+		if jsonType(v) != want {
+			return propertyError(k, want, v)
+		}
+	}
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		return additionalProperties(unknown)
+	}
+	return nil
 }

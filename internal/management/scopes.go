@@ -13,5 +13,6 @@ var Scopes = []string{
 	"read:client_grants", "create:client_grants", "update:client_grants", "delete:client_grants",
 	"read:refresh_tokens", "delete:refresh_tokens",
 	"read:device_credentials", "delete:device_credentials",
+	"read:client_credentials", "create:client_credentials", "update:client_credentials", "delete:client_credentials",
 	"read:attack_protection", "update:attack_protection",
 }

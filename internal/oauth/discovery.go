@@ -3,6 +3,8 @@ package oauth
 import (
 	"encoding/json"
 	"net/http"
+
+	"github.com/gatehouse/gatehouse/internal/clientauth"
 )
 
 // discoveryDocument lists only what Gatehouse serves: advertising an
@@ -18,6 +20,7 @@ type discoveryDocument struct {
 	SubjectTypesSupported             []string `json:"subject_types_supported"`
 	IDTokenSigningAlgValuesSupported  []string `json:"id_token_signing_alg_values_supported"`
 	TokenEndpointAuthMethodsSupported []string `json:"token_endpoint_auth_methods_supported"`
+	TokenEndpointAuthSigningAlgs      []string `json:"token_endpoint_auth_signing_alg_values_supported,omitempty"`
 	ClaimsSupported                   []string `json:"claims_supported,omitempty"`
 	RequestURIParameterSupported      bool     `json:"request_uri_parameter_supported"`
 	RequestParameterSupported         bool     `json:"request_parameter_supported"`
@@ -40,6 +43,10 @@ func (p *Provider) discovery(w http.ResponseWriter, r *http.Request) {
 		SubjectTypesSupported:             []string{"public"},
 		IDTokenSigningAlgValuesSupported:  []string{"RS256"},
 		TokenEndpointAuthMethodsSupported: []string{"client_secret_basic", "client_secret_post", "none"},
+	}
+	if p.assertions != nil {
+		doc.TokenEndpointAuthMethodsSupported = append(doc.TokenEndpointAuthMethodsSupported, "private_key_jwt")
+		doc.TokenEndpointAuthSigningAlgs = clientauth.Algs
 	}
 	// Scopes and claims describe ID tokens, which only user grants issue.
 	if _, ok := p.grants["password"]; ok {

@@ -53,7 +53,10 @@ type Config struct {
 	APIs APIStore
 	// RefreshTokens keeps refresh tokens; without it none are issued.
 	RefreshTokens RefreshTokenStore
-	Logger        *slog.Logger
+	// Assertions are the client credentials and used assertions of
+	// private_key_jwt; without them no assertion is accepted.
+	Assertions AssertionStore
+	Logger     *slog.Logger
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 
@@ -86,6 +89,7 @@ type Provider struct {
 	grants       map[string]grantHandler
 	apis         APIStore
 	refresh      RefreshTokenStore
+	assertions   AssertionStore
 
 	connections    ConnectionGetter
 	users          UserStore
@@ -113,6 +117,7 @@ func New(cfg Config) *Provider {
 		mgmtLifetime: cfg.ManagementTokenLifetime,
 		apis:         cfg.APIs,
 		refresh:      cfg.RefreshTokens,
+		assertions:   cfg.Assertions,
 		logger:       cfg.Logger,
 		now:          cfg.Now,
 

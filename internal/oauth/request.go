@@ -126,8 +126,12 @@ func (t *tokenRequest) clientID() (string, error) {
 }
 
 // authenticateClient loads the client and checks the credentials it sent
-// against its token_endpoint_auth_method.
+// against its token_endpoint_auth_method, or its client assertion
+// (client_assertion.go).
 func (p *Provider) authenticateClient(t *tokenRequest) (*store.Client, error) {
+	if t.get("client_assertion") != "" || t.get("client_assertion_type") != "" {
+		return p.authenticateAssertion(t)
+	}
 	id, err := t.clientID()
 	if err != nil {
 		return nil, err
@@ -139,6 +143,9 @@ func (p *Provider) authenticateClient(t *tokenRequest) (*store.Client, error) {
 	}
 	if err != nil {
 		return nil, errServer(err)
+	}
+	if c.PrivateKeyJWTCredentials != nil {
+		return nil, errUnauthorizedClient(errors.New("private_key_jwt client without a client assertion"))
 	}
 	postSecret := t.get("client_secret")
 	var presented string

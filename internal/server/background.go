@@ -34,8 +34,9 @@ func (s *Server) runBackground(ctx context.Context) {
 }
 
 // purge deletes expired refresh tokens, then expired attack-protection
-// blocks and refilled IP buckets, then log events past
-// GATEHOUSE_LOG_RETENTION, in bounded batches, each its own short
+// blocks and refilled IP buckets, then the jti of expired client
+// assertions, then log events past GATEHOUSE_LOG_RETENTION, in bounded
+// batches, each its own short
 // transaction, so that it never holds a lock a login waits on for long.
 func (s *Server) purge(ctx context.Context) {
 	s.purgeBatches(ctx, "expired refresh tokens", func(ctx context.Context) (int, bool, error) {
@@ -45,6 +46,12 @@ func (s *Server) purge(ctx context.Context) {
 	s.purgeBatches(ctx, "expired attack-protection blocks and buckets", func(ctx context.Context) (int, bool, error) {
 		n, err := s.guard.Prune(ctx, purgeBatch)
 		return n, n > 0, err
+	})
+	// An assertion is accepted until a little after its exp (clock skew),
+	// so its jti is kept a minute past it.
+	s.purgeBatches(ctx, "used client assertions", func(ctx context.Context) (int, bool, error) {
+		n, err := s.store.PurgeClientAssertions(ctx, time.Now().Add(-time.Minute), purgeBatch)
+		return n, n == purgeBatch, err
 	})
 	if s.cfg.LogRetention <= 0 {
 		return

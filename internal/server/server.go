@@ -121,6 +121,7 @@ func build(ctx context.Context, cfg *config.Config, logger *slog.Logger, notice 
 		ManagementTokenLifetime: cfg.ManagementTokenLifetime,
 		APIs:                    hot,
 		RefreshTokens:           st,
+		Assertions:              st,
 		Logger:                  logger,
 		Connections:             hot,
 		Users:                   st,

@@ -253,7 +253,7 @@ func newSigningKey(sealer Sealer, state store.KeyState, now time.Time) (*store.S
 	if err != nil {
 		return nil, fmt.Errorf("tokens: encode signing key: %w", err)
 	}
-	kid := thumbprint(&priv.PublicKey)
+	kid := Thumbprint(&priv.PublicKey)
 	sealed, err := sealer.Seal(der, signingKeyAAD(kid))
 	clear(der)
 	if err != nil {
@@ -270,9 +270,9 @@ func signingKeyAAD(kid string) []byte { return []byte("signing_key:" + kid) }
 
 var b64 = base64.RawURLEncoding
 
-// thumbprint is the RFC 7638 JWK thumbprint: stable for a key, and
+// Thumbprint is the RFC 7638 JWK thumbprint: stable for a key, and
 // computable by any relying party from the JWKS alone.
-func thumbprint(pub *rsa.PublicKey) string {
+func Thumbprint(pub *rsa.PublicKey) string {
 	// Members in lexicographic order, no whitespace, as RFC 7638 requires;
 	// base64url output needs no JSON escaping.
 	canon := `{"e":"` + b64.EncodeToString(big.NewInt(int64(pub.E)).Bytes()) +
