@@ -273,7 +273,10 @@ func bootstrapAdmin(ctx context.Context, cfg *config.Config, st store.ClientStor
 		if !slices.Contains(c.GrantTypes, "client_credentials") {
 			c.GrantTypes = append(c.GrantTypes, "client_credentials")
 		}
-		if c.TokenEndpointAuthMethod == "none" {
+		// The configured secret is how an operator gets back in, so the
+		// admin application authenticates with it, not with private_key_jwt.
+		c.PrivateKeyJWTCredentials = nil
+		if c.TokenEndpointAuthMethod == "none" || c.TokenEndpointAuthMethod == "" {
 			c.TokenEndpointAuthMethod = "client_secret_post"
 		}
 		c.UpdatedAt = now

@@ -16,6 +16,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/server"
+	"github.com/gatehouse/gatehouse/internal/store/sqlstore"
 )
 
 func sqliteConfig(t *testing.T, dir string) *config.Config {
@@ -201,5 +202,39 @@ func TestGracefulShutdown(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("Serve did not return after cancel")
+	}
+}
+
+// TestAdminGetsItsSecretBack: the configured admin application is how an
+// operator gets back in, so a start undoes a switch of it to
+// private_key_jwt.
+func TestAdminGetsItsSecretBack(t *testing.T) {
+	cfg := sqliteConfig(t, t.TempDir())
+	cfg.AdminClientID, cfg.AdminClientSecret = "admin-app", strings.Repeat("s", 40)
+	start := func() {
+		t.Helper()
+		srv, err := server.New(context.Background(), cfg, server.NewLogger(io.Discard, "text", "info"), io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv.Close()
+	}
+	start()
+	st, err := sqlstore.Open(context.Background(), cfg.Database, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	c, err := st.GetClient(context.Background(), "admin-app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.PrivateKeyJWTCredentials, c.TokenEndpointAuthMethod = []string{"cred_x"}, ""
+	if err := st.UpdateClient(context.Background(), c); err != nil {
+		t.Fatal(err)
+	}
+	start()
+	if c, err = st.GetClient(context.Background(), "admin-app"); err != nil || c.PrivateKeyJWTCredentials != nil || c.TokenEndpointAuthMethod != "client_secret_post" {
+		t.Fatalf("admin after restart: %+v %v", c, err)
 	}
 }
