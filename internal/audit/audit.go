@@ -38,6 +38,11 @@ const (
 	// SuccessRevokeRefreshToken: POST /oauth/revoke revoked a refresh
 	// token's family (Auth0 "srrt").
 	SuccessRevokeRefreshToken = "srrt"
+	// SuccessAPIOperation and FailedAPIOperation: a Management API write
+	// (POST, PATCH, PUT, DELETE) by an authenticated caller succeeded or
+	// failed (Auth0 "sapi" and "fapi").
+	SuccessAPIOperation = "sapi"
+	FailedAPIOperation  = "fapi"
 	// BlockedAccount: brute-force protection or the upstream lockout
 	// budget refused a login (Auth0 "limit_wc").
 	BlockedAccount = "limit_wc"
@@ -57,6 +62,8 @@ var descriptions = map[string]string{
 	FailedExchangeRefreshToken:         "Failed exchange of Refresh Token for Access Token",
 	FailedExchangeRotatingRefreshToken: "Failed exchange of Rotating Refresh Token",
 	SuccessRevokeRefreshToken:          "Successful Refresh Token Revocation",
+	SuccessAPIOperation:                "Successful API Operation",
+	FailedAPIOperation:                 "Failed API Operation",
 	BlockedAccount:                     "Blocked Account",
 	BlockedIP:                          "Blocked IP Address",
 }

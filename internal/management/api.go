@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/audit"
 	"github.com/gatehouse/gatehouse/internal/connection"
 	"github.com/gatehouse/gatehouse/internal/store"
 )
@@ -44,6 +45,8 @@ type Config struct {
 	Now func() time.Time
 	// Connectors serve POST /api/v2/connections/{id}/try.
 	Connectors connection.Registry
+	// Audit records every write as a tenant log event; none when nil.
+	Audit *audit.Recorder
 }
 
 // API serves /api/v2/.
@@ -58,11 +61,12 @@ type API struct {
 	now     func() time.Time
 
 	connectors connection.Registry
+	audit      *audit.Recorder
 }
 
 // New builds the Management API.
 func New(cfg Config) *API {
-	a := &API{issuer: cfg.Issuer, store: cfg.Store, secrets: cfg.Secrets, verify: cfg.Verify, logger: cfg.Logger, now: cfg.Now, connectors: cfg.Connectors, attack: cfg.Attack}
+	a := &API{issuer: cfg.Issuer, store: cfg.Store, secrets: cfg.Secrets, verify: cfg.Verify, logger: cfg.Logger, now: cfg.Now, connectors: cfg.Connectors, attack: cfg.Attack, audit: cfg.Audit}
 	a.keys = cfg.Keys
 	if a.now == nil {
 		a.now = time.Now
@@ -77,7 +81,7 @@ func New(cfg Config) *API {
 // scope it needs.
 func (a *API) Register(mux *http.ServeMux) {
 	route := func(pattern, scope string, h http.HandlerFunc) {
-		mux.Handle(pattern, limitBody(a.requireScope(scope, h)))
+		mux.Handle(pattern, limitBody(a.requireScope(scope, a.audited(pattern, h))))
 	}
 	// One line per resource; each resource file owns its routes.
 	a.tenantSettingsRoutes(route)

@@ -146,6 +146,7 @@ func build(ctx context.Context, cfg *config.Config, logger *slog.Logger, notice 
 		Logger:     logger,
 		Connectors: registry,
 		Attack:     attack.New(writes, nil),
+		Audit:      audit.NewRecorder(st),
 	})
 	mux := http.NewServeMux()
 	provider.Register(mux)
