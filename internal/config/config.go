@@ -17,7 +17,10 @@ import (
 
 // Config is the whole configuration of `gatehouse serve`.
 type Config struct {
-	Addr              string
+	Addr string
+	// MetricsAddr, when set, is where GET /metrics is served, apart from
+	// the public listener.
+	MetricsAddr       string
 	Issuer            string
 	Database          string
 	TLSCert           string
@@ -71,6 +74,7 @@ func duration(dst func(*Config) *time.Duration) func(*Config, string) error {
 
 var settings = []setting{
 	{"addr", "GATEHOUSE_ADDR", "127.0.0.1:8080", "listen address", str(func(c *Config) *string { return &c.Addr })},
+	{"metrics-addr", "GATEHOUSE_METRICS_ADDR", "", "listen address of GET /metrics (Prometheus); empty: no metrics", str(func(c *Config) *string { return &c.MetricsAddr })},
 	{"issuer", "GATEHOUSE_ISSUER", "", "public base URL ending in / (default derived from the address)", str(func(c *Config) *string { return &c.Issuer })},
 	{"database", "GATEHOUSE_DATABASE", "sqlite:gatehouse.db", "sqlite:<path> or a postgres:// DSN", str(func(c *Config) *string { return &c.Database })},
 	{"tls-cert", "GATEHOUSE_TLS_CERT", "", "PEM certificate file; with --tls-key, serve HTTPS only", str(func(c *Config) *string { return &c.TLSCert })},
@@ -155,6 +159,9 @@ func (c *Config) Validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
 		bad("GATEHOUSE_ADDR", "not a host:port address: %q", c.Addr)
+	}
+	if _, _, err := net.SplitHostPort(c.MetricsAddr); c.MetricsAddr != "" && err != nil {
+		bad("GATEHOUSE_METRICS_ADDR", "not a host:port address: %q", c.MetricsAddr)
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		bad("GATEHOUSE_TLS_CERT", "GATEHOUSE_TLS_CERT and GATEHOUSE_TLS_KEY must be set together")

@@ -61,6 +61,7 @@ func TestValidationNamesTheSetting(t *testing.T) {
 		{map[string]string{"GATEHOUSE_TRUSTED_PROXIES": "10.0.0.0/8,banana"}, "GATEHOUSE_TRUSTED_PROXIES"},
 		{map[string]string{"GATEHOUSE_MANAGEMENT_TOKEN_LIFETIME": "5"}, "GATEHOUSE_MANAGEMENT_TOKEN_LIFETIME"},
 		{map[string]string{"GATEHOUSE_MANAGEMENT_TOKEN_LIFETIME": "soon"}, "GATEHOUSE_MANAGEMENT_TOKEN_LIFETIME"},
+		{map[string]string{"GATEHOUSE_METRICS_ADDR": "9090"}, "GATEHOUSE_METRICS_ADDR: not a host:port address"},
 		{map[string]string{"GATEHOUSE_LOG_RETENTION": "30"}, "GATEHOUSE_LOG_RETENTION: must be 0 (keep forever) or at least 1h"},
 		{map[string]string{"GATEHOUSE_LOG_RETENTION": "-24h"}, "GATEHOUSE_LOG_RETENTION"},
 	}

@@ -48,6 +48,19 @@ type env struct {
 	hc       *http.Client
 	// token2 returns a Management API token narrowed to scopes.
 	token2 func(t testing.TB, scopes ...string) string
+	// metricsHandler is set with envOptions.metrics.
+	metricsHandler http.Handler
+}
+
+// metrics returns the metrics in the Prometheus text format.
+func (e *env) metrics(t testing.TB) string {
+	t.Helper()
+	if e.metricsHandler == nil {
+		t.Fatal("metrics are off: set envOptions.metrics")
+	}
+	rec := httptest.NewRecorder()
+	e.metricsHandler.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	return rec.Body.String()
 }
 
 type envOptions struct {
@@ -60,6 +73,8 @@ type envOptions struct {
 	// loadUsers adds users load00000@contoso.com… with loadPassword.
 	loadUsers  int
 	connection map[string]any // extra options of the v2 connection
+	// metrics turns the metrics on; env.metrics reads them.
+	metrics bool
 }
 
 func newEnv(t testing.TB, backend string, o envOptions) *env {
@@ -95,6 +110,10 @@ func newEnv(t testing.TB, backend string, o envOptions) *env {
 	if o.trustLoopback {
 		cfg.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
 	}
+	if o.metrics {
+		// Not listened on: the test reads the handler directly.
+		cfg.MetricsAddr = "127.0.0.1:0"
+	}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +129,7 @@ func newEnv(t testing.TB, backend string, o envOptions) *env {
 	ts.Start()
 	t.Cleanup(func() { ts.Close(); srv.Close() })
 
-	e := &env{url: issuer, emu: emu, emuURL: emuURL, logs: logs,
+	e := &env{url: issuer, emu: emu, emuURL: emuURL, logs: logs, metricsHandler: srv.MetricsHandler(),
 		hc: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 512}}}
 	se := &servertest.Env{URL: issuer, AdminID: cfg.AdminClientID, AdminSecret: cfg.AdminClientSecret}
 	e.mgmt = se.ManagementToken(t)

@@ -72,6 +72,14 @@ type Config struct {
 	TrustedProxies []netip.Prefix
 	// Guard applies attack protection to password logins; none when nil.
 	Guard Guard
+	// Metrics counts token requests and upstream logins; none when nil.
+	Metrics Observer
+}
+
+// Observer receives what the metrics count.
+type Observer interface {
+	ObserveToken(grant, outcome string, d time.Duration)
+	ObserveUpstream(strategy, outcome string, d time.Duration)
 }
 
 // Provider serves the Authentication API.
@@ -98,6 +106,7 @@ type Provider struct {
 	sealer         Sealer
 	trustedProxies []netip.Prefix
 	guard          Guard
+	metrics        Observer
 }
 
 // grantHandler answers one grant type for an authenticated client whose
@@ -128,6 +137,7 @@ func New(cfg Config) *Provider {
 		sealer:         cfg.Sealer,
 		trustedProxies: cfg.TrustedProxies,
 		guard:          cfg.Guard,
+		metrics:        cfg.Metrics,
 	}
 	if p.now == nil {
 		p.now = time.Now

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"time"
 )
 
 // tokenResponse is the success body of /oauth/token.
@@ -22,7 +23,11 @@ type tokenResponse struct {
 // token is POST /oauth/token. Checks run in Auth0's order: parameters,
 // client authentication, grant allowed for the client, then the grant.
 func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
-	resp, err := p.exchange(r.Context(), w, r)
+	start := time.Now()
+	grant, resp, err := p.exchange(r.Context(), w, r)
+	if p.metrics != nil {
+		p.metrics.ObserveToken(grant, outcome(err), time.Since(start))
+	}
 	if err != nil {
 		p.logTokenError(r, err)
 		writeError(w, err)
@@ -35,27 +40,43 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 	_ = json.NewEncoder(w).Encode(resp)
 }
 
-func (p *Provider) exchange(ctx context.Context, w http.ResponseWriter, r *http.Request) (*tokenResponse, error) {
+// exchange answers a token request, and names its grant for the metrics:
+// a grant type Gatehouse serves, or "none" and "unsupported", so that a
+// caller cannot invent label values.
+func (p *Provider) exchange(ctx context.Context, w http.ResponseWriter, r *http.Request) (string, *tokenResponse, error) {
 	t, err := parseTokenRequest(w, r)
 	if err != nil {
-		return nil, err
+		return "none", nil, err
 	}
 	grant, err := t.require("grant_type")
 	if err != nil {
-		return nil, err
+		return "none", nil, err
 	}
 	handler, ok := p.grants[grant]
 	if !ok {
-		return nil, &Error{Status: http.StatusBadRequest, Code: "unsupported_grant_type", Description: "Grant type not supported"}
+		return "unsupported", nil, &Error{Status: http.StatusBadRequest, Code: "unsupported_grant_type", Description: "Grant type not supported"}
 	}
 	c, err := p.authenticateClient(t)
 	if err != nil {
-		return nil, err
+		return grant, nil, err
 	}
 	if !slices.Contains(c.GrantTypes, grant) {
-		return nil, errGrantNotAllowed(grant)
+		return grant, nil, errGrantNotAllowed(grant)
 	}
-	return handler(ctx, t, c)
+	resp, err := handler(ctx, t, c)
+	return grant, resp, err
+}
+
+// outcome is "ok" or the OAuth error code err answers with.
+func outcome(err error) string {
+	if err == nil {
+		return "ok"
+	}
+	var oe *Error
+	if errors.As(err, &oe) {
+		return oe.Code
+	}
+	return "server_error"
 }
 
 // logTokenError records a refused token request without its parameters:

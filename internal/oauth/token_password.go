@@ -106,8 +106,16 @@ func (p *Provider) passwordGrant(ctx context.Context, t *tokenRequest, c *store.
 	if err != nil {
 		return nil, err
 	}
+	start := time.Now()
 	id, err := connector.Login(ctx, conn, username, password, a.ip)
 	password = ""
+	if p.metrics != nil {
+		result := "ok"
+		if err != nil {
+			result = connection.AsError(err).Kind.String()
+		}
+		p.metrics.ObserveUpstream(conn.Strategy, result, time.Since(start))
+	}
 	p.settle(ctx, ticket, err)
 	if err != nil {
 		return nil, p.loginFailed(ctx, a, err)

@@ -22,6 +22,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/connection/azuread"
 	"github.com/gatehouse/gatehouse/internal/entra"
 	"github.com/gatehouse/gatehouse/internal/management"
+	"github.com/gatehouse/gatehouse/internal/metrics"
 	"github.com/gatehouse/gatehouse/internal/oauth"
 	"github.com/gatehouse/gatehouse/internal/secrets"
 	"github.com/gatehouse/gatehouse/internal/store"
@@ -38,6 +39,7 @@ type Server struct {
 	keys    *tokens.Keys
 	guard   *attack.Guard
 	handler http.Handler
+	metrics *metrics.Registry // nil without GATEHOUSE_METRICS_ADDR
 	// stopListening ends the listener that clears the cache on other
 	// replicas' writes; listening is closed once it has returned.
 	stopListening context.CancelFunc
@@ -111,6 +113,14 @@ func build(ctx context.Context, cfg *config.Config, logger *slog.Logger, notice 
 	c := cache.New(cache.DefaultTTL, nil)
 	hot, writes := c.Reads(st), c.Writes(st)
 	guard := attack.New(hot, nil)
+	var (
+		m        *metrics.Registry
+		observer oauth.Observer
+	)
+	if cfg.MetricsAddr != "" {
+		m = metrics.New()
+		observer = m
+	}
 	provider := oauth.New(oauth.Config{
 		Issuer:                  cfg.Issuer,
 		Clients:                 hot,
@@ -130,6 +140,7 @@ func build(ctx context.Context, cfg *config.Config, logger *slog.Logger, notice 
 		Sealer:                  keyring,
 		TrustedProxies:          cfg.TrustedProxies,
 		Guard:                   guard,
+		Metrics:                 observer,
 	})
 	api := management.New(management.Config{
 		Issuer:  cfg.Issuer,
@@ -174,6 +185,7 @@ func build(ctx context.Context, cfg *config.Config, logger *slog.Logger, notice 
 		st.ListenConfigChanges(lctx, c.Invalidate)
 	}()
 	return &Server{
+		metrics:       m,
 		cfg:           cfg,
 		logger:        logger,
 		store:         st,
@@ -302,6 +314,14 @@ func randomToken(n int) string {
 // Handler is the whole HTTP surface, middleware included.
 func (s *Server) Handler() http.Handler { return s.handler }
 
+// MetricsHandler serves GET /metrics; nil without GATEHOUSE_METRICS_ADDR.
+func (s *Server) MetricsHandler() http.Handler {
+	if s.metrics == nil {
+		return nil
+	}
+	return s.metrics.Handler()
+}
+
 // Close stops listening for other replicas' writes and releases the
 // database.
 func (s *Server) Close() error {
@@ -322,6 +342,11 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 		MaxHeaderBytes:    32 << 10,
 		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
 	}
+	stopMetrics, err := s.serveMetrics()
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
 	bg, stopBackground := context.WithCancel(ctx)
 	defer stopBackground()
 	s.runBackground(bg)
@@ -352,4 +377,26 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 		return fmt.Errorf("server: %w", err)
 	}
 	return nil
+}
+
+// serveMetrics serves GET /metrics on GATEHOUSE_METRICS_ADDR, a listener
+// of its own so that the public one never exposes it.
+func (s *Server) serveMetrics() (stop func(), err error) {
+	if s.metrics == nil {
+		return func() {}, nil
+	}
+	l, err := net.Listen("tcp", s.cfg.MetricsAddr)
+	if err != nil {
+		return nil, fmt.Errorf("server: metrics: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", s.MetricsHandler())
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := hs.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.logger.Error("metrics listener stopped", "error", err)
+		}
+	}()
+	s.logger.Info("metrics listening", "addr", l.Addr().String())
+	return func() { _ = hs.Close() }, nil
 }

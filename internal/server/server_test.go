@@ -238,3 +238,69 @@ func TestAdminGetsItsSecretBack(t *testing.T) {
 		t.Fatalf("admin after restart: %+v %v", c, err)
 	}
 }
+
+// TestMetrics: with GATEHOUSE_METRICS_ADDR, token requests are counted by
+// grant and outcome on a listener of their own; the public listener has
+// no /metrics.
+func TestMetrics(t *testing.T) {
+	cfg := sqliteConfig(t, t.TempDir())
+	free, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.MetricsAddr = free.Addr().String()
+	free.Close()
+	srv, err := server.New(context.Background(), cfg, server.NewLogger(io.Discard, "text", "info"), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, l) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	base := "http://" + l.Addr().String() + "/"
+	get := func(url string) (int, string) {
+		t.Helper()
+		for range 50 {
+			resp, err := http.Get(url)
+			if err == nil {
+				defer resp.Body.Close()
+				b, _ := io.ReadAll(resp.Body)
+				return resp.StatusCode, string(b)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		t.Fatalf("GET %s: no answer", url)
+		return 0, ""
+	}
+	get(base + "readyz")
+	for range 2 {
+		resp, err := http.Post(base+"oauth/token", "application/x-www-form-urlencoded",
+			strings.NewReader("grant_type=client_credentials&client_id=nobody&client_secret=x&audience=x"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	status, body := get("http://" + cfg.MetricsAddr + "/metrics")
+	for _, want := range []string{
+		`gatehouse_token_requests_total{grant="client_credentials",outcome="access_denied"} 2`,
+		`gatehouse_token_request_duration_seconds_count{grant="client_credentials"} 2`,
+		"go_goroutines",
+	} {
+		if status != http.StatusOK || !strings.Contains(body, want) {
+			t.Errorf("metrics lack %q (status %d)", want, status)
+		}
+	}
+	if status, _ := get(base + "metrics"); status != http.StatusNotFound {
+		t.Errorf("public /metrics: %d, want 404", status)
+	}
+}
