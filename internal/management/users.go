@@ -170,20 +170,8 @@ func (a *API) patchUser(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, err)
 		return
 	}
-	var unknown []string
-	for k, v := range patch {
-		typ, ok := userPatchTypes[k]
-		if !ok {
-			unknown = append(unknown, k)
-			continue
-		}
-		if jsonType(v) != typ {
-			WriteError(w, propertyError(k, typ, v))
-			return
-		}
-	}
-	if len(unknown) > 0 {
-		WriteError(w, additionalProperties(unknown))
+	if err := checkTypes(patch, userPatchTypes); err != nil {
+		WriteError(w, err)
 		return
 	}
 	u, err := a.loadUser(r)

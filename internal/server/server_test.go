@@ -145,35 +145,41 @@ func TestCommonHeadersAndHealth(t *testing.T) {
 	}
 }
 
-// TestGracefulShutdown: cancelling the context stops Serve cleanly, and a
-// request in flight at that moment still gets its answer.
-func TestGracefulShutdown(t *testing.T) {
-	cfg := sqliteConfig(t, t.TempDir())
+// serve starts cfg's server on a loopback listener and waits until it is
+// ready; cancel stops it and done yields what Serve returned.
+func serve(t *testing.T, cfg *config.Config) (addr string, cancel context.CancelFunc, done <-chan error) {
+	t.Helper()
 	srv, err := server.New(context.Background(), cfg, server.NewLogger(io.Discard, "text", "info"), io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer srv.Close()
+	t.Cleanup(func() { srv.Close() })
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, l) }()
-	url := "http://" + l.Addr().String() + "/readyz"
-	for i := 0; i < 50; i++ {
-		if resp, err := http.Get(url); err == nil {
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ctx, l) }()
+	for range 50 {
+		if resp, err := http.Get("http://" + l.Addr().String() + "/readyz"); err == nil {
 			resp.Body.Close()
 			break
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	return l.Addr().String(), cancel, errc
+}
+
+// TestGracefulShutdown: cancelling the context stops Serve cleanly, and a
+// request in flight at that moment still gets its answer.
+func TestGracefulShutdown(t *testing.T) {
+	addr, cancel, done := serve(t, sqliteConfig(t, t.TempDir()))
 	// A token request whose body is still arriving when shutdown starts.
 	pr, pw := io.Pipe()
 	answered := make(chan int, 1)
 	go func() {
-		resp, err := http.Post("http://"+l.Addr().String()+"/oauth/token", "application/x-www-form-urlencoded", pr)
+		resp, err := http.Post("http://"+addr+"/oauth/token", "application/x-www-form-urlencoded", pr)
 		if err != nil {
 			answered <- 0
 			return
@@ -250,23 +256,12 @@ func TestMetrics(t *testing.T) {
 	}
 	cfg.MetricsAddr = free.Addr().String()
 	free.Close()
-	srv, err := server.New(context.Background(), cfg, server.NewLogger(io.Discard, "text", "info"), io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, l) }()
+	addr, cancel, done := serve(t, cfg)
 	defer func() {
 		cancel()
 		<-done
 	}()
-	base := "http://" + l.Addr().String() + "/"
+	base := "http://" + addr + "/"
 	get := func(url string) (int, string) {
 		t.Helper()
 		for range 50 {
@@ -281,7 +276,6 @@ func TestMetrics(t *testing.T) {
 		t.Fatalf("GET %s: no answer", url)
 		return 0, ""
 	}
-	get(base + "readyz")
 	for range 2 {
 		resp, err := http.Post(base+"oauth/token", "application/x-www-form-urlencoded",
 			strings.NewReader("grant_type=client_credentials&client_id=nobody&client_secret=x&audience=x"))
