@@ -20,6 +20,7 @@ func newRootCmd() *cobra.Command {
 		newEntraEmulatorCmd(),
 		newAppsCmd(),
 		newConnectionsCmd(),
+		newLogsCmd(),
 	)
 	return root
 }
