@@ -218,7 +218,7 @@ The admin application's client id comes from GATEHOUSE_ADMIN_CLIENT_ID (or
 hidden prompt, else from the first line of stdin.`,
 	}
 	f.bind(cmd)
-	cmd.AddCommand(newAppsCreateCmd(&f), newAppsListCmd(&f), newAppsGetCmd(&f), newAppsDeleteCmd(&f))
+	cmd.AddCommand(newAppsCreateCmd(&f), newAppsListCmd(&f), newAppsGetCmd(&f), newAppsDeleteCmd(&f), newAppsCredentialsCmd(&f))
 	return cmd
 }
 
