@@ -84,61 +84,66 @@ func (a *API) createClientCredential(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if err := checkTypes(body, credentialFieldTypes); err != nil {
+	cr, err := a.newCredential(c.ClientID, body, "")
+	if err != nil {
 		WriteError(w, err)
 		return
-	}
-	for _, k := range []string{"credential_type", "pem"} {
-		if _, ok := body[k]; !ok {
-			WriteError(w, BadBody("Payload validation error: 'Missing required property: "+k+"'."))
-			return
-		}
-	}
-	if typ := body["credential_type"].(string); typ != "public_key" {
-		// x509_cert and cert_subject_dn are for mTLS, which Gatehouse does
-		// not terminate.
-		WriteError(w, enumError("credential_type", typ, []string{"public_key"}))
-		return
-	}
-	cr := &store.ClientCredential{ID: "cred_" + randomAlnum(22), ClientID: c.ClientID, CredentialType: "public_key", Alg: "RS256", PEM: body["pem"].(string)}
-	if v, ok := body["name"]; ok {
-		cr.Name = v.(string)
-	}
-	if v, ok := body["alg"]; ok {
-		if cr.Alg = v.(string); !slices.Contains(clientauth.Algs, cr.Alg) {
-			WriteError(w, enumError("alg", cr.Alg, clientauth.Algs))
-			return
-		}
-	}
-	pub, notAfter, err := clientauth.ParsePEM(cr.PEM)
-	if err != nil {
-		WriteError(w, BadBody("Payload validation error: '"+err.Error()+"' on property pem."))
-		return
-	}
-	// The kid is the key's RFC 7638 thumbprint: the same key, the same kid.
-	cr.KID = tokens.Thumbprint(pub)
-	if parse, _ := body["parse_expiry_from_cert"].(bool); parse {
-		if notAfter == nil {
-			WriteError(w, BadBody("Payload validation error: 'parse_expiry_from_cert needs an X.509 certificate' on property pem."))
-			return
-		}
-		cr.ExpiresAt = notAfter
-	}
-	if v, ok := body["expires_at"]; ok {
-		if cr.ExpiresAt != nil {
-			WriteError(w, BadBody("Payload validation error: 'expires_at and parse_expiry_from_cert are mutually exclusive'."))
-			return
-		}
-		if cr.ExpiresAt, err = a.futureTime("expires_at", v.(string)); err != nil {
-			WriteError(w, err)
-			return
-		}
 	}
 	if err := a.store.CreateClientCredential(r.Context(), cr); err != nil {
 		WriteError(w, clientStoreError(err))
 		return
 	}
 	WriteJSON(w, http.StatusCreated, credentialJSON(cr))
+}
+
+// newCredential checks a credential's properties, as POSTed or given
+// inline when a client is created (at prefix, e.g.
+// "client_authentication_methods.private_key_jwt.credentials[0]."), and
+// returns the credential to store.
+func (a *API) newCredential(clientID string, body map[string]any, prefix string) (*store.ClientCredential, error) {
+	if err := checkTypes(body, credentialFieldTypes); err != nil {
+		return nil, err
+	}
+	for _, k := range []string{"credential_type", "pem"} {
+		if _, ok := body[k]; !ok {
+			return nil, BadBody("Payload validation error: 'Missing required property: " + prefix + k + "'.")
+		}
+	}
+	if typ := body["credential_type"].(string); typ != "public_key" {
+		// x509_cert and cert_subject_dn are for mTLS, which Gatehouse does
+		// not terminate.
+		return nil, enumError(prefix+"credential_type", typ, []string{"public_key"})
+	}
+	cr := &store.ClientCredential{ID: "cred_" + randomAlnum(22), ClientID: clientID, CredentialType: "public_key", Alg: "RS256", PEM: body["pem"].(string)}
+	if v, ok := body["name"]; ok {
+		cr.Name = v.(string)
+	}
+	if v, ok := body["alg"]; ok {
+		if cr.Alg = v.(string); !slices.Contains(clientauth.Algs, cr.Alg) {
+			return nil, enumError(prefix+"alg", cr.Alg, clientauth.Algs)
+		}
+	}
+	pub, notAfter, err := clientauth.ParsePEM(cr.PEM)
+	if err != nil {
+		return nil, BadBody("Payload validation error: '" + err.Error() + "' on property " + prefix + "pem.")
+	}
+	// The kid is the key's RFC 7638 thumbprint: the same key, the same kid.
+	cr.KID = tokens.Thumbprint(pub)
+	if parse, _ := body["parse_expiry_from_cert"].(bool); parse {
+		if notAfter == nil {
+			return nil, BadBody("Payload validation error: 'parse_expiry_from_cert needs an X.509 certificate' on property " + prefix + "pem.")
+		}
+		cr.ExpiresAt = notAfter
+	}
+	if v, ok := body["expires_at"]; ok {
+		if cr.ExpiresAt != nil {
+			return nil, BadBody("Payload validation error: 'expires_at and parse_expiry_from_cert are mutually exclusive'.")
+		}
+		if cr.ExpiresAt, err = a.futureTime(prefix+"expires_at", v.(string)); err != nil {
+			return nil, err
+		}
+	}
+	return cr, nil
 }
 
 // futureTime parses an ISO 8601 instant that must lie ahead.

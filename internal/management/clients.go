@@ -141,12 +141,13 @@ func (a *API) createClient(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, BadBody("Payload validation error: 'Missing required property: name'."))
 		return
 	}
-	if _, ok := body["client_authentication_methods"]; ok {
-		WriteError(w, BadBody("Payload validation error: 'Create the client, then its credentials (POST /api/v2/clients/{id}/credentials), then name them in client_authentication_methods with PATCH' on property client_authentication_methods."))
-		return
-	}
 	now := a.now().UTC()
 	c := &store.Client{ClientID: randomAlnum(32), IsFirstParty: true, CreatedAt: now, UpdatedAt: now}
+	creds, err := a.inlineCredentials(r.Context(), c.ClientID, body)
+	if err != nil {
+		WriteError(w, err)
+		return
+	}
 	extra := map[string]any{}
 	for k, v := range defaultClientExtra {
 		extra[k] = v
@@ -163,6 +164,20 @@ func (a *API) createClient(w http.ResponseWriter, r *http.Request) {
 		c.TokenEndpointAuthMethod = authPost
 		if isPublic(c.AppType) {
 			c.TokenEndpointAuthMethod = authNone
+		}
+	}
+	if creds != nil {
+		if _, ok := body["token_endpoint_auth_method"]; ok {
+			WriteError(w, BadBody("Payload validation error: 'client_authentication_methods and token_endpoint_auth_method are mutually exclusive'."))
+			return
+		}
+		if alg, _ := jwtConf["alg"].(string); alg != "RS256" {
+			WriteError(w, BadBody("Payload validation error: 'private_key_jwt needs jwt_configuration.alg RS256' on property jwt_configuration.alg."))
+			return
+		}
+		c.TokenEndpointAuthMethod, c.PrivateKeyJWTCredentials = "", []string{}
+		for _, cr := range creds {
+			c.PrivateKeyJWTCredentials = append(c.PrivateKeyJWTCredentials, cr.ID)
 		}
 	}
 	if err := checkClient(c); err != nil {
@@ -184,7 +199,53 @@ func (a *API) createClient(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, internalError(err))
 		return
 	}
+	for _, cr := range creds {
+		if err := a.store.CreateClientCredential(r.Context(), cr); err != nil {
+			// A client that names a credential it lacks could never sign
+			// in: it goes, and the request fails whole.
+			if derr := a.store.DeleteClient(context.WithoutCancel(r.Context()), c.ClientID); derr != nil {
+				err = errors.Join(err, derr)
+			}
+			WriteError(w, internalError(err))
+			return
+		}
+	}
 	WriteJSON(w, http.StatusCreated, clientJSON(c, secret))
+}
+
+// inlineCredentials reads the credentials a POST /clients defines in
+// client_authentication_methods, as Auth0 accepts them there: nil when
+// the property is absent. Creating them needs create:client_credentials.
+func (a *API) inlineCredentials(ctx context.Context, clientID string, body map[string]any) ([]*store.ClientCredential, error) {
+	v, ok := body["client_authentication_methods"]
+	delete(body, "client_authentication_methods")
+	if !ok || v == nil {
+		return nil, nil
+	}
+	if !PrincipalFrom(ctx).Has("create:client_credentials") {
+		return nil, &Error{Status: http.StatusForbidden, Message: "Insufficient scope, expected any of: create:client_credentials", ErrorCode: "insufficient_scope"}
+	}
+	const prop = "client_authentication_methods"
+	obj, _ := v.(map[string]any)
+	pk, ok := obj["private_key_jwt"].(map[string]any)
+	list, listOK := pk["credentials"].([]any)
+	if len(obj) != 1 || !ok || len(pk) != 1 || !listOK {
+		return nil, BadBody("Payload validation error: 'Expected {\"private_key_jwt\": {\"credentials\": [...]}}' on property " + prop + ".")
+	}
+	creds := make([]*store.ClientCredential, 0, len(list))
+	for i, item := range list {
+		m, ok := item.(map[string]any)
+		at := fmt.Sprintf("%s.private_key_jwt.credentials[%d]", prop, i)
+		if !ok {
+			return nil, propertyError(at, "object", item)
+		}
+		cr, err := a.newCredential(clientID, m, at+".")
+		if err != nil {
+			return nil, err
+		}
+		creds = append(creds, cr)
+	}
+	return creds, nil
 }
 
 func (a *API) listClients(w http.ResponseWriter, r *http.Request) {

@@ -254,6 +254,31 @@ func TestClientCredentialValidation(t *testing.T) {
 		t.Errorf("without update:client_credentials: %d %s", status, raw)
 	}
 	if status, _, raw := env.Do(t, "POST", "api/v2/clients", admin, map[string]any{"name": "x", "client_authentication_methods": map[string]any{}}); status != http.StatusBadRequest {
-		t.Errorf("inline on create: %d %s", status, raw)
+		t.Errorf("malformed methods on create: %d %s", status, raw)
+	}
+
+	// Credentials defined inline when the client is created, as at Auth0.
+	inline := map[string]any{"name": "job", "app_type": "non_interactive", "client_authentication_methods": map[string]any{
+		"private_key_jwt": map[string]any{"credentials": []map[string]any{{"credential_type": "public_key", "name": "k", "pem": publicPEM(t, key)}}}}}
+	if status, _, raw := env.Do(t, "POST", "api/v2/clients", env.ManagementToken(t, "create:clients"), inline); status != http.StatusForbidden || !strings.Contains(string(raw), "create:client_credentials") {
+		t.Errorf("inline without create:client_credentials: %d %s", status, raw)
+	}
+	bad := map[string]any{"name": "job", "client_authentication_methods": map[string]any{
+		"private_key_jwt": map[string]any{"credentials": []map[string]any{{"credential_type": "public_key", "pem": privPEM}}}}}
+	if status, _, raw := env.Do(t, "POST", "api/v2/clients", admin, bad); status != http.StatusBadRequest || !strings.Contains(string(raw), "credentials[0].pem") {
+		t.Errorf("inline private key: %d %s", status, raw)
+	}
+	status, _, raw = env.Do(t, "POST", "api/v2/clients", admin, inline)
+	var created map[string]any
+	_ = json.Unmarshal(raw, &created)
+	methods, _ := created["client_authentication_methods"].(map[string]any)
+	pk, _ := methods["private_key_jwt"].(map[string]any)
+	ids, _ := pk["credentials"].([]any)
+	if status != http.StatusCreated || len(ids) != 1 || created["token_endpoint_auth_method"] != nil {
+		t.Fatalf("inline on create: %d %s", status, raw)
+	}
+	_, _, raw = env.Do(t, "GET", "api/v2/clients/"+created["client_id"].(string)+"/credentials", admin, nil)
+	if !strings.Contains(string(raw), ids[0].(map[string]any)["id"].(string)) || !strings.Contains(string(raw), tokens.Thumbprint(&key.PublicKey)) {
+		t.Errorf("inline credential not stored: %s", raw)
 	}
 }
