@@ -10,19 +10,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/gatehouse/gatehouse/internal/server/servertest"
-	"github.com/gatehouse/gatehouse/internal/store/storetest"
 )
 
 // TestAppsCredentialsCLI moves a batch job from its secret to
 // private_key_jwt with two keys, and back.
 func TestAppsCredentialsCLI(t *testing.T) {
-	env := servertest.Start(t, storetest.SQLite)
-	t.Setenv("GATEHOUSE_URL", env.URL)
-	t.Setenv("GATEHOUSE_ADMIN_CLIENT_ID", env.AdminID)
-	t.Setenv("GATEHOUSE_ADMIN_CLIENT_SECRET", env.AdminSecret)
-	t.Setenv("GATEHOUSE_TOKEN", "")
+	cliEnv(t, true)
 	must := func(args ...string) string {
 		t.Helper()
 		out, errOut, err := runCLI(t, "", args...)

@@ -25,14 +25,26 @@ func runCLI(t *testing.T, stdin string, args ...string) (string, string, error) 
 	return out.String(), errOut.String(), err
 }
 
+// cliEnv starts a server and points the CLI at it. Without secretInEnv
+// the CLI asks for the admin secret, which the tests give on stdin.
+func cliEnv(t *testing.T, secretInEnv bool) *servertest.Env {
+	t.Helper()
+	env := servertest.Start(t, storetest.SQLite)
+	secret := ""
+	if secretInEnv {
+		secret = env.AdminSecret
+	}
+	t.Setenv("GATEHOUSE_URL", env.URL)
+	t.Setenv("GATEHOUSE_ADMIN_CLIENT_ID", env.AdminID)
+	t.Setenv("GATEHOUSE_ADMIN_CLIENT_SECRET", secret)
+	t.Setenv("GATEHOUSE_TOKEN", "")
+	return env
+}
+
 // TestAppsAndConnectionsCLI follows the seed's steps from a terminal:
 // register a native app, create the Azure AD connection, enable it.
 func TestAppsAndConnectionsCLI(t *testing.T) {
-	env := servertest.Start(t, storetest.SQLite)
-	t.Setenv("GATEHOUSE_URL", env.URL)
-	t.Setenv("GATEHOUSE_ADMIN_CLIENT_ID", env.AdminID)
-	t.Setenv("GATEHOUSE_ADMIN_CLIENT_SECRET", "")
-	t.Setenv("GATEHOUSE_TOKEN", "")
+	env := cliEnv(t, false)
 	admin := env.AdminSecret + "\n"
 	must := func(stdin string, args ...string) string {
 		t.Helper()

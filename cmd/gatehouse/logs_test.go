@@ -8,20 +8,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gatehouse/gatehouse/internal/server/servertest"
 	"github.com/gatehouse/gatehouse/internal/store"
 	"github.com/gatehouse/gatehouse/internal/store/sqlstore"
-	"github.com/gatehouse/gatehouse/internal/store/storetest"
 )
 
 // TestLogsCLI prints the newest events, then exports by checkpoint, once
 // and following.
 func TestLogsCLI(t *testing.T) {
-	env := servertest.Start(t, storetest.SQLite)
-	t.Setenv("GATEHOUSE_URL", env.URL)
-	t.Setenv("GATEHOUSE_ADMIN_CLIENT_ID", env.AdminID)
-	t.Setenv("GATEHOUSE_ADMIN_CLIENT_SECRET", env.AdminSecret)
-	t.Setenv("GATEHOUSE_TOKEN", "")
+	env := cliEnv(t, true)
 	other, err := sqlstore.Open(t.Context(), env.Config.Database, nil)
 	if err != nil {
 		t.Fatal(err)
