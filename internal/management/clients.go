@@ -776,8 +776,13 @@ func clientMetadata(m map[string]any) (map[string]string, error) {
 	return out, nil
 }
 
+// stringArray reads an array of strings; any other value, null
+// included, is Auth0's payload validation error on prop.
 func stringArray(prop string, v any) ([]string, error) {
-	items := v.([]any)
+	items, ok := v.([]any)
+	if !ok {
+		return nil, propertyError(prop, "array", v)
+	}
 	out := make([]string, 0, len(items))
 	for i, it := range items {
 		s, ok := it.(string)

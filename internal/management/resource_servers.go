@@ -141,7 +141,10 @@ func parseScopes(v any) ([]store.ResourceServerScope, error) {
 		if !ok || value == "" || strings.ContainsAny(value, " \t\n") {
 			return nil, BadBody(fmt.Sprintf("Payload validation error: 'Missing or invalid required property: value' on property scopes[%d].", i))
 		}
-		desc, _ := m["description"].(string)
+		desc, ok := m["description"].(string)
+		if _, given := m["description"]; given && !ok {
+			return nil, propertyError(fmt.Sprintf("scopes[%d].description", i), "string", m["description"])
+		}
 		if slices.ContainsFunc(out, func(s store.ResourceServerScope) bool { return s.Value == value }) {
 			return nil, BadBody(fmt.Sprintf("Payload validation error: 'Duplicate scope value %q' on property scopes.", value))
 		}

@@ -1,0 +1,100 @@
+package management_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"testing"
+
+	"github.com/gatehouse/gatehouse/internal/store/storetest"
+)
+
+// inputCase is one refused request: what it sends, where the state it
+// must leave alone is read, and the property the error must name.
+type inputCase struct {
+	name, method, path, read, body, prop string
+}
+
+// refuse sends each case and checks Auth0's 400 invalid_body naming the
+// property, that the state read before and after is the same, and that
+// each refusal left a fapi event (a handler that panicked would leave a
+// 500 in OAuth's format and no event).
+func (a *api) refuse(t *testing.T, cases []inputCase) {
+	t.Helper()
+	fapi := func() int {
+		t.Helper()
+		var events []any
+		status, _, raw := a.Do(t, "GET", "/api/v2/logs?q=type:fapi&per_page=100", a.token, nil)
+		if err := json.Unmarshal(raw, &events); status != http.StatusOK || err != nil {
+			t.Fatalf("logs: %d %s", status, raw)
+		}
+		return len(events)
+	}
+	before := fapi()
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, want := a.Do(t, "GET", tc.read, a.token, nil)
+			status, _, got := a.call(tc.method, tc.path, tc.body)
+			errorIs(t, status, got, http.StatusBadRequest, "invalid_body", "on property "+tc.prop+".")
+			if _, _, after := a.Do(t, "GET", tc.read, a.token, nil); string(after) != string(want) {
+				t.Errorf("a refused %s %s changed %s:\n%s\n%s", tc.method, tc.path, tc.read, want, after)
+			}
+		})
+	}
+	if got := fapi() - before; got != len(cases) {
+		t.Errorf("%d fapi events for %d refused writes", got, len(cases))
+	}
+}
+
+// TestWrongTypedFields: a property of the wrong JSON type, null included,
+// is refused with Auth0's payload validation error on every endpoint,
+// never a panic.
+func TestWrongTypedFields(t *testing.T) {
+	for _, backend := range storetest.Backends() {
+		t.Run(backend, func(t *testing.T) {
+			a := start(t, backend)
+			appID := seedApp(a)
+			conn := a.must(201, "POST", "/api/v2/connections", seedConnection(appID))["id"].(string)
+			const aud = "https://orders.example.com/"
+			rs := a.must(201, "POST", "/api/v2/resource-servers", map[string]any{"identifier": aud, "scopes": []map[string]string{{"value": "read:orders"}}})["id"].(string)
+			m2m := a.must(201, "POST", "/api/v2/clients", map[string]any{"name": "batch", "app_type": "non_interactive"})["client_id"].(string)
+			grant := a.must(201, "POST", "/api/v2/client-grants", map[string]any{"client_id": m2m, "audience": aud, "scope": []string{"read:orders"}})["id"].(string)
+			a.must(204, "DELETE", "/api/v2/client-grants/"+grant, nil)
+			grant = a.must(201, "POST", "/api/v2/client-grants", map[string]any{"client_id": m2m, "audience": aud, "scope": []string{"read:orders"}})["id"].(string)
+
+			newGrant := func(scope string) string {
+				return fmt.Sprintf(`{"client_id":%q,"audience":%q,"scope":%s}`, appID, aud, scope)
+			}
+			const grants = "/api/v2/client-grants"
+			g := grants + "/" + grant
+			c := "/api/v2/clients/" + m2m
+			cn := "/api/v2/connections/" + conn
+			r := "/api/v2/resource-servers/" + rs
+			a.refuse(t, []inputCase{
+				{"grant scope string", "POST", grants, grants, newGrant(`"read:orders"`), "scope"},
+				{"grant scope null", "POST", grants, grants, newGrant(`null`), "scope"},
+				{"grant scope object", "POST", grants, grants, newGrant(`{"read:orders":true}`), "scope"},
+				{"grant scope item", "POST", grants, grants, newGrant(`["read:orders",7]`), "scope[1]"},
+				{"grant client_id number", "POST", grants, grants, fmt.Sprintf(`{"client_id":1,"audience":%q,"scope":[]}`, aud), "client_id"},
+				{"patch grant scope null", "PATCH", g, g, `{"scope":null}`, "scope"},
+				{"patch grant scope string", "PATCH", g, g, `{"scope":"read:orders"}`, "scope"},
+				{"patch grant scope item null", "PATCH", g, g, `{"scope":[null]}`, "scope[0]"},
+				{"client callbacks string", "POST", "/api/v2/clients", "/api/v2/clients", `{"name":"x","callbacks":"https://a.example.com/cb"}`, "callbacks"},
+				{"client name null", "POST", "/api/v2/clients", "/api/v2/clients", `{"name":null}`, "name"},
+				{"patch client grant_types null", "PATCH", c, c, `{"grant_types":null}`, "grant_types"},
+				{"patch client web_origins item", "PATCH", c, c, `{"web_origins":[{}]}`, "web_origins[0]"},
+				{"patch client jwt lifetime string", "PATCH", c, c, `{"jwt_configuration":{"lifetime_in_seconds":"60"}}`, "jwt_configuration.lifetime_in_seconds"},
+				{"patch client metadata number", "PATCH", c, c, `{"client_metadata":{"k":1}}`, "client_metadata.k"},
+				{"connection enabled_clients string", "PATCH", cn, cn, fmt.Sprintf(`{"enabled_clients":%q}`, appID), "enabled_clients"},
+				{"connection realms null", "PATCH", cn, cn, `{"realms":null}`, "realms"},
+				{"connection realms item", "PATCH", cn, cn, `{"realms":[1]}`, "realms[0]"},
+				{"connection options array", "PATCH", cn, cn, `{"options":[]}`, "options"},
+				{"connection clients status string", "PATCH", cn + "/clients", cn, fmt.Sprintf(`[{"client_id":%q,"status":"false"}]`, appID), "[0].status"},
+				{"resource server scopes object", "PATCH", r, r, `{"scopes":{"value":"x"}}`, "scopes"},
+				{"resource server scope description", "PATCH", r, r, `{"scopes":[{"value":"read:orders","description":1}]}`, "scopes[0].description"},
+				{"resource server name null", "PATCH", r, r, `{"name":null}`, "name"},
+				{"tenant friendly_name number", "PATCH", "/api/v2/tenants/settings", "/api/v2/tenants/settings", `{"friendly_name":1}`, "friendly_name"},
+			})
+		})
+	}
+}
