@@ -186,7 +186,7 @@ func (a *API) updateClientCredential(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var body map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &body); err != nil || body == nil {
+	if err := decodeJSON(raw, &body); err != nil || body == nil {
 		WriteError(w, BadBody("Payload validation error: 'Expected type object'."))
 		return
 	}

@@ -1,7 +1,6 @@
 package management
 
 import (
-	"encoding/json"
 	"errors"
 	"net/http"
 	"time"
@@ -63,7 +62,7 @@ func (a *API) tryConnection(w http.ResponseWriter, r *http.Request) {
 		Username string `json:"username"`
 		Password string `json:"password"`
 	}
-	if err := json.Unmarshal(raw, &in); err != nil || in.Username == "" || in.Password == "" {
+	if err := decodeJSON(raw, &in); err != nil || in.Username == "" || in.Password == "" {
 		WriteError(w, BadBody("Payload validation error: 'username and password are required strings'."))
 		return
 	}

@@ -1,7 +1,6 @@
 package management
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -338,9 +337,7 @@ func (a *API) patchConnectionClients(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var items []any
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	if err := dec.Decode(&items); err != nil || dec.More() {
+	if err := decodeJSON(raw, &items); err != nil {
 		WriteError(w, BadBody("Payload validation error: 'Expected type array' on property body."))
 		return
 	}

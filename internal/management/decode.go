@@ -19,15 +19,33 @@ func decodeObject(r *http.Request) (map[string]any, error) {
 		return nil, err
 	}
 	var m map[string]any
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	if err := dec.Decode(&m); err != nil || dec.More() {
+	if err := decodeJSON(raw, &m); err != nil {
 		return nil, BadBody("Payload validation error: 'Invalid JSON body'.")
 	}
 	if m == nil {
 		return nil, BadBody("Payload validation error: 'Expected type object but found type null'.")
 	}
 	return m, nil
+}
+
+// errTrailingData is a body with more after its JSON value.
+var errTrailingData = errors.New("management: data after the JSON value")
+
+// decodeJSON decodes raw, which must hold exactly one JSON value, into v,
+// with numbers as json.Number. Every request body goes through it:
+// json.Decoder.More reports false before a stray } or ], so checking it
+// would accept {"name":"x"}} and apply it.
+func decodeJSON(raw []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("decode body: %w", err)
+	}
+	var rest json.RawMessage
+	if err := dec.Decode(&rest); !errors.Is(err, io.EOF) {
+		return errTrailingData
+	}
+	return nil
 }
 
 // readJSONBody checks the content type and size and returns the body.
