@@ -5,9 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
-	"slices"
 	"sort"
+	"strings"
 
 	"github.com/gatehouse/gatehouse/internal/attack"
 )
@@ -22,10 +23,24 @@ type AttackProtection interface {
 	Unblock(ctx context.Context, identifiers ...string) error
 }
 
-// The properties each settings object accepts; Auth0 refuses others.
+// settingsSchema is the JSON type of each property a settings object
+// accepts: "boolean", "string", "integer", "string array", or a nested
+// settingsSchema for an object. Nothing is nullable, and keys match
+// exactly, as Auth0's validation does; Go's struct decoding alone would
+// take MAX_ATTEMPTS for max_attempts and null for "leave as is".
+type settingsSchema map[string]any
+
 var (
-	bruteForceProps   = []string{"enabled", "shields", "allowlist", "mode", "max_attempts"}
-	suspiciousIPProps = []string{"enabled", "shields", "allowlist", "stage"}
+	stageSchema      = settingsSchema{"max_attempts": "integer", "rate": "integer"}
+	bruteForceSchema = settingsSchema{
+		"enabled": "boolean", "shields": "string array", "allowlist": "string array", "mode": "string", "max_attempts": "integer",
+	}
+	suspiciousIPSchema = settingsSchema{
+		"enabled": "boolean", "shields": "string array", "allowlist": "string array",
+		"stage": settingsSchema{
+			attack.StagePreLogin: stageSchema, "pre-user-registration": stageSchema, "pre-custom-token-exchange": stageSchema,
+		},
+	}
 )
 
 func (a *API) attackProtectionRoutes(route routeFunc) {
@@ -59,7 +74,7 @@ func (a *API) patchBruteForce(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, internalError(err))
 		return
 	}
-	if err := patchSettings(r, bruteForceProps, &cur); err != nil {
+	if err := patchSettings(r, bruteForceSchema, &cur); err != nil {
 		WriteError(w, err)
 		return
 	}
@@ -80,7 +95,7 @@ func (a *API) patchSuspiciousIP(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, internalError(err))
 		return
 	}
-	if err := patchSettings(r, suspiciousIPProps, &cur); err != nil {
+	if err := patchSettings(r, suspiciousIPSchema, &cur); err != nil {
 		WriteError(w, err)
 		return
 	}
@@ -95,23 +110,17 @@ func (a *API) patchSuspiciousIP(w http.ResponseWriter, r *http.Request) {
 	WriteJSON(w, http.StatusOK, cur)
 }
 
-// patchSettings merges the body into cur: objects merge property by
-// property (so PATCH {"stage":{"pre-login":{"rate":1}}} keeps the other
-// values), everything else is replaced. Types are checked strictly.
-func patchSettings(r *http.Request, props []string, cur any) error {
+// patchSettings checks the body against schema and merges it into cur:
+// objects merge property by property (so PATCH
+// {"stage":{"pre-login":{"rate":1}}} keeps the other values), everything
+// else is replaced.
+func patchSettings(r *http.Request, schema settingsSchema, cur any) error {
 	patch, err := decodeObject(r)
 	if err != nil {
 		return err
 	}
-	var unknown []string
-	for k := range patch {
-		if !slices.Contains(props, k) {
-			unknown = append(unknown, k)
-		}
-	}
-	if len(unknown) > 0 {
-		sort.Strings(unknown)
-		return additionalProperties(unknown)
+	if err := checkSettings("", patch, schema); err != nil {
+		return err
 	}
 	raw, err := json.Marshal(cur)
 	if err != nil {
@@ -131,11 +140,74 @@ func patchSettings(r *http.Request, props []string, cur any) error {
 	dec = json.NewDecoder(bytes.NewReader(merged))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(cur); err != nil {
+		// An integer too large for the field's Go type.
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {
 			return BadBody("Payload validation error: 'Invalid type: expected " + te.Type.String() + "' on property " + te.Field + ".")
 		}
 		return BadBody("Payload validation error: '" + err.Error() + "'.")
+	}
+	return nil
+}
+
+// checkSettings refuses properties of obj (at path prefix) that schema
+// does not name, in any other case too, and values not of their type.
+func checkSettings(prefix string, obj map[string]any, schema settingsSchema) error {
+	var unknown []string
+	for k := range obj {
+		if _, ok := schema[k]; !ok {
+			unknown = append(unknown, k)
+		}
+	}
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		if prefix == "" {
+			return additionalProperties(unknown)
+		}
+		return BadBody(fmt.Sprintf("Payload validation error: 'Additional properties not allowed: %s' on property %s.", strings.Join(unknown, ","), prefix))
+	}
+	keys := make([]string, 0, len(obj))
+	for k := range obj {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		v, path := obj[k], k
+		if prefix != "" {
+			path = prefix + "." + k
+		}
+		switch want := schema[k].(type) {
+		case settingsSchema:
+			sub, ok := v.(map[string]any)
+			if !ok {
+				return propertyError(path, "object", v)
+			}
+			if err := checkSettings(path, sub, want); err != nil {
+				return err
+			}
+		case string:
+			if err := checkSettingValue(path, want, v); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func checkSettingValue(path, want string, v any) error {
+	switch want {
+	case "integer":
+		n, ok := v.(json.Number)
+		if _, err := n.Int64(); !ok || err != nil {
+			return propertyError(path, "integer", v)
+		}
+	case "string array":
+		_, err := stringArray(path, v)
+		return err
+	default:
+		if jsonType(v) != want {
+			return propertyError(path, want, v)
+		}
 	}
 	return nil
 }

@@ -100,3 +100,49 @@ func TestUserBlocksErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestAttackProtectionStrictInput: null and keys in another case were
+// once answered 200 and ignored (Go's struct decoding matches keys
+// without case); each is now Auth0's 400 naming the property.
+func TestAttackProtectionStrictInput(t *testing.T) {
+	for _, b := range storetest.Backends() {
+		t.Run(b, func(t *testing.T) {
+			a := start(t, b)
+			const bf = "/api/v2/attack-protection/brute-force-protection"
+			const sit = "/api/v2/attack-protection/suspicious-ip-throttling"
+			for _, tc := range []struct {
+				name, path, body, message string
+			}{
+				{"enabled null", bf, `{"enabled":null}`, "'Expected type boolean but found type null' on property enabled."},
+				{"max_attempts null", bf, `{"max_attempts":null}`, "'Expected type integer but found type null' on property max_attempts."},
+				{"mode null", bf, `{"mode":null}`, "'Expected type string but found type null' on property mode."},
+				{"allowlist null", bf, `{"allowlist":null}`, "'Expected type array but found type null' on property allowlist."},
+				{"shields null", sit, `{"shields":null}`, "'Expected type array but found type null' on property shields."},
+				{"allowlist item", bf, `{"allowlist":["10.0.0.1",7]}`, "'Expected type string but found type number' on property allowlist[1]."},
+				{"fractional", bf, `{"max_attempts":2.5}`, "'Expected type integer but found type number' on property max_attempts."},
+				{"key in capitals", bf, `{"MAX_ATTEMPTS":7}`, "'Additional properties not allowed: MAX_ATTEMPTS'."},
+				{"stage null", sit, `{"stage":null}`, "'Expected type object but found type null' on property stage."},
+				{"stage item null", sit, `{"stage":{"pre-login":null}}`, "'Expected type object but found type null' on property stage.pre-login."},
+				{"stage key in capitals", sit, `{"stage":{"pre-login":{"MAX_ATTEMPTS":7}}}`, "'Additional properties not allowed: MAX_ATTEMPTS' on property stage.pre-login."},
+				{"stage name in capitals", sit, `{"stage":{"PRE-LOGIN":{"max_attempts":7}}}`, "'Additional properties not allowed: PRE-LOGIN' on property stage."},
+				{"stage rate null", sit, `{"stage":{"pre-login":{"rate":null}}}`, "'Expected type integer but found type null' on property stage.pre-login.rate."},
+				{"stage rate string", sit, `{"stage":{"pre-login":{"rate":"1"}}}`, "'Expected type integer but found type string' on property stage.pre-login.rate."},
+			} {
+				t.Run(tc.name, func(t *testing.T) {
+					_, _, before := a.Do(t, "GET", tc.path, a.token, nil)
+					status, _, got := a.call("PATCH", tc.path, tc.body)
+					errorIs(t, status, got, http.StatusBadRequest, "invalid_body", "Payload validation error: "+tc.message)
+					if _, _, after := a.Do(t, "GET", tc.path, a.token, nil); string(after) != string(before) {
+						t.Errorf("a refused PATCH changed the settings:\n%s\n%s", before, after)
+					}
+				})
+			}
+			// The exact keys still merge into the stored values.
+			got := a.must(200, "PATCH", sit, map[string]any{"stage": map[string]any{"pre-login": map[string]any{"max_attempts": 7}}})
+			stage, _ := got["stage"].(map[string]any)
+			if pl, _ := stage["pre-login"].(map[string]any); pl["max_attempts"] != float64(7) || pl["rate"] != float64(864000) {
+				t.Errorf("PATCH stage.pre-login.max_attempts: %v", got)
+			}
+		})
+	}
+}

@@ -27,11 +27,11 @@ func FuzzPatchSettings(f *testing.F) {
 		for _, cur := range []any{ptr(attack.DefaultBruteForce()), ptr(attack.DefaultSuspiciousIP())} {
 			r := httptest.NewRequest(http.MethodPatch, "/", strings.NewReader(body))
 			r.Header.Set("Content-Type", "application/json")
-			props := bruteForceProps
+			schema := bruteForceSchema
 			if _, ok := cur.(*attack.SuspiciousIP); ok {
-				props = suspiciousIPProps
+				schema = suspiciousIPSchema
 			}
-			err := patchSettings(r, props, cur)
+			err := patchSettings(r, schema, cur)
 			if err != nil {
 				var me *Error
 				if !errors.As(err, &me) || me.Status < 400 || me.Status > 499 {
