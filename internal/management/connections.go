@@ -239,6 +239,12 @@ func (a *API) updateConnection(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, err)
 		return
 	}
+	if in.options != nil && in.keepSecret && len(c.SecretEnc) > 0 {
+		if err := checkSecretHosts(c, in.options); err != nil {
+			WriteError(w, err)
+			return
+		}
+	}
 	if in.options == nil {
 		if in.options, err = storedOptions(c); err != nil {
 			WriteError(w, err)
@@ -278,6 +284,33 @@ func (a *API) updateConnection(w http.ResponseWriter, r *http.Request) {
 	c.EnabledClients = enabled
 	a.warn(ctx, w, c, in.options)
 	WriteJSON(w, http.StatusOK, connectionJSON(c))
+}
+
+// checkSecretHosts refuses new options that move the hosts Gatehouse
+// sends the connection's credentials to while keeping the stored secret:
+// authority_host receives the client secret and every user's password,
+// graph_host the users' upstream access tokens. Whoever may change options
+// without knowing the secret must not be able to have Gatehouse deliver
+// it, and the passwords, to a host of their choosing; sending the secret
+// again proves that knowledge. The tenant is only a path segment on the
+// same host, so changing it needs nothing more.
+func checkSecretHosts(c *store.Connection, o *azuread.Options) error {
+	cur, err := storedOptions(c)
+	if err != nil {
+		return err
+	}
+	// Connections stored before authority_host and graph_host existed
+	// use the defaults.
+	cur.Defaults()
+	for _, h := range []struct{ prop, from, to string }{
+		{"authority_host", cur.AuthorityHost, o.AuthorityHost},
+		{"graph_host", cur.GraphHost, o.GraphHost},
+	} {
+		if h.from != h.to {
+			return BadBody(fmt.Sprintf("Payload validation error: 'options.%s changed: the stored client secret is never sent to a new host; send options.client_secret again in the same request (or \"\" to remove it)' on property options.client_secret.", h.prop))
+		}
+	}
+	return nil
 }
 
 // storedOptions parses a stored connection's options.

@@ -1,6 +1,7 @@
 package management_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/connection/azuread"
 	"github.com/gatehouse/gatehouse/internal/management"
 	"github.com/gatehouse/gatehouse/internal/store/storetest"
 )
@@ -409,6 +411,82 @@ func TestConnectionSecretWriteOnly(t *testing.T) {
 			if strings.Contains(a.Logs.String(), "Qx8Q~") {
 				t.Errorf("the connection secret was logged")
 			}
+		})
+	}
+}
+
+// changed copies options with the given properties set.
+func changed(options any, set map[string]any) map[string]any {
+	m := map[string]any{}
+	for k, v := range options.(map[string]any) {
+		m[k] = v
+	}
+	for k, v := range set {
+		m[k] = v
+	}
+	return m
+}
+
+// TestConnectionHostNeedsSecret: a PATCH that moves authority_host or
+// graph_host must carry the client secret again. Otherwise whoever may
+// change options would have the stored secret, and every user's password,
+// sent to a host of their choosing.
+func TestConnectionHostNeedsSecret(t *testing.T) {
+	for _, backend := range storetest.Backends() {
+		t.Run(backend, func(t *testing.T) {
+			a := start(t, backend)
+			created := a.must(201, "POST", "/api/v2/connections", seedConnection(seedApp(a)))
+			id := created["id"].(string)
+			path := "/api/v2/connections/" + id
+			opts := created["options"]
+			const evil = "https://login.attacker.example"
+			withoutSecret := changed(opts, map[string]any{"authority_host": evil})
+			delete(withoutSecret, "client_secret")
+			for _, tc := range []struct {
+				name    string
+				options map[string]any
+				prop    string
+			}{
+				{"authority_host with the marker", changed(opts, map[string]any{"authority_host": evil}), "authority_host"},
+				{"authority_host with client_secret null", changed(opts, map[string]any{"authority_host": evil, "client_secret": nil}), "authority_host"},
+				{"authority_host without client_secret", withoutSecret, "authority_host"},
+				{"graph_host", changed(opts, map[string]any{"graph_host": "https://graph.attacker.example"}), "graph_host"},
+				{"both", changed(opts, map[string]any{"authority_host": evil, "graph_host": "https://graph.attacker.example"}), "authority_host"},
+			} {
+				t.Run(tc.name, func(t *testing.T) {
+					_, _, before := a.Do(t, "GET", path, a.token, nil)
+					sealed := a.secretEnc(id)
+					status, _, got := a.call("PATCH", path, map[string]any{"options": tc.options})
+					errorIs(t, status, got, http.StatusBadRequest, "invalid_body", "options."+tc.prop+" changed")
+					if msg := got.(map[string]any)["message"].(string); !strings.HasSuffix(msg, "on property options.client_secret.") {
+						t.Errorf("message %q does not name options.client_secret", msg)
+					}
+					if _, _, after := a.Do(t, "GET", path, a.token, nil); string(after) != string(before) || !bytes.Equal(a.secretEnc(id), sealed) {
+						t.Errorf("a refused PATCH changed the connection:\n%s\n%s", before, after)
+					}
+				})
+			}
+
+			sealed := a.secretEnc(id)
+			// The same host, as written or with a trailing slash, and a
+			// change of tenant (same host, another path) keep the secret.
+			a.must(200, "PATCH", path, map[string]any{"options": changed(opts, map[string]any{"authority_host": azuread.DefaultAuthorityHost + "/"})})
+			got := a.must(200, "PATCH", path, map[string]any{"options": changed(opts, map[string]any{"tenant_domain": "fabrikam.onmicrosoft.com"})})
+			if !bytes.Equal(a.secretEnc(id), sealed) || got["options"].(map[string]any)["client_secret"] != management.SecretMarker {
+				t.Fatalf("an unchanged host dropped or replaced the secret: %v", got)
+			}
+			// With the secret sent again, the host may change.
+			got = a.must(200, "PATCH", path, map[string]any{"options": changed(opts, map[string]any{"authority_host": "https://login.microsoftonline.us", "client_secret": seedSecret + "-us"})})
+			if bytes.Equal(a.secretEnc(id), sealed) || got["options"].(map[string]any)["authority_host"] != "https://login.microsoftonline.us" {
+				t.Fatalf("host change with a new secret: %v", got)
+			}
+			// Or with the secret removed; a connection without one moves freely.
+			got = a.must(200, "PATCH", path, map[string]any{"options": changed(opts, map[string]any{"graph_host": "https://graph.microsoft.us", "client_secret": ""})})
+			if len(a.secretEnc(id)) != 0 || got["options"].(map[string]any)["client_secret"] != nil {
+				t.Fatalf("host change removing the secret: %v", got)
+			}
+			noSecret := changed(got["options"], map[string]any{"authority_host": azuread.DefaultAuthorityHost, "graph_host": azuread.DefaultGraphHost})
+			a.must(200, "PATCH", path, map[string]any{"options": noSecret})
 		})
 	}
 }
