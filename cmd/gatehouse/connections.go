@@ -149,7 +149,7 @@ func newConnCreateCmd(f *apiFlags) *cobra.Command {
 				return err
 			}
 			if !noSecret {
-				s, err := secrets.read("Client secret of the Azure app")
+				s, err := readConnectionSecret(secrets, "Client secret of the Azure app", "--no-client-secret creates the connection without one")
 				if err != nil {
 					return err
 				}
@@ -174,13 +174,18 @@ func newConnCreateCmd(f *apiFlags) *cobra.Command {
 
 func newConnUpdateCmd(f *apiFlags) *cobra.Command {
 	var (
-		c         connFlags
-		newSecret bool
+		c                       connFlags
+		newSecret, removeSecret bool
 	)
 	cmd := &cobra.Command{
 		Use:   "update ID|NAME",
-		Short: "Change a connection; options not named keep their values, the client secret too unless --client-secret",
-		Args:  cobra.ExactArgs(1),
+		Short: "Change a connection; options not named keep their values, the client secret too unless --client-secret or --remove-client-secret",
+		Long: `Change a connection; options not named keep their values, the client
+secret too unless --client-secret asks for a new one or
+--remove-client-secret drops it. Changing --authority-host or --graph-host
+of a connection with a secret needs --client-secret as well: the API does
+not send a stored secret to a new host.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			secrets := newSecretReader(cmd)
 			m, err := f.connect(cmd.Context(), secrets)
@@ -204,12 +209,16 @@ func newConnUpdateCmd(f *apiFlags) *cobra.Command {
 			if err := c.apply(cmd, body, opts); err != nil {
 				return err
 			}
-			if newSecret {
-				s, err := secrets.read("New client secret of the Azure app")
+			switch {
+			case newSecret:
+				s, err := readConnectionSecret(secrets, "New client secret of the Azure app", "--remove-client-secret removes the stored one")
 				if err != nil {
 					return err
 				}
 				opts["client_secret"] = s
+			case removeSecret:
+				// The API reads an empty secret as "remove the stored one".
+				opts["client_secret"] = ""
 			}
 			var out map[string]any
 			h, err := m.do(cmd.Context(), http.MethodPatch, "api/v2/connections/"+url.PathEscape(cur["id"].(string)), body, &out)
@@ -222,7 +231,24 @@ func newConnUpdateCmd(f *apiFlags) *cobra.Command {
 	}
 	c.bind(cmd)
 	cmd.Flags().BoolVar(&newSecret, "client-secret", false, "read a new Azure client secret from a prompt or stdin")
+	cmd.Flags().BoolVar(&removeSecret, "remove-client-secret", false, "remove the stored Azure client secret (for a public Azure app)")
+	cmd.MarkFlagsMutuallyExclusive("client-secret", "remove-client-secret")
 	return cmd
+}
+
+// readConnectionSecret reads a connection's client secret and refuses an
+// empty one: the API takes "" as "remove the stored secret", so an empty
+// line or an Enter at the prompt would otherwise delete it. instead says
+// how to do without one.
+func readConnectionSecret(secrets *secretReader, what, instead string) (string, error) {
+	s, err := secrets.read(what)
+	if err != nil {
+		return "", err
+	}
+	if strings.TrimSpace(s) == "" {
+		return "", fmt.Errorf("%s: empty; nothing was changed (%s)", what, instead)
+	}
+	return s, nil
 }
 
 func newConnListCmd(f *apiFlags) *cobra.Command {
