@@ -49,6 +49,10 @@ func errMissing(param string) *Error {
 	return errInvalidRequest("Missing required parameter: " + param)
 }
 
+func errRepeated(param string) *Error {
+	return errInvalidRequest("Parameter " + param + " must not be repeated.")
+}
+
 // errUnauthorizedClient is Auth0's answer for unknown clients and bad
 // secrets alike, so the endpoint does not reveal which client ids exist.
 func errUnauthorizedClient(cause error) *Error {

@@ -16,6 +16,7 @@ func FuzzParseTokenRequest(f *testing.F) {
 	f.Add(`{"grant_type":"password","username":"u","password":"p","client_id":"c"}`, "application/json", "")
 	f.Add(`{"password":{"x":1}}`, "application/json; charset=utf-8", "")
 	f.Add("password=a&password=b", "application/x-www-form-urlencoded", "Basic Yzpz")
+	f.Add(`{"password":"a","pass\u0077ord":"b"}`, "application/json", "")
 	f.Add("grant_type=client_credentials", "application/x-www-form-urlencoded", "Basic %%%")
 	f.Add("a=%zz", "text/plain", "Bearer x")
 	f.Fuzz(func(t *testing.T, body, contentType, authz string) {

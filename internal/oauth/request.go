@@ -71,27 +71,15 @@ func parseTokenRequest(w http.ResponseWriter, r *http.Request) (*tokenRequest, e
 			return nil, errInvalidRequest("Malformed form body.")
 		}
 	case "application/json":
-		var m map[string]any
-		dec := json.NewDecoder(bytes.NewReader(body))
-		if err := dec.Decode(&m); err != nil || dec.More() {
-			return nil, errInvalidRequest("Malformed JSON body.")
-		}
-		t.params = make(url.Values, len(m))
-		for k, v := range m {
-			switch v := v.(type) {
-			case string:
-				t.params[k] = []string{v}
-			case nil:
-			default:
-				return nil, errInvalidRequest("Parameter " + k + " must be a string.")
-			}
+		if t.params, err = parseJSONParams(body); err != nil {
+			return nil, err
 		}
 	default:
 		return nil, errInvalidRequest("Content-Type must be application/x-www-form-urlencoded or application/json.")
 	}
 	for k, v := range t.params {
 		if len(v) > 1 {
-			return nil, errInvalidRequest("Parameter " + k + " must not be repeated.")
+			return nil, errRepeated(k)
 		}
 	}
 	if h := r.Header.Get("Authorization"); h != "" {
@@ -109,6 +97,52 @@ func parseTokenRequest(w http.ResponseWriter, r *http.Request) (*tokenRequest, e
 		t.basicID, t.basicSecret, t.hasBasic = id, secret, true
 	}
 	return t, nil
+}
+
+// parseJSONParams reads a JSON object of string (or null) values. It walks
+// the tokens because decoding into a map keeps the last of a repeated key
+// silently, while a proxy in front may act on the first: a repeat is
+// refused, as in a form body.
+func parseJSONParams(body []byte) (url.Values, error) {
+	malformed := errInvalidRequest("Malformed JSON body.")
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil, malformed
+	}
+	params := url.Values{}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, malformed
+		}
+		k, ok := tok.(string)
+		if !ok {
+			return nil, malformed
+		}
+		if seen[k] {
+			return nil, errRepeated(k)
+		}
+		seen[k] = true
+		tok, err = dec.Token()
+		if err != nil {
+			return nil, malformed
+		}
+		switch v := tok.(type) {
+		case string:
+			params[k] = []string{v}
+		case nil:
+		default:
+			return nil, errInvalidRequest("Parameter " + k + " must be a string.")
+		}
+	}
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('}') {
+		return nil, malformed
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, malformed
+	}
+	return params, nil
 }
 
 // clientID is the client named by the request, from the body or Basic.

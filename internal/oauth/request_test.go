@@ -1,0 +1,82 @@
+package oauth_test
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/gatehouse/gatehouse/internal/store/storetest"
+)
+
+// TestRepeatedParameters: a parameter given twice is refused in a JSON
+// body as in a form body, before the client is looked up and before
+// Entra is called, so that a proxy in front and Gatehouse cannot act on
+// different values of one request.
+func TestRepeatedParameters(t *testing.T) {
+	e := newEnv(t, storetest.SQLite, envOptions{})
+	realm := "http://auth0.com/oauth/grant-type/password-realm"
+	jsonBody := func(pairs ...string) string {
+		var b strings.Builder
+		b.WriteString("{")
+		for i := 0; i < len(pairs); i += 2 {
+			if i > 0 {
+				b.WriteString(",")
+			}
+			k, _ := json.Marshal(pairs[i])
+			v, _ := json.Marshal(pairs[i+1])
+			b.Write(k)
+			b.WriteString(":")
+			b.Write(v)
+		}
+		b.WriteString("}")
+		return b.String()
+	}
+	login := []string{"grant_type", realm, "client_id", e.clientID, "realm", "contoso-v2", "username", "alice@contoso.com"}
+	form := func(extra string) string {
+		v := url.Values{}
+		for i := 0; i < len(login); i += 2 {
+			v.Set(login[i], login[i+1])
+		}
+		return v.Encode() + extra
+	}
+	before := e.emu.Count("token")
+	for _, tc := range []struct {
+		name, contentType, body string
+		desc                    string
+	}{
+		{"form, password twice", "application/x-www-form-urlencoded", form("&password=a&password=Alice-Passw0rd!"), "Parameter password must not be repeated."},
+		{"json, password twice", "application/json", jsonBody(append(login, "password", "a", "password", "Alice-Passw0rd!")...), "Parameter password must not be repeated."},
+		{"json, username twice", "application/json", jsonBody(append(login, "password", "Alice-Passw0rd!", "username", "bob@contoso.com")...), "Parameter username must not be repeated."},
+		{"json, client_id twice", "application/json", jsonBody(append(login, "password", "Alice-Passw0rd!", "client_id", "someone-else")...), "Parameter client_id must not be repeated."},
+		{"json, repeat spelled with an escape", "application/json", strings.TrimSuffix(jsonBody(append(login, "password", "a")...), "}") + `,"pass\u0077ord":"Alice-Passw0rd!"}`, "Parameter password must not be repeated."},
+		{"json, null then a value", "application/json", strings.Replace(jsonBody(append(login, "password", "Alice-Passw0rd!")...), "{", `{"password":null,`, 1), "Parameter password must not be repeated."},
+		{"json, trailing data", "application/json", jsonBody(append(login, "password", "Alice-Passw0rd!")...) + `{"password":"x"}`, "Malformed JSON body."},
+		{"json, not an object", "application/json", `[{"grant_type":"password"}]`, "Malformed JSON body."},
+		{"json, null", "application/json", `null`, "Malformed JSON body."},
+		{"json, nested object", "application/json", strings.Replace(jsonBody(login...), "{", `{"password":{"value":"x"},`, 1), "Parameter password must be a string."},
+	} {
+		req, _ := http.NewRequest("POST", e.url+"oauth/token", strings.NewReader(tc.body))
+		req.Header.Set("Content-Type", tc.contentType)
+		resp, err := e.hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		var body map[string]any
+		_ = json.Unmarshal(raw, &body)
+		if resp.StatusCode != 400 || body["error"] != "invalid_request" || body["error_description"] != tc.desc || resp.Header.Get("Cache-Control") != "no-store" {
+			t.Errorf("%s: %d %s", tc.name, resp.StatusCode, raw)
+		}
+	}
+	if n := e.emu.Count("token") - before; n != 0 {
+		t.Errorf("%d refused requests reached Entra", n)
+	}
+	r := e.login(t, "contoso-v2", "alice@contoso.com", "Alice-Passw0rd!", "openid")
+	if r.status != 200 {
+		t.Errorf("a single set of parameters: %d %s", r.status, r.raw)
+	}
+}
