@@ -170,6 +170,13 @@ func (p *Provider) authenticateClient(t *tokenRequest) (*store.Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	postSecret := t.get("client_secret")
+	// RFC 6749 §2.3: one authentication method per request. Were a secret
+	// accepted in both places, only one would be checked, and whatever the
+	// other said would pass unseen.
+	if t.hasBasic && postSecret != "" {
+		return nil, errUnauthorizedClient(errors.New("client secret both in the Authorization header and in the body"))
+	}
 	ctx := t.r.Context()
 	c, err := p.clients.GetClient(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
@@ -181,7 +188,6 @@ func (p *Provider) authenticateClient(t *tokenRequest) (*store.Client, error) {
 	if c.PrivateKeyJWTCredentials != nil {
 		return nil, errUnauthorizedClient(errors.New("private_key_jwt client without a client assertion"))
 	}
-	postSecret := t.get("client_secret")
 	var presented string
 	switch c.TokenEndpointAuthMethod {
 	case "none":

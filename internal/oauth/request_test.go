@@ -1,6 +1,7 @@
 package oauth_test
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -8,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gatehouse/gatehouse/internal/server/servertest"
 	"github.com/gatehouse/gatehouse/internal/store/storetest"
 )
 
@@ -78,5 +80,45 @@ func TestRepeatedParameters(t *testing.T) {
 	r := e.login(t, "contoso-v2", "alice@contoso.com", "Alice-Passw0rd!", "openid")
 	if r.status != 200 {
 		t.Errorf("a single set of parameters: %d %s", r.status, r.raw)
+	}
+}
+
+// TestOneClientAuthenticationMethod: a secret in the Authorization header
+// and another in the body is refused whichever of them is right (RFC 6749
+// §2.3), at the token and revocation endpoints alike.
+func TestOneClientAuthenticationMethod(t *testing.T) {
+	env := servertest.Start(t, storetest.SQLite)
+	aud := url.QueryEscape(env.URL + "api/v2/")
+	form := "application/x-www-form-urlencoded"
+	right, wrong := [2]string{env.AdminID, env.AdminSecret}, [2]string{env.AdminID, "WRONG"}
+	body := func(secret string) string {
+		return "grant_type=client_credentials&audience=" + aud + "&client_secret=" + url.QueryEscape(secret)
+	}
+	for _, c := range []tokenCase{
+		{name: "right Basic, wrong body secret", contentType: form, body: body("WRONG"), basic: right},
+		{name: "wrong Basic, right body secret", contentType: form, body: body(env.AdminSecret), basic: wrong},
+		{name: "right secret in both", contentType: form, body: body(env.AdminSecret), basic: right},
+		{name: "json body", contentType: "application/json", body: `{"grant_type":"client_credentials","audience":"` + env.URL + `api/v2/","client_secret":"WRONG"}`, basic: right},
+	} {
+		status, h, b := post(t, env, c)
+		if status != 401 || b["error"] != "access_denied" || b["error_description"] != "Unauthorized" || h.Get("Cache-Control") != "no-store" {
+			t.Errorf("%s: %d %v %v", c.name, status, b["error"], b["error_description"])
+		}
+	}
+	if status, _, b := post(t, env, tokenCase{contentType: form, body: "grant_type=client_credentials&audience=" + aud, basic: right}); status != 200 {
+		t.Errorf("Basic alone: %d %v", status, b["error_description"])
+	}
+
+	req, _ := http.NewRequest("POST", env.URL+"oauth/revoke", strings.NewReader("token=x&client_secret=WRONG"))
+	req.Header.Set("Content-Type", form)
+	req.Header.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(env.AdminID)+":"+url.QueryEscape(env.AdminSecret))))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 401 || !strings.Contains(string(raw), `"access_denied"`) {
+		t.Errorf("revoke with both: %d %s", resp.StatusCode, raw)
 	}
 }
