@@ -43,6 +43,7 @@ type env struct {
 	emu      *emulator.Server
 	emuURL   string
 	logs     *servertest.Buffer
+	dsn      string // the database, for tests that change it behind the server
 	mgmt     string
 	clientID string
 	hc       *http.Client
@@ -129,7 +130,7 @@ func newEnv(t testing.TB, backend string, o envOptions) *env {
 	ts.Start()
 	t.Cleanup(func() { ts.Close(); srv.Close() })
 
-	e := &env{url: issuer, emu: emu, emuURL: emuURL, logs: logs, metricsHandler: srv.MetricsHandler(),
+	e := &env{url: issuer, emu: emu, emuURL: emuURL, logs: logs, dsn: cfg.Database, metricsHandler: srv.MetricsHandler(),
 		hc: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 512}}}
 	se := &servertest.Env{URL: issuer, AdminID: cfg.AdminClientID, AdminSecret: cfg.AdminClientSecret}
 	e.mgmt = se.ManagementToken(t)

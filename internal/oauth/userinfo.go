@@ -13,8 +13,8 @@ import (
 // the access token.
 func (p *Provider) userinfo(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodPost {
-		w.Header().Set("Allow", "GET, POST")
-		http.Error(w, "Method Not Allowed", http.StatusMethodNotAllowed)
+		writeError(w, &Error{Status: http.StatusMethodNotAllowed, Code: "invalid_request",
+			Description: "The userinfo endpoint accepts GET and POST only.", Header: http.Header{"Allow": {"GET, POST"}}})
 		return
 	}
 	scheme, raw, _ := strings.Cut(r.Header.Get("Authorization"), " ")
@@ -35,7 +35,7 @@ func (p *Provider) userinfo(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		p.logger.ErrorContext(r.Context(), "userinfo", "error", err)
-		http.Error(w, "Internal error", http.StatusInternalServerError)
+		writeError(w, errServer(err))
 		return
 	}
 	if u.Blocked {
@@ -45,7 +45,7 @@ func (p *Provider) userinfo(w http.ResponseWriter, r *http.Request) {
 	c := &idTokenClaims{Sub: u.UserID}
 	if err := profileClaims(c, u, strings.Fields(scope)); err != nil {
 		p.logger.ErrorContext(r.Context(), "userinfo", "error", err)
-		http.Error(w, "Internal error", http.StatusInternalServerError)
+		writeError(w, errServer(err))
 		return
 	}
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
@@ -82,6 +82,9 @@ func userinfoBody(c *idTokenClaims) map[string]any {
 	return m
 }
 
+// userinfoUnauthorized answers as Auth0 does: a plain "Unauthorized", the
+// reason only in WWW-Authenticate (RFC 6750 §3), which is where SDKs read
+// it. Other userinfo errors have the Authentication API's JSON body.
 func (p *Provider) userinfoUnauthorized(w http.ResponseWriter, code string) {
 	v := `Bearer realm="userinfo"`
 	if code != "" {

@@ -1,6 +1,9 @@
 package oauth_test
 
 import (
+	"database/sql"
+	"encoding/json"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -50,4 +53,74 @@ func TestUserinfoAcceptsAPITokens(t *testing.T) {
 			t.Errorf("%s: userinfo answered %d, want 401", name, resp.StatusCode)
 		}
 	}
+}
+
+// TestUserinfoErrors: every error answer of /userinfo carries
+// Cache-Control: no-store; a server error and a wrong method have the
+// Authentication API's JSON error body, a refused token Auth0's plain
+// "Unauthorized" with WWW-Authenticate.
+func TestUserinfoErrors(t *testing.T) {
+	for _, backend := range storetest.Backends() {
+		t.Run(backend, func(t *testing.T) {
+			e := newEnv(t, backend, envOptions{})
+			r := e.login(t, "contoso-v2", "alice@contoso.com", "Alice-Passw0rd!", "openid profile")
+			if r.status != 200 {
+				t.Fatalf("login: %d %s", r.status, r.raw)
+			}
+			call := func(method, token string) (*http.Response, map[string]any) {
+				t.Helper()
+				req, _ := http.NewRequest(method, e.url+"userinfo", nil)
+				if token != "" {
+					req.Header.Set("Authorization", "Bearer "+token)
+				}
+				resp, err := e.hc.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer resp.Body.Close()
+				raw, _ := io.ReadAll(resp.Body)
+				var m map[string]any
+				_ = json.Unmarshal(raw, &m)
+				return resp, m
+			}
+
+			resp, body := call("DELETE", r.str("access_token"))
+			if resp.StatusCode != 405 || resp.Header.Get("Allow") != "GET, POST" || resp.Header.Get("Cache-Control") != "no-store" ||
+				!strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") || body["error"] != "invalid_request" || body["error_description"] == nil {
+				t.Errorf("DELETE: %d %v %v", resp.StatusCode, resp.Header, body)
+			}
+
+			resp, _ = call("GET", "not-a-token")
+			if resp.StatusCode != 401 || resp.Header.Get("Cache-Control") != "no-store" || !strings.Contains(resp.Header.Get("WWW-Authenticate"), `error="invalid_token"`) {
+				t.Errorf("bad token: %d %v", resp.StatusCode, resp.Header)
+			}
+
+			// A profile the store cannot have written: userinfo fails
+			// after the token checked out.
+			db := openDB(t, e.dsn)
+			if _, err := db.Exec("UPDATE users SET profile = '{' WHERE user_id = $1", aliceID); err != nil {
+				t.Fatal(err)
+			}
+			resp, body = call("GET", r.str("access_token"))
+			if resp.StatusCode != 500 || resp.Header.Get("Cache-Control") != "no-store" || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") ||
+				body["error"] != "server_error" || body["error_description"] != "Internal error." {
+				t.Errorf("server error: %d %v %v", resp.StatusCode, resp.Header, body)
+			}
+		})
+	}
+}
+
+// openDB opens the test server's database behind its back.
+func openDB(t *testing.T, dsn string) *sql.DB {
+	t.Helper()
+	driver := "pgx"
+	if path, ok := strings.CutPrefix(dsn, "sqlite:"); ok {
+		driver, dsn = "sqlite", path
+	}
+	db, err := sql.Open(driver, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
 }

@@ -72,7 +72,11 @@ func withCommon(h http.Handler, logger *slog.Logger, tls bool) http.Handler {
 				}
 				logger.ErrorContext(ctx, "panic serving request", "panic", p, "stack", string(debug.Stack()))
 				if rec.status == 0 {
+					// Like every other error answer: a cache must not keep
+					// what a half-served token or userinfo request became.
 					rec.Header().Set("Content-Type", "application/json; charset=utf-8")
+					rec.Header().Set("Cache-Control", "no-store")
+					rec.Header().Set("Pragma", "no-cache")
 					rec.WriteHeader(http.StatusInternalServerError)
 					_, _ = rec.Write([]byte(`{"error":"server_error","error_description":"Internal error."}` + "\n"))
 				}
