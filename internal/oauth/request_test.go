@@ -122,3 +122,62 @@ func TestOneClientAuthenticationMethod(t *testing.T) {
 		t.Errorf("revoke with both: %d %s", resp.StatusCode, raw)
 	}
 }
+
+// TestTokenCheckOrder pins the order docs/errors.md gives for the
+// checks before Entra: each request has two faults, and the answer is
+// the earlier check's. None of them reaches Entra.
+func TestTokenCheckOrder(t *testing.T) {
+	e := newEnv(t, storetest.SQLite, envOptions{})
+	_, spa := e.api(t, "POST", "api/v2/clients", map[string]any{"name": "spa", "app_type": "native", "token_endpoint_auth_method": "none",
+		"grant_types": []string{"authorization_code"}})
+	realmGrant := "http://auth0.com/oauth/grant-type/password-realm"
+	base := url.Values{"grant_type": {realmGrant}, "client_id": {e.clientID}, "realm": {"contoso-v2"},
+		"username": {"alice@contoso.com"}, "password": {"Alice-Passw0rd!"}}
+	// with returns base with each of kv's parameters set, or removed when
+	// its value is empty.
+	with := func(kv ...string) url.Values {
+		f := url.Values{}
+		for k, v := range base {
+			f[k] = v
+		}
+		for i := 0; i < len(kv); i += 2 {
+			if kv[i+1] == "" {
+				f.Del(kv[i])
+			} else {
+				f.Set(kv[i], kv[i+1])
+			}
+		}
+		return f
+	}
+	before := e.emu.Count("token")
+	for _, tc := range []struct {
+		name   string
+		form   url.Values
+		status int
+		code   string
+		desc   string
+	}{
+		{"grant type before client", with("grant_type", "urn:example:magic", "client_id", "nope"), 400, "unsupported_grant_type", "Grant type not supported"},
+		{"missing grant type before client", with("grant_type", "", "client_id", "nope"), 400, "invalid_request", "Missing required parameter: grant_type"},
+		{"client before username", with("client_id", "nope", "username", ""), 401, "access_denied", "Unauthorized"},
+		{"client before password", with("client_id", "nope", "password", ""), 401, "access_denied", "Unauthorized"},
+		{"client before realm", with("client_id", "nope", "realm", ""), 401, "access_denied", "Unauthorized"},
+		{"grant allowed before username", with("client_id", spa["client_id"].(string), "username", ""), 403, "unauthorized_client",
+			"Grant type '" + realmGrant + "' not allowed for the client."},
+		{"username before realm", with("username", "", "realm", "nope"), 400, "invalid_request", "Missing required parameter: username"},
+		{"password before realm", with("password", "", "realm", "nope"), 400, "invalid_request", "Missing required parameter: password"},
+		{"username before default directory", with("grant_type", "password", "realm", "", "username", ""), 400, "invalid_request", "Missing required parameter: username"},
+		{"default directory before audience", with("grant_type", "password", "realm", "", "audience", "https://nowhere.example/"), 500, "server_error",
+			"Authorization server not configured with default connection."},
+		{"audience before connection", with("audience", "https://nowhere.example/", "realm", "nope"), 403, "access_denied",
+			"Service not enabled within domain: https://nowhere.example/"},
+	} {
+		r := e.token(t, tc.form)
+		if r.status != tc.status || r.str("error") != tc.code || r.str("error_description") != tc.desc {
+			t.Errorf("%s: %d %s", tc.name, r.status, r.raw)
+		}
+	}
+	if n := e.emu.Count("token") - before; n != 0 {
+		t.Errorf("%d requests reached Entra", n)
+	}
+}

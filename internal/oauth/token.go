@@ -20,8 +20,11 @@ type tokenResponse struct {
 	TokenType    string `json:"token_type"`
 }
 
-// token is POST /oauth/token. Checks run in Auth0's order: parameters,
-// client authentication, grant allowed for the client, then the grant.
+// token is POST /oauth/token. Checks run in the order docs/errors.md
+// gives: the request (body, grant_type), client authentication, the
+// client's grant_types, then the grant's own checks, its parameters
+// first. A client that fails to authenticate learns nothing about the
+// rest of its request.
 func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	grant, resp, err := p.exchange(r.Context(), w, r)
