@@ -87,8 +87,11 @@ const (
 	KindUnavailable
 	// KindInvalidUpstreamToken: the provider's answer did not validate.
 	KindInvalidUpstreamToken
-	// KindTenantNotAllowed: the user's organisation is not one the
-	// connection accepts (multi-tenant connections).
+	// KindTenantNotAllowed: this user may not sign in to this application,
+	// whatever the password: their organisation is not one the connection
+	// accepts (multi-tenant connections), or the provider refuses the user
+	// for the app (not assigned to it, not in its tenant, outside logon
+	// hours).
 	KindTenantNotAllowed
 )
 

@@ -42,8 +42,13 @@ const (
 	ClassAppMisconfigured
 	// ClassThrottled: Entra asked us to slow down (429 or a throttling code).
 	ClassThrottled
-	// ClassUnavailable: Entra could not be reached or failed (5xx, timeouts).
+	// ClassUnavailable: Entra could not be reached or failed (5xx, timeouts),
+	// or the on-premises pass-through authentication agent could not answer.
 	ClassUnavailable
+	// ClassUserNotAllowed: the directory refuses this user for this app
+	// whatever the password: not assigned to it, not in the tenant, or
+	// outside the logon hours on-premises AD allows.
+	ClassUserNotAllowed
 )
 
 var classNames = [...]string{
@@ -59,6 +64,7 @@ var classNames = [...]string{
 	ClassAppMisconfigured:   "app_misconfigured",
 	ClassThrottled:          "throttled",
 	ClassUnavailable:        "unavailable",
+	ClassUserNotAllowed:     "user_not_allowed",
 }
 
 func (c Class) String() string {
@@ -189,6 +195,16 @@ var aadsts = map[int]codeInfo{
 	50194:   {ClassAppMisconfigured, "the app is not multi-tenant; turn off the common endpoint or make the app multi-tenant"},
 	500011:  {ClassAppMisconfigured, "the resource (App ID URI) was not found in the tenant; check the App ID URI and that the API's app is registered there"},
 	50001:   {ClassAppMisconfigured, "the resource is disabled or does not exist; check the App ID URI"},
+	50105:   {ClassUserNotAllowed, "the user is not assigned to the application, and its enterprise application requires assignment; assign the user (or a group of theirs) under Enterprise applications > Users and groups, or set Assignment required to No"},
+	50020:   {ClassUserNotAllowed, "the user's account is not in this tenant (a user of another organization who was not invited); invite them as a guest (a personal Microsoft account cannot use the password flow even then), or use a multi-tenant connection (useCommonEndpoint with allowed_tenants)"},
+	80012:   {ClassUserNotAllowed, "on-premises Active Directory allows this user to sign in only during their logon hours (pass-through authentication); the user can sign in within them, or an AD admin can change the account's logon hours"},
+	80001:   {ClassUnavailable, "the pass-through authentication agent cannot reach on-premises Active Directory; check the agent's server and its connection to a domain controller"},
+	80002:   {ClassUnavailable, "the pass-through authentication agent's password validation timed out; check the agent's server and Active Directory's response time"},
+	80005:   {ClassUnavailable, "Entra got an unexpected answer from the pass-through authentication agent; retry, and check the agent's event log if it persists"},
+	80007:   {ClassUnavailable, "the pass-through authentication agent could not validate the password against Active Directory; check the agent's event log"},
+	80010:   {ClassUnavailable, "the pass-through authentication agent cannot decrypt the password; re-register or reinstall the agent"},
+	80013:   {ClassUnavailable, "the clock of the pass-through authentication agent's server is skewed from Active Directory's; fix time synchronization on the agent's server"},
+	80014:   {ClassUnavailable, "the pass-through authentication agent answered after Entra's time limit; check the agent's server load and its connection to a domain controller"},
 	90055:   {ClassThrottled, "Entra is throttling this tenant; retry later"},
 	90024:   {ClassThrottled, "Entra's request budget is exceeded; retry later"},
 	50196:   {ClassThrottled, "Entra detected a loop of identical requests; slow down"},

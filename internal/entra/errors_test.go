@@ -55,6 +55,18 @@ func TestErrorClasses(t *testing.T) {
 		{50056, 400, "invalid_grant", ClassPasswordless, "no password"},
 		{9001023, 400, "invalid_request", ClassAppMisconfigured, "organizations"},
 		{90055, 400, "temporarily_unavailable", ClassThrottled, "throttling"},
+		// Error strings of the codes below were not observed (reference
+		// §3.2); Entra's default for a refused ROPC grant is used.
+		{50105, 400, "invalid_grant", ClassUserNotAllowed, "not assigned to the application"},
+		{50020, 400, "invalid_grant", ClassUserNotAllowed, "not in this tenant"},
+		{80012, 400, "invalid_grant", ClassUserNotAllowed, "logon hours"},
+		{80001, 400, "invalid_grant", ClassUnavailable, "cannot reach on-premises Active Directory"},
+		{80002, 400, "invalid_grant", ClassUnavailable, "timed out"},
+		{80005, 400, "invalid_grant", ClassUnavailable, "unexpected answer"},
+		{80007, 400, "invalid_grant", ClassUnavailable, "could not validate"},
+		{80010, 400, "invalid_grant", ClassUnavailable, "cannot decrypt"},
+		{80013, 400, "invalid_grant", ClassUnavailable, "time synchronization"},
+		{80014, 400, "invalid_grant", ClassUnavailable, "time limit"},
 		{99999999, 400, "invalid_grant", ClassUnknown, "login.microsoftonline.com/error"},
 	}
 	for _, tt := range tests {

@@ -76,6 +76,9 @@ type envOptions struct {
 	connection map[string]any // extra options of the v2 connection
 	// metrics turns the metrics on; env.metrics reads them.
 	metrics bool
+	// upstream wraps the emulator's handler, to answer what the emulator
+	// cannot produce.
+	upstream func(http.Handler) http.Handler
 }
 
 func newEnv(t testing.TB, backend string, o envOptions) *env {
@@ -87,7 +90,7 @@ func newEnv(t testing.TB, backend string, o envOptions) *env {
 			UserPrincipalName: loadUser(i), DisplayName: "Load " + strconv.Itoa(i), Password: loadPassword,
 		})
 	}
-	emu, emuURL := entratest.Start(t, dir, o.emu, nil)
+	emu, emuURL := entratest.Start(t, dir, o.emu, o.upstream)
 
 	ts := httptest.NewUnstartedServer(nil)
 	issuer := "http://" + ts.Listener.Addr().String() + "/"
