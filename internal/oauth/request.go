@@ -116,10 +116,7 @@ func parseJSONParams(body []byte) (url.Values, error) {
 		if err != nil {
 			return nil, malformed
 		}
-		k, ok := tok.(string)
-		if !ok {
-			return nil, malformed
-		}
+		k := tok.(string) // the decoder reports a non-string key as a syntax error
 		if seen[k] {
 			return nil, errRepeated(k)
 		}
