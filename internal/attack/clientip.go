@@ -1,11 +1,14 @@
 package attack
 
 import (
+	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
 	"slices"
 	"strings"
+	"sync/atomic"
+	"time"
 
 	"github.com/gatehouse/gatehouse/internal/store"
 )
@@ -15,11 +18,13 @@ import (
 // is_token_endpoint_ip_header_trusted (a backend calling on a user's
 // behalf); X-Forwarded-For only when the peer is a trusted proxy, and then
 // its last hop that is not itself a trusted proxy. Otherwise the peer.
-// c may be nil when no client is authenticated.
+// Addresses may carry a port (203.0.113.7:51234, [2001:db8::1]:443), as
+// some proxies write them; only the address is kept. c may be nil when no
+// client is authenticated.
 func ClientIP(r *http.Request, c *store.Client, trusted []netip.Prefix) string {
 	if c != nil && c.IsTokenEndpointIPHeaderTrusted && c.TokenEndpointAuthMethod != "none" {
-		if ip, err := netip.ParseAddr(strings.TrimSpace(r.Header.Get("auth0-forwarded-for"))); err == nil {
-			return ip.Unmap().String()
+		if ip, ok := parseHop(r.Header.Get("auth0-forwarded-for")); ok {
+			return ip.String()
 		}
 	}
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
@@ -34,21 +39,91 @@ func ClientIP(r *http.Request, c *store.Client, trusted []netip.Prefix) string {
 	if !contains(trusted, peer) {
 		return peer.String()
 	}
-	hops := r.Header.Values("X-Forwarded-For")
-	var all []string
-	for _, h := range hops {
-		all = append(all, strings.Split(h, ",")...)
+	var hops []string
+	for _, h := range r.Header.Values("X-Forwarded-For") {
+		for hop := range strings.SplitSeq(h, ",") {
+			// Empty list elements are allowed and mean nothing (RFC 9110).
+			if hop = strings.TrimSpace(hop); hop != "" {
+				hops = append(hops, hop)
+			}
+		}
 	}
-	for i := len(all) - 1; i >= 0; i-- {
-		hop, err := netip.ParseAddr(strings.TrimSpace(all[i]))
-		if err != nil {
+	client := peer
+	for i := len(hops) - 1; i >= 0; i-- {
+		hop, ok := parseHop(hops[i])
+		if !ok {
+			// A trusted proxy wrote this hop, so it names the client, in a
+			// form that is not an address. Falling back to the proxy's own
+			// address would count every user behind it as one.
+			warnOpaqueHop(peer)
+			return opaqueHop(hops[i])
+		}
+		if client = hop; !contains(trusted, hop) {
 			break
 		}
-		if hop = hop.Unmap(); !contains(trusted, hop) {
-			return hop.String()
-		}
 	}
-	return peer.String()
+	return client.String()
+}
+
+// parseHop reads one address as proxies write it: bare, with a port, in
+// brackets, or quoted.
+func parseHop(s string) (netip.Addr, bool) {
+	s = strings.TrimSpace(s)
+	if len(s) >= 2 && s[0] == '"' && s[len(s)-1] == '"' {
+		s = s[1 : len(s)-1]
+	}
+	if len(s) >= 2 && s[0] == '[' && s[len(s)-1] == ']' {
+		s = s[1 : len(s)-1]
+	}
+	if a, err := netip.ParseAddr(s); err == nil {
+		return a.Unmap(), true
+	}
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return ap.Addr().Unmap(), true
+	}
+	return netip.Addr{}, false
+}
+
+// maxOpaqueHop bounds what an unparseable hop contributes to a counter key
+// and to log events.
+const maxOpaqueHop = 64
+
+// opaqueHop is a client's identity when its trusted proxy named it in a
+// form that is not an address ("unknown", an obfuscated identifier, or a
+// format Gatehouse does not know): the hop's own text, bounded and
+// printable, so that such clients stay apart from each other.
+func opaqueHop(s string) string {
+	if len(s) > maxOpaqueHop {
+		s = s[:maxOpaqueHop]
+	}
+	return strings.Map(func(r rune) rune {
+		if r <= ' ' || r >= 0x7f || r == '"' || r == '\\' {
+			return '_'
+		}
+		return r
+	}, s)
+}
+
+// opaqueHopWarningInterval spaces the warnings about unparseable hops: a
+// misconfigured proxy sends one with every request.
+const opaqueHopWarningInterval = 10 * time.Minute
+
+// lastOpaqueHopWarning is when the last of those warnings was logged (Unix
+// nanoseconds).
+var lastOpaqueHopWarning atomic.Int64
+
+// warnOpaqueHop logs, at most once per interval, that a trusted proxy
+// names clients in a form that is not an address. The hop itself is not
+// logged: it is client data and the proxy's address is enough to find the
+// misconfiguration.
+func warnOpaqueHop(proxy netip.Addr) {
+	now := time.Now().UnixNano()
+	last := lastOpaqueHopWarning.Load()
+	if now-last < int64(opaqueHopWarningInterval) || !lastOpaqueHopWarning.CompareAndSwap(last, now) {
+		return
+	}
+	slog.Warn("a trusted proxy's X-Forwarded-For names the client in a form that is not an IP address; that client is counted under the text as given (logged at most every 10 minutes)",
+		"proxy", proxy.String())
 }
 
 func contains(prefixes []netip.Prefix, a netip.Addr) bool {

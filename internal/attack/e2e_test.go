@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"sync"
@@ -13,6 +14,7 @@ import (
 
 	emulator "github.com/gatehouse/gatehouse/emulator/entra"
 	"github.com/gatehouse/gatehouse/emulator/entra/entratest"
+	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/server/servertest"
 	"github.com/gatehouse/gatehouse/internal/store/storetest"
 )
@@ -35,7 +37,7 @@ type site struct {
 	trustSec  string
 }
 
-func newSite(t *testing.T, backend string, connOpts map[string]any) *site {
+func newSite(t *testing.T, backend string, connOpts map[string]any, opts ...servertest.Option) *site {
 	t.Helper()
 	s := &site{}
 	_, emuURL := entratest.Start(t, entratest.Example(t), emulator.Options{}, func(emu http.Handler) http.Handler {
@@ -46,22 +48,22 @@ func newSite(t *testing.T, backend string, connOpts map[string]any) *site {
 			emu.ServeHTTP(w, r)
 		})
 	})
-	s.Env = servertest.Start(t, backend)
+	s.Env = servertest.Start(t, backend, opts...)
 	s.mgmt = s.ManagementToken(t)
 
 	s.public, _ = s.client(t, map[string]any{"name": "Mobile", "app_type": "native", "token_endpoint_auth_method": "none"})
 	s.confID, s.confSec = s.client(t, map[string]any{"name": "Backend", "app_type": "regular_web", "token_endpoint_auth_method": "client_secret_post"})
 	s.trustedID, s.trustSec = s.client(t, map[string]any{"name": "Trusted backend", "app_type": "regular_web",
 		"token_endpoint_auth_method": "client_secret_post", "is_token_endpoint_ip_header_trusted": true})
-	opts := map[string]any{
+	connection := map[string]any{
 		"client_id": nativeAppID, "client_secret": nativeSecret, "tenant_domain": "contoso.onmicrosoft.com",
 		"authority_host": emuURL, "graph_host": emuURL,
 	}
 	for k, v := range connOpts {
-		opts[k] = v
+		connection[k] = v
 	}
 	status, _, body := s.Do(t, "POST", "api/v2/connections", s.mgmt, map[string]any{
-		"name": "contoso", "strategy": "waad", "options": opts,
+		"name": "contoso", "strategy": "waad", "options": connection,
 		"enabled_clients": []string{s.public, s.confID, s.trustedID},
 	})
 	if status != http.StatusCreated {
@@ -303,5 +305,81 @@ func TestSuspiciousIPThrottling(t *testing.T) {
 	}
 	if n := s.logTypes(t, "limit_mu"); n != 1 {
 		t.Fatalf("%d limit_mu events, want 1", n)
+	}
+}
+
+// trustLoopback makes the test client a trusted proxy.
+func trustLoopback(c *config.Config) {
+	c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+}
+
+// TestForwardedAddressesWithPorts: behind a proxy that writes hops as
+// address:port (Azure Application Gateway), users are still counted by
+// their own address: one client draining its pre-login bucket or blocking
+// alice does not touch the others.
+func TestForwardedAddressesWithPorts(t *testing.T) {
+	for _, b := range storetest.Backends() {
+		t.Run(b, func(t *testing.T) {
+			s := newSite(t, b, map[string]any{"entra_lockout_threshold": 0}, trustLoopback)
+			if st, raw := s.api(t, "PATCH", "api/v2/attack-protection/brute-force-protection", map[string]any{"max_attempts": 3}); st != http.StatusOK {
+				t.Fatalf("patch: %d %s", st, raw)
+			}
+			if st, raw := s.api(t, "PATCH", "api/v2/attack-protection/suspicious-ip-throttling",
+				map[string]any{"stage": map[string]any{"pre-login": map[string]any{"max_attempts": 5, "rate": 3600000}}}); st != http.StatusOK {
+				t.Fatalf("patch: %d %s", st, raw)
+			}
+			attacker := map[string]string{"X-Forwarded-For": "203.0.113.7:51234"}
+			for i, u := range []string{"alice@contoso.com", "alice@contoso.com", "alice@contoso.com", "erin@contoso.com", "frank@contoso.com"} {
+				if a := s.login(t, s.public, "", u, "nope", attacker); a.status != http.StatusForbidden {
+					t.Fatalf("attacker, attempt %d: %d %s", i+1, a.status, a.raw)
+				}
+			}
+			if a := s.login(t, s.public, "", "grace@corp.contoso.com", "nope", attacker); a.status != http.StatusTooManyRequests {
+				t.Fatalf("attacker, 6th failure: %d %s, want 429", a.status, a.raw)
+			}
+			if a := s.login(t, s.public, "", "alice@contoso.com", "Alice-Passw0rd!", map[string]string{"X-Forwarded-For": "[2001:db8::1]:443"}); a.status != http.StatusOK {
+				t.Fatalf("alice from her own address: %d %s", a.status, a.raw)
+			}
+			_, raw := s.api(t, "GET", "api/v2/logs?q=type:fp", nil)
+			if !strings.Contains(raw, `"ip":"203.0.113.7"`) {
+				t.Fatalf("fp events do not carry the forwarded address: %s", raw)
+			}
+		})
+	}
+}
+
+// TestIPv6Prefix: attack protection counts an IPv6 client by its /64, so
+// taking a new address of the same /64 for every attempt does not escape
+// the block, while the log keeps each address.
+func TestIPv6Prefix(t *testing.T) {
+	for _, b := range storetest.Backends() {
+		t.Run(b, func(t *testing.T) {
+			s := newSite(t, b, map[string]any{"entra_lockout_threshold": 0}, trustLoopback)
+			if st, raw := s.api(t, "PATCH", "api/v2/attack-protection/brute-force-protection", map[string]any{"max_attempts": 3}); st != http.StatusOK {
+				t.Fatalf("patch: %d %s", st, raw)
+			}
+			for i := range 4 {
+				h := map[string]string{"X-Forwarded-For": fmt.Sprintf("2001:db8:1:2::%x", i+1)}
+				a := s.login(t, s.public, "", "alice@contoso.com", "nope", h)
+				want := http.StatusForbidden
+				if i >= 3 {
+					want = http.StatusTooManyRequests
+				}
+				if a.status != want {
+					t.Fatalf("attempt %d: %d %s, want %d", i+1, a.status, a.raw, want)
+				}
+			}
+			_, raw := s.api(t, "GET", "api/v2/user-blocks?identifier=alice@contoso.com", nil)
+			if raw != `{"blocked_for":[{"identifier":"alice@contoso.com","ip":"2001:db8:1:2::/64","connection":"contoso"}]}`+"\n" {
+				t.Fatalf("user-blocks: %s", raw)
+			}
+			if a := s.login(t, s.public, "", "alice@contoso.com", "Alice-Passw0rd!", map[string]string{"X-Forwarded-For": "2001:db8:1:3::1"}); a.status != http.StatusOK {
+				t.Fatalf("another /64: %d %s", a.status, a.raw)
+			}
+			_, raw = s.api(t, "GET", "api/v2/logs?q=type:fp", nil)
+			if !strings.Contains(raw, `"ip":"2001:db8:1:2::3"`) {
+				t.Fatalf("fp events do not carry the full address: %s", raw)
+			}
+		})
 	}
 }

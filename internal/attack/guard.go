@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -110,12 +111,13 @@ func (g *Guard) Check(ctx context.Context, a Attempt) (*Ticket, error) {
 	t := &Ticket{g: g, identifier: Normalize(a.Identifier)}
 	take := store.LoginTake{Now: now}
 	var limit int
+	ip := ipKey(a.IP)
 	if st, ok := sit.Stage[StagePreLogin]; ok && sit.Enabled && slices.Contains(sit.Shields, "block") && !allowed(sit.Allowlist, a.IP) {
 		limit = st.MaxAttempts
-		take.Bucket, take.Burst, take.Interval = StagePreLogin+":"+a.IP, st.MaxAttempts, time.Duration(st.Rate)*time.Millisecond
+		take.Bucket, take.Burst, take.Interval = StagePreLogin+":"+ip, st.MaxAttempts, time.Duration(st.Rate)*time.Millisecond
 	}
 	if bf.Enabled && !allowed(bf.Allowlist, a.IP) {
-		c := store.AttackCounter{Kind: store.AttackBruteForce, Connection: a.Connection, Identifier: t.identifier, IP: a.IP}
+		c := store.AttackCounter{Kind: store.AttackBruteForce, Connection: a.Connection, Identifier: t.identifier, IP: ip}
 		if bf.Mode == ModePerIdentifier {
 			c.IP = ""
 		}
@@ -151,6 +153,22 @@ func (g *Guard) Check(ctx context.Context, a Attempt) (*Ticket, error) {
 		}
 	}
 	return t, nil
+}
+
+// ipKey is what an address is counted under: an IPv6 address's /64,
+// since a single host commonly holds a whole /64 and could take a new
+// address for every attempt; an IPv4 address (IPv4-mapped ones included)
+// as it is. Allowlists still match the address itself.
+func ipKey(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return ip
+	}
+	if a = a.Unmap().WithZone(""); a.Is4() {
+		return a.String()
+	}
+	p, _ := a.Prefix(64)
+	return p.String()
 }
 
 // Prune deletes one bounded batch of expired blocks (counters idle past

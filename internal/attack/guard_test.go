@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -134,6 +135,40 @@ func TestGuard(t *testing.T) {
 				}
 				if blocks, _ := g.Blocks(ctx, "carol", true, nil); len(blocks) != 0 {
 					t.Fatalf("Blocks respecting enablement = %+v, want none", blocks)
+				}
+			})
+			t.Run("IPv6 counted by its /64, allowlist on the address", func(t *testing.T) {
+				g, _ := newGuard(t, b)
+				ctx := t.Context()
+				bf := attack.DefaultBruteForce()
+				bf.MaxAttempts, bf.Allowlist = 3, []string{"2001:db8::ff/128"}
+				if err := g.SetBruteForce(ctx, bf); err != nil {
+					t.Fatal(err)
+				}
+				for i := range 3 {
+					fail(t, g, attack.Attempt{Identifier: "heidi", IP: fmt.Sprintf("2001:db8::%x", i+1), Connection: "c", Options: noBudget}, 1)
+				}
+				a := attack.Attempt{Identifier: "heidi", IP: "2001:db8::ffff:1", Connection: "c", Options: noBudget}
+				if _, err := g.Check(ctx, a); reason(err) != attack.ReasonBruteForce {
+					t.Fatalf("a new address of the /64: %v, want block", err)
+				}
+				if blocks, _ := g.Blocks(ctx, "heidi", false, nil); len(blocks) != 1 || blocks[0].IP != "2001:db8::/64" {
+					t.Fatalf("Blocks = %+v, want the /64", blocks)
+				}
+				a.IP = "2001:db8:0:1::1"
+				if _, err := g.Check(ctx, a); err != nil {
+					t.Fatalf("another /64: %v", err)
+				}
+				a.IP = "2001:db8::ff"
+				if _, err := g.Check(ctx, a); err != nil {
+					t.Fatalf("allowlisted address in the blocked /64: %v", err)
+				}
+				fail(t, g, attack.Attempt{Identifier: "ivan", IP: "192.0.2.1", Connection: "c", Options: noBudget}, 3)
+				if _, err := g.Check(ctx, attack.Attempt{Identifier: "ivan", IP: "::ffff:192.0.2.1", Connection: "c", Options: noBudget}); reason(err) != attack.ReasonBruteForce {
+					t.Fatalf("IPv4-mapped address of a blocked IPv4: %v, want block", err)
+				}
+				if _, err := g.Check(ctx, attack.Attempt{Identifier: "ivan", IP: "192.0.2.2", Connection: "c", Options: noBudget}); err != nil {
+					t.Fatalf("IPv4 is counted by address: %v", err)
 				}
 			})
 			t.Run("upstream budget across IPs", func(t *testing.T) {

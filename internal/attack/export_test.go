@@ -1,0 +1,4 @@
+package attack
+
+// ResetOpaqueHopWarning lets a test see the next warning.
+func ResetOpaqueHopWarning() { lastOpaqueHopWarning.Store(0) }
