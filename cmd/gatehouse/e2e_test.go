@@ -175,6 +175,7 @@ func TestServeEndToEnd(t *testing.T) {
 				"GATEHOUSE_ADMIN_CLIENT_SECRET=" + adminSecret,
 				"GATEHOUSE_SECRET_KEY=" + masterKey,
 				"GATEHOUSE_LOG_FORMAT=json",
+				"GATEHOUSE_TRUSTED_PROXIES=127.0.0.1/32",
 			}
 			p := start(t, addr, env...)
 			issuer := p.base
@@ -228,8 +229,23 @@ func TestServeEndToEnd(t *testing.T) {
 				t.Fatalf("PATCH settings: %d %v", status, settings)
 			}
 			jwksBefore := get(t, issuer+".well-known/jwks.json")
+			// A trusted proxy naming the client in a form that is not an
+			// address is warned about in the configured log format,
+			// without the hop.
+			req, _ := http.NewRequest("POST", issuer+"oauth/token", strings.NewReader(form.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.Header.Set("X-Forwarded-For", "opaque-hop-canary")
+			if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 200 {
+				t.Fatalf("token behind a proxy: %v %v", resp, err)
+			} else {
+				resp.Body.Close()
+			}
 			p.stop(t)
 			logs := p.output.String()
+			if !strings.Contains(logs, `"level":"WARN","msg":"a trusted proxy's X-Forwarded-For`) || !strings.Contains(logs, `"proxy":"127.0.0.1"`) ||
+				strings.Contains(logs, "opaque-hop-canary") {
+				t.Errorf("no JSON warning about the opaque hop, or the hop was logged:\n%s", logs)
+			}
 
 			p2 := start(t, addr, env...)
 			if jwksAfter := get(t, issuer+".well-known/jwks.json"); jwksAfter != jwksBefore {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"log/slog"
 	"net"
 	"os"
 
@@ -28,6 +29,9 @@ are read from the environment only.`,
 				return err
 			}
 			logger := server.NewLogger(os.Stderr, cfg.LogFormat, cfg.LogLevel)
+			// Code without a logger of its own (attack.ClientIP's warning)
+			// logs through the default, in the configured format.
+			slog.SetDefault(logger)
 			ctx := cmd.Context()
 			if demo {
 				return runDemo(ctx, cmd.OutOrStdout(), cfg, logger, demoDirectory)

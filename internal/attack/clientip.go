@@ -1,6 +1,7 @@
 package attack
 
 import (
+	"context"
 	"log/slog"
 	"net"
 	"net/http"
@@ -55,7 +56,7 @@ func ClientIP(r *http.Request, c *store.Client, trusted []netip.Prefix) string {
 			// A trusted proxy wrote this hop, so it names the client, in a
 			// form that is not an address. Falling back to the proxy's own
 			// address would count every user behind it as one.
-			warnOpaqueHop(peer)
+			warnOpaqueHop(r.Context(), peer)
 			return opaqueHop(hops[i])
 		}
 		if client = hop; !contains(trusted, hop) {
@@ -116,13 +117,13 @@ var lastOpaqueHopWarning atomic.Int64
 // names clients in a form that is not an address. The hop itself is not
 // logged: it is client data and the proxy's address is enough to find the
 // misconfiguration.
-func warnOpaqueHop(proxy netip.Addr) {
+func warnOpaqueHop(ctx context.Context, proxy netip.Addr) {
 	now := time.Now().UnixNano()
 	last := lastOpaqueHopWarning.Load()
 	if now-last < int64(opaqueHopWarningInterval) || !lastOpaqueHopWarning.CompareAndSwap(last, now) {
 		return
 	}
-	slog.Warn("a trusted proxy's X-Forwarded-For names the client in a form that is not an IP address; that client is counted under the text as given (logged at most every 10 minutes)",
+	slog.WarnContext(ctx, "a trusted proxy's X-Forwarded-For names the client in a form that is not an IP address; that client is counted under the text as given (logged at most every 10 minutes)",
 		"proxy", proxy.String())
 }
 
