@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/url"
+	"os"
 	"runtime"
 	"slices"
 	"strings"
@@ -120,7 +122,7 @@ func Open(ctx context.Context, dsn string, logger *slog.Logger) (*Store, error) 
 	)
 	switch {
 	case strings.HasPrefix(dsn, "sqlite:"):
-		s, err = openSQLite(ctx, strings.TrimPrefix(dsn, "sqlite:"))
+		s, err = openSQLite(ctx, strings.TrimPrefix(dsn, "sqlite:"), logger)
 	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
 		s, err = openPostgres(ctx, dsn)
 	default:
@@ -139,9 +141,12 @@ func Open(ctx context.Context, dsn string, logger *slog.Logger) (*Store, error) 
 	return s, nil
 }
 
-func openSQLite(ctx context.Context, path string) (*Store, error) {
+func openSQLite(ctx context.Context, path string, logger *slog.Logger) (*Store, error) {
 	if path == "" || path == ":memory:" || strings.Contains(path, "mode=memory") {
 		return nil, errors.New("sqlstore: open: sqlite needs a file path (in-memory databases are not supported)")
+	}
+	if err := createPrivate(ctx, path, logger); err != nil {
+		return nil, err
 	}
 	// A file: URI so that SQLite applies its own parameters; escape what
 	// would end the path.
@@ -194,6 +199,35 @@ func openSQLite(ctx context.Context, path string) (*Store, error) {
 	s := &Store{d: sqliteDialect, write: write, read: read}
 	s.startGroupCommit()
 	return s, nil
+}
+
+// createPrivate creates the database file readable by its owner only,
+// before SQLite opens it: SQLite would create it 0644 under the usual
+// umask, and gives its -wal and -shm files the main file's mode, so any
+// local account could read user profiles and tenant logs. An existing
+// file's mode is the operator's: one that group or others may read is
+// reported, not changed.
+func createPrivate(ctx context.Context, path string, logger *slog.Logger) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	switch {
+	case err == nil:
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("sqlstore: create sqlite: %w", err)
+		}
+	case !errors.Is(err, fs.ErrExist):
+		return fmt.Errorf("sqlstore: create sqlite: %w", err)
+	}
+	// Windows reports synthetic permission bits; ACLs protect the files there.
+	if runtime.GOOS == "windows" {
+		return nil
+	}
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		if fi, err := os.Stat(p); err == nil && fi.Mode().Perm()&0o077 != 0 {
+			logger.WarnContext(ctx, "the database file may be read by other local accounts: it holds user profiles and tenant logs; restrict it with chmod 600 (the -wal and -shm files follow the main file's mode)",
+				"path", p, "mode", fmt.Sprintf("%04o", fi.Mode().Perm()))
+		}
+	}
+	return nil
 }
 
 func openPostgres(ctx context.Context, dsn string) (*Store, error) {
