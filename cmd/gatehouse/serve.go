@@ -21,7 +21,13 @@ func newServeCmd() *cobra.Command {
 		Short: "Run Gatehouse",
 		Long: `Run Gatehouse. Settings come from GATEHOUSE_* environment variables;
 flags override them. Secrets (GATEHOUSE_SECRET_KEY, GATEHOUSE_ADMIN_CLIENT_SECRET)
-are read from the environment only.`,
+are read from the environment only.
+
+On the first start with an empty SQLite database and no admin application
+configured, Gatehouse generates one and writes its credentials to a file
+next to the database (<database>.admin, mode 0600), never to the terminal
+or the logs. With PostgreSQL, set GATEHOUSE_ADMIN_CLIENT_ID and
+GATEHOUSE_ADMIN_CLIENT_SECRET for the first start.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := config.Load(cmd.Flags(), os.Getenv)

@@ -8,9 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -47,8 +50,8 @@ type Server struct {
 }
 
 // New opens the database, migrates it, unseals the keys and builds the
-// handlers. Credentials of a generated admin application are written to
-// notice, once.
+// handlers. When it generates the admin application, notice is told its
+// client id and the file that holds its secret.
 func New(ctx context.Context, cfg *config.Config, logger *slog.Logger, notice io.Writer, opts ...Option) (*Server, error) {
 	st, err := sqlstore.Open(ctx, cfg.Database, logger)
 	if err != nil {
@@ -239,11 +242,14 @@ func loadKeyring(cfg *config.Config, logger *slog.Logger) (*secrets.Keyring, err
 
 // bootstrapAdmin makes sure a machine-to-machine application can call the
 // whole Management API: the configured one is created or updated at every
-// start; with none configured and no application at all, one is generated
-// and its credentials are printed once.
-func bootstrapAdmin(ctx context.Context, cfg *config.Config, st store.ClientStore, kr *secrets.Keyring, logger *slog.Logger, notice io.Writer) error {
+// start. With none configured and no application at all, one is generated
+// on SQLite, its credentials written to a file of the owner's only next to
+// the database (AdminFile), never to the terminal or the logs: in a
+// container both end up in central logging. PostgreSQL has no local file
+// to hand them over in, so there the start fails and asks for them.
+func bootstrapAdmin(ctx context.Context, cfg *config.Config, st store.ClientStore, kr *secrets.Keyring, logger *slog.Logger, notice io.Writer) (err error) {
 	id, secret := cfg.AdminClientID, cfg.AdminClientSecret
-	generated := false
+	file := ""
 	if id == "" {
 		_, total, err := st.ListClients(ctx, store.ListOptions{PerPage: 1})
 		if err != nil {
@@ -252,7 +258,22 @@ func bootstrapAdmin(ctx context.Context, cfg *config.Config, st store.ClientStor
 		if total > 0 {
 			return nil
 		}
-		id, secret, generated = randomToken(24), randomToken(48), true
+		if cfg.SQLitePath() == "" {
+			return errors.New("server: bootstrap admin: the database has no application yet: set GATEHOUSE_ADMIN_CLIENT_ID and GATEHOUSE_ADMIN_CLIENT_SECRET (with PostgreSQL Gatehouse generates none: it has no local file to hand its secret over in)")
+		}
+		id, secret, file = randomToken(24), randomToken(48), AdminFile(cfg)
+		// The file comes first: a secret that was never saved would leave
+		// an application nobody can use.
+		if err := writeAdminFile(file, id, secret); err != nil {
+			return err
+		}
+	}
+	if file != "" {
+		defer func() {
+			if err != nil {
+				_ = os.Remove(file)
+			}
+		}()
 	}
 	sealed, err := kr.Seal([]byte(secret), store.ClientSecretAAD(id))
 	if err != nil {
@@ -297,9 +318,42 @@ func bootstrapAdmin(ctx context.Context, cfg *config.Config, st store.ClientStor
 			return fmt.Errorf("server: bootstrap admin: %w", err)
 		}
 	}
-	if generated {
-		fmt.Fprintf(notice, "\nGatehouse generated a Management API application. Its secret is shown only now:\n  GATEHOUSE_ADMIN_CLIENT_ID=%s\n  GATEHOUSE_ADMIN_CLIENT_SECRET=%s\n\n", id, secret)
-		logger.Info("generated the bootstrap Management API application", "client_id", id)
+	if file != "" {
+		fmt.Fprintf(notice, "\nGatehouse generated a Management API application, client_id %s.\nIts GATEHOUSE_ADMIN_CLIENT_ID and GATEHOUSE_ADMIN_CLIENT_SECRET are in %s (mode 0600),\nand nowhere else in clear. Keep them in your secret store, then delete the file.\n\n", id, file)
+		logger.Info("generated the bootstrap Management API application", "client_id", id, "credentials_file", file)
+	}
+	return nil
+}
+
+// AdminFile is where a generated admin application's credentials are
+// written, next to the SQLite database.
+func AdminFile(cfg *config.Config) string {
+	p := cfg.SQLitePath()
+	return filepath.Join(filepath.Dir(p), filepath.Base(p)+".admin")
+}
+
+// writeAdminFile writes the credentials as environment assignments that a
+// shell can source, to a new file only its owner may read. An existing
+// file is never overwritten: it may hold the only copy of an earlier
+// secret.
+func writeAdminFile(path, id, secret string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("server: bootstrap admin: %s already exists and may hold an earlier admin secret: move it away, or set GATEHOUSE_ADMIN_CLIENT_ID and GATEHOUSE_ADMIN_CLIENT_SECRET", path)
+	}
+	if err != nil {
+		return fmt.Errorf("server: bootstrap admin: %w", err)
+	}
+	_, err = fmt.Fprintf(f, "# The Management API application Gatehouse generated on its first start.\n# Keep these in your secret store, then delete this file.\nGATEHOUSE_ADMIN_CLIENT_ID=%s\nGATEHOUSE_ADMIN_CLIENT_SECRET=%s\n", id, secret)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		_ = os.Remove(path)
+		return fmt.Errorf("server: bootstrap admin: write %s: %w", path, err)
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,7 +17,9 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/server"
+	"github.com/gatehouse/gatehouse/internal/store"
 	"github.com/gatehouse/gatehouse/internal/store/sqlstore"
+	"github.com/gatehouse/gatehouse/internal/store/storetest"
 )
 
 func sqliteConfig(t *testing.T, dir string) *config.Config {
@@ -36,8 +39,11 @@ func sqliteConfig(t *testing.T, dir string) *config.Config {
 	return cfg
 }
 
-// TestGeneratedAdmin: an empty database with no admin configured gets one,
-// printed once; the master key file is created with mode 0600.
+// TestGeneratedAdmin: an empty database with no admin configured gets
+// one; its credentials go to a 0600 file next to the database, never to
+// the terminal or the log, which are told only the client id and the
+// file; they work; a second start leaves the file alone. The master key
+// file is created with mode 0600.
 func TestGeneratedAdmin(t *testing.T) {
 	dir := t.TempDir()
 	cfg := sqliteConfig(t, dir)
@@ -46,22 +52,58 @@ func TestGeneratedAdmin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv.Close()
-	out := notice.String()
-	if !strings.Contains(out, "GATEHOUSE_ADMIN_CLIENT_ID=") || !strings.Contains(out, "GATEHOUSE_ADMIN_CLIENT_SECRET=") {
-		t.Fatalf("credentials not printed: %q", out)
+	file := server.AdminFile(cfg)
+	if file != filepath.Join(dir, "gatehouse.db.admin") {
+		t.Fatalf("AdminFile = %s", file)
 	}
-	secret := strings.TrimSpace(strings.SplitN(strings.SplitN(out, "GATEHOUSE_ADMIN_CLIENT_SECRET=", 2)[1], "\n", 2)[0])
-	if strings.Contains(logs.String(), secret) {
-		t.Fatal("the generated secret reached the log")
+	fi, err := os.Stat(file)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("admin file: %v %v", fi, err)
+	}
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	creds := map[string]string{}
+	for line := range strings.Lines(string(raw)) {
+		if k, v, ok := strings.Cut(strings.TrimSpace(line), "="); ok && !strings.HasPrefix(k, "#") {
+			creds[k] = v
+		}
+	}
+	id, secret := creds["GATEHOUSE_ADMIN_CLIENT_ID"], creds["GATEHOUSE_ADMIN_CLIENT_SECRET"]
+	if id == "" || len(secret) < 32 {
+		t.Fatalf("admin file does not hold the credentials:\n%s", raw)
+	}
+	out := notice.String()
+	if !strings.Contains(out, id) || !strings.Contains(out, file) {
+		t.Fatalf("the notice does not name the client id and the file: %q", out)
+	}
+	for what, text := range map[string]string{"notice": out, "log": logs.String()} {
+		if strings.Contains(text, secret) {
+			t.Fatalf("the generated secret reached the %s", what)
+		}
 	}
 	if !strings.Contains(logs.String(), "GATEHOUSE_SECRET_KEY is not set") {
 		t.Errorf("no warning about the generated master key: %s", logs.String())
 	}
-	fi, err := os.Stat(cfg.SecretKeyFile())
+	fi, err = os.Stat(cfg.SecretKeyFile())
 	if err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("key file: %v %v", fi, err)
 	}
+
+	ts := httptest.NewServer(srv.Handler())
+	resp, err := http.PostForm(ts.URL+"/oauth/token", url.Values{"grant_type": {"client_credentials"},
+		"client_id": {id}, "client_secret": {secret}, "audience": {cfg.Issuer + "api/v2/"}})
+	ts.Close()
+	srv.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("management token with the file's credentials: %d", resp.StatusCode)
+	}
+
 	notice.Reset()
 	srv, err = server.New(context.Background(), cfg, server.NewLogger(io.Discard, "text", "info"), &notice)
 	if err != nil {
@@ -69,8 +111,65 @@ func TestGeneratedAdmin(t *testing.T) {
 	}
 	srv.Close()
 	if notice.Len() != 0 {
-		t.Fatalf("credentials printed again: %q", notice.String())
+		t.Fatalf("notice again: %q", notice.String())
 	}
+	if again, _ := os.ReadFile(file); !bytes.Equal(again, raw) {
+		t.Fatal("the admin file changed on the second start")
+	}
+}
+
+// TestGeneratedAdminNeverOverwrites: a file left from an earlier database
+// is never overwritten; the start fails, says what to do, and creates no
+// application.
+func TestGeneratedAdminNeverOverwrites(t *testing.T) {
+	cfg := sqliteConfig(t, t.TempDir())
+	earlier := []byte("GATEHOUSE_ADMIN_CLIENT_ID=earlier\nGATEHOUSE_ADMIN_CLIENT_SECRET=earlier-secret\n")
+	if err := os.WriteFile(server.AdminFile(cfg), earlier, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var notice bytes.Buffer
+	_, err := server.New(context.Background(), cfg, server.NewLogger(io.Discard, "text", "info"), &notice)
+	if err == nil || !strings.Contains(err.Error(), server.AdminFile(cfg)+" already exists") ||
+		!strings.Contains(err.Error(), "GATEHOUSE_ADMIN_CLIENT_ID") {
+		t.Fatalf("err = %v", err)
+	}
+	if got, _ := os.ReadFile(server.AdminFile(cfg)); !bytes.Equal(got, earlier) {
+		t.Fatalf("the earlier file was overwritten: %q", got)
+	}
+	if notice.Len() != 0 {
+		t.Fatalf("notice: %q", notice.String())
+	}
+	st, err := sqlstore.Open(context.Background(), cfg.Database, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, total, err := st.ListClients(context.Background(), store.ListOptions{PerPage: 1}); err != nil || total != 0 {
+		t.Fatalf("%d applications after a refused start (%v)", total, err)
+	}
+}
+
+// TestGeneratedAdminPostgres: PostgreSQL has no local file for a
+// generated secret, so an empty database without configured admin
+// credentials does not start, and says which settings are missing.
+func TestGeneratedAdminPostgres(t *testing.T) {
+	cfg := sqliteConfig(t, t.TempDir())
+	cfg.Database = storetest.DSN(t, storetest.Postgres)
+	cfg.SecretKey = hex.EncodeToString(bytes.Repeat([]byte{1}, 32))
+	var notice bytes.Buffer
+	_, err := server.New(context.Background(), cfg, server.NewLogger(io.Discard, "text", "info"), &notice)
+	if err == nil || !strings.Contains(err.Error(), "set GATEHOUSE_ADMIN_CLIENT_ID and GATEHOUSE_ADMIN_CLIENT_SECRET") {
+		t.Fatalf("err = %v", err)
+	}
+	if notice.Len() != 0 {
+		t.Fatalf("notice: %q", notice.String())
+	}
+	cfg.AdminClientID, cfg.AdminClientSecret = "admin-app", strings.Repeat("s", 40)
+	srv, err := server.New(context.Background(), cfg, server.NewLogger(io.Discard, "text", "info"), &notice)
+	if err != nil {
+		t.Fatalf("with the admin configured: %v", err)
+	}
+	srv.Close()
 }
 
 // TestWrongMasterKey: a database sealed under one key refuses to start
