@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"slices"
 	"strings"
@@ -152,7 +153,10 @@ func (k *Keys) ParseJWT(token, issuer, audience string, now time.Time, skew time
 	dec := json.NewDecoder(bytes.NewReader(payload))
 	dec.UseNumber()
 	var raw map[string]any
-	if err := dec.Decode(&raw); err != nil || dec.More() {
+	// More reports false before a stray } or ], so only a second Decode
+	// meeting EOF proves the payload is one object.
+	var rest json.RawMessage
+	if err := dec.Decode(&raw); err != nil || raw == nil || !errors.Is(dec.Decode(&rest), io.EOF) {
 		return nil, invalid("payload is not a JSON object")
 	}
 	c := &Claims{Raw: raw}

@@ -209,6 +209,29 @@ func signWith(t *testing.T, priv *rsa.PrivateKey, header, claims any) string {
 	return in + "." + base64.RawURLEncoding.EncodeToString(sig)
 }
 
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// signedPayload signs payload as it is with k's current key, for payloads
+// Sign would never produce.
+func signedPayload(t *testing.T, k *Keys, payload []byte) string {
+	t.Helper()
+	s := k.set.Load().signer
+	in := string(s.headerB64) + "." + base64.RawURLEncoding.EncodeToString(payload)
+	d := sha256.Sum256([]byte(in))
+	sig, err := rsa.SignPKCS1v15(nil, s.priv, crypto.SHA256, d[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return in + "." + base64.RawURLEncoding.EncodeToString(sig)
+}
+
 func TestRejections(t *testing.T) {
 	k := shared(t)
 	kid := k.KID()
@@ -277,6 +300,9 @@ func TestRejections(t *testing.T) {
 		{"aud not strings", mustSign(t, k, map[string]any{"iss": testIssuer, "aud": []any{1}, "exp": now.Add(time.Hour).Unix()}), ErrInvalid},
 		{"iss not a string", mustSign(t, k, map[string]any{"iss": 1, "aud": testAudience, "exp": now.Add(time.Hour).Unix()}), ErrInvalid},
 		{"payload not an object", mustSign(t, k, []string{"iss"}), ErrInvalid},
+		{"payload null", signedPayload(t, k, []byte("null")), ErrInvalid},
+		{"payload with a stray brace after it", signedPayload(t, k, append(mustJSON(t, validClaims(now)), '}')), ErrInvalid},
+		{"payload with a second object", signedPayload(t, k, append(mustJSON(t, validClaims(now)), "{}"...)), ErrInvalid},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
