@@ -223,7 +223,8 @@ func mustJSON(t *testing.T, v any) []byte {
 func signedPayload(t *testing.T, k *Keys, payload []byte) string {
 	t.Helper()
 	s := k.set.Load().signer
-	in := string(s.headerB64) + "." + base64.RawURLEncoding.EncodeToString(payload)
+	// headerB64 ends with the dot before the payload.
+	in := string(s.headerB64) + base64.RawURLEncoding.EncodeToString(payload)
 	d := sha256.Sum256([]byte(in))
 	sig, err := rsa.SignPKCS1v15(nil, s.priv, crypto.SHA256, d[:])
 	if err != nil {
@@ -321,6 +322,9 @@ func TestRejections(t *testing.T) {
 				t.Error("error message quotes the token")
 			}
 		})
+	}
+	if _, err := k.ParseJWT(signedPayload(t, k, mustJSON(t, validClaims(now))), testIssuer, testAudience, now, 0); err != nil {
+		t.Fatalf("signedPayload's token of valid claims is rejected: %v", err)
 	}
 	if _, err := k.ParseJWT(good, testIssuer, testAudience, now, 0); err != nil {
 		t.Fatalf("the untouched token is rejected: %v", err)
