@@ -22,14 +22,26 @@ func (a *API) userRoutes(route routeFunc) {
 
 func errNoUser() *Error { return NotFound("The user does not exist.", "inexistent_user") }
 
-// userJSON renders a user as Auth0 does: the stored profile plus the
-// columns the store keeps. IdP tokens are added to identities[0] only for
-// callers holding read:user_idp_tokens.
+// userJSON renders a user as Auth0 does: the stored profile, root
+// attributes and metadata, plus the columns the store keeps. IdP tokens
+// are added to identities[0] only for callers holding
+// read:user_idp_tokens.
 func (a *API) userJSON(r *http.Request, u *store.User) (map[string]any, error) {
 	doc := map[string]any{}
-	if len(u.Profile) > 0 {
-		if err := json.Unmarshal(u.Profile, &doc); err != nil {
-			return nil, internalError(fmt.Errorf("user %s profile: %w", u.UserID, err))
+	for _, part := range []json.RawMessage{u.Profile, u.RootAttributes} {
+		if len(part) > 0 {
+			if err := json.Unmarshal(part, &doc); err != nil {
+				return nil, internalError(fmt.Errorf("user %s profile: %w", u.UserID, err))
+			}
+		}
+	}
+	for k, md := range map[string]json.RawMessage{"app_metadata": u.AppMetadata, "user_metadata": u.UserMetadata} {
+		if len(md) > 0 {
+			var v any
+			if err := json.Unmarshal(md, &v); err != nil {
+				return nil, internalError(fmt.Errorf("user %s %s: %w", u.UserID, k, err))
+			}
+			doc[k] = v
 		}
 	}
 	doc["user_id"] = u.UserID
@@ -163,7 +175,9 @@ var userPatchTypes = map[string]string{
 }
 
 // patchUser merges the given properties; user_metadata and app_metadata
-// merge one level deep as in Auth0, a null there removing a key.
+// merge one level deep as in Auth0, a null there removing a key. The
+// store applies the patch to the user as it is at the write, so neither a
+// login nor another PATCH running meanwhile is undone.
 func (a *API) patchUser(w http.ResponseWriter, r *http.Request) {
 	patch, err := decodeObject(r)
 	if err != nil {
@@ -174,48 +188,12 @@ func (a *API) patchUser(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, err)
 		return
 	}
-	u, err := a.loadUser(r)
+	u, err := a.store.PatchUser(r.Context(), r.PathValue("id"), func(u *store.User) error { return applyUserPatch(u, patch) })
+	if errors.Is(err, store.ErrNotFound) {
+		WriteError(w, errNoUser())
+		return
+	}
 	if err != nil {
-		WriteError(w, err)
-		return
-	}
-	doc := map[string]any{}
-	if len(u.Profile) > 0 {
-		if err := json.Unmarshal(u.Profile, &doc); err != nil {
-			WriteError(w, internalError(err))
-			return
-		}
-	}
-	for k, v := range patch {
-		switch k {
-		case "blocked":
-			u.Blocked = v.(bool)
-		case "user_metadata", "app_metadata":
-			cur, _ := doc[k].(map[string]any)
-			if cur == nil {
-				cur = map[string]any{}
-			}
-			for mk, mv := range v.(map[string]any) {
-				if mv == nil {
-					delete(cur, mk)
-				} else {
-					cur[mk] = mv
-				}
-			}
-			doc[k] = cur
-		default:
-			doc[k] = v
-		}
-	}
-	if u.Profile, err = json.Marshal(doc); err != nil {
-		WriteError(w, internalError(err))
-		return
-	}
-	if err := a.store.UpdateUser(r.Context(), u); err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			WriteError(w, errNoUser())
-			return
-		}
 		WriteError(w, internalError(err))
 		return
 	}
@@ -225,6 +203,60 @@ func (a *API) patchUser(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	WriteJSON(w, http.StatusOK, out)
+}
+
+// applyUserPatch applies a checked PATCH body to the stored user.
+func applyUserPatch(u *store.User, patch map[string]any) error {
+	root := map[string]any{}
+	if len(u.RootAttributes) > 0 {
+		if err := json.Unmarshal(u.RootAttributes, &root); err != nil {
+			return fmt.Errorf("root attributes: %w", err)
+		}
+	}
+	var err error
+	for k, v := range patch {
+		switch k {
+		case "blocked":
+			u.Blocked = v.(bool)
+		case "app_metadata":
+			u.AppMetadata, err = mergeMetadata(u.AppMetadata, v.(map[string]any))
+		case "user_metadata":
+			u.UserMetadata, err = mergeMetadata(u.UserMetadata, v.(map[string]any))
+		default:
+			root[k] = v
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", k, err)
+		}
+	}
+	if len(root) > 0 {
+		if u.RootAttributes, err = json.Marshal(root); err != nil {
+			return fmt.Errorf("root attributes: %w", err)
+		}
+	}
+	return nil
+}
+
+// mergeMetadata merges patch into the metadata object md one level deep.
+func mergeMetadata(md json.RawMessage, patch map[string]any) (json.RawMessage, error) {
+	cur := map[string]any{}
+	if len(md) > 0 {
+		// A stored null is no object: the patch starts it afresh.
+		if err := json.Unmarshal(md, &cur); err != nil {
+			return nil, err
+		}
+		if cur == nil {
+			cur = map[string]any{}
+		}
+	}
+	for k, v := range patch {
+		if v == nil {
+			delete(cur, k)
+		} else {
+			cur[k] = v
+		}
+	}
+	return json.Marshal(cur)
 }
 
 func (a *API) deleteUser(w http.ResponseWriter, r *http.Request) {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/attack"
@@ -33,12 +34,10 @@ type ConnectionGetter interface {
 	ConnectionEnabledForClient(ctx context.Context, connectionID, clientID string) (bool, error)
 }
 
-// UserStore creates and syncs users.
+// UserStore reads users and stores their logins.
 type UserStore interface {
 	GetUser(ctx context.Context, userID string) (*store.User, error)
-	UpsertUser(ctx context.Context, u *store.User) (bool, error)
-	UpdateUser(ctx context.Context, u *store.User) error
-	UpdateUserLogged(ctx context.Context, u *store.User, e *store.LogEvent) error
+	RecordLogin(ctx context.Context, u *store.User, rootAttributes bool, e *store.LogEvent) error
 }
 
 // Sealer seals data with the tenant's master key.
@@ -120,23 +119,32 @@ func (p *Provider) passwordGrant(ctx context.Context, t *tokenRequest, c *store.
 	if err != nil {
 		return nil, p.loginFailed(ctx, a, err)
 	}
-	user, pending, err := p.syncUser(ctx, conn, id, a.ip)
+	l, err := p.syncUser(ctx, conn, id, a.ip)
 	if err != nil {
 		return nil, p.refuse(ctx, a, audit.FailedExchangePassword, errServer(err), nil)
 	}
-	// A returning user is written together with the success event, in
-	// one store write; on any other outcome it is written first, alone.
-	if user.Blocked {
-		if err := p.writeUser(ctx, user, pending); err != nil {
+	// A first login is stored at once (tokens may refer to the user), and
+	// so is a blocked user's; a returning user is stored after its tokens
+	// are made, with the success event, in one store write. Either way the
+	// store's answer says whether the user is blocked: an administrator
+	// may have blocked or unblocked it since it was read.
+	stored := l.first || l.user.Blocked
+	if stored {
+		if err := p.users.RecordLogin(ctx, l.user, l.root, nil); err != nil {
 			return nil, p.refuse(ctx, a, audit.FailedExchangePassword, errServer(err), nil)
 		}
-		return nil, p.refuse(ctx, a, audit.FailedLogin, &Error{Status: http.StatusUnauthorized, Code: "unauthorized", Description: "user is blocked"}, map[string]any{"user_id": user.UserID})
+	}
+	user := l.user
+	if user.Blocked {
+		return nil, p.refuse(ctx, a, audit.FailedLogin, errUserBlocked(), map[string]any{"user_id": user.UserID})
 	}
 	resp, err := p.issueUserTokens(ctx, userGrant{client: c, user: user, requested: a.scope, scopes: userScopes(a.scope, c, api),
 		api: api, gty: grantPassword, ip: a.ip, ua: t.r.UserAgent()})
 	if err != nil {
-		if err := p.writeUser(ctx, user, pending); err != nil {
-			p.logger.ErrorContext(ctx, "updating the user failed", "error", err)
+		if !stored {
+			if err := p.users.RecordLogin(ctx, user, l.root, nil); err != nil {
+				p.logger.ErrorContext(ctx, "updating the user failed", "error", err)
+			}
 		}
 		return nil, p.refuse(ctx, a, audit.FailedExchangePassword, err, nil)
 	}
@@ -144,51 +152,53 @@ func (p *Provider) passwordGrant(ctx context.Context, t *tokenRequest, c *store.
 	if len(id.Notes) > 0 {
 		details["notes"] = id.Notes
 	}
-	if !pending {
+	if stored {
 		p.record(ctx, a, audit.SuccessExchangePassword, user.UserID, details)
 		return resp, nil
 	}
-	if err := p.writeUserLogged(ctx, a, user, details); err != nil {
+	if err := p.recordLogin(ctx, a, l, details); err != nil {
+		p.dropRefreshToken(ctx, resp.RefreshToken)
 		return nil, p.refuse(ctx, a, audit.FailedExchangePassword, errServer(err), nil)
+	}
+	if user.Blocked {
+		// Blocked since it was read: the tokens made are never handed out.
+		p.dropRefreshToken(ctx, resp.RefreshToken)
+		return nil, p.refuse(ctx, a, audit.FailedLogin, errUserBlocked(), map[string]any{"user_id": user.UserID})
 	}
 	return resp, nil
 }
 
-// writeUserLogged writes a returning user with the success event. The
-// event alone is no reason to fail a login, so a failure to build it
-// falls back to the user alone, as record does.
-func (p *Provider) writeUserLogged(ctx context.Context, a *loginAttempt, u *store.User, details map[string]any) error {
-	if p.audit == nil {
-		return p.writeUser(ctx, u, true)
-	}
-	le, err := p.audit.LogEvent(p.event(a, audit.SuccessExchangePassword, u.UserID, details))
-	if err != nil {
-		p.logger.ErrorContext(ctx, "recording log event failed", "type", audit.SuccessExchangePassword, "error", err)
-		return p.writeUser(ctx, u, true)
-	}
-	err = p.users.UpdateUserLogged(context.WithoutCancel(ctx), u, le)
-	if !errors.Is(err, store.ErrNotFound) {
-		return err
-	}
-	// Deleted since it was read: created again, as a first login.
-	if _, err := p.users.UpsertUser(ctx, u); err != nil {
-		return err
-	}
-	p.record(ctx, a, audit.SuccessExchangePassword, u.UserID, details)
-	return nil
+// errUserBlocked is Auth0's answer for a blocked user.
+func errUserBlocked() *Error {
+	return &Error{Status: http.StatusUnauthorized, Code: "unauthorized", Description: "user is blocked"}
 }
 
-// writeUser writes a user syncUser left pending.
-func (p *Provider) writeUser(ctx context.Context, u *store.User, pending bool) error {
-	if !pending {
-		return nil
+// recordLogin stores a returning user's login with the success event.
+// The event alone is no reason to fail a login, so a failure to build it
+// stores the login alone, as record does.
+func (p *Provider) recordLogin(ctx context.Context, a *loginAttempt, l *login, details map[string]any) error {
+	var le *store.LogEvent
+	if p.audit != nil {
+		var err error
+		if le, err = p.audit.LogEvent(p.event(a, audit.SuccessExchangePassword, l.user.UserID, details)); err != nil {
+			p.logger.ErrorContext(ctx, "recording log event failed", "type", audit.SuccessExchangePassword, "error", err)
+			le = nil
+		}
 	}
-	err := p.users.UpdateUser(ctx, u)
-	if !errors.Is(err, store.ErrNotFound) {
-		return err
+	return p.users.RecordLogin(context.WithoutCancel(ctx), l.user, l.root, le)
+}
+
+// dropRefreshToken revokes a refresh token that was stored but will not
+// be handed out. Its secret never left the process, so a failure is only
+// logged.
+func (p *Provider) dropRefreshToken(ctx context.Context, token string) {
+	id, _, ok := strings.Cut(token, ".")
+	if !ok || p.refresh == nil {
+		return
 	}
-	_, err = p.users.UpsertUser(ctx, u)
-	return err
+	if err := p.refresh.RevokeRefreshTokenFamily(context.WithoutCancel(ctx), id); err != nil {
+		p.logger.ErrorContext(ctx, "revoking an unused refresh token failed", "error", err)
+	}
 }
 
 // passwordConnection finds the realm's connection and its connector. The
@@ -259,7 +269,7 @@ func failureResponse(ce *connection.Error) (string, *Error) {
 		return audit.FailedExchangePassword, forbidden("password_expired",
 			"The password has expired. Change it with your organization, then sign in again.")
 	case connection.KindAccountDisabled:
-		return audit.FailedExchangePassword, &Error{Status: http.StatusUnauthorized, Code: "unauthorized", Description: "user is blocked"}
+		return audit.FailedExchangePassword, errUserBlocked()
 	case connection.KindAccountLocked:
 		return audit.FailedExchangePassword, &Error{Status: http.StatusTooManyRequests, Code: "too_many_attempts",
 			Description: "Your account is locked by your organization after too many failed sign-in attempts. Try again later."}
@@ -337,44 +347,45 @@ func (p *Provider) event(a *loginAttempt, typ, userID string, details map[string
 	return e
 }
 
-// syncUser creates the user on first login and applies the connection's
-// set_user_root_attributes: root attributes (name, given_name,
-// family_name, nickname, picture) follow the IdP on each login, on the
-// first only, or never; every other attribute follows the IdP always.
-// A first login is stored at once (tokens may refer to the user); a
-// returning user is left pending, for writeUser or writeUserLogged.
-func (p *Provider) syncUser(ctx context.Context, conn *store.Connection, id *connection.Identity, ip string) (u *store.User, pending bool, err error) {
+// login is what a successful upstream login stores of its user.
+type login struct {
+	user  *store.User
+	first bool
+	// root says whether the login writes the root attributes.
+	root bool
+}
+
+// syncUser applies the connection's set_user_root_attributes: root
+// attributes (name, given_name, family_name, nickname, picture) follow the
+// IdP on each login, on the first only, or never; every other attribute
+// follows the IdP always. It reads the user but writes nothing: the login
+// is stored by RecordLogin, which writes only what a login owns.
+func (p *Provider) syncUser(ctx context.Context, conn *store.Connection, id *connection.Identity, ip string) (*login, error) {
 	now := p.now().UTC()
 	existing, err := p.users.GetUser(ctx, id.UserID)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return nil, false, err
+		return nil, err
 	}
+	l := &login{user: &store.User{UserID: id.UserID}, first: existing == nil}
 	prof := map[string]any{}
-	u = &store.User{UserID: id.UserID, Connection: conn.Name, CreatedAt: now}
-	first := existing == nil
-	if !first {
-		u = existing
+	if !l.first {
+		l.user = existing
 		if len(existing.Profile) > 0 {
 			if err := json.Unmarshal(existing.Profile, &prof); err != nil {
-				return nil, false, fmt.Errorf("user profile: %w", err)
+				return nil, fmt.Errorf("user profile: %w", err)
 			}
 		}
 	}
-	syncRoot := id.SyncMode == connection.SyncOnEachLogin || id.SyncMode == "" ||
-		(first && id.SyncMode == connection.SyncOnFirstLogin)
+	l.root = id.SyncMode == connection.SyncOnEachLogin || id.SyncMode == "" ||
+		(l.first && id.SyncMode == connection.SyncOnFirstLogin)
+	// The IdP's root attributes replace the stored ones as a whole, so an
+	// attribute it no longer sends is removed.
+	root := map[string]any{}
 	for k, v := range id.Profile {
-		if rootAttributes[k] && !syncRoot {
-			continue
-		}
-		prof[k] = v
-	}
-	// An attribute the IdP no longer sends (a group list that became
-	// empty is sent as empty) is removed when root sync is on.
-	if syncRoot {
-		for k := range rootAttributes {
-			if _, ok := id.Profile[k]; !ok {
-				delete(prof, k)
-			}
+		if rootAttributes[k] {
+			root[k] = v
+		} else {
+			prof[k] = v
 		}
 	}
 	prof["user_id"] = id.UserID
@@ -384,14 +395,20 @@ func (p *Provider) syncUser(ctx context.Context, conn *store.Connection, id *con
 		"user_id":    id.ProviderUserID,
 		"isSocial":   false,
 	}}
-	raw, err := json.Marshal(prof)
-	if err != nil {
-		return nil, false, fmt.Errorf("user profile: %w", err)
+	u := l.user
+	if u.Profile, err = json.Marshal(prof); err != nil {
+		return nil, fmt.Errorf("user profile: %w", err)
 	}
-	u.Profile = raw
+	if l.root {
+		u.RootAttributes = nil
+		if len(root) > 0 {
+			if u.RootAttributes, err = json.Marshal(root); err != nil {
+				return nil, fmt.Errorf("user root attributes: %w", err)
+			}
+		}
+	}
 	u.Email = id.Email
 	u.Connection = conn.Name
-	u.LoginsCount++
 	u.LastLogin = &now
 	u.LastIP = ip
 	u.UpdatedAt = now
@@ -399,23 +416,13 @@ func (p *Provider) syncUser(ctx context.Context, conn *store.Connection, id *con
 	if id.IdPTokens != nil {
 		b, err := json.Marshal(id.IdPTokens)
 		if err != nil {
-			return nil, false, err
+			return nil, err
 		}
 		if u.IdPTokensEnc, err = p.sealer.Seal(b, store.UserIdPTokensAAD(id.UserID)); err != nil {
-			return nil, false, fmt.Errorf("seal idp tokens: %w", err)
+			return nil, fmt.Errorf("seal idp tokens: %w", err)
 		}
 	}
-	// A returning user is one UPDATE, with the log event; the
-	// insert-or-update transaction is for first logins and for a user
-	// deleted since it was read. The single SQLite writer is the login's
-	// bottleneck, so statements and commits count.
-	if !first {
-		return u, true, nil
-	}
-	if _, err := p.users.UpsertUser(ctx, u); err != nil {
-		return nil, false, err
-	}
-	return u, false, nil
+	return l, nil
 }
 
 // rootAttributes are the attributes set_user_root_attributes governs.

@@ -73,9 +73,11 @@ func profileClaims(c *idTokenClaims, u *store.User, scopes []string) error {
 		Email         string `json:"email"`
 		EmailVerified bool   `json:"email_verified"`
 	}
-	if len(u.Profile) > 0 {
-		if err := json.Unmarshal(u.Profile, &p); err != nil {
-			return fmt.Errorf("user profile: %w", err)
+	for _, part := range []json.RawMessage{u.Profile, u.RootAttributes} {
+		if len(part) > 0 {
+			if err := json.Unmarshal(part, &p); err != nil {
+				return fmt.Errorf("user profile: %w", err)
+			}
 		}
 	}
 	if slices.Contains(scopes, "profile") {

@@ -202,22 +202,31 @@ type SettingsStore interface {
 	PutTenantSettings(ctx context.Context, s *TenantSettings) error
 }
 
-// User is a person known to Gatehouse through a connection. Profile holds
-// the Auth0 user JSON (root attributes and identities) without IdP tokens;
-// IdPTokensEnc holds the upstream tokens sealed, when the connection keeps
-// them.
+// User is a person known to Gatehouse through a connection. Its parts
+// belong to different writers, who write only their own: a login
+// (RecordLogin) writes what the IdP says, an administrator (PatchUser)
+// Blocked and the metadata, and either the root attributes, as the
+// connection's set_user_root_attributes says. IdPTokensEnc holds the
+// upstream tokens sealed, when the connection keeps them.
 type User struct {
-	UserID       string
-	Connection   string
-	Email        string
-	Profile      json.RawMessage
-	IdPTokensEnc []byte
-	Blocked      bool
-	LoginsCount  int
-	LastLogin    *time.Time
-	LastIP       string
-	CreatedAt    time.Time
-	UpdatedAt    time.Time
+	UserID     string
+	Connection string
+	Email      string
+	// Profile is the Auth0 user JSON as the IdP gives it (identities
+	// included, IdP tokens not) without the root attributes and metadata.
+	Profile json.RawMessage
+	// RootAttributes is the JSON object of Auth0's root attributes: name,
+	// given_name, family_name, nickname and picture.
+	RootAttributes json.RawMessage
+	AppMetadata    json.RawMessage
+	UserMetadata   json.RawMessage
+	IdPTokensEnc   []byte
+	Blocked        bool
+	LoginsCount    int
+	LastLogin      *time.Time
+	LastIP         string
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
 }
 
 // UserFilter narrows ListUsers. Empty fields do not filter.
@@ -228,12 +237,19 @@ type UserFilter struct {
 
 // UserStore persists users.
 type UserStore interface {
-	// UpsertUser creates u, or updates the existing user with the same
-	// UserID; it reports whether the user was created.
+	// UpsertUser creates u, or replaces every field but CreatedAt of the
+	// existing user with the same UserID; it reports whether the user was
+	// created. It is for imports and tests: a replacement undoes whatever
+	// another writer stored since u was read.
 	UpsertUser(ctx context.Context, u *User) (created bool, err error)
 	GetUser(ctx context.Context, userID string) (*User, error)
 	ListUsers(ctx context.Context, f UserFilter, opts ListOptions) ([]*User, int, error)
-	UpdateUser(ctx context.Context, u *User) error
+	// PatchUser is an administrator's change: patch changes the stored
+	// user, and its Blocked, RootAttributes, AppMetadata and UserMetadata
+	// are written back with UpdatedAt set to now, with no other write to
+	// the user in between. It returns the user as stored; ErrNotFound
+	// when it does not exist, and patch's error, writing nothing.
+	PatchUser(ctx context.Context, userID string, patch func(*User) error) (*User, error)
 	DeleteUser(ctx context.Context, userID string) error
 }
 
@@ -253,12 +269,18 @@ type LogFilter struct {
 	UserID string
 }
 
-// LoginStore writes what a returning user's login changes.
+// LoginStore writes what a login changes.
 type LoginStore interface {
-	// UpdateUserLogged is UpdateUser then AppendLogEvent, in one write
-	// where that is what writes cost; e is appended only when u was
-	// updated (ErrNotFound when u does not exist).
-	UpdateUserLogged(ctx context.Context, u *User, e *LogEvent) error
+	// RecordLogin stores a successful upstream login of u: what a login
+	// owns — Connection, Email, Profile, IdPTokensEnc, LastLogin, LastIP,
+	// and RootAttributes when rootAttributes is true — with UpdatedAt set
+	// to now and one more login in LoginsCount. Blocked and the metadata
+	// are never written: a new user is created not blocked, without
+	// metadata and with LoginsCount 1. u is then filled with the stored
+	// user, so u.Blocked is the block in force when the login was stored.
+	// e, when not nil, is appended in the same write (one statement, or
+	// one group-commit job), but only when the user is not blocked.
+	RecordLogin(ctx context.Context, u *User, rootAttributes bool, e *LogEvent) error
 }
 
 // LogStore persists log events.

@@ -73,12 +73,12 @@ var storeMethods = map[string]kind{
 	"RotateSigningKeys":      uncachedWrite,
 	"RevokeSigningKey":       uncachedWrite,
 
-	"GetUser":          read,
-	"ListUsers":        read,
-	"UpsertUser":       uncachedWrite,
-	"UpdateUser":       uncachedWrite,
-	"DeleteUser":       uncachedWrite,
-	"UpdateUserLogged": uncachedWrite,
+	"GetUser":     read,
+	"ListUsers":   read,
+	"UpsertUser":  uncachedWrite,
+	"PatchUser":   uncachedWrite,
+	"DeleteUser":  uncachedWrite,
+	"RecordLogin": uncachedWrite,
 
 	"ListLogEvents":      read,
 	"GetLogEvent":        read,

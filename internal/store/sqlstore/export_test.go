@@ -60,3 +60,22 @@ func WriteLogBatch(s *Store, events []*store.LogEvent) []error {
 	}
 	return errs
 }
+
+// MigrateTo applies the pending migrations up to version v.
+func MigrateTo(ctx context.Context, s *Store, v int) error {
+	for {
+		cur, err := s.CurrentVersion(ctx)
+		if err != nil || cur >= v {
+			return err
+		}
+		if _, err := s.migrateNext(ctx); err != nil {
+			return err
+		}
+	}
+}
+
+// Exec runs q on the writer, beneath the store's methods.
+func Exec(ctx context.Context, s *Store, q string, args ...any) error {
+	_, err := s.write.ExecContext(ctx, q, args...)
+	return err
+}

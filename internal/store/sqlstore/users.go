@@ -4,28 +4,30 @@ import (
 	"context"
 	"database/sql"
 	"strings"
-	"time"
 
 	"github.com/gatehouse/gatehouse/internal/store"
 )
 
-const userCols = "user_id, connection, email, profile, idp_tokens_enc, blocked, logins_count, last_login, last_ip, created_at, updated_at"
+const userCols = "user_id, connection, email, profile, root_attributes, app_metadata, user_metadata, idp_tokens_enc, blocked, logins_count, last_login, last_ip, created_at, updated_at"
 
 // userScan receives a users row in userCols order.
 type userScan struct {
-	u                store.User
-	profile          sql.NullString
-	lastLogin        sql.NullInt64
-	created, updated int64
+	u                          store.User
+	profile, root, app, userMD sql.NullString
+	lastLogin                  sql.NullInt64
+	created, updated           int64
 }
 
 func (r *userScan) dest() []any {
-	return []any{&r.u.UserID, &r.u.Connection, &r.u.Email, &r.profile, &r.u.IdPTokensEnc, &r.u.Blocked,
+	return []any{&r.u.UserID, &r.u.Connection, &r.u.Email, &r.profile, &r.root, &r.app, &r.userMD, &r.u.IdPTokensEnc, &r.u.Blocked,
 		&r.u.LoginsCount, &r.lastLogin, &r.u.LastIP, &r.created, &r.updated}
 }
 
 func (r *userScan) user() *store.User {
 	r.u.Profile = fromRawJSON(r.profile)
+	r.u.RootAttributes = fromRawJSON(r.root)
+	r.u.AppMetadata = fromRawJSON(r.app)
+	r.u.UserMetadata = fromRawJSON(r.userMD)
 	r.u.IdPTokensEnc = fromBlob(r.u.IdPTokensEnc)
 	r.u.LastLogin = fromNullMS(r.lastLogin)
 	r.u.CreatedAt = fromMS(r.created)
@@ -41,11 +43,27 @@ func scanUser(row interface{ Scan(...any) error }) (*store.User, error) {
 	return r.user(), nil
 }
 
+// userDocs are a user's JSON columns as arguments: profile,
+// root_attributes, app_metadata, user_metadata.
+func userDocs(u *store.User) ([]any, error) {
+	docs := make([]any, 4)
+	for i, f := range []struct {
+		name string
+		raw  []byte
+	}{{"profile", u.Profile}, {"root_attributes", u.RootAttributes}, {"app_metadata", u.AppMetadata}, {"user_metadata", u.UserMetadata}} {
+		var err error
+		if docs[i], err = rawJSON(f.name, f.raw); err != nil {
+			return nil, err
+		}
+	}
+	return docs, nil
+}
+
 // UpsertUser inserts u unless its UserID exists, then updates it. Insert
 // first: ON CONFLICT DO NOTHING settles a race between two creators in the
 // database, where update-then-insert would fail one of them.
 func (s *Store) UpsertUser(ctx context.Context, u *store.User) (bool, error) {
-	profile, err := rawJSON("profile", u.Profile)
+	docs, err := userDocs(u)
 	if err != nil {
 		return false, s.fail("upsert user", err)
 	}
@@ -53,8 +71,8 @@ func (s *Store) UpsertUser(ctx context.Context, u *store.User) (bool, error) {
 	var inserted bool
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx,
-			"INSERT INTO users ("+userCols+", email_lower) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (user_id) DO NOTHING",
-			u.UserID, u.Connection, u.Email, profile, blob(u.IdPTokensEnc), u.Blocked, u.LoginsCount,
+			"INSERT INTO users ("+userCols+", email_lower) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) ON CONFLICT (user_id) DO NOTHING",
+			u.UserID, u.Connection, u.Email, docs[0], docs[1], docs[2], docs[3], blob(u.IdPTokensEnc), u.Blocked, u.LoginsCount,
 			nullMS(u.LastLogin), u.LastIP, created.UnixMilli(), updated.UnixMilli(), strings.ToLower(u.Email))
 		if err != nil {
 			return err
@@ -66,7 +84,9 @@ func (s *Store) UpsertUser(ctx context.Context, u *store.User) (bool, error) {
 		}
 		var c int64
 		updated = now()
-		if err := tx.QueryRowContext(ctx, updateUserSQL, updateUserArgs(u, profile, updated)...).Scan(&c); err != nil {
+		if err := tx.QueryRowContext(ctx, replaceUserSQL, u.UserID, u.Connection, u.Email, strings.ToLower(u.Email),
+			docs[0], docs[1], docs[2], docs[3], blob(u.IdPTokensEnc), u.Blocked, u.LoginsCount,
+			nullMS(u.LastLogin), u.LastIP, updated.UnixMilli()).Scan(&c); err != nil {
 			return err
 		}
 		created = fromMS(c)
@@ -79,16 +99,12 @@ func (s *Store) UpsertUser(ctx context.Context, u *store.User) (bool, error) {
 	return inserted, nil
 }
 
-// updateUserSQL replaces every field of the user but UserID and
+// replaceUserSQL replaces every field of the user but UserID and
 // CreatedAt, returning created_at.
-const updateUserSQL = `UPDATE users SET connection = $2, email = $3, email_lower = $4, profile = $5, idp_tokens_enc = $6,
-	blocked = $7, logins_count = $8, last_login = $9, last_ip = $10, updated_at = $11
+const replaceUserSQL = `UPDATE users SET connection = $2, email = $3, email_lower = $4, profile = $5, root_attributes = $6,
+	app_metadata = $7, user_metadata = $8, idp_tokens_enc = $9, blocked = $10, logins_count = $11, last_login = $12,
+	last_ip = $13, updated_at = $14
 	WHERE user_id = $1 RETURNING created_at`
-
-func updateUserArgs(u *store.User, profile any, updated time.Time) []any {
-	return []any{u.UserID, u.Connection, u.Email, strings.ToLower(u.Email), profile, blob(u.IdPTokensEnc),
-		u.Blocked, u.LoginsCount, nullMS(u.LastLogin), u.LastIP, updated.UnixMilli()}
-}
 
 func (s *Store) GetUser(ctx context.Context, userID string) (*store.User, error) {
 	u, err := scanUser(s.rowHot(ctx, s.read, "SELECT "+userCols+" FROM users WHERE user_id = $1", userID))
@@ -123,80 +139,142 @@ func (s *Store) ListUsers(ctx context.Context, f store.UserFilter, opts store.Li
 	return us, total, nil
 }
 
-// UpdateUser replaces every field but CreatedAt, which it reads back into
-// u, and sets UpdatedAt to now.
-func (s *Store) UpdateUser(ctx context.Context, u *store.User) error {
-	if err := updateUser(ctx, hotDB{s, s.write}, u); err != nil {
-		return s.fail("update user", err)
-	}
-	return nil
-}
+// patchUserSQL writes what an administrator owns of a user.
+const patchUserSQL = `UPDATE users SET blocked = $2, root_attributes = $3, app_metadata = $4, user_metadata = $5, updated_at = $6
+	WHERE user_id = $1`
 
-func updateUser(ctx context.Context, q hotQuerier, u *store.User) error {
-	return updateUserWith(ctx, q, u, updateUserSQL)
-}
-
-// updateUserWith runs query, updateUserSQL or a statement around it that
-// takes more arguments after the user's.
-func updateUserWith(ctx context.Context, q hotQuerier, u *store.User, query string, more ...any) error {
-	profile, err := rawJSON("profile", u.Profile)
-	if err != nil {
-		return err
-	}
-	updated := now()
-	var created int64
-	if err := q.QueryRowContext(ctx, query, append(updateUserArgs(u, profile, updated), more...)...).Scan(&created); err != nil {
-		return err
-	}
-	u.CreatedAt, u.UpdatedAt, u.LastLogin = fromMS(created), updated, msPtr(u.LastLogin)
-	return nil
-}
-
-// updateUserLoggedSQL is UpdateUserLogged as one statement on PostgreSQL:
-// one round trip and one commit instead of two, and the event is written
-// only with the user's update, as the transaction does on SQLite.
-const updateUserLoggedSQL = `WITH u AS (` + updateUserSQL + `),
-	e AS (INSERT INTO log_events (log_id, event_type, logged_at, user_id, doc)
-		SELECT $12::text, $13::text, $14::bigint, $15::text, $16::text WHERE EXISTS (SELECT 1 FROM u))
-	SELECT created_at FROM u`
-
-// UpdateUserLogged is one group-commit job on SQLite (group_commit.go),
-// where each commit is a WAL write through the one writer connection, and
-// one statement on PostgreSQL, where each statement on its own is a commit
-// waiting for the WAL to reach the disk.
-func (s *Store) UpdateUserLogged(ctx context.Context, u *store.User, e *store.LogEvent) error {
+// PatchUser reads and writes the user in one write transaction. On
+// PostgreSQL FOR UPDATE holds the row until the commit, so a login's
+// write waits and then sees the patch; on SQLite the transaction holds
+// the only writer.
+func (s *Store) PatchUser(ctx context.Context, userID string, patch func(*store.User) error) (*store.User, error) {
+	read := "SELECT " + userCols + " FROM users WHERE user_id = $1"
 	if s.d.name != sqliteDialect.name {
-		if err := s.updateUserLoggedPG(ctx, u, e); err != nil {
-			return s.fail("update user", err)
-		}
-		return nil
+		read += " FOR UPDATE"
 	}
-	stmts, err := s.hotTx(ctx, updateUserSQL, appendLogEventSQL)
-	if err == nil {
-		err = s.inGroupTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
-			q := hotTx{tx, stmts}
-			if err := updateUser(ctx, q, u); err != nil {
-				return err
-			}
-			return appendLogEvent(ctx, q, e)
-		})
+	var u *store.User
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		if u, err = scanUser(tx.QueryRowContext(ctx, read, userID)); err != nil {
+			return err
+		}
+		p := *u
+		if err := patch(&p); err != nil {
+			return err
+		}
+		u.Blocked, u.RootAttributes, u.AppMetadata, u.UserMetadata = p.Blocked, p.RootAttributes, p.AppMetadata, p.UserMetadata
+		docs, err := userDocs(u)
+		if err != nil {
+			return err
+		}
+		u.UpdatedAt = now()
+		_, err = tx.ExecContext(ctx, patchUserSQL, userID, u.Blocked, docs[1], docs[2], docs[3], u.UpdatedAt.UnixMilli())
+		return err
+	})
+	if err != nil {
+		return nil, s.fail("patch user", err)
+	}
+	return u, nil
+}
+
+// recordLoginSQL stores a login: a new user, or what a login owns of an
+// existing one ($11: the root attributes too). Insert-or-update in one
+// statement, so that a user deleted or created by another login since it
+// was read needs no second try. blocked is never set, so RETURNING gives
+// the block in force when the row was written.
+const recordLoginSQL = `INSERT INTO users (user_id, connection, email, email_lower, profile, root_attributes, idp_tokens_enc,
+		blocked, logins_count, last_login, last_ip, created_at, updated_at)
+	VALUES ($1, $2, $3, $4, $5, CASE WHEN $11 THEN $6 END, $7, FALSE, 1, $8, $9, $10, $10)
+	ON CONFLICT (user_id) DO UPDATE SET connection = excluded.connection, email = excluded.email,
+		email_lower = excluded.email_lower, profile = excluded.profile,
+		root_attributes = CASE WHEN $11 THEN excluded.root_attributes ELSE users.root_attributes END,
+		idp_tokens_enc = excluded.idp_tokens_enc, logins_count = users.logins_count + 1,
+		last_login = excluded.last_login, last_ip = excluded.last_ip, updated_at = excluded.updated_at
+	RETURNING ` + userCols
+
+// recordLoginLoggedSQL is RecordLogin with its event as one statement on
+// PostgreSQL: one round trip and one commit instead of two, and the event
+// is written only with the login, as the group-commit job does on SQLite.
+const recordLoginLoggedSQL = `WITH u AS (` + recordLoginSQL + `),
+	e AS (INSERT INTO log_events (log_id, event_type, logged_at, user_id, doc)
+		SELECT $12::text, $13::text, $14::bigint, $15::text, $16::text WHERE EXISTS (SELECT 1 FROM u WHERE NOT u.blocked))
+	SELECT ` + userCols + ` FROM u`
+
+func recordLoginArgs(u *store.User, rootAttributes bool) ([]any, error) {
+	docs, err := userDocs(u)
+	if err != nil {
+		return nil, err
+	}
+	return []any{u.UserID, u.Connection, u.Email, strings.ToLower(u.Email), docs[0], docs[1], blob(u.IdPTokensEnc),
+		nullMS(u.LastLogin), u.LastIP, now().UnixMilli(), rootAttributes}, nil
+}
+
+// RecordLogin is one group-commit job on SQLite (group_commit.go), where
+// each commit is a WAL write through the one writer connection, and one
+// statement on PostgreSQL, where each statement on its own is a commit
+// waiting for the WAL to reach the disk.
+func (s *Store) RecordLogin(ctx context.Context, u *store.User, rootAttributes bool, e *store.LogEvent) error {
+	var (
+		stored *store.User
+		err    error
+	)
+	if s.d.name == sqliteDialect.name {
+		stored, err = s.recordLoginSQLite(ctx, u, rootAttributes, e)
+	} else {
+		stored, err = s.recordLoginPG(ctx, u, rootAttributes, e)
 	}
 	if err != nil {
-		return s.fail("update user", err)
+		return s.fail("record login", err)
 	}
+	*u = *stored
 	return nil
 }
 
-func (s *Store) updateUserLoggedPG(ctx context.Context, u *store.User, e *store.LogEvent) error {
+func (s *Store) recordLoginSQLite(ctx context.Context, u *store.User, rootAttributes bool, e *store.LogEvent) (*store.User, error) {
+	args, err := recordLoginArgs(u, rootAttributes)
+	if err != nil {
+		return nil, err
+	}
+	stmts, err := s.hotTx(ctx, recordLoginSQL, appendLogEventSQL)
+	if err != nil {
+		return nil, err
+	}
+	var stored *store.User
+	err = s.inGroupTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		q := hotTx{tx, stmts}
+		var err error
+		if stored, err = scanUser(q.QueryRowContext(ctx, recordLoginSQL, args...)); err != nil {
+			return err
+		}
+		if e == nil || stored.Blocked {
+			return nil
+		}
+		return appendLogEvent(ctx, q, e)
+	})
+	return stored, err
+}
+
+func (s *Store) recordLoginPG(ctx context.Context, u *store.User, rootAttributes bool, e *store.LogEvent) (*store.User, error) {
+	args, err := recordLoginArgs(u, rootAttributes)
+	if err != nil {
+		return nil, err
+	}
+	q := hotDB{s, s.write}
+	if e == nil {
+		return scanUser(q.QueryRowContext(ctx, recordLoginSQL, args...))
+	}
 	ev, err := newLogRow(e)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if err := updateUserWith(ctx, hotDB{s, s.write}, u, updateUserLoggedSQL, ev.args()...); err != nil {
-		return err
+	stored, err := scanUser(q.QueryRowContext(ctx, recordLoginLoggedSQL, append(args, ev.args()...)...))
+	if err != nil {
+		return nil, err
 	}
-	ev.stored()
-	return nil
+	if !stored.Blocked {
+		ev.stored()
+	}
+	return stored, nil
 }
 
 func (s *Store) DeleteUser(ctx context.Context, userID string) error {

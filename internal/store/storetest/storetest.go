@@ -52,7 +52,9 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"ClientCredentials", testClientCredentials},
 		{"ClientAssertions", testClientAssertions},
 		{"LogEventList", testLogEventList},
-		{"UserUpdateLogged", testUserUpdateLogged},
+		{"UserPatch", testUserPatch},
+		{"UserRecordLogin", testUserRecordLogin},
+		{"UserWriteRace", testUserWriteRace},
 		{"AttackAttempts", testAttackAttempts},
 		{"AttackAttemptRace", testAttackAttemptRace},
 		{"AttackTokens", testAttackTokens},
@@ -672,17 +674,20 @@ func testTenantSettings(t *testing.T, s store.Store) {
 
 func fullUser(id string) *store.User {
 	return &store.User{
-		UserID:       id,
-		Connection:   "contoso",
-		Email:        "Jane.Doe@Contoso.example",
-		Profile:      json.RawMessage(`{"name": "Jane", "identities": [{"provider": "waad", "user_id": "x"}], "app_metadata": {}}`),
-		IdPTokensEnc: []byte("sealed tokens"),
-		Blocked:      true,
-		LoginsCount:  3,
-		LastLogin:    ptr(t0.Add(time.Minute)),
-		LastIP:       "192.0.2.1",
-		CreatedAt:    t0,
-		UpdatedAt:    t0,
+		UserID:         id,
+		Connection:     "contoso",
+		Email:          "Jane.Doe@Contoso.example",
+		Profile:        json.RawMessage(`{"upn": "jane@contoso.example", "identities": [{"provider": "waad", "user_id": "x"}]}`),
+		RootAttributes: json.RawMessage(`{"name": "Jane"}`),
+		AppMetadata:    json.RawMessage(`{"plan": "gold"}`),
+		UserMetadata:   json.RawMessage(`{"theme": "dark"}`),
+		IdPTokensEnc:   []byte("sealed tokens"),
+		Blocked:        true,
+		LoginsCount:    3,
+		LastLogin:      ptr(t0.Add(time.Minute)),
+		LastIP:         "192.0.2.1",
+		CreatedAt:      t0,
+		UpdatedAt:      t0,
 	}
 }
 
@@ -714,15 +719,6 @@ func testUserUpsert(t *testing.T, s store.Store) {
 	must(t, err)
 	equal(t, "GetUser after upsert", got, u2)
 
-	u2.Blocked, u2.Profile, u2.LastLogin = true, json.RawMessage(`{"blocked":true}`), ptr(t0)
-	must(t, s.UpdateUser(ctx, u2))
-	if !u2.CreatedAt.Equal(ms(t0)) {
-		t.Errorf("UpdateUser: CreatedAt %v, want %v", u2.CreatedAt, ms(t0))
-	}
-	got, err = s.GetUser(ctx, "waad|1")
-	must(t, err)
-	equal(t, "GetUser after update", got, u2)
-
 	// Concurrent first logins of one user: one creation, no error.
 	var (
 		wg      sync.WaitGroup
@@ -753,7 +749,11 @@ func testUserErrors(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	_, err := s.GetUser(ctx, "missing")
 	wantErr(t, "GetUser missing", err, store.ErrNotFound)
-	wantErr(t, "UpdateUser missing", s.UpdateUser(ctx, fullUser("missing")), store.ErrNotFound)
+	_, err = s.PatchUser(ctx, "missing", func(*store.User) error {
+		t.Error("PatchUser called patch for a missing user")
+		return nil
+	})
+	wantErr(t, "PatchUser missing", err, store.ErrNotFound)
 	wantErr(t, "DeleteUser missing", s.DeleteUser(ctx, "missing"), store.ErrNotFound)
 	_, err = s.UpsertUser(ctx, fullUser("u"))
 	must(t, err)
@@ -764,6 +764,12 @@ func testUserErrors(t *testing.T, s store.Store) {
 	bad.Profile = json.RawMessage(`{"unterminated"`)
 	if _, err := s.UpsertUser(ctx, bad); err == nil {
 		t.Error("UpsertUser accepted an invalid profile")
+	}
+	if err := s.RecordLogin(ctx, bad, true, nil); err == nil {
+		t.Error("RecordLogin accepted an invalid profile")
+	}
+	if _, err := s.GetUser(ctx, "bad"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("GetUser after refused writes: %v, want ErrNotFound", err)
 	}
 }
 
@@ -999,32 +1005,6 @@ func testLogEventsPurge(t *testing.T, s store.Store) {
 	if len(es) != 1 || es[0].Type != "c" {
 		t.Errorf("left after purge: %+v, want only the event after the cut-off", es)
 	}
-}
-
-func testUserUpdateLogged(t *testing.T, s store.Store) {
-	ctx := t.Context()
-	// A missing user is not updated and its event not appended.
-	wantErr(t, "UpdateUserLogged missing", s.UpdateUserLogged(ctx, fullUser("missing"),
-		&store.LogEvent{Type: "sepft", UserID: "missing", Doc: json.RawMessage(`{}`)}), store.ErrNotFound)
-	_, err := s.UpsertUser(ctx, fullUser("u"))
-	must(t, err)
-	u := fullUser("u")
-	u.LoginsCount, u.LastIP = 7, "203.0.113.5"
-	e := &store.LogEvent{Type: "sepft", Date: t0, UserID: "u", Doc: json.RawMessage(`{"type":"sepft"}`)}
-	must(t, s.UpdateUserLogged(ctx, u, e))
-	got, err := s.GetUser(ctx, "u")
-	must(t, err)
-	if got.LoginsCount != 7 || got.LastIP != "203.0.113.5" {
-		t.Errorf("user after UpdateUserLogged: logins %d, last IP %q; want 7, 203.0.113.5", got.LoginsCount, got.LastIP)
-	}
-	es, total, err := s.ListLogEvents(ctx, store.LogFilter{}, store.ListOptions{})
-	must(t, err)
-	if total != 1 || len(es) != 1 || e.ID == "" {
-		t.Fatalf("ListLogEvents after UpdateUserLogged: %d events, total %d, ID %q; want the one", len(es), total, e.ID)
-	}
-	equal(t, "logged event", es[0], &store.LogEvent{ID: e.ID, Type: "sepft", Date: ms(t0), UserID: "u", Doc: e.Doc})
-	wantErr(t, "UpdateUserLogged duplicate event ID", s.UpdateUserLogged(ctx, u,
-		&store.LogEvent{ID: e.ID, Type: "sepft", Doc: json.RawMessage(`{}`)}), store.ErrConflict)
 }
 
 func testLogEventList(t *testing.T, s store.Store) {

@@ -1,0 +1,272 @@
+package storetest
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/store"
+)
+
+// loginOf is what a login of id stores. Blocked, the metadata and
+// LoginsCount are the login's stale copy of what it does not own, which
+// the store must never write.
+func loginOf(id string) *store.User {
+	return &store.User{
+		UserID:         id,
+		Connection:     "fabrikam",
+		Email:          "Jane@Fabrikam.example",
+		Profile:        json.RawMessage(`{"upn": "jane@fabrikam.example", "groups": ["staff"]}`),
+		RootAttributes: json.RawMessage(`{"name": "Jane Doe", "nickname": "jane"}`),
+		AppMetadata:    json.RawMessage(`{"stale": true}`),
+		UserMetadata:   json.RawMessage(`{"stale": true}`),
+		IdPTokensEnc:   []byte("new sealed tokens"),
+		LoginsCount:    41,
+		LastLogin:      ptr(t0.Add(time.Hour)),
+		LastIP:         "203.0.113.5",
+		CreatedAt:      t0.Add(-time.Hour),
+	}
+}
+
+func testUserPatch(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	_, err := s.UpsertUser(ctx, fullUser("u"))
+	must(t, err)
+	stored, err := s.GetUser(ctx, "u")
+	must(t, err)
+
+	before := time.Now().Add(-time.Millisecond)
+	got, err := s.PatchUser(ctx, "u", func(u *store.User) error {
+		equal(t, "user given to patch", u, stored)
+		u.Blocked = false
+		u.RootAttributes = json.RawMessage(`{"name": "Janet"}`)
+		u.AppMetadata = json.RawMessage(`{"plan": "silver"}`)
+		u.UserMetadata = nil
+		// Not an administrator's to change: not written.
+		u.Email, u.Profile, u.LoginsCount, u.LastIP, u.IdPTokensEnc, u.CreatedAt = "x@example.com", json.RawMessage(`{}`), 99, "198.51.100.1", nil, t0.Add(time.Hour)
+		return nil
+	})
+	must(t, err)
+	if got.UpdatedAt.Before(before) {
+		t.Errorf("PatchUser: UpdatedAt %v, want now", got.UpdatedAt)
+	}
+	want := *stored
+	want.Blocked, want.RootAttributes, want.AppMetadata, want.UserMetadata = false, json.RawMessage(`{"name": "Janet"}`), json.RawMessage(`{"plan": "silver"}`), nil
+	want.UpdatedAt = got.UpdatedAt
+	equal(t, "PatchUser's answer", got, &want)
+	after, err := s.GetUser(ctx, "u")
+	must(t, err)
+	equal(t, "GetUser after PatchUser", after, &want)
+
+	// A refused patch writes nothing.
+	refused := errors.New("refused")
+	_, err = s.PatchUser(ctx, "u", func(u *store.User) error {
+		u.Blocked = true
+		return refused
+	})
+	wantErr(t, "PatchUser with a failing patch", err, refused)
+	_, err = s.PatchUser(ctx, "u", func(u *store.User) error {
+		u.Blocked, u.AppMetadata = true, json.RawMessage(`{"unterminated"`)
+		return nil
+	})
+	if err == nil {
+		t.Error("PatchUser accepted invalid app_metadata")
+	}
+	after, err = s.GetUser(ctx, "u")
+	must(t, err)
+	equal(t, "GetUser after refused patches", after, &want)
+}
+
+func testUserRecordLogin(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	events := func() int {
+		t.Helper()
+		_, total, err := s.ListLogEvents(ctx, store.LogFilter{}, store.ListOptions{})
+		must(t, err)
+		return total
+	}
+
+	// A first login creates the user, with what a login owns only.
+	before := time.Now().Add(-time.Millisecond)
+	u := loginOf("new")
+	e := &store.LogEvent{Type: "sepft", Date: t0, UserID: "new", Doc: json.RawMessage(`{"type":"sepft"}`)}
+	must(t, s.RecordLogin(ctx, u, true, e))
+	want := loginOf("new")
+	want.AppMetadata, want.UserMetadata, want.LoginsCount, want.LastLogin = nil, nil, 1, ptr(ms(t0.Add(time.Hour)))
+	want.CreatedAt, want.UpdatedAt = u.CreatedAt, u.CreatedAt
+	if u.CreatedAt.Before(before) || !u.UpdatedAt.Equal(u.CreatedAt) {
+		t.Errorf("first login: CreatedAt %v, UpdatedAt %v; want now, twice", u.CreatedAt, u.UpdatedAt)
+	}
+	equal(t, "RecordLogin's user after a first login", u, want)
+	got, err := s.GetUser(ctx, "new")
+	must(t, err)
+	equal(t, "GetUser after a first login", got, want)
+	es, total, err := s.ListLogEvents(ctx, store.LogFilter{}, store.ListOptions{})
+	must(t, err)
+	if total != 1 || e.ID == "" {
+		t.Fatalf("events after a first login: total %d, ID %q; want the one", total, e.ID)
+	}
+	equal(t, "logged event", es[0], &store.LogEvent{ID: e.ID, Type: "sepft", Date: ms(t0), UserID: "new", Doc: e.Doc})
+
+	// A returning user: the administrator's parts stay, the root
+	// attributes too unless asked for.
+	admin := fullUser("u")
+	admin.Blocked = false
+	_, err = s.UpsertUser(ctx, admin)
+	must(t, err)
+	for i, root := range []bool{false, true} {
+		before := time.Now().Add(-time.Millisecond)
+		u := loginOf("u")
+		must(t, s.RecordLogin(ctx, u, root, nil))
+		want := loginOf("u")
+		want.RootAttributes, want.AppMetadata, want.UserMetadata = admin.RootAttributes, admin.AppMetadata, admin.UserMetadata
+		if root {
+			want.RootAttributes = loginOf("u").RootAttributes
+		}
+		want.LoginsCount, want.LastLogin, want.CreatedAt, want.UpdatedAt = admin.LoginsCount+i+1, ptr(ms(t0.Add(time.Hour))), ms(t0), u.UpdatedAt
+		if u.UpdatedAt.Before(before) {
+			t.Errorf("returning login (root %v): UpdatedAt %v, want now", root, u.UpdatedAt)
+		}
+		equal(t, fmt.Sprintf("RecordLogin's user (root %v)", root), u, want)
+		got, err := s.GetUser(ctx, "u")
+		must(t, err)
+		equal(t, fmt.Sprintf("GetUser after a returning login (root %v)", root), got, want)
+	}
+	u = loginOf("u")
+	u.RootAttributes = nil
+	must(t, s.RecordLogin(ctx, u, true, nil))
+	if u.RootAttributes != nil || u.LoginsCount != admin.LoginsCount+3 {
+		t.Errorf("login without root attributes: root %s, logins %d; want none, %d", u.RootAttributes, u.LoginsCount, admin.LoginsCount+3)
+	}
+
+	// A blocked user's login is counted but not logged as a success.
+	_, err = s.PatchUser(ctx, "u", func(u *store.User) error { u.Blocked = true; return nil })
+	must(t, err)
+	n := events()
+	u = loginOf("u")
+	e = &store.LogEvent{Type: "sepft", UserID: "u", Doc: json.RawMessage(`{}`)}
+	must(t, s.RecordLogin(ctx, u, false, e))
+	if !u.Blocked || u.LoginsCount != admin.LoginsCount+4 {
+		t.Errorf("blocked user's login: blocked %v, logins %d; want true, %d", u.Blocked, u.LoginsCount, admin.LoginsCount+4)
+	}
+	if events() != n || e.ID != "" {
+		t.Errorf("blocked user's login appended its success event (ID %q)", e.ID)
+	}
+
+	// An event that cannot be stored takes the login with it.
+	_, err = s.PatchUser(ctx, "u", func(u *store.User) error { u.Blocked = false; return nil })
+	must(t, err)
+	err = s.RecordLogin(ctx, loginOf("u"), false, &store.LogEvent{ID: es[0].ID, Type: "sepft", Doc: json.RawMessage(`{}`)})
+	wantErr(t, "RecordLogin with a duplicate event ID", err, store.ErrConflict)
+	got, err = s.GetUser(ctx, "u")
+	must(t, err)
+	if got.LoginsCount != admin.LoginsCount+4 {
+		t.Errorf("login with a refused event counted: logins %d, want %d", got.LoginsCount, admin.LoginsCount+4)
+	}
+}
+
+// testUserWriteRace runs logins of one user against each other and
+// against administrators' changes, as parallel requests do.
+func testUserWriteRace(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	const logins = 16
+
+	// First logins at once: one user, every login counted.
+	var wg sync.WaitGroup
+	errs := make(chan error, 8*logins)
+	for range logins {
+		wg.Go(func() {
+			if err := s.RecordLogin(ctx, loginOf("first"), true, nil); err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	got, err := s.GetUser(ctx, "first")
+	must(t, err)
+	if got.LoginsCount != logins {
+		t.Errorf("concurrent first logins: LoginsCount %d, want %d", got.LoginsCount, logins)
+	}
+
+	// Logins while two administrators count in app_metadata and one
+	// blocks the user: no change is lost, and every login stored after
+	// the block committed sees it.
+	_, err = s.UpsertUser(ctx, &store.User{UserID: "u", Connection: "fabrikam", Email: "jane@fabrikam.example",
+		AppMetadata: json.RawMessage(`{"n": 0}`), UserMetadata: json.RawMessage(`{"theme": "dark"}`)})
+	must(t, err)
+	const edits = 10
+	var (
+		blocked          atomic.Bool
+		total, succeeded atomic.Int64
+	)
+	for range logins {
+		wg.Go(func() {
+			// Until two logins of this goroutine began after the block.
+			for after := 0; after < 2; {
+				if blocked.Load() {
+					after++
+				}
+				u := loginOf("u")
+				err := s.RecordLogin(ctx, u, false, &store.LogEvent{Type: "sepft", UserID: "u", Doc: json.RawMessage(`{}`)})
+				if err != nil {
+					errs <- err
+					return
+				}
+				total.Add(1)
+				if !u.Blocked {
+					succeeded.Add(1)
+					if after > 0 {
+						errs <- errors.New("a login stored after the block committed did not see it")
+					}
+				}
+			}
+		})
+	}
+	count := func(u *store.User) error {
+		var md struct{ N int }
+		if err := json.Unmarshal(u.AppMetadata, &md); err != nil {
+			return err
+		}
+		u.AppMetadata = json.RawMessage(fmt.Sprintf(`{"n": %d}`, md.N+1))
+		return nil
+	}
+	var admins sync.WaitGroup
+	for range 2 {
+		admins.Go(func() {
+			for range edits {
+				if _, err := s.PatchUser(ctx, "u", count); err != nil {
+					errs <- err
+				}
+			}
+		})
+	}
+	admins.Go(func() {
+		if _, err := s.PatchUser(ctx, "u", func(u *store.User) error { u.Blocked = true; return nil }); err != nil {
+			errs <- err
+		}
+		blocked.Store(true)
+	})
+	admins.Wait()
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	got, err = s.GetUser(ctx, "u")
+	must(t, err)
+	var md struct{ N int }
+	_ = json.Unmarshal(got.AppMetadata, &md)
+	if !got.Blocked || md.N != 2*edits || string(canonical(*got).UserMetadata) != `{"theme":"dark"}` || int64(got.LoginsCount) != total.Load() {
+		t.Errorf("after the race: blocked %v, app_metadata %s (want n %d), user_metadata %s, logins %d (want %d)",
+			got.Blocked, got.AppMetadata, 2*edits, got.UserMetadata, got.LoginsCount, total.Load())
+	}
+	_, n, err := s.ListLogEvents(ctx, store.LogFilter{UserID: "u"}, store.ListOptions{PerPage: 1})
+	must(t, err)
+	if int64(n) != succeeded.Load() {
+		t.Errorf("%d success events for %d logins that found the user not blocked", n, succeeded.Load())
+	}
+}
