@@ -80,33 +80,73 @@ func isoTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.00
 // qTerm is one field:value of the Lucene-style q Gatehouse understands.
 var qTerm = regexp.MustCompile(`^\s*([a-zA-Z_.]+)\s*:\s*(?:"([^"]*)"|(\S+))\s*$`)
 
+// The q of GET /api/v2/users: field:value terms joined by AND, the value
+// quoted (an exact match) or bare (a word; on email, a trailing * searches
+// by prefix).
+var (
+	userQTerm   = `([A-Za-z_.]+)\s*:\s*(?:"([^"]*)"|([^\s"]*))`
+	userQTerms  = regexp.MustCompile(userQTerm)
+	userQSyntax = regexp.MustCompile(`^\s*` + userQTerm + `(?:\s+AND\s+` + userQTerm + `)*\s*$`)
+	// userQSpecial are Lucene's operators and wildcards: in a bare value,
+	// Gatehouse would not mean what Lucene means by them.
+	userQSpecial = `!(){}[]^"~*?:\/&|`
+)
+
+func badQ(reason string) *Error {
+	return BadQuery("Query validation error: '" + reason + "' on property q.")
+}
+
 // userFilter reads q (search_engine v2/v3 syntax) for the fields Gatehouse
-// indexes: email and identities.connection, joined with AND.
+// indexes: email and identities.connection. Whatever it cannot match as
+// Auth0 would is refused rather than widened: an empty value, a field
+// given twice with different values, or an operator or wildcard it does
+// not implement.
 func userFilter(r *http.Request) (store.UserFilter, error) {
 	var f store.UserFilter
 	q := strings.TrimSpace(r.URL.Query().Get("q"))
 	if se := r.URL.Query().Get("search_engine"); se != "" && se != "v2" && se != "v3" {
 		return f, BadQuery("Query validation error: 'search_engine' must be v2 or v3.")
 	}
-	if c := r.URL.Query().Get("connection"); c != "" {
-		f.Connection = c
-	}
+	f.Connection = r.URL.Query().Get("connection")
 	if q == "" {
 		return f, nil
 	}
-	for _, part := range strings.Split(q, " AND ") {
-		m := qTerm.FindStringSubmatch(part)
-		if m == nil {
-			return f, BadQuery("Gatehouse supports q with email:\"...\" and identities.connection:\"...\" terms joined by AND.")
+	if !userQSyntax.MatchString(q) {
+		return f, badQ(`Gatehouse supports field:"value" terms on email and identities.connection, joined by AND`)
+	}
+	for _, m := range userQTerms.FindAllStringSubmatchIndex(q, -1) {
+		field := q[m[2]:m[3]]
+		if field != "email" && field != "identities.connection" {
+			return f, badQ("Gatehouse cannot search users by " + field + "; use email or identities.connection")
 		}
-		v := m[2] + m[3]
-		switch m[1] {
+		var value string
+		prefix := false
+		if m[4] >= 0 { // quoted: an exact match
+			value = q[m[4]:m[5]]
+			if strings.Contains(value, `\`) {
+				return f, badQ("escapes are not supported in " + field)
+			}
+		} else {
+			value, prefix = strings.CutSuffix(q[m[6]:m[7]], "*")
+			if (prefix && field != "email") || strings.ContainsAny(value, userQSpecial) ||
+				strings.HasPrefix(value, "+") || strings.HasPrefix(value, "-") {
+				return f, badQ(field + " has a character Gatehouse does not support in a bare value (the only wildcard is a trailing * on email); quote the value")
+			}
+		}
+		if value == "" {
+			return f, badQ(field + " must not be empty")
+		}
+		switch field {
 		case "email":
-			f.Email = v
+			if f.Email != "" && (f.Email != value || f.EmailPrefix != prefix) {
+				return f, badQ("email is given twice with different values")
+			}
+			f.Email, f.EmailPrefix = value, prefix
 		case "identities.connection":
-			f.Connection = v
-		default:
-			return f, BadQuery("Gatehouse cannot search users by " + m[1] + "; use email or identities.connection.")
+			if f.Connection != "" && f.Connection != value {
+				return f, badQ("identities.connection is given twice, or with the connection parameter, with different values")
+			}
+			f.Connection = value
 		}
 	}
 	return f, nil

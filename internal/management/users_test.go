@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/gatehouse/gatehouse/internal/server/servertest"
@@ -101,6 +102,109 @@ func TestPatchUser(t *testing.T) {
 			}
 			if after := get(); !reflect.DeepEqual(after, want) {
 				t.Errorf("refused PATCHes changed the user:\n%v\nwant\n%v", after, want)
+			}
+		})
+	}
+}
+
+// TestUserSearch covers the q Gatehouse supports, and refuses what it
+// would match wrongly: an empty value (email:"$EMAIL" with an empty
+// variable must not list every user), a field given twice with different
+// values, and Lucene syntax it does not implement.
+func TestUserSearch(t *testing.T) {
+	for _, b := range storetest.Backends() {
+		t.Run(b, func(t *testing.T) {
+			env := servertest.Start(t, b)
+			tok := env.ManagementToken(t, "read:users")
+			seedUsers(t, env,
+				&store.User{UserID: "u1", Connection: "contoso", Email: "alice@contoso.example"},
+				&store.User{UserID: "u2", Connection: "contoso", Email: "Alice.B@contoso.example"},
+				&store.User{UserID: "u3", Connection: "fabrikam", Email: "bob@fabrikam.example"},
+				&store.User{UserID: "u4", Connection: "contoso", Email: "a_b%c@contoso.example"},
+				&store.User{UserID: "u5", Connection: "contoso", Email: "axb@contoso.example"},
+			)
+			search := func(query string) (int, []byte) {
+				t.Helper()
+				status, _, raw := env.Do(t, "GET", "api/v2/users?search_engine=v3&include_totals=true&"+query, tok, nil)
+				return status, raw
+			}
+			for _, tc := range []struct {
+				q, connection string
+				want          []string
+			}{
+				{`email:"alice@contoso.example"`, "", []string{"u1"}},
+				{`email:"ALICE@Contoso.example"`, "", []string{"u1"}},
+				{`email:alice@contoso.example`, "", []string{"u1"}},
+				{`email:alice*`, "", []string{"u1", "u2"}},
+				{`email:ALI*`, "", []string{"u1", "u2"}},
+				{`email:a_*`, "", []string{"u4"}},
+				{`email:"a_b%c@contoso.example"`, "", []string{"u4"}},
+				{`email:alice* AND identities.connection:"contoso"`, "", []string{"u1", "u2"}},
+				{`email:"bob@fabrikam.example" AND email:"bob@fabrikam.example"`, "", []string{"u3"}},
+				{`identities.connection:"fabrikam"`, "", []string{"u3"}},
+				{`identities.connection:fabrikam`, "fabrikam", []string{"u3"}},
+				{`email:"alice*"`, "", []string{}},
+				{`email:"nobody@contoso.example"`, "", []string{}},
+				{"", "fabrikam", []string{"u3"}},
+			} {
+				query := url.Values{"q": {tc.q}}
+				if tc.connection != "" {
+					query.Set("connection", tc.connection)
+				}
+				status, raw := search(query.Encode())
+				var page struct {
+					Total int              `json:"total"`
+					Users []map[string]any `json:"users"`
+				}
+				_ = json.Unmarshal(raw, &page)
+				got := []string{}
+				for _, u := range page.Users {
+					got = append(got, u["user_id"].(string))
+				}
+				if status != http.StatusOK || !reflect.DeepEqual(got, tc.want) || page.Total != len(tc.want) {
+					t.Errorf("q=%s connection=%s: %d %s, want %v", tc.q, tc.connection, status, raw, tc.want)
+				}
+			}
+			for _, tc := range []struct {
+				q, connection, reason string
+			}{
+				{`email:""`, "", "email must not be empty"},
+				{`identities.connection:""`, "", "identities.connection must not be empty"},
+				{`email:`, "", "email must not be empty"},
+				{`email:*`, "", "email must not be empty"},
+				{`email:"alice@contoso.example" AND email:""`, "", "email must not be empty"},
+				{`email:"alice@contoso.example" AND email:"bob@fabrikam.example"`, "", "email is given twice with different values"},
+				{`email:alice* AND email:"alice"`, "", "email is given twice with different values"},
+				{`identities.connection:contoso AND identities.connection:fabrikam`, "", "given twice"},
+				{`identities.connection:contoso`, "fabrikam", "with the connection parameter"},
+				{`email:*alice`, "", "trailing *"},
+				{`email:al?ce@contoso.example`, "", "trailing *"},
+				{`email:a*e@contoso.example`, "", "trailing *"},
+				{`email:alice**`, "", "trailing *"},
+				{`identities.connection:cont*`, "", "trailing *"},
+				{`email:-alice@contoso.example`, "", "trailing *"},
+				{`email:(alice)`, "", "trailing *"},
+				{`email:alice~`, "", "trailing *"},
+				{`email:"a\\b@contoso.example"`, "", "escapes are not supported"},
+				{`email:a OR email:b`, "", "joined by AND"},
+				{`email:a email:b`, "", "joined by AND"},
+				{`NOT email:a`, "", "joined by AND"},
+				{`email:a AND`, "", "joined by AND"},
+				{`email:"a" and email:"a"`, "", "joined by AND"},
+				{`alice`, "", "joined by AND"},
+				{`name:john*`, "", "cannot search users by name"},
+			} {
+				query := url.Values{"q": {tc.q}}
+				if tc.connection != "" {
+					query.Set("connection", tc.connection)
+				}
+				status, raw := search(query.Encode())
+				e := decode(t, raw)
+				msg, _ := e["message"].(string)
+				if status != http.StatusBadRequest || e["errorCode"] != "invalid_query_string" || !strings.Contains(msg, tc.reason) ||
+					!strings.HasPrefix(msg, "Query validation error: '") || !strings.HasSuffix(msg, "' on property q.") {
+					t.Errorf("q=%s connection=%s: %d %s, want 400 invalid_query_string with %q", tc.q, tc.connection, status, raw, tc.reason)
+				}
 			}
 		})
 	}

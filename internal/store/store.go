@@ -231,8 +231,11 @@ type User struct {
 
 // UserFilter narrows ListUsers. Empty fields do not filter.
 type UserFilter struct {
-	Email      string
-	Connection string
+	// Email matches case-insensitively: the whole address, or with
+	// EmailPrefix its beginning.
+	Email       string
+	EmailPrefix bool
+	Connection  string
 }
 
 // UserStore persists users.

@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"strings"
 
 	"github.com/gatehouse/gatehouse/internal/store"
@@ -114,12 +115,23 @@ func (s *Store) GetUser(ctx context.Context, userID string) (*store.User, error)
 	return u, nil
 }
 
+// likeEscaper makes a string match itself in a LIKE pattern with
+// ESCAPE '\'.
+var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
+
 // ListUsers matches Email case-insensitively (lowercased in Go on both
-// sides, since SQLite's lower() folds ASCII only) and Connection exactly.
+// sides, since SQLite's lower() folds ASCII only), a prefix through LIKE
+// with the pattern characters of the prefix escaped, and Connection
+// exactly.
 func (s *Store) ListUsers(ctx context.Context, f store.UserFilter, opts store.ListOptions) ([]*store.User, int, error) {
 	var w filter
-	if f.Email != "" {
-		w.eq("email_lower", strings.ToLower(f.Email))
+	switch email := strings.ToLower(f.Email); {
+	case email == "":
+	case f.EmailPrefix:
+		w.args = append(w.args, likeEscaper.Replace(email)+"%")
+		w.conds = append(w.conds, fmt.Sprintf(`email_lower LIKE $%d ESCAPE '\'`, len(w.args)))
+	default:
+		w.eq("email_lower", email)
 	}
 	if f.Connection != "" {
 		w.eq("connection", f.Connection)

@@ -45,6 +45,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"UserUpsert", testUserUpsert},
 		{"UserErrors", testUserErrors},
 		{"UserList", testUserList},
+		{"UserListPrefix", testUserListPrefix},
 		{"LogEvents", testLogEvents},
 		{"LogEventsConcurrent", testLogEventsConcurrent},
 		{"LogEventsPurge", testLogEventsPurge},

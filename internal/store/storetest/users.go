@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -268,5 +269,40 @@ func testUserWriteRace(t *testing.T, s store.Store) {
 	must(t, err)
 	if int64(n) != succeeded.Load() {
 		t.Errorf("%d success events for %d logins that found the user not blocked", n, succeeded.Load())
+	}
+}
+
+func testUserListPrefix(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	for id, email := range map[string]string{
+		"u0": "Alice@Example.com", "u1": "alice.b@example.org", "u2": "bob@example.com", "u3": "ÉMILE@example.com",
+		"u4": "a_b%c@example.com", "u5": "axb@example.com", "u6": `a\b@example.com`, "u7": "",
+	} {
+		_, err := s.UpsertUser(ctx, &store.User{UserID: id, Connection: "contoso", Email: email})
+		must(t, err)
+	}
+	for _, tc := range []struct {
+		prefix string
+		want   []string
+	}{
+		{"ALICE", []string{"u0", "u1"}},
+		{"alice@", []string{"u0"}},
+		{"émile", []string{"u3"}},
+		{"a_", []string{"u4"}},
+		{"a_b%", []string{"u4"}},
+		{"a%", []string{}},
+		{`a\`, []string{"u6"}},
+		{"nobody", []string{}},
+	} {
+		us, total, err := s.ListUsers(ctx, store.UserFilter{Email: tc.prefix, EmailPrefix: true}, store.ListOptions{})
+		must(t, err)
+		got := []string{}
+		for _, u := range us {
+			got = append(got, u.UserID)
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, tc.want) || total != len(tc.want) {
+			t.Errorf("prefix %q: got %v total %d, want %v", tc.prefix, got, total, tc.want)
+		}
 	}
 }
