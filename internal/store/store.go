@@ -242,8 +242,8 @@ type UserFilter struct {
 type UserStore interface {
 	// UpsertUser creates u, or replaces every field but CreatedAt of the
 	// existing user with the same UserID; it reports whether the user was
-	// created. It is for imports and tests: a replacement undoes whatever
-	// another writer stored since u was read.
+	// created. A replacement undoes whatever another writer stored since
+	// u was read, so logins use RecordLogin and administrators PatchUser.
 	UpsertUser(ctx context.Context, u *User) (created bool, err error)
 	GetUser(ctx context.Context, userID string) (*User, error)
 	ListUsers(ctx context.Context, f UserFilter, opts ListOptions) ([]*User, int, error)
