@@ -256,6 +256,21 @@ func TestRefreshTokens(t *testing.T) {
 				e.api(t, "PATCH", "api/v2/users/"+url.PathEscape(aliceID), map[string]any{"blocked": false})
 			})
 
+			t.Run("without leeway one of two concurrent requests wins", func(t *testing.T) {
+				for trial := range 30 {
+					rt := login(t)
+					var wg sync.WaitGroup
+					results := make([]tokenResult, 2)
+					for i := range results {
+						wg.Go(func() { results[i] = e.refresh(t, rt, "") })
+					}
+					wg.Wait()
+					if results[0].status == http.StatusOK && results[1].status == http.StatusOK {
+						t.Fatalf("trial %d: both concurrent refreshes of one token succeeded without leeway", trial)
+					}
+				}
+			})
+
 			t.Run("leeway lets concurrent requests through", func(t *testing.T) {
 				refreshClient(t, e, map[string]any{"rotation_type": "rotating", "expiration_type": "expiring", "leeway": 30,
 					"infinite_token_lifetime": false, "token_lifetime": 3600, "infinite_idle_token_lifetime": false, "idle_token_lifetime": 1800})

@@ -398,7 +398,9 @@ type RefreshExchange struct {
 	Now time.Time
 	// Leeway is how long after its rotation a token may still be
 	// exchanged, for concurrent requests; only the latest rotated token
-	// of the family qualifies.
+	// of the family qualifies. An exchange whose Now precedes the
+	// rotation counts as concurrent with it. With no leeway a rotated
+	// token is never exchanged again, whatever Now says.
 	Leeway time.Duration
 	// Next, for a rotating token, is the token that replaces it.
 	Next *RefreshToken

@@ -112,14 +112,20 @@ func (s *Store) GetRefreshTokenWithUser(ctx context.Context, id string) (*store.
 }
 
 // usable is the condition of a token that may be exchanged at $2: not
-// expired, and either not rotated yet or the family's latest rotated
-// token within the leeway ($3 = now - leeway). The database evaluates it
-// under the row lock of the UPDATE, so of concurrent exchanges of one
+// expired, and either not rotated yet or, with a leeway, rotated within it
+// ($3 = now - leeway) and the family's latest rotated token. Without a
+// leeway $3 is NULL, so that only a token never rotated qualifies: a
+// request reads its clock before it signs its tokens, so a concurrent one
+// that rotated first may carry a later time, and with a leeway that is
+// what the leeway admits. "Latest" follows seq, the order of insertion,
+// not timestamps that other replicas' clocks wrote. The database evaluates
+// it under the row lock of the UPDATE, so of concurrent exchanges of one
 // token only those the leeway allows succeed.
 const usable = `(expires_at IS NULL OR expires_at > $2)
 	AND (idle_expires_at IS NULL OR idle_expires_at > $2)
 	AND (rotated_at IS NULL OR (rotated_at > $3 AND NOT EXISTS (
-		SELECT 1 FROM refresh_tokens n WHERE n.family_id = refresh_tokens.family_id AND n.rotated_at > refresh_tokens.rotated_at)))`
+		SELECT 1 FROM refresh_tokens n WHERE n.family_id = refresh_tokens.family_id
+			AND n.seq > refresh_tokens.seq AND n.rotated_at IS NOT NULL)))`
 
 // rotateRefreshSQL marks a usable token rotated.
 const rotateRefreshSQL = `UPDATE refresh_tokens SET rotated_at = COALESCE(rotated_at, $2),
@@ -144,7 +150,7 @@ const rotateRefreshLoggedPGSQL = `WITH rotated AS (` + rotateRefreshSQL + ` RETU
 
 func (s *Store) ExchangeRefreshToken(ctx context.Context, ex store.RefreshExchange) error {
 	at := ms(ex.Now).UnixMilli()
-	since := at - ex.Leeway.Milliseconds()
+	since := sql.NullInt64{Int64: at - ex.Leeway.Milliseconds(), Valid: ex.Leeway > 0}
 	if s.d.name != sqliteDialect.name && ex.Next != nil {
 		// The common case in one round trip; a refused rotation goes on to
 		// the transaction below, which tells reuse from expiry.

@@ -41,6 +41,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"RefreshTokenListFilter", testRefreshTokenListFilter},
 		{"RefreshTokenRevocation", testRefreshTokenRevocation},
 		{"RefreshTokenRace", testRefreshTokenRace},
+		{"RefreshTokenOutOfOrderClocks", testRefreshTokenOutOfOrderClocks},
 		{"TenantSettings", testTenantSettings},
 		{"UserUpsert", testUserUpsert},
 		{"UserErrors", testUserErrors},

@@ -470,3 +470,83 @@ func testSigningKeyRotation(t *testing.T, s store.Store) {
 		t.Errorf("revoked key: %+v", k)
 	}
 }
+
+// testRefreshTokenOutOfOrderClocks: a request reads its clock before it
+// signs its tokens, so the exchange that rotates first may carry the later
+// time, and replicas' clocks differ. Neither may let a rotated token be
+// exchanged again outside the leeway rules.
+func testRefreshTokenOutOfOrderClocks(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	tok := refreshFixture(t, s)
+	now := time.Now().UTC()
+	exchange := func(id, family, next string, at time.Time, leeway time.Duration) error {
+		return s.ExchangeRefreshToken(ctx, store.RefreshExchange{ID: id, Now: at, Leeway: leeway, Next: tok(next, family, at)})
+	}
+	gone := func(what string, ids ...string) {
+		t.Helper()
+		for _, id := range ids {
+			_, err := s.GetRefreshToken(ctx, id)
+			wantErr(t, what+": "+id, err, store.ErrNotFound)
+		}
+	}
+
+	// Without leeway a rotated token is never exchanged again, even by a
+	// request whose clock read precedes the rotation.
+	must(t, s.CreateRefreshToken(ctx, tok("a", "", now)))
+	must(t, exchange("a", "a", "b", now.Add(time.Millisecond), 0))
+	wantErr(t, "leeway 0, earlier clock", exchange("a", "a", "c", now, 0), store.ErrRefreshTokenReused)
+	gone("leeway 0, family after reuse", "a", "b", "c")
+
+	// With a leeway, such a request counts as concurrent with the
+	// rotation, which is what the leeway is for.
+	must(t, s.CreateRefreshToken(ctx, tok("d", "", now)))
+	must(t, exchange("d", "d", "e", now.Add(time.Millisecond), 10*time.Second))
+	must(t, exchange("d", "d", "f", now, 10*time.Second))
+
+	// The successor was rotated by a replica whose clock lags: the old
+	// token is no longer the family's latest rotated one, whatever the
+	// timestamps say.
+	must(t, s.CreateRefreshToken(ctx, tok("g", "", now)))
+	must(t, exchange("g", "g", "h", now, 10*time.Second))
+	must(t, exchange("h", "g", "i", now.Add(-time.Second), 10*time.Second))
+	wantErr(t, "second-to-last, lagging clock", exchange("g", "g", "j", now, 10*time.Second), store.ErrRefreshTokenReused)
+	gone("lagging clock, family after reuse", "g", "h", "i", "j")
+
+	// Concurrent exchanges of one token without leeway, each request with
+	// its own clock reading: exactly one wins.
+	for round := range 20 {
+		root := fmt.Sprintf("r%d", round)
+		must(t, s.CreateRefreshToken(ctx, tok(root, "", now)))
+		const n = 6
+		var (
+			wg   sync.WaitGroup
+			mu   sync.Mutex
+			wins int
+			errs []error
+		)
+		start := make(chan struct{})
+		for i := range n {
+			wg.Go(func() {
+				<-start
+				err := exchange(root, root, fmt.Sprintf("%s-%d", root, i), now.Add(time.Duration(n-i)*time.Millisecond), 0)
+				mu.Lock()
+				defer mu.Unlock()
+				switch {
+				case err == nil:
+					wins++
+				case errors.Is(err, store.ErrRefreshTokenReused), errors.Is(err, store.ErrNotFound):
+				default:
+					errs = append(errs, err)
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+		if len(errs) > 0 {
+			t.Fatal(errors.Join(errs...))
+		}
+		if wins != 1 {
+			t.Fatalf("round %d: %d concurrent exchanges of one token succeeded without leeway, want 1", round, wins)
+		}
+	}
+}
