@@ -71,7 +71,8 @@ func (a *API) listDeviceCredentials(w http.ResponseWriter, r *http.Request) {
 	writePage(w, p, "device_credentials", items, total)
 }
 
-// deleteDeviceCredential revokes the credential's whole rotation family.
+// deleteDeviceCredential revokes the credential's whole rotation family;
+// the credential's id is the family's.
 func (a *API) deleteDeviceCredential(w http.ResponseWriter, r *http.Request) {
 	if err := a.store.RevokeRefreshTokenFamily(r.Context(), r.PathValue("id")); err != nil {
 		if errors.Is(err, store.ErrNotFound) {

@@ -111,7 +111,11 @@ func (a *API) getRefreshToken(w http.ResponseWriter, r *http.Request) {
 
 // deleteRefreshToken revokes the token's whole rotation family.
 func (a *API) deleteRefreshToken(w http.ResponseWriter, r *http.Request) {
-	if err := a.store.RevokeRefreshTokenFamily(r.Context(), r.PathValue("id")); err != nil {
+	rt, err := a.store.GetRefreshToken(r.Context(), r.PathValue("id"))
+	if err == nil {
+		err = a.store.RevokeRefreshTokenFamily(r.Context(), rt.FamilyID)
+	}
+	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			WriteError(w, errNoRefreshToken())
 			return

@@ -29,7 +29,7 @@ type RefreshTokenStore interface {
 	CreateRefreshToken(ctx context.Context, rt *store.RefreshToken) error
 	GetRefreshTokenWithUser(ctx context.Context, id string) (*store.RefreshToken, *store.User, error)
 	ExchangeRefreshToken(ctx context.Context, ex store.RefreshExchange) error
-	RevokeRefreshTokenFamily(ctx context.Context, id string) error
+	RevokeRefreshTokenFamily(ctx context.Context, familyID string) error
 }
 
 const grantRefreshToken = "refresh_token"

@@ -45,7 +45,7 @@ func (p *Provider) revokeToken(w http.ResponseWriter, r *http.Request) error {
 		p.logger.InfoContext(r.Context(), "revocation of another client's refresh token ignored", "client_id", c.ClientID)
 		return nil
 	}
-	switch err := p.refresh.RevokeRefreshTokenFamily(r.Context(), rt.ID); {
+	switch err := p.refresh.RevokeRefreshTokenFamily(r.Context(), rt.FamilyID); {
 	case errors.Is(err, store.ErrNotFound):
 		return nil
 	case err != nil:

@@ -55,7 +55,11 @@ func (p *Provider) useRefreshToken(ctx context.Context, t *tokenRequest, c *stor
 		return nil, errBadRefreshToken(errors.New("refresh token of another client"))
 	}
 	now := p.now()
-	if (rt.ExpiresAt != nil && !now.Before(*rt.ExpiresAt)) || (rt.IdleExpiresAt != nil && !now.Before(*rt.IdleExpiresAt)) {
+	// A rotated token's own idle expiry does not matter: presented again
+	// while its family lives, it is reuse, which the store detects and
+	// answers by revoking the family. (Tokens rotated before the store
+	// cleared it on rotation still carry one.)
+	if (rt.ExpiresAt != nil && !now.Before(*rt.ExpiresAt)) || (rt.RotatedAt == nil && rt.IdleExpiresAt != nil && !now.Before(*rt.IdleExpiresAt)) {
 		return nil, errBadRefreshToken(errors.New("refresh token expired"))
 	}
 	scopes := strings.Fields(rt.Scope)

@@ -306,6 +306,25 @@ func TestRefreshTokens(t *testing.T) {
 				time.Sleep(1100 * time.Millisecond)
 				wantBadRefresh(t, "rotated token past the family's absolute lifetime", e.refresh(t, rt2, ""))
 			})
+
+			t.Run("reuse past the idle lifetime revokes the family", func(t *testing.T) {
+				// rt1 idles out at 2 s, but was rotated at 1.1 s; its
+				// successor lives until 3.1 s.
+				refreshClient(t, e, map[string]any{"rotation_type": "rotating", "expiration_type": "expiring", "leeway": 0,
+					"infinite_token_lifetime": false, "token_lifetime": 3600, "infinite_idle_token_lifetime": false, "idle_token_lifetime": 2})
+				rt1 := login(t)
+				time.Sleep(1100 * time.Millisecond)
+				rt2 := e.refresh(t, rt1, "").str("refresh_token")
+				if rt2 == "" {
+					t.Fatal("refresh within the idle lifetime failed")
+				}
+				time.Sleep(1100 * time.Millisecond)
+				wantBadRefresh(t, "rotated token past its own idle lifetime", e.refresh(t, rt1, ""))
+				if ev := lastEvent(t, e, ""); ev["type"] != "ferrt" || ev["user_id"] != aliceID {
+					t.Errorf("event of the reuse: %v, want ferrt", ev)
+				}
+				wantBadRefresh(t, "successor after the reuse", e.refresh(t, rt2, ""))
+			})
 		})
 	}
 }

@@ -2,24 +2,45 @@ package server
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/store"
+	"github.com/gatehouse/gatehouse/internal/store/storetest"
 )
 
 // purgeTestServer is a server on a new SQLite file, not serving.
 func purgeTestServer(t *testing.T, logRetention time.Duration) *Server {
 	t.Helper()
+	return purgeTestServerOn(t, "sqlite:"+filepath.Join(t.TempDir(), "gatehouse.db"), logRetention)
+}
+
+// Credentials of the admin application of purgeTestServerOn.
+const (
+	purgeAdminID     = "purge-admin"
+	purgeAdminSecret = "purge-admin-secret-0123456789abcdef"
+)
+
+// purgeTestServerOn is a server on the database dsn, not serving.
+func purgeTestServerOn(t *testing.T, dsn string, logRetention time.Duration) *Server {
+	t.Helper()
 	cfg := &config.Config{
 		Addr: "127.0.0.1:0", Issuer: "http://127.0.0.1:1/",
-		Database:  "sqlite:" + filepath.Join(t.TempDir(), "gatehouse.db"),
+		Database:  dsn,
 		LogFormat: "text", LogLevel: "info", ManagementTokenLifetime: time.Hour, ShutdownTimeout: time.Second,
-		LogRetention: logRetention,
+		LogRetention:  logRetention,
+		AdminClientID: purgeAdminID, AdminClientSecret: purgeAdminSecret,
+		SecretKey: strings.Repeat("0f", 32),
 	}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
@@ -30,6 +51,95 @@ func purgeTestServer(t *testing.T, logRetention time.Duration) *Server {
 	}
 	t.Cleanup(func() { s.Close() })
 	return s
+}
+
+// TestPurgeKeepsRotatedFamilies: a family's first token, rotated, is past
+// its own idle expiry while its successor lives. The background purge
+// keeps it, so that the family's device credential, listed by its id,
+// can still be deleted through the Management API, and the reuse of
+// another such token is still detected.
+func TestPurgeKeepsRotatedFamilies(t *testing.T) {
+	for _, backend := range storetest.Backends() {
+		t.Run(backend, func(t *testing.T) {
+			s := purgeTestServerOn(t, storetest.DSN(t, backend), 0)
+			ctx := context.Background()
+			if err := s.store.CreateClient(ctx, &store.Client{ClientID: "app", Name: "App", AppType: "native"}); err != nil {
+				t.Fatal(err)
+			}
+			const uid = "waad|alice"
+			if _, err := s.store.UpsertUser(ctx, &store.User{UserID: uid, Connection: "contoso"}); err != nil {
+				t.Fatal(err)
+			}
+			now := time.Now()
+			at := func(d time.Duration) *time.Time { t := now.Add(d); return &t }
+			// Issued two hours ago with an idle lifetime of one hour,
+			// rotated 90 minutes ago; the successor idles out in 30.
+			family := func(id string) {
+				t.Helper()
+				err := s.store.CreateRefreshToken(ctx, &store.RefreshToken{ID: id, SecretHash: []byte(id), ClientID: "app", UserID: uid,
+					Rotating: true, CreatedAt: *at(-2 * time.Hour), ExpiresAt: at(24 * time.Hour), IdleExpiresAt: at(-time.Hour)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				next := &store.RefreshToken{ID: id + "-2", FamilyID: id, SecretHash: []byte(id + "-2"), ClientID: "app", UserID: uid,
+					Rotating: true, CreatedAt: *at(-90 * time.Minute), ExpiresAt: at(24 * time.Hour), IdleExpiresAt: at(30 * time.Minute)}
+				if err := s.store.ExchangeRefreshToken(ctx, store.RefreshExchange{ID: id, Now: *at(-90 * time.Minute), Next: next}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			family("fam1")
+			family("fam2")
+			s.purge(ctx)
+
+			admin := purgeManagementToken(t, s)
+			call := func(method, path string) (int, []byte) {
+				rec := httptest.NewRecorder()
+				req := httptest.NewRequest(method, "http://127.0.0.1:1/"+path, nil)
+				req.Header.Set("Authorization", "Bearer "+admin)
+				s.Handler().ServeHTTP(rec, req)
+				return rec.Code, rec.Body.Bytes()
+			}
+			list := "api/v2/device-credentials?user_id=" + url.QueryEscape(uid)
+			status, raw := call("GET", list)
+			if status != http.StatusOK || !strings.Contains(string(raw), `"id":"fam1"`) {
+				t.Fatalf("list: %d %s", status, raw)
+			}
+			if status, raw := call("DELETE", "api/v2/device-credentials/fam1"); status != http.StatusNoContent {
+				t.Fatalf("delete a listed credential after the purge: %d %s", status, raw)
+			}
+			if status, raw := call("GET", list); status != http.StatusOK || strings.Contains(string(raw), `"id":"fam1"`) {
+				t.Errorf("list after delete: %d %s", status, raw)
+			}
+
+			err := s.store.ExchangeRefreshToken(ctx, store.RefreshExchange{ID: "fam2", Now: now, Next: &store.RefreshToken{
+				ID: "fam2-3", FamilyID: "fam2", SecretHash: []byte("fam2-3"), ClientID: "app", UserID: uid, Rotating: true, CreatedAt: now}})
+			if !errors.Is(err, store.ErrRefreshTokenReused) {
+				t.Fatalf("reuse of a purged family's rotated token: %v", err)
+			}
+			if _, err := s.store.GetRefreshToken(ctx, "fam2-2"); !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("successor after reuse: %v", err)
+			}
+		})
+	}
+}
+
+// purgeManagementToken is a Management API token of the admin application
+// of purgeTestServerOn.
+func purgeManagementToken(t *testing.T, s *Server) string {
+	t.Helper()
+	form := url.Values{"grant_type": {"client_credentials"}, "client_id": {purgeAdminID}, "client_secret": {purgeAdminSecret},
+		"audience": {"http://127.0.0.1:1/api/v2/"}}
+	req := httptest.NewRequest("POST", "http://127.0.0.1:1/oauth/token", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	rec := httptest.NewRecorder()
+	s.Handler().ServeHTTP(rec, req)
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &tok); err != nil || tok.AccessToken == "" {
+		t.Fatalf("management token: %d %s", rec.Code, rec.Body)
+	}
+	return tok.AccessToken
 }
 
 // TestPurgeLogEvents: events older than GATEHOUSE_LOG_RETENTION go, batch

@@ -370,7 +370,8 @@ type ClientGrantStore interface {
 // RefreshToken is one issued refresh token. The token itself is
 // "<ID>.<secret>"; only SHA-256(secret) is stored. Tokens issued by
 // rotation share the FamilyID of the first one (its ID). A rotated token
-// (RotatedAt set) is kept until the family expires, for reuse detection.
+// (RotatedAt set) is kept while the family lives, for reuse detection: its
+// idle expiry no longer applies, and is cleared on rotation.
 type RefreshToken struct {
 	ID              string
 	FamilyID        string
@@ -441,12 +442,16 @@ type RefreshTokenStore interface {
 	// latest of each rotation family, or its latest two or more when it
 	// was exchanged again within the leeway.
 	ListRefreshTokens(ctx context.Context, f RefreshTokenFilter, opts ListOptions) ([]*RefreshToken, int, error)
-	// RevokeRefreshTokenFamily deletes the family of the token id.
-	RevokeRefreshTokenFamily(ctx context.Context, id string) error
+	// RevokeRefreshTokenFamily deletes the family familyID (the ID of its
+	// first token, whether or not that token is still stored);
+	// ErrNotFound when it has no token.
+	RevokeRefreshTokenFamily(ctx context.Context, familyID string) error
 	// RevokeUserRefreshTokens deletes every refresh token of a user.
 	RevokeUserRefreshTokens(ctx context.Context, userID string) (int, error)
 	// PurgeExpiredRefreshTokens deletes at most limit expired tokens and
-	// reports how many it deleted.
+	// reports how many it deleted. A rotated token is purged only with
+	// its family: once the family's absolute expiry has passed, or once
+	// none of its tokens that were not rotated can be exchanged any more.
 	PurgeExpiredRefreshTokens(ctx context.Context, now time.Time, limit int) (int, error)
 }
 

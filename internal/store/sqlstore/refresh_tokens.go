@@ -127,8 +127,9 @@ const usable = `(expires_at IS NULL OR expires_at > $2)
 		SELECT 1 FROM refresh_tokens n WHERE n.family_id = refresh_tokens.family_id
 			AND n.seq > refresh_tokens.seq AND n.rotated_at IS NOT NULL)))`
 
-// rotateRefreshSQL marks a usable token rotated.
-const rotateRefreshSQL = `UPDATE refresh_tokens SET rotated_at = COALESCE(rotated_at, $2),
+// rotateRefreshSQL marks a usable token rotated. A rotated token no longer
+// idles out: it is kept while its family lives, for reuse detection.
+const rotateRefreshSQL = `UPDATE refresh_tokens SET rotated_at = COALESCE(rotated_at, $2), idle_expires_at = NULL,
 	last_exchanged_at = $2, last_ip = $4, last_ua = $5 WHERE id = $1 AND ` + usable
 
 // rotateRefreshPGSQL is a rotation that succeeds as one statement on
@@ -269,9 +270,8 @@ func (s *Store) ListRefreshTokens(ctx context.Context, f store.RefreshTokenFilte
 	return out, total, nil
 }
 
-func (s *Store) RevokeRefreshTokenFamily(ctx context.Context, id string) error {
-	res, err := s.write.ExecContext(ctx,
-		"DELETE FROM refresh_tokens WHERE family_id = (SELECT family_id FROM refresh_tokens WHERE id = $1)", id)
+func (s *Store) RevokeRefreshTokenFamily(ctx context.Context, familyID string) error {
+	res, err := s.write.ExecContext(ctx, "DELETE FROM refresh_tokens WHERE family_id = $1", familyID)
 	if err == nil {
 		err = affected(res)
 	}
@@ -286,11 +286,47 @@ func (s *Store) RevokeUserRefreshTokens(ctx context.Context, userID string) (int
 	return s.count("revoke user refresh tokens", res, err)
 }
 
+// liveMember is the condition of a token of the family of t that can
+// still be exchanged at $1: the family lives while it has one. Rotated
+// tokens are not members for this: they are kept only for the others.
+const liveMember = `EXISTS (SELECT 1 FROM refresh_tokens n WHERE n.family_id = t.family_id AND n.rotated_at IS NULL
+	AND (n.idle_expires_at IS NULL OR n.idle_expires_at > $1) AND (n.expires_at IS NULL OR n.expires_at > $1))`
+
+// purgeRefreshSQL are the steps of one purge batch, each deleting at most
+// $2 tokens, in an order that never strands a rotated token: the tokens
+// past the family's absolute expiry (shared by the whole family); the
+// rotated tokens of families whose last live token idled out; then the
+// idled-out tokens themselves, once their family's rotated tokens are
+// gone or while another token of the family lives. Each step finds its
+// rows through an index (expiry, idle expiry, family).
+var purgeRefreshSQL = []string{
+	`DELETE FROM refresh_tokens WHERE seq IN (SELECT seq FROM refresh_tokens WHERE expires_at <= $1 LIMIT $2)`,
+	`DELETE FROM refresh_tokens WHERE seq IN (
+		SELECT r.seq FROM refresh_tokens t JOIN refresh_tokens r ON r.family_id = t.family_id AND r.rotated_at IS NOT NULL
+		WHERE t.rotated_at IS NULL AND t.idle_expires_at <= $1 AND NOT ` + liveMember + ` LIMIT $2)`,
+	`DELETE FROM refresh_tokens WHERE seq IN (
+		SELECT t.seq FROM refresh_tokens t WHERE t.rotated_at IS NULL AND t.idle_expires_at <= $1 AND (` + liveMember + `
+			OR NOT EXISTS (SELECT 1 FROM refresh_tokens r WHERE r.family_id = t.family_id AND r.rotated_at IS NOT NULL))
+		LIMIT $2)`,
+}
+
 // PurgeExpiredRefreshTokens deletes one bounded batch, so that the write
-// lock (SQLite) or the row locks (PostgreSQL) are held only briefly.
+// lock (SQLite) or the row locks (PostgreSQL) are held only briefly. A
+// rotated token is kept until its family is dead: until then its reuse
+// must still be detected, and its family revoked by the id of its first
+// token.
 func (s *Store) PurgeExpiredRefreshTokens(ctx context.Context, at time.Time, limit int) (int, error) {
-	res, err := s.write.ExecContext(ctx, `DELETE FROM refresh_tokens WHERE seq IN (
-		SELECT seq FROM refresh_tokens WHERE expires_at <= $1 UNION
-		SELECT seq FROM refresh_tokens WHERE idle_expires_at <= $1 LIMIT $2)`, ms(at).UnixMilli(), limit)
-	return s.count("purge refresh tokens", res, err)
+	total := 0
+	for _, q := range purgeRefreshSQL {
+		if total >= limit {
+			break
+		}
+		res, err := s.write.ExecContext(ctx, q, ms(at).UnixMilli(), limit-total)
+		n, err := s.count("purge refresh tokens", res, err)
+		if err != nil {
+			return total, err
+		}
+		total += n
+	}
+	return total, nil
 }

@@ -313,7 +313,9 @@ func testRefreshTokenRevocation(t *testing.T, s store.Store) {
 	must(t, s.CreateRefreshToken(ctx, tok("a", "", now)))
 	must(t, s.ExchangeRefreshToken(ctx, store.RefreshExchange{ID: "a", Now: now, Next: tok("b", "a", now)}))
 	must(t, s.CreateRefreshToken(ctx, tok("c", "", now)))
-	must(t, s.RevokeRefreshTokenFamily(ctx, "b"))
+	// A family is named by its id, not by any of its tokens.
+	wantErr(t, "RevokeRefreshTokenFamily by a later token's id", s.RevokeRefreshTokenFamily(ctx, "b"), store.ErrNotFound)
+	must(t, s.RevokeRefreshTokenFamily(ctx, "a"))
 	for _, id := range []string{"a", "b"} {
 		_, err := s.GetRefreshToken(ctx, id)
 		wantErr(t, "after RevokeRefreshTokenFamily "+id, err, store.ErrNotFound)
@@ -549,4 +551,78 @@ func testRefreshTokenOutOfOrderClocks(t *testing.T, s store.Store) {
 			t.Fatalf("round %d: %d concurrent exchanges of one token succeeded without leeway, want 1", round, wins)
 		}
 	}
+}
+
+// testRefreshTokenPurgeKeepsFamilies: a rotated token is kept as long as
+// its family lives, past its own idle expiry, so that its reuse is still
+// detected and the family can still be revoked by its id; once the family
+// is dead, all of it goes.
+func testRefreshTokenPurgeKeepsFamilies(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	tok := refreshFixture(t, s)
+	now := time.Now().UTC()
+	// Tokens idle out after an hour; each family is rotated after half an
+	// hour, so its first token is past its own idle expiry at +70m while
+	// its successor lives until +90m.
+	rotated := func(family string) string {
+		must(t, s.CreateRefreshToken(ctx, tok(family, "", now)))
+		at := now.Add(30 * time.Minute)
+		must(t, s.ExchangeRefreshToken(ctx, store.RefreshExchange{ID: family, Now: at, Next: tok(family+"-2", family, at)}))
+		return family + "-2"
+	}
+	purge := func(at time.Time, limit int) int {
+		t.Helper()
+		total := 0
+		for range 100 {
+			n, err := s.PurgeExpiredRefreshTokens(ctx, at, limit)
+			must(t, err)
+			if n > limit {
+				t.Errorf("PurgeExpiredRefreshTokens(limit %d) = %d", limit, n)
+			}
+			if n == 0 {
+				return total
+			}
+			total += n
+		}
+		t.Fatal("PurgeExpiredRefreshTokens never ran out of work")
+		return 0
+	}
+	live := func(what string, ids ...string) {
+		t.Helper()
+		for _, id := range ids {
+			if _, err := s.GetRefreshToken(ctx, id); err != nil {
+				t.Errorf("%s: %s: %v", what, id, err)
+			}
+		}
+	}
+	gone := func(what string, ids ...string) {
+		t.Helper()
+		for _, id := range ids {
+			_, err := s.GetRefreshToken(ctx, id)
+			wantErr(t, what+": "+id, err, store.ErrNotFound)
+		}
+	}
+
+	a2, c2, e2 := rotated("a"), rotated("c"), rotated("e")
+	at := now.Add(70 * time.Minute)
+	if n := purge(at, 1); n != 0 {
+		t.Errorf("purge at +70m deleted %d tokens of live families", n)
+	}
+	live("after purge at +70m", "a", a2, "c", c2, "e", e2)
+
+	// Reuse past the token's own idle expiry is still reuse.
+	err := s.ExchangeRefreshToken(ctx, store.RefreshExchange{ID: "a", Now: at, Next: tok("a-3", "a", at)})
+	wantErr(t, "reuse past the idle expiry", err, store.ErrRefreshTokenReused)
+	gone("family after reuse", "a", a2, "a-3")
+
+	// The family is revoked by its id, the id of its first token.
+	must(t, s.RevokeRefreshTokenFamily(ctx, "c"))
+	gone("after RevokeRefreshTokenFamily", "c", c2)
+
+	// Once the latest token has idled out the family is dead, and purged
+	// whole, even one token per batch.
+	if n := purge(now.Add(100*time.Minute), 1); n != 2 {
+		t.Errorf("purge of a dead family deleted %d tokens, want 2", n)
+	}
+	gone("dead family after purge", "e", e2)
 }
