@@ -444,9 +444,13 @@ type RefreshTokenStore interface {
 	ListRefreshTokens(ctx context.Context, f RefreshTokenFilter, opts ListOptions) ([]*RefreshToken, int, error)
 	// RevokeRefreshTokenFamily deletes the family familyID (the ID of its
 	// first token, whether or not that token is still stored);
-	// ErrNotFound when it has no token.
+	// ErrNotFound when it has no token. An exchange of the family's token
+	// that runs concurrently either completes first, its new token
+	// deleted with the family, or fails with ErrNotFound: no token of the
+	// family is usable once it returns.
 	RevokeRefreshTokenFamily(ctx context.Context, familyID string) error
-	// RevokeUserRefreshTokens deletes every refresh token of a user.
+	// RevokeUserRefreshTokens deletes every refresh token of a user, with
+	// the guarantee of RevokeRefreshTokenFamily for each family.
 	RevokeUserRefreshTokens(ctx context.Context, userID string) (int, error)
 	// PurgeExpiredRefreshTokens deletes at most limit expired tokens and
 	// reports how many it deleted. A rotated token is purged only with

@@ -132,17 +132,36 @@ const usable = `(expires_at IS NULL OR expires_at > $2)
 const rotateRefreshSQL = `UPDATE refresh_tokens SET rotated_at = COALESCE(rotated_at, $2), idle_expires_at = NULL,
 	last_exchanged_at = $2, last_ip = $4, last_ua = $5 WHERE id = $1 AND ` + usable
 
+// lockFamilySQL serializes the writes of one family on PostgreSQL: a
+// rotation's UPDATE and INSERT, and the DELETE of a revocation, which
+// takes its snapshot only once it holds the lock and so sees the token a
+// rotation before it inserted. Without it that token would outlive the
+// revocation. The key is the family id, hashed: a collision only
+// serializes two families.
+var lockFamilySQL = fmt.Sprintf("SELECT pg_advisory_xact_lock(%d, hashtext($1::text))", lockRefreshFamily)
+
+// lockFamilyOfSQL is lockFamilySQL for the family of the token $1.
+var lockFamilyOfSQL = fmt.Sprintf("SELECT pg_advisory_xact_lock(%d, hashtext(family_id)) FROM refresh_tokens WHERE id = $1", lockRefreshFamily)
+
+// lockedFamily takes the lock of the family of token $1 before the
+// rotation of rotateRefreshPGSQL locks the token's row: the uncorrelated
+// EXISTS is a one-time filter, evaluated before the scan, so that a
+// revocation holding the lock never waits for a row of ours.
+var lockedFamily = "locked AS MATERIALIZED (" + lockFamilyOfSQL + ")"
+
 // rotateRefreshPGSQL is a rotation that succeeds as one statement on
-// PostgreSQL: the UPDATE of rotateRefreshSQL, then the next token's INSERT
-// only if it marked a row.
-const rotateRefreshPGSQL = `WITH rotated AS (` + rotateRefreshSQL + ` RETURNING 1)
+// PostgreSQL: the UPDATE of rotateRefreshSQL under the family's lock, then
+// the next token's INSERT only if it marked a row.
+var rotateRefreshPGSQL = `WITH ` + lockedFamily + `,
+	rotated AS (` + rotateRefreshSQL + ` AND EXISTS (SELECT 1 FROM locked) RETURNING 1)
 	INSERT INTO refresh_tokens (` + refreshCols + `) SELECT $6::text, $7::text, $8::bytea, $9::text, $10::text, $11::text,
 		$12::text, $13::boolean, $14::bigint, $15::bigint, $16::bigint, $17::bigint, $18::bigint, $19::text, $20::text,
 		$21::text, $22::text FROM rotated`
 
 // rotateRefreshLoggedPGSQL is rotateRefreshPGSQL that also stores the
 // exchange's log event, only if the next token was inserted.
-const rotateRefreshLoggedPGSQL = `WITH rotated AS (` + rotateRefreshSQL + ` RETURNING 1),
+var rotateRefreshLoggedPGSQL = `WITH ` + lockedFamily + `,
+	rotated AS (` + rotateRefreshSQL + ` AND EXISTS (SELECT 1 FROM locked) RETURNING 1),
 	inserted AS (INSERT INTO refresh_tokens (` + refreshCols + `) SELECT $6::text, $7::text, $8::bytea, $9::text, $10::text,
 		$11::text, $12::text, $13::boolean, $14::bigint, $15::bigint, $16::bigint, $17::bigint, $18::bigint, $19::text,
 		$20::text, $21::text, $22::text FROM rotated RETURNING 1)
@@ -194,6 +213,9 @@ func (s *Store) ExchangeRefreshToken(ctx context.Context, ex store.RefreshExchan
 			hot = hotTx{tx, stmts}
 		)
 		if ex.Next != nil {
+			if err := s.lockFamily(ctx, tx, lockFamilyOfSQL, ex.ID); err != nil {
+				return err
+			}
 			res, err = hot.ExecContext(ctx, rotateRefreshSQL, ex.ID, at, since, ex.IP, ex.UA)
 		} else {
 			res, err = tx.ExecContext(ctx, `UPDATE refresh_tokens SET idle_expires_at = $6,
@@ -229,6 +251,9 @@ func (s *Store) ExchangeRefreshToken(ctx context.Context, ex store.RefreshExchan
 			return store.ErrNotFound
 		}
 		reused = true
+		if err := s.lockFamily(ctx, tx, lockFamilySQL, family); err != nil {
+			return err
+		}
 		_, err = tx.ExecContext(ctx, "DELETE FROM refresh_tokens WHERE family_id = $1", family)
 		return err
 	})
@@ -270,19 +295,54 @@ func (s *Store) ListRefreshTokens(ctx context.Context, f store.RefreshTokenFilte
 	return out, total, nil
 }
 
-func (s *Store) RevokeRefreshTokenFamily(ctx context.Context, familyID string) error {
-	res, err := s.write.ExecContext(ctx, "DELETE FROM refresh_tokens WHERE family_id = $1", familyID)
-	if err == nil {
-		err = affected(res)
+// lockFamily takes a family's lock (lockFamilySQL or lockFamilyOfSQL with
+// its argument) on PostgreSQL; SQLite's write transactions are serialized
+// already.
+func (s *Store) lockFamily(ctx context.Context, tx *sql.Tx, q string, arg string) error {
+	if s.d.lockSQL == "" {
+		return nil
 	}
+	_, err := tx.ExecContext(ctx, q, arg)
+	return err
+}
+
+// RevokeRefreshTokenFamily deletes the family under its lock, so that a
+// rotation in progress either finishes first, its new token deleted with
+// the family, or finds its token gone.
+func (s *Store) RevokeRefreshTokenFamily(ctx context.Context, familyID string) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		if err := s.lockFamily(ctx, tx, lockFamilySQL, familyID); err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, "DELETE FROM refresh_tokens WHERE family_id = $1", familyID)
+		if err != nil {
+			return err
+		}
+		return affected(res)
+	})
 	if err != nil {
 		return s.fail("revoke refresh token", err)
 	}
 	return nil
 }
 
+// lockUserFamiliesSQL takes the lock of every family of the user $1, in
+// one order, so that two revocations of one user cannot deadlock.
+var lockUserFamiliesSQL = fmt.Sprintf(`SELECT pg_advisory_xact_lock(%d, hashtext(family_id))
+	FROM (SELECT DISTINCT family_id FROM refresh_tokens WHERE user_id = $1 ORDER BY family_id) f`, lockRefreshFamily)
+
+// RevokeUserRefreshTokens deletes under the locks of the user's families,
+// as RevokeRefreshTokenFamily does.
 func (s *Store) RevokeUserRefreshTokens(ctx context.Context, userID string) (int, error) {
-	res, err := s.write.ExecContext(ctx, "DELETE FROM refresh_tokens WHERE user_id = $1", userID)
+	var res sql.Result
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		if err := s.lockFamily(ctx, tx, lockUserFamiliesSQL, userID); err != nil {
+			return err
+		}
+		var err error
+		res, err = tx.ExecContext(ctx, "DELETE FROM refresh_tokens WHERE user_id = $1", userID)
+		return err
+	})
 	return s.count("revoke user refresh tokens", res, err)
 }
 

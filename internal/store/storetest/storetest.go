@@ -42,6 +42,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"RefreshTokenRevocation", testRefreshTokenRevocation},
 		{"RefreshTokenRace", testRefreshTokenRace},
 		{"RefreshTokenOutOfOrderClocks", testRefreshTokenOutOfOrderClocks},
+		{"RefreshTokenRevocationRace", testRefreshTokenRevocationRace},
 		{"RefreshTokenPurgeKeepsFamilies", testRefreshTokenPurgeKeepsFamilies},
 		{"TenantSettings", testTenantSettings},
 		{"UserUpsert", testUserUpsert},

@@ -553,6 +553,57 @@ func testRefreshTokenOutOfOrderClocks(t *testing.T, s store.Store) {
 	}
 }
 
+// testRefreshTokenRevocationRace revokes a family while its token is
+// being exchanged, round after round: once a revocation has reported
+// success, no token of the family may be usable, including the one the
+// concurrent rotation created.
+func testRefreshTokenRevocationRace(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	tok := refreshFixture(t, s)
+	now := time.Now().UTC()
+	for _, c := range []struct {
+		name   string
+		revoke func(family string) error
+	}{
+		{"family", func(family string) error { return s.RevokeRefreshTokenFamily(ctx, family) }},
+		{"user", func(string) error {
+			_, err := s.RevokeUserRefreshTokens(ctx, "u1")
+			return err
+		}},
+	} {
+		name, revoke := c.name, c.revoke
+		for round := range 60 {
+			family := fmt.Sprintf("%s%d", name, round)
+			next := family + "-next"
+			must(t, s.CreateRefreshToken(ctx, tok(family, "", now)))
+			var exErr, revErr error
+			var wg sync.WaitGroup
+			start := make(chan struct{})
+			wg.Go(func() {
+				<-start
+				exErr = s.ExchangeRefreshToken(ctx, store.RefreshExchange{ID: family, Now: now, Next: tok(next, family, now)})
+			})
+			wg.Go(func() {
+				<-start
+				revErr = revoke(family)
+			})
+			close(start)
+			wg.Wait()
+			if exErr != nil && !errors.Is(exErr, store.ErrNotFound) {
+				t.Fatalf("%s round %d: exchange: %v", name, round, exErr)
+			}
+			if revErr != nil {
+				t.Fatalf("%s round %d: revoke: %v", name, round, revErr)
+			}
+			for _, id := range []string{family, next} {
+				if _, err := s.GetRefreshToken(ctx, id); !errors.Is(err, store.ErrNotFound) {
+					t.Fatalf("%s round %d: token %s survived its family's revocation (exchange: %v): %v", name, round, id, exErr, err)
+				}
+			}
+		}
+	}
+}
+
 // testRefreshTokenPurgeKeepsFamilies: a rotated token is kept as long as
 // its family lives, past its own idle expiry, so that its reuse is still
 // detected and the family can still be revoked by its id; once the family
