@@ -9,6 +9,8 @@ import (
 // must happen everywhere, and the purge and the scheduled rotation are
 // safe to run concurrently (bounded deletes; a conditional rotation).
 const (
+	// keyReloadEvery bounds how long a replica can miss another's key
+	// change when the notification that reloads at once was lost.
 	keyReloadEvery = 30 * time.Second
 	purgeEvery     = 10 * time.Minute
 	purgeBatch     = 500

@@ -1,9 +1,11 @@
 package server_test
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -76,4 +78,64 @@ func TestReplicaSeesRotationAndDeletion(t *testing.T) {
 	}
 	mustDo("DELETE", "api/v2/clients/"+id, nil, http.StatusNoContent)
 	refusedSoon("deleted client", rotated, cachedAt)
+}
+
+// TestReplicaFollowsKeyRotationAndRevocation: two Gatehouse replicas on
+// one PostgreSQL schema, neither running its periodic key reload (only
+// Serve starts it). After a rotation through replica A's Management API,
+// replica B signs with the new key; after A revokes the previous key, B
+// no longer publishes it and refuses the tokens it signed.
+func TestReplicaFollowsKeyRotationAndRevocation(t *testing.T) {
+	a := servertest.Start(t, storetest.Postgres)
+	b := servertest.Start(t, storetest.Postgres, func(c *config.Config) {
+		c.Database, c.SecretKey = a.Config.Database, a.Config.SecretKey
+	})
+	kidOf := func(jwt string) string {
+		t.Helper()
+		head, _, _ := strings.Cut(jwt, ".")
+		raw, err := base64.RawURLEncoding.DecodeString(head)
+		var h struct{ Kid string }
+		if err == nil {
+			err = json.Unmarshal(raw, &h)
+		}
+		if err != nil {
+			t.Fatalf("JWT header %q: %v", head, err)
+		}
+		return h.Kid
+	}
+	published := func(kid string) bool {
+		t.Helper()
+		status, _, raw := b.Do(t, "GET", ".well-known/jwks.json", "", nil)
+		if status != http.StatusOK {
+			t.Fatalf("jwks at B: %d %s", status, raw)
+		}
+		return strings.Contains(string(raw), `"kid":"`+kid+`"`)
+	}
+	eventually := func(what string, ok func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(3 * time.Second)
+		for !ok() {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: replica B did not follow within 3 s", what)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+
+	adminA, oldTokenB := a.ManagementToken(t), b.ManagementToken(t)
+	old := kidOf(oldTokenB)
+	status, _, raw := a.Do(t, "POST", "api/v2/keys/signing/rotate", adminA, nil)
+	var next struct{ Kid string }
+	if err := json.Unmarshal(raw, &next); status != http.StatusCreated || err != nil {
+		t.Fatalf("rotate at A: %d %s", status, raw)
+	}
+	eventually("rotation", func() bool { return kidOf(b.ManagementToken(t)) != old && published(next.Kid) })
+
+	if status, _, raw := a.Do(t, "PUT", "api/v2/keys/signing/"+old+"/revoke", adminA, nil); status != http.StatusOK {
+		t.Fatalf("revoke at A: %d %s", status, raw)
+	}
+	eventually("revocation", func() bool {
+		status, _, _ := b.Do(t, "GET", "api/v2/clients", oldTokenB, nil)
+		return status == http.StatusUnauthorized && !published(old)
+	})
 }

@@ -180,12 +180,14 @@ func build(ctx context.Context, cfg *config.Config, logger *slog.Logger, notice 
 	})
 	// The listener lives as long as the handler may serve, from here to
 	// Close, rather than only within Serve: draining requests still read
-	// the cache.
+	// the cache and sign with the keys. Another replica's key rotation or
+	// revocation reloads the keys here at once; Run's periodic reload
+	// remains the bound when a notification is lost.
 	lctx, stopListening := context.WithCancel(context.WithoutCancel(ctx))
 	listening := make(chan struct{})
 	go func() {
 		defer close(listening)
-		st.ListenConfigChanges(lctx, c.Invalidate)
+		st.Listen(lctx, sqlstore.Changes{Config: c.Invalidate, Keys: func() { keys.Refresh(lctx) }})
 	}()
 	return &Server{
 		metrics:       m,

@@ -163,7 +163,9 @@ const (
 	KeyRevoked  KeyState = "revoked"
 )
 
-// KeyStore persists signing keys.
+// KeyStore persists signing keys. Every write that changes a key is
+// reported to the other processes sharing the database (sqlstore:
+// Changes.Keys on PostgreSQL), so that they reload at once.
 type KeyStore interface {
 	// ListSigningKeys returns every key, revoked ones included, newest first.
 	ListSigningKeys(ctx context.Context) ([]*SigningKey, error)

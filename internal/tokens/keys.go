@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/big"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -50,6 +51,9 @@ type Keys struct {
 	sealer Sealer
 	logger *slog.Logger
 	set    atomic.Pointer[keySet]
+	// reloading serializes reloads: of two that overlap, the one that
+	// read the store first must not swap its keys in last.
+	reloading sync.Mutex
 }
 
 // keySet is an immutable snapshot of the keys, swapped whole on Reload.
@@ -108,6 +112,8 @@ var errNoCurrentKey = errors.New("tokens: no current signing key in the store")
 // use after a rotation or periodically when replicas share a database. On
 // error the keys in use are kept.
 func (k *Keys) Reload(ctx context.Context) error {
+	k.reloading.Lock()
+	defer k.reloading.Unlock()
 	rows, err := k.ks.ListSigningKeys(ctx)
 	if err != nil {
 		return fmt.Errorf("tokens: list signing keys: %w", err)
@@ -118,6 +124,15 @@ func (k *Keys) Reload(ctx context.Context) error {
 	}
 	k.set.Store(set)
 	return nil
+}
+
+// Refresh reloads the keys because another process reported a change,
+// logging a failure rather than returning it: the periodic reload of Run
+// retries.
+func (k *Keys) Refresh(ctx context.Context) {
+	if err := k.Reload(ctx); err != nil && ctx.Err() == nil {
+		k.logger.ErrorContext(ctx, "reloading signing keys after a change failed: retried within the reload interval", "error", err)
+	}
 }
 
 // KID is the id of the key that currently signs.

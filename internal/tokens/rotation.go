@@ -90,8 +90,9 @@ func (k *Keys) Revoke(ctx context.Context, kid string) (*store.SigningKey, error
 }
 
 // Run reloads the keys every reload, so that a rotation or revocation on
-// another replica takes effect here, and rotates when the current key has
-// been current for rotateEvery (0: never). It returns when ctx is done.
+// another replica takes effect here even when its notification (Refresh)
+// was lost, and rotates when the current key has been current for
+// rotateEvery (0: never). It returns when ctx is done.
 func (k *Keys) Run(ctx context.Context, reload, rotateEvery time.Duration) {
 	t := time.NewTicker(reload)
 	defer t.Stop()

@@ -1,6 +1,7 @@
 package tokens
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"slices"
@@ -72,6 +73,84 @@ func TestRotationAcrossProcesses(t *testing.T) {
 				t.Errorf("replica %d: in-flight token: %v", i, err)
 			}
 		}
+	})
+}
+
+// TestKeyChangesReachOtherReplicas: two Keys, each on its own store, on
+// one PostgreSQL schema; replica B follows the store's key notifications,
+// as a server does, and runs no periodic reload. A rotation through
+// replica A makes B sign with the new key, and a revocation through A
+// makes B stop publishing and accepting the revoked key, within a bound
+// far below the periodic reload's 30 s.
+func TestKeyChangesReachOtherReplicas(t *testing.T) {
+	ctx := t.Context()
+	dsn := storetest.DSN(t, storetest.Postgres)
+	kr := newKeyring(t)
+	open := func() (*sqlstore.Store, *Keys) {
+		s, err := sqlstore.Open(ctx, dsn, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		if err := s.Migrate(ctx); err != nil {
+			t.Fatal(err)
+		}
+		k, err := NewKeys(ctx, s, kr, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := k.EnsureNext(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return s, k
+	}
+	_, a := open()
+	stB, b := open()
+	lctx, stop := context.WithCancel(context.Background())
+	listening := make(chan struct{})
+	go func() {
+		defer close(listening)
+		stB.Listen(lctx, sqlstore.Changes{Keys: func() { b.Refresh(lctx) }})
+	}()
+	t.Cleanup(func() {
+		stop()
+		<-listening
+	})
+
+	old := b.KID()
+	signed, err := b.Sign(map[string]any{"sub": "x", "exp": time.Now().Add(time.Hour).Unix()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// eventually polls replica B until ok holds.
+	eventually := func(what string, ok func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(3 * time.Second)
+		for !ok() {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: replica B did not follow within 3 s", what)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+
+	next, err := a.Rotate(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	current := a.KID()
+	eventually("rotation", func() bool { return b.KID() == current })
+	eventually("next key published", func() bool { return slices.Contains(jwksKIDs(t, b), next.KID) })
+	if _, _, err := b.Verify(signed); err != nil {
+		t.Fatalf("token of the previous key before its revocation: %v", err)
+	}
+
+	if _, err := a.Revoke(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	eventually("revocation", func() bool {
+		_, _, err := b.Verify(signed)
+		return err != nil && !slices.Contains(jwksKIDs(t, b), old)
 	})
 }
 

@@ -39,7 +39,7 @@ func TestReplicasSeeEachOthersWrites(t *testing.T) {
 	stopped := make(chan struct{})
 	go func() {
 		defer close(stopped)
-		stB.ListenConfigChanges(lctx, cacheB.Invalidate)
+		stB.Listen(lctx, sqlstore.Changes{Config: cacheB.Invalidate})
 	}()
 	t.Cleanup(func() {
 		stop()

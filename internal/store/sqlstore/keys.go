@@ -66,8 +66,11 @@ func (s *Store) InsertSigningKeyIfNone(ctx context.Context, k *store.SigningKey)
 			"INSERT INTO signing_keys ("+keyCols+") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
 			k.KID, string(k.State), k.PrivateEnc, k.CertDER, created.UnixMilli(),
 			nullMS(k.CurrentSince), nullMS(k.CurrentUntil), nullMS(k.RevokedAt))
-		inserted = err == nil
-		return err
+		if err != nil {
+			return err
+		}
+		inserted = true
+		return s.keysChanged(ctx, tx)
 	})
 	if err != nil {
 		return false, s.fail("insert signing key", err)
@@ -93,7 +96,10 @@ func (s *Store) UpdateSigningKey(ctx context.Context, k *store.SigningKey) error
 		if err != nil {
 			return err
 		}
-		return affected(res)
+		if err := affected(res); err != nil {
+			return err
+		}
+		return s.keysChanged(ctx, tx)
 	})
 	if err != nil {
 		return s.fail("update signing key", err)
@@ -145,7 +151,7 @@ func (s *Store) RotateSigningKeys(ctx context.Context, ifCurrent string, next *s
 			}
 		}
 		rotated = true
-		return nil
+		return s.keysChanged(ctx, tx)
 	})
 	if err != nil {
 		return false, s.fail("rotate signing keys", err)
@@ -185,9 +191,12 @@ func (s *Store) RevokeSigningKey(ctx context.Context, kid string, at time.Time) 
 		)
 		err = tx.QueryRowContext(ctx, "SELECT "+keyCols+" FROM signing_keys WHERE kid = $1", kid).
 			Scan(&row.KID, &row.State, &row.PrivateEnc, &row.CertDER, &created, &since, &until, &revok)
+		if err != nil {
+			return err
+		}
 		row.CreatedAt, row.CurrentSince, row.CurrentUntil, row.RevokedAt = fromMS(created), fromNullMS(since), fromNullMS(until), fromNullMS(revok)
 		k = &row
-		return err
+		return s.keysChanged(ctx, tx)
 	})
 	if err != nil {
 		return nil, s.fail("revoke signing key", err)

@@ -104,7 +104,7 @@ type Store struct {
 	prepared   prepared
 	group      *batcher[*groupJob]  // SQLite only
 	logBatch   *batcher[*logAppend] // PostgreSQL only
-	listenCfg  *pgx.ConnConfig      // PostgreSQL only: for ListenConfigChanges
+	listenCfg  *pgx.ConnConfig      // PostgreSQL only: for Listen
 }
 
 var _ store.Store = (*Store)(nil)
