@@ -87,12 +87,13 @@ const (
 	KindUnavailable
 	// KindInvalidUpstreamToken: the provider's answer did not validate.
 	KindInvalidUpstreamToken
-	// KindTenantNotAllowed: this user may not sign in to this application,
-	// whatever the password: their organisation is not one the connection
-	// accepts (multi-tenant connections), or the provider refuses the user
-	// for the app (not assigned to it, not in its tenant, outside logon
-	// hours).
+	// KindTenantNotAllowed: the user's organisation is not one a
+	// multi-tenant connection accepts (allowed_tenants).
 	KindTenantNotAllowed
+	// KindUserNotAllowed: the provider refuses this user for the app
+	// whatever the password (not assigned to it, not in its tenant,
+	// outside logon hours).
+	KindUserNotAllowed
 )
 
 var kindNames = map[Kind]string{
@@ -107,6 +108,7 @@ var kindNames = map[Kind]string{
 	KindUnavailable:          "unavailable",
 	KindInvalidUpstreamToken: "invalid_upstream_token",
 	KindTenantNotAllowed:     "tenant_not_allowed",
+	KindUserNotAllowed:       "user_not_allowed",
 }
 
 func (k Kind) String() string {

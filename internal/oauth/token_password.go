@@ -279,6 +279,9 @@ func failureResponse(ce *connection.Error) (string, *Error) {
 	case connection.KindTenantNotAllowed:
 		return audit.FailedExchangePassword, forbidden("access_denied",
 			"Users of this organization are not allowed to sign in to this application.")
+	case connection.KindUserNotAllowed:
+		return audit.FailedExchangePassword, forbidden("access_denied",
+			"This user is not allowed to sign in to this application.")
 	case connection.KindUnavailable:
 		retry := ce.RetryAfter
 		if retry <= 0 {

@@ -58,12 +58,13 @@ func TestDirectoryRefusesUser(t *testing.T) {
 		code   string
 		desc   string
 		hint   string
+		reason string
 	}{
-		{"unassigned@contoso.com", 403, "access_denied", "Users of this organization are not allowed to sign in to this application.", "not assigned to the application"},
-		{"outsider@fabrikam.com", 403, "access_denied", "Users of this organization are not allowed to sign in to this application.", "not in this tenant"},
-		{"nightshift@contoso.com", 403, "access_denied", "Users of this organization are not allowed to sign in to this application.", "logon hours"},
-		{"pta-down@contoso.com", 503, "temporarily_unavailable", "The identity provider is temporarily unavailable. Try again later.", "pass-through authentication agent"},
-		{"pta-skew@contoso.com", 503, "temporarily_unavailable", "The identity provider is temporarily unavailable. Try again later.", "time synchronization"},
+		{"unassigned@contoso.com", 403, "access_denied", "This user is not allowed to sign in to this application.", "not assigned to the application", "user_not_allowed"},
+		{"outsider@fabrikam.com", 403, "access_denied", "This user is not allowed to sign in to this application.", "not in this tenant", "user_not_allowed"},
+		{"nightshift@contoso.com", 403, "access_denied", "This user is not allowed to sign in to this application.", "logon hours", "user_not_allowed"},
+		{"pta-down@contoso.com", 503, "temporarily_unavailable", "The identity provider is temporarily unavailable. Try again later.", "pass-through authentication agent", "unavailable"},
+		{"pta-skew@contoso.com", 503, "temporarily_unavailable", "The identity provider is temporarily unavailable. Try again later.", "time synchronization", "unavailable"},
 	} {
 		aadsts := "AADSTS" + strconv.Itoa(codes[tc.user])
 		// More attempts than max_attempts: none of them is counted.
@@ -78,7 +79,7 @@ func TestDirectoryRefusesUser(t *testing.T) {
 		}
 		ev := lastEvent(t, e, "")
 		d, _ := ev["details"].(map[string]any)
-		if hint, _ := d["hint"].(string); ev["type"] != "fepft" || ev["user_name"] != tc.user || d["error_code"] != aadsts || !strings.Contains(hint, tc.hint) {
+		if hint, _ := d["hint"].(string); ev["type"] != "fepft" || ev["user_name"] != tc.user || d["error_code"] != aadsts || d["reason"] != tc.reason || !strings.Contains(hint, tc.hint) {
 			t.Errorf("%s: log event %v", tc.user, ev)
 		}
 	}

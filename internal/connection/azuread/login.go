@@ -293,10 +293,7 @@ func kindOf(c entra.Class) connection.Kind {
 	case entra.ClassThrottled, entra.ClassUnavailable:
 		return connection.KindUnavailable
 	case entra.ClassUserNotAllowed:
-		// Entra refusing this user for the app is, to the caller, what the
-		// allowed_tenants check says of a foreign user: this user may not
-		// sign in here, and no password will change that.
-		return connection.KindTenantNotAllowed
+		return connection.KindUserNotAllowed
 	default: // consent, app configuration, unknown
 		return connection.KindMisconfigured
 	}
