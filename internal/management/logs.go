@@ -47,6 +47,12 @@ func (a *API) listLogs(w http.ResponseWriter, r *http.Request) {
 			WriteError(w, BadQuery("Gatehouse supports q with type:<code> or user_id:\"...\" for logs."))
 			return
 		}
+		// An empty value would be no filter at all: a script's
+		// user_id:"$ID" with ID unset would read every user's events.
+		if m[2]+m[3] == "" {
+			WriteError(w, BadQuery("The value of "+m[1]+" in q must not be empty."))
+			return
+		}
 		if m[1] == "type" {
 			f.Type = m[2] + m[3]
 		} else {
