@@ -22,31 +22,45 @@ func (a *API) audited(pattern string, h http.HandlerFunc) http.HandlerFunc {
 	}
 	return func(w http.ResponseWriter, r *http.Request) {
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		defer func() {
+			// A panicking write may have changed something before it
+			// failed: it is recorded as the 500 the server will answer,
+			// and the panic goes on to that answer.
+			if v := recover(); v != nil {
+				a.record(r, route, http.StatusInternalServerError)
+				panic(v)
+			}
+		}()
 		h(sw, r)
-		typ := audit.SuccessAPIOperation
-		if sw.status >= 400 {
-			typ = audit.FailedAPIOperation
-		}
-		ip, _, err := net.SplitHostPort(r.RemoteAddr)
-		if err != nil {
-			ip = r.RemoteAddr
-		}
-		e := &audit.Event{
-			Type:      typ,
-			ClientID:  strings.TrimSuffix(PrincipalFrom(r.Context()).Subject, "@clients"),
-			IP:        ip,
-			UserAgent: r.UserAgent(),
-			Hostname:  r.Host,
-			Details: map[string]any{
-				"request":  map[string]any{"method": r.Method, "path": r.URL.Path, "route": route},
-				"response": map[string]any{"statusCode": sw.status},
-			},
-		}
-		// The write is done; a lost event is logged, not turned into an
-		// error the caller would retry.
-		if err := a.audit.Record(context.WithoutCancel(r.Context()), e); err != nil {
-			a.logger.ErrorContext(r.Context(), "recording log event failed", "type", typ, "error", err)
-		}
+		a.record(r, route, sw.status)
+	}
+}
+
+// record stores the sapi or fapi event of a write answered with status.
+func (a *API) record(r *http.Request, route string, status int) {
+	typ := audit.SuccessAPIOperation
+	if status >= 400 {
+		typ = audit.FailedAPIOperation
+	}
+	ip, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		ip = r.RemoteAddr
+	}
+	e := &audit.Event{
+		Type:      typ,
+		ClientID:  strings.TrimSuffix(PrincipalFrom(r.Context()).Subject, "@clients"),
+		IP:        ip,
+		UserAgent: r.UserAgent(),
+		Hostname:  r.Host,
+		Details: map[string]any{
+			"request":  map[string]any{"method": r.Method, "path": r.URL.Path, "route": route},
+			"response": map[string]any{"statusCode": status},
+		},
+	}
+	// The write is done; a lost event is logged, not turned into an
+	// error the caller would retry.
+	if err := a.audit.Record(context.WithoutCancel(r.Context()), e); err != nil {
+		a.logger.ErrorContext(r.Context(), "recording log event failed", "type", typ, "error", err)
 	}
 }
 
