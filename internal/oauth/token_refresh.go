@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/gatehouse/gatehouse/internal/audit"
 	"github.com/gatehouse/gatehouse/internal/store"
@@ -62,19 +63,20 @@ func (p *Provider) useRefreshToken(ctx context.Context, t *tokenRequest, c *stor
 	if (rt.ExpiresAt != nil && !now.Before(*rt.ExpiresAt)) || (rt.RotatedAt == nil && rt.IdleExpiresAt != nil && !now.Before(*rt.IdleExpiresAt)) {
 		return nil, errBadRefreshToken(errors.New("refresh token expired"))
 	}
+	pol := refreshPolicyOf(c)
 	scopes := strings.Fields(rt.Scope)
 	if req := strings.Fields(t.get("scope")); len(req) > 0 {
 		for _, s := range req {
 			if !slices.Contains(scopes, s) {
-				return nil, &Error{Status: http.StatusForbidden, Code: "invalid_scope",
-					Description: "The requested scope exceeds the scope granted by the resource owner."}
+				return nil, p.refuseRefresh(ctx, rt, now, pol, &Error{Status: http.StatusForbidden, Code: "invalid_scope",
+					Description: "The requested scope exceeds the scope granted by the resource owner."})
 			}
 		}
 		scopes = req
 	}
 	ev.Scope = strings.Join(scopes, " ")
 	if u.Blocked {
-		return nil, &Error{Status: http.StatusUnauthorized, Code: "unauthorized", Description: "user is blocked"}
+		return nil, p.refuseRefresh(ctx, rt, now, pol, &Error{Status: http.StatusUnauthorized, Code: "unauthorized", Description: "user is blocked"})
 	}
 	var api *store.ResourceServer
 	if rt.Audience != "" {
@@ -85,7 +87,6 @@ func (p *Provider) useRefreshToken(ctx context.Context, t *tokenRequest, c *stor
 	g := userGrant{client: c, user: u, requested: t.get("scope"), scopes: scopes, api: api, gty: grantRefreshToken,
 		ip: p.clientIP(t, c), ua: t.r.UserAgent(), fromRefresh: true}
 
-	pol := refreshPolicyOf(c)
 	ex := store.RefreshExchange{ID: rt.ID, Now: now, Leeway: pol.leeway, IP: g.ip, UA: g.ua}
 	var next string
 	if rt.Rotating {
@@ -122,4 +123,19 @@ func (p *Provider) useRefreshToken(ctx context.Context, t *tokenRequest, c *stor
 	}
 	resp.RefreshToken = next
 	return resp, nil
+}
+
+// refuseRefresh answers a refresh refused before the exchange with oe,
+// unless the token was rotated longer than the leeway ago: that is reuse
+// whatever else is wrong with the request, and reuse ends the family, as
+// the exchange would have.
+func (p *Provider) refuseRefresh(ctx context.Context, rt *store.RefreshToken, now time.Time, pol refreshPolicy, oe *Error) error {
+	if rt.RotatedAt == nil || now.Sub(*rt.RotatedAt) <= pol.leeway {
+		return oe
+	}
+	if err := p.refresh.RevokeRefreshTokenFamily(ctx, rt.FamilyID); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return errServer(err)
+	}
+	p.logger.WarnContext(ctx, "refresh token reuse detected: revoked its family", "client_id", rt.ClientID, "user_id", rt.UserID, "family", rt.FamilyID)
+	return errBadRefreshToken(store.ErrRefreshTokenReused)
 }

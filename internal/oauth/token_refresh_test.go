@@ -325,6 +325,24 @@ func TestRefreshTokens(t *testing.T) {
 				}
 				wantBadRefresh(t, "successor after the reuse", e.refresh(t, rt2, ""))
 			})
+
+			t.Run("reuse with a wider scope revokes the family", func(t *testing.T) {
+				refreshClient(t, e, map[string]any{"rotation_type": "rotating", "expiration_type": "expiring", "leeway": 0,
+					"infinite_token_lifetime": false, "token_lifetime": 3600, "infinite_idle_token_lifetime": false, "idle_token_lifetime": 1800})
+				rt1 := login(t)
+				rt2 := e.refresh(t, rt1, "").str("refresh_token")
+				if rt2 == "" {
+					t.Fatal("refresh failed")
+				}
+				time.Sleep(10 * time.Millisecond)
+				// A wider scope is refused, but the token is a rotated one:
+				// reuse, which ends the family whatever else is wrong.
+				wantBadRefresh(t, "reused token asking for more", e.refresh(t, rt1, scope+" read:everything"))
+				if ev := lastEvent(t, e, ""); ev["type"] != "ferrt" || ev["user_id"] != aliceID {
+					t.Errorf("event of the reuse: %v, want ferrt", ev)
+				}
+				wantBadRefresh(t, "successor after the reuse", e.refresh(t, rt2, ""))
+			})
 		})
 	}
 }
