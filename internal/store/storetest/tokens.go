@@ -353,14 +353,11 @@ func testRefreshTokenRevocation(t *testing.T, s store.Store) {
 	}
 }
 
-// testRefreshTokenRace exchanges one token from many goroutines without
-// leeway: one wins, the others are reuse and revoke the family.
-func testRefreshTokenRace(t *testing.T, s store.Store) {
-	ctx := t.Context()
-	tok := refreshFixture(t, s)
-	now := time.Now().UTC()
-	must(t, s.CreateRefreshToken(ctx, tok("a", "", now)))
-	const n = 8
+// concurrentExchanges runs exchange(0) … exchange(n-1) at once and counts
+// the successes; reuse and not-found are the losers' expected answers,
+// anything else fails t.
+func concurrentExchanges(t *testing.T, n int, exchange func(i int) error) int {
+	t.Helper()
 	var (
 		wg   sync.WaitGroup
 		mu   sync.Mutex
@@ -371,7 +368,7 @@ func testRefreshTokenRace(t *testing.T, s store.Store) {
 	for i := range n {
 		wg.Go(func() {
 			<-start
-			err := s.ExchangeRefreshToken(ctx, store.RefreshExchange{ID: "a", Now: now.Add(time.Second), Next: tok(fmt.Sprintf("n%d", i), "a", now)})
+			err := exchange(i)
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
@@ -388,6 +385,19 @@ func testRefreshTokenRace(t *testing.T, s store.Store) {
 	if len(errs) > 0 {
 		t.Fatal(errors.Join(errs...))
 	}
+	return wins
+}
+
+// testRefreshTokenRace exchanges one token from many goroutines without
+// leeway: one wins, the others are reuse and revoke the family.
+func testRefreshTokenRace(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	tok := refreshFixture(t, s)
+	now := time.Now().UTC()
+	must(t, s.CreateRefreshToken(ctx, tok("a", "", now)))
+	wins := concurrentExchanges(t, 8, func(i int) error {
+		return s.ExchangeRefreshToken(ctx, store.RefreshExchange{ID: "a", Now: now.Add(time.Second), Next: tok(fmt.Sprintf("n%d", i), "a", now)})
+	})
 	if wins != 1 {
 		t.Fatalf("%d concurrent exchanges of one token succeeded, want 1", wins)
 	}
@@ -520,33 +530,9 @@ func testRefreshTokenOutOfOrderClocks(t *testing.T, s store.Store) {
 		root := fmt.Sprintf("r%d", round)
 		must(t, s.CreateRefreshToken(ctx, tok(root, "", now)))
 		const n = 6
-		var (
-			wg   sync.WaitGroup
-			mu   sync.Mutex
-			wins int
-			errs []error
-		)
-		start := make(chan struct{})
-		for i := range n {
-			wg.Go(func() {
-				<-start
-				err := exchange(root, root, fmt.Sprintf("%s-%d", root, i), now.Add(time.Duration(n-i)*time.Millisecond), 0)
-				mu.Lock()
-				defer mu.Unlock()
-				switch {
-				case err == nil:
-					wins++
-				case errors.Is(err, store.ErrRefreshTokenReused), errors.Is(err, store.ErrNotFound):
-				default:
-					errs = append(errs, err)
-				}
-			})
-		}
-		close(start)
-		wg.Wait()
-		if len(errs) > 0 {
-			t.Fatal(errors.Join(errs...))
-		}
+		wins := concurrentExchanges(t, n, func(i int) error {
+			return exchange(root, root, fmt.Sprintf("%s-%d", root, i), now.Add(time.Duration(n-i)*time.Millisecond), 0)
+		})
 		if wins != 1 {
 			t.Fatalf("round %d: %d concurrent exchanges of one token succeeded without leeway, want 1", round, wins)
 		}
