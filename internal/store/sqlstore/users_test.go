@@ -25,6 +25,9 @@ func TestMigrateSplitsUsers(t *testing.T) {
 					"email":"jane@contoso.example","groups":["a","b"],"email_verified":true,"app_metadata":{"plan":"gold","n":{"x":null}},"user_metadata":{"theme":"dark"}}`},
 				{"bare", `{"user_id":"bare","identities":[{"provider":"waad"}]}`},
 				{"nulls", `{"name":null,"app_metadata":null}`},
+				// jsonb refuses \u0000; the profile was TEXT and may hold it.
+				{"nul", `{"user_id":"nul","name":"N\u0000","user_metadata":{"note":"a\u0000b","path":"C:\\u0000"}}`},
+				{"scalar", `"odd"`},
 			} {
 				if err := sqlstore.Exec(ctx, s, `INSERT INTO users (user_id, connection, email, email_lower, profile, blocked, logins_count, last_ip, created_at, updated_at)
 					VALUES ($1, 'contoso', '', '', $2, FALSE, 0, '', 0, 0)`, u.id, u.profile); err != nil {
@@ -44,6 +47,8 @@ func TestMigrateSplitsUsers(t *testing.T) {
 					`{"plan":"gold","n":{"x":null}}`, `{"theme":"dark"}`},
 				{"bare", `{"user_id":"bare","identities":[{"provider":"waad"}]}`, ``, ``, ``},
 				{"nulls", `{}`, ``, `null`, ``},
+				{"nul", `{"user_id":"nul"}`, `{"name":"N\u0000"}`, ``, `{"note":"a\u0000b","path":"C:\\u0000"}`},
+				{"scalar", `"odd"`, ``, ``, ``},
 				{"none", ``, ``, ``, ``},
 			} {
 				u, err := s.GetUser(ctx, tc.id)

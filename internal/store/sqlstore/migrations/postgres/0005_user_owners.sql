@@ -9,17 +9,26 @@ ALTER TABLE users
     ADD COLUMN app_metadata TEXT,
     ADD COLUMN user_metadata TEXT;
 
--- jsonb_strip_nulls drops the null members jsonb_build_object gives
--- absent attributes.
+-- PostgreSQL's JSON functions refuse the \u0000 escape, which the profile
+-- (plain TEXT until now) may hold in an administrator's metadata; one such
+-- user would stop the migration, and every replica with it. The escape is
+-- swapped for a marker the functions pass through (the json type keeps
+-- each value's text as written) and put back afterwards. Swapping the
+-- text "\u0000" also inside "\\u0000" (an escaped backslash) is harmless:
+-- the marker starts with an escape too, and the swap back restores it.
+-- json_strip_nulls drops the null members json_build_object gives absent
+-- attributes. A profile that is not an object is left as it is.
 UPDATE users SET
-    root_attributes = NULLIF(jsonb_strip_nulls(jsonb_build_object(
-        'name', profile::jsonb -> 'name',
-        'given_name', profile::jsonb -> 'given_name',
-        'family_name', profile::jsonb -> 'family_name',
-        'nickname', profile::jsonb -> 'nickname',
-        'picture', profile::jsonb -> 'picture'))::text, '{}'),
-    app_metadata = (profile::jsonb -> 'app_metadata')::text,
-    user_metadata = (profile::jsonb -> 'user_metadata')::text,
-    profile = (profile::jsonb - ARRAY['name', 'given_name', 'family_name', 'nickname', 'picture',
-        'app_metadata', 'user_metadata'])::text
-WHERE profile IS NOT NULL;
+    root_attributes = NULLIF(replace(json_strip_nulls(json_build_object(
+        'name', p.j -> 'name',
+        'given_name', p.j -> 'given_name',
+        'family_name', p.j -> 'family_name',
+        'nickname', p.j -> 'nickname',
+        'picture', p.j -> 'picture'))::text, '\u001bgatehouse-nul\u001b', '\u0000'), '{}'),
+    app_metadata = replace((p.j -> 'app_metadata')::text, '\u001bgatehouse-nul\u001b', '\u0000'),
+    user_metadata = replace((p.j -> 'user_metadata')::text, '\u001bgatehouse-nul\u001b', '\u0000'),
+    profile = replace(COALESCE((SELECT json_object_agg(key, value) FROM json_each(p.j)
+        WHERE key NOT IN ('name', 'given_name', 'family_name', 'nickname', 'picture', 'app_metadata', 'user_metadata'))::text, '{}'),
+        '\u001bgatehouse-nul\u001b', '\u0000')
+FROM (SELECT seq, replace(profile, '\u0000', '\u001bgatehouse-nul\u001b')::json AS j FROM users WHERE profile IS NOT NULL) p
+WHERE users.seq = p.seq AND json_typeof(p.j) = 'object';
