@@ -119,7 +119,10 @@ func (s *Store) migrateNext(ctx context.Context) (*migration, error) {
 		if err != nil {
 			return err
 		}
-		if cur >= len(s.migrations) {
+		if cur > len(s.migrations) {
+			return newerSchema(cur, len(s.migrations))
+		}
+		if cur == len(s.migrations) {
 			return nil
 		}
 		next = &s.migrations[cur]
@@ -134,4 +137,12 @@ func (s *Store) migrateNext(ctx context.Context) (*migration, error) {
 		return nil, fmt.Errorf("sqlstore: migrate: %w", err)
 	}
 	return next, nil
+}
+
+// newerSchema refuses a database a newer Gatehouse has migrated: this
+// binary would misread what the newer one stores (migration 5, for one,
+// moved users' metadata out of the profile), and what it wrote back would
+// be lost to the newer one.
+func newerSchema(cur, latest int) error {
+	return fmt.Errorf("database schema is at version %d, newer than this Gatehouse knows (%d): run the newer Gatehouse", cur, latest)
 }

@@ -276,8 +276,11 @@ func (s *Store) Ping(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("sqlstore: ping: %w", err)
 	}
-	if latest := s.LatestVersion(); cur < latest {
+	switch latest := s.LatestVersion(); {
+	case cur < latest:
 		return fmt.Errorf("sqlstore: ping: database schema is at version %d, want %d: run migrations (gatehouse migrate)", cur, latest)
+	case cur > latest:
+		return fmt.Errorf("sqlstore: ping: %w", newerSchema(cur, latest))
 	}
 	return nil
 }

@@ -131,6 +131,30 @@ func TestPingWantsMigrations(t *testing.T) {
 	}
 }
 
+// TestNewerSchema: a database a newer Gatehouse migrated is refused, by
+// Migrate at start and by Ping at each readiness check, since this binary
+// would misread what the newer one stores.
+func TestNewerSchema(t *testing.T) {
+	for _, b := range storetest.Backends() {
+		t.Run(b, func(t *testing.T) {
+			ctx := t.Context()
+			s := openRaw(t, storetest.DSN(t, b))
+			if err := s.Migrate(ctx); err != nil {
+				t.Fatal(err)
+			}
+			next := s.LatestVersion() + 1
+			if err := sqlstore.Exec(ctx, s, "INSERT INTO schema_migrations (version, applied_at) VALUES ($1, 0)", next); err != nil {
+				t.Fatal(err)
+			}
+			for name, err := range map[string]error{"Migrate": s.Migrate(ctx), "Ping": s.Ping(ctx)} {
+				if err == nil || !strings.Contains(err.Error(), "newer than this Gatehouse knows") {
+					t.Errorf("%s on a newer schema = %v, want a refusal", name, err)
+				}
+			}
+		})
+	}
+}
+
 func TestMigrationsMatchAcrossBackends(t *testing.T) {
 	sq, err := sqlstore.MigrationNames("sqlite")
 	if err != nil {
