@@ -126,11 +126,12 @@ func (p *Provider) useRefreshToken(ctx context.Context, t *tokenRequest, c *stor
 }
 
 // refuseRefresh answers a refresh refused before the exchange with oe,
-// unless the token was rotated longer than the leeway ago: that is reuse
-// whatever else is wrong with the request, and reuse ends the family, as
-// the exchange would have.
+// unless the token was rotated, without a leeway or longer than the leeway
+// ago: that is reuse whatever else is wrong with the request, and reuse
+// ends the family, as the exchange would have. Without a leeway no clock
+// is compared, as in the store: another replica's clock may run ahead.
 func (p *Provider) refuseRefresh(ctx context.Context, rt *store.RefreshToken, now time.Time, pol refreshPolicy, oe *Error) error {
-	if rt.RotatedAt == nil || now.Sub(*rt.RotatedAt) <= pol.leeway {
+	if rt.RotatedAt == nil || (pol.leeway > 0 && now.Sub(*rt.RotatedAt) <= pol.leeway) {
 		return oe
 	}
 	if err := p.refresh.RevokeRefreshTokenFamily(ctx, rt.FamilyID); err != nil && !errors.Is(err, store.ErrNotFound) {

@@ -334,7 +334,6 @@ func TestRefreshTokens(t *testing.T) {
 				if rt2 == "" {
 					t.Fatal("refresh failed")
 				}
-				time.Sleep(10 * time.Millisecond)
 				// A wider scope is refused, but the token is a rotated one:
 				// reuse, which ends the family whatever else is wrong.
 				wantBadRefresh(t, "reused token asking for more", e.refresh(t, rt1, scope+" read:everything"))
