@@ -278,7 +278,8 @@ type LogFilter struct {
 type LoginStore interface {
 	// RecordLogin stores a successful upstream login of u: what a login
 	// owns — Connection, Email, Profile, IdPTokensEnc, LastLogin, LastIP,
-	// and RootAttributes when rootAttributes is true — with UpdatedAt set
+	// and RootAttributes when rootAttributes is true or u is created (a
+	// first login, or a user deleted since it was read) — with UpdatedAt set
 	// to now and one more login in LoginsCount. Blocked and the metadata
 	// are never written: a new user is created not blocked, without
 	// metadata and with LoginsCount 1. u is then filled with the stored

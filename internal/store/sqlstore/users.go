@@ -189,14 +189,16 @@ func (s *Store) PatchUser(ctx context.Context, userID string, patch func(*store.
 	return u, nil
 }
 
-// recordLoginSQL stores a login: a new user, or what a login owns of an
-// existing one ($11: the root attributes too). Insert-or-update in one
-// statement, so that a user deleted or created by another login since it
-// was read needs no second try. blocked is never set, so RETURNING gives
-// the block in force when the row was written.
+// recordLoginSQL stores a login: a new user, with the root attributes
+// given, or what a login owns of an existing one ($11: the root
+// attributes too). Insert-or-update in one statement, so that a user
+// deleted or created by another login since it was read needs no second
+// try; a user deleted since is created again with the root attributes it
+// had. blocked is never set, so RETURNING gives the block in force when
+// the row was written.
 const recordLoginSQL = `INSERT INTO users (user_id, connection, email, email_lower, profile, root_attributes, idp_tokens_enc,
 		blocked, logins_count, last_login, last_ip, created_at, updated_at)
-	VALUES ($1, $2, $3, $4, $5, CASE WHEN $11 THEN $6 END, $7, FALSE, 1, $8, $9, $10, $10)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, FALSE, 1, $8, $9, $10, $10)
 	ON CONFLICT (user_id) DO UPDATE SET connection = excluded.connection, email = excluded.email,
 		email_lower = excluded.email_lower, profile = excluded.profile,
 		root_attributes = CASE WHEN $11 THEN excluded.root_attributes ELSE users.root_attributes END,

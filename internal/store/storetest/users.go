@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -142,6 +143,16 @@ func testUserRecordLogin(t *testing.T, s store.Store) {
 	must(t, s.RecordLogin(ctx, u, true, nil))
 	if u.RootAttributes != nil || u.LoginsCount != admin.LoginsCount+3 {
 		t.Errorf("login without root attributes: root %s, logins %d; want none, %d", u.RootAttributes, u.LoginsCount, admin.LoginsCount+3)
+	}
+
+	// A user deleted since the login read it is created again with the
+	// root attributes it had, whatever rootAttributes says.
+	kept := json.RawMessage(`{"name":"Kept Name"}`)
+	gone := loginOf("gone")
+	gone.RootAttributes = kept
+	must(t, s.RecordLogin(ctx, gone, false, nil))
+	if got, err := s.GetUser(ctx, "gone"); err != nil || !bytes.Equal(got.RootAttributes, kept) || got.LoginsCount != 1 {
+		t.Errorf("user created by a login without rootAttributes: %+v, %v; want its root attributes kept", got, err)
 	}
 
 	// A blocked user's login is counted but not logged as a success.
