@@ -66,6 +66,9 @@ func runDemo(ctx context.Context, out io.Writer, cfg *config.Config, logger *slo
 		// try` works without setup.
 		cfg.AdminClientID, cfg.AdminClientSecret = "demo-admin", randomSecret()
 	}
+	// The demo connection points at the emulator, which only the operator
+	// may allow; running the demo is that decision.
+	cfg.UpstreamHosts = append(cfg.UpstreamHosts, emuURL)
 	srv, err := server.New(ctx, cfg, logger, out)
 	if err != nil {
 		return err

@@ -75,7 +75,10 @@ func TestPasswordLoginEndToEnd(t *testing.T) {
 				"GATEHOUSE_DATABASE="+storetest.DSN(t, b),
 				"GATEHOUSE_ADMIN_CLIENT_ID="+adminID, "GATEHOUSE_ADMIN_CLIENT_SECRET="+adminSecret,
 				"GATEHOUSE_SECRET_KEY="+hex.EncodeToString([]byte(randomHex(16))),
-				"GATEHOUSE_LOG_FORMAT=json")
+				"GATEHOUSE_LOG_FORMAT=json",
+				// The operator allows the emulator; nothing else may be
+				// an upstream.
+				"GATEHOUSE_UPSTREAM_HOSTS="+emu)
 			issuer := p.base
 			resp, err := http.PostForm(issuer+"oauth/token", url.Values{"grant_type": {"client_credentials"},
 				"client_id": {adminID}, "client_secret": {adminSecret}, "audience": {issuer + "api/v2/"}})

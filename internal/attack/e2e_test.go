@@ -48,7 +48,7 @@ func newSite(t *testing.T, backend string, connOpts map[string]any, opts ...serv
 			emu.ServeHTTP(w, r)
 		})
 	})
-	s.Env = servertest.Start(t, backend, opts...)
+	s.Env = servertest.Start(t, backend, append(opts, servertest.AllowUpstream(emuURL))...)
 	s.mgmt = s.ManagementToken(t)
 
 	s.public, _ = s.client(t, map[string]any{"name": "Mobile", "app_type": "native", "token_endpoint_auth_method": "none"})

@@ -8,11 +8,14 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
+
+	"github.com/gatehouse/gatehouse/internal/connection/azuread"
 )
 
 // Config is the whole configuration of `gatehouse serve`.
@@ -35,6 +38,12 @@ type Config struct {
 	LogLevel     string
 	// TrustedProxies are the peers whose X-Forwarded-For is believed.
 	TrustedProxies []netip.Prefix
+	// UpstreamHosts are base URLs (scheme://host[:port], normalised) that
+	// waad connections may name in authority_host and graph_host besides
+	// Microsoft's own: a connection's hosts receive its client secret and
+	// its users' passwords, so the operator decides them, not the
+	// Management API.
+	UpstreamHosts []string
 	// ManagementTokenLifetime is the lifetime of Management API access tokens.
 	ManagementTokenLifetime time.Duration
 	// KeyRotation is how long a signing key stays current before it is
@@ -101,6 +110,23 @@ var settings = []setting{
 				p = netip.PrefixFrom(a, a.BitLen())
 			}
 			c.TrustedProxies = append(c.TrustedProxies, p.Masked())
+		}
+		return nil
+	}},
+	{"upstream-hosts", "GATEHOUSE_UPSTREAM_HOSTS", "", "comma-separated base URLs (scheme://host[:port]) that connections may use as authority_host or graph_host besides Microsoft's", func(c *Config, v string) error {
+		c.UpstreamHosts = nil
+		for _, part := range strings.Split(v, ",") {
+			part = strings.TrimSpace(part)
+			if part == "" {
+				continue
+			}
+			n, err := azuread.BaseURL(part)
+			if err != nil {
+				return err
+			}
+			if !slices.Contains(c.UpstreamHosts, n) {
+				c.UpstreamHosts = append(c.UpstreamHosts, n)
+			}
 		}
 		return nil
 	}},

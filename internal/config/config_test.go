@@ -1,6 +1,7 @@
 package config
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -64,6 +65,10 @@ func TestValidationNamesTheSetting(t *testing.T) {
 		{map[string]string{"GATEHOUSE_METRICS_ADDR": "9090"}, "GATEHOUSE_METRICS_ADDR: not a host:port address"},
 		{map[string]string{"GATEHOUSE_LOG_RETENTION": "30"}, "GATEHOUSE_LOG_RETENTION: must be 0 (keep forever) or at least 1h"},
 		{map[string]string{"GATEHOUSE_LOG_RETENTION": "-24h"}, "GATEHOUSE_LOG_RETENTION"},
+		{map[string]string{"GATEHOUSE_UPSTREAM_HOSTS": "https://proxy.example.com,login.example.com"}, "GATEHOUSE_UPSTREAM_HOSTS: \"login.example.com\" is not a base URL"},
+		{map[string]string{"GATEHOUSE_UPSTREAM_HOSTS": "http://entra-emulator:8081"}, "GATEHOUSE_UPSTREAM_HOSTS: \"http://entra-emulator:8081\": http:// is allowed only for loopback"},
+		{map[string]string{"GATEHOUSE_UPSTREAM_HOSTS": "https://proxy.example.com/entra"}, "GATEHOUSE_UPSTREAM_HOSTS"},
+		{map[string]string{"GATEHOUSE_UPSTREAM_HOSTS": "https://u:p@proxy.example.com"}, "GATEHOUSE_UPSTREAM_HOSTS"},
 	}
 	for _, c := range cases {
 		t.Run(c.want, func(t *testing.T) {
@@ -82,5 +87,27 @@ func TestTrustedProxies(t *testing.T) {
 	}
 	if len(c.TrustedProxies) != 3 || c.TrustedProxies[1].String() != "192.168.1.7/32" || c.TrustedProxies[2].String() != "::1/128" {
 		t.Fatalf("%v", c.TrustedProxies)
+	}
+}
+
+func TestUpstreamHosts(t *testing.T) {
+	c, err := Load(nil, env(nil))
+	if err != nil || c.UpstreamHosts != nil {
+		t.Fatalf("default: %v %v", c, err)
+	}
+	c, err = Load(nil, env(map[string]string{"GATEHOUSE_UPSTREAM_HOSTS": " HTTPS://Proxy.Example.com:443/ ,, http://127.0.0.1:9999,https://proxy.example.com"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"https://proxy.example.com", "http://127.0.0.1:9999"}; !slices.Equal(c.UpstreamHosts, want) {
+		t.Fatalf("%q, want %q", c.UpstreamHosts, want)
+	}
+	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+	BindFlags(fs)
+	if err := fs.Parse([]string{"--upstream-hosts", "ftp://x.example"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(fs, env(nil)); err == nil || !strings.Contains(err.Error(), "--upstream-hosts: ") {
+		t.Fatalf("err = %v, want it to name --upstream-hosts", err)
 	}
 }

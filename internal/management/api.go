@@ -7,6 +7,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/audit"
 	"github.com/gatehouse/gatehouse/internal/connection"
+	"github.com/gatehouse/gatehouse/internal/connection/azuread"
 	"github.com/gatehouse/gatehouse/internal/store"
 )
 
@@ -45,6 +46,9 @@ type Config struct {
 	Now func() time.Time
 	// Connectors serve POST /api/v2/connections/{id}/try.
 	Connectors connection.Registry
+	// UpstreamHosts are the hosts a waad connection may send credentials
+	// to; nil allows Microsoft's only.
+	UpstreamHosts *azuread.UpstreamHosts
 	// Audit records every write as a tenant log event; none when nil.
 	Audit *audit.Recorder
 }
@@ -61,12 +65,13 @@ type API struct {
 	now     func() time.Time
 
 	connectors connection.Registry
+	hosts      *azuread.UpstreamHosts
 	audit      *audit.Recorder
 }
 
 // New builds the Management API.
 func New(cfg Config) *API {
-	a := &API{issuer: cfg.Issuer, store: cfg.Store, secrets: cfg.Secrets, verify: cfg.Verify, logger: cfg.Logger, now: cfg.Now, connectors: cfg.Connectors, attack: cfg.Attack, audit: cfg.Audit}
+	a := &API{issuer: cfg.Issuer, store: cfg.Store, secrets: cfg.Secrets, verify: cfg.Verify, logger: cfg.Logger, now: cfg.Now, connectors: cfg.Connectors, hosts: cfg.UpstreamHosts, attack: cfg.Attack, audit: cfg.Audit}
 	a.keys = cfg.Keys
 	if a.now == nil {
 		a.now = time.Now

@@ -27,9 +27,9 @@ type api struct {
 	token string
 }
 
-func start(t *testing.T, backend string) *api {
+func start(t *testing.T, backend string, opts ...servertest.Option) *api {
 	t.Helper()
-	env := servertest.Start(t, backend)
+	env := servertest.Start(t, backend, opts...)
 	return &api{Env: env, t: t, token: env.ManagementToken(t)}
 }
 

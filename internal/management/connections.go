@@ -93,6 +93,9 @@ func (a *API) createConnection(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	in, err := checkConnectionBody(body, nil)
+	if err == nil {
+		err = a.checkHosts(in.options)
+	}
 	if err != nil {
 		WriteError(w, err)
 		return
@@ -235,6 +238,9 @@ func (a *API) updateConnection(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	in, err := checkConnectionBody(body, c)
+	if err == nil && in.options != nil {
+		err = a.checkHosts(in.options)
+	}
 	if err != nil {
 		WriteError(w, err)
 		return
@@ -284,6 +290,17 @@ func (a *API) updateConnection(w http.ResponseWriter, r *http.Request) {
 	c.EnabledClients = enabled
 	a.warn(ctx, w, c, in.options)
 	WriteJSON(w, http.StatusOK, connectionJSON(c))
+}
+
+// checkHosts refuses options whose authority_host or graph_host the
+// operator has not allowed: those hosts receive the client secret, every
+// user's password and the users' upstream tokens, and whoever may write
+// connections must not be able to pick them.
+func (a *API) checkHosts(o *azuread.Options) error {
+	if err := a.hosts.Check(o); err != nil {
+		return optionsError(err)
+	}
+	return nil
 }
 
 // checkSecretHosts refuses new options that move the hosts Gatehouse

@@ -16,6 +16,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/connection/azuread"
 	"github.com/gatehouse/gatehouse/internal/management"
+	"github.com/gatehouse/gatehouse/internal/server/servertest"
 	"github.com/gatehouse/gatehouse/internal/store/storetest"
 )
 
@@ -428,13 +429,15 @@ func changed(options any, set map[string]any) map[string]any {
 }
 
 // TestConnectionHostNeedsSecret: a PATCH that moves authority_host or
-// graph_host must carry the client secret again. Otherwise whoever may
-// change options would have the stored secret, and every user's password,
-// sent to a host of their choosing.
+// graph_host must carry the client secret again, even between hosts the
+// operator allows. Otherwise whoever may change options would have the
+// stored secret sent to another host without knowing it.
 func TestConnectionHostNeedsSecret(t *testing.T) {
 	for _, backend := range storetest.Backends() {
 		t.Run(backend, func(t *testing.T) {
-			a := start(t, backend)
+			// Hosts the operator allows, so that only the secret rule is
+			// at stake here (TestConnectionHostsAllowed covers the rest).
+			a := start(t, backend, servertest.AllowUpstream("https://login.attacker.example", "https://graph.attacker.example"))
 			created := a.must(201, "POST", "/api/v2/connections", seedConnection(seedApp(a)))
 			id := created["id"].(string)
 			path := "/api/v2/connections/" + id
@@ -487,6 +490,73 @@ func TestConnectionHostNeedsSecret(t *testing.T) {
 			}
 			noSecret := changed(got["options"], map[string]any{"authority_host": azuread.DefaultAuthorityHost, "graph_host": azuread.DefaultGraphHost})
 			a.must(200, "PATCH", path, map[string]any{"options": noSecret})
+		})
+	}
+}
+
+// TestConnectionHostsAllowed: authority_host and graph_host may name only
+// Microsoft's hosts and the base URLs the operator allows in
+// GATEHOUSE_UPSTREAM_HOSTS, on create and on update, with or without a
+// new client secret; a refused request stores nothing.
+func TestConnectionHostsAllowed(t *testing.T) {
+	const proxy = "https://entra-proxy.corp.example"
+	for _, backend := range storetest.Backends() {
+		t.Run(backend, func(t *testing.T) {
+			a := start(t, backend, servertest.AllowUpstream(proxy))
+			clientID := seedApp(a)
+			seed := seedConnection(clientID)
+			withHosts := func(name string, hosts map[string]any) map[string]any {
+				c := map[string]any{}
+				for k, v := range seed {
+					c[k] = v
+				}
+				c["name"] = name
+				c["options"] = changed(seed["options"], hosts)
+				return c
+			}
+			for _, tc := range []struct {
+				name  string
+				hosts map[string]any
+				prop  string
+			}{
+				{"relay", map[string]any{"authority_host": "https://login.attacker.example"}, "authority_host"},
+				{"relay graph", map[string]any{"graph_host": "https://graph.attacker.example"}, "graph_host"},
+				{"loopback", map[string]any{"authority_host": "http://127.0.0.1:9"}, "authority_host"},
+				{"lookalike", map[string]any{"authority_host": "https://login.microsoftonline.com.attacker.example"}, "authority_host"},
+				{"proxy other port", map[string]any{"authority_host": proxy + ":8443"}, "authority_host"},
+				{"Graph host as authority", map[string]any{"authority_host": "https://graph.microsoft.com"}, "authority_host"},
+			} {
+				t.Run(tc.name, func(t *testing.T) {
+					status, _, got := a.call("POST", "/api/v2/connections", withHosts("refused", tc.hosts))
+					errorIs(t, status, got, http.StatusBadRequest, "invalid_body", "GATEHOUSE_UPSTREAM_HOSTS")
+					if msg := got.(map[string]any)["message"].(string); !strings.HasPrefix(msg, "Payload validation error: '") || !strings.HasSuffix(msg, "' on property options."+tc.prop+".") {
+						t.Errorf("message %q does not name options.%s", msg, tc.prop)
+					}
+				})
+			}
+			if n := len(a.list("/api/v2/connections")); n != 0 {
+				t.Fatalf("refused creates stored %d connections", n)
+			}
+
+			// Microsoft's national clouds and the operator's proxy are fine.
+			a.must(201, "POST", "/api/v2/connections", withHosts("us-gov", map[string]any{"authority_host": "https://login.microsoftonline.us", "graph_host": "https://dod-graph.microsoft.us"}))
+			a.must(201, "POST", "/api/v2/connections", withHosts("china", map[string]any{"authority_host": "https://login.partner.microsoftonline.cn", "graph_host": "https://microsoftgraph.chinacloudapi.cn"}))
+			created := a.must(201, "POST", "/api/v2/connections", withHosts("proxied", map[string]any{"authority_host": proxy, "graph_host": proxy + "/"}))
+			id := created["id"].(string)
+			path := "/api/v2/connections/" + id
+
+			// The reviewer's exploit: a new host with a new secret.
+			_, _, before := a.Do(t, "GET", path, a.token, nil)
+			sealed := a.secretEnc(id)
+			status, _, got := a.call("PATCH", path, map[string]any{"options": changed(created["options"], map[string]any{
+				"authority_host": "https://login.attacker.example", "client_secret": "attacker-chosen-secret"})})
+			errorIs(t, status, got, http.StatusBadRequest, "invalid_body", "on property options.authority_host.")
+			if _, _, after := a.Do(t, "GET", path, a.token, nil); string(after) != string(before) || !bytes.Equal(a.secretEnc(id), sealed) {
+				t.Errorf("a refused PATCH changed the connection:\n%s\n%s", before, after)
+			}
+			// Back to Microsoft's global hosts, with the secret sent again.
+			a.must(200, "PATCH", path, map[string]any{"options": changed(created["options"], map[string]any{
+				"authority_host": azuread.DefaultAuthorityHost, "graph_host": azuread.DefaultGraphHost, "client_secret": seedSecret})})
 		})
 	}
 }

@@ -107,6 +107,9 @@ func newEnv(t testing.TB, backend string, o envOptions) *env {
 		LogLevel:                "debug",
 		ManagementTokenLifetime: 24 * time.Hour,
 		ShutdownTimeout:         5 * time.Second,
+		// The operator's allowance for the emulator: Gatehouse sends
+		// credentials to no host the operator has not allowed.
+		UpstreamHosts: []string{emuURL},
 	}
 	if o.quietLogs {
 		cfg.LogLevel = "warn"

@@ -82,7 +82,7 @@ func canaryScan(t *testing.T, backend string) {
 		})
 	})
 
-	env := servertest.Start(t, backend)
+	env := servertest.Start(t, backend, servertest.AllowUpstream(emuURL))
 	admin := env.ManagementToken(t)
 	var outputs bytes.Buffer // everything that must be clean
 	scan := func(what string, status int, body []byte) {

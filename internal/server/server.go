@@ -106,7 +106,11 @@ func build(ctx context.Context, cfg *config.Config, logger *slog.Logger, notice 
 	mgmtAudience := oauth.ManagementAudience(cfg.Issuer)
 	// One Entra client for the process: its transport and key cache are
 	// sized to be shared by every connection.
-	waad := azuread.NewConnector(entra.NewClient(o.entra), keyring, logger)
+	hosts, err := azuread.NewUpstreamHosts(cfg.UpstreamHosts)
+	if err != nil {
+		return nil, fmt.Errorf("server: %s: %w", azuread.UpstreamHostsSetting, err)
+	}
+	waad := azuread.NewConnector(entra.NewClient(o.entra), keyring, hosts, logger)
 	registry := connection.Registry{azuread.Strategy: waad}
 	// The token endpoint reads clients, connections, APIs and settings
 	// through a short-lived cache; the Management API reads the database
@@ -157,10 +161,11 @@ func build(ctx context.Context, cfg *config.Config, logger *slog.Logger, notice 
 			}
 			return strings.Fields(c.Scope), c.Subject, nil
 		},
-		Logger:     logger,
-		Connectors: registry,
-		Attack:     attack.New(writes, nil),
-		Audit:      audit.NewRecorder(st),
+		Logger:        logger,
+		Connectors:    registry,
+		UpstreamHosts: hosts,
+		Attack:        attack.New(writes, nil),
+		Audit:         audit.NewRecorder(st),
 	})
 	mux := http.NewServeMux()
 	provider.Register(mux)

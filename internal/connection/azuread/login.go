@@ -28,6 +28,7 @@ type Opener interface {
 type Connector struct {
 	entra   *entra.Client
 	secrets Opener
+	hosts   *UpstreamHosts
 	logger  *slog.Logger
 	// resolved caches each connection's parsed options and opened secret
 	// by connection id: parsing, validating and unsealing them on every
@@ -67,12 +68,13 @@ func (c *Connector) resolve(conn *store.Connection) (*settings, error) {
 
 var _ connection.PasswordConnector = (*Connector)(nil)
 
-// NewConnector returns a Connector calling Entra through c.
-func NewConnector(c *entra.Client, secrets Opener, logger *slog.Logger) *Connector {
+// NewConnector returns a Connector calling Entra through c, at the hosts
+// that hosts allows (nil: Microsoft's only).
+func NewConnector(c *entra.Client, secrets Opener, hosts *UpstreamHosts, logger *slog.Logger) *Connector {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Connector{entra: c, secrets: secrets, logger: logger}
+	return &Connector{entra: c, secrets: secrets, hosts: hosts, logger: logger}
 }
 
 // graphUnavailable explains why extended attributes and groups were not

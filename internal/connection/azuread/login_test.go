@@ -4,8 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/gatehouse/gatehouse/emulator/entra"
@@ -33,8 +36,15 @@ func newEmulator(t *testing.T) (*entra.Server, string) {
 	return entratest.Start(t, entratest.Example(t), entra.Options{}, nil)
 }
 
-func newConnector(opts entraclient.Options) *azuread.Connector {
-	return azuread.NewConnector(entraclient.NewClient(opts), plainSecrets{}, nil)
+// newConnector returns a connector that the operator has allowed to call
+// the emulator at base.
+func newConnector(t *testing.T, opts entraclient.Options, base string) *azuread.Connector {
+	t.Helper()
+	hosts, err := azuread.NewUpstreamHosts([]string{base})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return azuread.NewConnector(entraclient.NewClient(opts), plainSecrets{}, hosts, nil)
 }
 
 func conn(t *testing.T, base string, opts map[string]any) *store.Connection {
@@ -54,7 +64,7 @@ func conn(t *testing.T, base string, opts map[string]any) *store.Connection {
 
 func TestLoginV1AppIDURIRecordsWhyGroupsAreMissing(t *testing.T) {
 	_, base := newEmulator(t)
-	c := newConnector(entraclient.Options{})
+	c := newConnector(t, entraclient.Options{}, base)
 	tr := &connection.Trace{}
 	ctx := connection.WithTrace(context.Background(), tr)
 	id, err := c.Login(ctx, conn(t, base, map[string]any{
@@ -84,7 +94,7 @@ func TestLoginV1AppIDURIRecordsWhyGroupsAreMissing(t *testing.T) {
 
 func TestLoginV2GraphNestedGroupsOverPages(t *testing.T) {
 	_, base := newEmulator(t)
-	c := newConnector(entraclient.Options{GraphPageSize: 3})
+	c := newConnector(t, entraclient.Options{GraphPageSize: 3}, base)
 	id, err := c.Login(context.Background(), conn(t, base, map[string]any{
 		"ext_groups": true, "ext_nested_groups": true, "ext_profile": true,
 		"should_trust_email_verified_connection": azuread.TrustAlways,
@@ -111,7 +121,7 @@ func TestLoginV2GraphNestedGroupsOverPages(t *testing.T) {
 
 func TestLoginFailureKinds(t *testing.T) {
 	_, base := newEmulator(t)
-	c := newConnector(entraclient.Options{})
+	c := newConnector(t, entraclient.Options{}, base)
 	cn := conn(t, base, nil)
 	for _, tc := range []struct {
 		user, password string
@@ -141,7 +151,7 @@ func TestLoginFailureKinds(t *testing.T) {
 
 func TestCommonEndpointNeedsAllowedTenants(t *testing.T) {
 	_, base := newEmulator(t)
-	c := newConnector(entraclient.Options{})
+	c := newConnector(t, entraclient.Options{}, base)
 	common := map[string]any{"useCommonEndpoint": true, "userid_attribute": "sub"}
 	_, err := c.Login(context.Background(), conn(t, base, common), "alice@contoso.com", "Alice-Passw0rd!", "")
 	var ce *connection.Error
@@ -158,4 +168,60 @@ func TestCommonEndpointNeedsAllowedTenants(t *testing.T) {
 	if err != nil || !strings.HasPrefix(id.UserID, "waad|") || id.UserID == "waad|a0000000-0000-4000-8000-000000000001" {
 		t.Fatalf("allowed tenant, keyed on sub: %v %+v", err, id)
 	}
+}
+
+// TestLoginRefusesHostNotAllowed: a stored connection whose authority_host
+// or graph_host the operator has not allowed (a database edited directly,
+// GATEHOUSE_UPSTREAM_HOSTS narrowed since) fails as misconfigured and
+// sends nothing, neither the password nor the client secret, to that host.
+func TestLoginRefusesHostNotAllowed(t *testing.T) {
+	_, base := newEmulator(t)
+	var hits atomic.Int64
+	relay := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		http.Error(w, "relay", http.StatusTeapot)
+	}))
+	t.Cleanup(relay.Close)
+	c := newConnector(t, entraclient.Options{}, base)
+	for _, tc := range []struct {
+		name, prop string
+		opts       map[string]any
+	}{
+		{"authority_host", "authority_host", map[string]any{"authority_host": relay.URL}},
+		{"graph_host", "graph_host", map[string]any{"graph_host": relay.URL, "ext_profile": true}},
+		{"authority_host with a path", "authority_host", map[string]any{"authority_host": base + "/relay"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tr := &connection.Trace{}
+			_, err := c.Login(connection.WithTrace(context.Background(), tr), conn(t, base, tc.opts), "alice@contoso.com", "Alice-Passw0rd!", "")
+			var ce *connection.Error
+			if !errors.As(err, &ce) || ce.Kind != connection.KindMisconfigured ||
+				!strings.Contains(ce.Error(), "options."+tc.prop) || !strings.Contains(ce.Hint, azuread.UpstreamHostsSetting) {
+				t.Fatalf("login: %v (hint %q), want misconfigured naming options.%s with a hint at %s", err, hintOf(err), tc.prop, azuread.UpstreamHostsSetting)
+			}
+			if steps := tr.Steps(); len(steps) != 1 || steps[0].Name != "configuration" {
+				t.Errorf("steps %+v, want only the configuration step", steps)
+			}
+		})
+	}
+	if n := hits.Load(); n != 0 {
+		t.Fatalf("the host that is not allowed received %d requests", n)
+	}
+	// The same connection works once the operator allows the host: the
+	// count above is not zero merely because nothing was ever sent.
+	allowed := newConnector(t, entraclient.Options{}, relay.URL)
+	if _, err := allowed.Login(context.Background(), conn(t, relay.URL, nil), "alice@contoso.com", "Alice-Passw0rd!", ""); err == nil {
+		t.Fatal("the relay answered a login")
+	}
+	if hits.Load() == 0 {
+		t.Fatal("an allowed host received nothing")
+	}
+}
+
+func hintOf(err error) string {
+	var ce *connection.Error
+	if errors.As(err, &ce) {
+		return ce.Hint
+	}
+	return ""
 }

@@ -116,9 +116,10 @@ type Options struct {
 	Granted                            bool            `json:"granted"`
 	// AuthorityHost (Gatehouse) is the base URL of the Microsoft identity
 	// platform: a national cloud or a local Entra emulator. http:// only
-	// for loopback hosts.
+	// for loopback hosts; UpstreamHosts decides which hosts are allowed.
 	AuthorityHost string `json:"authority_host"`
-	// GraphHost (Gatehouse) is the base URL of Microsoft Graph.
+	// GraphHost (Gatehouse) is the base URL of Microsoft Graph, allowed
+	// by UpstreamHosts likewise.
 	GraphHost string `json:"graph_host"`
 	// AllowedTenants (Gatehouse) are the tenant ids accepted when
 	// UseCommonEndpoint is on. Empty is refused unless the

@@ -53,6 +53,12 @@ func (c *Connector) settings(conn *store.Connection) (*settings, error) {
 	if err := o.Validate(); err != nil {
 		return nil, &connection.Error{Kind: connection.KindMisconfigured, Err: err}
 	}
+	// The Management API refuses such hosts; this catches a database
+	// edited directly and a GATEHOUSE_UPSTREAM_HOSTS narrowed since.
+	if err := c.hosts.Check(o); err != nil {
+		return nil, &connection.Error{Kind: connection.KindMisconfigured, Err: err,
+			Hint: "set options.authority_host and options.graph_host to Microsoft's hosts, or have the operator allow the host in " + UpstreamHostsSetting}
+	}
 	if err := o.CheckPasswordGrant(); err != nil {
 		return nil, &connection.Error{Kind: connection.KindMisconfigured, Err: err,
 			Hint: "set options.app_id to the Application ID URI of the Web API, or use identity_api " + IdentityAPIV2}

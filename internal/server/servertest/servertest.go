@@ -57,6 +57,13 @@ func (b *Buffer) String() string {
 // Option adjusts the configuration before the server is built.
 type Option func(*config.Config)
 
+// AllowUpstream allows connections to name the base URLs (an in-process
+// Entra emulator) as authority_host and graph_host, as an operator does
+// with GATEHOUSE_UPSTREAM_HOSTS.
+func AllowUpstream(urls ...string) Option {
+	return func(c *config.Config) { c.UpstreamHosts = append(c.UpstreamHosts, urls...) }
+}
+
 // Start runs Gatehouse on a fresh database of backend (storetest.SQLite or
 // storetest.Postgres; the latter skips when GATEHOUSE_TEST_POSTGRES is
 // unset) and stops it when the test ends.
