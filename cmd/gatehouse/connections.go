@@ -61,7 +61,7 @@ func (c *connFlags) bind(cmd *cobra.Command) {
 	fl.BoolVar(&c.extNestedGroups, "ext-nested-groups", false, "Nested groups (options.ext_nested_groups)")
 	fl.BoolVar(&c.apiEnableUsers, "api-enable-users", false, "Auth0 APIs (options.api_enable_users)")
 	fl.StringVar(&c.sync, "sync-user-profile", "", "Sync user profile attributes: on_each_login, on_first_login or never_on_login")
-	fl.StringVar(&c.authorityHost, "authority-host", "", "identity platform base URL (Gatehouse; national clouds, local emulator)")
+	fl.StringVar(&c.authorityHost, "authority-host", "", "identity platform base URL (Gatehouse; Microsoft's national clouds, or a host the server allows in GATEHOUSE_UPSTREAM_HOSTS)")
 	fl.StringVar(&c.graphHost, "graph-host", "", "Microsoft Graph base URL (Gatehouse)")
 	fl.StringArrayVar(&c.options, "option", nil, "any other option as key=value; a JSON value is used as such (repeatable)")
 }
@@ -184,7 +184,8 @@ func newConnUpdateCmd(f *apiFlags) *cobra.Command {
 secret too unless --client-secret asks for a new one or
 --remove-client-secret drops it. Changing --authority-host or --graph-host
 of a connection with a secret needs --client-secret as well: the API does
-not send a stored secret to a new host.`,
+not send a stored secret to a new host. Either host must be Microsoft's or
+one the server's operator allows in GATEHOUSE_UPSTREAM_HOSTS.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			secrets := newSecretReader(cmd)
