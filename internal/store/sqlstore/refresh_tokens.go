@@ -112,7 +112,11 @@ func (s *Store) GetRefreshTokenWithUser(ctx context.Context, id string) (*store.
 }
 
 // usable is the condition of a token that may be exchanged at $2: not
-// expired, and either not rotated yet or, with a leeway, rotated within it
+// expired (a rotated token's own idle expiry no longer counts: it is kept
+// while its family lives, for reuse detection, and rotating it leaves its
+// indexed idle_expires_at alone so that the UPDATE stays a cheap in-place
+// one on PostgreSQL), and either not rotated yet or, with a leeway,
+// rotated within it
 // ($3 = now - leeway) and the family's latest rotated token. Without a
 // leeway $3 is NULL, so that only a token never rotated qualifies: a
 // request reads its clock before it signs its tokens, so a concurrent one
@@ -122,46 +126,26 @@ func (s *Store) GetRefreshTokenWithUser(ctx context.Context, id string) (*store.
 // it under the row lock of the UPDATE, so of concurrent exchanges of one
 // token only those the leeway allows succeed.
 const usable = `(expires_at IS NULL OR expires_at > $2)
-	AND (idle_expires_at IS NULL OR idle_expires_at > $2)
+	AND (rotated_at IS NOT NULL OR idle_expires_at IS NULL OR idle_expires_at > $2)
 	AND (rotated_at IS NULL OR (rotated_at > $3 AND NOT EXISTS (
 		SELECT 1 FROM refresh_tokens n WHERE n.family_id = refresh_tokens.family_id
 			AND n.seq > refresh_tokens.seq AND n.rotated_at IS NOT NULL)))`
 
-// rotateRefreshSQL marks a usable token rotated. A rotated token no longer
-// idles out: it is kept while its family lives, for reuse detection.
-const rotateRefreshSQL = `UPDATE refresh_tokens SET rotated_at = COALESCE(rotated_at, $2), idle_expires_at = NULL,
+// rotateRefreshSQL marks a usable token rotated.
+const rotateRefreshSQL = `UPDATE refresh_tokens SET rotated_at = COALESCE(rotated_at, $2),
 	last_exchanged_at = $2, last_ip = $4, last_ua = $5 WHERE id = $1 AND ` + usable
 
-// lockFamilySQL serializes the writes of one family on PostgreSQL: a
-// rotation's UPDATE and INSERT, and the DELETE of a revocation, which
-// takes its snapshot only once it holds the lock and so sees the token a
-// rotation before it inserted. Without it that token would outlive the
-// revocation. The key is the family id, hashed: a collision only
-// serializes two families.
-var lockFamilySQL = fmt.Sprintf("SELECT pg_advisory_xact_lock(%d, hashtext($1::text))", lockRefreshFamily)
-
-// lockFamilyOfSQL is lockFamilySQL for the family of the token $1.
-var lockFamilyOfSQL = fmt.Sprintf("SELECT pg_advisory_xact_lock(%d, hashtext(family_id)) FROM refresh_tokens WHERE id = $1", lockRefreshFamily)
-
-// lockedFamily takes the lock of the family of token $1 before the
-// rotation of rotateRefreshPGSQL locks the token's row: the uncorrelated
-// EXISTS is a one-time filter, evaluated before the scan, so that a
-// revocation holding the lock never waits for a row of ours.
-var lockedFamily = "locked AS MATERIALIZED (" + lockFamilyOfSQL + ")"
-
 // rotateRefreshPGSQL is a rotation that succeeds as one statement on
-// PostgreSQL: the UPDATE of rotateRefreshSQL under the family's lock, then
-// the next token's INSERT only if it marked a row.
-var rotateRefreshPGSQL = `WITH ` + lockedFamily + `,
-	rotated AS (` + rotateRefreshSQL + ` AND EXISTS (SELECT 1 FROM locked) RETURNING 1)
+// PostgreSQL: the UPDATE of rotateRefreshSQL, then the next token's INSERT
+// only if it marked a row.
+var rotateRefreshPGSQL = `WITH rotated AS (` + rotateRefreshSQL + ` RETURNING 1)
 	INSERT INTO refresh_tokens (` + refreshCols + `) SELECT $6::text, $7::text, $8::bytea, $9::text, $10::text, $11::text,
 		$12::text, $13::boolean, $14::bigint, $15::bigint, $16::bigint, $17::bigint, $18::bigint, $19::text, $20::text,
 		$21::text, $22::text FROM rotated`
 
 // rotateRefreshLoggedPGSQL is rotateRefreshPGSQL that also stores the
 // exchange's log event, only if the next token was inserted.
-var rotateRefreshLoggedPGSQL = `WITH ` + lockedFamily + `,
-	rotated AS (` + rotateRefreshSQL + ` AND EXISTS (SELECT 1 FROM locked) RETURNING 1),
+var rotateRefreshLoggedPGSQL = `WITH rotated AS (` + rotateRefreshSQL + ` RETURNING 1),
 	inserted AS (INSERT INTO refresh_tokens (` + refreshCols + `) SELECT $6::text, $7::text, $8::bytea, $9::text, $10::text,
 		$11::text, $12::text, $13::boolean, $14::bigint, $15::bigint, $16::bigint, $17::bigint, $18::bigint, $19::text,
 		$20::text, $21::text, $22::text FROM rotated RETURNING 1)
@@ -213,9 +197,6 @@ func (s *Store) ExchangeRefreshToken(ctx context.Context, ex store.RefreshExchan
 			hot = hotTx{tx, stmts}
 		)
 		if ex.Next != nil {
-			if err := s.lockFamily(ctx, tx, lockFamilyOfSQL, ex.ID); err != nil {
-				return err
-			}
 			res, err = hot.ExecContext(ctx, rotateRefreshSQL, ex.ID, at, since, ex.IP, ex.UA)
 		} else {
 			res, err = tx.ExecContext(ctx, `UPDATE refresh_tokens SET idle_expires_at = $6,
@@ -251,10 +232,7 @@ func (s *Store) ExchangeRefreshToken(ctx context.Context, ex store.RefreshExchan
 			return store.ErrNotFound
 		}
 		reused = true
-		if err := s.lockFamily(ctx, tx, lockFamilySQL, family); err != nil {
-			return err
-		}
-		_, err = tx.ExecContext(ctx, "DELETE FROM refresh_tokens WHERE family_id = $1", family)
+		_, err = s.deleteUntilGone(ctx, tx, "family_id", family)
 		return err
 	})
 	if err != nil {
@@ -295,63 +273,58 @@ func (s *Store) ListRefreshTokens(ctx context.Context, f store.RefreshTokenFilte
 	return out, total, nil
 }
 
-// lockFamily takes a family's lock (lockFamilySQL or lockFamilyOfSQL with
-// its argument) on PostgreSQL; SQLite's write transactions are serialized
-// already.
-func (s *Store) lockFamily(ctx context.Context, tx *sql.Tx, q string, arg string) error {
-	if s.d.lockSQL == "" {
-		return nil
-	}
-	_, err := tx.ExecContext(ctx, q, arg)
-	return err
-}
-
-// RevokeRefreshTokenFamily deletes the family under its lock, so that a
-// rotation in progress either finishes first, its new token deleted with
-// the family, or finds its token gone.
+// RevokeRefreshTokenFamily deletes every token of the family.
 func (s *Store) RevokeRefreshTokenFamily(ctx context.Context, familyID string) error {
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		if err := s.lockFamily(ctx, tx, lockFamilySQL, familyID); err != nil {
-			return err
-		}
-		res, err := tx.ExecContext(ctx, "DELETE FROM refresh_tokens WHERE family_id = $1", familyID)
-		if err != nil {
-			return err
-		}
-		return affected(res)
-	})
+	n, err := s.deleteUntilGone(ctx, s.write, "family_id", familyID)
+	if err == nil && n == 0 {
+		err = store.ErrNotFound
+	}
 	if err != nil {
 		return s.fail("revoke refresh token", err)
 	}
 	return nil
 }
 
-// RevokeUserRefreshTokens deletes every token of the user. Locking each
-// family as RevokeRefreshTokenFamily does would take a lock per family,
-// and a user can have thousands (each login with offline_access starts
-// one): PostgreSQL's shared lock table runs out and the revocation fails.
-// The DELETE runs again instead, until it finds nothing: each run sees
-// what committed before it, so the new token of a rotation that finished
-// during one run falls to the next, and a later rotation finds its token
-// gone. SQLite's one writer needs one run.
+// RevokeUserRefreshTokens deletes every token of the user.
 func (s *Store) RevokeUserRefreshTokens(ctx context.Context, userID string) (int, error) {
+	n, err := s.deleteUntilGone(ctx, s.write, "user_id", userID)
+	if err != nil {
+		return n, s.fail("revoke user refresh tokens", err)
+	}
+	return n, nil
+}
+
+// deleteUntilGone deletes the refresh tokens whose column (family_id or
+// user_id, never input) is value, and again, until a run finds none. On
+// PostgreSQL a DELETE cannot see the token a concurrent rotation inserts
+// after the DELETE took its snapshot: it waits for the rotation's lock on
+// the old token, deletes that one and misses the new. The next run, with
+// a new snapshot, deletes it; a rotation that comes after finds its token
+// gone and fails. So the cost of a race falls on the rare revocation, not
+// on every rotation, and no lock is held per family (a user may have
+// thousands, which would run PostgreSQL's shared lock table out). SQLite's
+// one writer needs one run.
+func (s *Store) deleteUntilGone(ctx context.Context, q execer, column, value string) (int, error) {
 	total := 0
 	for range maxRevokeRuns {
-		res, err := s.write.ExecContext(ctx, "DELETE FROM refresh_tokens WHERE user_id = $1", userID)
-		n, err := s.count("revoke user refresh tokens", res, err)
+		res, err := q.ExecContext(ctx, "DELETE FROM refresh_tokens WHERE "+column+" = $1", value)
 		if err != nil {
 			return total, err
 		}
-		total += n
+		n, err := res.RowsAffected()
+		if err != nil {
+			return total, err
+		}
+		total += int(n)
 		if n == 0 || s.d.name == sqliteDialect.name {
 			return total, nil
 		}
 	}
-	return total, s.fail("revoke user refresh tokens", fmt.Errorf("tokens still rotated into existence after %d runs", maxRevokeRuns))
+	return total, fmt.Errorf("refresh tokens still rotated into existence after %d runs", maxRevokeRuns)
 }
 
-// maxRevokeRuns bounds RevokeUserRefreshTokens: each further run needs a
-// rotation that raced the previous one, so a handful suffices.
+// maxRevokeRuns bounds deleteUntilGone: each further run needs a rotation
+// that raced the previous one, so a handful suffices.
 const maxRevokeRuns = 16
 
 // liveMember is the condition of a token of the family of t that can

@@ -36,10 +36,6 @@ const sqliteBusyTimeout = 10 * time.Second
 const (
 	lockMigrate     = 0x6761_7401
 	lockSigningKeys = 0x6761_7402
-	// lockRefreshFamily keys on a refresh-token family instead (its ids
-	// are random, so schemas rarely share one; a collision only
-	// serializes).
-	lockRefreshFamily = 0x6761_7403
 )
 
 // dialect holds what differs between the backends.
