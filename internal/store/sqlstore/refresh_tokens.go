@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -185,7 +186,7 @@ func (s *Store) ExchangeRefreshToken(ctx context.Context, ex store.RefreshExchan
 			return s.fail("exchange refresh token", err)
 		}
 	}
-	reused := false
+	var reusedFamily string
 	stmts, err := s.hotTx(ctx, rotateRefreshSQL, insertRefreshSQL, appendLogEventSQL)
 	if err != nil {
 		return s.fail("exchange refresh token", err)
@@ -221,7 +222,9 @@ func (s *Store) ExchangeRefreshToken(ctx context.Context, ex store.RefreshExchan
 			return appendLogEvent(ctx, hot, ex.Log)
 		}
 		// Refused: a token that was rotated is being reused, which means
-		// it was copied; the whole family goes.
+		// it was copied; the whole family goes, below, outside this
+		// transaction, whose failure would otherwise take the deletions
+		// back with it.
 		var family string
 		var rotated sql.NullInt64
 		err = tx.QueryRowContext(ctx, "SELECT family_id, rotated_at FROM refresh_tokens WHERE id = $1", ex.ID).Scan(&family, &rotated)
@@ -231,15 +234,15 @@ func (s *Store) ExchangeRefreshToken(ctx context.Context, ex store.RefreshExchan
 		if !rotated.Valid {
 			return store.ErrNotFound
 		}
-		reused = true
-		_, err = s.deleteUntilGone(ctx, tx, "family_id", family)
-		return err
+		reusedFamily = family
+		return nil
 	})
 	if err != nil {
 		return s.fail("exchange refresh token", err)
 	}
-	if reused {
-		return s.fail("exchange refresh token", store.ErrRefreshTokenReused)
+	if reusedFamily != "" {
+		_, err := s.deleteUntilGone(ctx, "family_id", reusedFamily)
+		return s.fail("exchange refresh token", errors.Join(store.ErrRefreshTokenReused, err))
 	}
 	return nil
 }
@@ -275,7 +278,7 @@ func (s *Store) ListRefreshTokens(ctx context.Context, f store.RefreshTokenFilte
 
 // RevokeRefreshTokenFamily deletes every token of the family.
 func (s *Store) RevokeRefreshTokenFamily(ctx context.Context, familyID string) error {
-	n, err := s.deleteUntilGone(ctx, s.write, "family_id", familyID)
+	n, err := s.deleteUntilGone(ctx, "family_id", familyID)
 	if err == nil && n == 0 {
 		err = store.ErrNotFound
 	}
@@ -287,7 +290,7 @@ func (s *Store) RevokeRefreshTokenFamily(ctx context.Context, familyID string) e
 
 // RevokeUserRefreshTokens deletes every token of the user.
 func (s *Store) RevokeUserRefreshTokens(ctx context.Context, userID string) (int, error) {
-	n, err := s.deleteUntilGone(ctx, s.write, "user_id", userID)
+	n, err := s.deleteUntilGone(ctx, "user_id", userID)
 	if err != nil {
 		return n, s.fail("revoke user refresh tokens", err)
 	}
@@ -302,29 +305,49 @@ func (s *Store) RevokeUserRefreshTokens(ctx context.Context, userID string) (int
 // a new snapshot, deletes it; a rotation that comes after finds its token
 // gone and fails. So the cost of a race falls on the rare revocation, not
 // on every rotation, and no lock is held per family (a user may have
-// thousands, which would run PostgreSQL's shared lock table out). SQLite's
-// one writer needs one run.
-func (s *Store) deleteUntilGone(ctx context.Context, q execer, column, value string) (int, error) {
+// thousands, which would run PostgreSQL's shared lock table out). Should
+// rotations keep winning (only calls of the store faster than any client
+// over HTTP have done it), the last run locks out writers to the table
+// for its one DELETE, so that a revocation always completes. SQLite's one
+// writer needs one run.
+func (s *Store) deleteUntilGone(ctx context.Context, column, value string) (int, error) {
+	del := "DELETE FROM refresh_tokens WHERE " + column + " = $1"
+	if s.d.name != sqliteDialect.name {
+		// Two revocations of one family (an administrator's and a reuse,
+		// or two reuses) lock its rows in one order, seq's, rather than
+		// in whatever order each plan meets them, which deadlocked.
+		del = "DELETE FROM refresh_tokens WHERE seq IN (SELECT seq FROM refresh_tokens WHERE " + column + " = $1 ORDER BY seq FOR UPDATE)"
+	}
 	total := 0
-	for range maxRevokeRuns {
-		res, err := q.ExecContext(ctx, "DELETE FROM refresh_tokens WHERE "+column+" = $1", value)
+	run := func(q execer) (int64, error) {
+		res, err := q.ExecContext(ctx, del, value)
 		if err != nil {
-			return total, err
+			return 0, err
 		}
 		n, err := res.RowsAffected()
-		if err != nil {
+		total += int(n)
+		return n, err
+	}
+	for range maxRevokeRuns {
+		n, err := run(s.write)
+		if err != nil || n == 0 || s.d.name == sqliteDialect.name {
 			return total, err
 		}
-		total += int(n)
-		if n == 0 || s.d.name == sqliteDialect.name {
-			return total, nil
-		}
 	}
-	return total, fmt.Errorf("refresh tokens still rotated into existence after %d runs", maxRevokeRuns)
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		// SHARE ROW EXCLUSIVE waits for the writes in flight and holds
+		// off new ones; readers go on.
+		if _, err := tx.ExecContext(ctx, "LOCK TABLE refresh_tokens IN SHARE ROW EXCLUSIVE MODE"); err != nil {
+			return err
+		}
+		_, err := run(tx)
+		return err
+	})
+	return total, err
 }
 
-// maxRevokeRuns bounds deleteUntilGone: each further run needs a rotation
-// that raced the previous one, so a handful suffices.
+// maxRevokeRuns bounds deleteUntilGone's runs without a lock: each further
+// run needs a rotation that raced the previous one.
 const maxRevokeRuns = 16
 
 // liveMember is the condition of a token of the family of t that can

@@ -43,6 +43,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"RefreshTokenRace", testRefreshTokenRace},
 		{"RefreshTokenOutOfOrderClocks", testRefreshTokenOutOfOrderClocks},
 		{"RefreshTokenRevocationRace", testRefreshTokenRevocationRace},
+		{"RefreshTokenRevocationUnderLoad", testRefreshTokenRevocationUnderLoad},
 		{"RefreshTokenPurgeKeepsFamilies", testRefreshTokenPurgeKeepsFamilies},
 		{"TenantSettings", testTenantSettings},
 		{"UserUpsert", testUserUpsert},

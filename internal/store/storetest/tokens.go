@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"reflect"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -662,4 +663,89 @@ func testRefreshTokenPurgeKeepsFamilies(t *testing.T, s store.Store) {
 		t.Errorf("purge of a dead family deleted %d tokens, want 2", n)
 	}
 	gone("dead family after purge", "e", e2)
+}
+
+// testRefreshTokenRevocationUnderLoad revokes a family while goroutines
+// rotate its newest token back to back, with no pause between rotations
+// (faster than any client over HTTP): the revocation, by the family's id
+// or by the reuse of its first token, must complete and leave no token.
+func testRefreshTokenRevocationUnderLoad(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	tok := refreshFixture(t, s)
+	now := time.Now().UTC()
+	for _, c := range []struct {
+		name   string
+		revoke func(family string) error
+		want   error
+	}{
+		{"family", func(family string) error { return s.RevokeRefreshTokenFamily(ctx, family) }, nil},
+		// Rotated at now, presented 10 s later with a 5 s leeway: reuse.
+		{"reuse", func(family string) error {
+			return s.ExchangeRefreshToken(ctx, store.RefreshExchange{ID: family, Now: now.Add(10 * time.Second), Leeway: 5 * time.Second,
+				Next: tok(family+"-thief", family, now)})
+		}, store.ErrRefreshTokenReused},
+	} {
+		for round := range 5 {
+			family := fmt.Sprintf("load-%s%d", c.name, round)
+			must(t, s.CreateRefreshToken(ctx, tok(family, "", now)))
+			var (
+				mu      sync.Mutex
+				head    = family
+				created = []string{family}
+				n       int
+				wg      sync.WaitGroup
+				// The rotators race each other too: one that presents a
+				// head another has rotated since is reuse, and ends the
+				// family before the revocation under test.
+				sawReuse atomic.Bool
+			)
+			stop := make(chan struct{})
+			rotated := make(chan struct{})
+			var once sync.Once
+			for range 6 {
+				wg.Go(func() {
+					for {
+						select {
+						case <-stop:
+							return
+						default:
+						}
+						mu.Lock()
+						cur := head
+						n++
+						next := fmt.Sprintf("%s-%d", family, n)
+						created = append(created, next)
+						mu.Unlock()
+						err := s.ExchangeRefreshToken(ctx, store.RefreshExchange{ID: cur, Now: now, Leeway: 5 * time.Second, Next: tok(next, family, now)})
+						switch {
+						case err == nil:
+							mu.Lock()
+							head = next
+							mu.Unlock()
+							once.Do(func() { close(rotated) })
+						case errors.Is(err, store.ErrRefreshTokenReused):
+							sawReuse.Store(true)
+						case errors.Is(err, store.ErrNotFound):
+						default:
+							t.Error(err)
+							return
+						}
+					}
+				})
+			}
+			<-rotated
+			err := c.revoke(family)
+			close(stop)
+			wg.Wait()
+			revokedBefore := errors.Is(err, store.ErrNotFound) && sawReuse.Load()
+			if !revokedBefore && (c.want == nil && err != nil || c.want != nil && !errors.Is(err, c.want)) {
+				t.Fatalf("%s round %d: revocation under load: %v, want %v", c.name, round, err, c.want)
+			}
+			for _, id := range append(created, family+"-thief") {
+				if _, err := s.GetRefreshToken(ctx, id); !errors.Is(err, store.ErrNotFound) {
+					t.Fatalf("%s round %d: token %s of the revoked family is still stored (%v)", c.name, round, id, err)
+				}
+			}
+		}
+	}
 }
