@@ -5,10 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"sort"
-	"strings"
 
 	"github.com/gatehouse/gatehouse/internal/attack"
 )
@@ -164,7 +162,7 @@ func checkSettings(prefix string, obj map[string]any, schema settingsSchema) err
 		if prefix == "" {
 			return additionalProperties(unknown)
 		}
-		return BadBody(fmt.Sprintf("Payload validation error: 'Additional properties not allowed: %s' on property %s.", strings.Join(unknown, ","), prefix))
+		return additionalPropertiesOn(prefix, unknown)
 	}
 	keys := make([]string, 0, len(obj))
 	for k := range obj {

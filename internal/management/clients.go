@@ -695,7 +695,7 @@ func mergeObject(prop string, src, dst map[string]any, types map[string]string) 
 	}
 	if len(unknown) > 0 {
 		sort.Strings(unknown)
-		return BadBody(fmt.Sprintf("Payload validation error: 'Additional properties not allowed: %s' on property %s.", strings.Join(unknown, ","), prop))
+		return additionalPropertiesOn(prop, unknown)
 	}
 	keys := make([]string, 0, len(src))
 	for k := range src {

@@ -406,7 +406,7 @@ func (a *API) patchConnectionClients(w http.ResponseWriter, r *http.Request) {
 		}
 		for k := range m {
 			if k != "client_id" && k != "status" {
-				WriteError(w, BadBody(fmt.Sprintf("Payload validation error: 'Additional properties not allowed: %s' on property %s.", k, prop)))
+				WriteError(w, additionalPropertiesOn(prop, []string{k}))
 				return
 			}
 		}

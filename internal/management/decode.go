@@ -93,6 +93,12 @@ func additionalProperties(names []string) *Error {
 	return BadBody("Payload validation error: 'Additional properties not allowed: " + strings.Join(names, ",") + "'.")
 }
 
+// additionalPropertiesOn is additionalProperties for the nested object
+// prop.
+func additionalPropertiesOn(prop string, names []string) *Error {
+	return BadBody("Payload validation error: 'Additional properties not allowed: " + strings.Join(names, ",") + "' on property " + prop + ".")
+}
+
 // filterFields applies Auth0's fields/include_fields query parameters to
 // one JSON object.
 func filterFields(obj map[string]any, r *http.Request) map[string]any {
