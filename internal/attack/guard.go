@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/connection"
 	"github.com/gatehouse/gatehouse/internal/store"
 )
 
@@ -200,6 +201,26 @@ func UpstreamPolicy(options json.RawMessage) (threshold int, window time.Duratio
 		window = time.Duration(*o.Duration) * time.Second
 	}
 	return threshold, window
+}
+
+// Settle settles t by what the upstream said of the login (loginErr, nil
+// for a success). Only a refused password, or an account the upstream
+// already locked, counts as a failure; an outcome that proves nothing
+// about the password gives the attempt back; a login that got past the
+// password resets the counts. A nil t (no guard) settles nothing.
+func (t *Ticket) Settle(ctx context.Context, loginErr error) error {
+	switch {
+	case t == nil:
+		return nil
+	case loginErr == nil:
+		return t.Succeeded(ctx)
+	}
+	switch connection.AsError(loginErr).Kind {
+	case connection.KindInvalidCredentials, connection.KindAccountLocked:
+		return t.Failed(ctx)
+	default:
+		return t.Inconclusive(ctx)
+	}
 }
 
 // Failed settles an attempt the upstream refused for its credentials:

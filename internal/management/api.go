@@ -3,6 +3,7 @@ package management
 import (
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/audit"
@@ -51,6 +52,9 @@ type Config struct {
 	UpstreamHosts *azuread.UpstreamHosts
 	// Audit records every write as a tenant log event; none when nil.
 	Audit *audit.Recorder
+	// TrustedProxies are the peers whose X-Forwarded-For names the
+	// caller, whose address attack protection counts `try` attempts under.
+	TrustedProxies []netip.Prefix
 }
 
 // API serves /api/v2/.
@@ -67,11 +71,12 @@ type API struct {
 	connectors connection.Registry
 	hosts      *azuread.UpstreamHosts
 	audit      *audit.Recorder
+	proxies    []netip.Prefix
 }
 
 // New builds the Management API.
 func New(cfg Config) *API {
-	a := &API{issuer: cfg.Issuer, store: cfg.Store, secrets: cfg.Secrets, verify: cfg.Verify, logger: cfg.Logger, now: cfg.Now, connectors: cfg.Connectors, hosts: cfg.UpstreamHosts, attack: cfg.Attack, audit: cfg.Audit}
+	a := &API{issuer: cfg.Issuer, store: cfg.Store, secrets: cfg.Secrets, verify: cfg.Verify, logger: cfg.Logger, now: cfg.Now, connectors: cfg.Connectors, hosts: cfg.UpstreamHosts, attack: cfg.Attack, audit: cfg.Audit, proxies: cfg.TrustedProxies}
 	a.keys = cfg.Keys
 	if a.now == nil {
 		a.now = time.Now

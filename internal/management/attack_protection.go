@@ -19,6 +19,8 @@ type AttackProtection interface {
 	SetSuspiciousIP(ctx context.Context, s attack.SuspiciousIP) error
 	Blocks(ctx context.Context, identifier string, respectEnablement bool, options attack.OptionsLookup) ([]attack.Block, error)
 	Unblock(ctx context.Context, identifiers ...string) error
+	// Check admits a password attempt of `try` as it would a login's.
+	Check(ctx context.Context, a attack.Attempt) (*attack.Ticket, error)
 }
 
 // settingsSchema is the JSON type of each property a settings object

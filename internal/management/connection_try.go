@@ -1,10 +1,13 @@
 package management
 
 import (
+	"context"
 	"errors"
 	"net/http"
+	"net/url"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/attack"
 	"github.com/gatehouse/gatehouse/internal/connection"
 	"github.com/gatehouse/gatehouse/internal/connection/azuread"
 	"github.com/gatehouse/gatehouse/internal/store"
@@ -85,11 +88,31 @@ func (a *API) tryConnection(w http.ResponseWriter, r *http.Request) {
 	if o, err := azuread.ParseOptions(c.Options); err == nil {
 		res.Warnings = append(res.Warnings, o.Warnings()...)
 	}
+	// A try is a password attempt like a login's: without the guard,
+	// anyone holding update:connections could test passwords without
+	// limit and lock users out at Entra (Smart Lockout).
+	ticket, err := a.attack.Check(r.Context(), attack.Attempt{Identifier: in.Username, IP: attack.ClientIP(r, nil, a.proxies),
+		Connection: c.Name, Options: c.Options})
+	var blocked *attack.Blocked
+	switch {
+	case errors.As(err, &blocked):
+		in.Password = ""
+		res.Steps = []TryStep{{Name: "attack protection", Error: blocked.Error()}}
+		res.Error = tryBlocked(blocked, in.Username)
+		WriteJSON(w, http.StatusOK, res)
+		return
+	case err != nil:
+		WriteError(w, internalError(err))
+		return
+	}
 	tr := &connection.Trace{}
 	start := time.Now()
 	id, err := connector.Login(connection.WithTrace(r.Context(), tr), c, in.Username, in.Password, "")
 	in.Password = ""
 	res.DurationMS = ms(time.Since(start))
+	if serr := ticket.Settle(context.WithoutCancel(r.Context()), err); serr != nil {
+		a.logger.ErrorContext(r.Context(), "attack protection: settling a try failed", "error", serr)
+	}
 	for _, s := range tr.Steps() {
 		res.Steps = append(res.Steps, TryStep{Name: s.Name, OK: s.OK, DurationMS: ms(s.Duration), Detail: s.Detail, Error: s.Error})
 	}
@@ -111,6 +134,21 @@ func (a *API) tryConnection(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	WriteJSON(w, http.StatusOK, res)
+}
+
+// tryBlocked says which control refused a try before it reached the
+// identity provider, and how the administrator lifts it.
+func tryBlocked(b *attack.Blocked, username string) *TryError {
+	e := &TryError{Kind: "too_many_attempts", Message: "attack protection refused the attempt (" + string(b.Reason) + "); nothing was sent to the identity provider"}
+	switch b.Reason {
+	case attack.ReasonBruteForce:
+		e.Hint = "this username is blocked after too many failed attempts; DELETE /api/v2/user-blocks?identifier=" + url.QueryEscape(username) + " unblocks it"
+	case attack.ReasonSuspiciousIP:
+		e.Hint = "too many failed attempts came from this address; it may try again after " + b.Reset.UTC().Format(time.RFC3339)
+	default:
+		e.Hint = "more failures now could make Entra's Smart Lockout lock this account; wait for its lockout window (connection option entra_lockout_duration_seconds) to pass"
+	}
+	return e
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

@@ -8,7 +8,6 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/attack"
 	"github.com/gatehouse/gatehouse/internal/audit"
-	"github.com/gatehouse/gatehouse/internal/connection"
 	"github.com/gatehouse/gatehouse/internal/store"
 )
 
@@ -63,27 +62,9 @@ func blockedError(b *attack.Blocked) *Error {
 	return e
 }
 
-// settle tells the guard what the upstream said. Only a refused password
-// (or an account the upstream already locked) counts as a failure;
-// outcomes that prove nothing about the password give the attempt back,
-// and a login that got past the password resets the counts.
+// settle tells the guard what the upstream said (attack.Ticket.Settle).
 func (p *Provider) settle(ctx context.Context, t *attack.Ticket, loginErr error) {
-	if t == nil {
-		return
-	}
-	var err error
-	switch {
-	case loginErr == nil:
-		err = t.Succeeded(ctx)
-	default:
-		switch connection.AsError(loginErr).Kind {
-		case connection.KindInvalidCredentials, connection.KindAccountLocked:
-			err = t.Failed(ctx)
-		default:
-			err = t.Inconclusive(ctx)
-		}
-	}
-	if err != nil {
+	if err := t.Settle(ctx, loginErr); err != nil {
 		p.logger.ErrorContext(ctx, "attack protection: settling an attempt failed", "error", err)
 	}
 }

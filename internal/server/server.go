@@ -166,6 +166,8 @@ func build(ctx context.Context, cfg *config.Config, logger *slog.Logger, notice 
 		UpstreamHosts: hosts,
 		Attack:        attack.New(writes, nil),
 		Audit:         audit.NewRecorder(st),
+		// `try` posts passwords too: it is counted where logins are.
+		TrustedProxies: cfg.TrustedProxies,
 	})
 	mux := http.NewServeMux()
 	provider.Register(mux)
