@@ -248,56 +248,125 @@ func (a *API) inlineCredentials(ctx context.Context, clientID string, body map[s
 	return creds, nil
 }
 
+// listClients pages by offset (page, per_page, include_totals) or by
+// checkpoint (from, take), as Auth0's GET /api/v2/clients does: the
+// Management API OpenAPI schema (github.com/auth0/docs-v2
+// main/docs/oas/management/v2/management-api-oas.json, operation
+// get_clients) lists both sets of parameters and answers an array,
+// ListClientsOffsetPaginatedResponseContent {start, limit, total, clients}
+// or ListClientsPaginatedResponseContent {clients, next}; the API
+// reference (https://auth0.com/docs/api/management/v2, "Pagination")
+// takes /api/v2/clients as its example of both and keeps offset paging to
+// about 1,000 items.
 func (a *API) listClients(w http.ResponseWriter, r *http.Request) {
-	p, err := parsePaging(r)
-	if err != nil {
-		WriteError(w, err)
-		return
-	}
 	appType := r.URL.Query().Get("app_type")
 	firstParty := r.URL.Query().Get("is_first_party")
 	if firstParty != "" && firstParty != "true" && firstParty != "false" {
 		WriteError(w, BadQuery("Query validation error: 'Expected type boolean but found type string' on property is_first_party."))
 		return
 	}
+	var keep func(*store.Client) bool
+	if appType != "" || firstParty != "" {
+		keep = func(c *store.Client) bool {
+			return (appType == "" || slices.Contains(strings.Split(appType, ","), c.AppType)) &&
+				(firstParty == "" || (firstParty == "true") == c.IsFirstParty)
+		}
+	}
+	cp, checkpointed, err := parseCheckpoint(r)
+	if err != nil {
+		WriteError(w, err)
+		return
+	}
+	if checkpointed {
+		cs, total, err := a.clientsAt(r.Context(), cp, keep)
+		if err != nil {
+			WriteError(w, internalError(err))
+			return
+		}
+		items, err := a.clientItems(cs, r)
+		if err != nil {
+			WriteError(w, err)
+			return
+		}
+		body := map[string]any{"clients": items}
+		if cp.offset+len(cs) < total {
+			body["next"] = cp.next(len(cs))
+		}
+		WriteJSON(w, http.StatusOK, body)
+		return
+	}
+	p, err := parsePagingBesideCheckpoint(r)
+	if err != nil {
+		WriteError(w, err)
+		return
+	}
 	var (
 		cs    []*store.Client
 		total int
 	)
-	if appType == "" && firstParty == "" {
+	if keep == nil {
 		cs, total, err = a.store.ListClients(r.Context(), p.listOptions())
 	} else {
-		cs, total, err = a.filteredClients(r.Context(), p, func(c *store.Client) bool {
-			return (appType == "" || slices.Contains(strings.Split(appType, ","), c.AppType)) &&
-				(firstParty == "" || (firstParty == "true") == c.IsFirstParty)
-		})
+		var matched []*store.Client
+		matched, err = a.matchingClients(r.Context(), keep)
+		start := min(p.page*p.perPage, len(matched))
+		cs, total = matched[start:min(start+p.perPage, len(matched))], len(matched)
 	}
 	if err != nil {
 		WriteError(w, internalError(err))
 		return
 	}
+	items, err := a.clientItems(cs, r)
+	if err != nil {
+		WriteError(w, err)
+		return
+	}
+	writePage(w, p, "clients", items, total)
+}
+
+// clientsAt is the checkpoint page of the clients that keep selects (all
+// when nil), and how many there are.
+func (a *API) clientsAt(ctx context.Context, cp checkpoint, keep func(*store.Client) bool) ([]*store.Client, int, error) {
+	if keep == nil {
+		opts, skip := cp.pageOf()
+		cs, total, err := a.store.ListClients(ctx, opts)
+		if err != nil {
+			return nil, 0, err
+		}
+		return cs[min(skip, len(cs)):], total, nil
+	}
+	matched, err := a.matchingClients(ctx, keep)
+	if err != nil {
+		return nil, 0, err
+	}
+	start := min(cp.offset, len(matched))
+	return matched[start : start+min(cp.take, len(matched)-start)], len(matched), nil
+}
+
+// clientItems renders a page of clients, with their secrets when the
+// caller may read client keys.
+func (a *API) clientItems(cs []*store.Client, r *http.Request) ([]map[string]any, error) {
 	withKeys := PrincipalFrom(r.Context()).Has("read:client_keys")
 	items := make([]map[string]any, 0, len(cs))
 	for _, c := range cs {
 		obj, err := a.clientView(c, withKeys)
 		if err != nil {
-			WriteError(w, err)
-			return
+			return nil, err
 		}
 		items = append(items, filterFields(obj, r))
 	}
-	writePage(w, p, "clients", items, total)
+	return items, nil
 }
 
-// filteredClients pages through the clients that match keep. The store
-// does not index app_type, and tenants have few applications, so the
-// filter runs here over the whole listing.
-func (a *API) filteredClients(ctx context.Context, p paging, keep func(*store.Client) bool) ([]*store.Client, int, error) {
+// matchingClients returns the clients that keep selects, in creation
+// order. The store does not index app_type, and tenants have few
+// applications, so the filter runs here over the whole listing.
+func (a *API) matchingClients(ctx context.Context, keep func(*store.Client) bool) ([]*store.Client, error) {
 	var matched []*store.Client
 	for page := 0; ; page++ {
 		cs, total, err := a.store.ListClients(ctx, store.ListOptions{Page: page, PerPage: maxPerPage})
 		if err != nil {
-			return nil, 0, err
+			return nil, err
 		}
 		for _, c := range cs {
 			if keep(c) {
@@ -305,12 +374,9 @@ func (a *API) filteredClients(ctx context.Context, p paging, keep func(*store.Cl
 			}
 		}
 		if len(cs) == 0 || (page+1)*maxPerPage >= total {
-			break
+			return matched, nil
 		}
 	}
-	start := min(p.page*p.perPage, len(matched))
-	end := min(start+p.perPage, len(matched))
-	return matched[start:end], len(matched), nil
 }
 
 func (a *API) getClient(w http.ResponseWriter, r *http.Request) {

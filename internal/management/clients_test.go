@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"os"
@@ -17,6 +19,8 @@ import (
 	_ "modernc.org/sqlite"             // raw reads of SQLite rows
 
 	"github.com/gatehouse/gatehouse/internal/server/servertest"
+	"github.com/gatehouse/gatehouse/internal/store"
+	"github.com/gatehouse/gatehouse/internal/store/sqlstore"
 	"github.com/gatehouse/gatehouse/internal/store/storetest"
 )
 
@@ -485,8 +489,181 @@ func TestClientListPaging(t *testing.T) {
 				status, _, v := a.call("GET", "/api/v2/clients?"+q, nil)
 				errorIs(t, status, v, 400, "invalid_query_string", msg)
 			}
+			if got := a.list("/api/v2/clients?page=9&per_page=100"); len(got) != 0 {
+				t.Errorf("page 9 of 100: %v", names(got))
+			}
 			status, _, v := a.call("GET", "/api/v2/clients?page=10&per_page=100", nil)
-			errorIs(t, status, v, 400, "invalid_paging", "Requesting page exceeds the allowed maximum of 1000 records.")
+			errorIs(t, status, v, 400, "invalid_paging",
+				"Requesting page 10 exceeds the allowed maximum of 1000 records. To fetch results beyond 1000, use the checkpoint pagination method.")
+		})
+	}
+}
+
+// clientIDs returns the client_id of each listed client.
+func clientIDs(items []any) []string {
+	var out []string
+	for _, it := range items {
+		out = append(out, it.(map[string]any)["client_id"].(string))
+	}
+	return out
+}
+
+// walkClients follows GET /api/v2/clients by checkpoint from query q
+// (which holds take and any filters) to the last page.
+func (a *api) walkClients(token, q string) []any {
+	a.t.Helper()
+	var all []any
+	from := ""
+	for range 2000 {
+		status, _, v := a.callWith(token, "GET", "/api/v2/clients?"+q+from, nil)
+		page, _ := v.(map[string]any)
+		if status != http.StatusOK || page == nil {
+			a.t.Fatalf("GET /api/v2/clients?%s%s: %d, not a checkpoint page: %.200v", q, from, status, v)
+		}
+		for _, k := range []string{"start", "limit", "length", "total"} {
+			if _, ok := page[k]; ok {
+				a.t.Fatalf("checkpoint page has offset field %s: %v", k, page)
+			}
+		}
+		all = append(all, page["clients"].([]any)...)
+		next, ok := page["next"].(string)
+		if !ok {
+			return all
+		}
+		from = "&from=" + url.QueryEscape(next)
+	}
+	a.t.Fatalf("checkpoint walk of %s does not end", q)
+	return nil
+}
+
+// TestClientCheckpointPaging covers from/take on GET /api/v2/clients, with
+// filters, fields and secrets, and its errors.
+func TestClientCheckpointPaging(t *testing.T) {
+	for _, backend := range storetest.Backends() {
+		t.Run(backend, func(t *testing.T) {
+			a := start(t, backend)
+			for i := range 6 {
+				typ := "native"
+				if i%2 == 1 {
+					typ = "regular_web"
+				}
+				a.must(201, "POST", "/api/v2/clients", map[string]any{"name": "app" + string(rune('0'+i)), "app_type": typ, "is_first_party": i < 3})
+			}
+			all := a.list("/api/v2/clients")
+			want := clientIDs(all)
+			for _, take := range []int{1, 3, 7, 50} {
+				if got := clientIDs(a.walkClients(a.token, fmt.Sprintf("take=%d", take))); !slices.Equal(got, want) {
+					t.Errorf("take=%d walk %v, want %v", take, got, want)
+				}
+			}
+			// from alone takes 50; take alone starts at the beginning.
+			first := a.must(200, "GET", "/api/v2/clients?take=2", nil)
+			if got := clientIDs(first["clients"].([]any)); !slices.Equal(got, want[:2]) {
+				t.Errorf("take=2: %v", got)
+			}
+			rest := a.must(200, "GET", "/api/v2/clients?from="+url.QueryEscape(first["next"].(string)), nil)
+			if got := clientIDs(rest["clients"].([]any)); !slices.Equal(got, want[2:]) || rest["next"] != nil {
+				t.Errorf("from without take: %v next %v", got, rest["next"])
+			}
+			// Page sizes may change mid-walk.
+			mid := a.must(200, "GET", "/api/v2/clients?take=3&from="+url.QueryEscape(first["next"].(string)), nil)
+			if got := clientIDs(mid["clients"].([]any)); !slices.Equal(got, want[2:5]) {
+				t.Errorf("take 2 then 3: %v", got)
+			}
+			// The items are those of offset paging, include_totals and
+			// page/per_page do not apply.
+			if got := a.walkClients(a.token, "take=4&include_totals=true&page=3&per_page=1"); !jsonEqual(got, all) {
+				t.Errorf("checkpoint items differ from offset items")
+			}
+
+			// Filters walk the matching clients only.
+			var web []string
+			for _, c := range all {
+				if c.(map[string]any)["app_type"] == "regular_web" {
+					web = append(web, c.(map[string]any)["client_id"].(string))
+				}
+			}
+			if got := clientIDs(a.walkClients(a.token, "take=2&app_type=regular_web")); len(web) != 3 || !slices.Equal(got, web) {
+				t.Errorf("app_type=regular_web walk %v, want %v", got, web)
+			}
+			if got := clientIDs(a.walkClients(a.token, "take=1&app_type=native,spa&is_first_party=true")); !slices.Equal(got, []string{want[1], want[3]}) {
+				t.Errorf("native first-party walk %v", got)
+			}
+
+			// fields shape each item; secrets need read:client_keys.
+			for _, c := range a.walkClients(a.token, "take=3&fields=client_id,name&include_fields=true") {
+				if m := c.(map[string]any); len(m) != 2 || m["client_id"] == nil || m["name"] == nil {
+					t.Errorf("fields: %v", m)
+				}
+			}
+			withSecret := 0
+			for _, c := range a.walkClients(a.token, "take=3") {
+				if _, ok := c.(map[string]any)["client_secret"]; ok {
+					withSecret++
+				}
+			}
+			if withSecret == 0 {
+				t.Errorf("no client_secret for a read:client_keys caller")
+			}
+			for _, c := range a.walkClients(a.ManagementToken(t, "read:clients"), "take=3") {
+				if _, ok := c.(map[string]any)["client_secret"]; ok {
+					t.Errorf("checkpoint listing returns client_secret without read:client_keys")
+				}
+			}
+
+			// A checkpoint past the end is an empty last page.
+			past := base64.RawURLEncoding.EncodeToString([]byte("o1:100"))
+			if got := a.must(200, "GET", "/api/v2/clients?take=5&from="+past, nil); len(got["clients"].([]any)) != 0 || got["next"] != nil {
+				t.Errorf("past the end: %v", got)
+			}
+
+			for q, msg := range map[string]string{
+				"take=101": "'Value 101 is greater than maximum 100' on property take",
+				"take=0":   "'Value 0 is less than minimum 1' on property take",
+				"take=x":   "'Expected type integer but found type string' on property take",
+				"take=-1":  "on property take",
+				"from=@@":  "'Invalid checkpoint' on property from",
+				"from=" + base64.RawURLEncoding.EncodeToString([]byte("o1:-1")):       "'Invalid checkpoint' on property from",
+				"from=" + base64.RawURLEncoding.EncodeToString([]byte("x1:5")):        "'Invalid checkpoint' on property from",
+				"from=" + base64.RawURLEncoding.EncodeToString([]byte("o1:")):         "'Invalid checkpoint' on property from",
+				"take=2&from=" + base64.RawURLEncoding.EncodeToString([]byte("o1:a")): "'Invalid checkpoint' on property from",
+				"take=2&is_first_party=yes":                                           "on property is_first_party",
+			} {
+				status, _, v := a.call("GET", "/api/v2/clients?"+q, nil)
+				errorIs(t, status, v, 400, "invalid_query_string", msg)
+			}
+		})
+	}
+}
+
+// TestClientPagingBeyondOffsetLimit: with more clients than offset paging
+// reaches, checkpoint paging lists every one of them.
+func TestClientPagingBeyondOffsetLimit(t *testing.T) {
+	for _, backend := range storetest.Backends() {
+		t.Run(backend, func(t *testing.T) {
+			a := start(t, backend)
+			other, err := sqlstore.Open(t.Context(), a.Config.Database, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer other.Close()
+			want := []string{a.AdminID}
+			for i := range 1010 {
+				c := &store.Client{ClientID: fmt.Sprintf("bulk%04dxxxxxxxxxxxxxxxxxxxxxxxxxxxx", i)[:32], Name: fmt.Sprintf("bulk-%04d", i),
+					AppType: "spa", TokenEndpointAuthMethod: "none", IsFirstParty: true}
+				if err := other.CreateClient(t.Context(), c); err != nil {
+					t.Fatal(err)
+				}
+				want = append(want, c.ClientID)
+			}
+			status, _, v := a.call("GET", "/api/v2/clients?page=10&per_page=100&include_totals=true", nil)
+			errorIs(t, status, v, 400, "invalid_paging", "use the checkpoint pagination method")
+			if got := clientIDs(a.walkClients(a.token, "take=100")); !slices.Equal(got, want) {
+				t.Errorf("take=100 walk: %d clients, want %d in creation order", len(got), len(want))
+			}
+			if got := clientIDs(a.walkClients(a.token, "take=100&app_type=spa")); !slices.Equal(got, want[1:]) {
+				t.Errorf("app_type=spa walk: %d clients, want %d", len(got), len(want)-1)
+			}
 		})
 	}
 }

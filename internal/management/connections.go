@@ -195,7 +195,7 @@ func (a *API) listConnections(w http.ResponseWriter, r *http.Request) {
 		WriteJSON(w, http.StatusOK, body)
 		return
 	}
-	p, err := parsePaging(r)
+	p, err := parsePagingBesideCheckpoint(r)
 	if err != nil {
 		WriteError(w, err)
 		return

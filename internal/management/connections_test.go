@@ -721,7 +721,8 @@ func TestConnectionPaging(t *testing.T) {
 				errorIs(t, status, v, 400, "invalid_query_string", msg)
 			}
 			status, _, v := a.call("GET", "/api/v2/connections?page=20&per_page=50", nil)
-			errorIs(t, status, v, 400, "invalid_paging", "1000 records")
+			errorIs(t, status, v, 400, "invalid_paging",
+				"Requesting page 20 exceeds the allowed maximum of 1000 records. To fetch results beyond 1000, use the checkpoint pagination method.")
 		})
 	}
 }

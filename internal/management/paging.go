@@ -12,7 +12,9 @@ import (
 
 // Paging limits (reference §2.1): per_page defaults to 50 and may be at
 // most 100; offset paging reaches the first 1000 records only, checkpoint
-// paging (from/take) goes further.
+// paging (from/take) goes further (https://auth0.com/docs/api/management/v2,
+// "Pagination": offset paging is for up to about 1,000 items, checkpoint
+// paging for larger lists, take defaults to 50).
 const (
 	defaultPerPage = 50
 	maxPerPage     = 100
@@ -59,8 +61,45 @@ func queryBool(r *http.Request, name string) (bool, error) {
 	return false, BadQuery(fmt.Sprintf("Query validation error: 'Expected type boolean but found type string' on property %s.", name))
 }
 
-// parsePaging reads page, per_page and include_totals.
+// parsePaging reads page, per_page and include_totals, and refuses a page
+// beyond the records offset paging reaches.
 func parsePaging(r *http.Request) (paging, error) {
+	p, err := readPaging(r)
+	if err != nil {
+		return p, err
+	}
+	if p.pastOffsetLimit() {
+		return p, &Error{Status: http.StatusBadRequest, Message: "Requesting page exceeds the allowed maximum of 1000 records.", ErrorCode: "invalid_paging"}
+	}
+	return p, nil
+}
+
+// parsePagingBesideCheckpoint is parsePaging for a list that also pages
+// by checkpoint. Past the offset limit Auth0's message names the page and
+// points at checkpoint paging: "Requesting page 10 exceeds the allowed
+// maximum of 1000 records. To fetch results beyond 1000, use the
+// checkpoint pagination method." (as reported from Auth0 in
+// https://github.com/auth0/terraform-provider-auth0/issues/863 and
+// https://github.com/auth0/auth0-python/issues/277).
+func parsePagingBesideCheckpoint(r *http.Request) (paging, error) {
+	p, err := readPaging(r)
+	if err != nil {
+		return p, err
+	}
+	if p.pastOffsetLimit() {
+		return p, &Error{Status: http.StatusBadRequest, ErrorCode: "invalid_paging", Message: fmt.Sprintf(
+			"Requesting page %d exceeds the allowed maximum of %d records. To fetch results beyond %d, use the checkpoint pagination method.",
+			p.page, maxOffsetItems, maxOffsetItems)}
+	}
+	return p, nil
+}
+
+// pastOffsetLimit reports whether the page reaches beyond the records
+// offset paging may return.
+func (p paging) pastOffsetLimit() bool { return (p.page+1)*p.perPage > maxOffsetItems }
+
+// readPaging reads page, per_page and include_totals.
+func readPaging(r *http.Request) (paging, error) {
 	var p paging
 	var err error
 	if p.page, err = queryInt(r, "page", 0, 0, 1<<30); err != nil {
@@ -69,13 +108,8 @@ func parsePaging(r *http.Request) (paging, error) {
 	if p.perPage, err = queryInt(r, "per_page", defaultPerPage, 1, maxPerPage); err != nil {
 		return p, err
 	}
-	if p.includeTotals, err = queryBool(r, "include_totals"); err != nil {
-		return p, err
-	}
-	if (p.page+1)*p.perPage > maxOffsetItems {
-		return p, &Error{Status: http.StatusBadRequest, Message: "Requesting page exceeds the allowed maximum of 1000 records.", ErrorCode: "invalid_paging"}
-	}
-	return p, nil
+	p.includeTotals, err = queryBool(r, "include_totals")
+	return p, err
 }
 
 // writePage answers a list: the bare array, or with include_totals Auth0's
