@@ -279,18 +279,23 @@ func newAppsListCmd(f *apiFlags) *cobra.Command {
 		Short: "List applications",
 		Args:  cobra.NoArgs,
 		RunE: f.run(func(cmd *cobra.Command, m *mgmt, _ []string) error {
+			// By checkpoint: offset paging stops at 1000 applications.
 			var all []map[string]any
-			for page := 0; ; page++ {
-				var env struct {
-					Total   int              `json:"total"`
+			path := "api/v2/clients?take=100&fields=client_id,name,app_type,grant_types&include_fields=true"
+			for next := ""; ; {
+				var page struct {
 					Clients []map[string]any `json:"clients"`
+					Next    string           `json:"next"`
 				}
-				path := fmt.Sprintf("api/v2/clients?include_totals=true&per_page=100&page=%d&fields=client_id,name,app_type,grant_types&include_fields=true", page)
-				if _, err := m.do(cmd.Context(), http.MethodGet, path, nil, &env); err != nil {
+				q := path
+				if next != "" {
+					q += "&from=" + url.QueryEscape(next)
+				}
+				if _, err := m.do(cmd.Context(), http.MethodGet, q, nil, &page); err != nil {
 					return err
 				}
-				all = append(all, env.Clients...)
-				if len(env.Clients) == 0 || len(all) >= env.Total {
+				all = append(all, page.Clients...)
+				if next = page.Next; next == "" {
 					break
 				}
 			}

@@ -3,11 +3,15 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/gatehouse/gatehouse/internal/management"
 	"github.com/gatehouse/gatehouse/internal/server/servertest"
+	"github.com/gatehouse/gatehouse/internal/store"
+	"github.com/gatehouse/gatehouse/internal/store/sqlstore"
 	"github.com/gatehouse/gatehouse/internal/store/storetest"
 )
 
@@ -29,7 +33,13 @@ func runCLI(t *testing.T, stdin string, args ...string) (string, string, error) 
 // the CLI asks for the admin secret, which the tests give on stdin.
 func cliEnv(t *testing.T, secretInEnv bool) *servertest.Env {
 	t.Helper()
-	env := servertest.Start(t, storetest.SQLite)
+	return cliEnvOn(t, storetest.SQLite, secretInEnv)
+}
+
+// cliEnvOn is cliEnv on the named backend.
+func cliEnvOn(t *testing.T, backend string, secretInEnv bool) *servertest.Env {
+	t.Helper()
+	env := servertest.Start(t, backend)
 	secret := ""
 	if secretInEnv {
 		secret = env.AdminSecret
@@ -125,5 +135,61 @@ func TestAppsAndConnectionsCLI(t *testing.T) {
 	must(admin, "apps", "delete", clientID)
 	if _, _, err := runCLI(t, admin, "apps", "get", clientID); err == nil || !strings.Contains(err.Error(), "inexistent_client") {
 		t.Errorf("get after delete: %v", err)
+	}
+}
+
+// addClients stores n public applications named prefix-0000… straight
+// through the store, which is far quicker than n API calls, and returns
+// their ids.
+func addClients(t *testing.T, env *servertest.Env, prefix string, n int) []string {
+	t.Helper()
+	st, err := sqlstore.Open(t.Context(), env.Config.Database, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ids := make([]string, n)
+	for i := range n {
+		ids[i] = fmt.Sprintf("%s%04dXXXXXXXXXXXXXXXXXXXXXXXXXXXX", prefix, i)[:32]
+		c := &store.Client{ClientID: ids[i], Name: fmt.Sprintf("%s-%04d", prefix, i), AppType: "native",
+			TokenEndpointAuthMethod: "none", GrantTypes: []string{"authorization_code"}, IsFirstParty: true}
+		if err := st.CreateClient(t.Context(), c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return ids
+}
+
+// TestAppsListBeyondOffsetPaging: `apps list` shows every application of
+// a tenant with more than the 1000 that offset paging reaches.
+func TestAppsListBeyondOffsetPaging(t *testing.T) {
+	for _, backend := range storetest.Backends() {
+		t.Run(backend, func(t *testing.T) {
+			env := cliEnvOn(t, backend, true)
+			want := append([]string{env.AdminID}, addClients(t, env, "bulk", 1050)...)
+			out, errOut, err := runCLI(t, "", "apps", "list", "--json")
+			if err != nil {
+				t.Fatalf("apps list: %v\n%s", err, errOut)
+			}
+			var apps []map[string]any
+			if err := json.Unmarshal([]byte(out), &apps); err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, a := range apps {
+				got = append(got, a["client_id"].(string))
+			}
+			if !slices.Equal(got, want) {
+				t.Fatalf("apps list --json: %d applications, want %d in creation order", len(got), len(want))
+			}
+			out, errOut, err = runCLI(t, "", "apps", "list")
+			if err != nil {
+				t.Fatalf("apps list: %v\n%s", err, errOut)
+			}
+			// A header and one line per application.
+			if lines := strings.Count(out, "\n"); lines != len(want)+1 || !strings.Contains(out, "bulk-1049") {
+				t.Errorf("apps list: %d lines, want %d", lines, len(want)+1)
+			}
+		})
 	}
 }
