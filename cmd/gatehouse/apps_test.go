@@ -37,9 +37,9 @@ func cliEnv(t *testing.T, secretInEnv bool) *servertest.Env {
 }
 
 // cliEnvOn is cliEnv on the named backend.
-func cliEnvOn(t *testing.T, backend string, secretInEnv bool) *servertest.Env {
+func cliEnvOn(t *testing.T, backend string, secretInEnv bool, opts ...servertest.Option) *servertest.Env {
 	t.Helper()
-	env := servertest.Start(t, backend)
+	env := servertest.Start(t, backend, opts...)
 	secret := ""
 	if secretInEnv {
 		secret = env.AdminSecret
@@ -189,6 +189,37 @@ func TestAppsListBeyondOffsetPaging(t *testing.T) {
 			// A header and one line per application.
 			if lines := strings.Count(out, "\n"); lines != len(want)+1 || !strings.Contains(out, "bulk-1049") {
 				t.Errorf("apps list: %d lines, want %d", lines, len(want)+1)
+			}
+		})
+	}
+}
+
+// TestDemoSetupFindsItsApp: re-running the demo on a database with more
+// applications than one page reuses its application instead of adding
+// another.
+func TestDemoSetupFindsItsApp(t *testing.T) {
+	for _, backend := range storetest.Backends() {
+		t.Run(backend, func(t *testing.T) {
+			emu := "http://127.0.0.1:9"
+			env := cliEnvOn(t, backend, true, servertest.AllowUpstream(emu))
+			addClients(t, env, "bulk", 150)
+			first, err := demoSetup(env.Server.Handler(), env.Config, emu)
+			if err != nil {
+				t.Fatal(err)
+			}
+			again, err := demoSetup(env.Server.Handler(), env.Config, emu)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if again != first {
+				t.Errorf("second demo setup used application %s, want %s", again, first)
+			}
+			out, errOut, err := runCLI(t, "", "apps", "list", "--json")
+			if err != nil {
+				t.Fatalf("apps list: %v\n%s", err, errOut)
+			}
+			if n := strings.Count(out, `"name": "`+demoClientName+`"`); n != 1 {
+				t.Errorf("%d demo applications, want 1", n)
 			}
 		})
 	}

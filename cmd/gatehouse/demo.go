@@ -160,17 +160,30 @@ func demoSetup(h http.Handler, cfg *config.Config, emuURL string) (string, error
 	}
 	at := tok.AccessToken
 
-	var clients []struct {
-		ClientID string `json:"client_id"`
-		Name     string `json:"name"`
-	}
-	if _, err := call("GET", "api/v2/clients?per_page=100", at, nil, &clients); err != nil {
-		return "", err
-	}
+	// Every application is looked at, by checkpoint, however many there are.
 	clientID := ""
-	for _, c := range clients {
-		if c.Name == demoClientName {
-			clientID = c.ClientID
+	for next := ""; ; {
+		var page struct {
+			Clients []struct {
+				ClientID string `json:"client_id"`
+				Name     string `json:"name"`
+			} `json:"clients"`
+			Next string `json:"next"`
+		}
+		path := "api/v2/clients?take=100&fields=client_id,name&include_fields=true"
+		if next != "" {
+			path += "&from=" + url.QueryEscape(next)
+		}
+		if _, err := call("GET", path, at, nil, &page); err != nil {
+			return "", err
+		}
+		for _, c := range page.Clients {
+			if c.Name == demoClientName {
+				clientID = c.ClientID
+			}
+		}
+		if next = page.Next; next == "" {
+			break
 		}
 	}
 	if clientID == "" {
