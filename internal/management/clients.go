@@ -288,11 +288,7 @@ func (a *API) listClients(w http.ResponseWriter, r *http.Request) {
 			WriteError(w, err)
 			return
 		}
-		body := map[string]any{"clients": items}
-		if cp.offset+len(cs) < total {
-			body["next"] = cp.next(len(cs))
-		}
-		WriteJSON(w, http.StatusOK, body)
+		writeCheckpoint(w, cp, "clients", items, len(cs), total)
 		return
 	}
 	p, err := parsePagingBesideCheckpoint(r)

@@ -188,11 +188,7 @@ func (a *API) listConnections(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		cs = cs[min(skip, len(cs)):]
-		body := map[string]any{"connections": connectionItems(cs, r)}
-		if cp.offset+len(cs) < total {
-			body["next"] = cp.next(len(cs))
-		}
-		WriteJSON(w, http.StatusOK, body)
+		writeCheckpoint(w, cp, "connections", connectionItems(cs, r), len(cs), total)
 		return
 	}
 	p, err := parsePagingBesideCheckpoint(r)

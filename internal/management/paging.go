@@ -177,3 +177,13 @@ func (c checkpoint) pageOf() (opts store.ListOptions, skip int) {
 	}
 	return store.ListOptions{Page: 0, PerPage: c.offset + c.take}, c.offset
 }
+
+// writeCheckpoint answers a checkpoint read: the page under key, and next
+// while records remain past the n on it.
+func writeCheckpoint(w http.ResponseWriter, cp checkpoint, key string, items any, n, total int) {
+	body := map[string]any{key: items}
+	if cp.offset+n < total {
+		body["next"] = cp.next(n)
+	}
+	WriteJSON(w, http.StatusOK, body)
+}
