@@ -38,9 +38,12 @@ func certPEM(der []byte, typ string) string {
 // pkcs7Of wraps the certificate in a degenerate PKCS #7 SignedData (no
 // signers), the "certs-only" bundle Auth0 publishes as pkcs7.
 func pkcs7Of(certDER []byte) ([]byte, error) {
+	// encoding/asn1 writes a RawValue as it is, ignoring the field's tag
+	// options, so the [0] EXPLICIT wrapper of ContentInfo.content is
+	// built here rather than declared.
 	type contentInfo struct {
 		ContentType asn1.ObjectIdentifier
-		Content     asn1.RawValue `asn1:"explicit,optional,tag:0"`
+		Content     asn1.RawValue `asn1:"optional"`
 	}
 	type signedData struct {
 		Version          int
@@ -62,7 +65,7 @@ func pkcs7Of(certDER []byte) ([]byte, error) {
 	}
 	return asn1.Marshal(contentInfo{
 		ContentType: asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 7, 2},
-		Content:     asn1.RawValue{FullBytes: sd},
+		Content:     asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 0, IsCompound: true, Bytes: sd},
 	})
 }
 
