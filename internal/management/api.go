@@ -114,7 +114,8 @@ func (a *API) Register(mux *http.ServeMux) {
 	})
 }
 
-// routeFunc registers a handler for a pattern that requires scope.
+// routeFunc registers a handler for a pattern that requires scope: one
+// scope, or several separated by spaces that are all required.
 type routeFunc func(pattern, scope string, h http.HandlerFunc)
 
 // maxBodyBytes is Auth0's Management API payload limit (1 MB).

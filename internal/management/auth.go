@@ -29,8 +29,15 @@ func PrincipalFrom(ctx context.Context) Principal {
 }
 
 // requireScope wraps h so that it runs only for a valid bearer token that
-// holds scope.
+// holds scope: one scope, or several separated by spaces, all required.
 func (a *API) requireScope(scope string, h http.HandlerFunc) http.HandlerFunc {
+	scopes := strings.Fields(scope)
+	// Auth0's wording: "any of" for the usual single scope, "all of" when
+	// an operation needs several (e.g. rotating the signing keys).
+	expected := "Insufficient scope, expected any of: " + strings.Join(scopes, ",")
+	if len(scopes) > 1 {
+		expected = "Insufficient scope, expected all of: " + strings.Join(scopes, ",")
+	}
 	return func(w http.ResponseWriter, r *http.Request) {
 		authz := r.Header.Get("Authorization")
 		if authz == "" {
@@ -42,17 +49,19 @@ func (a *API) requireScope(scope string, h http.HandlerFunc) http.HandlerFunc {
 			WriteError(w, &Error{Status: http.StatusBadRequest, Message: "Bad HTTP authentication header format"})
 			return
 		}
-		scopes, sub, err := a.verify(r.Context(), strings.TrimSpace(raw))
+		held, sub, err := a.verify(r.Context(), strings.TrimSpace(raw))
 		if err != nil {
 			a.logger.InfoContext(r.Context(), "management token refused", "reason", err.Error())
 			a.unauthorized(w, "Invalid token")
 			return
 		}
-		if !slices.Contains(scopes, scope) {
-			WriteError(w, &Error{Status: http.StatusForbidden, Message: "Insufficient scope, expected any of: " + scope, ErrorCode: "insufficient_scope"})
-			return
+		for _, s := range scopes {
+			if !slices.Contains(held, s) {
+				WriteError(w, &Error{Status: http.StatusForbidden, Message: expected, ErrorCode: "insufficient_scope"})
+				return
+			}
 		}
-		ctx := context.WithValue(r.Context(), principalKey{}, Principal{Subject: sub, Scopes: scopes})
+		ctx := context.WithValue(r.Context(), principalKey{}, Principal{Subject: sub, Scopes: held})
 		h(w, r.WithContext(ctx))
 	}
 }

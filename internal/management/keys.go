@@ -23,7 +23,8 @@ type KeyRotator interface {
 func (a *API) signingKeyRoutes(route routeFunc) {
 	route("GET /api/v2/keys/signing", "read:signing_keys", a.listSigningKeys)
 	route("GET /api/v2/keys/signing/{kid}", "read:signing_keys", a.getSigningKey)
-	route("POST /api/v2/keys/signing/rotate", "create:signing_keys", a.rotateSigningKey)
+	// Auth0 rotates only with both scopes (operation post_signing_keys).
+	route("POST /api/v2/keys/signing/rotate", "create:signing_keys update:signing_keys", a.rotateSigningKey)
 	route("PUT /api/v2/keys/signing/{kid}/revoke", "update:signing_keys", a.revokeSigningKey)
 }
 

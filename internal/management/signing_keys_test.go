@@ -159,3 +159,27 @@ func TestSigningKeyEncodings(t *testing.T) {
 		})
 	}
 }
+
+// TestRotateNeedsCreateAndUpdate: Auth0 rotates only for a token holding
+// both create:signing_keys and update:signing_keys (operation
+// post_signing_keys); one of them is refused and rotates nothing.
+func TestRotateNeedsCreateAndUpdate(t *testing.T) {
+	for _, backend := range storetest.Backends() {
+		t.Run(backend, func(t *testing.T) {
+			a := start(t, backend)
+			_, _, before := a.Do(t, "GET", "/api/v2/keys/signing", a.token, nil)
+			for _, scopes := range [][]string{{"create:signing_keys"}, {"update:signing_keys"}, {"create:signing_keys", "read:signing_keys"}} {
+				status, _, v := a.callWith(a.ManagementToken(t, scopes...), "POST", "/api/v2/keys/signing/rotate", nil)
+				errorIs(t, status, v, http.StatusForbidden, "insufficient_scope",
+					"Insufficient scope, expected all of: create:signing_keys,update:signing_keys")
+			}
+			if _, _, after := a.Do(t, "GET", "/api/v2/keys/signing", a.token, nil); !bytes.Equal(before, after) {
+				t.Errorf("a refused rotation changed the keys:\n%s\n%s", before, after)
+			}
+			both := a.ManagementToken(t, "create:signing_keys", "update:signing_keys")
+			if status, _, raw := a.Do(t, "POST", "/api/v2/keys/signing/rotate", both, nil); status != http.StatusCreated {
+				t.Errorf("rotate with both scopes: %d %s", status, raw)
+			}
+		})
+	}
+}
