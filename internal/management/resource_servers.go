@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/gatehouse/gatehouse/internal/store"
 )
@@ -47,6 +49,15 @@ func resourceServerJSON(rs *store.ResourceServer) map[string]any {
 	}
 }
 
+// Auth0's limits on an API (schema CreateResourceServerRequestContent):
+// lengths in characters, as JSON Schema counts them.
+const (
+	maxAPIIdentifier       = 600
+	maxAPIName             = 200
+	maxAPIScopeValue       = 280
+	maxAPIScopeDescription = 500
+)
+
 // applyResourceServer sets the fields of body on rs; identifier only when
 // creating.
 func applyResourceServer(rs *store.ResourceServer, body map[string]any, creating bool) error {
@@ -59,17 +70,12 @@ func applyResourceServer(rs *store.ResourceServer, body map[string]any, creating
 				unknown = append(unknown, k)
 				continue
 			}
-			s, ok := v.(string)
-			if !ok || s == "" || len(s) > 600 {
-				return propertyOrLength(k, v, ok)
-			}
-			rs.Identifier = s
+			rs.Identifier, err = stringIn(k, v, 1, maxAPIIdentifier)
 		case "name":
-			s, ok := v.(string)
-			if !ok || s == "" || len(s) > 200 || strings.ContainsAny(s, "<>") {
-				return propertyOrLength(k, v, ok)
+			rs.Name, err = stringIn(k, v, 0, maxAPIName)
+			if err == nil && (rs.Name == "" || strings.ContainsAny(rs.Name, "<>")) {
+				err = BadBody("Payload validation error: 'String does not match pattern ^[^<>]+$' on property name.")
 			}
-			rs.Name = s
 		case "signing_alg":
 			s, ok := v.(string)
 			if !ok {
@@ -85,8 +91,11 @@ func applyResourceServer(rs *store.ResourceServer, body map[string]any, creating
 			if !ok || err != nil {
 				return propertyError(k, "integer", v)
 			}
-			if i < 0 || i > maxAPITokenLifetime {
-				return BadBody(fmt.Sprintf("Payload validation error: 'Value %d is out of range [0, %d]' on property %s.", i, maxAPITokenLifetime, k))
+			if i < 0 {
+				return BadBody(fmt.Sprintf("Payload validation error: 'Value %d is less than minimum 0' on property %s.", i, k))
+			}
+			if i > maxAPITokenLifetime {
+				return BadBody(fmt.Sprintf("Payload validation error: 'Value %d is greater than maximum %d' on property %s.", i, maxAPITokenLifetime, k))
 			}
 			if k == "token_lifetime" {
 				rs.TokenLifetime = int(i)
@@ -119,13 +128,25 @@ func applyResourceServer(rs *store.ResourceServer, body map[string]any, creating
 	return nil
 }
 
-func propertyOrLength(prop string, v any, isString bool) *Error {
-	if !isString {
-		return propertyError(prop, "string", v)
+// stringIn reads the string property prop of minLen to maxLen characters,
+// with Auth0's (JSON Schema's) wording for each failure.
+func stringIn(prop string, v any, minLen, maxLen int) (string, error) {
+	s, ok := v.(string)
+	if !ok {
+		return "", propertyError(prop, "string", v)
 	}
-	return BadBody(fmt.Sprintf("Payload validation error: 'Invalid value' on property %s.", prop))
+	n := utf8.RuneCountInString(s)
+	if n < minLen {
+		return "", BadBody(fmt.Sprintf("Payload validation error: 'String is too short (%d chars), minimum %d' on property %s.", n, minLen, prop))
+	}
+	if n > maxLen {
+		return "", BadBody(fmt.Sprintf("Payload validation error: 'String is too long (%d chars), maximum %d' on property %s.", n, maxLen, prop))
+	}
+	return s, nil
 }
 
+// parseScopes reads an API's scopes: objects of value and description
+// only, as at Auth0 (schema ResourceServerScope).
 func parseScopes(v any) ([]store.ResourceServerScope, error) {
 	arr, ok := v.([]any)
 	if !ok {
@@ -133,17 +154,39 @@ func parseScopes(v any) ([]store.ResourceServerScope, error) {
 	}
 	out := []store.ResourceServerScope{}
 	for i, item := range arr {
+		at := fmt.Sprintf("scopes[%d]", i)
 		m, ok := item.(map[string]any)
 		if !ok {
-			return nil, propertyError(fmt.Sprintf("scopes[%d]", i), "object", item)
+			return nil, propertyError(at, "object", item)
 		}
-		value, ok := m["value"].(string)
-		if !ok || value == "" || strings.ContainsAny(value, " \t\n") {
-			return nil, BadBody(fmt.Sprintf("Payload validation error: 'Missing or invalid required property: value' on property scopes[%d].", i))
+		var unknown []string
+		for k := range m {
+			if k != "value" && k != "description" {
+				unknown = append(unknown, k)
+			}
 		}
-		desc, ok := m["description"].(string)
-		if _, given := m["description"]; given && !ok {
-			return nil, propertyError(fmt.Sprintf("scopes[%d].description", i), "string", m["description"])
+		if len(unknown) > 0 {
+			slices.Sort(unknown)
+			return nil, additionalPropertiesOn(at, unknown)
+		}
+		if _, given := m["value"]; !given {
+			return nil, BadBody("Payload validation error: 'Missing required property: value' on property " + at + ".")
+		}
+		value, err := stringIn(at+".value", m["value"], 1, maxAPIScopeValue)
+		if err != nil {
+			return nil, err
+		}
+		// The token endpoint splits a requested scope on any white space
+		// (strings.Fields): a value holding some could never be asked
+		// for, and would read as several scopes in a token's scope claim.
+		if strings.IndexFunc(value, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0 {
+			return nil, BadBody("Payload validation error: 'Scope values cannot contain white space or control characters' on property " + at + ".value.")
+		}
+		var desc string
+		if d, given := m["description"]; given {
+			if desc, err = stringIn(at+".description", d, 0, maxAPIScopeDescription); err != nil {
+				return nil, err
+			}
 		}
 		if slices.ContainsFunc(out, func(s store.ResourceServerScope) bool { return s.Value == value }) {
 			return nil, BadBody(fmt.Sprintf("Payload validation error: 'Duplicate scope value %q' on property scopes.", value))

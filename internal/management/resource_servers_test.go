@@ -1,0 +1,82 @@
+package management_test
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/gatehouse/gatehouse/internal/store/storetest"
+)
+
+// TestResourceServerValidation: an API's properties are checked as Auth0's
+// schema checks them (CreateResourceServerRequestContent,
+// ResourceServerScope: no other properties, lengths in characters), with
+// its wording, and a refused write changes nothing.
+func TestResourceServerValidation(t *testing.T) {
+	for _, backend := range storetest.Backends() {
+		t.Run(backend, func(t *testing.T) {
+			a := start(t, backend)
+			const aud = "https://orders.example.com/"
+			rs := "/api/v2/resource-servers/" + a.must(201, "POST", "/api/v2/resource-servers", map[string]any{
+				"identifier": aud, "scopes": []map[string]string{{"value": "read:orders"}},
+			})["id"].(string)
+			scope := func(item any) map[string]any { return map[string]any{"scopes": []any{item}} }
+			long := func(n int) string { return strings.Repeat("x", n) }
+			for _, tc := range []struct {
+				name, method, path string
+				body               map[string]any
+				message            string
+			}{
+				{"scope with another property", "PATCH", rs, scope(map[string]any{"value": "write:orders", "admin": true}),
+					"Payload validation error: 'Additional properties not allowed: admin' on property scopes[0]."},
+				{"scope without value", "PATCH", rs, scope(map[string]any{"description": "Write"}),
+					"Payload validation error: 'Missing required property: value' on property scopes[0]."},
+				{"scope value empty", "PATCH", rs, scope(map[string]any{"value": ""}),
+					"Payload validation error: 'String is too short (0 chars), minimum 1' on property scopes[0].value."},
+				{"scope value number", "PATCH", rs, scope(map[string]any{"value": 1}),
+					"Payload validation error: 'Expected type string but found type number' on property scopes[0].value."},
+				{"scope value too long", "PATCH", rs, scope(map[string]any{"value": long(281)}),
+					"Payload validation error: 'String is too long (281 chars), maximum 280' on property scopes[0].value."},
+				{"scope value with a no-break space", "PATCH", rs, scope(map[string]any{"value": "read:orders\u00a0admin"}),
+					"on property scopes[0].value."},
+				{"scope value with a carriage return", "PATCH", rs, scope(map[string]any{"value": "read:orders\radmin"}),
+					"on property scopes[0].value."},
+				{"scope description too long", "PATCH", rs, scope(map[string]any{"value": "w", "description": long(501)}),
+					"Payload validation error: 'String is too long (501 chars), maximum 500' on property scopes[0].description."},
+				{"name too long", "PATCH", rs, map[string]any{"name": long(201)},
+					"Payload validation error: 'String is too long (201 chars), maximum 200' on property name."},
+				{"name with <", "PATCH", rs, map[string]any{"name": "a<b"},
+					"Payload validation error: 'String does not match pattern ^[^<>]+$' on property name."},
+				{"name empty", "PATCH", rs, map[string]any{"name": ""},
+					"Payload validation error: 'String does not match pattern ^[^<>]+$' on property name."},
+				{"token_lifetime above the maximum", "PATCH", rs, map[string]any{"token_lifetime": 2592001},
+					"Payload validation error: 'Value 2592001 is greater than maximum 2592000' on property token_lifetime."},
+				{"token_lifetime_for_web negative", "PATCH", rs, map[string]any{"token_lifetime_for_web": -1},
+					"Payload validation error: 'Value -1 is less than minimum 0' on property token_lifetime_for_web."},
+				{"identifier empty", "POST", "/api/v2/resource-servers", map[string]any{"identifier": ""},
+					"Payload validation error: 'String is too short (0 chars), minimum 1' on property identifier."},
+				{"identifier too long", "POST", "/api/v2/resource-servers", map[string]any{"identifier": "urn:" + long(597)},
+					"Payload validation error: 'String is too long (601 chars), maximum 600' on property identifier."},
+			} {
+				t.Run(tc.name, func(t *testing.T) {
+					_, _, before := a.Do(t, "GET", "/api/v2/resource-servers", a.token, nil)
+					status, _, v := a.call(tc.method, tc.path, tc.body)
+					errorIs(t, status, v, http.StatusBadRequest, "invalid_body", tc.message)
+					if _, _, after := a.Do(t, "GET", "/api/v2/resource-servers", a.token, nil); string(after) != string(before) {
+						t.Errorf("a refused write changed the APIs:\n%s\n%s", before, after)
+					}
+				})
+			}
+
+			// The limits count characters, not bytes.
+			name := strings.Repeat("é", 200)
+			value := "read:" + strings.Repeat("é", 275)
+			desc := strings.Repeat("ü", 500)
+			got := a.must(200, "PATCH", rs, map[string]any{"name": name, "scopes": []map[string]string{{"value": value, "description": desc}}})
+			scopes, _ := got["scopes"].([]any)
+			if got["name"] != name || len(scopes) != 1 || scopes[0].(map[string]any)["value"] != value || scopes[0].(map[string]any)["description"] != desc {
+				t.Errorf("API at the limits: %v", got)
+			}
+		})
+	}
+}
