@@ -3,6 +3,7 @@ package management
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"slices"
 
@@ -25,12 +26,21 @@ func clientGrantJSON(g *store.ClientGrant) map[string]any {
 	return map[string]any{"id": g.ID, "client_id": g.ClientID, "audience": g.Audience, "scope": nonNil(g.Scope)}
 }
 
+// maxGrantScope is Auth0's limit on one scope of a grant (schema
+// CreateClientGrantRequestContent).
+const maxGrantScope = 280
+
 // grantScopes reads scope and checks each against what the API defines,
 // so that a typo fails here rather than silently at the token endpoint.
 func (a *API) grantScopes(r *http.Request, v any, audience string) ([]string, error) {
 	scopes, err := stringArray("scope", v)
 	if err != nil {
 		return nil, err
+	}
+	for i, s := range scopes {
+		if _, err := stringIn(fmt.Sprintf("scope[%d]", i), s, 1, maxGrantScope); err != nil {
+			return nil, err
+		}
 	}
 	var defined []string
 	if audience == a.issuer+"api/v2/" {
@@ -74,13 +84,13 @@ func (a *API) createClientGrant(w http.ResponseWriter, r *http.Request) {
 	}
 	g := &store.ClientGrant{ID: "cgr_" + randomAlnum(16)}
 	for _, k := range []string{"client_id", "audience"} {
-		s, ok := body[k].(string)
-		if !ok || s == "" {
-			if _, present := body[k]; !present {
-				WriteError(w, BadBody("Payload validation error: 'Missing required property: "+k+"'."))
-			} else {
-				WriteError(w, propertyError(k, "string", body[k]))
-			}
+		if _, present := body[k]; !present {
+			WriteError(w, BadBody("Payload validation error: 'Missing required property: "+k+"'."))
+			return
+		}
+		s, err := stringIn(k, body[k], 1, math.MaxInt)
+		if err != nil {
+			WriteError(w, err)
 			return
 		}
 		if k == "client_id" {
@@ -153,15 +163,25 @@ func (a *API) updateClientGrant(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, clientGrantStoreError(err))
 		return
 	}
-	for k, v := range body {
+	// Auth0's schema (UpdateClientGrantRequestContent) has minProperties 1.
+	if len(body) == 0 {
+		WriteError(w, BadBody("Payload validation error: 'Too few properties defined (0), minimum 1'."))
+		return
+	}
+	var unknown []string
+	for k := range body {
 		if k != "scope" {
-			WriteError(w, additionalProperties([]string{k}))
-			return
+			unknown = append(unknown, k)
 		}
-		if g.Scope, err = a.grantScopes(r, v, g.Audience); err != nil {
-			WriteError(w, err)
-			return
-		}
+	}
+	if len(unknown) > 0 {
+		slices.Sort(unknown)
+		WriteError(w, additionalProperties(unknown))
+		return
+	}
+	if g.Scope, err = a.grantScopes(r, body["scope"], g.Audience); err != nil {
+		WriteError(w, err)
+		return
 	}
 	if err := a.store.UpdateClientGrant(r.Context(), g); err != nil {
 		WriteError(w, clientGrantStoreError(err))
