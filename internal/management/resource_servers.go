@@ -237,9 +237,20 @@ func (a *API) listResourceServers(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, err)
 		return
 	}
-	list, total, err := a.store.ListResourceServers(r.Context(), p.listOptions())
+	var (
+		list  []*store.ResourceServer
+		total int
+	)
+	if ids, ok := r.URL.Query()["identifiers"]; ok {
+		list, total, err = a.resourceServersByIdentifier(r, ids, p)
+	} else {
+		list, total, err = a.store.ListResourceServers(r.Context(), p.listOptions())
+		if err != nil {
+			err = internalError(err)
+		}
+	}
 	if err != nil {
-		WriteError(w, internalError(err))
+		WriteError(w, err)
 		return
 	}
 	items := make([]map[string]any, len(list))
@@ -247,6 +258,40 @@ func (a *API) listResourceServers(w http.ResponseWriter, r *http.Request) {
 		items[i] = filterFields(resourceServerJSON(rs), r)
 	}
 	writePage(w, p, "resource_servers", items, total)
+}
+
+// maxIdentifiersFilter is Auth0's limit on the identifiers filter of
+// GET /api/v2/resource-servers.
+const maxIdentifiersFilter = 10
+
+// resourceServersByIdentifier is the page p of the APIs that ids name
+// (Auth0's identifiers filter, repeated in the query string), in creation
+// order (APIs created in the same millisecond in the order ids names
+// them), and their number; identifiers that name no API are left out.
+func (a *API) resourceServersByIdentifier(r *http.Request, ids []string, p paging) ([]*store.ResourceServer, int, error) {
+	if len(ids) > maxIdentifiersFilter {
+		return nil, 0, BadQuery(fmt.Sprintf("Query validation error: 'Array is too long (%d), maximum %d' on property identifiers.", len(ids), maxIdentifiersFilter))
+	}
+	var found []*store.ResourceServer
+	for i, id := range ids {
+		if id == "" {
+			return nil, 0, BadQuery(fmt.Sprintf("Query validation error: 'String is too short (0 chars), minimum 1' on property identifiers[%d].", i))
+		}
+		if slices.Contains(ids[:i], id) {
+			continue
+		}
+		rs, err := a.store.GetResourceServerByIdentifier(r.Context(), id)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, 0, internalError(err)
+		}
+		found = append(found, rs)
+	}
+	slices.SortStableFunc(found, func(x, y *store.ResourceServer) int { return x.CreatedAt.Compare(y.CreatedAt) })
+	start := min(p.page*p.perPage, len(found))
+	return found[start:min(start+p.perPage, len(found))], len(found), nil
 }
 
 // findResourceServer accepts the id or, as Auth0 does, the identifier.

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gatehouse/gatehouse/internal/store/storetest"
 )
@@ -77,6 +78,48 @@ func TestResourceServerValidation(t *testing.T) {
 			if got["name"] != name || len(scopes) != 1 || scopes[0].(map[string]any)["value"] != value || scopes[0].(map[string]any)["description"] != desc {
 				t.Errorf("API at the limits: %v", got)
 			}
+		})
+	}
+}
+
+// TestResourceServerIdentifiersFilter: GET /api/v2/resource-servers
+// narrowed with Auth0's identifiers parameter (repeated, at most 10)
+// answers only the APIs it names, paged over them.
+func TestResourceServerIdentifiersFilter(t *testing.T) {
+	for _, backend := range storetest.Backends() {
+		t.Run(backend, func(t *testing.T) {
+			a := start(t, backend)
+			for _, id := range []string{"urn:a", "urn:b", "urn:c"} {
+				a.must(201, "POST", "/api/v2/resource-servers", map[string]any{"identifier": id})
+				// Creation times are kept to the millisecond.
+				time.Sleep(2 * time.Millisecond)
+			}
+			identifiersOf := func(items []any) []string {
+				var out []string
+				for _, it := range items {
+					out = append(out, it.(map[string]any)["identifier"].(string))
+				}
+				return out
+			}
+			for _, tc := range []struct {
+				query string
+				want  []string
+			}{
+				{"identifiers=urn:c&identifiers=urn:a", []string{"urn:a", "urn:c"}},
+				{"identifiers=urn:b&identifiers=urn:nope&identifiers=urn:b", []string{"urn:b"}},
+				{"identifiers=urn:nope", nil},
+				{"identifiers=urn:a&identifiers=urn:b&identifiers=urn:c&per_page=2&page=1", []string{"urn:c"}},
+			} {
+				if got := identifiersOf(a.list("/api/v2/resource-servers?" + tc.query)); strings.Join(got, " ") != strings.Join(tc.want, " ") {
+					t.Errorf("%s: %v, want %v", tc.query, got, tc.want)
+				}
+			}
+			page := a.must(200, "GET", "/api/v2/resource-servers?include_totals=true&per_page=1&identifiers=urn:a&identifiers=urn:b", nil)
+			if page["total"] != 2.0 || len(page["resource_servers"].([]any)) != 1 {
+				t.Errorf("with totals: %v", page)
+			}
+			status, _, v := a.call("GET", "/api/v2/resource-servers?identifiers=1&identifiers=2&identifiers=3&identifiers=4&identifiers=5&identifiers=6&identifiers=7&identifiers=8&identifiers=9&identifiers=10&identifiers=11", nil)
+			errorIs(t, status, v, http.StatusBadRequest, "invalid_query_string", "Array is too long (11), maximum 10")
 		})
 	}
 }
