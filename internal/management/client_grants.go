@@ -123,24 +123,46 @@ func (a *API) createClientGrant(w http.ResponseWriter, r *http.Request) {
 	WriteJSON(w, http.StatusCreated, clientGrantJSON(g))
 }
 
+// listClientGrants pages by offset, or by checkpoint (from, take) as
+// Auth0 also does: node-auth0 v5 and later list grants that way only.
 func (a *API) listClientGrants(w http.ResponseWriter, r *http.Request) {
-	p, err := parsePaging(r)
+	q := r.URL.Query()
+	f := store.ClientGrantFilter{ClientID: q.Get("client_id"), Audience: q.Get("audience")}
+	cp, checkpointed, err := parseCheckpoint(r)
 	if err != nil {
 		WriteError(w, err)
 		return
 	}
-	q := r.URL.Query()
-	list, total, err := a.store.ListClientGrants(r.Context(),
-		store.ClientGrantFilter{ClientID: q.Get("client_id"), Audience: q.Get("audience")}, p.listOptions())
+	if checkpointed {
+		opts, skip := cp.pageOf()
+		list, total, err := a.store.ListClientGrants(r.Context(), f, opts)
+		if err != nil {
+			WriteError(w, internalError(err))
+			return
+		}
+		list = list[min(skip, len(list)):]
+		writeCheckpoint(w, cp, "client_grants", clientGrantItems(list), len(list), total)
+		return
+	}
+	p, err := parsePagingBesideCheckpoint(r)
+	if err != nil {
+		WriteError(w, err)
+		return
+	}
+	list, total, err := a.store.ListClientGrants(r.Context(), f, p.listOptions())
 	if err != nil {
 		WriteError(w, internalError(err))
 		return
 	}
+	writePage(w, p, "client_grants", clientGrantItems(list), total)
+}
+
+func clientGrantItems(list []*store.ClientGrant) []map[string]any {
 	items := make([]map[string]any, len(list))
 	for i, g := range list {
 		items[i] = clientGrantJSON(g)
 	}
-	writePage(w, p, "client_grants", items, total)
+	return items
 }
 
 func (a *API) getClientGrant(w http.ResponseWriter, r *http.Request) {

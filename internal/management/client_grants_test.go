@@ -50,3 +50,48 @@ func TestClientGrantValidation(t *testing.T) {
 		})
 	}
 }
+
+// TestClientGrantCheckpointPaging: GET /api/v2/client-grants pages by
+// checkpoint (from, take) as Auth0 does, the way node-auth0 v5 and later
+// list grants: {"client_grants":[...],"next":"..."} until next is absent.
+func TestClientGrantCheckpointPaging(t *testing.T) {
+	for _, backend := range storetest.Backends() {
+		t.Run(backend, func(t *testing.T) {
+			a := start(t, backend)
+			const aud = "https://orders.example.com/"
+			a.must(201, "POST", "/api/v2/resource-servers", map[string]any{"identifier": aud, "scopes": []map[string]string{{"value": "read:orders"}}})
+			want := map[string]bool{}
+			for i := range 5 {
+				c := a.must(201, "POST", "/api/v2/clients", map[string]any{"name": fmt.Sprintf("batch-%d", i), "app_type": "non_interactive"})["client_id"].(string)
+				want[a.must(201, "POST", "/api/v2/client-grants", map[string]any{"client_id": c, "audience": aud, "scope": []string{"read:orders"}})["id"].(string)] = true
+			}
+			seen := map[string]bool{}
+			path, pages := "/api/v2/client-grants?take=2&audience="+aud, 0
+			for {
+				page := a.must(200, "GET", path, nil)
+				items, ok := page["client_grants"].([]any)
+				if !ok || len(items) > 2 {
+					t.Fatalf("page %d: %v", pages, page)
+				}
+				for _, it := range items {
+					id := it.(map[string]any)["id"].(string)
+					if seen[id] {
+						t.Errorf("grant %s listed twice", id)
+					}
+					seen[id] = true
+				}
+				pages++
+				next, ok := page["next"].(string)
+				if !ok {
+					break
+				}
+				path = "/api/v2/client-grants?take=2&audience=" + aud + "&from=" + next
+			}
+			if pages != 3 || len(seen) != len(want) {
+				t.Errorf("%d pages, %d grants, want 3 pages of the %d grants", pages, len(seen), len(want))
+			}
+			status, _, v := a.call("GET", "/api/v2/client-grants?take=101", nil)
+			errorIs(t, status, v, http.StatusBadRequest, "invalid_query_string", "on property take.")
+		})
+	}
+}
