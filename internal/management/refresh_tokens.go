@@ -86,6 +86,16 @@ func (a *API) listUserRefreshTokens(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) deleteUserRefreshTokens(w http.ResponseWriter, r *http.Request) {
+	// Tokens go with their user (ON DELETE CASCADE): an unknown user has
+	// none, and the caller is told so rather than that they are revoked.
+	if _, err := a.store.GetUser(r.Context(), r.PathValue("id")); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			WriteError(w, errNoUser())
+			return
+		}
+		WriteError(w, internalError(err))
+		return
+	}
 	if _, err := a.store.RevokeUserRefreshTokens(r.Context(), r.PathValue("id")); err != nil {
 		WriteError(w, internalError(err))
 		return
