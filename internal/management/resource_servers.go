@@ -46,8 +46,17 @@ func resourceServerJSON(rs *store.ResourceServer) map[string]any {
 		"skip_consent_for_verifiable_first_party_clients": rs.SkipConsentForVerifiableFirstPartyClients,
 		"token_lifetime":         rs.TokenLifetime,
 		"token_lifetime_for_web": rs.TokenLifetimeForWeb,
+		"enforce_policies":       false,
+		"token_dialect":          defaultTokenDialect,
 	}
 }
+
+// defaultTokenDialect is Auth0's default access token profile, the only
+// one Gatehouse issues. Its other dialects (ResourceServerTokenDialectSchemaEnum
+// in Auth0's Management API schema) add RBAC permissions or follow RFC 9068.
+const defaultTokenDialect = "access_token"
+
+var tokenDialects = []string{"access_token", "access_token_authz", "rfc9068_profile", "rfc9068_profile_authz"}
 
 // Auth0's limits on an API (schema CreateResourceServerRequestContent):
 // lengths in characters, as JSON Schema counts them.
@@ -114,6 +123,28 @@ func applyResourceServer(rs *store.ResourceServer, body map[string]any, creating
 			}
 		case "scopes":
 			rs.Scopes, err = parseScopes(v)
+		case "enforce_policies":
+			// Auth0's deploy tools and Terraform send both properties on
+			// every write; their defaults are what Gatehouse does, and
+			// anything else is refused rather than silently not done.
+			b, ok := v.(bool)
+			if !ok {
+				return propertyError(k, "boolean", v)
+			}
+			if b {
+				return BadBody("Payload validation error: 'Gatehouse has no role-based access control: enforce_policies must be false' on property enforce_policies.")
+			}
+		case "token_dialect":
+			d, ok := v.(string)
+			if !ok {
+				return propertyError(k, "string", v)
+			}
+			if !slices.Contains(tokenDialects, d) {
+				return enumError(k, d, tokenDialects)
+			}
+			if d != defaultTokenDialect {
+				return BadBody(fmt.Sprintf("Payload validation error: 'Gatehouse issues the %s dialect only, got %q' on property token_dialect.", defaultTokenDialect, d))
+			}
 		default:
 			unknown = append(unknown, k)
 		}

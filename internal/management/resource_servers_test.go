@@ -54,6 +54,14 @@ func TestResourceServerValidation(t *testing.T) {
 					"Payload validation error: 'Value 2592001 is greater than maximum 2592000' on property token_lifetime."},
 				{"token_lifetime_for_web negative", "PATCH", rs, map[string]any{"token_lifetime_for_web": -1},
 					"Payload validation error: 'Value -1 is less than minimum 0' on property token_lifetime_for_web."},
+				{"enforce_policies true", "PATCH", rs, map[string]any{"enforce_policies": true},
+					"Payload validation error: 'Gatehouse has no role-based access control: enforce_policies must be false' on property enforce_policies."},
+				{"enforce_policies not a boolean", "PATCH", rs, map[string]any{"enforce_policies": "false"},
+					"Payload validation error: 'Expected type boolean but found type string' on property enforce_policies."},
+				{"token_dialect unknown", "PATCH", rs, map[string]any{"token_dialect": "jwt"},
+					`Payload validation error: 'No enum match for: "jwt" (expected one of access_token, access_token_authz, rfc9068_profile, rfc9068_profile_authz)' on property token_dialect.`},
+				{"token_dialect Gatehouse does not issue", "PATCH", rs, map[string]any{"token_dialect": "rfc9068_profile"},
+					`Payload validation error: 'Gatehouse issues the access_token dialect only, got "rfc9068_profile"' on property token_dialect.`},
 				{"identifier empty", "POST", "/api/v2/resource-servers", map[string]any{"identifier": ""},
 					"Payload validation error: 'String is too short (0 chars), minimum 1' on property identifier."},
 				{"identifier too long", "POST", "/api/v2/resource-servers", map[string]any{"identifier": "urn:" + long(597)},
@@ -69,11 +77,18 @@ func TestResourceServerValidation(t *testing.T) {
 				})
 			}
 
+			// What Auth0's deploy tools send on every write: the defaults of
+			// enforce_policies and token_dialect are accepted and answered.
+			got := a.must(200, "PATCH", rs, map[string]any{"enforce_policies": false, "token_dialect": "access_token", "token_lifetime": 600})
+			if got["enforce_policies"] != false || got["token_dialect"] != "access_token" || got["token_lifetime"] != float64(600) {
+				t.Errorf("API with the default dialect: %v", got)
+			}
+
 			// The limits count characters, not bytes.
 			name := strings.Repeat("é", 200)
 			value := "read:" + strings.Repeat("é", 275)
 			desc := strings.Repeat("ü", 500)
-			got := a.must(200, "PATCH", rs, map[string]any{"name": name, "scopes": []map[string]string{{"value": value, "description": desc}}})
+			got = a.must(200, "PATCH", rs, map[string]any{"name": name, "scopes": []map[string]string{{"value": value, "description": desc}}})
 			scopes, _ := got["scopes"].([]any)
 			if got["name"] != name || len(scopes) != 1 || scopes[0].(map[string]any)["value"] != value || scopes[0].(map[string]any)["description"] != desc {
 				t.Errorf("API at the limits: %v", got)
