@@ -329,6 +329,7 @@ type ResourceServerScope struct {
 // ResourceServerStore persists APIs.
 type ResourceServerStore interface {
 	// CreateResourceServer: ErrConflict when the identifier is taken.
+	// Client grants left for the identifier by an earlier API of it go.
 	CreateResourceServer(ctx context.Context, rs *ResourceServer) error
 	GetResourceServer(ctx context.Context, id string) (*ResourceServer, error)
 	GetResourceServerByIdentifier(ctx context.Context, identifier string) (*ResourceServer, error)

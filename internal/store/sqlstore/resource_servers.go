@@ -64,9 +64,18 @@ func (s *Store) CreateResourceServer(ctx context.Context, rs *store.ResourceServ
 		return s.fail("create resource server", err)
 	}
 	created, updated := stamps(rs.CreatedAt, rs.UpdatedAt)
-	_, err = s.write.ExecContext(ctx,
-		"INSERT INTO resource_servers ("+resourceServerCols+") VALUES ($1, $2, $3, $4, $5)",
-		rs.ID, rs.Identifier, doc, created.UnixMilli(), updated.UnixMilli())
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		// A grant created while an API of this identifier was being
+		// deleted outlives it (its check for the API ran first); it must
+		// not grant anything on the new API.
+		if _, err := tx.ExecContext(ctx, "DELETE FROM client_grants WHERE audience = $1", rs.Identifier); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx,
+			"INSERT INTO resource_servers ("+resourceServerCols+") VALUES ($1, $2, $3, $4, $5)",
+			rs.ID, rs.Identifier, doc, created.UnixMilli(), updated.UnixMilli())
+		return err
+	})
 	if err != nil {
 		return s.fail("create resource server", err)
 	}

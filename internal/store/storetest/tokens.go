@@ -54,6 +54,18 @@ func testResourceServers(t *testing.T, s store.Store) {
 	_, err = s.GetClientGrant(ctx, "g1")
 	wantErr(t, "grant after DeleteResourceServer", err, store.ErrNotFound)
 	wantErr(t, "DeleteResourceServer again", s.DeleteResourceServer(ctx, "rs1"), store.ErrNotFound)
+
+	// A grant that outlived its API (created while the API was deleted)
+	// grants nothing on a new API of the same identifier.
+	must(t, s.CreateClientGrant(ctx, &store.ClientGrant{ID: "g2", ClientID: "c1", Audience: rs.Identifier, Scope: []string{"read:x"}}))
+	must(t, s.CreateResourceServer(ctx, &store.ResourceServer{ID: "rs4", Identifier: rs.Identifier, CreatedAt: t0.Add(2 * time.Second)}))
+	_, err = s.FindClientGrant(ctx, "c1", rs.Identifier)
+	wantErr(t, "grant left from an earlier API after CreateResourceServer", err, store.ErrNotFound)
+	must(t, s.CreateClientGrant(ctx, &store.ClientGrant{ID: "g3", ClientID: "c1", Audience: "urn:three"}))
+	wantErr(t, "CreateResourceServer taken identifier",
+		s.CreateResourceServer(ctx, &store.ResourceServer{ID: "rs5", Identifier: "urn:three"}), store.ErrConflict)
+	_, err = s.GetClientGrant(ctx, "g3")
+	must(t, err)
 }
 
 func testClientGrants(t *testing.T, s store.Store) {
