@@ -2,9 +2,13 @@ package management
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
+
+	"github.com/gatehouse/gatehouse/internal/store"
 )
 
 // VerifyFunc checks a Management API access token (signature, issuer,
@@ -50,7 +54,16 @@ func (a *API) requireScope(scope string, h http.HandlerFunc) http.HandlerFunc {
 			return
 		}
 		held, sub, err := a.verify(r.Context(), strings.TrimSpace(raw))
+		if err == nil {
+			err = a.issuedToExistingClient(r.Context(), sub)
+		}
 		if err != nil {
+			var me *Error
+			if errors.As(err, &me) {
+				a.logger.ErrorContext(r.Context(), "management token check failed", "error", err.Error())
+				WriteError(w, me)
+				return
+			}
 			a.logger.InfoContext(r.Context(), "management token refused", "reason", err.Error())
 			a.unauthorized(w, "Invalid token")
 			return
@@ -64,6 +77,28 @@ func (a *API) requireScope(scope string, h http.HandlerFunc) http.HandlerFunc {
 		ctx := context.WithValue(r.Context(), principalKey{}, Principal{Subject: sub, Scopes: held})
 		h(w, r.WithContext(ctx))
 	}
+}
+
+// issuedToExistingClient refuses the token of an application that no
+// longer exists. Every Management API token is a client_credentials token
+// ("<client_id>@clients"), and Auth0 offers no way to revoke one before it
+// expires (https://auth0.com/docs/tokens/apiv2: "You cannot renew or
+// revoke a Management API token"); here deleting a leaked application is
+// enough to shut its tokens out at once, not ManagementTokenLifetime
+// later. A store failure is a 500, not a reason to call the token invalid.
+func (a *API) issuedToExistingClient(ctx context.Context, sub string) error {
+	id, ok := strings.CutSuffix(sub, "@clients")
+	if !ok {
+		return fmt.Errorf("subject %q is not an application", sub)
+	}
+	_, err := a.store.GetClient(ctx, id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return fmt.Errorf("application %s no longer exists", id)
+	case err != nil:
+		return internalError(fmt.Errorf("management: read the token's application: %w", err))
+	}
+	return nil
 }
 
 func (a *API) unauthorized(w http.ResponseWriter, msg string) {

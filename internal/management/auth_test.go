@@ -5,6 +5,7 @@ import (
 	"crypto/rsa"
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -152,6 +153,46 @@ func TestTenantSettings(t *testing.T) {
 			resp.Body.Close()
 			if resp.StatusCode != 415 {
 				t.Errorf("form body: %d", resp.StatusCode)
+			}
+		})
+	}
+}
+
+// TestBearerCheckDeletedClient: a Management API token stops working when
+// the application it was issued to is deleted, rather than for the rest
+// of its lifetime, so deleting a leaked machine-to-machine application
+// shuts it out at once.
+func TestBearerCheckDeletedClient(t *testing.T) {
+	for _, backend := range storetest.Backends() {
+		t.Run(backend, func(t *testing.T) {
+			a := start(t, backend)
+			c := a.must(201, "POST", "/api/v2/clients", map[string]any{"name": "leaky job", "app_type": "non_interactive"})
+			id, secret := c["client_id"].(string), c["client_secret"].(string)
+			a.must(201, "POST", "/api/v2/client-grants", map[string]any{"client_id": id, "audience": a.URL + "api/v2/", "scope": []string{"read:tenant_settings"}})
+			resp, err := http.PostForm(a.URL+"oauth/token", url.Values{"grant_type": {"client_credentials"}, "client_id": {id}, "client_secret": {secret}, "audience": {a.URL + "api/v2/"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var tok struct {
+				AccessToken string `json:"access_token"`
+			}
+			_ = json.NewDecoder(resp.Body).Decode(&tok)
+			resp.Body.Close()
+			if resp.StatusCode != 200 || tok.AccessToken == "" {
+				t.Fatalf("token: %d", resp.StatusCode)
+			}
+			if status, _, raw := a.Do(t, "GET", "api/v2/tenants/settings", tok.AccessToken, nil); status != 200 {
+				t.Fatalf("before the deletion: %d %s", status, raw)
+			}
+			a.must(204, "DELETE", "/api/v2/clients/"+id, nil)
+			status, h, raw := a.Do(t, "GET", "api/v2/tenants/settings", tok.AccessToken, nil)
+			var body map[string]any
+			_ = json.Unmarshal(raw, &body)
+			if status != 401 || body["message"] != "Invalid token" || h.Get("WWW-Authenticate") == "" {
+				t.Errorf("after the deletion: %d %s", status, raw)
+			}
+			if status, _, raw := a.Do(t, "GET", "api/v2/tenants/settings", a.token, nil); status != 200 {
+				t.Errorf("another application's token: %d %s", status, raw)
 			}
 		})
 	}
