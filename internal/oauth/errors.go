@@ -59,6 +59,23 @@ func errUnauthorizedClient(cause error) *Error {
 	return &Error{Status: http.StatusUnauthorized, Code: "access_denied", Description: "Unauthorized", Cause: cause}
 }
 
+// challengeBasic adds the WWW-Authenticate header RFC 6749 §5.2 requires
+// when a client that authenticated with the Authorization header is
+// refused. The status and body stay Auth0's 401 access_denied: an SDK
+// reads those, while HTTP clients that retry Basic credentials look for
+// the challenge.
+func challengeBasic(r *http.Request, err error) error {
+	var oe *Error
+	if r.Header.Get("Authorization") == "" || !errors.As(err, &oe) || oe.Status != http.StatusUnauthorized {
+		return err
+	}
+	if oe.Header == nil {
+		oe.Header = http.Header{}
+	}
+	oe.Header.Set("WWW-Authenticate", `Basic realm="oauth", charset="UTF-8"`)
+	return err
+}
+
 func errGrantNotAllowed(grant string) *Error {
 	return &Error{Status: http.StatusForbidden, Code: "unauthorized_client", Description: "Grant type '" + grant + "' not allowed for the client."}
 }

@@ -181,3 +181,52 @@ func TestTokenCheckOrder(t *testing.T) {
 		t.Errorf("%d requests reached Entra", n)
 	}
 }
+
+// TestBasicChallenge: a client refused after authenticating with the
+// Authorization header gets RFC 6749 §5.2's WWW-Authenticate naming the
+// Basic scheme, at the token and revocation endpoints, with Auth0's body
+// unchanged; a client that sent its secret in the body gets no challenge.
+func TestBasicChallenge(t *testing.T) {
+	env := servertest.Start(t, storetest.SQLite)
+	aud := url.QueryEscape(env.URL + "api/v2/")
+	form := "application/x-www-form-urlencoded"
+	send := func(path, body, authorization string) (int, http.Header, string) {
+		t.Helper()
+		req, _ := http.NewRequest("POST", env.URL+path, strings.NewReader(body))
+		req.Header.Set("Content-Type", form)
+		if authorization != "" {
+			req.Header.Set("Authorization", authorization)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, resp.Header, string(raw)
+	}
+	basic := func(id, secret string) string {
+		return "Basic " + base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(id)+":"+url.QueryEscape(secret)))
+	}
+	const denied = `{"error":"access_denied","error_description":"Unauthorized"}`
+	for _, tc := range []struct {
+		name, path, body, authorization string
+		challenge                       bool
+	}{
+		{"wrong Basic secret", "oauth/token", "grant_type=client_credentials&audience=" + aud, basic(env.AdminID, "WRONG"), true},
+		{"unknown Basic client", "oauth/token", "grant_type=client_credentials&audience=" + aud, basic("ghost", "x"), true},
+		{"Basic and a body secret", "oauth/token", "grant_type=client_credentials&audience=" + aud + "&client_secret=x", basic(env.AdminID, env.AdminSecret), true},
+		{"malformed Authorization", "oauth/token", "grant_type=client_credentials&audience=" + aud, "Basic !!!", true},
+		{"revoke, wrong Basic secret", "oauth/revoke", "token=x", basic(env.AdminID, "WRONG"), true},
+		{"wrong body secret", "oauth/token", "grant_type=client_credentials&audience=" + aud + "&client_id=" + url.QueryEscape(env.AdminID) + "&client_secret=WRONG", "", false},
+	} {
+		status, h, raw := send(tc.path, tc.body, tc.authorization)
+		if status != 401 || strings.TrimSpace(raw) != denied {
+			t.Errorf("%s: %d %s", tc.name, status, raw)
+		}
+		got := h.Get("WWW-Authenticate")
+		if tc.challenge != strings.HasPrefix(got, "Basic realm=") {
+			t.Errorf("%s: WWW-Authenticate %q, want a Basic challenge: %v", tc.name, got, tc.challenge)
+		}
+	}
+}

@@ -24,7 +24,7 @@ func (p *Provider) revoke(w http.ResponseWriter, r *http.Request) {
 func (p *Provider) revokeToken(w http.ResponseWriter, r *http.Request) error {
 	t, err := parseTokenRequest(w, r)
 	if err != nil {
-		return err
+		return challengeBasic(r, err)
 	}
 	raw, err := t.require("token")
 	if err != nil {
@@ -32,7 +32,7 @@ func (p *Provider) revokeToken(w http.ResponseWriter, r *http.Request) error {
 	}
 	c, err := p.authenticateClient(t)
 	if err != nil {
-		return err
+		return challengeBasic(r, err)
 	}
 	rt, _, err := p.findRefreshToken(r.Context(), raw)
 	if errors.Is(err, store.ErrNotFound) {

@@ -49,7 +49,7 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 func (p *Provider) exchange(ctx context.Context, w http.ResponseWriter, r *http.Request) (string, *tokenResponse, error) {
 	t, err := parseTokenRequest(w, r)
 	if err != nil {
-		return "none", nil, err
+		return "none", nil, challengeBasic(r, err)
 	}
 	grant, err := t.require("grant_type")
 	if err != nil {
@@ -61,7 +61,7 @@ func (p *Provider) exchange(ctx context.Context, w http.ResponseWriter, r *http.
 	}
 	c, err := p.authenticateClient(t)
 	if err != nil {
-		return grant, nil, err
+		return grant, nil, challengeBasic(r, err)
 	}
 	if !slices.Contains(c.GrantTypes, grant) {
 		return grant, nil, errGrantNotAllowed(grant)
