@@ -10,6 +10,8 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/gatehouse/gatehouse/internal/store"
 )
@@ -64,13 +66,15 @@ func parseTokenRequest(w http.ResponseWriter, r *http.Request) (*tokenRequest, e
 		return nil, errInvalidRequest("Could not read the request body.")
 	}
 	t := &tokenRequest{r: r}
+	var malformed *Error
 	switch mt {
 	case "application/x-www-form-urlencoded":
-		t.params, err = url.ParseQuery(string(body))
-		if err != nil {
-			return nil, errInvalidRequest("Malformed form body.")
+		malformed = errInvalidRequest("Malformed form body.")
+		if t.params, err = url.ParseQuery(string(body)); err != nil {
+			return nil, malformed
 		}
 	case "application/json":
+		malformed = errInvalidRequest("Malformed JSON body.")
 		if t.params, err = parseJSONParams(body); err != nil {
 			return nil, err
 		}
@@ -80,6 +84,14 @@ func parseTokenRequest(w http.ResponseWriter, r *http.Request) (*tokenRequest, e
 	for k, v := range t.params {
 		if len(v) > 1 {
 			return nil, errRepeated(k)
+		}
+	}
+	for k, v := range t.params {
+		if !isText(k) {
+			return nil, malformed
+		}
+		if !isText(v[0]) {
+			return nil, errInvalidRequest("Parameter " + k + " must be UTF-8 text without NUL characters.")
 		}
 	}
 	if h := r.Header.Get("Authorization"); h != "" {
@@ -94,9 +106,19 @@ func parseTokenRequest(w http.ResponseWriter, r *http.Request) (*tokenRequest, e
 		if secret, err = url.QueryUnescape(secret); err != nil {
 			return nil, errUnauthorizedClient(errors.New("malformed Basic client secret"))
 		}
+		if !isText(id) || !isText(secret) {
+			return nil, errUnauthorizedClient(errors.New("malformed Basic credentials: not UTF-8 text without NUL characters"))
+		}
 		t.basicID, t.basicSecret, t.hasBasic = id, secret, true
 	}
 	return t, nil
+}
+
+// isText reports whether s is UTF-8 without NUL: anything else names no
+// client, API or user, and PostgreSQL refuses to compare it at all, which
+// would turn a malformed request into a server error.
+func isText(s string) bool {
+	return utf8.ValidString(s) && !strings.ContainsRune(s, 0)
 }
 
 // parseJSONParams reads a JSON object of string (or null) values. It walks

@@ -230,3 +230,54 @@ func TestBasicChallenge(t *testing.T) {
 		}
 	}
 }
+
+// TestParametersAreText: a parameter or Basic credential that is not
+// UTF-8 text, or holds a NUL, can name no client, API or user. It is
+// refused as a malformed request on both backends alike, rather than
+// reaching PostgreSQL, which cannot compare it and failed the request with
+// a 500 that anyone could trigger (and that operators alert on).
+func TestParametersAreText(t *testing.T) {
+	for _, backend := range storetest.Backends() {
+		t.Run(backend, func(t *testing.T) {
+			env := servertest.Start(t, backend)
+			form, js := "application/x-www-form-urlencoded", "application/json"
+			id, secret := url.QueryEscape(env.AdminID), url.QueryEscape(env.AdminSecret)
+			for _, tc := range []struct {
+				name, path, contentType, body, basic string
+				status                               int
+				code, desc                           string
+			}{
+				{"NUL in client_id", "oauth/token", form, "grant_type=client_credentials&client_id=a%00b&client_secret=x&audience=x", "", 400, "invalid_request", "Parameter client_id must be UTF-8 text without NUL characters."},
+				{"invalid UTF-8 in client_id", "oauth/token", form, "grant_type=client_credentials&client_id=a%FFb&client_secret=x&audience=x", "", 400, "invalid_request", "Parameter client_id must be UTF-8 text without NUL characters."},
+				{"NUL in a JSON client_id", "oauth/token", js, `{"grant_type":"client_credentials","client_id":"a\u0000b","client_secret":"x"}`, "", 400, "invalid_request", "Parameter client_id must be UTF-8 text without NUL characters."},
+				{"NUL in a parameter name", "oauth/token", form, "grant_type=client_credentials&client%00id=x", "", 400, "invalid_request", "Malformed form body."},
+				{"NUL in audience", "oauth/token", form, "grant_type=client_credentials&client_id=" + id + "&client_secret=" + secret + "&audience=a%00b", "", 400, "invalid_request", "Parameter audience must be UTF-8 text without NUL characters."},
+				{"invalid UTF-8 in audience", "oauth/token", form, "grant_type=client_credentials&client_id=" + id + "&client_secret=" + secret + "&audience=a%FFb", "", 400, "invalid_request", "Parameter audience must be UTF-8 text without NUL characters."},
+				{"NUL in the Basic client id", "oauth/token", form, "grant_type=client_credentials&audience=x", "a%00b:x", 401, "access_denied", "Unauthorized"},
+				{"invalid UTF-8 in the Basic client id", "oauth/token", form, "grant_type=client_credentials&audience=x", "a\xffb:x", 401, "access_denied", "Unauthorized"},
+				{"NUL in client_id at revoke", "oauth/revoke", form, "token=x&client_id=a%00b", "", 400, "invalid_request", "Parameter client_id must be UTF-8 text without NUL characters."},
+				{"NUL in client_id with a refresh token", "oauth/token", form, "grant_type=refresh_token&client_id=a%00b&refresh_token=x", "", 400, "invalid_request", "Parameter client_id must be UTF-8 text without NUL characters."},
+			} {
+				req, _ := http.NewRequest("POST", env.URL+tc.path, strings.NewReader(tc.body))
+				req.Header.Set("Content-Type", tc.contentType)
+				if tc.basic != "" {
+					req.Header.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(tc.basic)))
+				}
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				raw, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				var body map[string]any
+				_ = json.Unmarshal(raw, &body)
+				if resp.StatusCode != tc.status || body["error"] != tc.code || body["error_description"] != tc.desc {
+					t.Errorf("%s: %d %s", tc.name, resp.StatusCode, raw)
+				}
+			}
+			if strings.Contains(env.Logs.String(), `"level":"ERROR"`) {
+				t.Errorf("malformed parameters were logged as server errors:\n%s", env.Logs.String())
+			}
+		})
+	}
+}
