@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	jose "github.com/go-jose/go-jose/v4"
 )
@@ -54,7 +56,7 @@ func Parse(raw string) (*Assertion, error) {
 	if err := json.Unmarshal(jws.UnsafePayloadWithoutVerification(), &c); err != nil {
 		return nil, errors.New("client assertion: claims are not a JSON object")
 	}
-	if c.Iss == "" || c.Iss != c.Sub {
+	if c.Iss == "" || c.Iss != c.Sub || !isText(c.Iss) {
 		return nil, errors.New("client assertion: iss and sub must both be the client id")
 	}
 	return &Assertion{ClientID: c.Iss, jws: jws, claims: c}, nil
@@ -120,8 +122,8 @@ func (a *Assertion) Verify(keys []Key, audiences []string, now time.Time) (*Veri
 	if nbf, err := unix(c.Nbf); err != nil || nbf.After(now.Add(skew)) {
 		return nil, errors.New("client assertion: not valid yet")
 	}
-	if c.JTI == "" || len(c.JTI) > maxJTI {
-		return nil, fmt.Errorf("client assertion: jti is required, at most %d characters", maxJTI)
+	if c.JTI == "" || len(c.JTI) > maxJTI || !isText(c.JTI) {
+		return nil, fmt.Errorf("client assertion: jti is required, at most %d characters of text", maxJTI)
 	}
 	return &Verified{ClientID: c.Iss, JTI: c.JTI, ExpiresAt: exp}, nil
 }
@@ -141,6 +143,13 @@ func audienceOK(raw json.RawMessage, allowed []string) bool {
 		}
 	}
 	return false
+}
+
+// isText reports whether s is UTF-8 without NUL. iss and jti are looked up
+// and stored: a NUL can name no client, SQLite would store it while
+// PostgreSQL cannot even compare it, so it is refused before either.
+func isText(s string) bool {
+	return utf8.ValidString(s) && !strings.ContainsRune(s, 0)
 }
 
 // unix reads a NumericDate; absent is the zero time.

@@ -282,3 +282,57 @@ func TestClientCredentialValidation(t *testing.T) {
 		t.Errorf("inline credential not stored: %s", raw)
 	}
 }
+
+// TestAssertionClaimsAreText: an assertion whose iss or jti holds a NUL
+// names no client and cannot be recorded as used. It is refused like any
+// other bad assertion, on both backends, rather than reaching PostgreSQL,
+// which cannot compare such text and failed the request with a 500 (for
+// iss, before any signature was checked).
+func TestAssertionClaimsAreText(t *testing.T) {
+	for _, backend := range storetest.Backends() {
+		t.Run(backend, func(t *testing.T) {
+			env := servertest.Start(t, backend)
+			admin := env.ManagementToken(t)
+			api := func(method, path string, body any) map[string]any {
+				t.Helper()
+				status, _, raw := env.Do(t, method, path, admin, body)
+				if status >= 300 {
+					t.Fatalf("%s %s: %d %s", method, path, status, raw)
+				}
+				var m map[string]any
+				_ = json.Unmarshal(raw, &m)
+				return m
+			}
+			c := api("POST", "api/v2/clients", map[string]any{"name": "batch", "app_type": "non_interactive", "grant_types": []string{"client_credentials"}})
+			id := c["client_id"].(string)
+			api("POST", "api/v2/client-grants", map[string]any{"client_id": id, "audience": env.URL + "api/v2/", "scope": []string{"read:clients"}})
+			key, _ := rsa.GenerateKey(rand.Reader, 2048)
+			cred := api("POST", "api/v2/clients/"+id+"/credentials", map[string]any{"credential_type": "public_key", "pem": publicPEM(t, key)})
+			api("PATCH", "api/v2/clients/"+id, map[string]any{"client_authentication_methods": map[string]any{"private_key_jwt": map[string]any{"credentials": []map[string]string{{"id": cred["id"].(string)}}}}})
+			grant := func(claims map[string]any) (int, map[string]any) {
+				t.Helper()
+				form := url.Values{"grant_type": {"client_credentials"}, "audience": {env.URL + "api/v2/"},
+					"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}, "client_assertion": {assertion(t, key, jose.RS256, "", claims)}}
+				status, _, body := post(t, env, tokenCase{contentType: "application/x-www-form-urlencoded", body: form.Encode()})
+				return status, body
+			}
+			claims := func(iss, jti string) map[string]any {
+				return map[string]any{"iss": iss, "sub": iss, "aud": env.URL, "exp": time.Now().Add(time.Minute).Unix(), "jti": jti}
+			}
+			for name, cl := range map[string]map[string]any{
+				"NUL in iss": claims("a\x00b", rand.Text()),
+				"NUL in jti": claims(id, "j\x00"+rand.Text()),
+			} {
+				if status, body := grant(cl); status != http.StatusUnauthorized || body["error"] != "access_denied" {
+					t.Errorf("%s: %d %v", name, status, body)
+				}
+			}
+			if status, body := grant(claims(id, rand.Text())); status != http.StatusOK {
+				t.Errorf("a good assertion: %d %v", status, body)
+			}
+			if strings.Contains(env.Logs.String(), `"level":"ERROR"`) {
+				t.Error("a malformed assertion was logged as a server error")
+			}
+		})
+	}
+}
