@@ -4,7 +4,10 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"slices"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gatehouse/gatehouse/internal/audit"
 	"github.com/gatehouse/gatehouse/internal/connection"
@@ -91,7 +94,7 @@ func New(cfg Config) *API {
 // scope it needs.
 func (a *API) Register(mux *http.ServeMux) {
 	route := func(pattern, scope string, h http.HandlerFunc) {
-		mux.Handle(pattern, limitBody(a.requireScope(scope, a.audited(pattern, h))))
+		mux.Handle(pattern, limitBody(a.requireScope(scope, a.audited(pattern, textOnly(h)))))
 	}
 	// One line per resource; each resource file owns its routes.
 	a.tenantSettingsRoutes(route)
@@ -126,4 +129,29 @@ func limitBody(h http.Handler) http.Handler {
 		r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
 		h.ServeHTTP(w, r)
 	})
+}
+
+// textOnly refuses a path or query string that is not UTF-8 text or
+// holds a NUL before h reads it: such an id names nothing, and PostgreSQL
+// cannot even compare it, which would turn bad input into a 500 (bodies
+// are checked where they are read, readJSONBody).
+func textOnly(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if !isText(r.URL.Path) {
+			WriteError(w, NotFound("Not Found", ""))
+			return
+		}
+		for k, vs := range r.URL.Query() {
+			if !isText(k) || slices.ContainsFunc(vs, func(v string) bool { return !isText(v) }) {
+				WriteError(w, BadQuery("Query validation error: 'Query parameters must be UTF-8 text without NUL characters'."))
+				return
+			}
+		}
+		h(w, r)
+	}
+}
+
+// isText reports whether s is UTF-8 without NUL.
+func isText(s string) bool {
+	return utf8.ValidString(s) && !strings.ContainsRune(s, 0)
 }

@@ -62,7 +62,31 @@ func readJSONBody(r *http.Request) ([]byte, error) {
 		}
 		return nil, BadBody("Could not read the request body")
 	}
+	if hasNul(raw) {
+		return nil, BadBody("Payload validation error: 'Strings must not contain NUL characters'.")
+	}
 	return raw, nil
+}
+
+// hasNul reports whether a string of the JSON document raw, a property
+// name or a value, holds a NUL: it names nothing, and PostgreSQL can
+// neither store nor compare it, while SQLite would keep it. JSON can only
+// spell it \u0000, so other bodies are not tokenized twice. Malformed JSON
+// is left to the decoding that follows, which words its error.
+func hasNul(raw []byte) bool {
+	if !bytes.Contains(raw, []byte(`\u0000`)) {
+		return false
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return false
+		}
+		if s, ok := tok.(string); ok && strings.ContainsRune(s, 0) {
+			return true
+		}
+	}
 }
 
 // propertyError is Auth0's wording for a property of the wrong type.

@@ -1,9 +1,14 @@
 package management_test
 
 import (
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/gatehouse/gatehouse/internal/store/storetest"
@@ -95,6 +100,54 @@ func TestWrongTypedFields(t *testing.T) {
 				{"resource server name null", "PATCH", r, r, `{"name":null}`, "name"},
 				{"tenant friendly_name number", "PATCH", "/api/v2/tenants/settings", "/api/v2/tenants/settings", `{"friendly_name":1}`, "friendly_name"},
 			})
+		})
+	}
+}
+
+// TestNulAndInvalidUTF8: a path, query or body string that is not UTF-8
+// text or holds a NUL names nothing and can be stored nowhere. It is
+// refused as bad input on both backends alike and changes nothing,
+// rather than reaching PostgreSQL, which cannot compare or store it and
+// failed the request with a 500.
+func TestNulAndInvalidUTF8(t *testing.T) {
+	for _, backend := range storetest.Backends() {
+		t.Run(backend, func(t *testing.T) {
+			a := start(t, backend)
+			id := a.must(201, "POST", "/api/v2/clients", map[string]any{"name": "m2m", "app_type": "non_interactive"})["client_id"].(string)
+			key, _ := rsa.GenerateKey(rand.Reader, 2048)
+			der, _ := x509.MarshalPKIXPublicKey(&key.PublicKey)
+			pub := string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+			for _, tc := range []struct {
+				method, path string
+				body         any
+				status       int
+				code         string
+			}{
+				{"GET", "/api/v2/clients/a%00b", nil, 404, ""},
+				{"GET", "/api/v2/clients/a%FFb/credentials", nil, 404, ""},
+				{"GET", "/api/v2/clients/" + id + "/credentials/cred_%00", nil, 404, ""},
+				{"DELETE", "/api/v2/clients/" + id + "/credentials/cred_%FF", nil, 404, ""},
+				{"GET", "/api/v2/client-grants?client_id=a%00b", nil, 400, "invalid_query_string"},
+				{"POST", "/api/v2/clients/" + id + "/credentials", map[string]any{"credential_type": "public_key", "pem": pub, "name": "a\x00b"}, 400, "invalid_body"},
+				{"PATCH", "/api/v2/clients/" + id, map[string]any{"client_authentication_methods": map[string]any{"private_key_jwt": map[string]any{"credentials": []map[string]string{{"id": "cred_\x00"}}}}}, 400, "invalid_body"},
+				{"POST", "/api/v2/client-grants", map[string]any{"client_id": "a\x00", "audience": a.URL + "api/v2/", "scope": []string{}}, 400, "invalid_body"},
+				{"PATCH", "/api/v2/clients/" + id, map[string]any{"client_metadata": map[string]any{"k\x00": "v"}}, 400, "invalid_body"},
+			} {
+				status, _, body := a.call(tc.method, tc.path, tc.body)
+				m, _ := body.(map[string]any)
+				if status != tc.status || (tc.code != "" && m["errorCode"] != tc.code) {
+					t.Errorf("%s %s: %d %v", tc.method, tc.path, status, body)
+				}
+			}
+			if status, _, body := a.call("GET", "/api/v2/clients/"+id+"/credentials", nil); status != 200 || len(body.([]any)) != 0 {
+				t.Errorf("credentials after the refusals: %d %v", status, body)
+			}
+			if status, _, body := a.call("GET", "/api/v2/clients/"+id, nil); status != 200 || body.(map[string]any)["client_authentication_methods"] != nil {
+				t.Errorf("client after the refusals: %d %v", status, body)
+			}
+			if strings.Contains(a.Logs.String(), `"level":"ERROR"`) {
+				t.Error("bad input was logged as a server error")
+			}
 		})
 	}
 }
