@@ -171,6 +171,12 @@ func (c *Client) postOnce(ctx context.Context, u, body string) (*http.Response, 
 		if err != nil {
 			return nil, fmt.Errorf("entra: %w", err)
 		}
+		// Without GetBody net/http cannot rewind the form, so it cannot
+		// replay it either: its HTTP/2 transport otherwise resends a request
+		// whose stream the server reset with PROTOCOL_ERROR (net/http
+		// http2canRetryError), however much of it the server had read, and
+		// keeps resending until the deadline.
+		req.GetBody = nil
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		req.Header.Set("Accept", "application/json")
 		resp, err := c.hc.Do(req)
