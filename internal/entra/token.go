@@ -160,9 +160,10 @@ func (c *Client) PasswordToken(ctx context.Context, req PasswordRequest) (*Token
 	return parseTokenResponse(raw, c.now())
 }
 
-// postOnce POSTs a form carrying credentials. net/http retries a request on a
-// reused connection only when nothing was written; we add one retry for
-// failures before the headers were written, e.g. a refused dial.
+// postOnce POSTs a form carrying credentials. net/http is given no way to
+// replay it; postOnce itself retries once, and only a failure before the
+// headers were written, e.g. a refused dial or a pooled connection found
+// closed.
 func (c *Client) postOnce(ctx context.Context, u, body string) (*http.Response, error) {
 	for attempt := 0; ; attempt++ {
 		var wrote atomic.Bool
