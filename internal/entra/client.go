@@ -133,8 +133,11 @@ func NewClient(opts Options) *Client {
 			Transport: rt,
 			// Following a 307/308 would re-send the credential form to
 			// wherever the redirect points; a POST's redirect is returned as is.
+			// So is a Graph call's: net/http keeps the bearer token on a
+			// redirect to the same host name on any port or scheme, and a
+			// redirect elsewhere would get around the nextLink origin check.
 			CheckRedirect: func(req *http.Request, via []*http.Request) error {
-				if via[0].Method != http.MethodGet || len(via) >= 5 {
+				if via[0].Method != http.MethodGet || via[0].Header.Get("Authorization") != "" || len(via) >= 5 {
 					return http.ErrUseLastResponse
 				}
 				return nil

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"sync/atomic"
 	"testing"
 )
 
@@ -140,5 +141,35 @@ func TestAccessTokenAudience(t *testing.T) {
 		if _, err := AccessTokenAudience(bad); err == nil {
 			t.Errorf("%q: no error", bad)
 		}
+	}
+}
+
+// TestGraphRedirectNotFollowed: a redirect is a nextLink the same-origin
+// check never sees. Go's client keeps the Authorization header on a
+// redirect to the same host name on any port or scheme, and follows one to
+// any other host without it; neither must receive the request.
+func TestGraphRedirectNotFollowed(t *testing.T) {
+	var elsewhere, bearer atomic.Int32
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		elsewhere.Add(1)
+		if r.Header.Get("Authorization") != "" {
+			bearer.Add(1)
+		}
+		fmt.Fprint(w, `{"id":"x","value":[{"@odata.type":"#microsoft.graph.group","id":"evil","displayName":"Admins"}]}`)
+	}))
+	defer other.Close()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, other.URL+r.URL.Path, http.StatusTemporaryRedirect)
+	}))
+	defer srv.Close()
+	c := NewClient(Options{})
+	if _, err := c.Me(context.Background(), srv.URL, "graph-token", nil); err == nil {
+		t.Error("/me: followed a redirect")
+	}
+	if _, err := c.MemberOf(context.Background(), srv.URL, "graph-token", false, 0); err == nil {
+		t.Error("memberOf: followed a redirect")
+	}
+	if elsewhere.Load() != 0 {
+		t.Fatalf("redirect followed %d times, %d with the token", elsewhere.Load(), bearer.Load())
 	}
 }
