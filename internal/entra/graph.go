@@ -149,11 +149,16 @@ type Group struct {
 	DisplayName string
 }
 
+// maxGraphPages bounds the pages of one membership listing: 99,900 objects
+// at the default page size, far beyond what a user is a member of, and an
+// end to a nextLink that never runs out (one that loops, or a proxy's).
+const maxGraphPages = 100
+
 // MemberOf lists the user's groups: direct ones (/me/memberOf), or with
 // transitive also those inherited through nested groups
 // (/me/transitiveMemberOf). Directory roles and administrative units are
 // skipped. It follows @odata.nextLink until the end or until max groups
-// (max <= 0: no limit).
+// (max <= 0: no limit), for at most maxGraphPages pages.
 func (c *Client) MemberOf(ctx context.Context, graphHost, accessToken string, transitive bool, max int) ([]Group, error) {
 	base, err := graphBase(graphHost)
 	if err != nil {
@@ -171,7 +176,10 @@ func (c *Client) MemberOf(ctx context.Context, graphHost, accessToken string, tr
 	u.RawQuery = fmt.Sprintf("$select=id,displayName&$top=%d", top)
 	next := u.String()
 	var groups []Group
-	for next != "" {
+	for pages := 0; next != ""; pages++ {
+		if pages == maxGraphPages {
+			return nil, fmt.Errorf("entra: graph %s: more than %d pages; set a groups limit", rel, maxGraphPages)
+		}
 		var page struct {
 			Value []struct {
 				Type        string `json:"@odata.type"`

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // fakeGraph serves /v1.0/me and paged memberOf/transitiveMemberOf.
@@ -171,5 +172,38 @@ func TestGraphRedirectNotFollowed(t *testing.T) {
 	}
 	if elsewhere.Load() != 0 {
 		t.Fatalf("redirect followed %d times, %d with the token", elsewhere.Load(), bearer.Load())
+	}
+}
+
+// TestGraphPagingEnds: a Graph (or a proxy before it) whose nextLink never
+// runs out, looping on itself or counting up without end, must not hold
+// the login forever nor grow its group list without bound.
+func TestGraphPagingEnds(t *testing.T) {
+	for name, next := range map[string]func(r *http.Request, n int) string{
+		"same link": func(r *http.Request, n int) string { return r.URL.String() },
+		"new links": func(r *http.Request, n int) string { return r.URL.Path + "?$skiptoken=" + strconv.Itoa(n) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			var calls atomic.Int32
+			var srv *httptest.Server
+			srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				n := calls.Add(1)
+				page := map[string]any{
+					"value":           []map[string]any{{"@odata.type": "#microsoft.graph.group", "id": fmt.Sprintf("g-%d", n), "displayName": "G"}},
+					"@odata.nextLink": srv.URL + next(r, int(n)),
+				}
+				json.NewEncoder(w).Encode(page)
+			}))
+			defer srv.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			groups, err := NewClient(Options{}).MemberOf(ctx, srv.URL, "graph-token", true, 0)
+			if err == nil || errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
+				t.Fatalf("%d groups in %d calls, err %v", len(groups), calls.Load(), err)
+			}
+			if n := calls.Load(); n > maxGraphPages {
+				t.Fatalf("%d calls", n)
+			}
+		})
 	}
 }
