@@ -2,6 +2,7 @@ package entra
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"regexp"
@@ -313,16 +314,25 @@ func (e *Error) classify(retryAfter string) {
 	}
 }
 
-// parseRetryAfter reads delta-seconds or an HTTP date (RFC 9110 §10.2.3).
+// maxRetryAfter caps the delay taken from an upstream Retry-After. The
+// broker hands it on to every app whose login failed, so an absurd value
+// (or one past time.Duration's range) must not become a negative delay or
+// an outage of days.
+const maxRetryAfter = 5 * time.Minute
+
+// parseRetryAfter reads delta-seconds or an HTTP date (RFC 9110 §10.2.3),
+// capped at maxRetryAfter.
 func parseRetryAfter(v string, now time.Time) time.Duration {
 	if v == "" {
 		return 0
 	}
-	if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && n >= 0 {
-		return time.Duration(n) * time.Second
+	if n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64); err == nil {
+		return time.Duration(min(n, uint64(maxRetryAfter/time.Second))) * time.Second
+	} else if errors.Is(err, strconv.ErrRange) {
+		return maxRetryAfter
 	}
 	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now).Round(time.Second)
+		return min(t.Sub(now).Round(time.Second), maxRetryAfter)
 	}
 	return 0
 }

@@ -170,3 +170,27 @@ func TestGraphErrorBody(t *testing.T) {
 		t.Fatalf("legacy body: %+v", e)
 	}
 }
+
+func TestParseRetryAfterBounded(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	for v, want := range map[string]time.Duration{
+		"":                              0,
+		"0":                             0,
+		"7":                             7 * time.Second,
+		" 120 ":                         120 * time.Second,
+		"300":                           maxRetryAfter,
+		"301":                           maxRetryAfter,
+		"9223372036":                    maxRetryAfter,
+		"99999999999":                   maxRetryAfter,
+		"99999999999999999999":          maxRetryAfter,
+		"-5":                            0,
+		"soon":                          0,
+		"Sun, 01 Mar 2026 12:00:30 GMT": 30 * time.Second,
+		"Sun, 01 Mar 2099 12:00:00 GMT": maxRetryAfter,
+		"Sun, 01 Mar 2026 11:00:00 GMT": 0,
+	} {
+		if got := parseRetryAfter(v, now); got != want {
+			t.Errorf("Retry-After %q: %s, want %s", v, got, want)
+		}
+	}
+}
