@@ -119,7 +119,7 @@ func (kc *keyCache) get(ctx context.Context, ep Endpoint, unknownKID bool) (*Met
 	select {
 	case <-done:
 	case <-ctx.Done():
-		return nil, nil, fmt.Errorf("entra: waiting for tenant keys: %w", ctx.Err())
+		return nil, nil, unreachable(fmt.Errorf("waiting for tenant keys: %w", ctx.Err()))
 	}
 	kc.mu.Lock()
 	defer kc.mu.Unlock()
