@@ -162,8 +162,7 @@ func (c *Client) PasswordToken(ctx context.Context, req PasswordRequest) (*Token
 
 // postOnce POSTs a form carrying credentials. net/http is given no way to
 // replay it; postOnce itself retries once, and only a failure before the
-// headers were written, e.g. a refused dial or a pooled connection found
-// closed.
+// headers were written, e.g. a refused dial.
 func (c *Client) postOnce(ctx context.Context, u, body string) (*http.Response, error) {
 	for attempt := 0; ; attempt++ {
 		var wrote atomic.Bool
