@@ -28,8 +28,9 @@ type ValidateOptions struct {
 	ClientID string
 	// AllowedTenants are the tenant ids accepted on the common endpoint.
 	AllowedTenants []string
-	// AllowAnyTenant accepts any tenant on the common endpoint. It must be
-	// explicit: with it, a user of any Entra tenant in the world can sign in.
+	// AllowAnyTenant accepts any tenant on the common endpoint when
+	// AllowedTenants is empty. It must be explicit: with it, a user of any
+	// Entra tenant in the world can sign in.
 	AllowAnyTenant bool
 }
 
@@ -185,7 +186,7 @@ func checkClaims(claims *IDTokenClaims, iat, nbf, exp *jwt.NumericDate, meta *Me
 		if meta.TenantID == "" || !strings.EqualFold(tid, meta.TenantID) {
 			return fmt.Errorf("tid %s is not the connection's tenant", tid)
 		}
-	case opts.AllowAnyTenant:
+	case opts.AllowAnyTenant && len(opts.AllowedTenants) == 0:
 	default:
 		allowed := false
 		for _, t := range opts.AllowedTenants {

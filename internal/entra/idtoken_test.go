@@ -126,7 +126,11 @@ func TestValidateIDTokenCommonEndpoint(t *testing.T) {
 	if _, err := c.ValidateIDToken(context.Background(), raw, o); err != nil {
 		t.Fatalf("allowed tenant: %v", err)
 	}
-	o.AllowedTenants, o.AllowAnyTenant = nil, true
+	o.AllowedTenants, o.AllowAnyTenant = []string{testTID}, true
+	if _, err := c.ValidateIDToken(context.Background(), raw, o); !errors.Is(err, ErrInvalidIDToken) {
+		t.Fatalf("an allow-list holds with AllowAnyTenant: %v", err)
+	}
+	o.AllowedTenants = nil
 	if _, err := c.ValidateIDToken(context.Background(), raw, o); err != nil {
 		t.Fatalf("any tenant: %v", err)
 	}

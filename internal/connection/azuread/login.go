@@ -143,7 +143,9 @@ func (c *Connector) Login(ctx context.Context, conn *store.Connection, username,
 		ClientID:       s.clientID,
 		AllowAnyTenant: s.endpoint.Common,
 	})
-	if err == nil && s.endpoint.Common && !s.allowAnyTenant && !slices.ContainsFunc(s.allowedTenants, func(t string) bool { return strings.EqualFold(t, claims.TenantID) }) {
+	// allow_any_tenant stands in for an allow-list; it never widens one.
+	if err == nil && s.endpoint.Common && (len(s.allowedTenants) > 0 || !s.allowAnyTenant) &&
+		!slices.ContainsFunc(s.allowedTenants, func(t string) bool { return strings.EqualFold(t, claims.TenantID) }) {
 		err = &connection.Error{Kind: connection.KindTenantNotAllowed, Err: fmt.Errorf("azuread: tenant %s is not in allowed_tenants", claims.TenantID),
 			Hint: "add the tenant id to options.allowed_tenants if its users may sign in"}
 	}

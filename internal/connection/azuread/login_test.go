@@ -163,6 +163,14 @@ func TestCommonEndpointNeedsAllowedTenants(t *testing.T) {
 	if !errors.As(err, &ce) || ce.Kind != connection.KindTenantNotAllowed {
 		t.Fatalf("tenant outside allow-list: %v", err)
 	}
+	// allow_any_tenant is for a connection without an allow-list; it does
+	// not widen one.
+	common[azuread.AllowAnyTenantOption] = true
+	_, err = c.Login(context.Background(), conn(t, base, common), "alice@contoso.com", "Alice-Passw0rd!", "")
+	if !errors.As(err, &ce) || ce.Kind != connection.KindTenantNotAllowed {
+		t.Fatalf("tenant outside allow-list, allow_any_tenant set too: %v", err)
+	}
+	delete(common, azuread.AllowAnyTenantOption)
 	common["allowed_tenants"] = []string{contoso}
 	id, err := c.Login(context.Background(), conn(t, base, common), "alice@contoso.com", "Alice-Passw0rd!", "")
 	if err != nil || !strings.HasPrefix(id.UserID, "waad|") || id.UserID == "waad|a0000000-0000-4000-8000-000000000001" {
