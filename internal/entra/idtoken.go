@@ -110,6 +110,11 @@ func (c *Client) ValidateIDToken(ctx context.Context, raw string, opts ValidateO
 			return nil, err
 		}
 		if key, ok = keys[kid]; !ok {
+			// Keys we could not refresh explain an unknown kid better than
+			// a forgery does: answer the outage.
+			if err := c.keys.lastErr(ep); err != nil {
+				return nil, err
+			}
 			return nil, fmt.Errorf("%w: signed by unknown key %q", ErrInvalidIDToken, kid)
 		}
 	}

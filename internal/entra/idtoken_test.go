@@ -315,3 +315,36 @@ func waitIdle(c *Client) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// TestKeyRolloverDuringOutage: Entra rolled its keys and its keys endpoint
+// fails when we refetch. The token is not shown to be forged; the tenant
+// keys are unavailable, which the broker answers as an outage (503), not
+// as a misconfigured connection. Once Entra recovers, the new key works.
+func TestKeyRolloverDuringOutage(t *testing.T) {
+	f := newFakeEntra(t)
+	clk := newClock()
+	c := clk.client()
+	ctx := context.Background()
+	o := opts(f, V2)
+	if _, err := c.ValidateIDToken(ctx, sign(t, rsaKey(t, 0), "kid-1", f.idClaims(V2, clk.Now())), o); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(6 * time.Minute)
+	f.publish("kid-2", rsaKey(t, 1))
+	f.fail.Store(true)
+	for range 2 { // the refetch, then the cached failure
+		_, err := c.ValidateIDToken(ctx, sign(t, rsaKey(t, 1), "kid-2", f.idClaims(V2, clk.Now())), o)
+		if !errors.Is(err, ClassUnavailable) || errors.Is(err, ErrInvalidIDToken) {
+			t.Fatalf("unknown kid while the keys cannot be fetched: %v", err)
+		}
+		clk.Advance(time.Minute)
+	}
+	if _, err := c.ValidateIDToken(ctx, sign(t, rsaKey(t, 0), "kid-1", f.idClaims(V2, clk.Now())), o); err != nil {
+		t.Fatalf("known kid during the outage: %v", err)
+	}
+	f.fail.Store(false)
+	clk.Advance(5 * time.Minute)
+	if _, err := c.ValidateIDToken(ctx, sign(t, rsaKey(t, 1), "kid-2", f.idClaims(V2, clk.Now())), o); err != nil {
+		t.Fatalf("after recovery: %v", err)
+	}
+}

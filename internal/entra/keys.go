@@ -52,6 +52,10 @@ type cacheKey struct {
 	version           Version
 }
 
+func keyOf(ep Endpoint) cacheKey {
+	return cacheKey{ep.authority(), strings.ToLower(ep.tenant()), ep.Version}
+}
+
 type keyCache struct {
 	c       *Client
 	mu      sync.Mutex
@@ -87,7 +91,7 @@ func (c *Client) Metadata(ctx context.Context, ep Endpoint) (*Metadata, error) {
 // last minRefetch. A stale entry is refreshed in the background while the
 // last-known-good one is served; an empty one is fetched while waiting.
 func (kc *keyCache) get(ctx context.Context, ep Endpoint, unknownKID bool) (*Metadata, map[string]signingKey, error) {
-	k := cacheKey{ep.authority(), strings.ToLower(ep.tenant()), ep.Version}
+	k := keyOf(ep)
 	now := kc.c.now()
 	kc.mu.Lock()
 	t := kc.tenants[k]
@@ -127,6 +131,17 @@ func (kc *keyCache) get(ctx context.Context, ep Endpoint, unknownKID bool) (*Met
 		return nil, nil, t.lastErr
 	}
 	return t.meta, t.keys, nil
+}
+
+// lastErr is the failure of the endpoint's last fetch, nil once one
+// succeeded.
+func (kc *keyCache) lastErr(ep Endpoint) error {
+	kc.mu.Lock()
+	defer kc.mu.Unlock()
+	if t := kc.tenants[keyOf(ep)]; t != nil {
+		return t.lastErr
+	}
+	return nil
 }
 
 // start launches a fetch unless one is running and returns its done channel.
