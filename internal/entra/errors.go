@@ -137,7 +137,7 @@ func (e *Error) Unwrap() error { return e.Err }
 // Hint tells an administrator what to do about the error. It names Entra
 // portal settings, never user data.
 func (e *Error) Hint() string {
-	if h, ok := aadsts[e.AADSTS]; ok && h.hint != "" {
+	if h, ok := aadsts[e.AADSTS]; ok && h.hint != "" && h.class == e.Class {
 		return h.hint
 	}
 	return classHints[e.Class]
@@ -303,10 +303,12 @@ func (e *Error) classify(retryAfter string) {
 			e.Class = c
 		}
 	}
+	// A failing server's body is no verdict on the user or the app: the
+	// sign-in did not complete, whatever code the body carries.
 	switch {
 	case e.StatusCode == http.StatusTooManyRequests:
 		e.Class = ClassThrottled
-	case e.StatusCode >= 500 && e.Class == ClassUnknown:
+	case e.StatusCode >= 500 && e.Class != ClassThrottled:
 		e.Class = ClassUnavailable
 	}
 	if e.Class == ClassThrottled || e.Class == ClassUnavailable {

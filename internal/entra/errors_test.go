@@ -143,6 +143,17 @@ func TestErrorBodies(t *testing.T) {
 			t.Errorf("Error() = %q", e)
 		}
 	})
+	t.Run("a failing server is never a verdict on the user", func(t *testing.T) {
+		// Whatever a 5xx body says, the sign-in did not complete: it must
+		// not be answered, or counted by attack protection, as a wrong
+		// password or a locked account.
+		for _, code := range []int{50126, 50034, 50053, 50057} {
+			e := errorFrom(t, 503, http.Header{"Retry-After": {"3"}}, `{"error":"invalid_grant","error_codes":[`+strconv.Itoa(code)+`]}`)
+			if e.Class != ClassUnavailable || e.RetryAfter != 3*time.Second || e.AADSTS != code || !strings.Contains(e.Hint(), "retry later") {
+				t.Errorf("503 with AADSTS%d: %v AADSTS%d retry %v", code, e.Class, e.AADSTS, e.RetryAfter)
+			}
+		}
+	})
 	t.Run("transport error unwraps", func(t *testing.T) {
 		e := unreachable(io.ErrUnexpectedEOF)
 		if !errors.Is(e, io.ErrUnexpectedEOF) || !errors.Is(e, ClassUnavailable) {

@@ -100,3 +100,40 @@ func TestDirectoryRefusesUser(t *testing.T) {
 		t.Errorf("try: %d %v", status, try)
 	}
 }
+
+// TestFailingEntraIsNoVerdict: a 5xx from Entra whose body carries a
+// credential code (a front end replaying a cached body, a half-failed
+// sign-in) is an outage: 503 with Retry-After, never "Wrong email or
+// password", and never a failed attempt for attack protection.
+func TestFailingEntraIsNoVerdict(t *testing.T) {
+	failing := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method != http.MethodPost || !strings.HasSuffix(r.URL.Path, "/token") {
+				next.ServeHTTP(w, r)
+				return
+			}
+			w.Header().Set("Content-Type", "application/json; charset=utf-8")
+			w.Header().Set("Retry-After", "4")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_ = json.NewEncoder(w).Encode(map[string]any{"error": "invalid_grant", "error_codes": []int{50126},
+				"error_description": "AADSTS50126: Error validating credentials due to invalid username or password."})
+		})
+	}
+	for _, backend := range storetest.Backends() {
+		t.Run(backend, func(t *testing.T) {
+			e := newEnv(t, backend, envOptions{upstream: failing})
+			if status, body := e.api(t, "PATCH", "api/v2/attack-protection/brute-force-protection", map[string]any{"max_attempts": 2}); status != 200 {
+				t.Fatalf("brute-force settings: %d %v", status, body)
+			}
+			for i := range 3 {
+				r := e.login(t, "contoso-v2", "alice@contoso.com", "Alice-Passw0rd!", "openid")
+				if r.status != http.StatusServiceUnavailable || r.str("error") != "temporarily_unavailable" || r.header.Get("Retry-After") != "4" {
+					t.Errorf("attempt %d: %d %s %v", i+1, r.status, r.raw, r.header)
+				}
+			}
+			if d, _ := lastEvent(t, e, "fepft")["details"].(map[string]any); d["reason"] != "unavailable" {
+				t.Errorf("log event details %v", d)
+			}
+		})
+	}
+}
