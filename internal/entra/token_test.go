@@ -223,3 +223,35 @@ func TestRequestStringRedacts(t *testing.T) {
 		}
 	}
 }
+
+// TestUpstreamBodiesBounded: an endless answer (a broken proxy, a hostile
+// host) is cut at maxBody, from the token endpoint and from Graph alike.
+func TestUpstreamBodiesBounded(t *testing.T) {
+	var sent atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"access_token":"`))
+		chunk := []byte(strings.Repeat("a", 64<<10))
+		for r.Context().Err() == nil && sent.Load() < 64<<20 {
+			n, err := w.Write(chunk)
+			sent.Add(int64(n))
+			if err != nil {
+				return
+			}
+		}
+	}))
+	defer srv.Close()
+	c := NewClient(Options{Timeout: 10 * time.Second})
+	_, err := c.PasswordToken(context.Background(), PasswordRequest{Endpoint: Endpoint{Authority: srv.URL, Tenant: "t", Version: V2},
+		ClientID: "c", Username: "u", Password: "p"})
+	if !errors.Is(err, ClassUnavailable) || !strings.Contains(err.Error(), "too large") {
+		t.Fatalf("token: %v", err)
+	}
+	if _, err := c.Me(context.Background(), srv.URL, "graph-token", nil); err == nil || !strings.Contains(err.Error(), "too large") {
+		t.Fatalf("graph: %v", err)
+	}
+	if n := sent.Load(); n >= 64<<20 {
+		t.Fatalf("read the whole %d bytes", n)
+	}
+}
