@@ -136,8 +136,13 @@ func NewClient(opts Options) *Client {
 			// So is a Graph call's: net/http keeps the bearer token on a
 			// redirect to the same host name on any port or scheme, and a
 			// redirect elsewhere would get around the nextLink origin check.
+			// Metadata and keys follow a redirect only within their origin:
+			// keys fetched from another host, or over http after https,
+			// would let whoever serves them sign id_tokens.
 			CheckRedirect: func(req *http.Request, via []*http.Request) error {
-				if via[0].Method != http.MethodGet || via[0].Header.Get("Authorization") != "" || len(via) >= 5 {
+				first := via[0]
+				if first.Method != http.MethodGet || first.Header.Get("Authorization") != "" || len(via) >= 5 ||
+					req.URL.Scheme != first.URL.Scheme || req.URL.Host != first.URL.Host {
 					return http.ErrUseLastResponse
 				}
 				return nil

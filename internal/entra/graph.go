@@ -201,24 +201,25 @@ func (c *Client) MemberOf(ctx context.Context, graphHost, accessToken string, tr
 			}
 		}
 		if next, err = sameOrigin(base, page.NextLink); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("entra: graph nextLink: %w", err)
 		}
 	}
 	return groups, nil
 }
 
-// sameOrigin accepts a nextLink only on the Graph host we called: following
-// one elsewhere would hand the user's token to another server.
+// sameOrigin accepts a link only on the host of base: a Graph nextLink
+// followed elsewhere would hand the user's token to another server, keys
+// fetched elsewhere would let another server sign id_tokens.
 func sameOrigin(base *url.URL, link string) (string, error) {
 	if link == "" {
 		return "", nil
 	}
 	u, err := url.Parse(link)
 	if err != nil {
-		return "", fmt.Errorf("entra: graph nextLink: %w", err)
+		return "", err
 	}
 	if u.Scheme != base.Scheme || !strings.EqualFold(u.Host, base.Host) {
-		return "", fmt.Errorf("entra: graph nextLink points to another host (%s)", u.Host)
+		return "", fmt.Errorf("%s is not on %s://%s", u.Redacted(), base.Scheme, base.Host)
 	}
 	return u.String(), nil
 }

@@ -190,6 +190,16 @@ func (c *Client) fetchKeys(ctx context.Context, ep Endpoint) (*Metadata, map[str
 	if doc.Issuer == "" || doc.JWKSURI == "" {
 		return nil, nil, errors.New("entra: tenant metadata lacks issuer or jwks_uri")
 	}
+	// Entra publishes its keys on the login host itself (reference §
+	// metadata: {authority}/{tenant}/discovery/keys); keys from anywhere
+	// else are refused, whoever wrote the metadata.
+	base, err := url.Parse(ep.authority())
+	if err != nil {
+		return nil, nil, fmt.Errorf("entra: authority: %w", err)
+	}
+	if _, err := sameOrigin(base, doc.JWKSURI); err != nil {
+		return nil, nil, fmt.Errorf("entra: tenant metadata's jwks_uri: %w", err)
+	}
 	body, err = c.get(ctx, doc.JWKSURI)
 	if err != nil {
 		return nil, nil, fmt.Errorf("entra: tenant keys: %w", err)
