@@ -14,6 +14,7 @@ type discoveryDocument struct {
 	TokenEndpoint                     string   `json:"token_endpoint"`
 	UserinfoEndpoint                  string   `json:"userinfo_endpoint,omitempty"`
 	JWKSURI                           string   `json:"jwks_uri"`
+	RevocationEndpoint                string   `json:"revocation_endpoint,omitempty"`
 	ScopesSupported                   []string `json:"scopes_supported,omitempty"`
 	ResponseTypesSupported            []string `json:"response_types_supported"`
 	GrantTypesSupported               []string `json:"grant_types_supported"`
@@ -21,6 +22,8 @@ type discoveryDocument struct {
 	IDTokenSigningAlgValuesSupported  []string `json:"id_token_signing_alg_values_supported"`
 	TokenEndpointAuthMethodsSupported []string `json:"token_endpoint_auth_methods_supported"`
 	TokenEndpointAuthSigningAlgs      []string `json:"token_endpoint_auth_signing_alg_values_supported,omitempty"`
+	RevocationEndpointAuthMethods     []string `json:"revocation_endpoint_auth_methods_supported,omitempty"`
+	RevocationEndpointAuthSigningAlgs []string `json:"revocation_endpoint_auth_signing_alg_values_supported,omitempty"`
 	ClaimsSupported                   []string `json:"claims_supported,omitempty"`
 	RequestURIParameterSupported      bool     `json:"request_uri_parameter_supported"`
 	RequestParameterSupported         bool     `json:"request_parameter_supported"`
@@ -52,7 +55,16 @@ func (p *Provider) discovery(w http.ResponseWriter, r *http.Request) {
 	if _, ok := p.grants["password"]; ok {
 		doc.UserinfoEndpoint = p.issuer + "userinfo"
 		doc.ScopesSupported = []string{"openid", "profile", "email", "offline_access"}
-		doc.ClaimsSupported = []string{"aud", "email", "email_verified", "exp", "family_name", "given_name", "iat", "iss", "name", "nickname", "sub", "updated_at"}
+		doc.ClaimsSupported = []string{"aud", "email", "email_verified", "exp", "family_name", "given_name", "iat", "iss", "name", "nickname", "picture", "sub", "updated_at"}
+		// Auth0 advertises its /oauth/revoke (auth0-api.md §1.5); SDKs look it
+		// up here. It authenticates clients as the token endpoint does, and
+		// without this list RFC 8414 §2 would have clients assume
+		// client_secret_basic only, which public clients cannot use.
+		if p.refresh != nil {
+			doc.RevocationEndpoint = p.issuer + "oauth/revoke"
+			doc.RevocationEndpointAuthMethods = doc.TokenEndpointAuthMethodsSupported
+			doc.RevocationEndpointAuthSigningAlgs = doc.TokenEndpointAuthSigningAlgs
+		}
 	}
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.Header().Set("Cache-Control", "public, max-age=3600")
