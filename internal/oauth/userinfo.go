@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/gatehouse/gatehouse/internal/store"
@@ -23,6 +24,12 @@ func (p *Provider) userinfo(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sub, scope, err := p.userinfoToken(strings.TrimSpace(raw))
+	if err == nil && !slices.Contains(strings.Fields(scope), "openid") {
+		// Auth0: /userinfo "will work only if openid was granted as a
+		// scope for the Access Token" (Authentication API, Get User Info);
+		// an API's JWT without openid already fails on its audience.
+		err = errors.New("openid was not granted")
+	}
 	if err != nil {
 		p.logger.InfoContext(r.Context(), "userinfo token refused", "reason", err.Error())
 		p.userinfoUnauthorized(w, "invalid_token")

@@ -124,3 +124,48 @@ func openDB(t *testing.T, dsn string) *sql.DB {
 	t.Cleanup(func() { db.Close() })
 	return db
 }
+
+// TestUserinfoRequiresOpenID: as in Auth0, /userinfo answers only for an
+// access token that was granted openid; the opaque token of a login or a
+// refresh without it is refused like an API's JWT without it.
+func TestUserinfoRequiresOpenID(t *testing.T) {
+	for _, backend := range storetest.Backends() {
+		t.Run(backend, func(t *testing.T) {
+			e := newEnv(t, backend, envOptions{quietLogs: true})
+			refreshClient(t, e, map[string]any{"rotation_type": "non-rotating"})
+			login := func(scope string) tokenResult {
+				t.Helper()
+				r := e.login(t, "contoso-v2", "alice@contoso.com", "Alice-Passw0rd!", scope)
+				if r.status != http.StatusOK || strings.Count(r.str("access_token"), ".") == 2 {
+					t.Fatalf("login %q: %d %s", scope, r.status, r.raw)
+				}
+				return r
+			}
+			withOpenID := login("openid profile email offline_access")
+			narrowed := e.refresh(t, withOpenID.str("refresh_token"), "profile email")
+			if narrowed.status != http.StatusOK {
+				t.Fatalf("refresh: %d %s", narrowed.status, narrowed.raw)
+			}
+			for name, tok := range map[string]string{
+				"no scope":               login("").str("access_token"),
+				"profile and email":      login("profile email").str("access_token"),
+				"refresh without openid": narrowed.str("access_token"),
+			} {
+				req, _ := http.NewRequest("GET", e.url+"userinfo", nil)
+				req.Header.Set("Authorization", "Bearer "+tok)
+				resp, err := e.hc.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				raw, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(resp.Header.Get("WWW-Authenticate"), `error="invalid_token"`) {
+					t.Errorf("%s: userinfo %d %v %s, want 401 invalid_token", name, resp.StatusCode, resp.Header, raw)
+				}
+			}
+			if ui := userinfo(t, e, withOpenID.str("access_token")); ui["sub"] != aliceID || ui["email"] != "alice@contoso.com" {
+				t.Errorf("userinfo with openid: %v", ui)
+			}
+		})
+	}
+}
