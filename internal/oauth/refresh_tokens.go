@@ -167,9 +167,21 @@ func errServiceNotEnabled(aud string) *Error {
 // apiTokenLifetime is the API's token_lifetime, Auth0's default a day.
 func apiTokenLifetime(api *store.ResourceServer) time.Duration {
 	if api.TokenLifetime > 0 {
-		return min(time.Duration(api.TokenLifetime)*time.Second, tokens.MaxTokenLifetime)
+		return boundedLifetime(int64(api.TokenLifetime))
 	}
 	return accessTokenLifetime
+}
+
+// boundedLifetime is a lifetime of seconds, at most tokens.MaxTokenLifetime:
+// the previous signing key is published that long, so a longer-lived token
+// would stop verifying before it expires. Comparing in seconds keeps a
+// stored value the Management API would refuse from overflowing the
+// Duration into an exp in the past.
+func boundedLifetime(seconds int64) time.Duration {
+	if seconds > int64(tokens.MaxTokenLifetime/time.Second) {
+		return tokens.MaxTokenLifetime
+	}
+	return time.Duration(seconds) * time.Second
 }
 
 // signAPIAccessToken signs a JWT access token for an API.

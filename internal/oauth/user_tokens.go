@@ -152,7 +152,7 @@ func idTokenLifetime(c *store.Client) time.Duration {
 		Lifetime int64 `json:"lifetime_in_seconds"`
 	}
 	if len(c.JWTConfiguration) > 0 && json.Unmarshal(c.JWTConfiguration, &jc) == nil && jc.Lifetime > 0 {
-		return time.Duration(jc.Lifetime) * time.Second
+		return boundedLifetime(jc.Lifetime)
 	}
 	return defaultIDTokenLifetime
 }
