@@ -39,14 +39,17 @@ func loadUser(i int) string { return fmt.Sprintf("load%05d@contoso.com", i) }
 // env is a Gatehouse on a fresh database talking to an in-process Entra
 // emulator over loopback HTTP, with a native app and two waad connections.
 type env struct {
-	url      string
-	emu      *emulator.Server
-	emuURL   string
-	logs     *servertest.Buffer
-	dsn      string // the database, for tests that change it behind the server
-	mgmt     string
-	clientID string
-	hc       *http.Client
+	url    string
+	emu    *emulator.Server
+	emuURL string
+	logs   *servertest.Buffer
+	dsn    string // the database, for tests that change it behind the server
+	// secretKey and adminID are the server's master key and bootstrap
+	// admin client id, for tests that sign as another replica would.
+	secretKey, adminID string
+	mgmt               string
+	clientID           string
+	hc                 *http.Client
 	// token2 returns a Management API token narrowed to scopes.
 	token2 func(t testing.TB, scopes ...string) string
 	// metricsHandler is set with envOptions.metrics.
@@ -136,8 +139,9 @@ func newEnv(t testing.TB, backend string, o envOptions) *env {
 	ts.Start()
 	t.Cleanup(func() { ts.Close(); srv.Close() })
 
-	e := &env{url: issuer, emu: emu, emuURL: emuURL, logs: logs, dsn: cfg.Database, metricsHandler: srv.MetricsHandler(),
-		hc: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 512}}}
+	e := &env{url: issuer, emu: emu, emuURL: emuURL, logs: logs, dsn: cfg.Database, secretKey: cfg.SecretKey, adminID: cfg.AdminClientID,
+		metricsHandler: srv.MetricsHandler(),
+		hc:             &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 512}}}
 	se := &servertest.Env{URL: issuer, AdminID: cfg.AdminClientID, AdminSecret: cfg.AdminClientSecret}
 	e.mgmt = se.ManagementToken(t)
 	e.token2 = func(t testing.TB, scopes ...string) string { return se.ManagementToken(t, scopes...) }

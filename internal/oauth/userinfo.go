@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/gatehouse/gatehouse/internal/store"
+	"github.com/gatehouse/gatehouse/internal/tokens"
 )
 
 // userinfo is GET (or POST) /userinfo: the user's claims per the scopes of
@@ -65,7 +66,7 @@ func (p *Provider) userinfo(w http.ResponseWriter, r *http.Request) {
 // audience includes {issuer}userinfo because openid was granted.
 func (p *Provider) userinfoToken(raw string) (sub, scope string, err error) {
 	if strings.Count(raw, ".") == 2 {
-		c, err := p.keys.ParseJWT(raw, p.issuer, p.issuer+"userinfo", p.now(), 0)
+		c, err := p.keys.ParseJWT(raw, p.issuer, p.issuer+"userinfo", p.now(), tokens.ReplicaSkew)
 		if err != nil {
 			return "", "", err
 		}

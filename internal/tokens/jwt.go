@@ -141,6 +141,12 @@ type Claims struct {
 	Raw map[string]any
 }
 
+// ReplicaSkew is the clock leeway for checking the tokens Gatehouse itself
+// signed: one replica's token is often used at once on another, and iat is
+// in whole seconds, so clocks even milliseconds apart would refuse a token
+// issued the same second.
+const ReplicaSkew = 5 * time.Second
+
 // ParseJWT verifies a token signed by one of our keys and checks it is
 // meant for us: iss equals issuer, aud is or contains audience, exp is
 // present and not passed, nbf and iat (when present) are not in the
