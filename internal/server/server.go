@@ -178,7 +178,13 @@ func build(ctx context.Context, cfg *config.Config, logger *slog.Logger, notice 
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
-		if err := st.Ping(ctx); err != nil {
+		// A replica that cannot load the signing keys the others use
+		// issues tokens they may no longer publish.
+		err := st.Ping(ctx)
+		if err == nil {
+			err = keys.Ready()
+		}
+		if err != nil {
 			logger.WarnContext(ctx, "not ready", "error", err)
 			writePlainJSON(w, http.StatusServiceUnavailable, `{"status":"unavailable"}`)
 			return

@@ -54,6 +54,11 @@ type Keys struct {
 	// reloading serializes reloads: of two that overlap, the one that
 	// read the store first must not swap its keys in last.
 	reloading sync.Mutex
+	// stale is why the last reload could not use what the store holds
+	// (a key this process cannot unseal, no current key), nil after one
+	// that could. Such a process keeps signing with keys the others may
+	// have rotated or revoked, so Ready reports it.
+	stale atomic.Pointer[error]
 }
 
 // keySet is an immutable snapshot of the keys, swapped whole on Reload.
@@ -120,9 +125,22 @@ func (k *Keys) Reload(ctx context.Context) error {
 	}
 	set, err := buildKeySet(rows, k.sealer, time.Now())
 	if err != nil {
+		k.stale.Store(&err)
 		return err
 	}
 	k.set.Store(set)
+	k.stale.Store(nil)
+	return nil
+}
+
+// Ready returns why the keys in use may no longer be the store's: the
+// error of the last reload when it read the keys but could not load them.
+// A reload the store did not answer leaves it as it was: the database's
+// own health is the store's to report.
+func (k *Keys) Ready() error {
+	if err := k.stale.Load(); err != nil {
+		return fmt.Errorf("tokens: signing keys not reloaded: %w", *err)
+	}
 	return nil
 }
 
