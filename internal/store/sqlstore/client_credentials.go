@@ -100,8 +100,12 @@ func (s *Store) UseClientAssertion(ctx context.Context, clientID, jti string, ex
 	return nil
 }
 
+// purgeAssertionsSQL deletes at most $2 assertion ids that expired before
+// $1, found through client_assertions_expires.
+const purgeAssertionsSQL = `DELETE FROM client_assertions WHERE (client_id, jti) IN (
+	SELECT client_id, jti FROM client_assertions WHERE expires_at < $1 LIMIT $2)`
+
 func (s *Store) PurgeClientAssertions(ctx context.Context, before time.Time, limit int) (int, error) {
-	res, err := s.write.ExecContext(ctx, `DELETE FROM client_assertions WHERE (client_id, jti) IN (
-		SELECT client_id, jti FROM client_assertions WHERE expires_at < $1 LIMIT $2)`, ms(before).UnixMilli(), limit)
+	res, err := s.write.ExecContext(ctx, purgeAssertionsSQL, ms(before).UnixMilli(), limit)
 	return s.count("purge client assertions", res, err)
 }

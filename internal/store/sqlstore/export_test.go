@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strings"
 
 	"github.com/gatehouse/gatehouse/internal/store"
 )
@@ -78,4 +79,60 @@ func MigrateTo(ctx context.Context, s *Store, v int) error {
 func Exec(ctx context.Context, s *Store, q string, args ...any) error {
 	_, err := s.write.ExecContext(ctx, q, args...)
 	return err
+}
+
+// PurgePlans returns the query plan of every statement the background
+// purge runs, by statement; on PostgreSQL planned with sequential scans
+// discouraged, so that a plan still scanning a table has no index to use.
+func PurgePlans(ctx context.Context, s *Store) (map[string]string, error) {
+	stmts := map[string]string{
+		"assertions":      purgeAssertionsSQL,
+		"log events":      purgeLogEventsSQL,
+		"attack counters": pruneAttackSQL[0],
+		"attack buckets":  pruneAttackSQL[1],
+	}
+	for i, q := range purgeRefreshSQL {
+		stmts[fmt.Sprintf("refresh tokens %d", i)] = q
+	}
+	explain := "EXPLAIN QUERY PLAN "
+	if s.d.name == "postgres" {
+		explain = "EXPLAIN "
+	}
+	plans := make(map[string]string, len(stmts))
+	for name, q := range stmts {
+		var plan []string
+		err := s.inTx(ctx, func(tx *sql.Tx) error {
+			if s.d.name == "postgres" {
+				if _, err := tx.ExecContext(ctx, "SET LOCAL enable_seqscan = off"); err != nil {
+					return err
+				}
+			}
+			rows, err := tx.QueryContext(ctx, explain+q, int64(1700000000000), 500)
+			if err != nil {
+				return err
+			}
+			defer rows.Close()
+			cols, err := rows.Columns()
+			if err != nil {
+				return err
+			}
+			for rows.Next() {
+				vals := make([]any, len(cols))
+				ptrs := make([]any, len(cols))
+				for i := range vals {
+					ptrs[i] = &vals[i]
+				}
+				if err := rows.Scan(ptrs...); err != nil {
+					return err
+				}
+				plan = append(plan, fmt.Sprint(vals[len(vals)-1]))
+			}
+			return rows.Err()
+		})
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		plans[name] = strings.Join(plan, "\n")
+	}
+	return plans, nil
 }

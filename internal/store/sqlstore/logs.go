@@ -159,11 +159,13 @@ func (s *Store) ListLogEvents(ctx context.Context, f store.LogFilter, opts store
 	return es, total, nil
 }
 
+const purgeLogEventsSQL = `DELETE FROM log_events WHERE seq IN (
+	SELECT seq FROM log_events WHERE logged_at < $1 ORDER BY logged_at, seq LIMIT $2)`
+
 // PurgeLogEvents deletes one bounded batch through the logged_at index,
 // so that the write lock (SQLite) or the row locks (PostgreSQL) are held
 // only briefly.
 func (s *Store) PurgeLogEvents(ctx context.Context, before time.Time, limit int) (int, error) {
-	res, err := s.write.ExecContext(ctx, `DELETE FROM log_events WHERE seq IN (
-		SELECT seq FROM log_events WHERE logged_at < $1 ORDER BY logged_at, seq LIMIT $2)`, ms(before).UnixMilli(), limit)
+	res, err := s.write.ExecContext(ctx, purgeLogEventsSQL, ms(before).UnixMilli(), limit)
 	return s.count("purge log events", res, err)
 }
