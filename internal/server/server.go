@@ -402,15 +402,7 @@ func (s *Server) Close() error {
 // Serve accepts connections on l until ctx is done, then stops accepting,
 // lets in-flight requests finish within the shutdown timeout, and returns.
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
-	hs := &http.Server{
-		Handler:           s.handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    32 << 10,
-		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
-	}
+	hs := s.httpServer(s.handler)
 	stopMetrics, err := s.serveMetrics()
 	if err != nil {
 		return err
@@ -448,6 +440,33 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	return nil
 }
 
+// httpLimits bound what one connection may hold on either listener: a
+// caller that sends its headers or body slowly, reads slowly, or keeps a
+// connection idle is cut off, so that connections (and the descriptors
+// the process shares between its listeners) are not held forever.
+var httpLimits = struct {
+	readHeader, read, write, idle time.Duration
+	maxHeaderBytes                int
+}{
+	readHeader:     10 * time.Second,
+	read:           30 * time.Second,
+	write:          60 * time.Second,
+	idle:           120 * time.Second,
+	maxHeaderBytes: 32 << 10,
+}
+
+func (s *Server) httpServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: httpLimits.readHeader,
+		ReadTimeout:       httpLimits.read,
+		WriteTimeout:      httpLimits.write,
+		IdleTimeout:       httpLimits.idle,
+		MaxHeaderBytes:    httpLimits.maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
+	}
+}
+
 // serveMetrics serves GET /metrics on GATEHOUSE_METRICS_ADDR, a listener
 // of its own so that the public one never exposes it.
 func (s *Server) serveMetrics() (stop func(), err error) {
@@ -460,7 +479,7 @@ func (s *Server) serveMetrics() (stop func(), err error) {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", s.MetricsHandler())
-	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	hs := s.httpServer(mux)
 	go func() {
 		if err := hs.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.logger.Error("metrics listener stopped", "error", err)
