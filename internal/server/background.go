@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"sync"
 	"time"
 )
 
@@ -19,9 +20,13 @@ const (
 	purgePause = 50 * time.Millisecond
 )
 
-func (s *Server) runBackground(ctx context.Context) {
-	go s.keys.Run(ctx, keyReloadEvery, s.cfg.KeyRotation)
-	go func() {
+// runBackground starts the background work until ctx is done; wait
+// returns once all of it has stopped, so that none of it still runs, or
+// logs, when the store is closed.
+func (s *Server) runBackground(ctx context.Context) (wait func()) {
+	var wg sync.WaitGroup
+	wg.Go(func() { s.keys.Run(ctx, keyReloadEvery, s.cfg.KeyRotation) })
+	wg.Go(func() {
 		t := time.NewTicker(purgeEvery)
 		defer t.Stop()
 		for {
@@ -32,7 +37,8 @@ func (s *Server) runBackground(ctx context.Context) {
 			case <-t.C:
 			}
 		}
-	}()
+	})
+	return wg.Wait
 }
 
 // purge deletes expired refresh tokens, then expired attack-protection
@@ -74,7 +80,11 @@ func (s *Server) purgeBatches(ctx context.Context, what string, batch func(conte
 	for ctx.Err() == nil {
 		n, more, err := batch(ctx)
 		if err != nil {
-			s.logger.ErrorContext(ctx, "purging "+what+" failed", "error", err)
+			// A batch cut short by shutdown is no failure: the next start
+			// purges what is left.
+			if ctx.Err() == nil {
+				s.logger.ErrorContext(ctx, "purging "+what+" failed", "error", err)
+			}
 			return
 		}
 		total += n

@@ -400,7 +400,8 @@ func (s *Server) Close() error {
 }
 
 // Serve accepts connections on l until ctx is done, then stops accepting,
-// lets in-flight requests finish within the shutdown timeout, and returns.
+// lets in-flight requests finish within the shutdown timeout, stops the
+// background work, and returns once that has stopped too.
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	hs := s.httpServer(s.handler)
 	stopMetrics, err := s.serveMetrics()
@@ -409,8 +410,11 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	}
 	defer stopMetrics()
 	bg, stopBackground := context.WithCancel(ctx)
-	defer stopBackground()
-	s.runBackground(bg)
+	waitBackground := s.runBackground(bg)
+	defer func() {
+		stopBackground()
+		waitBackground()
+	}()
 	errc := make(chan error, 1)
 	go func() {
 		var err error

@@ -103,6 +103,9 @@ func (k *Keys) Run(ctx context.Context, reload, rotateEvery time.Duration) {
 		case <-t.C:
 		}
 		if err := k.Reload(ctx); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
 			k.logger.ErrorContext(ctx, "reloading signing keys failed", "error", err)
 			continue
 		}
