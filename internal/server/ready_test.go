@@ -13,9 +13,10 @@ import (
 )
 
 // TestReadyzWhenKeysCannotLoad: a replica whose reload finds signing keys
-// it cannot unseal (sealed under a master key it lacks, say) keeps signing
-// with keys the others may have rotated away, so /readyz takes it out of
-// the load balancer until a reload succeeds.
+// it cannot unseal (sealed under a master key it lacks, say) keeps the keys
+// it has. While they are the store's it stays ready; once the others sign
+// with a key it cannot load, /readyz takes it out of the load balancer
+// until a reload succeeds.
 func TestReadyzWhenKeysCannotLoad(t *testing.T) {
 	for _, backend := range storetest.Backends() {
 		t.Run(backend, func(t *testing.T) {
@@ -46,24 +47,41 @@ func TestReadyzWhenKeysCannotLoad(t *testing.T) {
 			defer db.Close()
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			var good []byte
-			if err := db.QueryRowContext(ctx, "SELECT private_enc FROM signing_keys WHERE state = 'current'").Scan(&good); err != nil {
-				t.Fatal(err)
-			}
-			set := func(enc []byte) {
+			exec := func(q string, args ...any) {
 				t.Helper()
-				if _, err := db.ExecContext(ctx, "UPDATE signing_keys SET private_enc = $1 WHERE state = 'current'", enc); err != nil {
+				if _, err := db.ExecContext(ctx, q, args...); err != nil {
 					t.Fatal(err)
 				}
 			}
-			set([]byte("sealed under a key this replica does not hold"))
+			var good []byte
+			if err := db.QueryRowContext(ctx, "SELECT private_enc FROM signing_keys WHERE state = 'next'").Scan(&good); err != nil {
+				t.Fatal(err)
+			}
+			unsealable := []byte("sealed under a key this replica does not hold")
+
+			// The same keys, sealed anew under a master key this replica
+			// lacks: it still signs with the key the others sign with.
+			exec("UPDATE signing_keys SET private_enc = $1", unsealable)
+			if err := s.keys.Reload(ctx); err == nil {
+				t.Fatal("reload of an unsealable key succeeded")
+			}
+			if got := ready(); got != http.StatusOK {
+				t.Errorf("/readyz with the same keys, unsealable: %d, want 200", got)
+			}
+
+			// Another replica rotates: the key that now signs there is one
+			// this replica cannot load.
+			now := time.Now().UnixMilli()
+			exec("UPDATE signing_keys SET state = 'previous', current_until = $1 WHERE state = 'current'", now)
+			exec("UPDATE signing_keys SET state = 'current', current_since = $1 WHERE state = 'next'", now)
 			if err := s.keys.Reload(ctx); err == nil {
 				t.Fatal("reload of an unsealable key succeeded")
 			}
 			if got := ready(); got != http.StatusServiceUnavailable {
-				t.Errorf("/readyz with keys that do not load: %d, want 503", got)
+				t.Errorf("/readyz after a rotation it cannot load: %d, want 503", got)
 			}
-			set(good)
+
+			exec("UPDATE signing_keys SET private_enc = $1 WHERE state = 'current'", good)
 			if err := s.keys.Reload(ctx); err != nil {
 				t.Fatal(err)
 			}

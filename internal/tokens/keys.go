@@ -54,10 +54,12 @@ type Keys struct {
 	// reloading serializes reloads: of two that overlap, the one that
 	// read the store first must not swap its keys in last.
 	reloading sync.Mutex
-	// stale is why the last reload could not use what the store holds
-	// (a key this process cannot unseal, no current key), nil after one
-	// that could. Such a process keeps signing with keys the others may
-	// have rotated or revoked, so Ready reports it.
+	// stale is why the last reload could not load what the store holds
+	// (a key this process cannot unseal, no current key) when that
+	// differs from the keys in use; nil after a reload that could, or
+	// that found the same keys. Such a process signs with a key the others
+	// have rotated or revoked, or rejects tokens they sign, so Ready
+	// reports it.
 	stale atomic.Pointer[error]
 }
 
@@ -125,7 +127,11 @@ func (k *Keys) Reload(ctx context.Context) error {
 	}
 	set, err := buildKeySet(rows, k.sealer, time.Now())
 	if err != nil {
-		k.stale.Store(&err)
+		if drifted(rows, k.set.Load()) {
+			k.stale.Store(&err)
+		} else {
+			k.stale.Store(nil)
+		}
 		return err
 	}
 	k.set.Store(set)
@@ -133,10 +139,37 @@ func (k *Keys) Reload(ctx context.Context) error {
 	return nil
 }
 
-// Ready returns why the keys in use may no longer be the store's: the
-// error of the last reload when it read the keys but could not load them.
-// A reload the store did not answer leaves it as it was: the database's
-// own health is the store's to report.
+// drifted reports whether rows differ from set in what signing and
+// verifying depend on: another current key, a current or next key set
+// lacks, or a revoked one it still holds. Keys that are only sealed anew
+// (a master-key rotation this process has no key for) do not count.
+func drifted(rows []*store.SigningKey, set *keySet) bool {
+	if set == nil {
+		return true
+	}
+	current := ""
+	for _, row := range rows {
+		_, have := set.published[row.KID]
+		switch {
+		case row.RevokedAt != nil:
+			if have {
+				return true
+			}
+		case row.State == store.KeyCurrent:
+			current = row.KID
+		case row.State == store.KeyNext:
+			if !have {
+				return true
+			}
+		}
+	}
+	return current != set.signer.kid
+}
+
+// Ready returns why the keys in use are no longer the store's: the error
+// of the last reload when it read other keys than those in use but could
+// not load them. A reload the store did not answer leaves it as it was:
+// the database's own health is the store's to report.
 func (k *Keys) Ready() error {
 	if err := k.stale.Load(); err != nil {
 		return fmt.Errorf("tokens: signing keys not reloaded: %w", *err)
