@@ -4,10 +4,14 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"strings"
 	"time"
+
+	"github.com/gatehouse/gatehouse/internal/management"
 )
 
 // statusRecorder remembers what a handler answered, for the access log.
@@ -71,7 +75,13 @@ func withCommon(h http.Handler, logger *slog.Logger, tls bool) http.Handler {
 					panic(p)
 				}
 				logger.ErrorContext(ctx, "panic serving request", "panic", p, "stack", string(debug.Stack()))
-				if rec.status == 0 {
+				switch {
+				case rec.status != 0:
+				case strings.HasPrefix(r.URL.Path, "/api/v2/"):
+					// The Management API's SDKs read only its own error
+					// format.
+					management.WriteError(rec, errors.New("server: handler panicked"))
+				default:
 					// Like every other error answer: a cache must not keep
 					// what a half-served token or userinfo request became.
 					rec.Header().Set("Content-Type", "application/json; charset=utf-8")

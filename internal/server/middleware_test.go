@@ -41,3 +41,30 @@ func TestPanicAnswer(t *testing.T) {
 		t.Errorf("panic not logged: %s", logs.String())
 	}
 }
+
+// TestPanicAnswerManagementAPI: under /api/v2/ the 500 of a panic is in
+// the Management API's error format, which its SDKs parse, and names
+// nothing of the panic.
+func TestPanicAnswerManagementAPI(t *testing.T) {
+	logger := slog.New(slog.DiscardHandler)
+	ts := httptest.NewServer(withCommon(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		panic("boom: internal detail")
+	}), logger, false))
+	t.Cleanup(ts.Close)
+
+	resp, err := http.Post(ts.URL+"/api/v2/clients", "application/json", strings.NewReader(`{"name":"x"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var body map[string]any
+	if err := json.Unmarshal(raw, &body); err != nil {
+		t.Fatalf("body is not JSON: %q", raw)
+	}
+	if resp.StatusCode != 500 || body["statusCode"] != float64(500) || body["error"] != "Internal Server Error" ||
+		body["message"] != "Internal error" || resp.Header.Get("Cache-Control") != "no-store" ||
+		strings.Contains(string(raw), "boom") || strings.Contains(string(raw), "panic") {
+		t.Errorf("panic answer: %d %v %s", resp.StatusCode, resp.Header, raw)
+	}
+}
