@@ -2,9 +2,12 @@ package server
 
 import (
 	"context"
+	"crypto/rand"
 	"database/sql"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -89,5 +92,86 @@ func TestReadyzWhenKeysCannotLoad(t *testing.T) {
 				t.Errorf("/readyz after a good reload: %d, want 200", got)
 			}
 		})
+	}
+}
+
+// TestReadyzWhenPostgresReadOnly: after a failover that the database's
+// address has not followed yet, Gatehouse reaches a server that answers
+// reads and refuses writes. Every login would fail, so /readyz says 503
+// until the database takes writes again.
+func TestReadyzWhenPostgresReadOnly(t *testing.T) {
+	base := os.Getenv(storetest.PostgresEnv)
+	if base == "" {
+		t.Skip(storetest.PostgresEnv + " is not set")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	admin, err := sql.Open("pgx", base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { admin.Close() })
+	// A database of its own: the read-only setting is per database, and
+	// other tests share the base one.
+	name := "gh_test_ro_" + strings.ToLower(rand.Text())
+	if _, err := admin.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if _, err := admin.ExecContext(context.Background(), "DROP DATABASE "+name+" WITH (FORCE)"); err != nil {
+			t.Errorf("drop database: %v", err)
+		}
+	})
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/" + name
+	s := purgeTestServerOn(t, u.String(), 0)
+	ts := httptest.NewServer(s.Handler())
+	defer ts.Close()
+	ready := func() int {
+		t.Helper()
+		resp, err := http.Get(ts.URL + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	// reconnect makes the server's connections new sessions, which take
+	// the database's settings, as a failover does.
+	reconnect := func() {
+		t.Helper()
+		if _, err := admin.ExecContext(ctx, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := ready(); got != http.StatusOK {
+		t.Fatalf("/readyz before: %d", got)
+	}
+	if _, err := admin.ExecContext(ctx, "ALTER DATABASE "+name+" SET default_transaction_read_only = on"); err != nil {
+		t.Fatal(err)
+	}
+	reconnect()
+	// The first probes may meet terminated connections (503 for that
+	// reason); none may say ready once the pool has reconnected.
+	for i := range 25 {
+		if got := ready(); got == http.StatusOK {
+			t.Fatalf("/readyz on a read-only database, probe %d: 200, want 503", i)
+		}
+	}
+	if _, err := admin.ExecContext(ctx, "ALTER DATABASE "+name+" RESET default_transaction_read_only"); err != nil {
+		t.Fatal(err)
+	}
+	reconnect()
+	got := 0
+	for range 25 {
+		if got = ready(); got == http.StatusOK {
+			break
+		}
+	}
+	if got != http.StatusOK {
+		t.Errorf("/readyz once the database takes writes again: %d, want 200", got)
 	}
 }

@@ -257,8 +257,8 @@ func openPostgres(ctx context.Context, dsn string) (*Store, error) {
 // Backend names the database behind the store: "sqlite" or "postgres".
 func (s *Store) Backend() string { return s.d.name }
 
-// Ping reports whether the database is reachable and migrated to the
-// latest version this binary knows.
+// Ping reports whether the database is reachable, takes writes, and is
+// migrated to the latest version this binary knows.
 func (s *Store) Ping(ctx context.Context) error {
 	if err := s.write.PingContext(ctx); err != nil {
 		return fmt.Errorf("sqlstore: ping: %w", err)
@@ -266,6 +266,18 @@ func (s *Store) Ping(ctx context.Context) error {
 	if s.read != s.write {
 		if err := s.read.PingContext(ctx); err != nil {
 			return fmt.Errorf("sqlstore: ping: %w", err)
+		}
+	}
+	if s.d.name == postgresDialect.name {
+		// A standby, or a primary made read-only, answers every read and
+		// refuses every login's writes: after a failover that DNS or a
+		// pooler has not followed yet, say.
+		var readOnly bool
+		if err := s.write.QueryRowContext(ctx, "SELECT pg_is_in_recovery() OR current_setting('transaction_read_only') = 'on'").Scan(&readOnly); err != nil {
+			return fmt.Errorf("sqlstore: ping: %w", err)
+		}
+		if readOnly {
+			return errors.New("sqlstore: ping: the database is read-only (a standby, or default_transaction_read_only is on)")
 		}
 	}
 	cur, err := s.CurrentVersion(ctx)
