@@ -313,25 +313,23 @@ var pruneAttackSQL = [2]string{
 }
 
 // PruneAttack removes idle counters and refilled buckets, a bounded batch
-// of each, so that the write lock is held briefly.
+// of each, so that the write lock is held briefly. The two deletes are
+// separate statements: neither needs the other, and one transaction
+// holding counters while it waits for buckets could deadlock on
+// PostgreSQL with a login's settlement, which locks a bucket, then
+// counters.
 func (s *Store) PruneAttack(ctx context.Context, countersBefore, now time.Time, limit int) (int, error) {
 	var n int64
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		for i, arg := range []int64{countersBefore.UnixMilli(), now.UnixMilli()} {
-			res, err := tx.ExecContext(ctx, pruneAttackSQL[i], arg, limit)
-			if err != nil {
-				return err
-			}
-			k, err := res.RowsAffected()
-			if err != nil {
-				return err
-			}
-			n += k
+	for i, arg := range []int64{countersBefore.UnixMilli(), now.UnixMilli()} {
+		res, err := s.write.ExecContext(ctx, pruneAttackSQL[i], arg, limit)
+		if err != nil {
+			return int(n), s.fail("prune attack", err)
 		}
-		return nil
-	})
-	if err != nil {
-		return 0, s.fail("prune attack", err)
+		k, err := res.RowsAffected()
+		if err != nil {
+			return int(n), s.fail("prune attack", err)
+		}
+		n += k
 	}
 	return int(n), nil
 }
