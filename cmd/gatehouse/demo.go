@@ -61,10 +61,13 @@ func runDemo(ctx context.Context, out io.Writer, cfg *config.Config, logger *slo
 	go func() { _ = es.Serve(el) }()
 	defer es.Close()
 
+	// A fresh admin secret per run, printed below, so that `gatehouse try`
+	// works without setup. An operator's own admin secret is never printed:
+	// the try line then takes it from the environment it came from.
+	tryEnv := ""
 	if cfg.AdminClientID == "" {
-		// A fresh admin secret per run, printed below, so that `gatehouse
-		// try` works without setup.
 		cfg.AdminClientID, cfg.AdminClientSecret = "demo-admin", randomSecret()
+		tryEnv = fmt.Sprintf("GATEHOUSE_ADMIN_CLIENT_ID=%s GATEHOUSE_ADMIN_CLIENT_SECRET=%s ", cfg.AdminClientID, cfg.AdminClientSecret)
 	}
 	// The demo connection points at the emulator, which only the operator
 	// may allow; running the demo is that decision.
@@ -97,7 +100,7 @@ Sign in with the password-realm grant:
 
 Test the connection step by step:
 
-  echo '%s' | GATEHOUSE_ADMIN_CLIENT_ID=%s GATEHOUSE_ADMIN_CLIENT_SECRET=%s \
+  echo '%s' | %s\
     go run ./cmd/gatehouse try %s --url %s/ --username %s
 
 Other users of the directory fail the way Entra fails them (bob: locked, carol:
@@ -105,7 +108,7 @@ password expired, dave: MFA required, frank: Conditional Access, ivan: disabled)
 
 `, emuURL, directory, demoClientName, clientID, demoConnection,
 		base, clientID, demoConnection, demoUser, demoPassword,
-		demoPassword, cfg.AdminClientID, cfg.AdminClientSecret, demoConnection, base, demoUser)
+		demoPassword, tryEnv, demoConnection, base, demoUser)
 	return srv.Serve(ctx, l)
 }
 

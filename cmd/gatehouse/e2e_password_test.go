@@ -291,3 +291,36 @@ func TestServeDemo(t *testing.T) {
 	}
 	p.stop(t)
 }
+
+// TestServeDemoKeepsOperatorAdminSecret: with the operator's own admin
+// application in the environment, `serve --demo` prints a try line that
+// takes the secret from that environment and never the secret itself.
+func TestServeDemoKeepsOperatorAdminSecret(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the real binary")
+	}
+	addr := freeAddr(t)
+	secret := "canary-operator-admin-secret-" + randomHex(16)
+	env := []string{"GATEHOUSE_ADMIN_CLIENT_ID=ops-admin", "GATEHOUSE_ADMIN_CLIENT_SECRET=" + secret}
+	cmd, out := launch(t, t.TempDir(), append([]string{"GATEHOUSE_ADDR=" + addr, "GATEHOUSE_DATABASE=sqlite:" + t.TempDir() + "/demo.db"}, env...), "serve", "--demo")
+	p := &process{cmd: cmd, output: out, base: "http://" + addr + "/"}
+	for deadline := time.Now().Add(60 * time.Second); !strings.Contains(out.String(), "Other users of the directory"); time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the demo printed no instructions:\n%s", out.String())
+		}
+	}
+	if strings.Contains(out.String(), secret) {
+		t.Fatalf("serve --demo printed the operator's admin secret:\n%s", out.String())
+	}
+	bin, err := buildBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	try := exec.Command(bin, "try", "contoso-demo", "--url", p.base, "--username", "alice@contoso.com")
+	try.Env = append(try.Environ(), env...)
+	try.Stdin = strings.NewReader("Alice-Passw0rd!\n")
+	if res, err := try.CombinedOutput(); err != nil || !strings.Contains(string(res), "Signed in: ") {
+		t.Fatalf("gatehouse try with the operator's admin application: %v\n%s", err, res)
+	}
+	p.stop(t)
+}
