@@ -108,21 +108,49 @@ func rotateMasterKey(cmd *cobra.Command, database, newKey, oldKeys string) error
 	if err := st.Ping(ctx); err != nil {
 		return err
 	}
-	n, err := st.RewrapSecrets(ctx, func(aad, blob []byte) ([]byte, error) {
-		// Opening first proves the payload intact, not just the wrap.
-		pt, err := kr.Open(blob, aad)
-		if err != nil {
-			return nil, err
+	// A row that a running process rewrote while a pass ran is skipped by
+	// the store's compare-and-swap and may still be sealed under an old
+	// key (a replica not yet restarted with the new one, or a second
+	// rotation): later passes re-wrap it or fail, so that success means
+	// no secret the command saw is left under a key about to be dropped.
+	total := 0
+	for pass := 1; ; pass++ {
+		stale := 0
+		n, err := st.RewrapSecrets(ctx, func(aad, blob []byte) ([]byte, error) {
+			// Opening first proves the payload intact, not just the wrap.
+			pt, err := kr.Open(blob, aad)
+			if err != nil {
+				return nil, err
+			}
+			clear(pt)
+			if kr.SealedByCurrent(blob) {
+				return blob, nil
+			}
+			stale++
+			return kr.Rewrap(blob, aad)
+		})
+		switch {
+		case err != nil && pass > 1 && !errors.Is(err, secrets.ErrWrongKey):
+			return fmt.Errorf("%w\n%d secrets were re-wrapped under the new key; run this again", err, total)
+		case err != nil && pass > 1:
+			return fmt.Errorf("%w\n%d secrets were re-wrapped under the new key, but some were rewritten meanwhile under a key that was not given: keep GATEHOUSE_SECRET_KEY_OLD, restart every replica with GATEHOUSE_SECRET_KEY=<new> and GATEHOUSE_SECRET_KEY_OLD=<old>, and run this again", err, total)
+		case errors.Is(err, secrets.ErrWrongKey):
+			return fmt.Errorf("%w\nnothing was changed: give every key the database's secrets are sealed under in GATEHOUSE_SECRET_KEY_OLD", err)
+		case err != nil:
+			return fmt.Errorf("%w\nnothing was changed", err)
 		}
-		clear(pt)
-		return kr.Rewrap(blob, aad)
-	})
-	if errors.Is(err, secrets.ErrWrongKey) {
-		return fmt.Errorf("%w\nnothing was changed: give every key the database's secrets are sealed under in GATEHOUSE_SECRET_KEY_OLD", err)
+		total += n
+		if n == stale {
+			break
+		}
+		if pass == maxRotationPasses {
+			return fmt.Errorf("secrets: %d secrets keep being rewritten under an old key while this runs (%d were re-wrapped): keep GATEHOUSE_SECRET_KEY_OLD, restart every replica with GATEHOUSE_SECRET_KEY=<new> and GATEHOUSE_SECRET_KEY_OLD=<old>, and run this again", stale-n, total)
+		}
 	}
-	if err != nil {
-		return fmt.Errorf("%w\nnothing was changed", err)
-	}
-	fmt.Fprintf(cmd.OutOrStdout(), "re-wrapped %d secrets under master key %s\n", n, kr.KeyID())
+	fmt.Fprintf(cmd.OutOrStdout(), "re-wrapped %d secrets under master key %s\n", total, kr.KeyID())
 	return nil
 }
+
+// maxRotationPasses bounds the passes against processes that keep sealing
+// under an old key.
+const maxRotationPasses = 3

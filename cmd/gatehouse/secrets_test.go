@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gatehouse/gatehouse/internal/secrets"
 	"github.com/gatehouse/gatehouse/internal/server"
@@ -160,4 +162,152 @@ func TestRotateMasterKey(t *testing.T) {
 			srv.Close()
 		})
 	}
+}
+
+// TestRotateMasterKeyRowRewrittenMeanwhile: a process that rewrites a
+// sealed row while the rotation runs (a replica not yet restarted with the
+// new key, or one sealing under a key the rotation was not given) must
+// not leave it behind under a key the operator is about to drop: the
+// rotation re-wraps it, or fails and says to keep the old key. On
+// PostgreSQL the writer holds the row until the rotation waits on it, so
+// the rotation's compare-and-swap misses; on SQLite the writer holds the
+// write lock and the rotation sees its row once it commits.
+func TestRotateMasterKeyRowRewrittenMeanwhile(t *testing.T) {
+	for _, b := range storetest.Backends() {
+		for _, tc := range []struct {
+			name        string
+			writerKnown bool // the writer seals under the old key, which the rotation holds
+		}{
+			{"replica on the old key", true},
+			{"replica on a key not given", false},
+		} {
+			t.Run(b+"/"+tc.name, func(t *testing.T) {
+				env := servertest.Start(t, b)
+				dsn := env.Config.Database
+				oldHex := env.Config.SecretKey
+				tok := env.ManagementToken(t)
+				status, _, body := env.Do(t, "POST", "api/v2/clients", tok, map[string]any{"name": "Backend", "app_type": "regular_web"})
+				var client struct {
+					ClientID string `json:"client_id"`
+				}
+				if status != http.StatusCreated || json.Unmarshal(body, &client) != nil {
+					t.Fatalf("create client: %d %s", status, body)
+				}
+				target := string(store.ClientSecretAAD(client.ClientID))
+				old, _ := secrets.ParseMasterKey(oldHex)
+				writerRing, _ := secrets.NewKeyring(old)
+				if !tc.writerKnown {
+					_, other := newKey(t)
+					writerRing, _ = secrets.NewKeyring(other, old)
+				}
+
+				writer, err := sqlstore.Open(t.Context(), dsn, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer writer.Close()
+				holding, release := make(chan struct{}), make(chan struct{})
+				writerDone := make(chan error, 1)
+				go func() {
+					first := true
+					_, err := writer.RewrapSecrets(context.Background(), func(aad, blob []byte) ([]byte, error) {
+						if string(aad) == target {
+							return writerRing.Rewrap(blob, aad)
+						}
+						// Clients come first: the target row is updated, and
+						// the transaction holding it stays open until released.
+						if !strings.HasPrefix(string(aad), "client_secret:") && first {
+							first = false
+							close(holding)
+							<-release
+						}
+						return blob, nil
+					})
+					writerDone <- err
+				}()
+				<-holding
+
+				newHex, newRaw := newKey(t)
+				t.Setenv("GATEHOUSE_DATABASE", dsn)
+				t.Setenv("GATEHOUSE_SECRET_KEY", newHex)
+				t.Setenv("GATEHOUSE_SECRET_KEY_OLD", oldHex)
+				type result struct {
+					out string
+					err error
+				}
+				rotated := make(chan result, 1)
+				go func() {
+					cmd := newRootCmd()
+					cmd.SetArgs([]string{"secrets", "rotate-master-key"})
+					var out bytes.Buffer
+					cmd.SetOut(&out)
+					cmd.SetErr(&out)
+					err := cmd.ExecuteContext(context.Background())
+					rotated <- result{out.String(), err}
+				}()
+				waitForLockWait(t, b, dsn)
+				close(release)
+				if err := <-writerDone; err != nil {
+					t.Fatal(err)
+				}
+				res := <-rotated
+
+				st, err := sqlstore.Open(t.Context(), dsn, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer st.Close()
+				newRing, _ := secrets.NewKeyring(newRaw)
+				if tc.writerKnown {
+					if res.err != nil {
+						t.Fatalf("rotation: %v (%s)", res.err, res.out)
+					}
+					for aad, blob := range sealedBlobs(t, st) {
+						if _, err := newRing.Open(blob, []byte(aad)); err != nil {
+							t.Fatalf("rotation succeeded but %s does not open with the new key alone: %v", aad, err)
+						}
+					}
+					return
+				}
+				if res.err == nil || !strings.Contains(res.err.Error(), "GATEHOUSE_SECRET_KEY_OLD") {
+					t.Fatalf("rotation with a row sealed under a key not given: %v (%s)", res.err, res.out)
+				}
+				// Whatever the rotation did, every blob still opens with the
+				// keys in play.
+				allRing, _ := secrets.NewKeyring(newRaw, old)
+				for aad, blob := range sealedBlobs(t, st) {
+					if _, err := allRing.Open(blob, []byte(aad)); err != nil && aad != target {
+						t.Fatalf("%s: %v", aad, err)
+					}
+				}
+			})
+		}
+	}
+}
+
+// waitForLockWait returns once another session waits on a lock
+// (PostgreSQL), or after a pause long enough for the rotation to queue on
+// SQLite's write lock, where waiting cannot be observed.
+func waitForLockWait(t *testing.T, backend, dsn string) {
+	t.Helper()
+	if backend != storetest.Postgres {
+		time.Sleep(300 * time.Millisecond)
+		return
+	}
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		var n int
+		if err := db.QueryRowContext(t.Context(), `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'UPDATE clients SET secret_enc%'`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n > 0 {
+			return
+		}
+	}
+	t.Fatal("the rotation never waited on the writer's row")
 }

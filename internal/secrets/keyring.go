@@ -162,6 +162,14 @@ func (k *Keyring) Rewrap(blob, aad []byte) ([]byte, error) {
 	return out, nil
 }
 
+// SealedByCurrent reports whether blob names the current master key as the
+// one that wrapped its data key. It proves nothing about the blob's
+// integrity; Open does that.
+func (k *Keyring) SealedByCurrent(blob []byte) bool {
+	return len(blob) >= minBlobLen && blob[0] == version &&
+		[keyIDLen]byte(blob[offKeyID:offWrapNonce]) == k.current.id
+}
+
 func (k *Keyring) unwrap(blob, aad []byte) ([]byte, error) {
 	if len(blob) < minBlobLen || blob[0] != version {
 		return nil, fmt.Errorf("secrets: %w", ErrCorrupt)

@@ -181,6 +181,12 @@ func TestRotationRewrap(t *testing.T) {
 	if _, err := old.Open(re, aad); !errors.Is(err, ErrWrongKey) {
 		t.Errorf("rewrapped blob with old key only: %v", err)
 	}
+	if !rot.SealedByCurrent(re) || rot.SealedByCurrent(blob) || old.SealedByCurrent(re) || !old.SealedByCurrent(blob) {
+		t.Error("SealedByCurrent does not follow the wrapping key")
+	}
+	if rot.SealedByCurrent(re[:minBlobLen-1]) {
+		t.Error("SealedByCurrent accepted a short blob")
+	}
 	// Rewrapping an already current blob is harmless.
 	again, err := onlyNew.Rewrap(re, aad)
 	if err != nil {
