@@ -5,10 +5,13 @@ import (
 	"context"
 	"crypto/rand"
 	"database/sql"
+	"fmt"
 	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -310,4 +313,157 @@ func waitForLockWait(t *testing.T, backend, dsn string) {
 		}
 	}
 	t.Fatal("the rotation never waited on the writer's row")
+}
+
+// TestRotateMasterKeyKilled kills the real `gatehouse secrets
+// rotate-master-key` mid-rotation, while a server runs, and finds every
+// secret still sealed under the old key alone, then lets a rerun finish and
+// finds every secret under the new key alone. On PostgreSQL the kill is
+// deterministic: a session holds the last user row, so the rotation has
+// rewritten every other row and waits on that one when it dies. On SQLite,
+// where the rotation's writes cannot be observed before it commits, it is
+// killed at a spread of moments into a run over many rows.
+func TestRotateMasterKeyKilled(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the real binary")
+	}
+	bin, err := buildBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range storetest.Backends() {
+		t.Run(b, func(t *testing.T) {
+			env := servertest.Start(t, b)
+			dsn, oldHex := env.Config.Database, env.Config.SecretKey
+			old, _ := secrets.ParseMasterKey(oldHex)
+			oldRing, _ := secrets.NewKeyring(old)
+			st, err := sqlstore.Open(t.Context(), dsn, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			users := 50
+			if b == storetest.SQLite {
+				users = 1500
+			}
+			last := ""
+			for i := range users {
+				last = fmt.Sprintf("waad|u%05d", i)
+				sealed, err := oldRing.Seal([]byte(`{"refresh_token":"rt-`+last+`"}`), store.UserIdPTokensAAD(last))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := st.UpsertUser(t.Context(), &store.User{UserID: last, Connection: "contoso", Email: fmt.Sprintf("u%d@contoso.com", i), IdPTokensEnc: sealed}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			newHex, newRaw := newKey(t)
+			newRing, _ := secrets.NewKeyring(newRaw)
+			rotation := func() *exec.Cmd {
+				cmd := exec.Command(bin, "secrets", "rotate-master-key")
+				cmd.Env = append(os.Environ(), "GATEHOUSE_DATABASE="+dsn, "GATEHOUSE_SECRET_KEY="+newHex, "GATEHOUSE_SECRET_KEY_OLD="+oldHex)
+				return cmd
+			}
+			// allUnder fails unless ring alone opens every sealed blob.
+			allUnder := func(ring *secrets.Keyring, which string) {
+				t.Helper()
+				blobs := sealedBlobs(t, st)
+				if len(blobs) < users+2 {
+					t.Fatalf("%d sealed blobs, want at least %d", len(blobs), users+2)
+				}
+				for aad, blob := range blobs {
+					if _, err := ring.Open(blob, []byte(aad)); err != nil {
+						t.Fatalf("%s does not open with the %s key alone: %v", aad, which, err)
+					}
+				}
+			}
+
+			if b == storetest.Postgres {
+				db, err := sql.Open("pgx", dsn)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer db.Close()
+				hold, err := db.BeginTx(t.Context(), nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := hold.ExecContext(t.Context(), "SELECT 1 FROM users WHERE user_id = $1 FOR UPDATE", last); err != nil {
+					t.Fatal(err)
+				}
+				cmd := rotation()
+				if err := cmd.Start(); err != nil {
+					t.Fatal(err)
+				}
+				waitForPG(t, db, "UPDATE users SET idp_tokens_enc%", true)
+				_ = cmd.Process.Kill()
+				_ = cmd.Wait()
+				if err := hold.Rollback(); err != nil {
+					t.Fatal(err)
+				}
+				// The dead client's session ends once it has a reply to send.
+				waitForPG(t, db, "UPDATE users SET idp_tokens_enc%", false)
+				allUnder(oldRing, "old")
+			} else {
+				for _, delay := range []time.Duration{0, 300 * time.Millisecond, 700 * time.Millisecond, 1200 * time.Millisecond, 1700 * time.Millisecond} {
+					cmd := rotation()
+					if err := cmd.Start(); err != nil {
+						t.Fatal(err)
+					}
+					time.Sleep(delay)
+					_ = cmd.Process.Kill()
+					if err := cmd.Wait(); err == nil {
+						t.Logf("the rotation finished within %v, before the kill", delay)
+						allUnder(newRing, "new")
+						return
+					}
+					if !opensAll(t, st, oldRing) {
+						// Killed after its commit: then the new key opens all.
+						t.Logf("killed after %v, once the rotation had committed", delay)
+						allUnder(newRing, "new")
+						return
+					}
+				}
+			}
+			start := time.Now()
+			if out, err := rotation().CombinedOutput(); err != nil || !strings.Contains(string(out), "re-wrapped") {
+				t.Fatalf("rotation after the kill: %v\n%s", err, out)
+			}
+			t.Logf("a whole rotation took %v", time.Since(start))
+			allUnder(newRing, "new")
+		})
+	}
+}
+
+// opensAll reports whether ring alone opens every sealed blob.
+func opensAll(t *testing.T, st *sqlstore.Store, ring *secrets.Keyring) bool {
+	t.Helper()
+	for aad, blob := range sealedBlobs(t, st) {
+		if _, err := ring.Open(blob, []byte(aad)); err != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// waitForPG waits until a session of this database runs a statement like
+// query and waits on a lock (waiting), or until none runs it (!waiting).
+func waitForPG(t *testing.T, db *sql.DB, query string, waiting bool) {
+	t.Helper()
+	q := `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE $1`
+	if waiting {
+		q += ` AND wait_event_type = 'Lock'`
+	} else {
+		q += ` AND state <> 'idle'`
+	}
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		var n int
+		if err := db.QueryRowContext(t.Context(), q, query).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if (n > 0) == waiting {
+			return
+		}
+	}
+	t.Fatalf("no session in the expected state for %q (waiting %v)", query, waiting)
 }
