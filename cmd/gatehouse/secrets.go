@@ -99,6 +99,13 @@ func rotateMasterKey(cmd *cobra.Command, database, newKey, oldKeys string) error
 	if err != nil {
 		return err
 	}
+	// Opening a SQLite path creates the file: a mistyped path would leave
+	// an empty database behind and a misleading "run migrations".
+	if p, ok := strings.CutPrefix(database, "sqlite:"); ok {
+		if _, err := os.Stat(p); err != nil {
+			return fmt.Errorf("GATEHOUSE_DATABASE: no SQLite database to rotate: %w", err)
+		}
+	}
 	ctx := cmd.Context()
 	st, err := sqlstore.Open(ctx, database, nil)
 	if err != nil {

@@ -8,10 +8,13 @@ import (
 	"fmt"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -466,4 +469,19 @@ func waitForPG(t *testing.T, db *sql.DB, query string, waiting bool) {
 		}
 	}
 	t.Fatalf("no session in the expected state for %q (waiting %v)", query, waiting)
+}
+
+// TestRotateMasterKeyMissingDatabase: a mistyped SQLite path fails, names
+// the setting, and creates no file.
+func TestRotateMasterKeyMissingDatabase(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "typo.db")
+	k1, _ := newKey(t)
+	k2, _ := newKey(t)
+	out, err := rotate(t, "sqlite:"+path, k1, k2, "")
+	if err == nil || !strings.Contains(err.Error(), "GATEHOUSE_DATABASE") {
+		t.Fatalf("rotation of a missing database: %v (%s)", err, out)
+	}
+	if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("the failed rotation left %s behind: %v", path, err)
+	}
 }
