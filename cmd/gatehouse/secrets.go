@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
 	"github.com/gatehouse/gatehouse/internal/secrets"
 	"github.com/gatehouse/gatehouse/internal/store/sqlstore"
@@ -36,8 +37,9 @@ disk or printed. Running servers keep serving.
 Keys are never flags. By default they come from the environment:
   GATEHOUSE_SECRET_KEY      the new master key
   GATEHOUSE_SECRET_KEY_OLD  the current (old) master key; several, comma-separated
-With --stdin, two lines are read from standard input instead: the old key,
-then the new key.
+With --stdin, they are read from standard input instead: from a terminal
+through two hidden prompts (old key, then new key), else as two lines, the
+old key, then the new key.
 
 Online procedure (see docs/security.md):
   1. restart every replica with GATEHOUSE_SECRET_KEY=<new> and
@@ -51,7 +53,7 @@ and changes nothing.`,
 			newKey, oldKeys := os.Getenv("GATEHOUSE_SECRET_KEY"), os.Getenv("GATEHOUSE_SECRET_KEY_OLD")
 			if fromStdin {
 				var err error
-				if oldKeys, newKey, err = readKeyLines(cmd.InOrStdin()); err != nil {
+				if oldKeys, newKey, err = readKeys(cmd); err != nil {
 					return err
 				}
 			}
@@ -64,6 +66,23 @@ and changes nothing.`,
 	}
 	cmd.Flags().BoolVar(&fromStdin, "stdin", false, "read the old key, then the new key, one per line, from standard input")
 	return cmd
+}
+
+// readKeys reads the two keys of --stdin: from a terminal through hidden
+// prompts, since typed keys would otherwise stay on the screen and in its
+// scrollback; else as two lines.
+func readKeys(cmd *cobra.Command) (oldKey, newKey string, err error) {
+	if f, ok := cmd.InOrStdin().(*os.File); !ok || !term.IsTerminal(int(f.Fd())) {
+		return readKeyLines(cmd.InOrStdin())
+	}
+	sr := newSecretReader(cmd)
+	if oldKey, err = sr.read("Old master key"); err != nil {
+		return "", "", fmt.Errorf("secrets: %w", err)
+	}
+	if newKey, err = sr.read("New master key"); err != nil {
+		return "", "", fmt.Errorf("secrets: %w", err)
+	}
+	return oldKey, newKey, nil
 }
 
 func readKeyLines(r io.Reader) (oldKey, newKey string, err error) {

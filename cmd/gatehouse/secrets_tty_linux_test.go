@@ -1,0 +1,108 @@
+package main
+
+import (
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+	"unsafe"
+
+	"github.com/gatehouse/gatehouse/internal/server/servertest"
+	"github.com/gatehouse/gatehouse/internal/store/storetest"
+)
+
+// openPTY opens a pseudo-terminal pair with the standard library only.
+func openPTY(t *testing.T) (master, tty *os.File) {
+	t.Helper()
+	master, err := os.OpenFile("/dev/ptmx", os.O_RDWR, 0)
+	if err != nil {
+		t.Skipf("no pseudo-terminal: %v", err)
+	}
+	t.Cleanup(func() { master.Close() })
+	var unlock int32
+	var n uint32
+	if _, _, e := syscall.Syscall(syscall.SYS_IOCTL, master.Fd(), syscall.TIOCSPTLCK, uintptr(unsafe.Pointer(&unlock))); e != 0 {
+		t.Fatalf("unlock pty: %v", e)
+	}
+	if _, _, e := syscall.Syscall(syscall.SYS_IOCTL, master.Fd(), syscall.TIOCGPTN, uintptr(unsafe.Pointer(&n))); e != 0 {
+		t.Fatalf("pty number: %v", e)
+	}
+	tty, err = os.OpenFile("/dev/pts/"+strings.TrimSpace(itoa(n)), os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatalf("open pty: %v", err)
+	}
+	t.Cleanup(func() { tty.Close() })
+	return master, tty
+}
+
+func echoOn(t *testing.T, tty *os.File) bool {
+	t.Helper()
+	var tio syscall.Termios
+	if _, _, e := syscall.Syscall(syscall.SYS_IOCTL, tty.Fd(), syscall.TCGETS, uintptr(unsafe.Pointer(&tio))); e != 0 {
+		t.Fatalf("tcgets: %v", e)
+	}
+	return tio.Lflag&syscall.ECHO != 0
+}
+
+func itoa(n uint32) string {
+	var b []byte
+	for {
+		b = append([]byte{byte('0' + n%10)}, b...)
+		if n /= 10; n == 0 {
+			return string(b)
+		}
+	}
+}
+
+// TestRotateMasterKeyStdinTerminal: `rotate-master-key --stdin` at a
+// terminal asks for both keys with echo off, so that neither stays on the
+// screen, and rotates with them.
+func TestRotateMasterKeyStdinTerminal(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the real binary")
+	}
+	bin, err := buildBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := servertest.Start(t, storetest.SQLite)
+	oldHex := env.Config.SecretKey
+	newHex, _ := newKey(t)
+	master, tty := openPTY(t)
+	var screen servertest.Buffer
+	go func() { _, _ = io.Copy(&screen, master) }()
+
+	cmd := exec.Command(bin, "secrets", "rotate-master-key", "--stdin")
+	cmd.Env = append(os.Environ(), "GATEHOUSE_DATABASE="+env.Config.Database, "GATEHOUSE_SECRET_KEY=", "GATEHOUSE_SECRET_KEY_OLD=")
+	var out servertest.Buffer
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = tty, &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// waitFor waits for the prompt and for the terminal's echo to be off:
+	// the prompt is written just before.
+	waitFor := func(prompt string) {
+		t.Helper()
+		for deadline := time.Now().Add(30 * time.Second); !strings.Contains(out.String(), prompt) || echoOn(t, tty); time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				_ = cmd.Process.Kill()
+				_ = cmd.Wait()
+				t.Fatalf("no hidden prompt %q; output:\n%s", prompt, out.String())
+			}
+		}
+	}
+	waitFor("Old master key (input hidden)")
+	_, _ = master.WriteString(oldHex + "\n")
+	waitFor("New master key (input hidden)")
+	_, _ = master.WriteString(newHex + "\n")
+	if err := cmd.Wait(); err != nil || !strings.Contains(out.String(), "re-wrapped") {
+		t.Fatalf("rotation: %v\n%s", err, out.String())
+	}
+	all := screen.String() + out.String()
+	if strings.Contains(all, oldHex) || strings.Contains(all, newHex) {
+		t.Fatalf("a key was echoed:\n%s", all)
+	}
+}
