@@ -1,11 +1,13 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 
 	"github.com/spf13/cobra"
 
+	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/store/sqlstore"
 )
 
@@ -16,6 +18,9 @@ func newMigrateCmd() *cobra.Command {
 		Short: "Apply database migrations and exit",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if config.DSNHasPassword(database) {
+				return errors.New(config.DatabaseFlagPassword)
+			}
 			if database == "" {
 				database = os.Getenv("GATEHOUSE_DATABASE")
 			}

@@ -5,10 +5,10 @@ import (
 	"context"
 	"crypto/rand"
 	"database/sql"
-	"fmt"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"net/http"
@@ -483,5 +483,30 @@ func TestRotateMasterKeyMissingDatabase(t *testing.T) {
 	}
 	if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("the failed rotation left %s behind: %v", path, err)
+	}
+}
+
+// TestDatabaseFlagPassword: serve and migrate refuse a --database DSN with
+// a password, fail, and do not repeat it.
+func TestDatabaseFlagPassword(t *testing.T) {
+	for _, args := range [][]string{
+		{"migrate", "--database", "postgres://gh:canary-pw@127.0.0.1:1/gatehouse"},
+		{"serve", "--database", "postgres://gh:canary-pw@127.0.0.1:1/gatehouse"},
+	} {
+		t.Run(args[0], func(t *testing.T) {
+			t.Setenv("GATEHOUSE_SECRET_KEY", strings.Repeat("ab", 32))
+			cmd := newRootCmd()
+			cmd.SetArgs(args)
+			var out bytes.Buffer
+			cmd.SetOut(&out)
+			cmd.SetErr(&out)
+			err := cmd.ExecuteContext(t.Context())
+			if err == nil || !strings.Contains(err.Error(), "--database: the DSN holds a password") {
+				t.Fatalf("%s: %v (%s)", args[0], err, out.String())
+			}
+			if strings.Contains(err.Error()+out.String(), "canary-pw") {
+				t.Fatalf("%s repeated the password: %v %s", args[0], err, out.String())
+			}
+		})
 	}
 }

@@ -164,6 +164,10 @@ func Load(fs *pflag.FlagSet, getenv func(string) string) (*Config, error) {
 				v, name = f.Value.String(), "--"+s.flag
 			}
 		}
+		if s.flag == "database" && name == "--database" && DSNHasPassword(v) {
+			errs = append(errs, errors.New(DatabaseFlagPassword))
+			continue
+		}
 		if err := s.set(c, v); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", name, err))
 		}
@@ -175,6 +179,27 @@ func Load(fs *pflag.FlagSet, getenv func(string) string) (*Config, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// DatabaseFlagPassword is the error for a --database DSN that holds a
+// password; it never repeats the DSN.
+const DatabaseFlagPassword = "--database: the DSN holds a password, and a flag shows in `ps` and shell history: give the DSN in GATEHOUSE_DATABASE, or the password in PGPASSWORD or ~/.pgpass"
+
+// DSNHasPassword reports whether a postgres:// DSN carries a password, in
+// its user info or as a password parameter.
+func DSNHasPassword(dsn string) bool {
+	if !strings.HasPrefix(dsn, "postgres://") && !strings.HasPrefix(dsn, "postgresql://") {
+		return false
+	}
+	u, err := url.Parse(dsn)
+	if err != nil {
+		// Unparsable: assume the worst rather than let it through.
+		return strings.Contains(dsn, "@") || strings.Contains(strings.ToLower(dsn), "password")
+	}
+	if _, ok := u.User.Password(); ok {
+		return true
+	}
+	return u.Query().Has("password")
 }
 
 // Validate checks every setting and names the one at fault.

@@ -111,3 +111,48 @@ func TestUpstreamHosts(t *testing.T) {
 		t.Fatalf("err = %v, want it to name --upstream-hosts", err)
 	}
 }
+
+// TestDatabaseFlagRefusesPassword: a DSN with a password is refused as a
+// flag (it would show in ps and shell history), without repeating it, and
+// taken from the environment.
+func TestDatabaseFlagRefusesPassword(t *testing.T) {
+	key := map[string]string{"GATEHOUSE_SECRET_KEY": strings.Repeat("ab", 32)}
+	for _, tc := range []struct {
+		dsn     string
+		refused bool
+	}{
+		{"postgres://gh:canary-pw@db.example.com/gatehouse", true},
+		{"postgresql://gh:canary-pw@db.example.com/gatehouse", true},
+		{"postgres://gh@db.example.com/gatehouse?sslmode=require&password=canary-pw", true},
+		{"postgres://gh@db.example.com/gatehouse?sslmode=require", false},
+		{"sqlite:gatehouse.db", false},
+	} {
+		t.Run(tc.dsn, func(t *testing.T) {
+			fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+			BindFlags(fs)
+			if err := fs.Parse([]string{"--database", tc.dsn}); err != nil {
+				t.Fatal(err)
+			}
+			_, err := Load(fs, env(key))
+			if !tc.refused {
+				if err != nil {
+					t.Fatalf("--database %s: %v", tc.dsn, err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), "--database: the DSN holds a password") {
+				t.Fatalf("--database with a password: %v", err)
+			}
+			if strings.Contains(err.Error(), "canary-pw") {
+				t.Fatalf("the error repeats the password: %v", err)
+			}
+			withEnv := map[string]string{"GATEHOUSE_DATABASE": tc.dsn}
+			for k, v := range key {
+				withEnv[k] = v
+			}
+			if _, err := Load(nil, env(withEnv)); err != nil {
+				t.Fatalf("GATEHOUSE_DATABASE with a password: %v", err)
+			}
+		})
+	}
+}
