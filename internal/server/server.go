@@ -86,12 +86,15 @@ func build(ctx context.Context, cfg *config.Config, logger *slog.Logger, notice 
 	if err := st.Migrate(ctx); err != nil {
 		return nil, fmt.Errorf("server: migrate: %w", err)
 	}
-	keyring, err := loadKeyring(cfg, logger)
+	keyring, err := loadKeyring(ctx, cfg, st, logger)
 	if err != nil {
 		return nil, err
 	}
 	keys, err := tokens.NewKeys(ctx, st, keyring, logger)
 	if err != nil {
+		if errors.Is(err, secrets.ErrWrongKey) && cfg.SecretKey == "" {
+			return nil, fmt.Errorf("server: the master key file %s does not match the key that sealed this database's secrets (this key's id is %s): restore the key file saved with the database, or set GATEHOUSE_SECRET_KEY to that key: %w", cfg.SecretKeyFile(), keyring.KeyID(), err)
+		}
 		if errors.Is(err, secrets.ErrWrongKey) {
 			return nil, fmt.Errorf("server: GATEHOUSE_SECRET_KEY does not match the key that sealed this database's secrets (this key's id is %s): %w", keyring.KeyID(), err)
 		}
@@ -225,7 +228,7 @@ func writePlainJSON(w http.ResponseWriter, status int, body string) {
 // loadKeyring builds the keyring from GATEHOUSE_SECRET_KEY or, on the
 // embedded default only, from a key file it creates next to the database.
 // Keys in GATEHOUSE_SECRET_KEY_OLD still open secrets during a rotation.
-func loadKeyring(cfg *config.Config, logger *slog.Logger) (*secrets.Keyring, error) {
+func loadKeyring(ctx context.Context, cfg *config.Config, st *sqlstore.Store, logger *slog.Logger) (*secrets.Keyring, error) {
 	var master []byte
 	if cfg.SecretKey != "" {
 		k, err := secrets.ParseMasterKey(cfg.SecretKey)
@@ -235,6 +238,9 @@ func loadKeyring(cfg *config.Config, logger *slog.Logger) (*secrets.Keyring, err
 		master = k
 	} else {
 		path := cfg.SecretKeyFile()
+		if err := refuseLostKeyFile(ctx, st, path); err != nil {
+			return nil, err
+		}
 		k, created, err := secrets.LoadOrCreateKeyFile(path)
 		if err != nil {
 			return nil, fmt.Errorf("server: master key file: %w", err)
@@ -253,6 +259,27 @@ func loadKeyring(cfg *config.Config, logger *slog.Logger) (*secrets.Keyring, err
 		return nil, fmt.Errorf("server: master key: %w", err)
 	}
 	return kr, nil
+}
+
+// errSealedFound stops the walk over sealed blobs at the first one.
+var errSealedFound = errors.New("sealed secret found")
+
+// refuseLostKeyFile fails when the key file is missing but the database
+// already holds sealed secrets: a key generated now could open none of
+// them, and would take the place the backed-up key file must be restored
+// to.
+func refuseLostKeyFile(ctx context.Context, st *sqlstore.Store, path string) error {
+	if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	_, err := st.RewrapSecrets(ctx, func(_, _ []byte) ([]byte, error) { return nil, errSealedFound })
+	switch {
+	case errors.Is(err, errSealedFound):
+		return fmt.Errorf("server: master key file %s is missing, but the database holds secrets sealed under a key: restore the key file saved with the database (mode 0600), or set GATEHOUSE_SECRET_KEY to that key; no new key was generated", path)
+	case err != nil:
+		return fmt.Errorf("server: master key file: %w", err)
+	}
+	return nil
 }
 
 // bootstrapAdmin makes sure a machine-to-machine application can call the

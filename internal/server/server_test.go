@@ -118,6 +118,46 @@ func TestGeneratedAdmin(t *testing.T) {
 	}
 }
 
+// TestLostKeyFile: with the key file gone but secrets sealed in the
+// database, the start fails, says to restore the key file, and generates
+// no key in its place; the restored file starts it again.
+func TestLostKeyFile(t *testing.T) {
+	cfg := sqliteConfig(t, t.TempDir())
+	srv, err := server.New(context.Background(), cfg, server.NewLogger(io.Discard, "text", "info"), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Close()
+	saved := cfg.SecretKeyFile() + ".backup"
+	if err := os.Rename(cfg.SecretKeyFile(), saved); err != nil {
+		t.Fatal(err)
+	}
+	_, err = server.New(context.Background(), cfg, server.NewLogger(io.Discard, "text", "info"), io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "master key file "+cfg.SecretKeyFile()+" is missing") {
+		t.Fatalf("start without the key file: %v", err)
+	}
+	if _, err := os.Stat(cfg.SecretKeyFile()); !os.IsNotExist(err) {
+		t.Fatalf("a key file was generated for a database sealed under another: %v", err)
+	}
+	// Another key in its place is named as the key file, not as
+	// GATEHOUSE_SECRET_KEY, which is not set.
+	if err := os.WriteFile(cfg.SecretKeyFile(), []byte(hex.EncodeToString(bytes.Repeat([]byte{7}, 32))+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = server.New(context.Background(), cfg, server.NewLogger(io.Discard, "text", "info"), io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "the master key file "+cfg.SecretKeyFile()+" does not match") {
+		t.Fatalf("start with another key file: %v", err)
+	}
+	if err := os.Rename(saved, cfg.SecretKeyFile()); err != nil {
+		t.Fatal(err)
+	}
+	srv, err = server.New(context.Background(), cfg, server.NewLogger(io.Discard, "text", "info"), io.Discard)
+	if err != nil {
+		t.Fatalf("start with the restored key file: %v", err)
+	}
+	srv.Close()
+}
+
 // TestGeneratedAdminNeverOverwrites: a file left from an earlier database
 // is never overwritten; the start fails, says what to do, and creates no
 // application.
