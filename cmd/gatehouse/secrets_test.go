@@ -510,3 +510,21 @@ func TestDatabaseFlagPassword(t *testing.T) {
 		})
 	}
 }
+
+// TestTryRefusesPasswordFlag: `try --password` fails, says why, does not
+// repeat the password, and contacts nothing.
+func TestTryRefusesPasswordFlag(t *testing.T) {
+	cmd := newRootCmd()
+	cmd.SetArgs([]string{"try", "contoso", "--username", "alice@contoso.com", "--url", "http://127.0.0.1:1/", "--password", "canary-pw"})
+	cmd.SetIn(strings.NewReader("canary-pw\n"))
+	var out bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetErr(&out)
+	err := cmd.ExecuteContext(t.Context())
+	if err == nil || !strings.Contains(err.Error(), "--password: the password is never a flag") {
+		t.Fatalf("try --password: %v (%s)", err, out.String())
+	}
+	if strings.Contains(err.Error()+out.String(), "canary-pw") {
+		t.Fatalf("try repeated the password: %v %s", err, out.String())
+	}
+}

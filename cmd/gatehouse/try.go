@@ -35,6 +35,9 @@ standard input; it is never a flag. The Management API credentials come from
 GATEHOUSE_ADMIN_CLIENT_ID and GATEHOUSE_ADMIN_CLIENT_SECRET.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if cmd.Flags().Changed("password") {
+				return errors.New("--password: the password is never a flag, which shows in `ps` and shell history: type it at the prompt or give it on standard input")
+			}
 			if username == "" {
 				return errors.New("--username is required")
 			}
@@ -63,6 +66,9 @@ GATEHOUSE_ADMIN_CLIENT_ID and GATEHOUSE_ADMIN_CLIENT_SECRET.`,
 	}
 	cmd.Flags().StringVar(&base, "url", "", `Gatehouse base URL [$GATEHOUSE_ISSUER, default "http://$GATEHOUSE_ADDR/"]`)
 	cmd.Flags().StringVar(&username, "username", "", "the user's sign-in name (UPN or email)")
+	// Only there to refuse it with a clear word instead of "unknown flag".
+	cmd.Flags().String("password", "", "")
+	_ = cmd.Flags().MarkHidden("password")
 	return cmd
 }
 
