@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"strings"
@@ -64,6 +65,26 @@ func (s *secretReader) read(what string) (string, error) {
 	return strings.TrimRight(line, "\r\n"), nil
 }
 
+// checkBaseURL accepts the Gatehouse URL the CLI sends the admin secret
+// and users' passwords to: https, or http on loopback only, the rule
+// GATEHOUSE_ISSUER follows, so that no secret crosses a network in clear.
+func checkBaseURL(base string) error {
+	u, err := url.Parse(base)
+	if err != nil {
+		return errors.New("--url: not an http(s) URL")
+	}
+	if u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return fmt.Errorf("--url: not an http(s) URL: %q", u.Redacted())
+	}
+	if u.Scheme == "http" {
+		h := u.Hostname()
+		if a, err := netip.ParseAddr(h); h != "localhost" && (err != nil || !a.IsLoopback()) {
+			return fmt.Errorf("--url: http:// is allowed only for loopback hosts, secrets would cross the network in clear; use https:// for %q", u.Host)
+		}
+	}
+	return nil
+}
+
 // mgmt is a Management API client with a token of the admin application.
 type mgmt struct {
 	base  string
@@ -95,8 +116,8 @@ func (f *apiFlags) connect(ctx context.Context, secrets *secretReader) (*mgmt, e
 	if base == "" {
 		base = "http://127.0.0.1:8080/"
 	}
-	if u, err := url.Parse(base); err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-		return nil, fmt.Errorf("--url: not an http(s) URL: %q", base)
+	if err := checkBaseURL(base); err != nil {
+		return nil, err
 	}
 	base = strings.TrimRight(base, "/") + "/"
 	m := &mgmt{base: base, http: &http.Client{Timeout: 30 * time.Second}}

@@ -11,11 +11,13 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -526,5 +528,57 @@ func TestTryRefusesPasswordFlag(t *testing.T) {
 	}
 	if strings.Contains(err.Error()+out.String(), "canary-pw") {
 		t.Fatalf("try repeated the password: %v %s", err, out.String())
+	}
+}
+
+// TestCLIRefusesCleartextURL: the commands that send the admin secret or
+// a user's password refuse http:// to a host other than loopback, before
+// reading or sending any secret.
+func TestCLIRefusesCleartextURL(t *testing.T) {
+	var hits atomic.Int32
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { hits.Add(1) })}
+	go func() { _ = srv.Serve(l) }()
+	defer srv.Close()
+	// A non-loopback name that resolves to the listener would need DNS;
+	// what matters is that nothing is sent, so any host will do.
+	remote := "http://gatehouse.example.com:" + strings.Split(l.Addr().String(), ":")[1] + "/"
+	t.Setenv("GATEHOUSE_ADMIN_CLIENT_ID", "admin")
+	t.Setenv("GATEHOUSE_ADMIN_CLIENT_SECRET", "canary-admin-secret-0123456789abcdef")
+	for _, args := range [][]string{
+		{"try", "contoso", "--username", "alice@contoso.com", "--url", remote},
+		{"apps", "list", "--url", remote},
+		{"connections", "list", "--url", remote},
+	} {
+		t.Run(args[0], func(t *testing.T) {
+			cmd := newRootCmd()
+			cmd.SetArgs(args)
+			cmd.SetIn(strings.NewReader("canary-pw\n"))
+			var out bytes.Buffer
+			cmd.SetOut(&out)
+			cmd.SetErr(&out)
+			err := cmd.ExecuteContext(t.Context())
+			if err == nil || !strings.Contains(err.Error(), "--url: http:// is allowed only for loopback hosts") {
+				t.Fatalf("%v: %v (%s)", args, err, out.String())
+			}
+		})
+	}
+	if hits.Load() != 0 {
+		t.Fatalf("%d requests reached the server", hits.Load())
+	}
+	// Loopback stays allowed: the request goes out (and fails on this stub).
+	cmd := newRootCmd()
+	cmd.SetArgs([]string{"apps", "list", "--url", "http://" + l.Addr().String() + "/"})
+	var out bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetErr(&out)
+	if err := cmd.ExecuteContext(t.Context()); err != nil && strings.Contains(err.Error(), "--url") {
+		t.Fatalf("loopback refused: %v", err)
+	}
+	if hits.Load() == 0 {
+		t.Fatal("the loopback URL was not called")
 	}
 }

@@ -47,6 +47,9 @@ GATEHOUSE_ADMIN_CLIENT_ID and GATEHOUSE_ADMIN_CLIENT_SECRET.`,
 			if base == "" {
 				base = "http://" + envOr("GATEHOUSE_ADDR", "127.0.0.1:8080") + "/"
 			}
+			if err := checkBaseURL(base); err != nil {
+				return err
+			}
 			base = strings.TrimRight(base, "/") + "/"
 			password, err := readPassword(cmd, username)
 			if err != nil {
