@@ -53,6 +53,10 @@ type Config struct {
 	// background purge deletes them; 0 keeps them forever.
 	LogRetention    time.Duration
 	ShutdownTimeout time.Duration
+
+	// fromFlag maps the environment name of each setting given as a flag
+	// to that flag, so that an error names what the operator typed.
+	fromFlag map[string]string
 }
 
 // setting describes one configuration value: its flag, its environment
@@ -162,6 +166,10 @@ func Load(fs *pflag.FlagSet, getenv func(string) string) (*Config, error) {
 		if fs != nil && s.flag != "" {
 			if f := fs.Lookup(s.flag); f != nil && f.Changed {
 				v, name = f.Value.String(), "--"+s.flag
+				if c.fromFlag == nil {
+					c.fromFlag = map[string]string{}
+				}
+				c.fromFlag[s.env] = name
 			}
 		}
 		if s.flag == "database" && name == "--database" && DSNHasPassword(v) {
@@ -206,6 +214,9 @@ func DSNHasPassword(dsn string) bool {
 func (c *Config) Validate() error {
 	var errs []error
 	bad := func(name, format string, args ...any) {
+		if f, ok := c.fromFlag[name]; ok {
+			name = f
+		}
 		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{name}, args...)...))
 	}
 	if _, _, err := net.SplitHostPort(c.Addr); err != nil {

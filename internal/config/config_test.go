@@ -156,3 +156,29 @@ func TestDatabaseFlagRefusesPassword(t *testing.T) {
 		})
 	}
 }
+
+// TestValidationNamesTheFlag: a bad value given as a flag is reported under
+// the flag's name, the one the operator typed.
+func TestValidationNamesTheFlag(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--addr", "nonsense"}, "--addr: not a host:port address"},
+		{[]string{"--log-level", "loud"}, "--log-level: must be"},
+		{[]string{"--database", "mysql://x"}, "--database: must start with"},
+		{[]string{"--issuer", "http://id.example.com/"}, "--issuer: http:// is allowed only for loopback"},
+	} {
+		t.Run(tc.want, func(t *testing.T) {
+			fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+			BindFlags(fs)
+			if err := fs.Parse(tc.args); err != nil {
+				t.Fatal(err)
+			}
+			_, err := Load(fs, env(nil))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want it to mention %q", err, tc.want)
+			}
+		})
+	}
+}
