@@ -228,6 +228,16 @@ await step("oauth.passwordGrant (realm)", async () => {
   return `token_type ${tokens.token_type}, expires_in ${tokens.expires_in}`;
 });
 
+await step("oauth.passwordGrant with a wrong password is refused", async () => {
+  try {
+    await auth.oauth.passwordGrant({ username, password: password + "-wrong", realm, scope: "openid" });
+  } catch (err) {
+    assert(err.name === "AuthApiError" && err.error === "invalid_grant", `AuthApiError invalid_grant, got ${err.name} ${err.error}`);
+    return `${err.statusCode} ${err.error}: ${err.error_description}`;
+  }
+  throw new Error("a wrong password was accepted");
+});
+
 await step("userinfo", async () => {
   const { data } = await userInfo.getUserInfo(tokens.access_token);
   assert(data.sub, "sub");
@@ -284,6 +294,16 @@ await step("users.logs.list and users.refreshToken.list", async () => {
   assert(logs.length > 0, "the user's events");
   const rts = await all(mgmt.users.refreshToken.list(user.user_id));
   return `${logs.length} events, ${rts.length} refresh tokens`;
+});
+
+await step("users.get of an unknown user is a 404 the SDK recognises", async () => {
+  try {
+    await mgmt.users.get("waad|no-such-user");
+  } catch (err) {
+    assert(err.statusCode === 404 && err.body?.errorCode === "inexistent_user", `404 inexistent_user, got ${err.statusCode} ${JSON.stringify(err.body)}`);
+    return `${err.name} ${err.body.errorCode}`;
+  }
+  throw new Error("an unknown user was found");
 });
 
 await step("tenants.settings.get", async () => {
