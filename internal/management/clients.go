@@ -265,10 +265,23 @@ func (a *API) listClients(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, BadQuery("Query validation error: 'Expected type boolean but found type string' on property is_first_party."))
 		return
 	}
+	// Gatehouse has no global client (Auth0's "All Applications"), so
+	// is_global=true selects nothing; q filters on organizations' client
+	// grants, which Gatehouse does not have: refused rather than ignored,
+	// which would answer every client as if it matched.
+	global, err := queryBool(r, "is_global")
+	if err != nil {
+		WriteError(w, err)
+		return
+	}
+	if r.URL.Query().Get("q") != "" {
+		WriteError(w, BadQuery("Query validation error: 'Gatehouse has no organizations: q is not supported' on property q."))
+		return
+	}
 	var keep func(*store.Client) bool
-	if appType != "" || firstParty != "" {
+	if appType != "" || firstParty != "" || global {
 		keep = func(c *store.Client) bool {
-			return (appType == "" || slices.Contains(strings.Split(appType, ","), c.AppType)) &&
+			return !global && (appType == "" || slices.Contains(strings.Split(appType, ","), c.AppType)) &&
 				(firstParty == "" || (firstParty == "true") == c.IsFirstParty)
 		}
 	}

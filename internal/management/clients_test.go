@@ -474,6 +474,13 @@ func TestClientListPaging(t *testing.T) {
 			if spa := a.list("/api/v2/clients?app_type=spa"); len(spa) != 3 {
 				t.Errorf("app_type=spa: %v", names(spa))
 			}
+			// No global client: is_global=true selects none, false all.
+			if global := a.list("/api/v2/clients?is_global=true"); len(global) != 0 {
+				t.Errorf("is_global=true: %v", names(global))
+			}
+			if notGlobal := a.list("/api/v2/clients?is_global=false"); !jsonEqual(notGlobal, all) {
+				t.Errorf("is_global=false: %v", names(notGlobal))
+			}
 			env = a.must(200, "GET", "/api/v2/clients?app_type=native&is_first_party=true&include_totals=true&per_page=1", nil)
 			if env["total"] != 2.0 || env["length"] != 1.0 {
 				t.Errorf("filtered envelope %v", env)
@@ -485,6 +492,8 @@ func TestClientListPaging(t *testing.T) {
 				"page=x":             "on property page",
 				"include_totals=yes": "on property include_totals",
 				"is_first_party=1":   "on property is_first_party",
+				"is_global=1":        "on property is_global",
+				"q=client_grant.allow_any_organization%3Atrue": "'Gatehouse has no organizations: q is not supported' on property q",
 			} {
 				status, _, v := a.call("GET", "/api/v2/clients?"+q, nil)
 				errorIs(t, status, v, 400, "invalid_query_string", msg)
