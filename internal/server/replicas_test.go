@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"database/sql"
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
@@ -138,4 +139,74 @@ func TestReplicaFollowsKeyRotationAndRevocation(t *testing.T) {
 		status, _, _ := b.Do(t, "GET", "api/v2/clients", oldTokenB, nil)
 		return status == http.StatusUnauthorized && !published(old)
 	})
+}
+
+// TestReplicaSeesBootstrapAdminSecret: a replica started with a new
+// GATEHOUSE_ADMIN_CLIENT_SECRET (an operator rotating it by a rolling
+// restart) rewrites the admin application at start. A replica already
+// running refuses the old secret well before the entry it cached could
+// have expired: the start announced its write like a Management API write.
+func TestReplicaSeesBootstrapAdminSecret(t *testing.T) {
+	a := servertest.Start(t, storetest.Postgres)
+	token := func(secret string) int {
+		t.Helper()
+		resp, err := http.PostForm(a.URL+"oauth/token", url.Values{"grant_type": {"client_credentials"},
+			"client_id": {a.AdminID}, "client_secret": {secret}, "audience": {a.URL + "api/v2/"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	// A's listener clears the cache once it listens; what A caches must
+	// come after that.
+	waitListening(t, a.Config.Database)
+	cachedAt := time.Now()
+	if status := token(a.AdminSecret); status != http.StatusOK {
+		t.Fatalf("token at A: %d", status)
+	}
+	b := servertest.Start(t, storetest.Postgres, func(c *config.Config) {
+		c.Database, c.SecretKey, c.AdminClientID = a.Config.Database, a.Config.SecretKey, a.AdminID
+	})
+	if b.AdminSecret == a.AdminSecret {
+		t.Fatal("B was started with A's admin secret")
+	}
+	deadline := cachedAt.Add(cache.DefaultTTL * 4 / 5)
+	for token(a.AdminSecret) == http.StatusOK {
+		if time.Now().After(deadline) {
+			t.Fatalf("replica A still accepts the old admin secret %v after caching it", time.Since(cachedAt))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if status := token(b.AdminSecret); status != http.StatusOK {
+		t.Fatalf("token at A with B's admin secret: %d", status)
+	}
+}
+
+// waitListening waits until a process on dsn's schema listens for changes,
+// and a little longer, for the cache clear that follows.
+func waitListening(t *testing.T, dsn string) {
+	t.Helper()
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	const q = `SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND state = 'idle'
+		AND query LIKE 'LISTEN %' || md5(current_schema()) || '%'`
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var n int
+		if err := db.QueryRowContext(t.Context(), q).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("nobody listens on the schema's channel")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond)
 }

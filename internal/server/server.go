@@ -103,7 +103,15 @@ func build(ctx context.Context, cfg *config.Config, logger *slog.Logger, notice 
 	if err := keys.EnsureNext(ctx); err != nil {
 		return nil, fmt.Errorf("server: signing keys: %w", err)
 	}
-	if err := bootstrapAdmin(ctx, cfg, st, keyring, logger, notice); err != nil {
+	// The token endpoint reads clients, connections, APIs and settings
+	// through a short-lived cache; the Management API reads the database
+	// and its writes clear the cache, here and, through the database's
+	// notifications, on other replicas (started below, once nothing can
+	// fail). The admin application written at start is announced the same
+	// way: replicas already running have it cached.
+	c := cache.New(cache.DefaultTTL, nil)
+	hot, writes := c.Reads(st), c.Writes(st)
+	if err := bootstrapAdmin(ctx, cfg, writes, keyring, logger, notice); err != nil {
 		return nil, err
 	}
 	mgmtAudience := oauth.ManagementAudience(cfg.Issuer)
@@ -115,13 +123,6 @@ func build(ctx context.Context, cfg *config.Config, logger *slog.Logger, notice 
 	}
 	waad := azuread.NewConnector(entra.NewClient(o.entra), keyring, hosts, logger)
 	registry := connection.Registry{azuread.Strategy: waad}
-	// The token endpoint reads clients, connections, APIs and settings
-	// through a short-lived cache; the Management API reads the database
-	// and its writes clear the cache, here and, through the database's
-	// notifications, on other replicas (started below, once nothing can
-	// fail).
-	c := cache.New(cache.DefaultTTL, nil)
-	hot, writes := c.Reads(st), c.Writes(st)
 	guard := attack.New(hot, nil)
 	var (
 		m        *metrics.Registry
