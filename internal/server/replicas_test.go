@@ -160,7 +160,7 @@ func TestReplicaSeesBootstrapAdminSecret(t *testing.T) {
 	}
 	// A's listener clears the cache once it listens; what A caches must
 	// come after that.
-	waitListening(t, a.Config.Database)
+	waitListening(t, a.Config.Database, 1)
 	cachedAt := time.Now()
 	if status := token(a.AdminSecret); status != http.StatusOK {
 		t.Fatalf("token at A: %d", status)
@@ -183,9 +183,9 @@ func TestReplicaSeesBootstrapAdminSecret(t *testing.T) {
 	}
 }
 
-// waitListening waits until a process on dsn's schema listens for changes,
-// and a little longer, for the cache clear that follows.
-func waitListening(t *testing.T, dsn string) {
+// waitListening waits until n processes on dsn's schema listen for
+// changes, and a little longer, for the cache clear that follows.
+func waitListening(t *testing.T, dsn string, n int) {
 	t.Helper()
 	db, err := sql.Open("pgx", dsn)
 	if err != nil {
@@ -196,11 +196,11 @@ func waitListening(t *testing.T, dsn string) {
 		AND query LIKE 'LISTEN %' || md5(current_schema()) || '%'`
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		var n int
-		if err := db.QueryRowContext(t.Context(), q).Scan(&n); err != nil {
+		var got int
+		if err := db.QueryRowContext(t.Context(), q).Scan(&got); err != nil {
 			t.Fatal(err)
 		}
-		if n > 0 {
+		if got >= n {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -209,4 +209,86 @@ func waitListening(t *testing.T, dsn string) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	time.Sleep(100 * time.Millisecond)
+}
+
+// TestReplicaSeesDeletionWhileKeyReloadWaits: replica B's key reload,
+// started by a signing-key notification, waits on a lock (a migration or
+// an operator holding the table). A client deleted through replica A
+// meanwhile is still refused by B at once: configuration changes do not
+// queue behind a key reload.
+func TestReplicaSeesDeletionWhileKeyReloadWaits(t *testing.T) {
+	a := servertest.Start(t, storetest.Postgres)
+	b := servertest.Start(t, storetest.Postgres, func(c *config.Config) {
+		c.Database, c.SecretKey = a.Config.Database, a.Config.SecretKey
+	})
+	admin := a.ManagementToken(t)
+	status, _, raw := a.Do(t, "POST", "api/v2/clients", admin, map[string]any{"name": "worker", "app_type": "non_interactive",
+		"grant_types": []string{"client_credentials"}, "token_endpoint_auth_method": "client_secret_post"})
+	var cl struct{ ClientID, ClientSecret string }
+	if err := json.Unmarshal(raw, &struct {
+		ID     *string `json:"client_id"`
+		Secret *string `json:"client_secret"`
+	}{&cl.ClientID, &cl.ClientSecret}); status != http.StatusCreated || err != nil {
+		t.Fatalf("create client: %d %s", status, raw)
+	}
+	tokenAtB := func() int {
+		t.Helper()
+		// A refresh grant with a made-up token: the client is authenticated
+		// (cached) before the token is looked at.
+		resp, err := http.PostForm(b.URL+"oauth/token", url.Values{"grant_type": {"refresh_token"},
+			"client_id": {cl.ClientID}, "client_secret": {cl.ClientSecret}, "refresh_token": {"x.y"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	waitListening(t, a.Config.Database, 2)
+
+	db, err := sql.Open("pgx", a.Config.Database)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	tx, err := db.BeginTx(t.Context(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tx.Rollback() })
+	if _, err := tx.ExecContext(t.Context(), "LOCK TABLE signing_keys IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(t.Context(), "SELECT pg_notify('gatehouse_config_' || md5(current_schema()), 'keys')"); err != nil {
+		t.Fatal(err)
+	}
+	// Both listeners' reloads now wait for the lock.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var waiting int
+		if err := db.QueryRowContext(t.Context(), `SELECT count(*) FROM pg_stat_activity
+			WHERE wait_event_type = 'Lock' AND query LIKE '%signing_keys%'`).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d key reloads wait for the lock, want 2", waiting)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	cachedAt := time.Now()
+	if status := tokenAtB(); status == http.StatusUnauthorized {
+		t.Fatalf("B refuses the client before its deletion: %d", status)
+	}
+	if status, _, raw := a.Do(t, "DELETE", "api/v2/clients/"+cl.ClientID, admin, nil); status != http.StatusNoContent {
+		t.Fatalf("delete at A: %d %s", status, raw)
+	}
+	for tokenAtB() != http.StatusUnauthorized {
+		if time.Since(cachedAt) > cache.DefaultTTL/2 {
+			t.Fatalf("replica B still knows the deleted client %v after caching it", time.Since(cachedAt))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

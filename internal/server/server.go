@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/attack"
@@ -200,11 +201,36 @@ func build(ctx context.Context, cfg *config.Config, logger *slog.Logger, notice 
 	// the cache and sign with the keys. Another replica's key rotation or
 	// revocation reloads the keys here at once; Run's periodic reload
 	// remains the bound when a notification is lost.
+	//
+	// Key reloads run apart from the listener: one waiting on the database
+	// (a lock, a busy pool) must not hold back the cache clearing of the
+	// notifications behind it. Reloads read the latest keys, so a
+	// notification arriving while one waits needs one more, not one each.
 	lctx, stopListening := context.WithCancel(context.WithoutCancel(ctx))
 	listening := make(chan struct{})
+	reload := make(chan struct{}, 1)
+	var listeners sync.WaitGroup
+	listeners.Go(func() {
+		for {
+			select {
+			case <-lctx.Done():
+				return
+			case <-reload:
+				keys.Refresh(lctx)
+			}
+		}
+	})
+	listeners.Go(func() {
+		st.Listen(lctx, sqlstore.Changes{Config: c.Invalidate, Keys: func() {
+			select {
+			case reload <- struct{}{}:
+			default:
+			}
+		}})
+	})
 	go func() {
-		defer close(listening)
-		st.Listen(lctx, sqlstore.Changes{Config: c.Invalidate, Keys: func() { keys.Refresh(lctx) }})
+		listeners.Wait()
+		close(listening)
 	}()
 	return &Server{
 		metrics:       m,
