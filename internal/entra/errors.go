@@ -219,11 +219,21 @@ var classHints = map[Class]string{
 	ClassThrottled:        "Entra is throttling requests; retry after the indicated delay",
 	ClassUnavailable:      "Entra is unreachable or failing; retry later",
 	ClassAppMisconfigured: "the app registration or connection configuration is wrong",
+	ClassConditionalAccess: "Entra requires an interactive step (MFA, a device or app policy) that the password flow cannot do; " +
+		"look the AADSTS code up at https://login.microsoftonline.com/error",
 }
 
 // Entra's "error" string is not stable per code, so it is only a fallback
-// when no error code is recognised.
+// when no error code is recognised. interaction_required and the suberrors
+// basic_action, additional_action and message_only mean the user must act
+// in an interactive sign-in (ED reference-error-codes.md "error" table;
+// MSAL.NET UiRequiredExceptionClassification): for the password grant that
+// is a policy it cannot satisfy, not a misconfigured connection.
 var classByErrorString = map[string]Class{
+	"interaction_required":    ClassConditionalAccess,
+	"basic_action":            ClassConditionalAccess,
+	"additional_action":       ClassConditionalAccess,
+	"message_only":            ClassConditionalAccess,
 	"invalid_client":          ClassAppMisconfigured,
 	"invalid_resource":        ClassAppMisconfigured,
 	"invalid_scope":           ClassAppMisconfigured,

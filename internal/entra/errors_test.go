@@ -127,6 +127,27 @@ func TestErrorBodies(t *testing.T) {
 			t.Fatalf("got AADSTS%d %v", e.AADSTS, e.Class)
 		}
 	})
+	t.Run("interaction required for an unlisted code", func(t *testing.T) {
+		// Entra answers policy interrupts the password grant cannot satisfy
+		// with error interaction_required or a suberror (ED
+		// v2-oauth2-on-behalf-of-flow.md error example; MSAL.NET
+		// UiRequiredExceptionClassification): the user must act, the
+		// connection is not misconfigured, whatever the AADSTS code.
+		for name, body := range map[string]string{
+			"interaction_required": `{"error":"interaction_required","error_description":"AADSTS50097: Device authentication is required.\r\nTrace ID: t\r\nCorrelation ID: c\r\nTimestamp: 2024-05-01 10:00:00Z","error_codes":[50097],"timestamp":"2024-05-01 10:00:00Z","trace_id":"t","correlation_id":"c","error_uri":"https://login.microsoftonline.com/error?code=50097","suberror":"additional_action"}`,
+			"basic_action":         `{"error":"invalid_grant","error_description":"AADSTS50203: The user has not registered the authenticator app.","error_codes":[50203],"suberror":"basic_action"}`,
+			"additional_action":    `{"error":"invalid_grant","error_description":"AADSTS53009: An application protection policy is required.","error_codes":[53009],"suberror":"additional_action"}`,
+			"message_only":         `{"error":"invalid_grant","error_description":"AADSTS53010: The application is blocked by a policy.","error_codes":[53010],"suberror":"message_only"}`,
+		} {
+			e := errorFrom(t, 400, nil, body)
+			if e.Class != ClassConditionalAccess || e.AADSTS == 0 {
+				t.Errorf("%s: got AADSTS%d %v, want conditional_access", name, e.AADSTS, e.Class)
+			}
+			if !strings.Contains(e.Hint(), "interactive step") {
+				t.Errorf("%s: hint %q", name, e.Hint())
+			}
+		}
+	})
 	t.Run("throttled with Retry-After", func(t *testing.T) {
 		e := errorFrom(t, 429, http.Header{"Retry-After": {"7"}}, `{"error":"temporarily_unavailable","error_codes":[50196]}`)
 		if e.Class != ClassThrottled || e.RetryAfter != 7*time.Second || !errors.Is(e, ClassThrottled) {
