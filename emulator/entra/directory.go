@@ -64,6 +64,8 @@ type Tenant struct {
 	Domains                []Domain          `yaml:"domains"`
 	Users                  []*User           `yaml:"users"`
 	Groups                 []*Group          `yaml:"groups"`
+	DirectoryRoles         []*DirectoryRole  `yaml:"directoryRoles"`
+	AdministrativeUnits    []*AdminUnit      `yaml:"administrativeUnits"`
 	Applications           []*Application    `yaml:"applications"`
 	OAuth2PermissionGrants []PermissionGrant `yaml:"oauth2PermissionGrants"`
 	// AllowCloudPasswordValidation is emulator-only shorthand for a Home
@@ -78,6 +80,8 @@ type Tenant struct {
 	appsByID    map[string]*Application
 	appsByURI   map[string]*Application
 	memberOf    map[string][]*Group // direct memberships of a user or group id
+	rolesOf     map[string][]*DirectoryRole
+	unitsOf     map[string][]*AdminUnit
 	transitive  map[string][]*Group // transitive memberships of a user id
 	defaultName string
 }
@@ -132,6 +136,27 @@ type Group struct {
 	MailEnabled     bool     `yaml:"mailEnabled"`
 	GroupTypes      []string `yaml:"groupTypes"`
 	Members         []string `yaml:"members"`
+}
+
+// DirectoryRole is an activated directory role (Graph directoryRole), e.g.
+// Global Reader. Members lists user ids, user principal names or ids of
+// role-assignable groups. Graph lists roles in a user's memberOf next to
+// groups (user-list-memberof.md, reference §5.1).
+type DirectoryRole struct {
+	ID             string   `yaml:"id"`
+	DisplayName    string   `yaml:"displayName"`
+	Description    string   `yaml:"description"`
+	RoleTemplateID string   `yaml:"roleTemplateId"`
+	Members        []string `yaml:"members"`
+}
+
+// AdminUnit is a Graph administrativeUnit; Members lists user ids, user
+// principal names or group ids. Graph lists it in a user's memberOf too.
+type AdminUnit struct {
+	ID          string   `yaml:"id"`
+	DisplayName string   `yaml:"displayName"`
+	Description string   `yaml:"description"`
+	Members     []string `yaml:"members"`
 }
 
 // Application is a Graph application registration.
@@ -316,6 +341,32 @@ func (t *Tenant) index() error {
 	for id := range t.usersByID {
 		t.transitive[id] = t.closure(id)
 	}
+	t.rolesOf = map[string][]*DirectoryRole{}
+	for i, r := range t.DirectoryRoles {
+		if !isGUID(r.ID) {
+			return fmt.Errorf("directoryRoles[%d]: id %q is not a GUID", i, r.ID)
+		}
+		for _, m := range r.Members {
+			id, ok := t.memberID(m)
+			if !ok {
+				return fmt.Errorf("directory role %s: member %q is neither a user nor a group of the tenant", r.DisplayName, m)
+			}
+			t.rolesOf[id] = append(t.rolesOf[id], r)
+		}
+	}
+	t.unitsOf = map[string][]*AdminUnit{}
+	for i, a := range t.AdministrativeUnits {
+		if !isGUID(a.ID) {
+			return fmt.Errorf("administrativeUnits[%d]: id %q is not a GUID", i, a.ID)
+		}
+		for _, m := range a.Members {
+			id, ok := t.memberID(m)
+			if !ok {
+				return fmt.Errorf("administrative unit %s: member %q is neither a user nor a group of the tenant", a.DisplayName, m)
+			}
+			t.unitsOf[id] = append(t.unitsOf[id], a)
+		}
+	}
 	for i, a := range t.Applications {
 		if !isGUID(a.AppID) {
 			return fmt.Errorf("applications[%d]: appId %q is not a GUID", i, a.AppID)
@@ -405,6 +456,32 @@ func (t *Tenant) directMemberOf(id string) []*Group { return t.memberOf[strings.
 
 // transitiveMemberOf returns every group a user is in, nesting included.
 func (t *Tenant) transitiveMemberOf(id string) []*Group { return t.transitive[strings.ToLower(id)] }
+
+// rolesOfUser returns the directory roles a user holds: directly, and with
+// transitive also through the (role-assignable) groups the user is in.
+func (t *Tenant) rolesOfUser(id string, transitive bool) []*DirectoryRole {
+	id = strings.ToLower(id)
+	out := append([]*DirectoryRole(nil), t.rolesOf[id]...)
+	if !transitive {
+		return out
+	}
+	seen := map[*DirectoryRole]bool{}
+	for _, r := range out {
+		seen[r] = true
+	}
+	for _, g := range t.transitive[id] {
+		for _, r := range t.rolesOf[strings.ToLower(g.ID)] {
+			if !seen[r] {
+				seen[r] = true
+				out = append(out, r)
+			}
+		}
+	}
+	return out
+}
+
+// unitsOfUser returns the administrative units a user is a direct member of.
+func (t *Tenant) unitsOfUser(id string) []*AdminUnit { return t.unitsOf[strings.ToLower(id)] }
 
 // Resource is something a token can be issued for: a first-party API or an
 // application of the tenant that exposes scopes.

@@ -171,6 +171,59 @@ func groupProps(g *Group) map[string]any {
 	}
 }
 
+func roleProps(r *DirectoryRole) map[string]any {
+	return map[string]any{
+		"@odata.type":    "#microsoft.graph.directoryRole",
+		"id":             r.ID,
+		"displayName":    nullable(r.DisplayName),
+		"description":    nullable(r.Description),
+		"roleTemplateId": nullable(r.RoleTemplateID),
+	}
+}
+
+func unitProps(a *AdminUnit) map[string]any {
+	return map[string]any{
+		"@odata.type": "#microsoft.graph.administrativeUnit",
+		"id":          a.ID,
+		"displayName": nullable(a.DisplayName),
+		"description": nullable(a.Description),
+		"visibility":  nil,
+	}
+}
+
+// memberOfProps are the properties $select may name on memberOf: those of
+// any type the collection holds.
+var memberOfProps = func() map[string]bool {
+	m := map[string]bool{}
+	for _, props := range []map[string]any{groupProps(&Group{}), roleProps(&DirectoryRole{}), unitProps(&AdminUnit{})} {
+		for k := range props {
+			m[k] = true
+		}
+	}
+	return m
+}()
+
+// memberOfObjects is a user's memberOf (transitive: transitiveMemberOf):
+// not only groups but also directory roles and administrative units, each
+// told apart by @odata.type (user-list-memberof.md, reference §5.1).
+func memberOfObjects(t *Tenant, uid string, transitive bool) []map[string]any {
+	groups := t.directMemberOf(uid)
+	if transitive {
+		groups = t.transitiveMemberOf(uid)
+	}
+	out := make([]map[string]any, 0, len(groups))
+	for _, g := range groups {
+		out = append(out, groupProps(g))
+	}
+	for _, r := range t.rolesOfUser(uid, transitive) {
+		out = append(out, roleProps(r))
+	}
+	for _, a := range t.unitsOfUser(uid) {
+		out = append(out, unitProps(a))
+	}
+	return out
+}
+
 func nullable(s string) any {
 	if s == "" {
 		return nil
@@ -292,24 +345,30 @@ func (s *Server) serveGraphMemberOf(transitive bool) http.HandlerFunc {
 		if b == nil {
 			return
 		}
-		groups := b.tenant.directMemberOf(b.user.ID)
-		if transitive {
-			groups = b.tenant.transitiveMemberOf(b.user.ID)
-		}
-		from, to, next, ok := s.page(w, r, len(groups))
+		objs := memberOfObjects(b.tenant, b.user.ID, transitive)
+		from, to, next, ok := s.page(w, r, len(objs))
 		if !ok {
 			return
 		}
 		sel := parseSelect(r)
+		for _, p := range sel {
+			if !memberOfProps[p] {
+				s.writeGraphError(w, r, http.StatusBadRequest, "BadRequest", "Could not find a property named '"+p+"' on type 'microsoft.graph.directoryObject'.")
+				return
+			}
+		}
 		vals := make([]map[string]any, 0, to-from)
-		for _, g := range groups[from:to] {
-			v := groupProps(g)
+		for _, v := range objs[from:to] {
 			if len(sel) > 0 {
-				var te *tokenError
-				if v, te = selectProps(v, sel, "microsoft.graph.directoryObject"); te != nil {
-					s.writeGraphError(w, r, te.status, te.code, te.message)
-					return
+				// A property of another directoryObject type is left out,
+				// not refused: the collection is polymorphic.
+				out := map[string]any{"@odata.type": v["@odata.type"]}
+				for _, p := range sel {
+					if pv, ok := v[p]; ok {
+						out[p] = pv
+					}
 				}
+				v = out
 			}
 			vals = append(vals, v)
 		}

@@ -277,3 +277,64 @@ func TestUserInfo(t *testing.T) {
 	api := e.token(v2Token, passwordV2(apiURI+"/API.Access"), "access_token")
 	checkGraphError(t, e.get("/oidc/userinfo", api), 401, "InvalidAuthenticationToken", "Access token validation failure. Invalid audience.")
 }
+
+// Graph's memberOf holds directory roles and administrative units next to
+// groups, told apart by @odata.type (user-list-memberof.md, reference
+// §5.1); a client that assumes only groups must be caught here.
+func TestGraphMemberOfRolesAndUnits(t *testing.T) {
+	dir, err := entra.LoadDirectory(examplePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tn := dir.Tenants[0]
+	tn.DirectoryRoles = []*entra.DirectoryRole{
+		{ID: "c0000000-0000-4000-8000-000000000001", DisplayName: "Global Reader", RoleTemplateID: "f2ef992c-3afb-46b9-b7cf-a126ee74c451", Members: []string{alice}},
+		// Held through the role-assignable group Privileged Access, which
+		// Alice is in only through Gatehouse Admins.
+		{ID: "c0000000-0000-4000-8000-000000000002", DisplayName: "Security Reader", RoleTemplateID: "5d6b6bb7-de71-4623-b4af-96380a352509", Members: []string{"b0000000-0000-4000-8000-00000000000d"}},
+	}
+	tn.AdministrativeUnits = []*entra.AdminUnit{
+		{ID: "d0000000-0000-4000-8000-000000000001", DisplayName: "Seattle", Members: []string{alice}},
+	}
+	e := newEnvDir(t, dir)
+	tok := e.graphToken()
+
+	types := func(path string) map[string]int {
+		t.Helper()
+		r := e.get(path, tok)
+		if r.status != 200 {
+			t.Fatalf("%s: %d %s", path, r.status, r.raw)
+		}
+		n := map[string]int{}
+		for _, v := range r.body["value"].([]any) {
+			o := v.(map[string]any)
+			n[o["@odata.type"].(string)]++
+			if o["id"] == "c0000000-0000-4000-8000-000000000001" && o["roleTemplateId"] != "f2ef992c-3afb-46b9-b7cf-a126ee74c451" {
+				t.Errorf("role %v", o)
+			}
+		}
+		return n
+	}
+	direct := types("/v1.0/me/memberOf")
+	if direct["#microsoft.graph.group"] != 6 || direct["#microsoft.graph.directoryRole"] != 1 || direct["#microsoft.graph.administrativeUnit"] != 1 {
+		t.Errorf("memberOf types %v", direct)
+	}
+	all := types("/v1.0/me/transitiveMemberOf")
+	if all["#microsoft.graph.group"] != 10 || all["#microsoft.graph.directoryRole"] != 2 || all["#microsoft.graph.administrativeUnit"] != 1 {
+		t.Errorf("transitiveMemberOf types %v", all)
+	}
+	// A group property selected on the polymorphic collection is left out
+	// of roles and units, not refused; an unknown property is refused.
+	r := e.get("/v1.0/me/memberOf?$select=id,securityEnabled", tok)
+	if r.status != 200 {
+		t.Fatalf("$select=securityEnabled: %d %s", r.status, r.raw)
+	}
+	for _, v := range r.body["value"].([]any) {
+		o := v.(map[string]any)
+		_, has := o["securityEnabled"]
+		if has != (o["@odata.type"] == "#microsoft.graph.group") {
+			t.Errorf("selected %v", o)
+		}
+	}
+	checkGraphError(t, e.get("/v1.0/me/memberOf?$select=bogus", tok), 400, "BadRequest", "Could not find a property named 'bogus' on type 'microsoft.graph.directoryObject'.")
+}

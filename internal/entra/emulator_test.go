@@ -84,6 +84,13 @@ tenants:
       - {id: b1000000-0000-4000-8000-000000000004, displayName: G4, securityEnabled: true, members: [alice@` + domain + `]}
       - {id: b1000000-0000-4000-8000-000000000005, displayName: Parent, securityEnabled: true, members: [b1000000-0000-4000-8000-000000000001]}
       - {id: b1000000-0000-4000-8000-000000000006, displayName: Grandparent, securityEnabled: true, members: [b1000000-0000-4000-8000-000000000005]}
+    # Graph lists roles and administrative units in memberOf too; MemberOf
+    # must leave them out.
+    directoryRoles:
+      - {id: c1000000-0000-4000-8000-000000000001, displayName: Global Reader, roleTemplateId: f2ef992c-3afb-46b9-b7cf-a126ee74c451, members: [alice@` + domain + `]}
+      - {id: c1000000-0000-4000-8000-000000000002, displayName: Security Reader, roleTemplateId: 5d6b6bb7-de71-4623-b4af-96380a352509, members: [b1000000-0000-4000-8000-000000000006]}
+    administrativeUnits:
+      - {id: d1000000-0000-4000-8000-000000000001, displayName: Seattle, members: [alice@` + domain + `]}
 `
 
 type env struct {
@@ -206,7 +213,8 @@ func TestEmulatorV2Graph(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(direct) != 4 || e.emu.Count("graph") != 2 {
+	// Four groups, a role and an administrative unit, two a page.
+	if len(direct) != 4 || e.emu.Count("graph") != 3 {
 		t.Fatalf("direct groups %v in %d calls", direct, e.emu.Count("graph"))
 	}
 	all, err := e.c.MemberOf(ctx, e.url, tok.AccessToken, true, 0)
