@@ -21,6 +21,15 @@ var (
 	scopesMemberOf     = []string{"User.Read", "GroupMember.Read.All", "Group.Read.All", "Directory.Read.All", "Directory.ReadWrite.All", "Directory.AccessAsUser.All"}
 	scopesMemberGroups = []string{"GroupMember.Read.All", "Group.Read.All", "Directory.Read.All", "Directory.ReadWrite.All", "Directory.AccessAsUser.All"}
 	scopesGetByIDs     = []string{"Directory.Read.All", "Directory.ReadWrite.All", "Directory.AccessAsUser.All"}
+
+	// memberOf needs only User.Read, but lists an object in full only
+	// when the token may read its type; otherwise the object carries its
+	// @odata.type and id and every other property is null ("limited
+	// information returned for inaccessible member objects",
+	// permissions-overview.md, quoted in user-list-memberof.md).
+	scopesReadGroups = []string{"GroupMember.Read.All", "Group.Read.All", "Group.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All", "Directory.AccessAsUser.All"}
+	scopesReadRoles  = []string{"RoleManagement.Read.Directory", "RoleManagement.Read.All", "RoleManagement.ReadWrite.Directory", "Directory.Read.All", "Directory.ReadWrite.All", "Directory.AccessAsUser.All"}
+	scopesReadUnits  = []string{"AdministrativeUnit.Read.All", "AdministrativeUnit.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All", "Directory.AccessAsUser.All"}
 )
 
 // userDefaultProps is Graph v1.0's default property set of a user
@@ -112,13 +121,27 @@ func (s *Server) graphAuth(w http.ResponseWriter, r *http.Request, need []string
 		s.writeGraphError(w, r, http.StatusBadRequest, "BadRequest", "/me request is only valid with delegated authentication flow.")
 		return nil
 	}
-	for _, sc := range b.scp {
-		if slices.Contains(need, sc) {
-			return b
-		}
+	if b.may(need) {
+		return b
 	}
 	s.writeGraphError(w, r, http.StatusForbidden, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.")
 	return nil
+}
+
+// may reports whether the token holds any scope of the set.
+func (b *bearer) may(set []string) bool {
+	return slices.ContainsFunc(b.scp, func(sc string) bool { return slices.Contains(set, sc) })
+}
+
+// limited is an object the caller may not read: its type and id, every
+// other property null.
+func limited(full map[string]any) map[string]any {
+	out := make(map[string]any, len(full))
+	for k := range full {
+		out[k] = nil
+	}
+	out["@odata.type"], out["id"] = full["@odata.type"], full["id"]
+	return out
 }
 
 func userProps(u *User) map[string]any {
@@ -206,20 +229,27 @@ var memberOfProps = func() map[string]bool {
 // memberOfObjects is a user's memberOf (transitive: transitiveMemberOf):
 // not only groups but also directory roles and administrative units, each
 // told apart by @odata.type (user-list-memberof.md, reference §5.1).
-func memberOfObjects(t *Tenant, uid string, transitive bool) []map[string]any {
+func memberOfObjects(b *bearer, transitive bool) []map[string]any {
+	t, uid := b.tenant, b.user.ID
 	groups := t.directMemberOf(uid)
 	if transitive {
 		groups = t.transitiveMemberOf(uid)
 	}
-	out := make([]map[string]any, 0, len(groups))
+	var out []map[string]any
+	add := func(props map[string]any, readable bool) {
+		if !readable {
+			props = limited(props)
+		}
+		out = append(out, props)
+	}
 	for _, g := range groups {
-		out = append(out, groupProps(g))
+		add(groupProps(g), b.may(scopesReadGroups))
 	}
 	for _, r := range t.rolesOfUser(uid, transitive) {
-		out = append(out, roleProps(r))
+		add(roleProps(r), b.may(scopesReadRoles))
 	}
 	for _, a := range t.unitsOfUser(uid) {
-		out = append(out, unitProps(a))
+		add(unitProps(a), b.may(scopesReadUnits))
 	}
 	return out
 }
@@ -345,7 +375,7 @@ func (s *Server) serveGraphMemberOf(transitive bool) http.HandlerFunc {
 		if b == nil {
 			return
 		}
-		objs := memberOfObjects(b.tenant, b.user.ID, transitive)
+		objs := memberOfObjects(b, transitive)
 		from, to, next, ok := s.page(w, r, len(objs))
 		if !ok {
 			return

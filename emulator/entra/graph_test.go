@@ -106,8 +106,17 @@ func TestGraphTokenChecks(t *testing.T) {
 			checkGraphError(t, r, tc.status, tc.code, tc.message)
 		})
 	}
+	// User.Read may list memberOf but not read groups: limited information.
 	if r := e.get("/v1.0/me/memberOf", userRead); r.status != 200 {
 		t.Errorf("memberOf with User.Read: %d", r.status)
+	} else {
+		for _, v := range r.body["value"].([]any) {
+			o := v.(map[string]any)
+			name, named := o["displayName"]
+			if o["@odata.type"] != "#microsoft.graph.group" || o["id"] == nil || !named || name != nil || o["securityEnabled"] != nil {
+				t.Errorf("memberOf with User.Read: %v, want only @odata.type and id set", o)
+			}
+		}
 	}
 
 	e.clock.Advance(time.Hour)
