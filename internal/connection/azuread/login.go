@@ -210,11 +210,23 @@ func (c *Connector) loadGraph(ctx context.Context, s *settings, tok *entra.Token
 			note("Microsoft Graph /me/" + rel + " failed (" + graphErrorCode(err) + "): groups were not loaded")
 			return
 		}
+		// A token that may not read groups (User.Read alone) gets each
+		// group with its id and a null displayName: Graph's "limited
+		// information returned for inaccessible member objects"
+		// (permissions-overview.md). An empty name is no group name.
 		names := make([]string, 0, len(groups))
 		for _, g := range groups {
-			names = append(names, g.DisplayName)
+			if g.DisplayName != "" {
+				names = append(names, g.DisplayName)
+			}
 		}
-		id.Profile["groups"] = names
+		if nameless := len(groups) - len(names); nameless > 0 {
+			note(fmt.Sprintf("Microsoft Graph /me/%s returned %d groups without their names because the upstream token may not read groups: "+
+				"grant the app the delegated permission GroupMember.Read.All (or Directory.Read.All) with admin consent", rel, nameless))
+		}
+		if len(names) > 0 || len(groups) == 0 {
+			id.Profile["groups"] = names
+		}
 	}
 }
 

@@ -119,6 +119,35 @@ func TestLoginV2GraphNestedGroupsOverPages(t *testing.T) {
 	}
 }
 
+// With only User.Read, the least privileged permission of /me/memberOf,
+// Graph lists the user's groups with their id and a null displayName
+// ("limited information returned for inaccessible member objects",
+// permissions-overview.md; Microsoft Q&A 1825421). Nameless groups must not
+// end up in the profile as empty strings, and the admin must learn why.
+func TestLoginGroupsWithoutReadPermission(t *testing.T) {
+	dir := entratest.Example(t)
+	for i, g := range dir.Tenants[0].OAuth2PermissionGrants {
+		if g.ClientID == nativeApp && g.ResourceID == "https://graph.microsoft.com" {
+			dir.Tenants[0].OAuth2PermissionGrants[i].Scope = "User.Read openid profile email offline_access"
+		}
+	}
+	_, base := entratest.Start(t, dir, entra.Options{}, nil)
+	c := newConnector(t, entraclient.Options{}, base)
+	// v1 carries the permissions consented in advance; v2 would ask for
+	// Directory.Read.All and be refused (AADSTS65001) instead.
+	id, err := c.Login(context.Background(), conn(t, base, map[string]any{"identity_api": azuread.IdentityAPIV1, "app_id": "https://graph.microsoft.com", "ext_groups": true}),
+		"alice@contoso.com", "Alice-Passw0rd!", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if groups, ok := id.Profile["groups"]; ok {
+		t.Errorf("groups %q loaded without their names", groups)
+	}
+	if len(id.Notes) != 1 || !strings.Contains(id.Notes[0], "GroupMember.Read.All") {
+		t.Errorf("notes %q", id.Notes)
+	}
+}
+
 func TestLoginFailureKinds(t *testing.T) {
 	_, base := newEmulator(t)
 	c := newConnector(t, entraclient.Options{}, base)
