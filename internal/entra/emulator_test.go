@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -355,4 +356,24 @@ func TestEmulatorOutages(t *testing.T) {
 	check(emulator.Fault{Status: 429, RetryAfter: 3}, entra.ClassThrottled, 3*time.Second)
 	check(emulator.Fault{Status: 503, RetryAfter: 10}, entra.ClassUnavailable, 10*time.Second)
 	check(emulator.Fault{Drop: true}, entra.ClassUnavailable, 0)
+}
+
+// Entra takes the client id in any case but writes the application's
+// canonical, lower-case appId into aud (MSAL for Python issue #304: client
+// 04B07795-… got aud 04b07795-…). A connection configured with the
+// upper-case form must still accept its id_tokens.
+func TestEmulatorClientIDCase(t *testing.T) {
+	e := newEnv(t)
+	upper := strings.ToUpper(nativeApp)
+	tok, err := e.login(t, entra.PasswordRequest{ClientID: upper, ClientSecret: nativeKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	claims, err := e.c.ValidateIDToken(context.Background(), tok.IDToken, entra.ValidateOptions{Endpoint: e.endpoint(entra.V2), ClientID: upper})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if claims.Audience[0] != nativeApp {
+		t.Errorf("aud %v", claims.Audience)
+	}
 }

@@ -161,7 +161,10 @@ func checkClaims(claims *IDTokenClaims, iat, nbf, exp *jwt.NumericDate, meta *Me
 	if key.issuer != "" && strings.ReplaceAll(key.issuer, "{tenantid}", tid) != claims.Issuer {
 		return fmt.Errorf("iss %q is not the signing key's issuer", claims.Issuer)
 	}
-	if len(claims.Audience) != 1 || claims.Audience[0] != opts.ClientID {
+	// Entra accepts the client id in any case but writes the app's
+	// canonical lower-case appId into aud (MSAL for Python issue #304), so
+	// a GUID compares without regard to case.
+	if len(claims.Audience) != 1 || !sameClientID(claims.Audience[0], opts.ClientID) {
 		return fmt.Errorf("aud %v, want %q", []string(claims.Audience), opts.ClientID)
 	}
 	if exp == nil {
@@ -202,6 +205,13 @@ func checkClaims(claims *IDTokenClaims, iat, nbf, exp *jwt.NumericDate, meta *Me
 		}
 	}
 	return nil
+}
+
+func sameClientID(aud, clientID string) bool {
+	if isGUID(clientID) {
+		return strings.EqualFold(aud, clientID)
+	}
+	return aud == clientID
 }
 
 // isGUID checks the 8-4-4-4-12 hex form of Entra tenant ids.
