@@ -222,7 +222,7 @@ func (c *Connector) loadGraph(ctx context.Context, s *settings, tok *entra.Token
 		}
 		if nameless := len(groups) - len(names); nameless > 0 {
 			note(fmt.Sprintf("Microsoft Graph /me/%s returned %d groups without their names because the upstream token may not read groups: "+
-				"grant the app the delegated permission GroupMember.Read.All (or Directory.Read.All) with admin consent", rel, nameless))
+				"grant the app the delegated Microsoft Graph permission Directory.Read.All (GroupMember.Read.All is enough for the v1 API) with admin consent", rel, nameless))
 		}
 		if len(names) > 0 || len(groups) == 0 {
 			id.Profile["groups"] = names
