@@ -341,31 +341,14 @@ func (t *Tenant) index() error {
 	for id := range t.usersByID {
 		t.transitive[id] = t.closure(id)
 	}
-	t.rolesOf = map[string][]*DirectoryRole{}
-	for i, r := range t.DirectoryRoles {
-		if !isGUID(r.ID) {
-			return fmt.Errorf("directoryRoles[%d]: id %q is not a GUID", i, r.ID)
-		}
-		for _, m := range r.Members {
-			id, ok := t.memberID(m)
-			if !ok {
-				return fmt.Errorf("directory role %s: member %q is neither a user nor a group of the tenant", r.DisplayName, m)
-			}
-			t.rolesOf[id] = append(t.rolesOf[id], r)
-		}
+	var err error
+	if t.rolesOf, err = membersIndex(t, "directoryRoles", "directory role", t.DirectoryRoles,
+		func(r *DirectoryRole) (string, string, []string) { return r.ID, r.DisplayName, r.Members }); err != nil {
+		return err
 	}
-	t.unitsOf = map[string][]*AdminUnit{}
-	for i, a := range t.AdministrativeUnits {
-		if !isGUID(a.ID) {
-			return fmt.Errorf("administrativeUnits[%d]: id %q is not a GUID", i, a.ID)
-		}
-		for _, m := range a.Members {
-			id, ok := t.memberID(m)
-			if !ok {
-				return fmt.Errorf("administrative unit %s: member %q is neither a user nor a group of the tenant", a.DisplayName, m)
-			}
-			t.unitsOf[id] = append(t.unitsOf[id], a)
-		}
+	if t.unitsOf, err = membersIndex(t, "administrativeUnits", "administrative unit", t.AdministrativeUnits,
+		func(a *AdminUnit) (string, string, []string) { return a.ID, a.DisplayName, a.Members }); err != nil {
+		return err
 	}
 	for i, a := range t.Applications {
 		if !isGUID(a.AppID) {
@@ -607,4 +590,24 @@ func isGUID(s string) bool {
 		}
 	}
 	return true
+}
+
+// membersIndex maps each member (a user or group of t) to the objects of
+// list that name it; field and kind word the errors.
+func membersIndex[T any](t *Tenant, field, kind string, list []T, parts func(T) (id, name string, members []string)) (map[string][]T, error) {
+	index := map[string][]T{}
+	for i, o := range list {
+		id, name, members := parts(o)
+		if !isGUID(id) {
+			return nil, fmt.Errorf("%s[%d]: id %q is not a GUID", field, i, id)
+		}
+		for _, m := range members {
+			mid, ok := t.memberID(m)
+			if !ok {
+				return nil, fmt.Errorf("%s %s: member %q is neither a user nor a group of the tenant", kind, name, m)
+			}
+			index[mid] = append(index[mid], o)
+		}
+	}
+	return index, nil
 }

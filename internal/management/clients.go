@@ -290,32 +290,23 @@ func (a *API) listClients(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, err)
 		return
 	}
-	if checkpointed {
-		cs, total, err := a.clientsAt(r.Context(), cp, keep)
-		if err != nil {
-			WriteError(w, internalError(err))
-			return
-		}
-		items, err := a.clientItems(cs, r)
-		if err != nil {
-			WriteError(w, err)
-			return
-		}
-		writeCheckpoint(w, cp, "clients", items, len(cs), total)
-		return
-	}
-	p, err := parsePagingBesideCheckpoint(r)
-	if err != nil {
-		WriteError(w, err)
-		return
-	}
 	var (
+		p     paging
 		cs    []*store.Client
 		total int
 	)
-	if keep == nil {
-		cs, total, err = a.store.ListClients(r.Context(), p.listOptions())
-	} else {
+	switch {
+	case checkpointed:
+		cs, total, err = a.clientsAt(r.Context(), cp, keep)
+	default:
+		if p, err = parsePagingBesideCheckpoint(r); err != nil {
+			WriteError(w, err)
+			return
+		}
+		if keep == nil {
+			cs, total, err = a.store.ListClients(r.Context(), p.listOptions())
+			break
+		}
 		var matched []*store.Client
 		matched, err = a.matchingClients(r.Context(), keep)
 		start := min(p.page*p.perPage, len(matched))
@@ -328,6 +319,10 @@ func (a *API) listClients(w http.ResponseWriter, r *http.Request) {
 	items, err := a.clientItems(cs, r)
 	if err != nil {
 		WriteError(w, err)
+		return
+	}
+	if checkpointed {
+		writeCheckpoint(w, cp, "clients", items, len(cs), total)
 		return
 	}
 	writePage(w, p, "clients", items, total)
