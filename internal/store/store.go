@@ -296,8 +296,9 @@ type LogStore interface {
 	ListLogEvents(ctx context.Context, f LogFilter, opts ListOptions) ([]*LogEvent, int, error)
 	GetLogEvent(ctx context.Context, id string) (*LogEvent, error)
 	// ListLogEventsAfter returns at most limit events stored after the
-	// event afterID, in the order they were stored, leaving out those
-	// dated loggedBefore or later; ErrNotFound when afterID names no event.
+	// event afterID, in the order they were stored, up to (not including)
+	// the first one dated loggedBefore or later; ErrNotFound when afterID
+	// names no event.
 	ListLogEventsAfter(ctx context.Context, afterID string, loggedBefore time.Time, limit int) ([]*LogEvent, error)
 	// PurgeLogEvents deletes at most limit events dated before before,
 	// oldest first, and reports how many it deleted.

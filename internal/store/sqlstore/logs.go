@@ -107,7 +107,10 @@ func (s *Store) GetLogEvent(ctx context.Context, id string) (*store.LogEvent, er
 }
 
 // ListLogEventsAfter follows seq, the order the database stored events
-// in, which no replica's clock can disturb.
+// in, which no replica's clock can disturb. It stops at the first event
+// not yet settled rather than filtering it out: dates and seq disagree
+// (concurrent writers, replicas' clocks), and returning an older-dated
+// event stored after it would move the reader's checkpoint past it.
 func (s *Store) ListLogEventsAfter(ctx context.Context, afterID string, loggedBefore time.Time, limit int) ([]*store.LogEvent, error) {
 	var es []*store.LogEvent
 	err := s.inReadTx(ctx, func(tx *sql.Tx) error {
@@ -115,16 +118,19 @@ func (s *Store) ListLogEventsAfter(ctx context.Context, afterID string, loggedBe
 		if err := tx.QueryRowContext(ctx, "SELECT seq FROM log_events WHERE log_id = $1", afterID).Scan(&seq); err != nil {
 			return err
 		}
-		rows, err := tx.QueryContext(ctx, "SELECT "+logCols+" FROM log_events WHERE seq > $1 AND logged_at < $2 ORDER BY seq LIMIT $3",
-			seq, ms(loggedBefore).UnixMilli(), limit)
+		rows, err := tx.QueryContext(ctx, "SELECT "+logCols+" FROM log_events WHERE seq > $1 ORDER BY seq LIMIT $2", seq, limit)
 		if err != nil {
 			return err
 		}
 		defer rows.Close()
+		cut := ms(loggedBefore)
 		for rows.Next() {
 			e, err := scanLogEvent(rows)
 			if err != nil {
 				return err
+			}
+			if !e.Date.Before(cut) {
+				break
 			}
 			es = append(es, e)
 		}
