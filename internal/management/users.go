@@ -84,9 +84,12 @@ var qTerm = regexp.MustCompile(`^\s*([a-zA-Z_.]+)\s*:\s*(?:"([^"]*)"|(\S+))\s*$`
 // quoted (an exact match) or bare (a word; on email, a trailing * searches
 // by prefix).
 var (
-	userQTerm   = `([A-Za-z_.]+)\s*:\s*(?:"([^"]*)"|([^\s"]*))`
-	userQTerms  = regexp.MustCompile(userQTerm)
-	userQSyntax = regexp.MustCompile(`^\s*` + userQTerm + `(?:\s+AND\s+` + userQTerm + `)*\s*$`)
+	userQTerm = `([A-Za-z_.]+)\s*:\s*(?:"([^"]*)"|([^\s"]*))`
+	// userQNext reads the first term and what joins it to the next. The
+	// join is part of the match so that an empty bare value is read as
+	// empty: alone, the term would take the AND after it as its value
+	// (email: AND ... as email "AND").
+	userQNext = regexp.MustCompile(`^\s*` + userQTerm + `(?:\s+AND\s+|\s*$)`)
 	// userQSpecial are Lucene's operators and wildcards: in a bare value,
 	// Gatehouse would not mean what Lucene means by them.
 	userQSpecial = `!(){}[]^"~*?:\/&|`
@@ -111,23 +114,26 @@ func userFilter(r *http.Request) (store.UserFilter, error) {
 	if q == "" {
 		return f, nil
 	}
-	if !userQSyntax.MatchString(q) {
-		return f, badQ(`Gatehouse supports field:"value" terms on email and identities.connection, joined by AND`)
-	}
-	for _, m := range userQTerms.FindAllStringSubmatchIndex(q, -1) {
-		field := q[m[2]:m[3]]
+	for rest := q; rest != ""; {
+		m := userQNext.FindStringSubmatchIndex(rest)
+		if m == nil {
+			return f, badQ(`Gatehouse supports field:"value" terms on email and identities.connection, joined by AND`)
+		}
+		term := rest
+		rest = rest[m[1]:]
+		field := term[m[2]:m[3]]
 		if field != "email" && field != "identities.connection" {
 			return f, badQ("Gatehouse cannot search users by " + field + "; use email or identities.connection")
 		}
 		var value string
 		prefix := false
 		if m[4] >= 0 { // quoted: an exact match
-			value = q[m[4]:m[5]]
+			value = term[m[4]:m[5]]
 			if strings.Contains(value, `\`) {
 				return f, badQ("escapes are not supported in " + field)
 			}
 		} else {
-			value, prefix = strings.CutSuffix(q[m[6]:m[7]], "*")
+			value, prefix = strings.CutSuffix(term[m[6]:m[7]], "*")
 			if (prefix && field != "email") || strings.ContainsAny(value, userQSpecial) ||
 				strings.HasPrefix(value, "+") || strings.HasPrefix(value, "-") {
 				return f, badQ(field + " has a character Gatehouse does not support in a bare value (the only wildcard is a trailing * on email); quote the value")

@@ -173,6 +173,8 @@ func TestUserSearch(t *testing.T) {
 				{`email:`, "", "email must not be empty"},
 				{`email:*`, "", "email must not be empty"},
 				{`email:"alice@contoso.example" AND email:""`, "", "email must not be empty"},
+				{`email: AND identities.connection:"contoso"`, "", "email must not be empty"},
+				{`identities.connection: AND email:"alice@contoso.example"`, "", "identities.connection must not be empty"},
 				{`email:"alice@contoso.example" AND email:"bob@fabrikam.example"`, "", "email is given twice with different values"},
 				{`email:alice* AND email:"alice"`, "", "email is given twice with different values"},
 				{`identities.connection:contoso AND identities.connection:fabrikam`, "", "given twice"},
