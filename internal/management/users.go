@@ -234,6 +234,14 @@ func (a *API) patchUser(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, err)
 		return
 	}
+	for _, k := range []string{"app_metadata", "user_metadata"} {
+		if md, ok := patch[k]; ok {
+			if err := checkMetadataNames(k, md); err != nil {
+				WriteError(w, err)
+				return
+			}
+		}
+	}
 	u, err := a.store.PatchUser(r.Context(), r.PathValue("id"), func(u *store.User) error { return applyUserPatch(u, patch) })
 	if errors.Is(err, store.ErrNotFound) {
 		WriteError(w, errNoUser())
@@ -283,8 +291,38 @@ func applyUserPatch(u *store.User, patch map[string]any) error {
 	return nil
 }
 
-// mergeMetadata merges patch into the metadata object md one level deep.
+// checkMetadataNames refuses a property name holding "." or "$" at any
+// depth of the metadata v, as Auth0 does with 400 Bad Request
+// (https://auth0.com/docs/users/references/metadata-field-name-rules).
+func checkMetadataNames(prop string, v any) error {
+	switch v := v.(type) {
+	case map[string]any:
+		for k, sub := range v {
+			if strings.ContainsAny(k, ".$") {
+				return BadBody(fmt.Sprintf("Payload validation error: 'Property name %q must not contain . or $' on property %s.", k, prop))
+			}
+			if err := checkMetadataNames(prop, sub); err != nil {
+				return err
+			}
+		}
+	case []any:
+		for _, sub := range v {
+			if err := checkMetadataNames(prop, sub); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// mergeMetadata merges patch into the metadata object md one level deep;
+// an empty patch removes the metadata, as at Auth0 ("patching the
+// metadata itself with an empty object removes the metadata completely",
+// https://auth0.com/docs/users/set-metadata-properties-on-creation).
 func mergeMetadata(md json.RawMessage, patch map[string]any) (json.RawMessage, error) {
+	if len(patch) == 0 {
+		return nil, nil
+	}
 	cur := map[string]any{}
 	if len(md) > 0 {
 		// A stored null is no object: the patch starts it afresh.

@@ -66,6 +66,9 @@ func TestPatchUser(t *testing.T) {
 				{"root attributes", map[string]any{"name": "Janet", "picture": "https://p.example/j.png"},
 					map[string]any{"name": "Janet", "picture": "https://p.example/j.png"}},
 				{"blocked", map[string]any{"blocked": true}, map[string]any{"blocked": true}},
+				// "patching the metadata itself with an empty object removes
+				// the metadata completely" (https://auth0.com/docs/users/set-metadata-properties-on-creation)
+				{"an empty object clears metadata", map[string]any{"user_metadata": map[string]any{}}, map[string]any{"user_metadata": nil}},
 			} {
 				status, _, raw := env.Do(t, "PATCH", path, tok, tc.patch)
 				if status != http.StatusOK {
@@ -73,7 +76,11 @@ func TestPatchUser(t *testing.T) {
 				}
 				got := decode(t, raw)
 				for k, v := range tc.change {
-					want[k] = v
+					if v == nil {
+						delete(want, k)
+					} else {
+						want[k] = v
+					}
 				}
 				want["updated_at"] = got["updated_at"]
 				if !reflect.DeepEqual(got, want) {
@@ -93,6 +100,9 @@ func TestPatchUser(t *testing.T) {
 				{"wrong type", path, map[string]any{"blocked": "yes", "name": "X"}, 400, "invalid_body"},
 				{"a property the IdP owns", path, map[string]any{"email": "x@example.com", "blocked": false}, 400, "invalid_body"},
 				{"not an object", path, `[]`, 400, "invalid_body"},
+				{"a dot in a metadata name", path, map[string]any{"app_metadata": map[string]any{"preference.color": "pink"}}, 400, "invalid_body"},
+				{"a $ in a nested metadata name", path, map[string]any{"user_metadata": map[string]any{"p": map[string]any{"$set": 1}}}, 400, "invalid_body"},
+				{"a dot in a metadata name in an array", path, map[string]any{"user_metadata": map[string]any{"p": []any{map[string]any{"a.b": 1}}}}, 400, "invalid_body"},
 				{"unknown user", "api/v2/users/" + url.PathEscape("waad|nobody"), map[string]any{"blocked": true}, 404, "inexistent_user"},
 			} {
 				status, _, raw := env.Do(t, "PATCH", tc.path, tok, tc.patch)
