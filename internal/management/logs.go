@@ -66,9 +66,27 @@ func (a *API) listUserLogs(w http.ResponseWriter, r *http.Request) {
 	a.writeLogs(w, r, store.LogFilter{UserID: r.PathValue("id")})
 }
 
+// logSort reads sort, Auth0's field:1 or field:-1. Gatehouse orders logs
+// by date only; another field is refused, not ignored, so that no answer
+// comes in an order other than the one asked for.
+func logSort(r *http.Request) (oldestFirst bool, err error) {
+	switch s := r.URL.Query().Get("sort"); s {
+	case "", "date:-1":
+		return false, nil
+	case "date:1":
+		return true, nil
+	default:
+		return false, BadQuery("Query validation error: 'Gatehouse sorts logs by date only: date:1 or date:-1' on property sort.")
+	}
+}
+
 func (a *API) writeLogs(w http.ResponseWriter, r *http.Request, f store.LogFilter) {
 	p, err := parsePaging(r)
 	if err != nil {
+		WriteError(w, err)
+		return
+	}
+	if f.OldestFirst, err = logSort(r); err != nil {
 		WriteError(w, err)
 		return
 	}

@@ -186,3 +186,61 @@ func TestLogCheckpointStopsAtUnsettled(t *testing.T) {
 		})
 	}
 }
+
+// TestLogSort: sort=date:1 lists oldest first, on the tenant log and a
+// user's; a sort Gatehouse does not implement is refused rather than
+// ignored, which would answer in another order than asked.
+func TestLogSort(t *testing.T) {
+	for _, b := range storetest.Backends() {
+		t.Run(b, func(t *testing.T) {
+			env := servertest.Start(t, b)
+			tok := env.ManagementToken(t, "read:logs")
+			other, err := sqlstore.Open(t.Context(), env.Config.Database, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer other.Close()
+			now := time.Now()
+			for i, id := range []string{"old", "mid", "new"} {
+				e := store.LogEvent{ID: id, Type: "fp", UserID: "waad|s", Date: now.Add(time.Duration(i-3) * time.Hour), Doc: json.RawMessage(`{"type":"fp"}`)}
+				if err := other.AppendLogEvent(t.Context(), &e); err != nil {
+					t.Fatal(err)
+				}
+			}
+			ids := func(path string) []string {
+				t.Helper()
+				status, _, raw := env.Do(t, "GET", path, tok, nil)
+				var events []map[string]any
+				if err := json.Unmarshal(raw, &events); status != http.StatusOK || err != nil {
+					t.Fatalf("GET %s: %d %s", path, status, raw)
+				}
+				var out []string
+				for _, e := range events {
+					if id := e["log_id"].(string); id == "old" || id == "mid" || id == "new" {
+						out = append(out, id)
+					}
+				}
+				return out
+			}
+			userLogs := "api/v2/users/" + url.PathEscape("waad|s") + "/logs"
+			for path, want := range map[string][]string{
+				"api/v2/logs":                                  {"new", "mid", "old"},
+				"api/v2/logs?sort=date:-1":                     {"new", "mid", "old"},
+				"api/v2/logs?sort=date:1":                      {"old", "mid", "new"},
+				userLogs + "?sort=date:1":                      {"old", "mid", "new"},
+				userLogs + "?sort=date:-1":                     {"new", "mid", "old"},
+				"api/v2/logs?sort=date:1&q=type:fp&per_page=2": {"old", "mid"},
+			} {
+				if got := ids(path); !slices.Equal(got, want) {
+					t.Errorf("GET %s: %v, want %v", path, got, want)
+				}
+			}
+			for _, path := range []string{"api/v2/logs?sort=type:1", "api/v2/logs?sort=date", "api/v2/logs?sort=date:2", userLogs + "?sort=user_id:-1"} {
+				status, _, raw := env.Do(t, "GET", path, tok, nil)
+				if status != http.StatusBadRequest || !strings.Contains(string(raw), "invalid_query_string") || !strings.Contains(string(raw), "on property sort") {
+					t.Errorf("GET %s: %d %s, want 400 invalid_query_string on property sort", path, status, raw)
+				}
+			}
+		})
+	}
+}

@@ -272,6 +272,8 @@ type LogEvent struct {
 type LogFilter struct {
 	Type   string
 	UserID string
+	// OldestFirst reverses the newest-first order.
+	OldestFirst bool
 }
 
 // LoginStore writes what a login changes.
@@ -292,7 +294,8 @@ type LoginStore interface {
 // LogStore persists log events.
 type LogStore interface {
 	AppendLogEvent(ctx context.Context, e *LogEvent) error
-	// ListLogEvents returns events newest first.
+	// ListLogEvents returns events newest first, or with f.OldestFirst
+	// oldest first.
 	ListLogEvents(ctx context.Context, f LogFilter, opts ListOptions) ([]*LogEvent, int, error)
 	GetLogEvent(ctx context.Context, id string) (*LogEvent, error)
 	// ListLogEventsAfter returns at most limit events stored after the

@@ -150,12 +150,16 @@ func (s *Store) ListLogEvents(ctx context.Context, f store.LogFilter, opts store
 	if f.UserID != "" {
 		w.eq("user_id", f.UserID)
 	}
+	order := "logged_at DESC, seq DESC"
+	if f.OldestFirst {
+		order = "logged_at, seq"
+	}
 	var (
 		es    []*store.LogEvent
 		total int
 	)
 	err := s.inReadTx(ctx, func(tx *sql.Tx) (err error) {
-		es, total, err = list(ctx, tx, logCols, "log_events", w, "logged_at DESC, seq DESC", opts,
+		es, total, err = list(ctx, tx, logCols, "log_events", w, order, opts,
 			func(r *sql.Rows) (*store.LogEvent, error) { return scanLogEvent(r) })
 		return err
 	})
