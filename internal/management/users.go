@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -169,6 +170,10 @@ func (a *API) listUsers(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, err)
 		return
 	}
+	if f.SortBy, f.SortDesc, err = userSort(r); err != nil {
+		WriteError(w, err)
+		return
+	}
 	users, total, err := a.store.ListUsers(r.Context(), f, p.listOptions())
 	if err != nil {
 		WriteError(w, internalError(err))
@@ -180,6 +185,22 @@ func (a *API) listUsers(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writePage(w, p, "users", items, total)
+}
+
+// userSort reads sort, Auth0's field:1 or field:-1, for the fields the
+// store orders by; another is refused rather than ignored, which would
+// answer in an order other than the one asked for.
+func userSort(r *http.Request) (field string, desc bool, err error) {
+	s := r.URL.Query().Get("sort")
+	if s == "" {
+		return "", false, nil
+	}
+	field, dir, _ := strings.Cut(s, ":")
+	if (dir == "1" || dir == "-1") && slices.Contains(store.UserSortFields, field) {
+		return field, dir == "-1", nil
+	}
+	return "", false, BadQuery("Query validation error: 'Gatehouse sorts users by " + strings.Join(store.UserSortFields, ", ") +
+		", as field:1 or field:-1' on property sort.")
 }
 
 func (a *API) getUser(w http.ResponseWriter, r *http.Request) {

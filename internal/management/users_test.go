@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gatehouse/gatehouse/internal/server/servertest"
 	"github.com/gatehouse/gatehouse/internal/store"
@@ -216,6 +217,54 @@ func TestUserSearch(t *testing.T) {
 				if status != http.StatusBadRequest || e["errorCode"] != "invalid_query_string" || !strings.Contains(msg, tc.reason) ||
 					!strings.HasPrefix(msg, "Query validation error: '") || !strings.HasSuffix(msg, "' on property q.") {
 					t.Errorf("q=%s connection=%s: %d %s, want 400 invalid_query_string with %q", tc.q, tc.connection, status, raw, tc.reason)
+				}
+			}
+		})
+	}
+}
+
+// TestUserSort: sort orders the list by the fields Gatehouse stores, a
+// user without the field last either way; another field is refused
+// rather than ignored.
+func TestUserSort(t *testing.T) {
+	for _, b := range storetest.Backends() {
+		t.Run(b, func(t *testing.T) {
+			env := servertest.Start(t, b)
+			tok := env.ManagementToken(t, "read:users")
+			base := time.Now().Add(-time.Hour)
+			at := func(m int) *time.Time { v := base.Add(time.Duration(m) * time.Minute); return &v }
+			seedUsers(t, env,
+				&store.User{UserID: "u1", Connection: "c", Email: "carol@example.com", LoginsCount: 5, LastLogin: at(2), CreatedAt: *at(0)},
+				&store.User{UserID: "u2", Connection: "c", Email: "Alice@example.com", LoginsCount: 1, CreatedAt: *at(1)},
+				&store.User{UserID: "u3", Connection: "c", Email: "bob@example.com", LoginsCount: 9, LastLogin: at(1), CreatedAt: *at(2)},
+			)
+			for sort, want := range map[string][]string{
+				"":                {"u1", "u2", "u3"},
+				"created_at:1":    {"u1", "u2", "u3"},
+				"created_at:-1":   {"u3", "u2", "u1"},
+				"email:1":         {"u2", "u3", "u1"},
+				"email:-1":        {"u1", "u3", "u2"},
+				"logins_count:-1": {"u3", "u1", "u2"},
+				"last_login:1":    {"u3", "u1", "u2"},
+				"last_login:-1":   {"u1", "u3", "u2"},
+			} {
+				status, _, raw := env.Do(t, "GET", "api/v2/users?sort="+url.QueryEscape(sort), tok, nil)
+				var users []map[string]any
+				if err := json.Unmarshal(raw, &users); status != http.StatusOK || err != nil {
+					t.Fatalf("sort=%s: %d %s", sort, status, raw)
+				}
+				got := []string{}
+				for _, u := range users {
+					got = append(got, u["user_id"].(string))
+				}
+				if !reflect.DeepEqual(got, want) {
+					t.Errorf("sort=%s: %v, want %v", sort, got, want)
+				}
+			}
+			for _, sort := range []string{"name:1", "email", "email:0", "created_at:1,email:1"} {
+				status, _, raw := env.Do(t, "GET", "api/v2/users?sort="+url.QueryEscape(sort), tok, nil)
+				if e := decode(t, raw); status != http.StatusBadRequest || e["errorCode"] != "invalid_query_string" || !strings.Contains(e["message"].(string), "on property sort") {
+					t.Errorf("sort=%s: %d %s, want 400 invalid_query_string on property sort", sort, status, raw)
 				}
 			}
 		})

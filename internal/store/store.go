@@ -238,7 +238,14 @@ type UserFilter struct {
 	Email       string
 	EmailPrefix bool
 	Connection  string
+	// SortBy orders the list by one of UserSortFields (created_at when
+	// empty), descending with SortDesc; users without the field come last.
+	SortBy   string
+	SortDesc bool
 }
+
+// UserSortFields are the fields ListUsers can order by.
+var UserSortFields = []string{"created_at", "updated_at", "last_login", "logins_count", "email"}
 
 // UserStore persists users.
 type UserStore interface {

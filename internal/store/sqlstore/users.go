@@ -136,12 +136,16 @@ func (s *Store) ListUsers(ctx context.Context, f store.UserFilter, opts store.Li
 	if f.Connection != "" {
 		w.eq("connection", f.Connection)
 	}
+	order, err := userOrder(f)
+	if err != nil {
+		return nil, 0, s.fail("list users", err)
+	}
 	var (
 		us    []*store.User
 		total int
 	)
-	err := s.inReadTx(ctx, func(tx *sql.Tx) (err error) {
-		us, total, err = list(ctx, tx, userCols, "users", w, "created_at, seq", opts,
+	err = s.inReadTx(ctx, func(tx *sql.Tx) (err error) {
+		us, total, err = list(ctx, tx, userCols, "users", w, order, opts,
 			func(r *sql.Rows) (*store.User, error) { return scanUser(r) })
 		return err
 	})
@@ -149,6 +153,28 @@ func (s *Store) ListUsers(ctx context.Context, f store.UserFilter, opts store.Li
 		return nil, 0, s.fail("list users", err)
 	}
 	return us, total, nil
+}
+
+// userSortColumns are the columns of store.UserSortFields.
+var userSortColumns = map[string]string{"created_at": "created_at", "updated_at": "updated_at", "last_login": "last_login",
+	"logins_count": "logins_count", "email": "email_lower"}
+
+// userOrder is the ORDER BY of f. NULLs are put last explicitly, since
+// SQLite puts them first in ascending order and PostgreSQL last; seq
+// breaks ties so that offset pages neither repeat nor skip a user.
+func userOrder(f store.UserFilter) (string, error) {
+	if f.SortBy == "" || (f.SortBy == "created_at" && !f.SortDesc) {
+		return "created_at, seq", nil
+	}
+	col, ok := userSortColumns[f.SortBy]
+	if !ok {
+		return "", fmt.Errorf("no sort by %q", f.SortBy)
+	}
+	dir := ""
+	if f.SortDesc {
+		dir = " DESC"
+	}
+	return fmt.Sprintf("%s IS NULL, %s%s, seq%s", col, col, dir, dir), nil
 }
 
 // patchUserSQL writes what an administrator owns of a user.
