@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/audit"
@@ -32,6 +33,11 @@ const (
 	logSettle = 5 * time.Second
 )
 
+// logQSpecial are the Lucene operators and wildcards Gatehouse does not
+// implement in a bare value of the logs q. "|" is left out: user ids
+// hold it, and a lone "|" is no Lucene operator.
+const logQSpecial = `!(){}[]^"~*?:\/&`
+
 // listLogs is GET /api/v2/logs: with from, the events stored after that
 // one (checkpoint); otherwise newest first, filtered by q=type:<code> or
 // user_id:"<id>" (the subset of Auth0's log search Gatehouse indexes).
@@ -51,6 +57,12 @@ func (a *API) listLogs(w http.ResponseWriter, r *http.Request) {
 		// user_id:"$ID" with ID unset would read every user's events.
 		if m[2]+m[3] == "" {
 			WriteError(w, BadQuery("The value of "+m[1]+" in q must not be empty."))
+			return
+		}
+		// A bare value is one word to Lucene; its wildcards and
+		// operators would match other events there, and nothing here.
+		if bare := m[3]; strings.ContainsAny(bare, logQSpecial) || strings.HasPrefix(bare, "+") || strings.HasPrefix(bare, "-") {
+			WriteError(w, BadQuery("The value of "+m[1]+" in q has a character Gatehouse does not support unquoted (wildcards, operators, escapes); quote the value."))
 			return
 		}
 		if m[1] == "type" {

@@ -138,10 +138,13 @@ func TestLogQuery(t *testing.T) {
 	if got := ids(`user_id:"waad|alice"`); !slices.Equal(got, []string{"a1"}) {
 		t.Errorf("user_id filter: %v, want [a1]", got)
 	}
+	if got := ids("user_id:waad|bob"); !slices.Equal(got, []string{"b1"}) {
+		t.Errorf("bare user_id filter: %v, want [b1]", got)
+	}
 	if got := ids("type:fp"); !slices.Equal(got, []string{"b1"}) {
 		t.Errorf("type filter: %v, want [b1]", got)
 	}
-	for _, q := range []string{`user_id:""`, `type:""`, `email:"x"`, "user_id:a AND type:fp"} {
+	for _, q := range []string{`user_id:""`, `type:""`, `email:"x"`, "user_id:a AND type:fp", "type:s*", "type:f?", "type:fp~", `user_id:waad\|alice`, "type:(fp)", "type:-fp"} {
 		status, _, raw := env.Do(t, "GET", "api/v2/logs?q="+url.QueryEscape(q), tok, nil)
 		if status != http.StatusBadRequest || !strings.Contains(string(raw), "invalid_query_string") {
 			t.Errorf("q=%s: %d %s, want 400 invalid_query_string", q, status, raw)
