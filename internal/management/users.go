@@ -268,6 +268,10 @@ func (a *API) patchUser(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, errNoUser())
 		return
 	}
+	if apiErr := (*Error)(nil); errors.As(err, &apiErr) {
+		WriteError(w, apiErr)
+		return
+	}
 	if err != nil {
 		WriteError(w, internalError(err))
 		return
@@ -280,8 +284,17 @@ func (a *API) patchUser(w http.ResponseWriter, r *http.Request) {
 	WriteJSON(w, http.StatusOK, out)
 }
 
-// applyUserPatch applies a checked PATCH body to the stored user.
+// maxMetadataBytes bounds app_metadata and user_metadata together, as
+// Auth0 does: "Both app_metadata and user_metadata are together limited
+// to a size of 16 MB total per user"
+// (https://auth0.com/docs/best-practices/metadata-best-practices).
+const maxMetadataBytes = 16 << 20
+
+// applyUserPatch applies a checked PATCH body to the stored user. A patch
+// that grows the metadata past maxMetadataBytes is refused; one that
+// shrinks it is not, so that an oversized user can still be trimmed.
 func applyUserPatch(u *store.User, patch map[string]any) error {
+	before := len(u.AppMetadata) + len(u.UserMetadata)
 	root := map[string]any{}
 	if len(u.RootAttributes) > 0 {
 		if err := json.Unmarshal(u.RootAttributes, &root); err != nil {
@@ -303,6 +316,9 @@ func applyUserPatch(u *store.User, patch map[string]any) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", k, err)
 		}
+	}
+	if after := len(u.AppMetadata) + len(u.UserMetadata); after > maxMetadataBytes && after > before {
+		return BadBody(fmt.Sprintf("Payload validation error: 'app_metadata and user_metadata together may hold at most %d bytes (16 MB)'.", maxMetadataBytes))
 	}
 	if len(root) > 0 {
 		if u.RootAttributes, err = json.Marshal(root); err != nil {

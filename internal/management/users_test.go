@@ -270,3 +270,33 @@ func TestUserSort(t *testing.T) {
 		})
 	}
 }
+
+// TestPatchUserMetadataLimit: app_metadata and user_metadata together
+// hold at most 16 MB, as at Auth0; a PATCH growing them past it is
+// refused and changes nothing, one shrinking them is accepted.
+func TestPatchUserMetadataLimit(t *testing.T) {
+	for _, b := range storetest.Backends() {
+		t.Run(b, func(t *testing.T) {
+			env := servertest.Start(t, b)
+			tok := env.ManagementToken(t, "read:users", "update:users")
+			big, err := json.Marshal(map[string]string{"big": strings.Repeat("x", 16<<20-100)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			seedUsers(t, env, &store.User{UserID: "waad|big", Connection: "c", Email: "big@example.com", AppMetadata: big})
+			path := "api/v2/users/" + url.PathEscape("waad|big")
+			status, _, raw := env.Do(t, "PATCH", path, tok, map[string]any{"user_metadata": map[string]any{"more": strings.Repeat("y", 200)}})
+			if e := decode(t, raw); status != http.StatusBadRequest || e["errorCode"] != "invalid_body" {
+				t.Errorf("growing past 16 MB: %d %.300s, want 400 invalid_body", status, raw)
+			}
+			status, _, raw = env.Do(t, "GET", path+"?fields=user_metadata,user_id", tok, nil)
+			if u := decode(t, raw); status != http.StatusOK || u["user_metadata"] != nil {
+				t.Errorf("after the refused PATCH: %d %.300s", status, raw)
+			}
+			status, _, raw = env.Do(t, "PATCH", path+"?fields=app_metadata", tok, map[string]any{"app_metadata": map[string]any{"big": nil, "small": 1}})
+			if u := decode(t, raw); status != http.StatusOK || !reflect.DeepEqual(u["app_metadata"], map[string]any{"small": float64(1)}) {
+				t.Errorf("shrinking: %d %.300s", status, raw)
+			}
+		})
+	}
+}
