@@ -885,9 +885,11 @@ func testLogEventsConcurrent(t *testing.T, s store.Store) {
 // whatever their dates, as log exporters do.
 func testLogEventsCheckpoint(t *testing.T, s store.Store) {
 	ctx := t.Context()
-	// Stored in this order; the dates disagree, as two replicas' clocks may.
-	dates := map[string]time.Time{"a": t0, "b": t0.Add(2 * time.Second), "c": t0.Add(time.Second), "d": t0.Add(time.Hour)}
-	for _, id := range []string{"a", "b", "c", "d"} {
+	// Stored in this order; the dates disagree, as two replicas' clocks
+	// may. d is not settled at cut, so the read stops there: e, settled
+	// but stored after d, is not read before d is.
+	dates := map[string]time.Time{"a": t0, "b": t0.Add(2 * time.Second), "c": t0.Add(time.Second), "d": t0.Add(time.Hour), "e": t0.Add(30 * time.Second)}
+	for _, id := range []string{"a", "b", "c", "d", "e"} {
 		must(t, s.AppendLogEvent(ctx, &store.LogEvent{ID: id, Type: "s", Date: dates[id], UserID: "u-" + id}))
 	}
 	cut := t0.Add(time.Minute)
