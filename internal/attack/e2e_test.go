@@ -282,6 +282,33 @@ func TestUpstreamBudget(t *testing.T) {
 	}
 }
 
+// TestUpstreamBudgetHugeDuration: a lockout duration too large for a
+// time.Duration in nanoseconds (here about 317 years) still keeps the
+// budget, as the longest window Gatehouse keeps counters for, instead of
+// overflowing into a negative window that never refuses.
+func TestUpstreamBudgetHugeDuration(t *testing.T) {
+	for _, b := range storetest.Backends() {
+		t.Run(b, func(t *testing.T) {
+			s := newSite(t, b, map[string]any{"entra_lockout_threshold": 4, "entra_lockout_duration_seconds": 10_000_000_000})
+			for i := range 3 {
+				h := map[string]string{"auth0-forwarded-for": fmt.Sprintf("192.0.2.%d", i+1)}
+				if a := s.login(t, s.trustedID, s.trustSec, "alice@contoso.com", "nope", h); a.status != http.StatusForbidden {
+					t.Fatalf("attempt %d: %d %s", i+1, a.status, a.raw)
+				}
+			}
+			before := s.upstream.Load()
+			a := s.login(t, s.trustedID, s.trustSec, "alice@contoso.com", "nope", map[string]string{"auth0-forwarded-for": "192.0.2.99"})
+			if a.status != http.StatusTooManyRequests || s.upstream.Load() != before {
+				t.Fatalf("4th attempt: %d %s (upstream calls %d → %d)", a.status, a.raw, before, s.upstream.Load())
+			}
+			_, raw := s.api(t, "GET", "api/v2/user-blocks?identifier=alice@contoso.com", nil)
+			if raw != `{"blocked_for":[{"identifier":"alice@contoso.com","connection":"contoso"}]}`+"\n" {
+				t.Fatalf("user-blocks: %s", raw)
+			}
+		})
+	}
+}
+
 // TestSuspiciousIPThrottling: failures from one IP across users are
 // throttled with 429 and X-RateLimit headers, logged as limit_mu.
 func TestSuspiciousIPThrottling(t *testing.T) {

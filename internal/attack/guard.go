@@ -198,7 +198,10 @@ func UpstreamPolicy(options json.RawMessage) (threshold int, window time.Duratio
 		threshold = *o.Threshold
 	}
 	if o.Duration != nil && *o.Duration > 0 {
-		window = time.Duration(*o.Duration) * time.Second
+		// Counters idle past the brute-force expiry are pruned, so no
+		// longer window can be kept; capping also stops a huge value from
+		// overflowing into a negative window that never refuses.
+		window = time.Duration(min(*o.Duration, int(bruteForceExpiry/time.Second))) * time.Second
 	}
 	return threshold, window
 }
