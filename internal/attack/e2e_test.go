@@ -29,6 +29,7 @@ const (
 type site struct {
 	*servertest.Env
 	mgmt      string
+	emu       string
 	upstream  atomic.Int32 // token requests that reached the emulator
 	public    string
 	confID    string
@@ -48,6 +49,7 @@ func newSite(t *testing.T, backend string, connOpts map[string]any, opts ...serv
 			emu.ServeHTTP(w, r)
 		})
 	})
+	s.emu = emuURL
 	s.Env = servertest.Start(t, backend, append(opts, servertest.AllowUpstream(emuURL))...)
 	s.mgmt = s.ManagementToken(t)
 
@@ -303,6 +305,61 @@ func TestUpstreamBudgetHugeDuration(t *testing.T) {
 			}
 			_, raw := s.api(t, "GET", "api/v2/user-blocks?identifier=alice@contoso.com", nil)
 			if raw != `{"blocked_for":[{"identifier":"alice@contoso.com","connection":"contoso"}]}`+"\n" {
+				t.Fatalf("user-blocks: %s", raw)
+			}
+		})
+	}
+}
+
+// TestSuccessClearsOnlyItsConnection: counters are per connection, so a
+// successful login on one connection resets that connection's counts
+// only. Otherwise whoever holds an account with the same identifier on
+// another connection could reset its brute-force block there after every
+// max_attempts guesses, without limit.
+func TestSuccessClearsOnlyItsConnection(t *testing.T) {
+	for _, b := range storetest.Backends() {
+		t.Run(b, func(t *testing.T) {
+			s := newSite(t, b, map[string]any{"entra_lockout_threshold": 0})
+			status, _, body := s.Do(t, "POST", "api/v2/connections", s.mgmt, map[string]any{
+				"name": "fabrikam", "strategy": "waad", "enabled_clients": []string{s.public},
+				"options": map[string]any{
+					"client_id": nativeAppID, "client_secret": nativeSecret, "tenant_domain": "contoso.onmicrosoft.com",
+					"authority_host": s.emu, "graph_host": s.emu, "entra_lockout_threshold": 0,
+				},
+			})
+			if status != http.StatusCreated {
+				t.Fatalf("create connection: %d %s", status, body)
+			}
+			if st, raw := s.api(t, "PATCH", "api/v2/attack-protection/brute-force-protection", map[string]any{"max_attempts": 3}); st != http.StatusOK {
+				t.Fatalf("patch: %d %s", st, raw)
+			}
+			login := func(realm, password string) answer {
+				form := url.Values{
+					"grant_type": {"http://auth0.com/oauth/grant-type/password-realm"}, "realm": {realm},
+					"client_id": {s.public}, "username": {"alice@contoso.com"}, "password": {password}, "scope": {"openid"},
+				}
+				resp, err := http.PostForm(s.URL+"oauth/token", form)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer resp.Body.Close()
+				raw, _ := io.ReadAll(resp.Body)
+				return answer{status: resp.StatusCode, raw: string(raw)}
+			}
+			for i := range 3 {
+				if a := login("fabrikam", "nope"); a.status != http.StatusForbidden {
+					t.Fatalf("attempt %d: %d %s", i+1, a.status, a.raw)
+				}
+			}
+			if a := login("contoso", "Alice-Passw0rd!"); a.status != http.StatusOK {
+				t.Fatalf("login on the other connection: %d %s", a.status, a.raw)
+			}
+			before := s.upstream.Load()
+			if a := login("fabrikam", "nope"); a.status != http.StatusTooManyRequests || s.upstream.Load() != before {
+				t.Fatalf("after a success on the other connection: %d %s (upstream calls %d → %d)", a.status, a.raw, before, s.upstream.Load())
+			}
+			_, raw := s.api(t, "GET", "api/v2/user-blocks?identifier=alice@contoso.com", nil)
+			if raw != `{"blocked_for":[{"identifier":"alice@contoso.com","ip":"127.0.0.1","connection":"fabrikam"}]}`+"\n" {
 				t.Fatalf("user-blocks: %s", raw)
 			}
 		})

@@ -86,6 +86,7 @@ type Attempt struct {
 // Succeeded or Inconclusive.
 type Ticket struct {
 	g          *Guard
+	connection string
 	identifier string
 	counters   []store.AttackCounter
 	bucket     string
@@ -109,7 +110,7 @@ func (g *Guard) Check(ctx context.Context, a Attempt) (*Ticket, error) {
 		return nil, err
 	}
 	now := g.now()
-	t := &Ticket{g: g, identifier: Normalize(a.Identifier)}
+	t := &Ticket{g: g, connection: a.Connection, identifier: Normalize(a.Identifier)}
 	take := store.LoginTake{Now: now}
 	var limit int
 	ip := ipKey(a.IP)
@@ -231,11 +232,12 @@ func (t *Ticket) Settle(ctx context.Context, loginErr error) error {
 func (t *Ticket) Failed(context.Context) error { return nil }
 
 // Succeeded settles a successful login: the identifier's brute-force and
-// upstream counters are cleared everywhere (Auth0 resets the count on a
-// successful login), and the IP's token comes back, since the throttle
-// counts failures.
+// upstream counters of the connection are cleared from every IP (Auth0
+// resets the count on a successful login), and the IP's token comes back,
+// since the throttle counts failures. Other connections' counters stay: a
+// password accepted by one says nothing about an account of another.
 func (t *Ticket) Succeeded(ctx context.Context) error {
-	if err := t.g.store.ClearLogin(ctx, t.identifier, t.bucket, t.interval); err != nil {
+	if err := t.g.store.ClearLogin(ctx, t.connection, t.identifier, t.bucket, t.interval); err != nil {
 		return fmt.Errorf("attack: %w", err)
 	}
 	return nil

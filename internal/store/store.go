@@ -557,9 +557,10 @@ type AttackStore interface {
 	// as TakeToken then TakeAttempt on each counter in order would, in one
 	// write (one transaction where that is what writes cost).
 	TakeLogin(ctx context.Context, t LoginTake) (LoginTaken, error)
-	// ClearLogin settles a successful login: it removes identifier's
-	// counters and, when bucket is set, puts one token back into it.
-	ClearLogin(ctx context.Context, identifier, bucket string, interval time.Duration) error
+	// ClearLogin settles a successful login on connection: it removes
+	// identifier's counters of that connection (every kind and IP) and,
+	// when bucket is set, puts one token back into it.
+	ClearLogin(ctx context.Context, connection, identifier, bucket string, interval time.Duration) error
 	// GetAttackSettings returns the settings document name, or nil when
 	// none was stored.
 	GetAttackSettings(ctx context.Context, name string) (json.RawMessage, error)

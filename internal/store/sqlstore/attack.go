@@ -29,7 +29,7 @@ const (
 		 RETURNING tat`
 	bucketTatSQL   = "SELECT tat FROM attack_buckets WHERE bucket = $1"
 	returnTokenSQL = "UPDATE attack_buckets SET tat = tat - $2 WHERE bucket = $1"
-	clearLoginSQL  = "DELETE FROM attack_counters WHERE identifier = $1"
+	clearLoginSQL  = "DELETE FROM attack_counters WHERE identifier = $1 AND connection = $2"
 )
 
 // TakeAttempt decides and counts in one statement: the upsert's WHERE
@@ -153,24 +153,25 @@ func (s *Store) giveBack(ctx context.Context, t store.LoginTake, out store.Login
 
 // clearLoginPGSQL is ClearLogin with a token to give back as one statement
 // on PostgreSQL: one round trip and one commit instead of two.
-const clearLoginPGSQL = `WITH cleared AS (` + clearLoginSQL + `) UPDATE attack_buckets SET tat = tat - $3 WHERE bucket = $2`
+const clearLoginPGSQL = `WITH cleared AS (` + clearLoginSQL + `) UPDATE attack_buckets SET tat = tat - $4 WHERE bucket = $3`
 
 // ClearLogin is one group-commit job on SQLite and one statement on
 // PostgreSQL; either leaves nothing half settled that a later login could
-// exploit.
-func (s *Store) ClearLogin(ctx context.Context, identifier, bucket string, interval time.Duration) error {
+// exploit. Only the connection's counters go: a success elsewhere says
+// nothing about this connection's account.
+func (s *Store) ClearLogin(ctx context.Context, connection, identifier, bucket string, interval time.Duration) error {
 	var err error
 	switch {
 	case s.d.name != sqliteDialect.name && bucket == "":
-		_, err = s.write.ExecContext(ctx, clearLoginSQL, identifier)
+		_, err = s.write.ExecContext(ctx, clearLoginSQL, identifier, connection)
 	case s.d.name != sqliteDialect.name:
-		_, err = s.write.ExecContext(ctx, clearLoginPGSQL, identifier, bucket, interval.Milliseconds())
+		_, err = s.write.ExecContext(ctx, clearLoginPGSQL, identifier, connection, bucket, interval.Milliseconds())
 	default:
 		var stmts map[string]*sql.Stmt
 		if stmts, err = s.hotTx(ctx, clearLoginSQL, returnTokenSQL); err == nil {
 			err = s.inGroupTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 				q := hotTx{tx, stmts}
-				if _, err := q.ExecContext(ctx, clearLoginSQL, identifier); err != nil || bucket == "" {
+				if _, err := q.ExecContext(ctx, clearLoginSQL, identifier, connection); err != nil || bucket == "" {
 					return err
 				}
 				return returnToken(ctx, q, bucket, interval)

@@ -257,8 +257,18 @@ func testAttackLogin(t *testing.T, s store.Store) {
 		t.Fatalf("counters after refusal = %v, want 1 and 1", m)
 	}
 
-	// ClearLogin removes the counters and gives one token back.
-	must(t, s.ClearLogin(ctx, id, "ip:192.0.2.9", interval))
+	// ClearLogin removes the connection's counters, no other
+	// connection's, and gives one token back.
+	other := bf
+	other.Connection = "c2"
+	_, err = s.TakeAttempt(ctx, other, 2, t0, t0.Add(-time.Hour))
+	must(t, err)
+	must(t, s.ClearLogin(ctx, "c1", id, "ip:192.0.2.9", interval))
+	if cs, err := s.ListAttackCounters(ctx, id, time.Time{}); err != nil || len(cs) != 1 || cs[0].Connection != "c2" {
+		t.Fatalf("counters after ClearLogin of c1 = %+v, %v; want only c2's", cs, err)
+	}
+	_, err = s.DeleteAttackCounters(ctx, id)
+	must(t, err)
 	if m := attempts(); len(m) != 0 {
 		t.Fatalf("counters after ClearLogin = %v, want none", m)
 	}
@@ -269,7 +279,7 @@ func testAttackLogin(t *testing.T, s store.Store) {
 	}
 
 	// A full counter without Block is passed over, uncounted.
-	must(t, s.ClearLogin(ctx, id, "", 0))
+	must(t, s.ClearLogin(ctx, "c1", id, "", 0))
 	for range 2 {
 		_, err := s.TakeAttempt(ctx, bf, 2, t0, t0.Add(-time.Hour))
 		must(t, err)
@@ -281,7 +291,7 @@ func testAttackLogin(t *testing.T, s store.Store) {
 	}
 
 	// An empty bucket refuses before any counter is touched.
-	must(t, s.ClearLogin(ctx, id, "", 0))
+	must(t, s.ClearLogin(ctx, "c1", id, "", 0))
 	got, err = s.TakeLogin(ctx, take(true))
 	must(t, err)
 	if !got.TokenRefused || got.Left != 0 || !got.Next.Equal(ms(t0.Add(interval))) || got.Counted[0] || got.Counted[1] {
