@@ -59,13 +59,14 @@ func (g *Guard) Blocks(ctx context.Context, identifier string, respectEnablement
 	return out, nil
 }
 
-// Unblock lifts every block and clears every count of the identifiers.
-func (g *Guard) Unblock(ctx context.Context, identifiers ...string) error {
+// Unblock lifts every block and clears every count of the identifiers on
+// connection, or on every connection when connection is "".
+func (g *Guard) Unblock(ctx context.Context, connection string, identifiers ...string) error {
 	for _, id := range identifiers {
 		if id = Normalize(id); id == "" {
 			continue
 		}
-		if _, err := g.store.DeleteAttackCounters(ctx, id); err != nil {
+		if _, err := g.store.DeleteAttackCounters(ctx, connection, id); err != nil {
 			return fmt.Errorf("attack: %w", err)
 		}
 	}

@@ -366,6 +366,68 @@ func TestSuccessClearsOnlyItsConnection(t *testing.T) {
 	}
 }
 
+// TestUserBlocksByIDStayOnTheUsersConnection: a user's user-blocks routes
+// list and lift the blocks of the user's connection only; the same
+// identifier on another connection is another user.
+func TestUserBlocksByIDStayOnTheUsersConnection(t *testing.T) {
+	for _, b := range storetest.Backends() {
+		t.Run(b, func(t *testing.T) {
+			s := newSite(t, b, map[string]any{"entra_lockout_threshold": 0})
+			status, _, body := s.Do(t, "POST", "api/v2/connections", s.mgmt, map[string]any{
+				"name": "fabrikam", "strategy": "waad", "enabled_clients": []string{s.public},
+				"options": map[string]any{
+					"client_id": nativeAppID, "client_secret": nativeSecret, "tenant_domain": "contoso.onmicrosoft.com",
+					"authority_host": s.emu, "graph_host": s.emu, "entra_lockout_threshold": 0,
+				},
+			})
+			if status != http.StatusCreated {
+				t.Fatalf("create connection: %d %s", status, body)
+			}
+			if st, raw := s.api(t, "PATCH", "api/v2/attack-protection/brute-force-protection", map[string]any{"max_attempts": 3}); st != http.StatusOK {
+				t.Fatalf("patch: %d %s", st, raw)
+			}
+			if a := s.login(t, s.public, "", "alice@contoso.com", "Alice-Passw0rd!", nil); a.status != http.StatusOK {
+				t.Fatalf("login on contoso: %d %s", a.status, a.raw)
+			}
+			st, raw := s.api(t, "GET", "api/v2/users-by-email?email=alice@contoso.com", nil)
+			var users []struct {
+				UserID string `json:"user_id"`
+			}
+			if err := json.Unmarshal([]byte(raw), &users); st != http.StatusOK || err != nil || len(users) != 1 {
+				t.Fatalf("users-by-email: %d %s", st, raw)
+			}
+			path := "api/v2/user-blocks/" + url.PathEscape(users[0].UserID)
+			for i := range 3 {
+				form := url.Values{
+					"grant_type": {"http://auth0.com/oauth/grant-type/password-realm"}, "realm": {"fabrikam"},
+					"client_id": {s.public}, "username": {"alice@contoso.com"}, "password": {"nope"}, "scope": {"openid"},
+				}
+				resp, err := http.PostForm(s.URL+"oauth/token", form)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusForbidden {
+					t.Fatalf("attempt %d on fabrikam: %d", i+1, resp.StatusCode)
+				}
+			}
+			fabrikamBlock := `{"blocked_for":[{"identifier":"alice@contoso.com","ip":"127.0.0.1","connection":"fabrikam"}]}` + "\n"
+			if _, raw := s.api(t, "GET", "api/v2/user-blocks?identifier=alice@contoso.com", nil); raw != fabrikamBlock {
+				t.Fatalf("user-blocks by identifier: %s", raw)
+			}
+			if st, raw := s.api(t, "GET", path, nil); st != http.StatusOK || raw != `{"blocked_for":[]}`+"\n" {
+				t.Fatalf("user-blocks of the contoso user: %d %s", st, raw)
+			}
+			if st, raw := s.api(t, "DELETE", path, nil); st != http.StatusNoContent {
+				t.Fatalf("delete user-blocks of the contoso user: %d %s", st, raw)
+			}
+			if _, raw := s.api(t, "GET", "api/v2/user-blocks?identifier=alice@contoso.com", nil); raw != fabrikamBlock {
+				t.Fatalf("fabrikam block after deleting the contoso user's blocks: %s", raw)
+			}
+		})
+	}
+}
+
 // TestSuspiciousIPThrottling: failures from one IP across users are
 // throttled with 429 and X-RateLimit headers, logged as limit_mu.
 func TestSuspiciousIPThrottling(t *testing.T) {

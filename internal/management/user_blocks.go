@@ -39,7 +39,7 @@ func (a *API) getUserBlocksByIdentifier(w http.ResponseWriter, r *http.Request) 
 		WriteError(w, err)
 		return
 	}
-	a.writeBlocks(w, r, id)
+	a.writeBlocks(w, r, "", id)
 }
 
 func (a *API) deleteUserBlocksByIdentifier(w http.ResponseWriter, r *http.Request) {
@@ -48,7 +48,7 @@ func (a *API) deleteUserBlocksByIdentifier(w http.ResponseWriter, r *http.Reques
 		WriteError(w, err)
 		return
 	}
-	if err := a.attack.Unblock(r.Context(), id); err != nil {
+	if err := a.attack.Unblock(r.Context(), "", id); err != nil {
 		WriteError(w, internalError(err))
 		return
 	}
@@ -56,28 +56,30 @@ func (a *API) deleteUserBlocksByIdentifier(w http.ResponseWriter, r *http.Reques
 }
 
 func (a *API) getUserBlocks(w http.ResponseWriter, r *http.Request) {
-	ids, err := a.userIdentifiers(r)
+	conn, ids, err := a.userIdentifiers(r)
 	if err != nil {
 		WriteError(w, err)
 		return
 	}
-	a.writeBlocks(w, r, ids...)
+	a.writeBlocks(w, r, conn, ids...)
 }
 
 func (a *API) deleteUserBlocks(w http.ResponseWriter, r *http.Request) {
-	ids, err := a.userIdentifiers(r)
+	conn, ids, err := a.userIdentifiers(r)
 	if err != nil {
 		WriteError(w, err)
 		return
 	}
-	if err := a.attack.Unblock(r.Context(), ids...); err != nil {
+	if err := a.attack.Unblock(r.Context(), conn, ids...); err != nil {
 		WriteError(w, internalError(err))
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
 
-func (a *API) writeBlocks(w http.ResponseWriter, r *http.Request, identifiers ...string) {
+// writeBlocks lists the identifiers' blocks on connection, or on every
+// connection when it is "".
+func (a *API) writeBlocks(w http.ResponseWriter, r *http.Request, connection string, identifiers ...string) {
 	respect := r.URL.Query().Get("consider_brute_force_enablement") == "true"
 	out := blockedFor{BlockedFor: []attack.Block{}}
 	seen := map[string]bool{}
@@ -92,20 +94,26 @@ func (a *API) writeBlocks(w http.ResponseWriter, r *http.Request, identifiers ..
 			WriteError(w, internalError(err))
 			return
 		}
-		out.BlockedFor = append(out.BlockedFor, blocks...)
+		for _, b := range blocks {
+			if connection == "" || b.Connection == connection {
+				out.BlockedFor = append(out.BlockedFor, b)
+			}
+		}
 	}
 	WriteJSON(w, http.StatusOK, out)
 }
 
-// userIdentifiers are the names a user signs in with: email, username
-// and upn.
-func (a *API) userIdentifiers(r *http.Request) ([]string, error) {
+// userIdentifiers are the user's connection and the names the user signs
+// in with there: email, username and upn. The same names on another
+// connection belong to another user, whose blocks this user's routes
+// neither list nor lift.
+func (a *API) userIdentifiers(r *http.Request) (string, []string, error) {
 	u, err := a.store.GetUser(r.Context(), r.PathValue("id"))
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, errNoUser()
+		return "", nil, errNoUser()
 	}
 	if err != nil {
-		return nil, internalError(err)
+		return "", nil, internalError(err)
 	}
 	ids := []string{u.Email}
 	var prof struct {
@@ -116,7 +124,7 @@ func (a *API) userIdentifiers(r *http.Request) ([]string, error) {
 	if len(u.Profile) > 0 && json.Unmarshal(u.Profile, &prof) == nil {
 		ids = append(ids, prof.Username, prof.UPN, prof.Email)
 	}
-	return ids, nil
+	return u.Connection, ids, nil
 }
 
 // connectionOptions finds a connection's options for its lockout policy;

@@ -543,9 +543,10 @@ type AttackStore interface {
 	// ListAttackCounters returns the counters of identifier (every kind,
 	// connection and IP) touched at or after since.
 	ListAttackCounters(ctx context.Context, identifier string, since time.Time) ([]AttackCounter, error)
-	// DeleteAttackCounters removes the counters of identifier; with kinds,
-	// only those kinds. It returns how many it removed.
-	DeleteAttackCounters(ctx context.Context, identifier string, kinds ...string) (int, error)
+	// DeleteAttackCounters removes the counters of identifier on
+	// connection, or on every connection when connection is ""; with
+	// kinds, only those kinds. It returns how many it removed.
+	DeleteAttackCounters(ctx context.Context, connection, identifier string, kinds ...string) (int, error)
 	// TakeToken takes one token from the bucket key, which holds burst
 	// tokens and regains one every interval. When the bucket is empty it
 	// refuses and reports when the next token comes; either way it

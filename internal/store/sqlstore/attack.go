@@ -214,10 +214,13 @@ func (s *Store) ListAttackCounters(ctx context.Context, identifier string, since
 }
 
 // DeleteAttackCounters removes identifier's counters of the given kinds,
-// or of every kind.
-func (s *Store) DeleteAttackCounters(ctx context.Context, identifier string, kinds ...string) (int, error) {
+// or of every kind, on connection or, when it is "", on every connection.
+func (s *Store) DeleteAttackCounters(ctx context.Context, connection, identifier string, kinds ...string) (int, error) {
 	var f filter
 	f.eq("identifier", identifier)
+	if connection != "" {
+		f.eq("connection", connection)
+	}
 	if len(kinds) > 0 {
 		f.in("kind", kinds)
 	}

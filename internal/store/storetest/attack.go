@@ -56,12 +56,22 @@ func testAttackAttempts(t *testing.T, s store.Store) {
 		t.Errorf("ListAttackCounters since later: %+v, want none", got)
 	}
 
-	n, err := s.DeleteAttackCounters(ctx, "alice@example.com", store.AttackUpstreamBudget)
+	// A connection's delete leaves the other connections' counters.
+	c2 := bf
+	c2.Connection = "c2"
+	take(c2, now, true)
+	n, err := s.DeleteAttackCounters(ctx, "c2", "alice@example.com")
+	must(t, err)
+	if n != 1 {
+		t.Errorf("DeleteAttackCounters(c2) = %d, want 1", n)
+	}
+
+	n, err = s.DeleteAttackCounters(ctx, "", "alice@example.com", store.AttackUpstreamBudget)
 	must(t, err)
 	if n != 1 {
 		t.Errorf("DeleteAttackCounters(budget) = %d, want 1", n)
 	}
-	n, err = s.DeleteAttackCounters(ctx, "alice@example.com")
+	n, err = s.DeleteAttackCounters(ctx, "", "alice@example.com")
 	must(t, err)
 	if n != 2 {
 		t.Errorf("DeleteAttackCounters(all) = %d, want 2", n)
@@ -267,7 +277,7 @@ func testAttackLogin(t *testing.T, s store.Store) {
 	if cs, err := s.ListAttackCounters(ctx, id, time.Time{}); err != nil || len(cs) != 1 || cs[0].Connection != "c2" {
 		t.Fatalf("counters after ClearLogin of c1 = %+v, %v; want only c2's", cs, err)
 	}
-	_, err = s.DeleteAttackCounters(ctx, id)
+	_, err = s.DeleteAttackCounters(ctx, "", id)
 	must(t, err)
 	if m := attempts(); len(m) != 0 {
 		t.Fatalf("counters after ClearLogin = %v, want none", m)
