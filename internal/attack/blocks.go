@@ -61,7 +61,7 @@ func (g *Guard) Blocks(ctx context.Context, identifier string, respectEnablement
 
 // Unblock lifts every block and clears every count of the identifiers on
 // connection, or on every connection when connection is "".
-func (g *Guard) Unblock(ctx context.Context, connection string, identifiers ...string) error {
+func (g *Guard) Unblock(ctx context.Context, connection string, identifiers []string) error {
 	for _, id := range identifiers {
 		if id = Normalize(id); id == "" {
 			continue

@@ -79,7 +79,7 @@ func TestGuard(t *testing.T) {
 				if err != nil || len(blocks) != 1 || blocks[0].IP != "192.0.2.1" || blocks[0].Connection != "c" {
 					t.Fatalf("Blocks = %+v, %v", blocks, err)
 				}
-				if err := g.Unblock(ctx, "ALICE@contoso.com"); err != nil {
+				if err := g.Unblock(ctx, "", []string{"ALICE@contoso.com"}); err != nil {
 					t.Fatal(err)
 				}
 				if _, err := g.Check(ctx, a); err != nil {

@@ -20,7 +20,7 @@ type AttackProtection interface {
 	Blocks(ctx context.Context, identifier string, respectEnablement bool, options attack.OptionsLookup) ([]attack.Block, error)
 	// Unblock clears the identifiers' counts on connection, or on every
 	// connection when it is "".
-	Unblock(ctx context.Context, connection string, identifiers ...string) error
+	Unblock(ctx context.Context, connection string, identifiers []string) error
 	// Check admits a password attempt of `try` as it would a login's.
 	Check(ctx context.Context, a attack.Attempt) (*attack.Ticket, error)
 }

@@ -48,7 +48,7 @@ func (a *API) deleteUserBlocksByIdentifier(w http.ResponseWriter, r *http.Reques
 		WriteError(w, err)
 		return
 	}
-	if err := a.attack.Unblock(r.Context(), "", id); err != nil {
+	if err := a.attack.Unblock(r.Context(), "", []string{id}); err != nil {
 		WriteError(w, internalError(err))
 		return
 	}
@@ -70,7 +70,7 @@ func (a *API) deleteUserBlocks(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, err)
 		return
 	}
-	if err := a.attack.Unblock(r.Context(), conn, ids...); err != nil {
+	if err := a.attack.Unblock(r.Context(), conn, ids); err != nil {
 		WriteError(w, internalError(err))
 		return
 	}
