@@ -7,10 +7,12 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	emulator "github.com/gatehouse/gatehouse/emulator/entra"
 	"github.com/gatehouse/gatehouse/emulator/entra/entratest"
@@ -431,26 +433,37 @@ func TestUserBlocksByIDStayOnTheUsersConnection(t *testing.T) {
 // TestSuspiciousIPThrottling: failures from one IP across users are
 // throttled with 429 and X-RateLimit headers, logged as limit_mu.
 func TestSuspiciousIPThrottling(t *testing.T) {
-	s := newSite(t, storetest.SQLite, nil)
-	st, raw := s.api(t, "PATCH", "api/v2/attack-protection/suspicious-ip-throttling",
-		map[string]any{"stage": map[string]any{"pre-login": map[string]any{"max_attempts": 2, "rate": 3600000}}})
-	if st != http.StatusOK || !strings.Contains(raw, `"pre-user-registration":{"max_attempts":50,"rate":1200}`) {
-		t.Fatalf("patch: %d %s", st, raw)
-	}
-	for i, u := range []string{"erin@contoso.com", "frank@contoso.com"} {
-		if a := s.login(t, s.public, "", u, "nope", nil); a.status != http.StatusForbidden {
-			t.Fatalf("attempt %d: %d %s", i+1, a.status, a.raw)
-		}
-	}
-	a := s.login(t, s.public, "", "grace@corp.contoso.com", "nope", nil)
-	if a.status != http.StatusTooManyRequests || a.body["error"] != "too_many_attempts" {
-		t.Fatalf("3rd failure from one IP: %d %s", a.status, a.raw)
-	}
-	if a.header.Get("X-RateLimit-Limit") != "2" || a.header.Get("X-RateLimit-Remaining") != "0" || a.header.Get("X-RateLimit-Reset") == "" {
-		t.Fatalf("rate-limit headers: %v", a.header)
-	}
-	if n := s.logTypes(t, "limit_mu"); n != 1 {
-		t.Fatalf("%d limit_mu events, want 1", n)
+	for _, b := range storetest.Backends() {
+		t.Run(b, func(t *testing.T) {
+			s := newSite(t, b, nil)
+			st, raw := s.api(t, "PATCH", "api/v2/attack-protection/suspicious-ip-throttling",
+				map[string]any{"stage": map[string]any{"pre-login": map[string]any{"max_attempts": 2, "rate": 3600000}}})
+			if st != http.StatusOK || !strings.Contains(raw, `"pre-user-registration":{"max_attempts":50,"rate":1200}`) {
+				t.Fatalf("patch: %d %s", st, raw)
+			}
+			before := time.Now()
+			for i, u := range []string{"erin@contoso.com", "frank@contoso.com"} {
+				if a := s.login(t, s.public, "", u, "nope", nil); a.status != http.StatusForbidden {
+					t.Fatalf("attempt %d: %d %s", i+1, a.status, a.raw)
+				}
+			}
+			a := s.login(t, s.public, "", "grace@corp.contoso.com", "nope", nil)
+			if a.status != http.StatusTooManyRequests || a.body["error"] != "too_many_attempts" {
+				t.Fatalf("3rd failure from one IP: %d %s", a.status, a.raw)
+			}
+			if a.header.Get("X-RateLimit-Limit") != "2" || a.header.Get("X-RateLimit-Remaining") != "0" || a.header.Get("X-RateLimit-Reset") == "" {
+				t.Fatalf("rate-limit headers: %v", a.header)
+			}
+			// The next token comes one rate after the first failure; a Reset
+			// rounded down would send a client back before it.
+			reset, err := strconv.ParseInt(a.header.Get("X-RateLimit-Reset"), 10, 64)
+			if err != nil || reset*1000 < before.UnixMilli()+3600000 || reset > time.Now().Unix()+3601 {
+				t.Fatalf("X-RateLimit-Reset = %q, want the first second at or after %d ms", a.header.Get("X-RateLimit-Reset"), before.UnixMilli()+3600000)
+			}
+			if n := s.logTypes(t, "limit_mu"); n != 1 {
+				t.Fatalf("%d limit_mu events, want 1", n)
+			}
+		})
 	}
 }
 

@@ -52,7 +52,9 @@ func blockedError(b *attack.Blocked) *Error {
 		e.Header = http.Header{
 			"X-Ratelimit-Limit":     {strconv.Itoa(b.Limit)},
 			"X-Ratelimit-Remaining": {strconv.Itoa(b.Remaining)},
-			"X-Ratelimit-Reset":     {strconv.FormatInt(b.Reset.Unix(), 10)},
+			// Rounded up: the token comes within that second, and a time
+			// rounded down would send the client back before it.
+			"X-Ratelimit-Reset": {strconv.FormatInt((b.Reset.UnixMilli()+999)/1000, 10)},
 		}
 	case attack.ReasonBruteForce:
 		e.Description = "Your account has been blocked after multiple consecutive login attempts."
