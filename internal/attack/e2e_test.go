@@ -321,20 +321,7 @@ func TestUpstreamBudgetHugeDuration(t *testing.T) {
 func TestSuccessClearsOnlyItsConnection(t *testing.T) {
 	for _, b := range storetest.Backends() {
 		t.Run(b, func(t *testing.T) {
-			s := newSite(t, b, map[string]any{"entra_lockout_threshold": 0})
-			status, _, body := s.Do(t, "POST", "api/v2/connections", s.mgmt, map[string]any{
-				"name": "fabrikam", "strategy": "waad", "enabled_clients": []string{s.public},
-				"options": map[string]any{
-					"client_id": nativeAppID, "client_secret": nativeSecret, "tenant_domain": "contoso.onmicrosoft.com",
-					"authority_host": s.emu, "graph_host": s.emu, "entra_lockout_threshold": 0,
-				},
-			})
-			if status != http.StatusCreated {
-				t.Fatalf("create connection: %d %s", status, body)
-			}
-			if st, raw := s.api(t, "PATCH", "api/v2/attack-protection/brute-force-protection", map[string]any{"max_attempts": 3}); st != http.StatusOK {
-				t.Fatalf("patch: %d %s", st, raw)
-			}
+			s := twoConnectionSite(t, b)
 			login := func(realm, password string) answer {
 				form := url.Values{
 					"grant_type": {"http://auth0.com/oauth/grant-type/password-realm"}, "realm": {realm},
@@ -374,20 +361,7 @@ func TestSuccessClearsOnlyItsConnection(t *testing.T) {
 func TestUserBlocksByIDStayOnTheUsersConnection(t *testing.T) {
 	for _, b := range storetest.Backends() {
 		t.Run(b, func(t *testing.T) {
-			s := newSite(t, b, map[string]any{"entra_lockout_threshold": 0})
-			status, _, body := s.Do(t, "POST", "api/v2/connections", s.mgmt, map[string]any{
-				"name": "fabrikam", "strategy": "waad", "enabled_clients": []string{s.public},
-				"options": map[string]any{
-					"client_id": nativeAppID, "client_secret": nativeSecret, "tenant_domain": "contoso.onmicrosoft.com",
-					"authority_host": s.emu, "graph_host": s.emu, "entra_lockout_threshold": 0,
-				},
-			})
-			if status != http.StatusCreated {
-				t.Fatalf("create connection: %d %s", status, body)
-			}
-			if st, raw := s.api(t, "PATCH", "api/v2/attack-protection/brute-force-protection", map[string]any{"max_attempts": 3}); st != http.StatusOK {
-				t.Fatalf("patch: %d %s", st, raw)
-			}
+			s := twoConnectionSite(t, b)
 			if a := s.login(t, s.public, "", "alice@contoso.com", "Alice-Passw0rd!", nil); a.status != http.StatusOK {
 				t.Fatalf("login on contoso: %d %s", a.status, a.raw)
 			}
@@ -541,4 +515,26 @@ func TestIPv6Prefix(t *testing.T) {
 			}
 		})
 	}
+}
+
+// twoConnectionSite is a site with a second connection, "fabrikam", to the
+// same tenant as "contoso" (so one identifier has an account on each),
+// brute-force protection at 3 attempts and no upstream budget.
+func twoConnectionSite(t *testing.T, backend string) *site {
+	t.Helper()
+	s := newSite(t, backend, map[string]any{"entra_lockout_threshold": 0})
+	status, _, body := s.Do(t, "POST", "api/v2/connections", s.mgmt, map[string]any{
+		"name": "fabrikam", "strategy": "waad", "enabled_clients": []string{s.public},
+		"options": map[string]any{
+			"client_id": nativeAppID, "client_secret": nativeSecret, "tenant_domain": "contoso.onmicrosoft.com",
+			"authority_host": s.emu, "graph_host": s.emu, "entra_lockout_threshold": 0,
+		},
+	})
+	if status != http.StatusCreated {
+		t.Fatalf("create connection: %d %s", status, body)
+	}
+	if st, raw := s.api(t, "PATCH", "api/v2/attack-protection/brute-force-protection", map[string]any{"max_attempts": 3}); st != http.StatusOK {
+		t.Fatalf("patch: %d %s", st, raw)
+	}
+	return s
 }
