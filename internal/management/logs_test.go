@@ -26,13 +26,7 @@ func TestLogCheckpoint(t *testing.T) {
 		t.Run(b, func(t *testing.T) {
 			env := servertest.Start(t, b)
 			tok := env.ManagementToken(t, "read:logs")
-			// A second store on the same database writes events with the
-			// dates the test needs, as another replica would.
-			other, err := sqlstore.Open(t.Context(), env.Config.Database, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer other.Close()
+			other := otherReplica(t, env)
 			past := time.Now().Add(-time.Hour)
 			for i, id := range []string{"e1", "e2", "e3", "e4", "e5", "fresh"} {
 				at := past.Add(time.Duration(5-i) * time.Minute)
@@ -161,11 +155,7 @@ func TestLogCheckpointStopsAtUnsettled(t *testing.T) {
 		t.Run(b, func(t *testing.T) {
 			env := servertest.Start(t, b)
 			tok := env.ManagementToken(t, "read:logs")
-			other, err := sqlstore.Open(t.Context(), env.Config.Database, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer other.Close()
+			other := otherReplica(t, env)
 			past := time.Now().Add(-time.Hour)
 			for _, e := range []struct {
 				id string
@@ -198,11 +188,7 @@ func TestLogSort(t *testing.T) {
 		t.Run(b, func(t *testing.T) {
 			env := servertest.Start(t, b)
 			tok := env.ManagementToken(t, "read:logs")
-			other, err := sqlstore.Open(t.Context(), env.Config.Database, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer other.Close()
+			other := otherReplica(t, env)
 			now := time.Now()
 			for i, id := range []string{"old", "mid", "new"} {
 				e := store.LogEvent{ID: id, Type: "fp", UserID: "waad|s", Date: now.Add(time.Duration(i-3) * time.Hour), Doc: json.RawMessage(`{"type":"fp"}`)}
@@ -246,4 +232,16 @@ func TestLogSort(t *testing.T) {
 			}
 		})
 	}
+}
+
+// otherReplica is a second store on env's database: it writes events with
+// the dates a test needs, as another replica would.
+func otherReplica(t *testing.T, env *servertest.Env) *sqlstore.Store {
+	t.Helper()
+	other, err := sqlstore.Open(t.Context(), env.Config.Database, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { other.Close() })
+	return other
 }

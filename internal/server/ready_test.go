@@ -27,15 +27,7 @@ func TestReadyzWhenKeysCannotLoad(t *testing.T) {
 			s := purgeTestServerOn(t, dsn, 0)
 			ts := httptest.NewServer(s.Handler())
 			defer ts.Close()
-			ready := func() int {
-				t.Helper()
-				resp, err := http.Get(ts.URL + "/readyz")
-				if err != nil {
-					t.Fatal(err)
-				}
-				resp.Body.Close()
-				return resp.StatusCode
-			}
+			ready := func() int { return readyz(t, ts.URL) }
 			if got := ready(); got != http.StatusOK {
 				t.Fatalf("/readyz before: %d", got)
 			}
@@ -130,15 +122,7 @@ func TestReadyzWhenPostgresReadOnly(t *testing.T) {
 	s := purgeTestServerOn(t, u.String(), 0)
 	ts := httptest.NewServer(s.Handler())
 	defer ts.Close()
-	ready := func() int {
-		t.Helper()
-		resp, err := http.Get(ts.URL + "/readyz")
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
-	}
+	ready := func() int { return readyz(t, ts.URL) }
 	// reconnect makes the server's connections new sessions, which take
 	// the database's settings, as a failover does.
 	reconnect := func() {
@@ -174,4 +158,15 @@ func TestReadyzWhenPostgresReadOnly(t *testing.T) {
 	if got != http.StatusOK {
 		t.Errorf("/readyz once the database takes writes again: %d, want 200", got)
 	}
+}
+
+// readyz is the status of GET /readyz on the server at base.
+func readyz(t *testing.T, base string) int {
+	t.Helper()
+	resp, err := http.Get(base + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }
