@@ -28,15 +28,10 @@ func ClientIP(r *http.Request, c *store.Client, trusted []netip.Prefix) string {
 			return ip.String()
 		}
 	}
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	peer, err := netip.ParseAddr(host)
-	if err != nil {
+	peer, host := peerAddr(r)
+	if !peer.IsValid() {
 		return host
 	}
-	peer = peer.Unmap()
 	if !contains(trusted, peer) {
 		return peer.String()
 	}
@@ -64,6 +59,28 @@ func ClientIP(r *http.Request, c *store.Client, trusted []netip.Prefix) string {
 		}
 	}
 	return client.String()
+}
+
+// FromTrustedProxy reports whether r came straight from one of trusted:
+// only then are headers that proxies write (X-Forwarded-For,
+// X-Request-Id) believed.
+func FromTrustedProxy(r *http.Request, trusted []netip.Prefix) bool {
+	peer, _ := peerAddr(r)
+	return contains(trusted, peer)
+}
+
+// peerAddr is r's socket peer, or the zero Addr and the raw host when that
+// is not an address.
+func peerAddr(r *http.Request) (netip.Addr, string) {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	a, err := netip.ParseAddr(host)
+	if err != nil {
+		return netip.Addr{}, host
+	}
+	return a.Unmap(), host
 }
 
 // parseHop reads one address as proxies write it: bare, with a port, in

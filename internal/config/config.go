@@ -36,7 +36,8 @@ type Config struct {
 	SecretKeyOld string
 	LogFormat    string
 	LogLevel     string
-	// TrustedProxies are the peers whose X-Forwarded-For is believed.
+	// TrustedProxies are the peers whose X-Forwarded-For and X-Request-Id
+	// are believed.
 	TrustedProxies []netip.Prefix
 	// UpstreamHosts are base URLs (scheme://host[:port], normalised) that
 	// waad connections may name in authority_host and graph_host besides
@@ -98,7 +99,7 @@ var settings = []setting{
 	{"", "GATEHOUSE_SECRET_KEY_OLD", "", "", str(func(c *Config) *string { return &c.SecretKeyOld })},
 	{"log-format", "GATEHOUSE_LOG_FORMAT", "text", "log format: text or json", str(func(c *Config) *string { return &c.LogFormat })},
 	{"log-level", "GATEHOUSE_LOG_LEVEL", "info", "log level: debug, info, warn or error", str(func(c *Config) *string { return &c.LogLevel })},
-	{"trusted-proxies", "GATEHOUSE_TRUSTED_PROXIES", "", "comma-separated CIDRs whose X-Forwarded-For is trusted", func(c *Config, v string) error {
+	{"trusted-proxies", "GATEHOUSE_TRUSTED_PROXIES", "", "comma-separated CIDRs whose X-Forwarded-For and X-Request-Id are trusted", func(c *Config, v string) error {
 		c.TrustedProxies = nil
 		for _, part := range strings.Split(v, ",") {
 			part = strings.TrimSpace(part)

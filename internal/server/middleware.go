@@ -7,10 +7,12 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"runtime/debug"
 	"strings"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/attack"
 	"github.com/gatehouse/gatehouse/internal/management"
 )
 
@@ -46,11 +48,14 @@ const maxRequestBytes = 1 << 20
 // withCommon wraps h with what every response gets: a request id (also in
 // X-Request-Id), security headers, panic recovery and one access-log line.
 // The access log has the path only: query strings can carry codes and
-// tokens.
-func withCommon(h http.Handler, logger *slog.Logger, tls bool) http.Handler {
+// tokens. trusted are the proxies whose X-Request-Id is kept.
+func withCommon(h http.Handler, logger *slog.Logger, tls bool, trusted []netip.Prefix) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		id := incomingRequestID(r.Header.Get("X-Request-Id"))
+		id := ""
+		if attack.FromTrustedProxy(r, trusted) {
+			id = incomingRequestID(r.Header.Get("X-Request-Id"))
+		}
 		if id == "" {
 			id = newRequestID()
 		}
@@ -104,14 +109,24 @@ func withCommon(h http.Handler, logger *slog.Logger, tls bool) http.Handler {
 	})
 }
 
-// incomingRequestID keeps a caller's request id only when it is short and
-// plain, so it cannot forge log lines.
+// maxRequestIDLength leaves room for the ids proxies generate (a UUID, 32
+// hex digits, a trace id) and a prefix of the proxy's own.
+const maxRequestIDLength = 128
+
+// incomingRequestID is the X-Request-Id a trusted proxy sent, or "" when it
+// is not short and plain. An id correlates our log lines with the proxy's
+// only if our own infrastructure chose it: one from any client could
+// repeat another request's id, and operators and log pipelines take
+// request_id as unique. Hence trusted proxies only, as for
+// X-Forwarded-For; and even from them only [A-Za-z0-9._:-], since a proxy
+// may pass a client's header through unchanged and Go's server lets tabs,
+// folded lines and non-UTF-8 bytes into header values.
 func incomingRequestID(s string) string {
-	if len(s) == 0 || len(s) > 64 {
+	if len(s) == 0 || len(s) > maxRequestIDLength {
 		return ""
 	}
 	for _, c := range s {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' || c == ':') {
 			return ""
 		}
 	}

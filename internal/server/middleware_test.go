@@ -19,7 +19,7 @@ func TestPanicAnswer(t *testing.T) {
 	ts := httptest.NewServer(withCommon(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "public, max-age=3600")
 		panic("boom")
-	}), logger, false))
+	}), logger, false, nil))
 	t.Cleanup(ts.Close)
 
 	resp, err := http.Post(ts.URL+"/oauth/token", "application/x-www-form-urlencoded", strings.NewReader("grant_type=password"))
@@ -49,7 +49,7 @@ func TestPanicAnswerManagementAPI(t *testing.T) {
 	logger := slog.New(slog.DiscardHandler)
 	ts := httptest.NewServer(withCommon(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		panic("boom: internal detail")
-	}), logger, false))
+	}), logger, false, nil))
 	t.Cleanup(ts.Close)
 
 	resp, err := http.Post(ts.URL+"/api/v2/clients", "application/json", strings.NewReader(`{"name":"x"}`))

