@@ -53,8 +53,8 @@ func withCommon(h http.Handler, logger *slog.Logger, tls bool, trusted []netip.P
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		id := ""
-		if attack.FromTrustedProxy(r, trusted) {
-			id = incomingRequestID(r.Header.Get("X-Request-Id"))
+		if h := r.Header.Get("X-Request-Id"); h != "" && attack.FromTrustedProxy(r, trusted) {
+			id = incomingRequestID(h)
 		}
 		if id == "" {
 			id = newRequestID()
