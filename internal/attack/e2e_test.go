@@ -33,6 +33,7 @@ type site struct {
 	mgmt      string
 	emu       string
 	upstream  atomic.Int32 // token requests that reached the emulator
+	delay     atomic.Int64 // how long the emulator takes to answer a token request, in ns
 	public    string
 	confID    string
 	confSec   string
@@ -47,6 +48,7 @@ func newSite(t *testing.T, backend string, connOpts map[string]any, opts ...serv
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/token") {
 				s.upstream.Add(1)
+				time.Sleep(time.Duration(s.delay.Load()))
 			}
 			emu.ServeHTTP(w, r)
 		})
@@ -281,6 +283,44 @@ func TestUpstreamBudget(t *testing.T) {
 			}
 			if a := s.login(t, s.trustedID, s.trustSec, "alice@contoso.com", "Alice-Passw0rd!", map[string]string{"auth0-forwarded-for": "192.0.2.99"}); a.status != http.StatusOK {
 				t.Fatalf("after unblock: %d %s", a.status, a.raw)
+			}
+		})
+	}
+}
+
+// TestAbandonedLoginsAreNotFailures: a client that gives up while
+// Gatehouse waits for Entra proves nothing about the password, so its
+// attempt comes back; it used to stay counted (settled with the request's
+// cancelled context), and three impatient clients locked the user out.
+func TestAbandonedLoginsAreNotFailures(t *testing.T) {
+	for _, b := range storetest.Backends() {
+		t.Run(b, func(t *testing.T) {
+			s := newSite(t, b, map[string]any{"entra_lockout_threshold": 4, "entra_lockout_duration_seconds": 300})
+			s.delay.Store(int64(time.Second))
+			impatient := &http.Client{Timeout: 100 * time.Millisecond}
+			form := url.Values{
+				"grant_type": {"http://auth0.com/oauth/grant-type/password-realm"}, "realm": {"contoso"},
+				"client_id": {s.public}, "username": {"alice@contoso.com"}, "password": {"Alice-Passw0rd!"}, "scope": {"openid"},
+			}
+			for i := range 3 {
+				if resp, err := impatient.PostForm(s.URL+"oauth/token", form); err == nil {
+					resp.Body.Close()
+					t.Fatalf("attempt %d answered before Entra: %s", i+1, resp.Status)
+				}
+			}
+			s.delay.Store(0)
+			deadline := time.Now().Add(5 * time.Second)
+			for {
+				a := s.login(t, s.public, "", "alice@contoso.com", "Alice-Passw0rd!", nil)
+				if a.status == http.StatusOK {
+					break
+				}
+				// The abandoned attempts settle when their upstream calls
+				// end; until then they hold their places.
+				if time.Now().After(deadline) {
+					t.Fatalf("login after three abandoned ones: %d %s", a.status, a.raw)
+				}
+				time.Sleep(100 * time.Millisecond)
 			}
 		})
 	}

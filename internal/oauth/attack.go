@@ -64,9 +64,11 @@ func blockedError(b *attack.Blocked) *Error {
 	return e
 }
 
-// settle tells the guard what the upstream said (attack.Ticket.Settle).
+// settle tells the guard what the upstream said (attack.Ticket.Settle),
+// even when the caller has gone: an unsettled success or outage would
+// stay counted as a failure.
 func (p *Provider) settle(ctx context.Context, t *attack.Ticket, loginErr error) {
-	if err := t.Settle(ctx, loginErr); err != nil {
+	if err := t.Settle(context.WithoutCancel(ctx), loginErr); err != nil {
 		p.logger.ErrorContext(ctx, "attack protection: settling an attempt failed", "error", err)
 	}
 }
