@@ -37,7 +37,7 @@ type ConnectionGetter interface {
 // UserStore reads users and stores their logins.
 type UserStore interface {
 	GetUser(ctx context.Context, userID string) (*store.User, error)
-	RecordLogin(ctx context.Context, u *store.User, rootAttributes bool, e *store.LogEvent) error
+	RecordLogin(ctx context.Context, u *store.User, rootAttributes bool, e *store.LogEvent, clear *store.LoginClear) error
 }
 
 // Sealer seals data with the tenant's master key.
@@ -115,10 +115,19 @@ func (p *Provider) passwordGrant(ctx context.Context, t *tokenRequest, c *store.
 		}
 		p.metrics.ObserveUpstream(conn.Strategy, result, time.Since(start))
 	}
-	p.settle(ctx, ticket, err)
 	if err != nil {
+		p.settle(ctx, ticket, err)
 		return nil, p.loginFailed(ctx, a, err)
 	}
+	// A success is settled in the login's first user write, one store
+	// write fewer per login; a way out before that write, or that write's
+	// failure, settles it on its own.
+	clear := ticket.Success()
+	defer func() {
+		if clear != nil {
+			p.settle(ctx, ticket, nil)
+		}
+	}()
 	l, err := p.syncUser(ctx, conn, id, a.ip)
 	if err != nil {
 		return nil, p.refuse(ctx, a, audit.FailedExchangePassword, errServer(err), nil)
@@ -130,9 +139,10 @@ func (p *Provider) passwordGrant(ctx context.Context, t *tokenRequest, c *store.
 	// may have blocked or unblocked it since it was read.
 	stored := l.first || l.user.Blocked
 	if stored {
-		if err := p.users.RecordLogin(ctx, l.user, l.root, nil); err != nil {
+		if err := p.users.RecordLogin(ctx, l.user, l.root, nil, clear); err != nil {
 			return nil, p.refuse(ctx, a, audit.FailedExchangePassword, errServer(err), nil)
 		}
+		clear = nil
 	}
 	user := l.user
 	if user.Blocked {
@@ -142,8 +152,10 @@ func (p *Provider) passwordGrant(ctx context.Context, t *tokenRequest, c *store.
 		api: api, gty: grantPassword, ip: a.ip, ua: t.r.UserAgent()})
 	if err != nil {
 		if !stored {
-			if err := p.users.RecordLogin(ctx, user, l.root, nil); err != nil {
+			if err := p.users.RecordLogin(ctx, user, l.root, nil, clear); err != nil {
 				p.logger.ErrorContext(ctx, "updating the user failed", "error", err)
+			} else {
+				clear = nil
 			}
 		}
 		return nil, p.refuse(ctx, a, audit.FailedExchangePassword, err, nil)
@@ -156,10 +168,11 @@ func (p *Provider) passwordGrant(ctx context.Context, t *tokenRequest, c *store.
 		p.record(ctx, a, audit.SuccessExchangePassword, user.UserID, details)
 		return resp, nil
 	}
-	if err := p.recordLogin(ctx, a, l, details); err != nil {
+	if err := p.recordLogin(ctx, a, l, details, clear); err != nil {
 		p.dropRefreshToken(ctx, resp.RefreshToken)
 		return nil, p.refuse(ctx, a, audit.FailedExchangePassword, errServer(err), nil)
 	}
+	clear = nil
 	if user.Blocked {
 		// Blocked since it was read: the tokens made are never handed out.
 		p.dropRefreshToken(ctx, resp.RefreshToken)
@@ -176,7 +189,7 @@ func errUserBlocked() *Error {
 // recordLogin stores a returning user's login with the success event.
 // The event alone is no reason to fail a login, so a failure to build it
 // stores the login alone, as record does.
-func (p *Provider) recordLogin(ctx context.Context, a *loginAttempt, l *login, details map[string]any) error {
+func (p *Provider) recordLogin(ctx context.Context, a *loginAttempt, l *login, details map[string]any, clear *store.LoginClear) error {
 	var le *store.LogEvent
 	if p.audit != nil {
 		var err error
@@ -185,7 +198,7 @@ func (p *Provider) recordLogin(ctx context.Context, a *loginAttempt, l *login, d
 			le = nil
 		}
 	}
-	return p.users.RecordLogin(context.WithoutCancel(ctx), l.user, l.root, le)
+	return p.users.RecordLogin(context.WithoutCancel(ctx), l.user, l.root, le, clear)
 }
 
 // dropRefreshToken revokes a refresh token that was stored but will not

@@ -294,8 +294,10 @@ type LoginStore interface {
 	// metadata and with LoginsCount 1. u is then filled with the stored
 	// user, so u.Blocked is the block in force when the login was stored.
 	// e, when not nil, is appended in the same write (one statement, or
-	// one group-commit job), but only when the user is not blocked.
-	RecordLogin(ctx context.Context, u *User, rootAttributes bool, e *LogEvent) error
+	// one group-commit job), but only when the user is not blocked. clear,
+	// when not nil, settles the login's attack protection in that write
+	// too, blocked user or not (AttackStore's ClearLogin).
+	RecordLogin(ctx context.Context, u *User, rootAttributes bool, e *LogEvent, clear *LoginClear) error
 }
 
 // LogStore persists log events.
@@ -506,6 +508,16 @@ type LoginTake struct {
 	Now      time.Time
 }
 
+// LoginClear settles a successful login on Connection: Identifier's
+// counters of that connection (every kind and IP) go and, when Bucket is
+// set, one token comes back to it.
+type LoginClear struct {
+	Connection string
+	Identifier string
+	Bucket     string
+	Interval   time.Duration
+}
+
 // CounterTake is one counter of a LoginTake, with TakeAttempt's limit and
 // expiry. A full counter with Block refuses the attempt: the counters
 // taken before it are given back and nothing after it is taken. A full
@@ -558,10 +570,8 @@ type AttackStore interface {
 	// as TakeToken then TakeAttempt on each counter in order would, in one
 	// write (one transaction where that is what writes cost).
 	TakeLogin(ctx context.Context, t LoginTake) (LoginTaken, error)
-	// ClearLogin settles a successful login on connection: it removes
-	// identifier's counters of that connection (every kind and IP) and,
-	// when bucket is set, puts one token back into it.
-	ClearLogin(ctx context.Context, connection, identifier, bucket string, interval time.Duration) error
+	// ClearLogin settles a successful login (LoginClear).
+	ClearLogin(ctx context.Context, c LoginClear) error
 	// GetAttackSettings returns the settings document name, or nil when
 	// none was stored.
 	GetAttackSettings(ctx context.Context, name string) (json.RawMessage, error)

@@ -151,30 +151,34 @@ func (s *Store) giveBack(ctx context.Context, t store.LoginTake, out store.Login
 	return errors.Join(errs...)
 }
 
-// clearLoginPGSQL is ClearLogin with a token to give back as one statement
-// on PostgreSQL: one round trip and one commit instead of two.
-const clearLoginPGSQL = `WITH cleared AS (` + clearLoginSQL + `) UPDATE attack_buckets SET tat = tat - $4 WHERE bucket = $3`
+// clearLoginCTE is ClearLogin as two data-modifying CTEs, for one
+// PostgreSQL statement: one round trip and one commit. The same two, in
+// the same order, end RecordLogin's statement when it settles a login
+// (recordLoginPGSQL), so that both take the counters' and the bucket's row
+// locks in one order and cannot deadlock each other. An empty bucket
+// matches no row.
+const clearLoginCTE = `cleared AS (DELETE FROM attack_counters WHERE identifier = $%[1]d AND connection = $%[2]d),
+	returned AS (UPDATE attack_buckets SET tat = tat - $%[4]d WHERE bucket = $%[3]d)`
+
+func clearLoginArgs(c store.LoginClear) []any {
+	return []any{c.Identifier, c.Connection, c.Bucket, c.Interval.Milliseconds()}
+}
+
+var clearLoginPGSQL = "WITH " + fmt.Sprintf(clearLoginCTE, 1, 2, 3, 4) + " SELECT 1"
 
 // ClearLogin is one group-commit job on SQLite and one statement on
 // PostgreSQL; either leaves nothing half settled that a later login could
 // exploit. Only the connection's counters go: a success elsewhere says
 // nothing about this connection's account.
-func (s *Store) ClearLogin(ctx context.Context, connection, identifier, bucket string, interval time.Duration) error {
+func (s *Store) ClearLogin(ctx context.Context, c store.LoginClear) error {
 	var err error
-	switch {
-	case s.d.name != sqliteDialect.name && bucket == "":
-		_, err = s.write.ExecContext(ctx, clearLoginSQL, identifier, connection)
-	case s.d.name != sqliteDialect.name:
-		_, err = s.write.ExecContext(ctx, clearLoginPGSQL, identifier, connection, bucket, interval.Milliseconds())
-	default:
+	if s.d.name != sqliteDialect.name {
+		_, err = s.write.ExecContext(ctx, clearLoginPGSQL, clearLoginArgs(c)...)
+	} else {
 		var stmts map[string]*sql.Stmt
 		if stmts, err = s.hotTx(ctx, clearLoginSQL, returnTokenSQL); err == nil {
 			err = s.inGroupTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
-				q := hotTx{tx, stmts}
-				if _, err := q.ExecContext(ctx, clearLoginSQL, identifier, connection); err != nil || bucket == "" {
-					return err
-				}
-				return returnToken(ctx, q, bucket, interval)
+				return clearLogin(ctx, hotTx{tx, stmts}, c)
 			})
 		}
 	}
@@ -182,6 +186,15 @@ func (s *Store) ClearLogin(ctx context.Context, connection, identifier, bucket s
 		return s.fail("clear login", err)
 	}
 	return nil
+}
+
+// clearLogin is ClearLogin's statements on SQLite, for a job that
+// prepared clearLoginSQL and returnTokenSQL.
+func clearLogin(ctx context.Context, q hotQuerier, c store.LoginClear) error {
+	if _, err := q.ExecContext(ctx, clearLoginSQL, c.Identifier, c.Connection); err != nil || c.Bucket == "" {
+		return err
+	}
+	return returnToken(ctx, q, c.Bucket, c.Interval)
 }
 
 // ListAttackCounters returns identifier's counters ordered by kind,

@@ -232,13 +232,40 @@ const recordLoginSQL = `INSERT INTO users (user_id, connection, email, email_low
 		last_login = excluded.last_login, last_ip = excluded.last_ip, updated_at = excluded.updated_at
 	RETURNING ` + userCols
 
-// recordLoginLoggedSQL is RecordLogin with its event as one statement on
-// PostgreSQL: one round trip and one commit instead of two, and the event
-// is written only with the login, as the group-commit job does on SQLite.
-const recordLoginLoggedSQL = `WITH u AS (` + recordLoginSQL + `),
+// recordLoginPGSQL is RecordLogin as one statement on PostgreSQL, by
+// whether it has an event and whether it settles the login's attack
+// protection: one round trip and one commit instead of up to three. The
+// event is written only with the login, as the group-commit job does on
+// SQLite.
+var recordLoginPGSQL = func() (q [2][2]string) {
+	const logged = `,
 	e AS (INSERT INTO log_events (log_id, event_type, logged_at, user_id, doc)
-		SELECT $12::text, $13::text, $14::bigint, $15::text, $16::text WHERE EXISTS (SELECT 1 FROM u WHERE NOT u.blocked))
-	SELECT ` + userCols + ` FROM u`
+		SELECT $12::text, $13::text, $14::bigint, $15::text, $16::text WHERE EXISTS (SELECT 1 FROM u WHERE NOT u.blocked))`
+	for _, event := range []bool{false, true} {
+		for _, clear := range []bool{false, true} {
+			w := "WITH u AS (" + recordLoginSQL + ")"
+			if event {
+				w += logged
+			}
+			if clear {
+				n := 12
+				if event {
+					n = 17
+				}
+				w += ",\n\t" + fmt.Sprintf(clearLoginCTE, n, n+1, n+2, n+3)
+			}
+			q[b2i(event)][b2i(clear)] = w + "\n\tSELECT " + userCols + " FROM u"
+		}
+	}
+	return q
+}()
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
 
 func recordLoginArgs(u *store.User, rootAttributes bool) ([]any, error) {
 	docs, err := userDocs(u)
@@ -253,15 +280,15 @@ func recordLoginArgs(u *store.User, rootAttributes bool) ([]any, error) {
 // each commit is a WAL write through the one writer connection, and one
 // statement on PostgreSQL, where each statement on its own is a commit
 // waiting for the WAL to reach the disk.
-func (s *Store) RecordLogin(ctx context.Context, u *store.User, rootAttributes bool, e *store.LogEvent) error {
+func (s *Store) RecordLogin(ctx context.Context, u *store.User, rootAttributes bool, e *store.LogEvent, clear *store.LoginClear) error {
 	var (
 		stored *store.User
 		err    error
 	)
 	if s.d.name == sqliteDialect.name {
-		stored, err = s.recordLoginSQLite(ctx, u, rootAttributes, e)
+		stored, err = s.recordLoginSQLite(ctx, u, rootAttributes, e, clear)
 	} else {
-		stored, err = s.recordLoginPG(ctx, u, rootAttributes, e)
+		stored, err = s.recordLoginPG(ctx, u, rootAttributes, e, clear)
 	}
 	if err != nil {
 		return s.fail("record login", err)
@@ -270,12 +297,12 @@ func (s *Store) RecordLogin(ctx context.Context, u *store.User, rootAttributes b
 	return nil
 }
 
-func (s *Store) recordLoginSQLite(ctx context.Context, u *store.User, rootAttributes bool, e *store.LogEvent) (*store.User, error) {
+func (s *Store) recordLoginSQLite(ctx context.Context, u *store.User, rootAttributes bool, e *store.LogEvent, clear *store.LoginClear) (*store.User, error) {
 	args, err := recordLoginArgs(u, rootAttributes)
 	if err != nil {
 		return nil, err
 	}
-	stmts, err := s.hotTx(ctx, recordLoginSQL, appendLogEventSQL)
+	stmts, err := s.hotTx(ctx, recordLoginSQL, appendLogEventSQL, clearLoginSQL, returnTokenSQL)
 	if err != nil {
 		return nil, err
 	}
@@ -286,6 +313,11 @@ func (s *Store) recordLoginSQLite(ctx context.Context, u *store.User, rootAttrib
 		if stored, err = scanUser(q.QueryRowContext(ctx, recordLoginSQL, args...)); err != nil {
 			return err
 		}
+		if clear != nil {
+			if err := clearLogin(ctx, q, *clear); err != nil {
+				return err
+			}
+		}
 		if e == nil || stored.Blocked {
 			return nil
 		}
@@ -294,24 +326,26 @@ func (s *Store) recordLoginSQLite(ctx context.Context, u *store.User, rootAttrib
 	return stored, err
 }
 
-func (s *Store) recordLoginPG(ctx context.Context, u *store.User, rootAttributes bool, e *store.LogEvent) (*store.User, error) {
+func (s *Store) recordLoginPG(ctx context.Context, u *store.User, rootAttributes bool, e *store.LogEvent, clear *store.LoginClear) (*store.User, error) {
 	args, err := recordLoginArgs(u, rootAttributes)
 	if err != nil {
 		return nil, err
 	}
-	q := hotDB{s, s.write}
-	if e == nil {
-		return scanUser(q.QueryRowContext(ctx, recordLoginSQL, args...))
+	var ev logRow
+	if e != nil {
+		if ev, err = newLogRow(e); err != nil {
+			return nil, err
+		}
+		args = append(args, ev.args()...)
 	}
-	ev, err := newLogRow(e)
+	if clear != nil {
+		args = append(args, clearLoginArgs(*clear)...)
+	}
+	stored, err := scanUser(hotDB{s, s.write}.QueryRowContext(ctx, recordLoginPGSQL[b2i(e != nil)][b2i(clear != nil)], args...))
 	if err != nil {
 		return nil, err
 	}
-	stored, err := scanUser(q.QueryRowContext(ctx, recordLoginLoggedSQL, append(args, ev.args()...)...))
-	if err != nil {
-		return nil, err
-	}
-	if !stored.Blocked {
+	if e != nil && !stored.Blocked {
 		ev.stored()
 	}
 	return stored, nil

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"encoding/json"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -273,7 +274,7 @@ func testAttackLogin(t *testing.T, s store.Store) {
 	other.Connection = "c2"
 	_, err = s.TakeAttempt(ctx, other, 2, t0, t0.Add(-time.Hour))
 	must(t, err)
-	must(t, s.ClearLogin(ctx, "c1", id, "ip:192.0.2.9", interval))
+	must(t, s.ClearLogin(ctx, store.LoginClear{Connection: "c1", Identifier: id, Bucket: "ip:192.0.2.9", Interval: interval}))
 	if cs, err := s.ListAttackCounters(ctx, id, time.Time{}); err != nil || len(cs) != 1 || cs[0].Connection != "c2" {
 		t.Fatalf("counters after ClearLogin of c1 = %+v, %v; want only c2's", cs, err)
 	}
@@ -289,7 +290,7 @@ func testAttackLogin(t *testing.T, s store.Store) {
 	}
 
 	// A full counter without Block is passed over, uncounted.
-	must(t, s.ClearLogin(ctx, "c1", id, "", 0))
+	must(t, s.ClearLogin(ctx, store.LoginClear{Connection: "c1", Identifier: id}))
 	for range 2 {
 		_, err := s.TakeAttempt(ctx, bf, 2, t0, t0.Add(-time.Hour))
 		must(t, err)
@@ -301,7 +302,7 @@ func testAttackLogin(t *testing.T, s store.Store) {
 	}
 
 	// An empty bucket refuses before any counter is touched.
-	must(t, s.ClearLogin(ctx, "c1", id, "", 0))
+	must(t, s.ClearLogin(ctx, store.LoginClear{Connection: "c1", Identifier: id}))
 	got, err = s.TakeLogin(ctx, take(true))
 	must(t, err)
 	if !got.TokenRefused || got.Left != 0 || !got.Next.Equal(ms(t0.Add(interval))) || got.Counted[0] || got.Counted[1] {
@@ -314,6 +315,97 @@ func testAttackLogin(t *testing.T, s store.Store) {
 
 // testAttackLoginRace: parallel logins never get more places than the
 // tightest limit, and a refused one keeps nothing on the other counters.
+// testRecordLoginSettles: a login's user write settles its attack
+// protection as ClearLogin does, blocked user or not, and settles nothing
+// when the write fails.
+func testRecordLoginSettles(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	const id, bucket, interval = "dave@example.com", "ip:192.0.2.10", time.Minute
+	take := store.LoginTake{Bucket: bucket, Burst: 2, Interval: interval, Now: t0, Counters: []store.CounterTake{
+		{Counter: store.AttackCounter{Kind: store.AttackBruteForce, Connection: "c1", Identifier: id, IP: "192.0.2.10"}, Limit: 5, ExpireBefore: t0.Add(-time.Hour), Block: true},
+		{Counter: store.AttackCounter{Kind: store.AttackUpstreamBudget, Connection: "c1", Identifier: id}, Limit: 5, ExpireBefore: t0.Add(-time.Hour), Block: true},
+	}}
+	clear := &store.LoginClear{Connection: "c1", Identifier: id, Bucket: bucket, Interval: interval}
+	other := store.AttackCounter{Kind: store.AttackBruteForce, Connection: "c2", Identifier: id, IP: "192.0.2.10"}
+	// takeOne takes one attempt and reports the tokens left after it.
+	takeOne := func() int {
+		t.Helper()
+		got, err := s.TakeLogin(ctx, take)
+		must(t, err)
+		if got.TokenRefused || got.Refused != -1 {
+			t.Fatalf("take = %+v, want allowed", got)
+		}
+		return got.Left
+	}
+	connections := func() []string {
+		t.Helper()
+		cs, err := s.ListAttackCounters(ctx, id, time.Time{})
+		must(t, err)
+		var names []string
+		for _, c := range cs {
+			names = append(names, c.Connection)
+		}
+		slices.Sort(names)
+		return names
+	}
+	_, err := s.TakeAttempt(ctx, other, 5, t0, t0.Add(-time.Hour))
+	must(t, err)
+
+	for _, tc := range []struct {
+		name  string
+		event bool
+	}{{"with its event", true}, {"without an event", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			if left := takeOne(); left != 1 {
+				t.Fatalf("tokens left after a take = %d, want 1", left)
+			}
+			var e *store.LogEvent
+			if tc.event {
+				e = &store.LogEvent{Type: "sepft", UserID: "settled", Doc: json.RawMessage(`{}`)}
+			}
+			must(t, s.RecordLogin(ctx, loginOf("settled"), false, e, clear))
+			if got := connections(); !slices.Equal(got, []string{"c2"}) {
+				t.Errorf("counters after the login's write on %v, want only c2's", got)
+			}
+			if tc.event && e.ID == "" {
+				t.Errorf("event not stored")
+			}
+			// The token came back: the next take leaves 1 again, not 0.
+			if left := takeOne(); left != 1 {
+				t.Errorf("tokens left after settling and taking again = %d, want 1", left)
+			}
+			must(t, s.ClearLogin(ctx, *clear))
+		})
+	}
+
+	// A blocked user's write settles too: the password was right.
+	_, err = s.PatchUser(ctx, "settled", func(u *store.User) error { u.Blocked = true; return nil })
+	must(t, err)
+	takeOne()
+	must(t, s.RecordLogin(ctx, loginOf("settled"), false, &store.LogEvent{Type: "sepft", UserID: "settled", Doc: json.RawMessage(`{}`)}, clear))
+	if got := connections(); !slices.Equal(got, []string{"c2"}) {
+		t.Errorf("counters after a blocked user's write on %v, want only c2's", got)
+	}
+
+	// A write that fails settles nothing.
+	_, err = s.PatchUser(ctx, "settled", func(u *store.User) error { u.Blocked = false; return nil })
+	must(t, err)
+	takeOne()
+	es, _, err := s.ListLogEvents(ctx, store.LogFilter{}, store.ListOptions{PerPage: 1})
+	must(t, err)
+	if len(es) == 0 {
+		t.Fatal("no log event to collide with")
+	}
+	err = s.RecordLogin(ctx, loginOf("settled"), false, &store.LogEvent{ID: es[0].ID, Type: "sepft", Doc: json.RawMessage(`{}`)}, clear)
+	wantErr(t, "RecordLogin with a duplicate event ID", err, store.ErrConflict)
+	if got := connections(); !slices.Equal(got, []string{"c1", "c1", "c2"}) {
+		t.Errorf("counters after a failed write on %v, want c1's two and c2's", got)
+	}
+	if left := takeOne(); left != 0 {
+		t.Errorf("tokens left after a failed write and another take = %d, want 0", left)
+	}
+}
+
 func testAttackLoginRace(t *testing.T, s store.Store) {
 	const limit, parallel = 4, 30
 	bf := store.AttackCounter{Kind: store.AttackBruteForce, Connection: "c1", Identifier: "dave@example.com", IP: "198.51.100.9"}

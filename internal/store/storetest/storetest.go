@@ -67,6 +67,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"AttackSettings", testAttackSettings},
 		{"AttackPrune", testAttackPrune},
 		{"AttackLogin", testAttackLogin},
+		{"RecordLoginSettles", testRecordLoginSettles},
 		{"AttackLoginRace", testAttackLoginRace},
 		{"Ping", func(t *testing.T, s store.Store) {
 			if err := s.Ping(t.Context()); err != nil {
@@ -770,7 +771,7 @@ func testUserErrors(t *testing.T, s store.Store) {
 	if _, err := s.UpsertUser(ctx, bad); err == nil {
 		t.Error("UpsertUser accepted an invalid profile")
 	}
-	if err := s.RecordLogin(ctx, bad, true, nil); err == nil {
+	if err := s.RecordLogin(ctx, bad, true, nil, nil); err == nil {
 		t.Error("RecordLogin accepted an invalid profile")
 	}
 	if _, err := s.GetUser(ctx, "bad"); !errors.Is(err, store.ErrNotFound) {

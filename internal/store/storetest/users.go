@@ -96,7 +96,7 @@ func testUserRecordLogin(t *testing.T, s store.Store) {
 	before := time.Now().Add(-time.Millisecond)
 	u := loginOf("new")
 	e := &store.LogEvent{Type: "sepft", Date: t0, UserID: "new", Doc: json.RawMessage(`{"type":"sepft"}`)}
-	must(t, s.RecordLogin(ctx, u, true, e))
+	must(t, s.RecordLogin(ctx, u, true, e, nil))
 	want := loginOf("new")
 	want.AppMetadata, want.UserMetadata, want.LoginsCount, want.LastLogin = nil, nil, 1, ptr(ms(t0.Add(time.Hour)))
 	want.CreatedAt, want.UpdatedAt = u.CreatedAt, u.CreatedAt
@@ -123,7 +123,7 @@ func testUserRecordLogin(t *testing.T, s store.Store) {
 	for i, root := range []bool{false, true} {
 		before := time.Now().Add(-time.Millisecond)
 		u := loginOf("u")
-		must(t, s.RecordLogin(ctx, u, root, nil))
+		must(t, s.RecordLogin(ctx, u, root, nil, nil))
 		want := loginOf("u")
 		want.RootAttributes, want.AppMetadata, want.UserMetadata = admin.RootAttributes, admin.AppMetadata, admin.UserMetadata
 		if root {
@@ -140,7 +140,7 @@ func testUserRecordLogin(t *testing.T, s store.Store) {
 	}
 	u = loginOf("u")
 	u.RootAttributes = nil
-	must(t, s.RecordLogin(ctx, u, true, nil))
+	must(t, s.RecordLogin(ctx, u, true, nil, nil))
 	if u.RootAttributes != nil || u.LoginsCount != admin.LoginsCount+3 {
 		t.Errorf("login without root attributes: root %s, logins %d; want none, %d", u.RootAttributes, u.LoginsCount, admin.LoginsCount+3)
 	}
@@ -150,7 +150,7 @@ func testUserRecordLogin(t *testing.T, s store.Store) {
 	kept := json.RawMessage(`{"name":"Kept Name"}`)
 	gone := loginOf("gone")
 	gone.RootAttributes = kept
-	must(t, s.RecordLogin(ctx, gone, false, nil))
+	must(t, s.RecordLogin(ctx, gone, false, nil, nil))
 	if got, err := s.GetUser(ctx, "gone"); err != nil || !bytes.Equal(got.RootAttributes, kept) || got.LoginsCount != 1 {
 		t.Errorf("user created by a login without rootAttributes: %+v, %v; want its root attributes kept", got, err)
 	}
@@ -161,7 +161,7 @@ func testUserRecordLogin(t *testing.T, s store.Store) {
 	n := events()
 	u = loginOf("u")
 	e = &store.LogEvent{Type: "sepft", UserID: "u", Doc: json.RawMessage(`{}`)}
-	must(t, s.RecordLogin(ctx, u, false, e))
+	must(t, s.RecordLogin(ctx, u, false, e, nil))
 	if !u.Blocked || u.LoginsCount != admin.LoginsCount+4 {
 		t.Errorf("blocked user's login: blocked %v, logins %d; want true, %d", u.Blocked, u.LoginsCount, admin.LoginsCount+4)
 	}
@@ -172,7 +172,7 @@ func testUserRecordLogin(t *testing.T, s store.Store) {
 	// An event that cannot be stored takes the login with it.
 	_, err = s.PatchUser(ctx, "u", func(u *store.User) error { u.Blocked = false; return nil })
 	must(t, err)
-	err = s.RecordLogin(ctx, loginOf("u"), false, &store.LogEvent{ID: es[0].ID, Type: "sepft", Doc: json.RawMessage(`{}`)})
+	err = s.RecordLogin(ctx, loginOf("u"), false, &store.LogEvent{ID: es[0].ID, Type: "sepft", Doc: json.RawMessage(`{}`)}, nil)
 	wantErr(t, "RecordLogin with a duplicate event ID", err, store.ErrConflict)
 	got, err = s.GetUser(ctx, "u")
 	must(t, err)
@@ -192,7 +192,7 @@ func testUserWriteRace(t *testing.T, s store.Store) {
 	errs := make(chan error, 8*logins)
 	for range logins {
 		wg.Go(func() {
-			if err := s.RecordLogin(ctx, loginOf("first"), true, nil); err != nil {
+			if err := s.RecordLogin(ctx, loginOf("first"), true, nil, nil); err != nil {
 				errs <- err
 			}
 		})
@@ -223,7 +223,7 @@ func testUserWriteRace(t *testing.T, s store.Store) {
 					after++
 				}
 				u := loginOf("u")
-				err := s.RecordLogin(ctx, u, false, &store.LogEvent{Type: "sepft", UserID: "u", Doc: json.RawMessage(`{}`)})
+				err := s.RecordLogin(ctx, u, false, &store.LogEvent{Type: "sepft", UserID: "u", Doc: json.RawMessage(`{}`)}, nil)
 				if err != nil {
 					errs <- err
 					return
