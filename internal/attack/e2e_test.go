@@ -1,6 +1,7 @@
 package attack_test
 
 import (
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -13,6 +14,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // raw writes of PostgreSQL rows
+	_ "modernc.org/sqlite"             // raw writes of SQLite rows
 
 	emulator "github.com/gatehouse/gatehouse/emulator/entra"
 	"github.com/gatehouse/gatehouse/emulator/entra/entratest"
@@ -326,30 +330,68 @@ func TestAbandonedLoginsAreNotFailures(t *testing.T) {
 	}
 }
 
-// TestUpstreamBudgetHugeDuration: a lockout duration too large for a
-// time.Duration in nanoseconds (here about 317 years) still keeps the
-// budget, as the longest window Gatehouse keeps counters for, instead of
-// overflowing into a negative window that never refuses.
-func TestUpstreamBudgetHugeDuration(t *testing.T) {
+// TestUpstreamBudgetStoredOptions: lockout options the Management API
+// now refuses, stored before it checked them, are read one by one. A
+// duration too large for a time.Duration in nanoseconds (here about 317
+// years) keeps the budget, as the longest window Gatehouse keeps counters
+// for, instead of overflowing into a negative window that never refuses;
+// an option of the wrong type falls back to its default without
+// resetting the other.
+func TestUpstreamBudgetStoredOptions(t *testing.T) {
 	for _, b := range storetest.Backends() {
-		t.Run(b, func(t *testing.T) {
-			s := newSite(t, b, map[string]any{"entra_lockout_threshold": 4, "entra_lockout_duration_seconds": 10_000_000_000})
-			for i := range 3 {
-				h := map[string]string{"auth0-forwarded-for": fmt.Sprintf("192.0.2.%d", i+1)}
-				if a := s.login(t, s.trustedID, s.trustSec, "alice@contoso.com", "nope", h); a.status != http.StatusForbidden {
-					t.Fatalf("attempt %d: %d %s", i+1, a.status, a.raw)
+		for _, c := range []struct {
+			name    string
+			options string
+			refused int // the failure that is refused
+		}{
+			{"huge duration", `"entra_lockout_threshold":4,"entra_lockout_duration_seconds":10000000000`, 4},
+			{"duration of the wrong type", `"entra_lockout_threshold":4,"entra_lockout_duration_seconds":"300"`, 4},
+			{"threshold of the wrong type", `"entra_lockout_threshold":"4","entra_lockout_duration_seconds":300`, 10},
+		} {
+			t.Run(b+"/"+c.name, func(t *testing.T) {
+				s := newSite(t, b, nil)
+				s.storeOptions(t, "contoso", `{"client_id":"`+nativeAppID+`","tenant_domain":"contoso.onmicrosoft.com",`+
+					`"authority_host":"`+s.emu+`","graph_host":"`+s.emu+`",`+c.options+`}`)
+				for i := range c.refused - 1 {
+					h := map[string]string{"auth0-forwarded-for": fmt.Sprintf("192.0.2.%d", i+1)}
+					if a := s.login(t, s.trustedID, s.trustSec, "alice@contoso.com", "nope", h); a.status != http.StatusForbidden {
+						t.Fatalf("attempt %d: %d %s", i+1, a.status, a.raw)
+					}
 				}
-			}
-			before := s.upstream.Load()
-			a := s.login(t, s.trustedID, s.trustSec, "alice@contoso.com", "nope", map[string]string{"auth0-forwarded-for": "192.0.2.99"})
-			if a.status != http.StatusTooManyRequests || s.upstream.Load() != before {
-				t.Fatalf("4th attempt: %d %s (upstream calls %d → %d)", a.status, a.raw, before, s.upstream.Load())
-			}
-			_, raw := s.api(t, "GET", "api/v2/user-blocks?identifier=alice@contoso.com", nil)
-			if raw != `{"blocked_for":[{"identifier":"alice@contoso.com","connection":"contoso"}]}`+"\n" {
-				t.Fatalf("user-blocks: %s", raw)
-			}
-		})
+				before := s.upstream.Load()
+				a := s.login(t, s.trustedID, s.trustSec, "alice@contoso.com", "nope", map[string]string{"auth0-forwarded-for": "192.0.2.99"})
+				if a.status != http.StatusTooManyRequests || s.upstream.Load() != before {
+					t.Fatalf("attempt %d: %d %s (upstream calls %d → %d)", c.refused, a.status, a.raw, before, s.upstream.Load())
+				}
+				_, raw := s.api(t, "GET", "api/v2/user-blocks?identifier=alice@contoso.com", nil)
+				if raw != `{"blocked_for":[{"identifier":"alice@contoso.com","connection":"contoso"}]}`+"\n" {
+					t.Fatalf("user-blocks: %s", raw)
+				}
+			})
+		}
+	}
+}
+
+// storeOptions writes a connection's options straight into the database,
+// as a row saved before the Management API checked them was. Called
+// before any login, so that no cached copy of the connection hides it.
+func (s *site) storeOptions(t *testing.T, name, options string) {
+	t.Helper()
+	driver, dsn := "pgx", s.Config.Database
+	if path, ok := strings.CutPrefix(dsn, "sqlite:"); ok {
+		driver, dsn = "sqlite", path
+	}
+	db, err := sql.Open(driver, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	res, err := db.Exec("UPDATE connections SET options = $1 WHERE name = $2", options, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		t.Fatalf("storeOptions: %d rows", n)
 	}
 }
 

@@ -1,12 +1,15 @@
 package attack
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -183,26 +186,100 @@ func (g *Guard) Prune(ctx context.Context, batch int) (int, error) {
 	return g.store.PruneAttack(ctx, now.Add(-bruteForceExpiry), now, batch)
 }
 
+// maxUpstreamDuration is the longest entra_lockout_duration_seconds:
+// counters idle past the brute-force expiry are pruned, so no longer
+// window can be kept.
+const maxUpstreamDuration = int64(bruteForceExpiry / time.Second)
+
+// OptionError is a lockout option of a connection that UpstreamPolicy
+// cannot use. Option is its key inside options; Reason is worded as the
+// Management API's payload validation errors.
+type OptionError struct {
+	Option string
+	Reason string
+}
+
+func (e *OptionError) Error() string { return "attack: options." + e.Option + ": " + e.Reason }
+
+// CheckUpstreamPolicy checks the lockout options among a connection's
+// options (key to JSON value) as the Management API saves them: the
+// threshold a whole number from 0, the duration a whole number of seconds
+// from 1 to 30 days. null counts as absent. The error is an *OptionError.
+func CheckUpstreamPolicy(options map[string]json.RawMessage) error {
+	for _, o := range []struct {
+		key      string
+		min, max int64
+	}{
+		{OptionLockoutThreshold, 0, math.MaxInt64},
+		{OptionLockoutDuration, 1, maxUpstreamDuration},
+	} {
+		raw, ok := options[o.key]
+		if !ok {
+			continue
+		}
+		n, typ := wholeNumber(raw)
+		switch {
+		case typ == "null":
+		case typ != "integer":
+			return &OptionError{Option: o.key, Reason: "Expected type integer but found type " + typ}
+		case n < o.min:
+			return &OptionError{Option: o.key, Reason: fmt.Sprintf("Value %s is less than minimum %d", bytes.TrimSpace(raw), o.min)}
+		case n > o.max:
+			return &OptionError{Option: o.key, Reason: fmt.Sprintf("Value %s is greater than maximum %d", bytes.TrimSpace(raw), o.max)}
+		}
+	}
+	return nil
+}
+
+// wholeNumber reads a JSON integer, one beyond int64 as the nearest
+// int64. typ is "integer" when it is one, else the JSON type found
+// ("null", "number" for a fraction, "string", ...).
+func wholeNumber(raw json.RawMessage) (n int64, typ string) {
+	raw = bytes.TrimSpace(raw)
+	n, err := strconv.ParseInt(string(raw), 10, 64)
+	if err == nil || errors.Is(err, strconv.ErrRange) {
+		return n, "integer"
+	}
+	switch {
+	case len(raw) == 0:
+		return 0, "unknown"
+	case raw[0] == '"':
+		return 0, "string"
+	case raw[0] == '{':
+		return 0, "object"
+	case raw[0] == '[':
+		return 0, "array"
+	case raw[0] == 't' || raw[0] == 'f':
+		return 0, "boolean"
+	case raw[0] == 'n':
+		return 0, "null"
+	}
+	return 0, "number"
+}
+
 // UpstreamPolicy reads the upstream lockout policy from connection
 // options: the threshold (Gatehouse stops one below it) and the window
 // within which failures count. A threshold of 0 turns the budget off.
+// Each option is read on its own: a value the Management API would now
+// refuse (stored before it checked them) falls back to its default
+// without resetting the other option.
 func UpstreamPolicy(options json.RawMessage) (threshold int, window time.Duration) {
 	threshold, window = DefaultUpstreamThreshold, DefaultUpstreamWindow
-	var o struct {
-		Threshold *int `json:"entra_lockout_threshold"`
-		Duration  *int `json:"entra_lockout_duration_seconds"`
-	}
+	// Raw values take any JSON type, so one option of the wrong type
+	// cannot fail the decoding of the other; a map, unlike a struct,
+	// matches keys exactly, as CheckUpstreamPolicy does.
+	var o map[string]json.RawMessage
 	if len(options) == 0 || json.Unmarshal(options, &o) != nil {
 		return threshold, window
 	}
-	if o.Threshold != nil && *o.Threshold >= 0 {
-		threshold = *o.Threshold
+	if n, typ := wholeNumber(o[OptionLockoutThreshold]); typ == "integer" && n >= 0 {
+		threshold = int(n)
 	}
-	if o.Duration != nil && *o.Duration > 0 {
-		// Counters idle past the brute-force expiry are pruned, so no
-		// longer window can be kept; capping also stops a huge value from
-		// overflowing into a negative window that never refuses.
-		window = time.Duration(min(*o.Duration, int(bruteForceExpiry/time.Second))) * time.Second
+	if n, typ := wholeNumber(o[OptionLockoutDuration]); typ == "integer" && n > 0 {
+		// Capped for rows stored before the Management API refused longer
+		// durations; capping also stops a huge value from overflowing into
+		// a negative window that never refuses.
+		window = time.Duration(min(n, maxUpstreamDuration)) * time.Second
 	}
 	return threshold, window
 }

@@ -269,3 +269,30 @@ func TestGuardParallel(t *testing.T) {
 		})
 	}
 }
+
+// TestUpstreamPolicy: each lockout option is read on its own, so a stored
+// value of the wrong type resets only itself; durations past 30 days count
+// as 30 days.
+func TestUpstreamPolicy(t *testing.T) {
+	for _, c := range []struct {
+		options   string
+		threshold int
+		window    time.Duration
+	}{
+		{``, 10, time.Minute},
+		{`{}`, 10, time.Minute},
+		{`{"entra_lockout_threshold":0,"entra_lockout_duration_seconds":300}`, 0, 5 * time.Minute},
+		{`{"entra_lockout_threshold":"5","entra_lockout_duration_seconds":300}`, 10, 5 * time.Minute},
+		{`{"entra_lockout_threshold":5,"entra_lockout_duration_seconds":2.5}`, 5, time.Minute},
+		{`{"entra_lockout_threshold":-1,"entra_lockout_duration_seconds":true}`, 10, time.Minute},
+		{`{"entra_lockout_threshold":{},"entra_lockout_duration_seconds":-60}`, 10, time.Minute},
+		{`{"entra_lockout_threshold":null,"entra_lockout_duration_seconds":null}`, 10, time.Minute},
+		{`{"entra_lockout_threshold":3,"entra_lockout_duration_seconds":100000000000000000000}`, 3, 30 * 24 * time.Hour},
+		{`{"ENTRA_LOCKOUT_THRESHOLD":3}`, 10, time.Minute},
+	} {
+		th, w := attack.UpstreamPolicy(json.RawMessage(c.options))
+		if th != c.threshold || w != c.window {
+			t.Errorf("UpstreamPolicy(%s) = %d, %v; want %d, %v", c.options, th, w, c.threshold, c.window)
+		}
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/gatehouse/gatehouse/internal/attack"
 	"github.com/gatehouse/gatehouse/internal/connection/azuread"
 	"github.com/gatehouse/gatehouse/internal/store"
 )
@@ -545,6 +546,9 @@ func checkConnectionBody(body map[string]any, cur *store.Connection) (*connectio
 		if err := checkTenantAllowList(o); err != nil {
 			return nil, err
 		}
+		if err := checkLockoutPolicy(o); err != nil {
+			return nil, err
+		}
 		in.options = o
 		switch {
 		case !ok || o.ClientSecret == "" && !hasKey(v, "client_secret"):
@@ -576,6 +580,21 @@ func checkTenantAllowList(o *azuread.Options) error {
 		return BadBody(fmt.Sprintf("Payload validation error: 'Required when useCommonEndpoint is true: the tenant ids whose users may sign in (or set options.%s to true to accept every tenant)' on property options.allowed_tenants.", azuread.AllowAnyTenantOption))
 	}
 	return nil
+}
+
+// checkLockoutPolicy refuses lockout options (Gatehouse's, kept in
+// Extra) that the login path could not use: it would fall back to the
+// defaults without a word.
+func checkLockoutPolicy(o *azuread.Options) error {
+	err := attack.CheckUpstreamPolicy(o.Extra)
+	var oe *attack.OptionError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &oe):
+		return BadBody(fmt.Sprintf("Payload validation error: '%s' on property options.%s.", oe.Reason, oe.Option))
+	}
+	return internalError(err)
 }
 
 func hasKey(v any, k string) bool {

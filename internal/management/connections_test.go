@@ -761,3 +761,67 @@ func TestConnectionWarnings(t *testing.T) {
 		t.Errorf("the warning was not logged")
 	}
 }
+
+// TestConnectionLockoutOptions: entra_lockout_threshold and
+// entra_lockout_duration_seconds the login path could not use are a 400
+// naming the option, on POST and PATCH, and store nothing; the login path
+// would otherwise fall back to the defaults of both without a word.
+func TestConnectionLockoutOptions(t *testing.T) {
+	for _, backend := range storetest.Backends() {
+		t.Run(backend, func(t *testing.T) {
+			a := start(t, backend)
+			opts := func(k string, v any) map[string]any {
+				return map[string]any{"client_id": "abc", "tenant_domain": "contoso.onmicrosoft.com", k: v}
+			}
+			existing := a.must(201, "POST", "/api/v2/connections", map[string]any{"name": "existing", "strategy": "waad",
+				"options": opts("entra_lockout_threshold", 5)})
+			id := existing["id"].(string)
+			before := a.list("/api/v2/connections")
+			const th, dur = "entra_lockout_threshold", "entra_lockout_duration_seconds"
+			for _, c := range []struct {
+				name string
+				key  string
+				val  any
+				msg  string
+			}{
+				{"threshold string", th, "5", "'Expected type integer but found type string' on property options.entra_lockout_threshold."},
+				{"threshold fraction", th, 2.5, "'Expected type integer but found type number' on property options.entra_lockout_threshold."},
+				{"threshold boolean", th, true, "'Expected type integer but found type boolean' on property options.entra_lockout_threshold."},
+				{"threshold object", th, map[string]any{"n": 5}, "'Expected type integer but found type object' on property options.entra_lockout_threshold."},
+				{"threshold array", th, []int{5}, "'Expected type integer but found type array' on property options.entra_lockout_threshold."},
+				{"threshold negative", th, -1, "'Value -1 is less than minimum 0' on property options.entra_lockout_threshold."},
+				{"duration string", dur, "60", "'Expected type integer but found type string' on property options.entra_lockout_duration_seconds."},
+				{"duration fraction", dur, 0.5, "'Expected type integer but found type number' on property options.entra_lockout_duration_seconds."},
+				{"duration boolean", dur, false, "'Expected type integer but found type boolean' on property options.entra_lockout_duration_seconds."},
+				{"duration object", dur, map[string]any{}, "'Expected type integer but found type object' on property options.entra_lockout_duration_seconds."},
+				{"duration zero", dur, 0, "'Value 0 is less than minimum 1' on property options.entra_lockout_duration_seconds."},
+				{"duration negative", dur, -60, "'Value -60 is less than minimum 1' on property options.entra_lockout_duration_seconds."},
+				{"duration over 30 days", dur, 2592001, "'Value 2592001 is greater than maximum 2592000' on property options.entra_lockout_duration_seconds."},
+				{"duration beyond int64", dur, json.Number("100000000000000000000"), "'Value 100000000000000000000 is greater than maximum 2592000' on property options.entra_lockout_duration_seconds."},
+			} {
+				t.Run(c.name, func(t *testing.T) {
+					status, _, v := a.call("POST", "/api/v2/connections", map[string]any{"name": "new-conn", "strategy": "waad", "options": opts(c.key, c.val)})
+					errorIs(t, status, v, 400, "invalid_body", "Payload validation error: "+c.msg)
+					status, _, v = a.call("PATCH", "/api/v2/connections/"+id, map[string]any{"options": opts(c.key, c.val)})
+					errorIs(t, status, v, 400, "invalid_body", "Payload validation error: "+c.msg)
+				})
+			}
+			if after := a.list("/api/v2/connections"); !jsonEqual(after, before) {
+				t.Errorf("a refused request changed the connections:\n%v\n%v", before, after)
+			}
+			// The bounds themselves, and null for "not set", are accepted.
+			for _, o := range []map[string]any{
+				{th: 0, dur: 2592000},
+				{th: 1, dur: 1},
+				{th: nil, dur: nil},
+			} {
+				body := opts(th, o[th])
+				body[dur] = o[dur]
+				got := a.must(200, "PATCH", "/api/v2/connections/"+id, map[string]any{"options": body})
+				if opt := got["options"].(map[string]any); !jsonEqual(opt[th], o[th]) || !jsonEqual(opt[dur], o[dur]) {
+					t.Errorf("PATCH %v: stored %v, %v", o, opt[th], opt[dur])
+				}
+			}
+		})
+	}
+}
