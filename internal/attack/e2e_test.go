@@ -599,6 +599,51 @@ func TestIPv6Prefix(t *testing.T) {
 	}
 }
 
+// TestAllowlistEntries: an allowlisted client is neither blocked nor
+// throttled, whichever way an admin wrote the entry that Auth0 accepts:
+// a range with host bits set, IPv4-mapped IPv6 addresses and ranges for
+// IPv4 clients, a range for a link-local client that came with a zone.
+func TestAllowlistEntries(t *testing.T) {
+	for _, b := range storetest.Backends() {
+		for _, c := range []struct {
+			name, entry, client string
+		}{
+			{"range with host bits", "10.1.2.3/8", "10.200.0.1"},
+			{"IPv4-mapped address", "::ffff:192.0.2.7", "192.0.2.7"},
+			{"IPv4-mapped address as a /128", "::ffff:192.0.2.7/128", "192.0.2.7"},
+			{"IPv4-mapped range", "::ffff:192.0.2.0/120", "192.0.2.7"},
+			{"client with a zone", "fe80::/10", "fe80::1%eth0"},
+		} {
+			t.Run(b+"/"+c.name, func(t *testing.T) {
+				s := newSite(t, b, map[string]any{"entra_lockout_threshold": 0}, trustLoopback)
+				allow := []string{c.entry}
+				if st, raw := s.api(t, "PATCH", "api/v2/attack-protection/brute-force-protection",
+					map[string]any{"max_attempts": 1, "allowlist": allow}); st != http.StatusOK {
+					t.Fatalf("patch: %d %s", st, raw)
+				}
+				if st, raw := s.api(t, "PATCH", "api/v2/attack-protection/suspicious-ip-throttling",
+					map[string]any{"allowlist": allow, "stage": map[string]any{"pre-login": map[string]any{"max_attempts": 1, "rate": 3600000}}}); st != http.StatusOK {
+					t.Fatalf("patch: %d %s", st, raw)
+				}
+				for i := range 3 {
+					a := s.login(t, s.public, "", "alice@contoso.com", "nope", map[string]string{"X-Forwarded-For": c.client})
+					if a.status != http.StatusForbidden {
+						t.Fatalf("attempt %d from %s, allowlisted by %s: %d %s", i+1, c.client, c.entry, a.status, a.raw)
+					}
+				}
+				// The same limits still apply to everyone else.
+				other := map[string]string{"X-Forwarded-For": "203.0.113.9"}
+				if a := s.login(t, s.public, "", "alice@contoso.com", "nope", other); a.status != http.StatusForbidden {
+					t.Fatalf("first attempt from another address: %d %s", a.status, a.raw)
+				}
+				if a := s.login(t, s.public, "", "alice@contoso.com", "nope", other); a.status != http.StatusTooManyRequests {
+					t.Fatalf("second attempt from another address: %d %s, want 429", a.status, a.raw)
+				}
+			})
+		}
+	}
+}
+
 // twoConnectionSite is a site with a second connection, "fabrikam", to the
 // same tenant as "contoso" (so one identifier has an account on each),
 // brute-force protection at 3 attempts and no upstream budget.

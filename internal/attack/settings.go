@@ -107,40 +107,71 @@ func checkShields(prop string, got []string, allowed ...string) error {
 	return nil
 }
 
+// SettingError is a settings value that is refused, on Property (e.g.
+// "allowlist[2]").
+type SettingError struct {
+	Property string
+	Reason   string
+}
+
+func (e *SettingError) Error() string { return e.Property + ": " + e.Reason }
+
 // maxAllowlist is Auth0's limit on allowlist entries.
 const maxAllowlist = 100
 
+// checkAllowlist accepts what Auth0 documents for allowlist entries:
+// IPv4 or IPv6 addresses, or ranges in CIDR notation (Management API
+// schema UpdateBruteForceSettingsResponseContent: items of format ipv4,
+// cidr, ipv6 or ipv6_cidr; https://auth0.com/docs/secure/attack-protection/brute-force-protection,
+// "IP AllowList"). Those formats have no surrounding white space and no
+// IPv6 zone (%eth0), so neither is taken: the entry would be stored and,
+// for white space, never match.
 func checkAllowlist(list []string) error {
 	if len(list) > maxAllowlist {
 		return fmt.Errorf("allowlist may hold at most %d entries", maxAllowlist)
 	}
-	for _, e := range list {
+	for i, e := range list {
+		prop := fmt.Sprintf("allowlist[%d]", i)
+		switch {
+		case strings.TrimSpace(e) != e:
+			return &SettingError{prop, fmt.Sprintf("%q has white space around it; send each address or range as an entry of its own, without spaces", e)}
+		case strings.Contains(e, "%"):
+			return &SettingError{prop, fmt.Sprintf("%q has an IPv6 zone; write the address or range without %%zone", e)}
+		}
 		if _, err := parsePrefix(e); err != nil {
-			return fmt.Errorf("allowlist: %q is not an IP address or CIDR range", e)
+			return &SettingError{prop, fmt.Sprintf("%q is not an IP address or CIDR range", e)}
 		}
 	}
 	return nil
 }
 
+// parsePrefix reads an allowlist entry as the range it stands for, in the
+// form allowed compares client addresses in: host bits cleared (10.1.2.3/8
+// is 10.0.0.0/8), and IPv4-mapped IPv6 addresses and ranges as IPv4 ones
+// (::ffff:10.0.0.0/104 is 10.0.0.0/8), since client addresses are unmapped.
 func parsePrefix(s string) (netip.Prefix, error) {
-	if p, err := netip.ParsePrefix(s); err == nil {
-		return p.Masked(), nil
-	}
-	a, err := netip.ParseAddr(s)
+	p, err := netip.ParsePrefix(s)
 	if err != nil {
-		return netip.Prefix{}, err
+		a, aerr := netip.ParseAddr(s)
+		if aerr != nil {
+			return netip.Prefix{}, err
+		}
+		p = netip.PrefixFrom(a, a.BitLen())
 	}
-	a = a.Unmap()
-	return netip.PrefixFrom(a, a.BitLen()), nil
+	if a := p.Addr(); a.Is4In6() && p.Bits() >= 128-32 {
+		p = netip.PrefixFrom(a.Unmap(), p.Bits()-(128-32))
+	}
+	return p.Masked(), nil
 }
 
-// allowed reports whether ip is in the allowlist.
+// allowed reports whether ip is in the allowlist. A client address's
+// zone says only which local interface it came in on.
 func allowed(list []string, ip string) bool {
 	a, err := netip.ParseAddr(ip)
 	if err != nil {
 		return false
 	}
-	a = a.Unmap()
+	a = a.Unmap().WithZone("")
 	for _, e := range list {
 		if p, err := parsePrefix(e); err == nil && p.Contains(a) {
 			return true

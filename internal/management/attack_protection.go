@@ -81,7 +81,7 @@ func (a *API) patchBruteForce(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := cur.Validate(); err != nil {
-		WriteError(w, BadBody("Payload validation error: '"+err.Error()+"'."))
+		WriteError(w, settingsError(err))
 		return
 	}
 	if err := a.attack.SetBruteForce(r.Context(), cur); err != nil {
@@ -102,7 +102,7 @@ func (a *API) patchSuspiciousIP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := cur.Validate(); err != nil {
-		WriteError(w, BadBody("Payload validation error: '"+err.Error()+"'."))
+		WriteError(w, settingsError(err))
 		return
 	}
 	if err := a.attack.SetSuspiciousIP(r.Context(), cur); err != nil {
@@ -110,6 +110,15 @@ func (a *API) patchSuspiciousIP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	WriteJSON(w, http.StatusOK, cur)
+}
+
+// settingsError words a settings value Validate refused as Auth0's
+// payload validation error, on the property when it names one.
+func settingsError(err error) error {
+	if se, ok := errors.AsType[*attack.SettingError](err); ok {
+		return BadBody("Payload validation error: '" + se.Reason + "' on property " + se.Property + ".")
+	}
+	return BadBody("Payload validation error: '" + err.Error() + "'.")
 }
 
 // patchSettings checks the body against schema and merges it into cur:

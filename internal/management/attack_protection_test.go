@@ -119,6 +119,13 @@ func TestAttackProtectionStrictInput(t *testing.T) {
 				{"allowlist null", bf, `{"allowlist":null}`, "'Expected type array but found type null' on property allowlist."},
 				{"shields null", sit, `{"shields":null}`, "'Expected type array but found type null' on property shields."},
 				{"allowlist item", bf, `{"allowlist":["10.0.0.1",7]}`, "'Expected type string but found type number' on property allowlist[1]."},
+				// Auth0 documents allowlist items as IPv4 or IPv6 addresses or
+				// CIDR ranges: none of these could ever match a client.
+				{"allowlist item with spaces", bf, `{"allowlist":["10.0.0.1"," 10.0.0.2"]}`, `'" 10.0.0.2" has white space around it; send each address or range as an entry of its own, without spaces' on property allowlist[1].`},
+				{"allowlist items in one string", sit, `{"allowlist":["10.0.0.1, 10.0.0.2"]}`, `'"10.0.0.1, 10.0.0.2" is not an IP address or CIDR range' on property allowlist[0].`},
+				{"allowlist item with a zone", bf, `{"allowlist":["fe80::1%eth0"]}`, `'"fe80::1%eth0" has an IPv6 zone; write the address or range without %zone' on property allowlist[0].`},
+				{"allowlist range with a zone", sit, `{"allowlist":["fe80::%eth0/64"]}`, `'"fe80::%eth0/64" has an IPv6 zone; write the address or range without %zone' on property allowlist[0].`},
+				{"allowlist item not an address", sit, `{"allowlist":["10.0.0.256"]}`, `'"10.0.0.256" is not an IP address or CIDR range' on property allowlist[0].`},
 				{"fractional", bf, `{"max_attempts":2.5}`, "'Expected type integer but found type number' on property max_attempts."},
 				{"key in capitals", bf, `{"MAX_ATTEMPTS":7}`, "'Additional properties not allowed: MAX_ATTEMPTS'."},
 				{"stage null", sit, `{"stage":null}`, "'Expected type object but found type null' on property stage."},
