@@ -1,6 +1,7 @@
 package management_test
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -79,7 +80,7 @@ func TestResourceServerValidation(t *testing.T) {
 
 			// What Auth0's deploy tools send on every write: the defaults of
 			// enforce_policies and token_dialect are accepted and answered.
-			got := a.must(200, "PATCH", rs, map[string]any{"enforce_policies": false, "token_dialect": "access_token", "token_lifetime": 600})
+			got := a.must(200, "PATCH", rs, map[string]any{"enforce_policies": false, "token_dialect": "access_token", "token_lifetime": 600, "token_lifetime_for_web": 600})
 			if got["enforce_policies"] != false || got["token_dialect"] != "access_token" || got["token_lifetime"] != float64(600) {
 				t.Errorf("API with the default dialect: %v", got)
 			}
@@ -92,6 +93,68 @@ func TestResourceServerValidation(t *testing.T) {
 			scopes, _ := got["scopes"].([]any)
 			if got["name"] != name || len(scopes) != 1 || scopes[0].(map[string]any)["value"] != value || scopes[0].(map[string]any)["description"] != desc {
 				t.Errorf("API at the limits: %v", got)
+			}
+		})
+	}
+}
+
+// TestResourceServerWebLifetime: token_lifetime_for_web cannot be greater
+// than token_lifetime (Auth0's rule); a write that would make it so is a
+// 400 on the property the request sent and changes nothing. A new API that
+// does not name token_lifetime_for_web gets the default, 7200, lowered to
+// its token_lifetime.
+func TestResourceServerWebLifetime(t *testing.T) {
+	for _, backend := range storetest.Backends() {
+		t.Run(backend, func(t *testing.T) {
+			a := start(t, backend)
+			created := a.must(201, "POST", "/api/v2/resource-servers", map[string]any{"identifier": "urn:orders", "token_lifetime": 3600, "token_lifetime_for_web": 1800})
+			rs := "/api/v2/resource-servers/" + created["id"].(string)
+			const msg = "Payload validation error: 'token_lifetime_for_web (%d) cannot be greater than token_lifetime (%d)%s' on property %s."
+			const hint = "; send a lower token_lifetime_for_web with it"
+			for _, tc := range []struct {
+				name, method, path string
+				body               map[string]any
+				message            string
+			}{
+				{"create, both", "POST", "/api/v2/resource-servers", map[string]any{"identifier": "urn:new", "token_lifetime": 600, "token_lifetime_for_web": 601},
+					fmt.Sprintf(msg, 601, 600, "", "token_lifetime_for_web")},
+				{"create, web above the default lifetime", "POST", "/api/v2/resource-servers", map[string]any{"identifier": "urn:new", "token_lifetime_for_web": 86401},
+					fmt.Sprintf(msg, 86401, 86400, "", "token_lifetime_for_web")},
+				{"update, web", "PATCH", rs, map[string]any{"token_lifetime_for_web": 3601},
+					fmt.Sprintf(msg, 3601, 3600, "", "token_lifetime_for_web")},
+				{"update, lifetime below the stored web", "PATCH", rs, map[string]any{"token_lifetime": 1799},
+					fmt.Sprintf(msg, 1800, 1799, hint, "token_lifetime")},
+				{"update, both", "PATCH", rs, map[string]any{"token_lifetime": 60, "token_lifetime_for_web": 120},
+					fmt.Sprintf(msg, 120, 60, "", "token_lifetime_for_web")},
+			} {
+				t.Run(tc.name, func(t *testing.T) {
+					_, _, before := a.Do(t, "GET", "/api/v2/resource-servers", a.token, nil)
+					status, _, v := a.call(tc.method, tc.path, tc.body)
+					errorIs(t, status, v, http.StatusBadRequest, "invalid_body", tc.message)
+					if _, _, after := a.Do(t, "GET", "/api/v2/resource-servers", a.token, nil); string(after) != string(before) {
+						t.Errorf("a refused write changed the APIs:\n%s\n%s", before, after)
+					}
+				})
+			}
+			for _, tc := range []struct {
+				name, method, path string
+				body               map[string]any
+				lifetime, web      float64
+			}{
+				{"equal", "PATCH", rs, map[string]any{"token_lifetime_for_web": 3600}, 3600, 3600},
+				{"both lowered together", "PATCH", rs, map[string]any{"token_lifetime": 60, "token_lifetime_for_web": 30}, 60, 30},
+				{"other properties only", "PATCH", rs, map[string]any{"name": "Orders"}, 60, 30},
+				{"create, default web", "POST", "/api/v2/resource-servers", map[string]any{"identifier": "urn:default"}, 86400, 7200},
+				{"create, default web lowered", "POST", "/api/v2/resource-servers", map[string]any{"identifier": "urn:short", "token_lifetime": 600}, 600, 600},
+			} {
+				want := 200
+				if tc.method == "POST" {
+					want = 201
+				}
+				got := a.must(want, tc.method, tc.path, tc.body)
+				if got["token_lifetime"] != tc.lifetime || got["token_lifetime_for_web"] != tc.web {
+					t.Errorf("%s: token_lifetime %v, token_lifetime_for_web %v; want %v, %v", tc.name, got["token_lifetime"], got["token_lifetime_for_web"], tc.lifetime, tc.web)
+				}
 			}
 		})
 	}
