@@ -274,6 +274,7 @@ func TestGuardParallel(t *testing.T) {
 // value of the wrong type resets only itself; durations past 30 days count
 // as 30 days.
 func TestUpstreamPolicy(t *testing.T) {
+	memo := attack.New(nil, nil)
 	for _, c := range []struct {
 		options   string
 		threshold int
@@ -294,5 +295,22 @@ func TestUpstreamPolicy(t *testing.T) {
 		if th != c.threshold || w != c.window {
 			t.Errorf("UpstreamPolicy(%s) = %d, %v; want %d, %v", c.options, th, w, c.threshold, c.window)
 		}
+		// Check reads it through the guard's memo: the same, the first
+		// time and the next.
+		for range 2 {
+			if th, w := memo.Policy(json.RawMessage(c.options)); th != c.threshold || w != c.window {
+				t.Errorf("memoized policy of %s = %d, %v; want %d, %v", c.options, th, w, c.threshold, c.window)
+			}
+		}
+	}
+	// Past its bound the memo starts again, and still answers right.
+	for i := range attack.MaxPolicies + 1 {
+		options := fmt.Sprintf(`{"entra_lockout_threshold":%d}`, i)
+		if th, _ := memo.Policy(json.RawMessage(options)); th != i {
+			t.Fatalf("memoized threshold of %s = %d", options, th)
+		}
+	}
+	if th, w := memo.Policy(json.RawMessage(`{"entra_lockout_threshold":3,"entra_lockout_duration_seconds":60}`)); th != 3 || w != time.Minute {
+		t.Errorf("memoized policy after the memo started again = %d, %v", th, w)
 	}
 }
