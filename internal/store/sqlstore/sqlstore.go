@@ -160,6 +160,11 @@ func openSQLite(ctx context.Context, path string, logger *slog.Logger) (*Store, 
 	// switches it to WAL, which the readers rely on.
 	wq := url.Values{"_txlock": {"immediate"}}
 	wq.Add("_pragma", "journal_mode(WAL)")
+	// Each job of a group commit runs in a savepoint, whose journal of
+	// the pages it changes spilled to a temporary file past 64 KiB: a
+	// pwrite per page, about a quarter of a batch's write calls. In memory
+	// it costs a few pages of RAM per batch (maxGroup bounds it).
+	wq.Add("_pragma", "temp_store(MEMORY)")
 	for _, p := range common["_pragma"] {
 		wq.Add("_pragma", p)
 	}
