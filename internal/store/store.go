@@ -499,7 +499,8 @@ type AttackCounter struct {
 }
 
 // LoginTake is what TakeLogin takes: one token from Bucket unless it is
-// empty, then one attempt on each counter.
+// empty, then one attempt on each counter. Counters are in key order
+// (identifier, kind, connection, ip), the order writers lock them in.
 type LoginTake struct {
 	Bucket   string
 	Burst    int

@@ -1,6 +1,7 @@
 package sqlstore
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -66,28 +67,34 @@ func returnAttempt(ctx context.Context, q hotQuerier, c store.AttackCounter) err
 }
 
 // TakeLogin is one atomic job of a group commit on SQLite (group_commit.go),
-// where each commit is a WAL write through the one writer connection. On
-// PostgreSQL the statements run on their own, each as atomic as TakeToken
-// and TakeAttempt: a transaction would add round trips and hold several
-// row locks at once, which a concurrent ClearLogin of the same identifier
-// and address may take in the other order (a deadlock). What was taken
-// before an error is given back there, as a rollback does on SQLite.
+// where each commit is a WAL write through the one writer connection, and
+// one call of gatehouse_take_login on PostgreSQL (migration 7), one
+// transaction that locks the bucket, then the counters in key order, as
+// every other writer of several of these rows does.
 func (s *Store) TakeLogin(ctx context.Context, t store.LoginTake) (store.LoginTaken, error) {
 	var (
-		out   store.LoginTaken
-		token bool
-		err   error
+		out store.LoginTaken
+		err error
 	)
-	if s.d.name == sqliteDialect.name {
+	for i := 1; i < len(t.Counters) && err == nil; i++ {
+		// PostgreSQL's writers lock counters in key order; a take that
+		// holds several must too, or two could deadlock.
+		if !counterKeyLess(t.Counters[i-1].Counter, t.Counters[i].Counter) {
+			err = fmt.Errorf("counters not in key order at %d", i)
+		}
+	}
+	switch {
+	case err != nil:
+	case s.d.name == sqliteDialect.name:
 		var stmts map[string]*sql.Stmt
 		if stmts, err = s.hotTx(ctx, takeTokenSQL, bucketTatSQL, takeAttemptSQL, returnAttemptSQL); err == nil {
 			err = s.inGroupTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
-				out, _, err = takeLogin(ctx, hotTx{tx, stmts}, t)
+				out, err = takeLogin(ctx, hotTx{tx, stmts}, t)
 				return err
 			})
 		}
-	} else if out, token, err = takeLogin(ctx, hotDB{s, s.write}, t); err != nil {
-		err = errors.Join(err, s.giveBack(context.WithoutCancel(ctx), t, out, token))
+	default:
+		out, err = s.takeLoginPG(ctx, t)
 	}
 	if err != nil {
 		return store.LoginTaken{}, s.fail("take login", err)
@@ -95,27 +102,79 @@ func (s *Store) TakeLogin(ctx context.Context, t store.LoginTake) (store.LoginTa
 	return out, nil
 }
 
-// takeLogin reports, with an error too, what it holds: the counters in
-// Counted and whether it took a token.
-func takeLogin(ctx context.Context, q hotQuerier, t store.LoginTake) (out store.LoginTaken, token bool, err error) {
+// takeLoginPGSQL is TakeLogin on PostgreSQL (migration 7): one round trip
+// and one commit instead of one per token and counter.
+const takeLoginPGSQL = `SELECT o_token_refused, o_tat, o_refused, o_counted
+	FROM gatehouse_take_login($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`
+
+func (s *Store) takeLoginPG(ctx context.Context, t store.LoginTake) (store.LoginTaken, error) {
+	n := len(t.Counters)
+	if n > 63 {
+		return store.LoginTaken{}, fmt.Errorf("%d counters: at most 63", n)
+	}
+	var (
+		kinds, connections, identifiers, ips = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		limits, expire                       = make([]int64, n), make([]int64, n)
+		block                                = make([]bool, n)
+	)
+	for i, c := range t.Counters {
+		kinds[i], connections[i], identifiers[i], ips[i] = c.Counter.Kind, c.Counter.Connection, c.Counter.Identifier, c.Counter.IP
+		limits[i], expire[i], block[i] = int64(c.Limit), c.ExpireBefore.UnixMilli(), c.Block
+	}
+	var step, burst int64
+	if t.Bucket != "" {
+		if err := checkBucket(t.Burst, t.Interval); err != nil {
+			return store.LoginTaken{}, err
+		}
+		step, burst = t.Interval.Milliseconds(), int64(t.Burst)
+	}
+	nowMS := t.Now.UnixMilli()
+	var (
+		out     = store.LoginTaken{Counted: make([]bool, n)}
+		tat     int64
+		counted int64
+	)
+	err := s.write.QueryRowContext(ctx, takeLoginPGSQL, t.Bucket, nowMS, step, burst,
+		kinds, connections, identifiers, ips, limits, expire, block).Scan(&out.TokenRefused, &tat, &out.Refused, &counted)
+	if err != nil {
+		return store.LoginTaken{}, err
+	}
+	for i := range n {
+		out.Counted[i] = counted&(1<<i) != 0
+	}
+	if t.Bucket != "" {
+		_, out.Left, out.Next = bucketAfter(!out.TokenRefused, tat, nowMS, step, burst)
+	}
+	return out, nil
+}
+
+// counterKeyLess orders counters by their key (identifier, kind,
+// connection, ip), the order PostgreSQL writers lock them in.
+func counterKeyLess(a, b store.AttackCounter) bool {
+	return cmp.Or(strings.Compare(a.Identifier, b.Identifier), strings.Compare(a.Kind, b.Kind),
+		strings.Compare(a.Connection, b.Connection), strings.Compare(a.IP, b.IP)) < 0
+}
+
+// takeLogin is TakeLogin's statements on SQLite, in the job's
+// transaction: a failure rolls back what it took.
+func takeLogin(ctx context.Context, q hotQuerier, t store.LoginTake) (out store.LoginTaken, err error) {
 	out.Refused = -1
 	out.Counted = make([]bool, len(t.Counters))
 	if t.Bucket != "" {
 		ok, left, next, err := takeToken(ctx, q, t.Bucket, t.Burst, t.Interval, t.Now)
 		if err != nil {
-			return out, false, err
+			return out, err
 		}
 		out.Left, out.Next = left, next
 		if !ok {
 			out.TokenRefused = true
-			return out, false, nil
+			return out, nil
 		}
-		token = true
 	}
 	for i, c := range t.Counters {
 		ok, err := takeAttempt(ctx, q, c.Counter, c.Limit, t.Now, c.ExpireBefore)
 		if err != nil {
-			return out, token, err
+			return out, err
 		}
 		out.Counted[i] = ok
 		if ok || !c.Block {
@@ -127,38 +186,28 @@ func takeLogin(ctx context.Context, q hotQuerier, t store.LoginTake) (out store.
 				continue
 			}
 			if err := returnAttempt(ctx, q, t.Counters[j].Counter); err != nil {
-				return out, token, err
+				return out, err
 			}
 			out.Counted[j] = false
 		}
 		break
 	}
-	return out, token, nil
-}
-
-// giveBack returns what takeLogin held when it failed.
-func (s *Store) giveBack(ctx context.Context, t store.LoginTake, out store.LoginTaken, token bool) error {
-	q := hotDB{s, s.write}
-	var errs []error
-	for i, counted := range out.Counted {
-		if counted {
-			errs = append(errs, returnAttempt(ctx, q, t.Counters[i].Counter))
-		}
-	}
-	if token {
-		errs = append(errs, returnToken(ctx, q, t.Bucket, t.Interval))
-	}
-	return errors.Join(errs...)
+	return out, nil
 }
 
 // clearLoginCTE is ClearLogin as two data-modifying CTEs, for one
-// PostgreSQL statement: one round trip and one commit. The same two, in
-// the same order, end RecordLogin's statement when it settles a login
-// (recordLoginPGSQL), so that both take the counters' and the bucket's row
-// locks in one order and cannot deadlock each other. An empty bucket
-// matches no row.
-const clearLoginCTE = `cleared AS (DELETE FROM attack_counters WHERE identifier = $%[1]d AND connection = $%[2]d),
-	returned AS (UPDATE attack_buckets SET tat = tat - $%[4]d WHERE bucket = $%[3]d)`
+// PostgreSQL statement: one round trip and one commit. They end
+// RecordLogin's statement too when it settles a login (recordLoginPGSQL).
+// The token comes back first and the counters are locked in key order
+// after it, as gatehouse_take_login (migration 7) locks them: a one-time
+// filter on returned makes the counters' SELECT wait for the bucket's
+// UPDATE, since PostgreSQL runs independent CTEs in no set order. An
+// empty bucket matches no row.
+const clearLoginCTE = `returned AS (UPDATE attack_buckets SET tat = tat - $%[4]d WHERE bucket = $%[3]d RETURNING 1),
+	cleared AS (DELETE FROM attack_counters WHERE ctid = ANY(ARRAY(
+		SELECT ctid FROM attack_counters
+		WHERE identifier = $%[1]d AND connection = $%[2]d AND (SELECT count(*) FROM returned) >= 0
+		ORDER BY kind, ip FOR UPDATE)))`
 
 func clearLoginArgs(c store.LoginClear) []any {
 	return []any{c.Identifier, c.Connection, c.Bucket, c.Interval.Milliseconds()}
@@ -239,7 +288,13 @@ func (s *Store) DeleteAttackCounters(ctx context.Context, connection, identifier
 	}
 	// The filter is fixed for a given number of kinds, so the text stays
 	// one of a few kept statements.
-	res, err := s.execHot(ctx, s.write, "DELETE FROM attack_counters"+f.where(), f.args...)
+	q := "DELETE FROM attack_counters" + f.where()
+	if s.d.name != sqliteDialect.name {
+		// Locked in key order, as gatehouse_take_login locks them.
+		q = "DELETE FROM attack_counters WHERE ctid = ANY(ARRAY(SELECT ctid FROM attack_counters" + f.where() +
+			" ORDER BY identifier, kind, connection, ip FOR UPDATE))"
+	}
+	res, err := s.execHot(ctx, s.write, q, f.args...)
 	return s.count("delete attack counters", res, err)
 }
 
@@ -256,25 +311,41 @@ func (s *Store) TakeToken(ctx context.Context, key string, burst int, interval t
 }
 
 func takeToken(ctx context.Context, q hotQuerier, key string, burst int, interval time.Duration, now time.Time) (bool, int, time.Time, error) {
-	if burst < 1 || interval < time.Millisecond {
-		return false, 0, time.Time{}, fmt.Errorf("burst %d and interval %v must be positive", burst, interval)
+	if err := checkBucket(burst, interval); err != nil {
+		return false, 0, time.Time{}, err
 	}
 	step := interval.Milliseconds()
 	nowMS := now.UnixMilli()
-	horizon := nowMS + int64(burst)*step
 	var tat int64
-	err := q.QueryRowContext(ctx, takeTokenSQL, key, nowMS, nowMS+step, step, horizon).Scan(&tat)
+	err := q.QueryRowContext(ctx, takeTokenSQL, key, nowMS, nowMS+step, step, nowMS+int64(burst)*step).Scan(&tat)
+	ok := err == nil
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		if err := q.QueryRowContext(ctx, bucketTatSQL, key).Scan(&tat); err != nil {
 			return false, 0, time.Time{}, err
 		}
-		return false, 0, fromMS(tat + step - int64(burst)*step), nil
 	case err != nil:
 		return false, 0, time.Time{}, err
 	}
-	left := int((horizon - tat) / step)
-	return true, left, fromMS(max(tat+step-int64(burst)*step, nowMS)), nil
+	ok, left, next := bucketAfter(ok, tat, nowMS, step, int64(burst))
+	return ok, left, next, nil
+}
+
+func checkBucket(burst int, interval time.Duration) error {
+	if burst < 1 || interval < time.Millisecond {
+		return fmt.Errorf("burst %d and interval %v must be positive", burst, interval)
+	}
+	return nil
+}
+
+// bucketAfter is what a take that got (ok) or was refused a token leaves
+// of a bucket whose tat is now tat: the tokens left and when the next
+// comes.
+func bucketAfter(ok bool, tat, nowMS, step, burst int64) (bool, int, time.Time) {
+	if !ok {
+		return false, 0, fromMS(tat + step - burst*step)
+	}
+	return true, int((nowMS + burst*step - tat) / step), fromMS(max(tat+step-burst*step, nowMS))
 }
 
 // ReturnToken moves the bucket's tat back by one interval.
@@ -329,6 +400,16 @@ var pruneAttackSQL = [2]string{
 		(SELECT bucket FROM attack_buckets WHERE tat <= $1 LIMIT $2)`,
 }
 
+// pruneAttackPGSQL is pruneAttackSQL for PostgreSQL, where the purge
+// skips the rows a login holds instead of waiting for them while it holds
+// others: it can then never be part of a deadlock.
+var pruneAttackPGSQL = [2]string{
+	`DELETE FROM attack_counters WHERE ctid = ANY(ARRAY(
+		SELECT ctid FROM attack_counters WHERE updated_at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED))`,
+	`DELETE FROM attack_buckets WHERE ctid = ANY(ARRAY(
+		SELECT ctid FROM attack_buckets WHERE tat <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED))`,
+}
+
 // PruneAttack removes idle counters and refilled buckets, a bounded batch
 // of each, so that the write lock is held briefly. The two deletes are
 // separate statements: neither needs the other, and one transaction
@@ -337,8 +418,12 @@ var pruneAttackSQL = [2]string{
 // counters.
 func (s *Store) PruneAttack(ctx context.Context, countersBefore, now time.Time, limit int) (int, error) {
 	var n int64
+	stmts := pruneAttackSQL
+	if s.d.name != sqliteDialect.name {
+		stmts = pruneAttackPGSQL
+	}
 	for i, arg := range []int64{countersBefore.UnixMilli(), now.UnixMilli()} {
-		res, err := s.write.ExecContext(ctx, pruneAttackSQL[i], arg, limit)
+		res, err := s.write.ExecContext(ctx, stmts[i], arg, limit)
 		if err != nil {
 			return int(n), s.fail("prune attack", err)
 		}

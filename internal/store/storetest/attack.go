@@ -443,3 +443,74 @@ func testAttackLoginRace(t *testing.T, s store.Store) {
 		}
 	}
 }
+
+// testAttackWritersTogether runs every writer of several attack rows at
+// once on a few identifiers and addresses: takes, settlements alone and in
+// a login's user write, the user-blocks DELETE and the purge. On
+// PostgreSQL each holds its row locks until it commits, so two that lock
+// the same rows in different orders deadlock, and one fails with 40P01;
+// none may fail.
+func testAttackWritersTogether(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	const interval = time.Minute
+	ids, ips := []string{"erin@example.com", "frank@example.com"}, []string{"192.0.2.20", "192.0.2.21"}
+	take := func(id, ip string) store.LoginTake {
+		now := time.Now()
+		return store.LoginTake{Bucket: "ip:" + ip, Burst: 1000, Interval: interval, Now: now, Counters: []store.CounterTake{
+			{Counter: store.AttackCounter{Kind: store.AttackBruteForce, Connection: "c1", Identifier: id, IP: ip}, Limit: 1000, ExpireBefore: now.Add(-time.Hour), Block: true},
+			{Counter: store.AttackCounter{Kind: store.AttackUpstreamBudget, Connection: "c1", Identifier: id}, Limit: 1000, ExpireBefore: now.Add(-time.Hour), Block: true},
+		}}
+	}
+	clear := func(id, ip string) *store.LoginClear {
+		return &store.LoginClear{Connection: "c1", Identifier: id, Bucket: "ip:" + ip, Interval: interval}
+	}
+	writers := []func(i int) error{
+		func(i int) error { _, err := s.TakeLogin(ctx, take(ids[i%2], ips[i/2%2])); return err },
+		func(i int) error { return s.ClearLogin(ctx, *clear(ids[i%2], ips[i/2%2])) },
+		func(i int) error {
+			u := loginOf("together-" + ids[i%2])
+			return s.RecordLogin(ctx, u, false, &store.LogEvent{Type: "sepft", UserID: u.UserID, Doc: json.RawMessage(`{}`)}, clear(ids[i%2], ips[i/2%2]))
+		},
+		func(i int) error { _, err := s.DeleteAttackCounters(ctx, "", ids[i%2]); return err },
+		func(int) error {
+			_, err := s.PruneAttack(ctx, time.Now().Add(time.Hour), time.Now().Add(time.Hour), 10)
+			return err
+		},
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	var wg sync.WaitGroup
+	for w := range 4 * len(writers) {
+		wg.Go(func() {
+			for i := w; time.Now().Before(deadline); i++ {
+				if err := writers[w%len(writers)](i); err != nil {
+					t.Errorf("writer %d: %v", w%len(writers), err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// testAttackLoginKeyOrder: counters out of key order are refused before
+// anything is taken.
+func testAttackLoginKeyOrder(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	now := time.Now()
+	take := store.LoginTake{Bucket: "ip:192.0.2.30", Burst: 3, Interval: time.Minute, Now: now, Counters: []store.CounterTake{
+		{Counter: store.AttackCounter{Kind: store.AttackUpstreamBudget, Connection: "c1", Identifier: "gina@example.com"}, Limit: 5, ExpireBefore: now.Add(-time.Hour), Block: true},
+		{Counter: store.AttackCounter{Kind: store.AttackBruteForce, Connection: "c1", Identifier: "gina@example.com", IP: "192.0.2.30"}, Limit: 5, ExpireBefore: now.Add(-time.Hour), Block: true},
+	}}
+	if _, err := s.TakeLogin(ctx, take); err == nil {
+		t.Fatal("TakeLogin with counters out of key order succeeded")
+	}
+	if cs, err := s.ListAttackCounters(ctx, "gina@example.com", time.Time{}); err != nil || len(cs) != 0 {
+		t.Fatalf("counters after a refused take: %+v, %v", cs, err)
+	}
+	slices.Reverse(take.Counters)
+	got, err := s.TakeLogin(ctx, take)
+	must(t, err)
+	if got.Left != 2 || !got.Counted[0] || !got.Counted[1] {
+		t.Fatalf("take in key order = %+v, want both counted, 2 tokens left", got)
+	}
+}

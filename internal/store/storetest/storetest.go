@@ -68,6 +68,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"AttackPrune", testAttackPrune},
 		{"AttackLogin", testAttackLogin},
 		{"RecordLoginSettles", testRecordLoginSettles},
+		{"AttackWritersTogether", testAttackWritersTogether},
+		{"AttackLoginKeyOrder", testAttackLoginKeyOrder},
 		{"AttackLoginRace", testAttackLoginRace},
 		{"Ping", func(t *testing.T, s store.Store) {
 			if err := s.Ping(t.Context()); err != nil {
