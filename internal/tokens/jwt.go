@@ -45,13 +45,18 @@ func invalid(format string, args ...any) error {
 const maxTokenLen = 64 << 10
 
 // Sign returns claims (a struct or a map, encoded with encoding/json) as a
-// compact RS256 JWS signed with the current key.
+// compact RS256 JWS signed with the current key. It fails with
+// ErrNoSigningKey while that key is revoked and its successor cannot be
+// loaded.
 func (k *Keys) Sign(claims any) (string, error) {
+	s := k.set.Load().signer
+	if s == nil {
+		return "", ErrNoSigningKey
+	}
 	payload, err := json.Marshal(claims)
 	if err != nil {
 		return "", fmt.Errorf("tokens: encode claims: %w", err)
 	}
-	s := k.set.Load().signer
 	sigLen := s.priv.Size()
 	headerLen := len(s.headerB64)
 	payloadLen := b64.EncodedLen(len(payload))

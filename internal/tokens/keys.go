@@ -58,18 +58,33 @@ type Keys struct {
 	// (a key this process cannot unseal, no current key) when that
 	// differs from the keys in use; nil after a reload that could, or
 	// that found the same keys. Such a process signs with a key the others
-	// have rotated or revoked, or rejects tokens they sign, so Ready
-	// reports it.
+	// have rotated (or with none, its key revoked), or rejects tokens they
+	// sign, so Ready reports it.
 	stale atomic.Pointer[error]
 }
 
+// ErrNoSigningKey is Sign's error when the key this process signed with was
+// revoked, or left the store, and the key that replaces it could not be
+// loaded (see Reload): it must not sign with a key the others no longer
+// publish.
+var ErrNoSigningKey = errors.New("tokens: the signing key in use was revoked and its successor could not be loaded")
+
 // keySet is an immutable snapshot of the keys, swapped whole on Reload.
 type keySet struct {
+	// signer is nil once its key was revoked without a loadable successor.
 	signer       *signer
 	currentSince time.Time
 	hasNext      bool
 	published    map[string]*rsa.PublicKey // by kid: next, current, previous
-	jwks         []byte
+	// entries are the encoded JWKS members in their published order, kept
+	// so that a reload can drop keys without unsealing any.
+	entries []jwksEntry
+	jwks    []byte
+}
+
+type jwksEntry struct {
+	kid  string
+	json []byte
 }
 
 // signer is the current key, ready to sign: the encoded JWS header is
@@ -116,8 +131,16 @@ func NewKeys(ctx context.Context, ks KeyStore, sealer Sealer, logger *slog.Logge
 var errNoCurrentKey = errors.New("tokens: no current signing key in the store")
 
 // Reload re-reads the keys from the store and swaps them in atomically, for
-// use after a rotation or periodically when replicas share a database. On
-// error the keys in use are kept.
+// use after a rotation or periodically when replicas share a database.
+//
+// When the store cannot be read (the database is down), the keys in use are
+// kept as they are: a revocation reaches this process at its next
+// successful read of the keys. When the keys were read but cannot all be
+// loaded (one sealed under a master key this process lacks, no current
+// key), the keys in use are kept less every key the store no longer
+// trusts (revoked, retired or gone): a revocation must take effect even
+// where its rotation could not. Should that drop the key this process
+// signs with, Sign fails with ErrNoSigningKey until a reload succeeds.
 func (k *Keys) Reload(ctx context.Context) error {
 	k.reloading.Lock()
 	defer k.reloading.Unlock()
@@ -125,8 +148,12 @@ func (k *Keys) Reload(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("tokens: list signing keys: %w", err)
 	}
-	set, err := buildKeySet(rows, k.sealer, time.Now())
+	now := time.Now()
+	set, err := buildKeySet(rows, k.sealer, now)
 	if err != nil {
+		if old := k.set.Load(); old != nil {
+			k.set.Store(old.narrowedTo(rows, now))
+		}
 		if drifted(rows, k.set.Load()) {
 			k.stale.Store(&err)
 		} else {
@@ -139,12 +166,41 @@ func (k *Keys) Reload(ctx context.Context) error {
 	return nil
 }
 
+// narrowedTo returns set without the keys that rows do not show as
+// published at now; it adds none, so it needs no unsealing. It returns set
+// itself when it drops nothing, so that the JWKS bytes stay the same.
+func (set *keySet) narrowedTo(rows []*store.SigningKey, now time.Time) *keySet {
+	keep := make(map[string]bool, len(rows))
+	hasNext := false
+	for _, row := range rows {
+		if publishable(row, now) {
+			keep[row.KID] = true
+			hasNext = hasNext || row.State == store.KeyNext
+		}
+	}
+	n := &keySet{hasNext: hasNext, published: make(map[string]*rsa.PublicKey), entries: []jwksEntry{}}
+	for _, e := range set.entries {
+		if keep[e.kid] {
+			n.published[e.kid] = set.published[e.kid]
+			n.entries = append(n.entries, e)
+		}
+	}
+	if len(n.entries) == len(set.entries) {
+		return set
+	}
+	if set.signer != nil && keep[set.signer.kid] {
+		n.signer, n.currentSince = set.signer, set.currentSince
+	}
+	n.jwks = encodeJWKS(n.entries)
+	return n
+}
+
 // drifted reports whether rows differ from set in what signing and
 // verifying depend on: another current key, a current or next key set
 // lacks, or a revoked one it still holds. Keys that are only sealed anew
 // (a master-key rotation this process has no key for) do not count.
 func drifted(rows []*store.SigningKey, set *keySet) bool {
-	if set == nil {
+	if set == nil || set.signer == nil {
 		return true
 	}
 	current := ""
@@ -186,8 +242,14 @@ func (k *Keys) Refresh(ctx context.Context) {
 	}
 }
 
-// KID is the id of the key that currently signs.
-func (k *Keys) KID() string { return k.set.Load().signer.kid }
+// KID is the id of the key that currently signs, "" when there is none
+// (ErrNoSigningKey).
+func (k *Keys) KID() string {
+	if s := k.set.Load().signer; s != nil {
+		return s.kid
+	}
+	return ""
+}
 
 // JWKS returns the JSON Web Key Set served at /.well-known/jwks.json. The
 // bytes are computed on load and identical between loads of the same keys;
@@ -205,17 +267,22 @@ type jwk struct {
 	X5c []string `json:"x5c"`
 }
 
+// publishable reports whether row's key is published and accepted at now.
+func publishable(row *store.SigningKey, now time.Time) bool {
+	if row.RevokedAt != nil || (row.State != store.KeyNext && row.State != store.KeyCurrent && row.State != store.KeyPrevious) {
+		return false
+	}
+	// A previous key is published until every token it can have signed
+	// has expired, and not longer.
+	return row.State != store.KeyPrevious || row.CurrentUntil == nil || !now.After(row.CurrentUntil.Add(MaxTokenLifetime))
+}
+
 func buildKeySet(rows []*store.SigningKey, sealer Sealer, now time.Time) (*keySet, error) {
 	set := &keySet{published: make(map[string]*rsa.PublicKey)}
-	var current []jwk
-	var others []jwk
+	var current []jwksEntry
+	var others []jwksEntry
 	for _, row := range rows {
-		if row.RevokedAt != nil || (row.State != store.KeyNext && row.State != store.KeyCurrent && row.State != store.KeyPrevious) {
-			continue
-		}
-		// A previous key is published until every token it can have
-		// signed has expired, and not longer.
-		if row.State == store.KeyPrevious && row.CurrentUntil != nil && now.After(row.CurrentUntil.Add(MaxTokenLifetime)) {
+		if !publishable(row, now) {
 			continue
 		}
 		set.hasNext = set.hasNext || row.State == store.KeyNext
@@ -228,9 +295,13 @@ func buildKeySet(rows []*store.SigningKey, sealer Sealer, now time.Time) (*keySe
 			return nil, fmt.Errorf("tokens: signing key %s: not an RSA key", row.KID)
 		}
 		set.published[row.KID] = pub
-		j := jwkOf(row.KID, pub, row.CertDER)
+		j, err := json.Marshal(jwkOf(row.KID, pub, row.CertDER))
+		if err != nil {
+			return nil, fmt.Errorf("tokens: encode jwk %s: %w", row.KID, err)
+		}
+		e := jwksEntry{kid: row.KID, json: j}
 		if row.State != store.KeyCurrent {
-			others = append(others, j)
+			others = append(others, e)
 			continue
 		}
 		if set.signer != nil {
@@ -244,21 +315,30 @@ func buildKeySet(rows []*store.SigningKey, sealer Sealer, now time.Time) (*keySe
 		if row.CurrentSince != nil {
 			set.currentSince = *row.CurrentSince
 		}
-		current = append(current, j)
+		current = append(current, e)
 	}
 	if set.signer == nil {
 		return nil, errNoCurrentKey
 	}
 	// The current key comes first: clients that ignore kid take the first
 	// key. The rest keep the store's order (newest first).
-	jwks, err := json.Marshal(struct {
-		Keys []jwk `json:"keys"`
-	}{append(current, others...)})
-	if err != nil {
-		return nil, fmt.Errorf("tokens: encode jwks: %w", err)
-	}
-	set.jwks = jwks
+	set.entries = append(current, others...)
+	set.jwks = encodeJWKS(set.entries)
 	return set, nil
+}
+
+// encodeJWKS is {"keys":[...]} of the entries, as json.Marshal would write
+// it; assembling it from the encoded members lets narrowedTo drop keys
+// without a way to fail.
+func encodeJWKS(entries []jwksEntry) []byte {
+	b := []byte(`{"keys":[`)
+	for i, e := range entries {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, e.json...)
+	}
+	return append(b, "]}"...)
 }
 
 func openSigner(row *store.SigningKey, pub *rsa.PublicKey, sealer Sealer) (*signer, error) {

@@ -2,6 +2,7 @@ package tokens
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"slices"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/secrets"
 	"github.com/gatehouse/gatehouse/internal/store"
 	"github.com/gatehouse/gatehouse/internal/store/sqlstore"
 	"github.com/gatehouse/gatehouse/internal/store/storetest"
@@ -184,4 +186,169 @@ func TestPreviousKeyRetention(t *testing.T) {
 	if got := kids(time.Now().Add(MaxTokenLifetime + time.Minute)); slices.Contains(got, first) || len(got) != 2 {
 		t.Errorf("previous key still published after its tokens expired: %v", got)
 	}
+}
+
+// behindReplica is replica B of two on one database that missed a master
+// key rotation: A seals with a new master key and still opens the old one
+// (GATEHOUSE_SECRET_KEY_OLD), B holds only the old one. Two rotations
+// through A leave B unable to load the key that signs now, so B goes on
+// signing with the key before (previous, still trusted).
+type behindReplica struct {
+	a, b *Keys
+	// first and second are the keys B signed with, before each rotation,
+	// and firstTok and secondTok tokens B signed with them.
+	first, second       string
+	firstTok, secondTok string
+}
+
+func newBehindReplica(t *testing.T, backend string) *behindReplica {
+	t.Helper()
+	ctx := t.Context()
+	dsn := storetest.DSN(t, backend)
+	oldMaster, newMaster := make([]byte, 32), make([]byte, 32)
+	rand.Read(oldMaster)
+	rand.Read(newMaster)
+	keyring := func(current []byte, olds ...[]byte) *secrets.Keyring {
+		kr, err := secrets.NewKeyring(current, olds...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return kr
+	}
+	open := func(kr *secrets.Keyring) *Keys {
+		s, err := sqlstore.Open(ctx, dsn, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		if err := s.Migrate(ctx); err != nil {
+			t.Fatal(err)
+		}
+		k, err := NewKeys(ctx, s, kr, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := k.EnsureNext(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	r := &behindReplica{b: open(keyring(oldMaster))}
+	r.a = open(keyring(newMaster, oldMaster))
+	sign := func() (string, string) {
+		t.Helper()
+		tok, err := r.b.Sign(map[string]any{"sub": "x", "exp": time.Now().Add(time.Hour).Unix()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.b.KID(), tok
+	}
+	r.first, r.firstTok = sign()
+	// B's next key was sealed under the old master key: B follows this
+	// rotation.
+	if _, err := r.a.Rotate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.b.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r.second, r.secondTok = sign()
+	// A sealed the key this rotation makes current under the new one.
+	if _, err := r.a.Rotate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.b.Reload(ctx); !errors.Is(err, secrets.ErrWrongKey) {
+		t.Fatalf("B's reload of a key sealed under a master key it lacks: %v", err)
+	}
+	if r.b.Ready() == nil || r.b.KID() != r.second {
+		t.Fatalf("B after a rotation it cannot follow: signs with %q (want %q), ready: %v", r.b.KID(), r.second, r.b.Ready())
+	}
+	return r
+}
+
+// hidingStore lists every key but one, as the store would once that row
+// is gone.
+type hidingStore struct {
+	KeyStore
+	kid string
+}
+
+func (h hidingStore) ListSigningKeys(ctx context.Context) ([]*store.SigningKey, error) {
+	rows, err := h.KeyStore.ListSigningKeys(ctx)
+	return slices.DeleteFunc(rows, func(r *store.SigningKey) bool { return r.KID == h.kid }), err
+}
+
+// TestReloadDropsDistrustedKeysItCannotReplace: a replica that cannot load
+// the keys it read still stops publishing and accepting a key that was
+// revoked or is gone, at once, and goes on signing with its own key,
+// which the others still accept.
+func TestReloadDropsDistrustedKeysItCannotReplace(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		remove func(t *testing.T, r *behindReplica)
+	}{
+		{"revoked", func(t *testing.T, r *behindReplica) {
+			if _, err := r.a.Revoke(t.Context(), r.first); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"gone", func(t *testing.T, r *behindReplica) { r.b.ks = hidingStore{r.b.ks, r.first} }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			forEachBackend(t, func(t *testing.T, backend string) {
+				r := newBehindReplica(t, backend)
+				tc.remove(t, r)
+				if err := r.b.Reload(t.Context()); !errors.Is(err, secrets.ErrWrongKey) {
+					t.Fatalf("B's reload: %v", err)
+				}
+				if slices.Contains(jwksKIDs(t, r.b), r.first) {
+					t.Errorf("B publishes %s: %v", r.first, jwksKIDs(t, r.b))
+				}
+				if _, _, err := r.b.Verify(r.firstTok); !errors.Is(err, ErrUnknownKey) {
+					t.Errorf("B verifies a token of %s: %v", r.first, err)
+				}
+				if _, _, err := r.b.Verify(r.secondTok); err != nil {
+					t.Errorf("B rejects a token of its own key, still trusted: %v", err)
+				}
+				tok, err := r.b.Sign(map[string]any{"sub": "x"})
+				if err != nil {
+					t.Fatalf("B no longer signs with its key, still trusted: %v", err)
+				}
+				if _, kid, err := r.a.Verify(tok); err != nil || kid != r.second {
+					t.Errorf("A on B's token: kid %q, %v", kid, err)
+				}
+			})
+		})
+	}
+}
+
+// TestReloadStopsSigningWithRevokedKey: once the key a replica signs with
+// is revoked and it cannot load the one that replaced it, it signs
+// nothing, publishes and accepts the revoked key no longer, and is not
+// ready.
+func TestReloadStopsSigningWithRevokedKey(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, backend string) {
+		r := newBehindReplica(t, backend)
+		if _, err := r.a.Revoke(t.Context(), r.second); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.b.Reload(t.Context()); !errors.Is(err, secrets.ErrWrongKey) {
+			t.Fatalf("B's reload: %v", err)
+		}
+		if tok, err := r.b.Sign(map[string]any{"sub": "x"}); !errors.Is(err, ErrNoSigningKey) {
+			t.Errorf("B signs with a revoked key: %q, %v", tok, err)
+		}
+		if r.b.KID() != "" {
+			t.Errorf("B reports signing with %q", r.b.KID())
+		}
+		if got := jwksKIDs(t, r.b); slices.Contains(got, r.second) {
+			t.Errorf("B publishes its revoked key %s: %v", r.second, got)
+		}
+		if _, _, err := r.b.Verify(r.secondTok); !errors.Is(err, ErrUnknownKey) {
+			t.Errorf("B verifies a token of its revoked key: %v", err)
+		}
+		if err := r.b.Ready(); !errors.Is(err, secrets.ErrWrongKey) {
+			t.Errorf("B's Ready: %v", err)
+		}
+	})
 }
