@@ -55,9 +55,10 @@ type Config struct {
 	LogRetention    time.Duration
 	ShutdownTimeout time.Duration
 
-	// fromFlag maps the environment name of each setting given as a flag
-	// to that flag, so that an error names what the operator typed.
-	fromFlag map[string]string
+	// setBy maps the environment name of each setting the operator gave
+	// to what gave it, the variable or the flag, so that an error names
+	// what the operator typed and SetBy tells a choice from a default.
+	setBy map[string]string
 }
 
 // setting describes one configuration value: its flag, its environment
@@ -160,18 +161,20 @@ func Load(fs *pflag.FlagSet, getenv func(string) string) (*Config, error) {
 	c := &Config{}
 	var errs []error
 	for _, s := range settings {
-		v, name := s.def, s.env
+		v, name, given := s.def, s.env, false
 		if e := getenv(s.env); e != "" {
-			v = e
+			v, given = e, true
 		}
 		if fs != nil && s.flag != "" {
 			if f := fs.Lookup(s.flag); f != nil && f.Changed {
-				v, name = f.Value.String(), "--"+s.flag
-				if c.fromFlag == nil {
-					c.fromFlag = map[string]string{}
-				}
-				c.fromFlag[s.env] = name
+				v, name, given = f.Value.String(), "--"+s.flag, true
 			}
+		}
+		if given {
+			if c.setBy == nil {
+				c.setBy = map[string]string{}
+			}
+			c.setBy[s.env] = name
 		}
 		if s.flag == "database" && name == "--database" && DSNHasPassword(v) {
 			errs = append(errs, errors.New(DatabaseFlagPassword))
@@ -215,7 +218,7 @@ func DSNHasPassword(dsn string) bool {
 func (c *Config) Validate() error {
 	var errs []error
 	bad := func(name, format string, args ...any) {
-		if f, ok := c.fromFlag[name]; ok {
+		if f, ok := c.setBy[name]; ok {
 			name = f
 		}
 		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{name}, args...)...))
@@ -293,6 +296,10 @@ func (c *Config) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// SetBy names what gave the setting whose environment variable is env:
+// its flag (e.g. "--database") or env itself; "" when it is the default.
+func (c *Config) SetBy(env string) string { return c.setBy[env] }
 
 // TLS reports whether Gatehouse serves HTTPS.
 func (c *Config) TLS() bool { return c.TLSCert != "" }

@@ -42,6 +42,38 @@ func TestFlagsOverrideEnvironment(t *testing.T) {
 	}
 }
 
+// TestSetBy: a setting's source is its flag, else its variable, and ""
+// for the default, which `serve --demo` replaces with a database of its own.
+func TestSetBy(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{"default", nil, nil, ""},
+		{"empty variable", nil, map[string]string{"GATEHOUSE_DATABASE": ""}, ""},
+		{"variable", nil, map[string]string{"GATEHOUSE_DATABASE": "sqlite:x.db"}, "GATEHOUSE_DATABASE"},
+		{"flag", []string{"--database", "sqlite:y.db"}, map[string]string{"GATEHOUSE_DATABASE": "sqlite:x.db"}, "--database"},
+		{"flag with the default's value", []string{"--database", "sqlite:gatehouse.db"}, nil, "--database"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+			BindFlags(fs)
+			if err := fs.Parse(tc.args); err != nil {
+				t.Fatal(err)
+			}
+			c, err := Load(fs, env(tc.env))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := c.SetBy("GATEHOUSE_DATABASE"); got != tc.want {
+				t.Errorf("SetBy(GATEHOUSE_DATABASE) = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
 func TestValidationNamesTheSetting(t *testing.T) {
 	cases := []struct {
 		env  map[string]string
