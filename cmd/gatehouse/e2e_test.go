@@ -87,19 +87,25 @@ func start(t *testing.T, addr string, env ...string) *process {
 	t.Helper()
 	cmd, out := launch(t, "", append([]string{"GATEHOUSE_ADDR=" + addr}, env...), "serve")
 	p := &process{cmd: cmd, output: out, base: "http://" + addr + "/"}
+	waitReady(t, p)
+	return p
+}
+
+// waitReady waits until the process answers /readyz.
+func waitReady(t *testing.T, p *process) {
+	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
 		resp, err := http.Get(p.base + "readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return p
+				return
 			}
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	t.Fatalf("gatehouse did not become ready; output:\n%s", out.String())
-	return nil
+	t.Fatalf("gatehouse did not become ready; output:\n%s", p.output.String())
 }
 
 // stop sends SIGTERM and expects a clean exit.

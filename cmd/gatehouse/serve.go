@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"log/slog"
 	"net"
 	"os"
@@ -15,6 +16,7 @@ func newServeCmd() *cobra.Command {
 	var (
 		demo          bool
 		demoDirectory string
+		anyDatabase   bool
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -27,12 +29,22 @@ On the first start with an empty SQLite database and no admin application
 configured, Gatehouse generates one and writes its credentials to a file
 next to the database (<database>.admin, mode 0600), never to the terminal
 or the logs. With PostgreSQL, set GATEHOUSE_ADMIN_CLIENT_ID and
-GATEHOUSE_ADMIN_CLIENT_SECRET for the first start.`,
+GATEHOUSE_ADMIN_CLIENT_SECRET for the first start.
+
+--demo runs on its own database, sqlite:gatehouse-demo.db in the working
+directory, unless GATEHOUSE_DATABASE or --database names one; it refuses
+a named database that holds applications or connections it did not create,
+unless --demo-on-any-database is given. Without --demo, a database holding
+the demo's demo-admin application or contoso-demo connection is served
+with a warning in the log.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := config.Load(cmd.Flags(), os.Getenv)
 			if err != nil {
 				return err
+			}
+			if anyDatabase && !demo {
+				return errors.New("--" + demoOnAnyDatabaseFlag + " needs --demo")
 			}
 			logger := server.NewLogger(os.Stderr, cfg.LogFormat, cfg.LogLevel)
 			// Code without a logger of its own (attack.ClientIP's warning)
@@ -40,13 +52,17 @@ GATEHOUSE_ADMIN_CLIENT_SECRET for the first start.`,
 			slog.SetDefault(logger)
 			ctx := cmd.Context()
 			if demo {
-				return runDemo(ctx, cmd.OutOrStdout(), cfg, logger, demoDirectory)
+				return runDemo(ctx, cmd.OutOrStdout(), cfg, logger, demoDirectory, anyDatabase)
 			}
 			srv, err := server.New(ctx, cfg, logger, os.Stderr)
 			if err != nil {
 				return err
 			}
 			defer srv.Close()
+			// The look is advice: failing it must not keep a broker down.
+			if err := warnDemoObjects(ctx, cfg, logger); err != nil {
+				logger.WarnContext(ctx, "could not look for the demo's objects", "error", err)
+			}
 			l, err := net.Listen("tcp", cfg.Addr)
 			if err != nil {
 				return err
@@ -56,6 +72,7 @@ GATEHOUSE_ADMIN_CLIENT_SECRET for the first start.`,
 	}
 	config.BindFlags(cmd.Flags())
 	cmd.Flags().BoolVar(&demo, "demo", false, "run the Entra ID emulator in-process with a demo application and waad connection, and print how to sign in")
+	cmd.Flags().BoolVar(&anyDatabase, demoOnAnyDatabaseFlag, false, "with --demo and a database named by GATEHOUSE_DATABASE or --database: run even if it holds applications or connections the demo did not create (it adds demo-admin and prints its secret)")
 	cmd.Flags().StringVar(&demoDirectory, "demo-directory", "", "directory file of the --demo emulator (default: the built-in examples/entra-directory.yaml)")
 	return cmd
 }
