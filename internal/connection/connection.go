@@ -190,12 +190,17 @@ func TraceFrom(ctx context.Context) *Trace {
 	return t
 }
 
-// Record adds a step that started at start and ended now.
-func (t *Trace) Record(name string, start time.Time, err error, detail string) {
+// Record adds a step that started at start and ended now. detail, when
+// not nil, describes it; it is called only when t traces, so that a login
+// nobody traces does not pay for the description.
+func (t *Trace) Record(name string, start time.Time, err error, detail func() string) {
 	if t == nil {
 		return
 	}
-	s := Step{Name: name, Duration: time.Since(start), OK: err == nil, Detail: detail}
+	s := Step{Name: name, Duration: time.Since(start), OK: err == nil}
+	if detail != nil {
+		s.Detail = detail()
+	}
 	if err != nil {
 		s.Error = err.Error()
 	}

@@ -330,6 +330,13 @@ func TestPasswordLogin(t *testing.T) {
 					!strings.Contains(string(warnings), "recommends you do not use the ROPC") || !strings.Contains(string(notes), "not Microsoft Graph") {
 					t.Errorf("try ok: %d %v", status, ok)
 				}
+				// Each step says what it saw; the details are made only
+				// for a trace, never for a plain login.
+				for i, want := range []string{"issuer ", "access token for ", "tid "} {
+					if s, _ := steps[min(i, len(steps)-1)].(map[string]any); !strings.Contains(s["detail"].(string), want) {
+						t.Errorf("try step %d: %v, want a detail with %q", i, s, want)
+					}
+				}
 				status, bad := e.api(t, "POST", path, map[string]any{"username": "dave@contoso.com", "password": canary})
 				if d, _ := bad["error"].(map[string]any); status != 200 || bad["ok"] != false || d["code"] != "AADSTS50126" || d["hint"] == "" {
 					t.Errorf("try failed login: %d %v", status, bad)

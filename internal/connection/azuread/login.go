@@ -101,7 +101,7 @@ func (c *Connector) Login(ctx context.Context, conn *store.Connection, username,
 	tr := connection.TraceFrom(ctx)
 	s, err := c.resolve(conn)
 	if err != nil {
-		tr.Record("configuration", time.Now(), err, "")
+		tr.Record("configuration", time.Now(), err, nil)
 		return nil, err
 	}
 	if s.legacyGraph {
@@ -110,7 +110,7 @@ func (c *Connector) Login(ctx context.Context, conn *store.Connection, username,
 
 	start := time.Now()
 	meta, err := c.entra.Metadata(ctx, s.endpoint)
-	tr.Record("metadata", start, err, metadataDetail(meta))
+	tr.Record("metadata", start, err, func() string { return metadataDetail(meta) })
 	if err != nil {
 		return nil, upstreamError(err)
 	}
@@ -129,7 +129,7 @@ func (c *Connector) Login(ctx context.Context, conn *store.Connection, username,
 	// The request value is the only copy of the password this package
 	// made; clear it before anything else can hold on to it.
 	req.Password = ""
-	tr.Record("token", start, err, tokenDetail(tok, s))
+	tr.Record("token", start, err, func() string { return tokenDetail(tok, s) })
 	if err != nil {
 		return nil, upstreamError(err)
 	}
@@ -149,7 +149,7 @@ func (c *Connector) Login(ctx context.Context, conn *store.Connection, username,
 		err = &connection.Error{Kind: connection.KindTenantNotAllowed, Err: fmt.Errorf("azuread: tenant %s is not in allowed_tenants", claims.TenantID),
 			Hint: "add the tenant id to options.allowed_tenants if its users may sign in"}
 	}
-	tr.Record("id_token", start, err, claimsDetail(claims))
+	tr.Record("id_token", start, err, func() string { return claimsDetail(claims) })
 	if err != nil {
 		return nil, upstreamError(err)
 	}
@@ -191,7 +191,7 @@ func (c *Connector) loadGraph(ctx context.Context, s *settings, tok *entra.Token
 	if s.extProfile {
 		start := time.Now()
 		me, err := c.entra.Me(ctx, s.graphHost, graphToken, graphSelect)
-		tr.Record("graph /me", start, err, "")
+		tr.Record("graph /me", start, err, nil)
 		if err != nil {
 			note("Microsoft Graph /me failed (" + graphErrorCode(err) + "): extended attributes were not loaded")
 		} else {
@@ -205,7 +205,7 @@ func (c *Connector) loadGraph(ctx context.Context, s *settings, tok *entra.Token
 		if s.nestedGroups {
 			rel = "transitiveMemberOf"
 		}
-		tr.Record("graph /me/"+rel, start, err, fmt.Sprintf("%d groups", len(groups)))
+		tr.Record("graph /me/"+rel, start, err, func() string { return fmt.Sprintf("%d groups", len(groups)) })
 		if err != nil {
 			note("Microsoft Graph /me/" + rel + " failed (" + graphErrorCode(err) + "): groups were not loaded")
 			return
