@@ -330,6 +330,38 @@ func TestAbandonedLoginsAreNotFailures(t *testing.T) {
 	}
 }
 
+// TestAbandonedWrongPasswordsCount: a client that gives up after its
+// password went upstream cannot make Entra's failures uncounted: Entra
+// checked the password and counts the failure towards its own lockout,
+// which the budget exists to stay under.
+func TestAbandonedWrongPasswordsCount(t *testing.T) {
+	for _, b := range storetest.Backends() {
+		t.Run(b, func(t *testing.T) {
+			s := newSite(t, b, map[string]any{"entra_lockout_threshold": 4, "entra_lockout_duration_seconds": 300})
+			s.delay.Store(int64(300 * time.Millisecond))
+			impatient := &http.Client{Timeout: 100 * time.Millisecond}
+			form := url.Values{
+				"grant_type": {"http://auth0.com/oauth/grant-type/password-realm"}, "realm": {"contoso"},
+				"client_id": {s.public}, "username": {"alice@contoso.com"}, "password": {"nope"}, "scope": {"openid"},
+			}
+			for i := range 3 {
+				if resp, err := impatient.PostForm(s.URL+"oauth/token", form); err == nil {
+					resp.Body.Close()
+					t.Fatalf("attempt %d answered before Entra: %s", i+1, resp.Status)
+				}
+				// Let the abandoned attempt reach Entra and settle.
+				time.Sleep(400 * time.Millisecond)
+			}
+			s.delay.Store(0)
+			reached := s.upstream.Load()
+			a := s.login(t, s.public, "", "alice@contoso.com", "Alice-Passw0rd!", nil)
+			if a.status != http.StatusTooManyRequests {
+				t.Fatalf("after %d wrong passwords reached Entra (budget 3), a login got %d %s", reached, a.status, a.raw)
+			}
+		})
+	}
+}
+
 // TestUpstreamBudgetStoredOptions: lockout options the Management API
 // now refuses, stored before it checked them, are read one by one. A
 // duration too large for a time.Duration in nanoseconds (here about 317

@@ -106,7 +106,11 @@ func (p *Provider) passwordGrant(ctx context.Context, t *tokenRequest, c *store.
 		return nil, err
 	}
 	start := time.Now()
-	id, err := connector.Login(ctx, conn, username, password, a.ip)
+	// The call outlives a client that gives up (the Entra client's own
+	// timeout bounds it): once the password is sent Entra counts a
+	// failure whether anyone waits or not, so the attempt is settled by
+	// Entra's answer, not given back because the caller left.
+	id, err := connector.Login(context.WithoutCancel(ctx), conn, username, password, a.ip)
 	password = ""
 	if p.metrics != nil {
 		result := "ok"
