@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"encoding/json"
+	"fmt"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -512,5 +513,74 @@ func testAttackLoginKeyOrder(t *testing.T, s store.Store) {
 	must(t, err)
 	if got.Left != 2 || !got.Counted[0] || !got.Counted[1] {
 		t.Fatalf("take in key order = %+v, want both counted, 2 tokens left", got)
+	}
+}
+
+// testAttackLoginCases: what TakeLogin answers and leaves, case by case,
+// for the cases testAttackLogin does not reach: no bucket, no counters,
+// an expired full counter, a refusal after a passed-over counter, and the
+// give-back of a counter its take had reset.
+func testAttackLoginCases(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	const interval = time.Minute
+	old := t0.Add(-2 * time.Hour)
+	for i, c := range []struct {
+		name     string
+		bucket   bool
+		kinds    string // one counter per letter, in key order
+		block    string // 'b' where the counter blocks
+		full     string // 'f' full since now, 'o' full since before the expiry, '-' empty
+		want     store.LoginTaken
+		attempts []int // each counter's attempts after the take
+	}{
+		{name: "no bucket", kinds: "ab", block: "bb", full: "--",
+			want: store.LoginTaken{Refused: -1, Counted: []bool{true, true}}, attempts: []int{1, 1}},
+		{name: "bucket and no counter", bucket: true,
+			want: store.LoginTaken{Refused: -1, Counted: []bool{}, Left: 2, Next: ms(t0)}},
+		{name: "expired full counter", bucket: true, kinds: "ab", block: "bb", full: "o-",
+			want: store.LoginTaken{Refused: -1, Counted: []bool{true, true}, Left: 2, Next: ms(t0)}, attempts: []int{1, 1}},
+		{name: "refused after a passed-over counter", bucket: true, kinds: "abc", block: "-bb", full: "f-f",
+			want: store.LoginTaken{Refused: 2, Counted: []bool{false, false, false}, Left: 2, Next: ms(t0)}, attempts: []int{2, 0, 2}},
+		{name: "give-back of a reset counter", kinds: "ab", block: "bb", full: "of",
+			want: store.LoginTaken{Refused: 1, Counted: []bool{false, false}}, attempts: []int{0, 2}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			id := fmt.Sprintf("case%d@example.com", i)
+			take := store.LoginTake{Now: t0}
+			if c.bucket {
+				take.Bucket, take.Burst, take.Interval = "ip:case"+id, 3, interval
+			}
+			for k := range c.kinds {
+				counter := store.AttackCounter{Kind: c.kinds[k : k+1], Connection: "c1", Identifier: id}
+				switch c.full[k] {
+				case 'f', 'o':
+					at := t0
+					if c.full[k] == 'o' {
+						at = old
+					}
+					for range 2 {
+						_, err := s.TakeAttempt(ctx, counter, 2, at, at.Add(-time.Hour))
+						must(t, err)
+					}
+				}
+				take.Counters = append(take.Counters, store.CounterTake{Counter: counter, Limit: 2,
+					ExpireBefore: t0.Add(-time.Hour), Block: c.block[k] == 'b'})
+			}
+			got, err := s.TakeLogin(ctx, take)
+			must(t, err)
+			if got.TokenRefused != c.want.TokenRefused || got.Refused != c.want.Refused || !slices.Equal(got.Counted, c.want.Counted) ||
+				got.Left != c.want.Left || !got.Next.Equal(c.want.Next) {
+				t.Errorf("take = %+v, want %+v", got, c.want)
+			}
+			cs, err := s.ListAttackCounters(ctx, id, time.Time{})
+			must(t, err)
+			var attempts []int
+			for _, c := range cs {
+				attempts = append(attempts, c.Attempts)
+			}
+			if !slices.Equal(attempts, c.attempts) {
+				t.Errorf("attempts after the take = %v, want %v", attempts, c.attempts)
+			}
+		})
 	}
 }

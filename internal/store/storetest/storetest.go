@@ -70,6 +70,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"RecordLoginSettles", testRecordLoginSettles},
 		{"AttackWritersTogether", testAttackWritersTogether},
 		{"AttackLoginKeyOrder", testAttackLoginKeyOrder},
+		{"AttackLoginCases", testAttackLoginCases},
 		{"AttackLoginRace", testAttackLoginRace},
 		{"Ping", func(t *testing.T, s store.Store) {
 			if err := s.Ping(t.Context()); err != nil {
