@@ -322,9 +322,11 @@ func UpstreamPolicy(options json.RawMessage) (threshold int, window time.Duratio
 
 // Settle settles t by what the upstream said of the login (loginErr, nil
 // for a success). Only a refused password, or an account the upstream
-// already locked, counts as a failure; an outcome that proves nothing
-// about the password gives the attempt back; a login that got past the
-// password resets the counts. A nil t (no guard) settles nothing.
+// already locked, counts as a failure; a successful login resets the
+// counts; any other outcome gives the attempt back, including one that
+// proves the password right but refuses the sign-in (MFA required,
+// password expired): it is no success, and no failure either. A nil t
+// (no guard) settles nothing.
 func (t *Ticket) Settle(ctx context.Context, loginErr error) error {
 	switch {
 	case t == nil:

@@ -143,7 +143,9 @@ func (p *Provider) passwordGrant(ctx context.Context, t *tokenRequest, c *store.
 	// may have blocked or unblocked it since it was read.
 	stored := l.first || l.user.Blocked
 	if stored {
-		if err := p.users.RecordLogin(ctx, l.user, l.root, nil, clear); err != nil {
+		// Not cancelled with the request, as recordLogin: a write that
+		// committed must not look failed, or its settlement runs twice.
+		if err := p.users.RecordLogin(context.WithoutCancel(ctx), l.user, l.root, nil, clear); err != nil {
 			return nil, p.refuse(ctx, a, audit.FailedExchangePassword, errServer(err), nil)
 		}
 		clear = nil
@@ -156,7 +158,7 @@ func (p *Provider) passwordGrant(ctx context.Context, t *tokenRequest, c *store.
 		api: api, gty: grantPassword, ip: a.ip, ua: t.r.UserAgent()})
 	if err != nil {
 		if !stored {
-			if err := p.users.RecordLogin(ctx, user, l.root, nil, clear); err != nil {
+			if err := p.users.RecordLogin(context.WithoutCancel(ctx), user, l.root, nil, clear); err != nil {
 				p.logger.ErrorContext(ctx, "updating the user failed", "error", err)
 			} else {
 				clear = nil

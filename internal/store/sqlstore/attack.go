@@ -149,7 +149,9 @@ func (s *Store) takeLoginPG(ctx context.Context, t store.LoginTake) (store.Login
 }
 
 // counterKeyLess orders counters by their key (identifier, kind,
-// connection, ip), the order PostgreSQL writers lock them in.
+// connection, ip), compared byte by byte, the order PostgreSQL writers
+// lock them in: their ORDER BY says COLLATE "C", since the database's
+// own collation may sort some addresses and names otherwise.
 func counterKeyLess(a, b store.AttackCounter) bool {
 	return cmp.Or(strings.Compare(a.Identifier, b.Identifier), strings.Compare(a.Kind, b.Kind),
 		strings.Compare(a.Connection, b.Connection), strings.Compare(a.IP, b.IP)) < 0
@@ -207,7 +209,7 @@ const clearLoginCTE = `returned AS (UPDATE attack_buckets SET tat = tat - $%[4]d
 	cleared AS (DELETE FROM attack_counters WHERE ctid = ANY(ARRAY(
 		SELECT ctid FROM attack_counters
 		WHERE identifier = $%[1]d AND connection = $%[2]d AND (SELECT count(*) FROM returned) >= 0
-		ORDER BY kind, ip FOR UPDATE)))`
+		ORDER BY kind COLLATE "C", ip COLLATE "C" FOR UPDATE)))`
 
 func clearLoginArgs(c store.LoginClear) []any {
 	return []any{c.Identifier, c.Connection, c.Bucket, c.Interval.Milliseconds()}
@@ -292,7 +294,7 @@ func (s *Store) DeleteAttackCounters(ctx context.Context, connection, identifier
 	if s.d.name != sqliteDialect.name {
 		// Locked in key order, as gatehouse_take_login locks them.
 		q = "DELETE FROM attack_counters WHERE ctid = ANY(ARRAY(SELECT ctid FROM attack_counters" + f.where() +
-			" ORDER BY identifier, kind, connection, ip FOR UPDATE))"
+			` ORDER BY identifier COLLATE "C", kind COLLATE "C", connection COLLATE "C", ip COLLATE "C" FOR UPDATE))`
 	}
 	res, err := s.execHot(ctx, s.write, q, f.args...)
 	return s.count("delete attack counters", res, err)

@@ -136,3 +136,15 @@ func PurgePlans(ctx context.Context, s *Store) (map[string]string, error) {
 	}
 	return plans, nil
 }
+
+// AddMigration appends a migration of sql after the last one.
+func AddMigration(s *Store, sql string) {
+	s.migrations = append(s.migrations, migration{version: len(s.migrations) + 1, name: "test", sql: sql})
+}
+
+// WriterTempStore is the writer's PRAGMA temp_store: 1 FILE, 2 MEMORY.
+func WriterTempStore(ctx context.Context, s *Store) (int, error) {
+	var v int
+	err := s.write.QueryRowContext(ctx, "PRAGMA temp_store").Scan(&v)
+	return v, err
+}

@@ -91,7 +91,19 @@ func currentVersion(ctx context.Context, q querier, d dialect) (int, error) {
 // once: each transaction first takes the migration lock (an advisory lock
 // on PostgreSQL; on SQLite the IMMEDIATE transaction holds the write lock)
 // and only then reads the current version, so a migration runs once.
-func (s *Store) Migrate(ctx context.Context) error {
+func (s *Store) Migrate(ctx context.Context) (err error) {
+	if s.d.name == sqliteDialect.name {
+		// The writer keeps temporary data in memory (Open); an index built
+		// over a large table sorts it, which belongs in a file.
+		if _, err := s.write.ExecContext(ctx, "PRAGMA temp_store = FILE"); err != nil {
+			return fmt.Errorf("sqlstore: migrate: %w", err)
+		}
+		defer func() {
+			if _, rerr := s.write.ExecContext(context.WithoutCancel(ctx), "PRAGMA temp_store = MEMORY"); rerr != nil && err == nil {
+				err = fmt.Errorf("sqlstore: migrate: %w", rerr)
+			}
+		}()
+	}
 	for {
 		m, err := s.migrateNext(ctx)
 		if err != nil {

@@ -163,7 +163,10 @@ func openSQLite(ctx context.Context, path string, logger *slog.Logger) (*Store, 
 	// Each job of a group commit runs in a savepoint, whose journal of
 	// the pages it changes spilled to a temporary file past 64 KiB: a
 	// pwrite per page, about a quarter of a batch's write calls. In memory
-	// it costs a few pages of RAM per batch (maxGroup bounds it).
+	// it holds a copy of each page a job changes, a few pages for the
+	// token endpoint's jobs. Sorts on this connection no longer spill to
+	// disk either, so Migrate, whose CREATE INDEX may sort a whole table,
+	// switches back to files while it runs.
 	wq.Add("_pragma", "temp_store(MEMORY)")
 	for _, p := range common["_pragma"] {
 		wq.Add("_pragma", p)

@@ -155,6 +155,32 @@ func TestNewerSchema(t *testing.T) {
 	}
 }
 
+// TestMigrateSortsInFiles: the SQLite writer keeps temporary data in
+// memory, but a migration (an index over a large table) sorts in files,
+// and the writer is back in memory afterwards.
+func TestMigrateSortsInFiles(t *testing.T) {
+	ctx := t.Context()
+	s := openRaw(t, storetest.DSN(t, storetest.SQLite))
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	sqlstore.AddMigration(s, "CREATE TABLE temp_store_probe AS SELECT temp_store FROM pragma_temp_store()")
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var during int
+	if err := sqlstore.ReadPool(s).QueryRowContext(ctx, "SELECT temp_store FROM temp_store_probe").Scan(&during); err != nil {
+		t.Fatal(err)
+	}
+	after, err := sqlstore.WriterTempStore(ctx, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if during != 1 || after != 2 {
+		t.Errorf("writer's temp_store during a migration %d, after %d; want 1 (file), 2 (memory)", during, after)
+	}
+}
+
 func TestMigrationsMatchAcrossBackends(t *testing.T) {
 	sq, err := sqlstore.MigrationNames("sqlite")
 	if err != nil {
