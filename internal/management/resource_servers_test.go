@@ -68,14 +68,7 @@ func TestResourceServerValidation(t *testing.T) {
 				{"identifier too long", "POST", "/api/v2/resource-servers", map[string]any{"identifier": "urn:" + long(597)},
 					"Payload validation error: 'String is too long (601 chars), maximum 600' on property identifier."},
 			} {
-				t.Run(tc.name, func(t *testing.T) {
-					_, _, before := a.Do(t, "GET", "/api/v2/resource-servers", a.token, nil)
-					status, _, v := a.call(tc.method, tc.path, tc.body)
-					errorIs(t, status, v, http.StatusBadRequest, "invalid_body", tc.message)
-					if _, _, after := a.Do(t, "GET", "/api/v2/resource-servers", a.token, nil); string(after) != string(before) {
-						t.Errorf("a refused write changed the APIs:\n%s\n%s", before, after)
-					}
-				})
+				t.Run(tc.name, func(t *testing.T) { refusedChangesNothing(t, a, tc.method, tc.path, tc.body, tc.message) })
 			}
 
 			// What Auth0's deploy tools send on every write: the defaults of
@@ -127,14 +120,7 @@ func TestResourceServerWebLifetime(t *testing.T) {
 				{"update, both", "PATCH", rs, map[string]any{"token_lifetime": 60, "token_lifetime_for_web": 120},
 					fmt.Sprintf(msg, 120, 60, "", "token_lifetime_for_web")},
 			} {
-				t.Run(tc.name, func(t *testing.T) {
-					_, _, before := a.Do(t, "GET", "/api/v2/resource-servers", a.token, nil)
-					status, _, v := a.call(tc.method, tc.path, tc.body)
-					errorIs(t, status, v, http.StatusBadRequest, "invalid_body", tc.message)
-					if _, _, after := a.Do(t, "GET", "/api/v2/resource-servers", a.token, nil); string(after) != string(before) {
-						t.Errorf("a refused write changed the APIs:\n%s\n%s", before, after)
-					}
-				})
+				t.Run(tc.name, func(t *testing.T) { refusedChangesNothing(t, a, tc.method, tc.path, tc.body, tc.message) })
 			}
 			for _, tc := range []struct {
 				name, method, path string
@@ -199,5 +185,17 @@ func TestResourceServerIdentifiersFilter(t *testing.T) {
 			status, _, v := a.call("GET", "/api/v2/resource-servers?identifiers=1&identifiers=2&identifiers=3&identifiers=4&identifiers=5&identifiers=6&identifiers=7&identifiers=8&identifiers=9&identifiers=10&identifiers=11", nil)
 			errorIs(t, status, v, http.StatusBadRequest, "invalid_query_string", "Array is too long (11), maximum 10")
 		})
+	}
+}
+
+// refusedChangesNothing sends a write the API must refuse with 400
+// invalid_body and message, and checks that the APIs are as before.
+func refusedChangesNothing(t *testing.T, a *api, method, path string, body any, message string) {
+	t.Helper()
+	_, _, before := a.Do(t, "GET", "/api/v2/resource-servers", a.token, nil)
+	status, _, v := a.call(method, path, body)
+	errorIs(t, status, v, http.StatusBadRequest, "invalid_body", message)
+	if _, _, after := a.Do(t, "GET", "/api/v2/resource-servers", a.token, nil); string(after) != string(before) {
+		t.Errorf("a refused write changed the APIs:\n%s\n%s", before, after)
 	}
 }

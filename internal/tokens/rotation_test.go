@@ -88,26 +88,8 @@ func TestKeyChangesReachOtherReplicas(t *testing.T) {
 	ctx := t.Context()
 	dsn := storetest.DSN(t, storetest.Postgres)
 	kr := newKeyring(t)
-	open := func() (*sqlstore.Store, *Keys) {
-		s, err := sqlstore.Open(ctx, dsn, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		if err := s.Migrate(ctx); err != nil {
-			t.Fatal(err)
-		}
-		k, err := NewKeys(ctx, s, kr, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := k.EnsureNext(ctx); err != nil {
-			t.Fatal(err)
-		}
-		return s, k
-	}
-	_, a := open()
-	stB, b := open()
+	_, a := openReplica(t, dsn, kr)
+	stB, b := openReplica(t, dsn, kr)
 	lctx, stop := context.WithCancel(context.Background())
 	listening := make(chan struct{})
 	go func() {
@@ -215,26 +197,9 @@ func newBehindReplica(t *testing.T, backend string) *behindReplica {
 		}
 		return kr
 	}
-	open := func(kr *secrets.Keyring) *Keys {
-		s, err := sqlstore.Open(ctx, dsn, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		if err := s.Migrate(ctx); err != nil {
-			t.Fatal(err)
-		}
-		k, err := NewKeys(ctx, s, kr, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := k.EnsureNext(ctx); err != nil {
-			t.Fatal(err)
-		}
-		return k
-	}
-	r := &behindReplica{b: open(keyring(oldMaster))}
-	r.a = open(keyring(newMaster, oldMaster))
+	_, b := openReplica(t, dsn, keyring(oldMaster))
+	_, a := openReplica(t, dsn, keyring(newMaster, oldMaster))
+	r := &behindReplica{a: a, b: b}
 	sign := func() (string, string) {
 		t.Helper()
 		tok, err := r.b.Sign(map[string]any{"sub": "x", "exp": time.Now().Add(time.Hour).Unix()})
@@ -351,4 +316,27 @@ func TestReloadStopsSigningWithRevokedKey(t *testing.T) {
 			t.Errorf("B's Ready: %v", err)
 		}
 	})
+}
+
+// openReplica opens a migrated store on dsn and its keys, sealed with
+// sealer, with a next key: one replica of several sharing the database.
+func openReplica(t *testing.T, dsn string, sealer Sealer) (*sqlstore.Store, *Keys) {
+	t.Helper()
+	ctx := t.Context()
+	s, err := sqlstore.Open(ctx, dsn, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	k, err := NewKeys(ctx, s, sealer, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := k.EnsureNext(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return s, k
 }
