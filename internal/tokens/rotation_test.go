@@ -27,20 +27,7 @@ func TestRotationAcrossProcesses(t *testing.T) {
 		kr := newKeyring(t)
 		var replicas [2]*Keys
 		for i := range replicas {
-			s, err := sqlstore.Open(ctx, dsn, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { s.Close() })
-			if err := s.Migrate(ctx); err != nil {
-				t.Fatal(err)
-			}
-			if replicas[i], err = NewKeys(ctx, s, kr, nil); err != nil {
-				t.Fatal(err)
-			}
-			if err := replicas[i].EnsureNext(ctx); err != nil {
-				t.Fatal(err)
-			}
+			_, replicas[i] = openReplica(t, dsn, kr)
 		}
 		inFlight, err := replicas[0].Sign(map[string]any{"sub": "x", "exp": time.Now().Add(time.Hour).Unix()})
 		if err != nil {
