@@ -37,7 +37,7 @@ type ConnectionGetter interface {
 // UserStore reads users and stores their logins.
 type UserStore interface {
 	GetUser(ctx context.Context, userID string) (*store.User, error)
-	RecordLogin(ctx context.Context, u *store.User, rootAttributes bool, e *store.LogEvent, clear *store.LoginClear) error
+	RecordLogin(ctx context.Context, u *store.User, rootAttributes bool, e *store.LogEvent, settlement *store.LoginClear) error
 }
 
 // Sealer seals data with the tenant's master key.
@@ -126,9 +126,9 @@ func (p *Provider) passwordGrant(ctx context.Context, t *tokenRequest, c *store.
 	// A success is settled in the login's first user write, one store
 	// write fewer per login; a way out before that write, or that write's
 	// failure, settles it on its own.
-	clear := ticket.Success()
+	settlement := ticket.Success()
 	defer func() {
-		if clear != nil {
+		if settlement != nil {
 			p.settle(ctx, ticket, nil)
 		}
 	}()
@@ -145,10 +145,10 @@ func (p *Provider) passwordGrant(ctx context.Context, t *tokenRequest, c *store.
 	if stored {
 		// Not cancelled with the request, as recordLogin: a write that
 		// committed must not look failed, or its settlement runs twice.
-		if err := p.users.RecordLogin(context.WithoutCancel(ctx), l.user, l.root, nil, clear); err != nil {
+		if err := p.users.RecordLogin(context.WithoutCancel(ctx), l.user, l.root, nil, settlement); err != nil {
 			return nil, p.refuse(ctx, a, audit.FailedExchangePassword, errServer(err), nil)
 		}
-		clear = nil
+		settlement = nil
 	}
 	user := l.user
 	if user.Blocked {
@@ -158,10 +158,10 @@ func (p *Provider) passwordGrant(ctx context.Context, t *tokenRequest, c *store.
 		api: api, gty: grantPassword, ip: a.ip, ua: t.r.UserAgent()})
 	if err != nil {
 		if !stored {
-			if err := p.users.RecordLogin(context.WithoutCancel(ctx), user, l.root, nil, clear); err != nil {
+			if err := p.users.RecordLogin(context.WithoutCancel(ctx), user, l.root, nil, settlement); err != nil {
 				p.logger.ErrorContext(ctx, "updating the user failed", "error", err)
 			} else {
-				clear = nil
+				settlement = nil
 			}
 		}
 		return nil, p.refuse(ctx, a, audit.FailedExchangePassword, err, nil)
@@ -174,11 +174,11 @@ func (p *Provider) passwordGrant(ctx context.Context, t *tokenRequest, c *store.
 		p.record(ctx, a, audit.SuccessExchangePassword, user.UserID, details)
 		return resp, nil
 	}
-	if err := p.recordLogin(ctx, a, l, details, clear); err != nil {
+	if err := p.recordLogin(ctx, a, l, details, settlement); err != nil {
 		p.dropRefreshToken(ctx, resp.RefreshToken)
 		return nil, p.refuse(ctx, a, audit.FailedExchangePassword, errServer(err), nil)
 	}
-	clear = nil
+	settlement = nil
 	if user.Blocked {
 		// Blocked since it was read: the tokens made are never handed out.
 		p.dropRefreshToken(ctx, resp.RefreshToken)
@@ -195,7 +195,7 @@ func errUserBlocked() *Error {
 // recordLogin stores a returning user's login with the success event.
 // The event alone is no reason to fail a login, so a failure to build it
 // stores the login alone, as record does.
-func (p *Provider) recordLogin(ctx context.Context, a *loginAttempt, l *login, details map[string]any, clear *store.LoginClear) error {
+func (p *Provider) recordLogin(ctx context.Context, a *loginAttempt, l *login, details map[string]any, settlement *store.LoginClear) error {
 	var le *store.LogEvent
 	if p.audit != nil {
 		var err error
@@ -204,7 +204,7 @@ func (p *Provider) recordLogin(ctx context.Context, a *loginAttempt, l *login, d
 			le = nil
 		}
 	}
-	return p.users.RecordLogin(context.WithoutCancel(ctx), l.user, l.root, le, clear)
+	return p.users.RecordLogin(context.WithoutCancel(ctx), l.user, l.root, le, settlement)
 }
 
 // dropRefreshToken revokes a refresh token that was stored but will not

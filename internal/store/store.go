@@ -294,10 +294,10 @@ type LoginStore interface {
 	// metadata and with LoginsCount 1. u is then filled with the stored
 	// user, so u.Blocked is the block in force when the login was stored.
 	// e, when not nil, is appended in the same write (one statement, or
-	// one group-commit job), but only when the user is not blocked. clear,
+	// one group-commit job), but only when the user is not blocked. settlement,
 	// when not nil, settles the login's attack protection in that write
 	// too, blocked user or not (AttackStore's ClearLogin).
-	RecordLogin(ctx context.Context, u *User, rootAttributes bool, e *LogEvent, clear *LoginClear) error
+	RecordLogin(ctx context.Context, u *User, rootAttributes bool, e *LogEvent, settlement *LoginClear) error
 }
 
 // LogStore persists log events.

@@ -242,19 +242,19 @@ var recordLoginPGSQL = func() (q [2][2]string) {
 	e AS (INSERT INTO log_events (log_id, event_type, logged_at, user_id, doc)
 		SELECT $12::text, $13::text, $14::bigint, $15::text, $16::text WHERE EXISTS (SELECT 1 FROM u WHERE NOT u.blocked))`
 	for _, event := range []bool{false, true} {
-		for _, clear := range []bool{false, true} {
+		for _, settlement := range []bool{false, true} {
 			w := "WITH u AS (" + recordLoginSQL + ")"
 			if event {
 				w += logged
 			}
-			if clear {
+			if settlement {
 				n := 12
 				if event {
 					n = 17
 				}
 				w += ",\n\t" + fmt.Sprintf(clearLoginCTE, n, n+1, n+2, n+3)
 			}
-			q[b2i(event)][b2i(clear)] = w + "\n\tSELECT " + userCols + " FROM u"
+			q[b2i(event)][b2i(settlement)] = w + "\n\tSELECT " + userCols + " FROM u"
 		}
 	}
 	return q
@@ -280,15 +280,15 @@ func recordLoginArgs(u *store.User, rootAttributes bool) ([]any, error) {
 // each commit is a WAL write through the one writer connection, and one
 // statement on PostgreSQL, where each statement on its own is a commit
 // waiting for the WAL to reach the disk.
-func (s *Store) RecordLogin(ctx context.Context, u *store.User, rootAttributes bool, e *store.LogEvent, clear *store.LoginClear) error {
+func (s *Store) RecordLogin(ctx context.Context, u *store.User, rootAttributes bool, e *store.LogEvent, settlement *store.LoginClear) error {
 	var (
 		stored *store.User
 		err    error
 	)
 	if s.d.name == sqliteDialect.name {
-		stored, err = s.recordLoginSQLite(ctx, u, rootAttributes, e, clear)
+		stored, err = s.recordLoginSQLite(ctx, u, rootAttributes, e, settlement)
 	} else {
-		stored, err = s.recordLoginPG(ctx, u, rootAttributes, e, clear)
+		stored, err = s.recordLoginPG(ctx, u, rootAttributes, e, settlement)
 	}
 	if err != nil {
 		return s.fail("record login", err)
@@ -297,7 +297,7 @@ func (s *Store) RecordLogin(ctx context.Context, u *store.User, rootAttributes b
 	return nil
 }
 
-func (s *Store) recordLoginSQLite(ctx context.Context, u *store.User, rootAttributes bool, e *store.LogEvent, clear *store.LoginClear) (*store.User, error) {
+func (s *Store) recordLoginSQLite(ctx context.Context, u *store.User, rootAttributes bool, e *store.LogEvent, settlement *store.LoginClear) (*store.User, error) {
 	args, err := recordLoginArgs(u, rootAttributes)
 	if err != nil {
 		return nil, err
@@ -313,8 +313,8 @@ func (s *Store) recordLoginSQLite(ctx context.Context, u *store.User, rootAttrib
 		if stored, err = scanUser(q.QueryRowContext(ctx, recordLoginSQL, args...)); err != nil {
 			return err
 		}
-		if clear != nil {
-			if err := clearLogin(ctx, q, *clear); err != nil {
+		if settlement != nil {
+			if err := clearLogin(ctx, q, *settlement); err != nil {
 				return err
 			}
 		}
@@ -326,7 +326,7 @@ func (s *Store) recordLoginSQLite(ctx context.Context, u *store.User, rootAttrib
 	return stored, err
 }
 
-func (s *Store) recordLoginPG(ctx context.Context, u *store.User, rootAttributes bool, e *store.LogEvent, clear *store.LoginClear) (*store.User, error) {
+func (s *Store) recordLoginPG(ctx context.Context, u *store.User, rootAttributes bool, e *store.LogEvent, settlement *store.LoginClear) (*store.User, error) {
 	args, err := recordLoginArgs(u, rootAttributes)
 	if err != nil {
 		return nil, err
@@ -338,10 +338,10 @@ func (s *Store) recordLoginPG(ctx context.Context, u *store.User, rootAttributes
 		}
 		args = append(args, ev.args()...)
 	}
-	if clear != nil {
-		args = append(args, clearLoginArgs(*clear)...)
+	if settlement != nil {
+		args = append(args, clearLoginArgs(*settlement)...)
 	}
-	stored, err := scanUser(hotDB{s, s.write}.QueryRowContext(ctx, recordLoginPGSQL[b2i(e != nil)][b2i(clear != nil)], args...))
+	stored, err := scanUser(hotDB{s, s.write}.QueryRowContext(ctx, recordLoginPGSQL[b2i(e != nil)][b2i(settlement != nil)], args...))
 	if err != nil {
 		return nil, err
 	}

@@ -326,7 +326,7 @@ func testRecordLoginSettles(t *testing.T, s store.Store) {
 		{Counter: store.AttackCounter{Kind: store.AttackBruteForce, Connection: "c1", Identifier: id, IP: "192.0.2.10"}, Limit: 5, ExpireBefore: t0.Add(-time.Hour), Block: true},
 		{Counter: store.AttackCounter{Kind: store.AttackUpstreamBudget, Connection: "c1", Identifier: id}, Limit: 5, ExpireBefore: t0.Add(-time.Hour), Block: true},
 	}}
-	clear := &store.LoginClear{Connection: "c1", Identifier: id, Bucket: bucket, Interval: interval}
+	settlement := &store.LoginClear{Connection: "c1", Identifier: id, Bucket: bucket, Interval: interval}
 	other := store.AttackCounter{Kind: store.AttackBruteForce, Connection: "c2", Identifier: id, IP: "192.0.2.10"}
 	// takeOne takes one attempt and reports the tokens left after it.
 	takeOne := func() int {
@@ -364,7 +364,7 @@ func testRecordLoginSettles(t *testing.T, s store.Store) {
 			if tc.event {
 				e = &store.LogEvent{Type: "sepft", UserID: "settled", Doc: json.RawMessage(`{}`)}
 			}
-			must(t, s.RecordLogin(ctx, loginOf("settled"), false, e, clear))
+			must(t, s.RecordLogin(ctx, loginOf("settled"), false, e, settlement))
 			if got := connections(); !slices.Equal(got, []string{"c2"}) {
 				t.Errorf("counters after the login's write on %v, want only c2's", got)
 			}
@@ -375,7 +375,7 @@ func testRecordLoginSettles(t *testing.T, s store.Store) {
 			if left := takeOne(); left != 1 {
 				t.Errorf("tokens left after settling and taking again = %d, want 1", left)
 			}
-			must(t, s.ClearLogin(ctx, *clear))
+			must(t, s.ClearLogin(ctx, *settlement))
 		})
 	}
 
@@ -383,7 +383,7 @@ func testRecordLoginSettles(t *testing.T, s store.Store) {
 	_, err = s.PatchUser(ctx, "settled", func(u *store.User) error { u.Blocked = true; return nil })
 	must(t, err)
 	takeOne()
-	must(t, s.RecordLogin(ctx, loginOf("settled"), false, &store.LogEvent{Type: "sepft", UserID: "settled", Doc: json.RawMessage(`{}`)}, clear))
+	must(t, s.RecordLogin(ctx, loginOf("settled"), false, &store.LogEvent{Type: "sepft", UserID: "settled", Doc: json.RawMessage(`{}`)}, settlement))
 	if got := connections(); !slices.Equal(got, []string{"c2"}) {
 		t.Errorf("counters after a blocked user's write on %v, want only c2's", got)
 	}
@@ -397,7 +397,7 @@ func testRecordLoginSettles(t *testing.T, s store.Store) {
 	if len(es) == 0 {
 		t.Fatal("no log event to collide with")
 	}
-	err = s.RecordLogin(ctx, loginOf("settled"), false, &store.LogEvent{ID: es[0].ID, Type: "sepft", Doc: json.RawMessage(`{}`)}, clear)
+	err = s.RecordLogin(ctx, loginOf("settled"), false, &store.LogEvent{ID: es[0].ID, Type: "sepft", Doc: json.RawMessage(`{}`)}, settlement)
 	wantErr(t, "RecordLogin with a duplicate event ID", err, store.ErrConflict)
 	if got := connections(); !slices.Equal(got, []string{"c1", "c1", "c2"}) {
 		t.Errorf("counters after a failed write on %v, want c1's two and c2's", got)
@@ -462,15 +462,15 @@ func testAttackWritersTogether(t *testing.T, s store.Store) {
 			{Counter: store.AttackCounter{Kind: store.AttackUpstreamBudget, Connection: "c1", Identifier: id}, Limit: 1000, ExpireBefore: now.Add(-time.Hour), Block: true},
 		}}
 	}
-	clear := func(id, ip string) *store.LoginClear {
+	settlement := func(id, ip string) *store.LoginClear {
 		return &store.LoginClear{Connection: "c1", Identifier: id, Bucket: "ip:" + ip, Interval: interval}
 	}
 	writers := []func(i int) error{
 		func(i int) error { _, err := s.TakeLogin(ctx, take(ids[i%2], ips[i/2%2])); return err },
-		func(i int) error { return s.ClearLogin(ctx, *clear(ids[i%2], ips[i/2%2])) },
+		func(i int) error { return s.ClearLogin(ctx, *settlement(ids[i%2], ips[i/2%2])) },
 		func(i int) error {
 			u := loginOf("together-" + ids[i%2])
-			return s.RecordLogin(ctx, u, false, &store.LogEvent{Type: "sepft", UserID: u.UserID, Doc: json.RawMessage(`{}`)}, clear(ids[i%2], ips[i/2%2]))
+			return s.RecordLogin(ctx, u, false, &store.LogEvent{Type: "sepft", UserID: u.UserID, Doc: json.RawMessage(`{}`)}, settlement(ids[i%2], ips[i/2%2]))
 		},
 		func(i int) error { _, err := s.DeleteAttackCounters(ctx, "", ids[i%2]); return err },
 		func(int) error {
