@@ -53,8 +53,10 @@ func withCommon(h http.Handler, logger *slog.Logger, tls bool, trusted []netip.P
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		id := ""
-		if h := r.Header.Get("X-Request-Id"); h != "" && attack.FromTrustedProxy(r, trusted) {
-			id = incomingRequestID(h)
+		// Exactly one: a proxy that adds its id rather than replacing the
+		// client's forwards both, the client's first.
+		if h := r.Header.Values("X-Request-Id"); len(h) == 1 && attack.FromTrustedProxy(r, trusted) {
+			id = incomingRequestID(h[0])
 		}
 		if id == "" {
 			id = newRequestID()

@@ -49,6 +49,9 @@ func TestRequestID(t *testing.T) {
 		{"a byte that is not UTF-8", trusted, "bytes-id-\xff-forged-byte", "", "forged-byte"},
 		{"spaces and quotes", trusted, `quoted id "forged-quote=1"`, "", "forged-quote"},
 		{"129 characters", trusted, maxID + "x", "", maxID},
+		// A proxy that adds its id (HAProxy's http-request add-header)
+		// rather than replacing the client's puts it after the client's.
+		{"two ids, the proxy's after the client's", trusted, "client-forged-id\r\nX-Request-Id: proxy-added-id", "", "client-forged-id"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := len(tc.env.Logs.String())
