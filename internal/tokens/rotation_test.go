@@ -327,3 +327,42 @@ func openReplica(t *testing.T, dsn string, sealer Sealer) (*sqlstore.Store, *Key
 	}
 	return s, k
 }
+
+// TestReloadRecoversSigningAfterRevokedKey: a replica that stopped signing
+// because its key was revoked while it could not load the successor signs,
+// publishes the store's keys and is ready again after the first reload
+// that loads them all, with the same JWKS bytes as a replica that never
+// fell behind.
+func TestReloadRecoversSigningAfterRevokedKey(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, backend string) {
+		r := newBehindReplica(t, backend)
+		if _, err := r.a.Revoke(t.Context(), r.second); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.b.Reload(t.Context()); !errors.Is(err, secrets.ErrWrongKey) {
+			t.Fatalf("B's reload: %v", err)
+		}
+		if _, err := r.b.Sign(map[string]any{"sub": "x"}); !errors.Is(err, ErrNoSigningKey) || r.b.Ready() == nil {
+			t.Fatalf("B before it can load the keys: sign %v, ready %v", err, r.b.Ready())
+		}
+		// B now opens what A sealed, as after a restart with the new
+		// master key.
+		r.b.sealer = r.a.sealer
+		if err := r.b.Reload(t.Context()); err != nil {
+			t.Fatalf("B's reload with the master key: %v", err)
+		}
+		if err := r.b.Ready(); err != nil {
+			t.Errorf("B's Ready after a successful reload: %v", err)
+		}
+		tok, err := r.b.Sign(map[string]any{"sub": "x"})
+		if err != nil {
+			t.Fatalf("B's Sign after a successful reload: %v", err)
+		}
+		if _, kid, err := r.a.Verify(tok); err != nil || kid != r.a.KID() || r.b.KID() != r.a.KID() {
+			t.Errorf("B signs with %q (A: %q): %v", kid, r.a.KID(), err)
+		}
+		if got, want := string(r.b.JWKS()), string(r.a.JWKS()); got != want {
+			t.Errorf("B's JWKS %v differs from A's %v", jwksKIDs(t, r.b), jwksKIDs(t, r.a))
+		}
+	})
+}
