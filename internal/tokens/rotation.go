@@ -46,7 +46,14 @@ func (k *Keys) Rotate(ctx context.Context) (*store.SigningKey, error) {
 	if err := k.EnsureNext(ctx); err != nil {
 		return nil, err
 	}
-	return k.rotateFrom(ctx, k.KID())
+	// A reload that failed in between may have left no signing key; the
+	// store would then rotate nothing and answer with the existing next
+	// key as if it had.
+	current := k.KID()
+	if current == "" {
+		return nil, ErrNoSigningKey
+	}
+	return k.rotateFrom(ctx, current)
 }
 
 func (k *Keys) rotateFrom(ctx context.Context, current string) (*store.SigningKey, error) {
@@ -110,7 +117,7 @@ func (k *Keys) Run(ctx context.Context, reload, rotateEvery time.Duration) {
 			continue
 		}
 		set := k.set.Load()
-		if rotateEvery <= 0 || set.currentSince.IsZero() || time.Since(set.currentSince) < rotateEvery {
+		if rotateEvery <= 0 || set.signer == nil || set.currentSince.IsZero() || time.Since(set.currentSince) < rotateEvery {
 			continue
 		}
 		if err := k.EnsureNext(ctx); err != nil {
