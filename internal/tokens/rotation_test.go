@@ -281,12 +281,7 @@ func TestReloadDropsDistrustedKeysItCannotReplace(t *testing.T) {
 func TestReloadStopsSigningWithRevokedKey(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, backend string) {
 		r := newBehindReplica(t, backend)
-		if _, err := r.a.Revoke(t.Context(), r.second); err != nil {
-			t.Fatal(err)
-		}
-		if err := r.b.Reload(t.Context()); !errors.Is(err, secrets.ErrWrongKey) {
-			t.Fatalf("B's reload: %v", err)
-		}
+		r.revokeBsKey(t)
 		if tok, err := r.b.Sign(map[string]any{"sub": "x"}); !errors.Is(err, ErrNoSigningKey) {
 			t.Errorf("B signs with a revoked key: %q, %v", tok, err)
 		}
@@ -336,12 +331,7 @@ func openReplica(t *testing.T, dsn string, sealer Sealer) (*sqlstore.Store, *Key
 func TestReloadRecoversSigningAfterRevokedKey(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, backend string) {
 		r := newBehindReplica(t, backend)
-		if _, err := r.a.Revoke(t.Context(), r.second); err != nil {
-			t.Fatal(err)
-		}
-		if err := r.b.Reload(t.Context()); !errors.Is(err, secrets.ErrWrongKey) {
-			t.Fatalf("B's reload: %v", err)
-		}
+		r.revokeBsKey(t)
 		if _, err := r.b.Sign(map[string]any{"sub": "x"}); !errors.Is(err, ErrNoSigningKey) || r.b.Ready() == nil {
 			t.Fatalf("B before it can load the keys: sign %v, ready %v", err, r.b.Ready())
 		}
@@ -365,4 +355,16 @@ func TestReloadRecoversSigningAfterRevokedKey(t *testing.T) {
 			t.Errorf("B's JWKS %v differs from A's %v", jwksKIDs(t, r.b), jwksKIDs(t, r.a))
 		}
 	})
+}
+
+// revokeBsKey revokes, through A, the key B signs with; B's reload then
+// fails, since it cannot open the key that replaced it.
+func (r *behindReplica) revokeBsKey(t *testing.T) {
+	t.Helper()
+	if _, err := r.a.Revoke(t.Context(), r.second); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.b.Reload(t.Context()); !errors.Is(err, secrets.ErrWrongKey) {
+		t.Fatalf("B's reload: %v", err)
+	}
 }
