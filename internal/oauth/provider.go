@@ -32,6 +32,8 @@ type Opener interface {
 // verifies Gatehouse's own JWTs (access tokens presented at /userinfo).
 type Signer interface {
 	Sign(claims any) (string, error)
+	// KID is the key that signs, "" when none can (tokens.ErrNoSigningKey).
+	KID() string
 	JWKS() []byte
 	ParseJWT(token, issuer, audience string, now time.Time, skew time.Duration) (*tokens.Claims, error)
 }

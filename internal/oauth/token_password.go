@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/audit"
 	"github.com/gatehouse/gatehouse/internal/connection"
 	"github.com/gatehouse/gatehouse/internal/store"
+	"github.com/gatehouse/gatehouse/internal/tokens"
 )
 
 const (
@@ -95,6 +97,13 @@ func (p *Provider) passwordGrant(ctx context.Context, t *tokenRequest, c *store.
 		return nil, p.refuse(ctx, a, audit.FailedLogin, err, nil)
 	}
 	a.conn = conn
+	scopes := userScopes(a.scope, c, api)
+	// A replica whose signing key was revoked while it could not load the
+	// next one (tokens.ErrNoSigningKey) cannot finish a login that needs a
+	// signature: it says so before the password goes to Entra.
+	if (api != nil || slices.Contains(scopes, "openid")) && p.keys.KID() == "" {
+		return nil, p.refuse(ctx, a, audit.FailedExchangePassword, errServer(tokens.ErrNoSigningKey), nil)
+	}
 
 	password := t.params.Get("password")
 	// fosite's rule: credentials must not be passed around once checked.
@@ -154,7 +163,7 @@ func (p *Provider) passwordGrant(ctx context.Context, t *tokenRequest, c *store.
 	if user.Blocked {
 		return nil, p.refuse(ctx, a, audit.FailedLogin, errUserBlocked(), map[string]any{"user_id": user.UserID})
 	}
-	resp, err := p.issueUserTokens(ctx, userGrant{client: c, user: user, requested: a.scope, scopes: userScopes(a.scope, c, api),
+	resp, err := p.issueUserTokens(ctx, userGrant{client: c, user: user, requested: a.scope, scopes: scopes,
 		api: api, gty: grantPassword, ip: a.ip, ua: t.r.UserAgent()})
 	if err != nil {
 		if !stored {

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -9,9 +10,12 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	emulator "github.com/gatehouse/gatehouse/emulator/entra"
+	"github.com/gatehouse/gatehouse/emulator/entra/entratest"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/store/storetest"
 )
@@ -22,7 +26,8 @@ import (
 // A, B cannot load the key that signs and goes on signing with the one
 // before. Once A revokes that key, B's next reload takes it out of B's
 // JWKS and Management API, and B's token endpoint answers 500
-// server_error rather than a token signed with it.
+// server_error rather than a token signed with it; a password login that
+// needs a signature is refused before the password goes to Entra.
 func TestReplicaBehindOnMasterKeyStopsSigningWithRevokedKey(t *testing.T) {
 	const (
 		oldMaster = "1111111111111111111111111111111111111111111111111111111111111111"
@@ -33,13 +38,22 @@ func TestReplicaBehindOnMasterKeyStopsSigningWithRevokedKey(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			dsn := storetest.DSN(t, backend)
+			var upstreamLogins atomic.Int32
+			_, emuURL := entratest.Start(t, entratest.Example(t), emulator.Options{}, func(emu http.Handler) http.Handler {
+				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/token") {
+						upstreamLogins.Add(1)
+					}
+					emu.ServeHTTP(w, r)
+				})
+			})
 			start := func(admin, key, old string) *Server {
 				t.Helper()
 				cfg := &config.Config{
 					Addr: "127.0.0.1:0", Issuer: "http://127.0.0.1:1/", Database: dsn,
 					LogFormat: "text", LogLevel: "info", ManagementTokenLifetime: time.Hour, ShutdownTimeout: time.Second,
 					AdminClientID: admin, AdminClientSecret: admin + "-secret-0123456789abcdef0123456789",
-					SecretKey: key, SecretKeyOld: old,
+					SecretKey: key, SecretKeyOld: old, UpstreamHosts: []string{emuURL},
 				}
 				if err := cfg.Validate(); err != nil {
 					t.Fatal(err)
@@ -110,6 +124,35 @@ func TestReplicaBehindOnMasterKeyStopsSigningWithRevokedKey(t *testing.T) {
 				t.Fatal(err)
 			}
 			adminB, kid := token(b, "admin-b")
+			// The connection's secret is sealed by B, so that B can use it
+			// after it falls behind.
+			api := func(s *Server, method, path, token string, body any) string {
+				t.Helper()
+				raw, _ := json.Marshal(body)
+				req := httptest.NewRequest(method, "http://127.0.0.1:1/"+path, bytes.NewReader(raw))
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("Authorization", "Bearer "+token)
+				rec := httptest.NewRecorder()
+				s.Handler().ServeHTTP(rec, req)
+				if rec.Code != http.StatusCreated {
+					t.Fatalf("%s %s: %d %s", method, path, rec.Code, rec.Body)
+				}
+				return rec.Body.String()
+			}
+			var app struct {
+				ClientID string `json:"client_id"`
+			}
+			_ = json.Unmarshal([]byte(api(b, "POST", "api/v2/clients", adminB, map[string]any{"name": "Mobile", "app_type": "native",
+				"token_endpoint_auth_method": "none", "grant_types": []string{"http://auth0.com/oauth/grant-type/password-realm"}})), &app)
+			api(b, "POST", "api/v2/connections", adminB, map[string]any{"name": "contoso", "strategy": "waad",
+				"enabled_clients": []string{app.ClientID}, "options": map[string]any{
+					"client_id": "1f2e3d4c-5b6a-4978-8a9b-0c1d2e3f4a5b", "client_secret": "native-secret-value",
+					"tenant_domain": "contoso.onmicrosoft.com", "authority_host": emuURL, "graph_host": emuURL}})
+			login := func(scope string) (int, string) {
+				return do(b, "POST", "oauth/token", "", url.Values{"grant_type": {"http://auth0.com/oauth/grant-type/password-realm"},
+					"realm": {"contoso"}, "client_id": {app.ClientID}, "username": {"alice@contoso.com"},
+					"password": {"Alice-Passw0rd!"}, "scope": {scope}})
+			}
 			mustDo(a, "POST", "api/v2/keys/signing/rotate", adminA, http.StatusCreated)
 			if err := b.keys.Reload(ctx); err == nil {
 				t.Fatal("B loaded a key sealed under a master key it lacks")
@@ -137,6 +180,16 @@ func TestReplicaBehindOnMasterKeyStopsSigningWithRevokedKey(t *testing.T) {
 			}
 			if status, _ := do(b, "GET", "readyz", "", nil); status != http.StatusServiceUnavailable {
 				t.Errorf("B's /readyz: %d, want 503", status)
+			}
+			before := upstreamLogins.Load()
+			if status, raw := login("openid profile"); status != http.StatusInternalServerError ||
+				strings.TrimSpace(raw) != `{"error":"server_error","error_description":"Internal error."}` || upstreamLogins.Load() != before {
+				t.Errorf("B's password login that needs an id_token: %d %s, upstream calls %d → %d; want 500 and none",
+					status, raw, before, upstreamLogins.Load())
+			}
+			// One that needs no signature (an opaque access token) still works.
+			if status, raw := login("email"); status != http.StatusOK || upstreamLogins.Load() != before+1 {
+				t.Errorf("B's password login without a signature: %d %s", status, raw)
 			}
 		})
 	}
