@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -42,15 +41,7 @@ func purgeTestServerOn(t *testing.T, dsn string, logRetention time.Duration) *Se
 		AdminClientID: purgeAdminID, AdminClientSecret: purgeAdminSecret,
 		SecretKey: strings.Repeat("0f", 32),
 	}
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	s, err := New(context.Background(), cfg, NewLogger(io.Discard, "text", "info"), io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
+	return testServer(t, cfg, nil)
 }
 
 // TestPurgeKeepsRotatedFamilies: a family's first token, rotated, is past

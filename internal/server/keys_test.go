@@ -55,15 +55,7 @@ func TestReplicaBehindOnMasterKeyStopsSigningWithRevokedKey(t *testing.T) {
 					AdminClientID: admin, AdminClientSecret: admin + "-secret-0123456789abcdef0123456789",
 					SecretKey: key, SecretKeyOld: old, UpstreamHosts: []string{emuURL},
 				}
-				if err := cfg.Validate(); err != nil {
-					t.Fatal(err)
-				}
-				s, err := New(ctx, cfg, NewLogger(io.Discard, "text", "info"), io.Discard)
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { s.Close() })
-				return s
+				return testServer(t, cfg, nil)
 			}
 			b := start("admin-b", oldMaster, "")
 			a := start("admin-a", newMaster, oldMaster)

@@ -2,7 +2,6 @@ package server
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -39,21 +38,7 @@ func TestConnectionLimits(t *testing.T) {
 		AdminClientID: purgeAdminID, AdminClientSecret: purgeAdminSecret,
 		SecretKey: strings.Repeat("0f", 32),
 	}
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	s, err := New(context.Background(), cfg, NewLogger(io.Discard, "text", "info"), io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx, l) }()
+	addr, cancel, done := serveLoopback(t, testServer(t, cfg, nil))
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -62,7 +47,7 @@ func TestConnectionLimits(t *testing.T) {
 	})
 
 	for _, lst := range []struct{ name, addr, path string }{
-		{"public", l.Addr().String(), "/healthz"},
+		{"public", addr, "/healthz"},
 		{"metrics", metricsAddr, "/metrics"},
 	} {
 		dial := func(t *testing.T) net.Conn {

@@ -4,9 +4,6 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
-	"io"
-	"net"
-	"net/http"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -49,15 +46,8 @@ func TestShutdownStopsBackgroundFirst(t *testing.T) {
 		AdminClientID: purgeAdminID, AdminClientSecret: purgeAdminSecret,
 		SecretKey: strings.Repeat("0f", 32),
 	}
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
 	var logs syncBuffer
-	s, err := New(context.Background(), cfg, NewLogger(&logs, "text", "info"), io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := testServer(t, cfg, &logs)
 
 	other, err := sql.Open("sqlite", path)
 	if err != nil {
@@ -73,20 +63,7 @@ func TestShutdownStopsBackgroundFirst(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx, l) }()
-	for range 100 {
-		if resp, err := http.Get("http://" + l.Addr().String() + "/healthz"); err == nil {
-			resp.Body.Close()
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	_, cancel, done := serveLoopback(t, s)
 	// The purge runs at start; give it time to reach the lock.
 	time.Sleep(300 * time.Millisecond)
 	cancel()
