@@ -452,13 +452,7 @@ func TestClientListPaging(t *testing.T) {
 		t.Run(backend, func(t *testing.T) {
 			a := start(t, backend)
 			// The bootstrap admin application is the first client.
-			for i := range 6 {
-				typ := "native"
-				if i%2 == 1 {
-					typ = "spa"
-				}
-				a.must(201, "POST", "/api/v2/clients", map[string]any{"name": "app" + string(rune('0'+i)), "app_type": typ, "is_first_party": i < 3})
-			}
+			a.sixClients("spa")
 			all := a.list("/api/v2/clients")
 			if len(all) != 7 {
 				t.Fatalf("%d clients, want 7", len(all))
@@ -551,13 +545,7 @@ func TestClientCheckpointPaging(t *testing.T) {
 	for _, backend := range storetest.Backends() {
 		t.Run(backend, func(t *testing.T) {
 			a := start(t, backend)
-			for i := range 6 {
-				typ := "native"
-				if i%2 == 1 {
-					typ = "regular_web"
-				}
-				a.must(201, "POST", "/api/v2/clients", map[string]any{"name": "app" + string(rune('0'+i)), "app_type": typ, "is_first_party": i < 3})
-			}
+			a.sixClients("regular_web")
 			all := a.list("/api/v2/clients")
 			want := clientIDs(all)
 			for _, take := range []int{1, 3, 7, 50} {
@@ -766,4 +754,16 @@ func jsonEqual(a, b any) bool {
 	ja, _ = json.Marshal(va)
 	jb, _ = json.Marshal(vb)
 	return bytes.Equal(ja, jb)
+}
+
+// sixClients creates app0…app5: native and odd (every second one, from
+// app1), first party for app0–app2.
+func (a *api) sixClients(odd string) {
+	for i := range 6 {
+		typ := "native"
+		if i%2 == 1 {
+			typ = odd
+		}
+		a.must(201, "POST", "/api/v2/clients", map[string]any{"name": "app" + string(rune('0'+i)), "app_type": typ, "is_first_party": i < 3})
+	}
 }

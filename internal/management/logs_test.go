@@ -40,15 +40,7 @@ func TestLogCheckpoint(t *testing.T) {
 
 			page := func(path string) ([]string, string) {
 				t.Helper()
-				status, h, raw := env.Do(t, "GET", path, tok, nil)
-				var events []map[string]any
-				if err := json.Unmarshal(raw, &events); status != http.StatusOK || err != nil {
-					t.Fatalf("GET %s: %d %s", path, status, raw)
-				}
-				var ids []string
-				for _, e := range events {
-					ids = append(ids, e["log_id"].(string))
-				}
+				ids, h := logIDs(t, env, tok, path)
 				m := linkNext.FindStringSubmatch(h.Get("Link"))
 				if m == nil || !strings.HasPrefix(m[1], env.URL+"api/v2/logs?") {
 					t.Fatalf("GET %s: Link %q", path, h.Get("Link"))
@@ -116,18 +108,8 @@ func TestLogQuery(t *testing.T) {
 	}
 	ids := func(q string) []string {
 		t.Helper()
-		status, _, raw := env.Do(t, "GET", "api/v2/logs?q="+url.QueryEscape(q), tok, nil)
-		var events []map[string]any
-		if err := json.Unmarshal(raw, &events); status != http.StatusOK || err != nil {
-			t.Fatalf("q=%s: %d %s", q, status, raw)
-		}
-		var out []string
-		for _, e := range events {
-			if id := e["log_id"].(string); id == "a1" || id == "b1" {
-				out = append(out, id)
-			}
-		}
-		return out
+		all, _ := logIDs(t, env, tok, "api/v2/logs?q="+url.QueryEscape(q))
+		return slices.DeleteFunc(all, func(id string) bool { return id != "a1" && id != "b1" })
 	}
 	if got := ids(`user_id:"waad|alice"`); !slices.Equal(got, []string{"a1"}) {
 		t.Errorf("user_id filter: %v, want [a1]", got)
@@ -165,13 +147,9 @@ func TestLogCheckpointStopsAtUnsettled(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			status, h, raw := env.Do(t, "GET", "api/v2/logs?from=start&take=10", tok, nil)
-			var events []map[string]any
-			if err := json.Unmarshal(raw, &events); status != http.StatusOK || err != nil {
-				t.Fatalf("GET: %d %s", status, raw)
-			}
-			if len(events) != 0 {
-				t.Errorf("read %d events past the held-back one: %s", len(events), raw)
+			ids, h := logIDs(t, env, tok, "api/v2/logs?from=start&take=10")
+			if len(ids) != 0 {
+				t.Errorf("read %d events past the held-back one: %v", len(ids), ids)
 			}
 			if m := linkNext.FindStringSubmatch(h.Get("Link")); m == nil || !strings.Contains(m[1], "from=start&") {
 				t.Errorf("Link %q, want the checkpoint kept at start", h.Get("Link"))
@@ -198,18 +176,8 @@ func TestLogSort(t *testing.T) {
 			}
 			ids := func(path string) []string {
 				t.Helper()
-				status, _, raw := env.Do(t, "GET", path, tok, nil)
-				var events []map[string]any
-				if err := json.Unmarshal(raw, &events); status != http.StatusOK || err != nil {
-					t.Fatalf("GET %s: %d %s", path, status, raw)
-				}
-				var out []string
-				for _, e := range events {
-					if id := e["log_id"].(string); id == "old" || id == "mid" || id == "new" {
-						out = append(out, id)
-					}
-				}
-				return out
+				all, _ := logIDs(t, env, tok, path)
+				return slices.DeleteFunc(all, func(id string) bool { return id != "old" && id != "mid" && id != "new" })
 			}
 			userLogs := "api/v2/users/" + url.PathEscape("waad|s") + "/logs"
 			for path, want := range map[string][]string{
@@ -244,4 +212,20 @@ func otherReplica(t *testing.T, env *servertest.Env) *sqlstore.Store {
 	}
 	t.Cleanup(func() { other.Close() })
 	return other
+}
+
+// logIDs GETs a list of log events at path and returns their ids in
+// order, with the response's headers.
+func logIDs(t *testing.T, env *servertest.Env, token, path string) ([]string, http.Header) {
+	t.Helper()
+	status, h, raw := env.Do(t, "GET", path, token, nil)
+	var events []map[string]any
+	if err := json.Unmarshal(raw, &events); status != http.StatusOK || err != nil {
+		t.Fatalf("GET %s: %d %s", path, status, raw)
+	}
+	ids := make([]string, 0, len(events))
+	for _, e := range events {
+		ids = append(ids, e["log_id"].(string))
+	}
+	return ids, h
 }
