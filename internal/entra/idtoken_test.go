@@ -152,16 +152,8 @@ func TestValidateIDTokenCommonEndpoint(t *testing.T) {
 // TestKeyRollover: a token signed by a key published after our fetch makes
 // one refetch; further unknown kids within 5 minutes make none.
 func TestKeyRollover(t *testing.T) {
-	f := newFakeEntra(t)
-	clk := newClock()
-	c := clk.client()
+	f, clk, c, o := afterRollover(t)
 	ctx := context.Background()
-	o := opts(f, V2)
-	if _, err := c.ValidateIDToken(ctx, sign(t, rsaKey(t, 0), "kid-1", f.idClaims(V2, clk.Now())), o); err != nil {
-		t.Fatal(err)
-	}
-	clk.Advance(6 * time.Minute)
-	f.publish("kid-2", rsaKey(t, 1))
 	if _, err := c.ValidateIDToken(ctx, sign(t, rsaKey(t, 1), "kid-2", f.idClaims(V2, clk.Now())), o); err != nil {
 		t.Fatalf("after rollover: %v", err)
 	}
@@ -321,16 +313,8 @@ func waitIdle(c *Client) {
 // keys are unavailable, which the broker answers as an outage (503), not
 // as a misconfigured connection. Once Entra recovers, the new key works.
 func TestKeyRolloverDuringOutage(t *testing.T) {
-	f := newFakeEntra(t)
-	clk := newClock()
-	c := clk.client()
+	f, clk, c, o := afterRollover(t)
 	ctx := context.Background()
-	o := opts(f, V2)
-	if _, err := c.ValidateIDToken(ctx, sign(t, rsaKey(t, 0), "kid-1", f.idClaims(V2, clk.Now())), o); err != nil {
-		t.Fatal(err)
-	}
-	clk.Advance(6 * time.Minute)
-	f.publish("kid-2", rsaKey(t, 1))
 	f.fail.Store(true)
 	for range 2 { // the refetch, then the cached failure
 		_, err := c.ValidateIDToken(ctx, sign(t, rsaKey(t, 1), "kid-2", f.idClaims(V2, clk.Now())), o)
@@ -347,4 +331,20 @@ func TestKeyRolloverDuringOutage(t *testing.T) {
 	if _, err := c.ValidateIDToken(ctx, sign(t, rsaKey(t, 1), "kid-2", f.idClaims(V2, clk.Now())), o); err != nil {
 		t.Fatalf("after recovery: %v", err)
 	}
+}
+
+// afterRollover is a client that validated a token of kid-1 six minutes
+// ago, against an Entra that has since published kid-2 (rsaKey 1).
+func afterRollover(t *testing.T) (*fakeEntra, *clock, *Client, ValidateOptions) {
+	t.Helper()
+	f := newFakeEntra(t)
+	clk := newClock()
+	c := clk.client()
+	o := opts(f, V2)
+	if _, err := c.ValidateIDToken(context.Background(), sign(t, rsaKey(t, 0), "kid-1", f.idClaims(V2, clk.Now())), o); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(6 * time.Minute)
+	f.publish("kid-2", rsaKey(t, 1))
+	return f, clk, c, o
 }
