@@ -66,10 +66,7 @@ func TestRepeatedParameters(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		raw, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		var body map[string]any
-		_ = json.Unmarshal(raw, &body)
+		raw, body := readAnswer(resp)
 		if resp.StatusCode != 400 || body["error"] != "invalid_request" || body["error_description"] != tc.desc || resp.Header.Get("Cache-Control") != "no-store" {
 			t.Errorf("%s: %d %s", tc.name, resp.StatusCode, raw)
 		}
@@ -267,10 +264,7 @@ func TestParametersAreText(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				raw, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				var body map[string]any
-				_ = json.Unmarshal(raw, &body)
+				raw, body := readAnswer(resp)
 				if resp.StatusCode != tc.status || body["error"] != tc.code || body["error_description"] != tc.desc {
 					t.Errorf("%s: %d %s", tc.name, resp.StatusCode, raw)
 				}
@@ -280,4 +274,14 @@ func TestParametersAreText(t *testing.T) {
 			}
 		})
 	}
+}
+
+// readAnswer reads and closes resp's body, and decodes it as a JSON object
+// when it is one.
+func readAnswer(resp *http.Response) ([]byte, map[string]any) {
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var body map[string]any
+	_ = json.Unmarshal(raw, &body)
+	return raw, body
 }
