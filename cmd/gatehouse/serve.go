@@ -51,6 +51,8 @@ with a warning in the log.`,
 			// logs through the default, in the configured format.
 			slog.SetDefault(logger)
 			ctx := cmd.Context()
+			gc, fromEnv := server.TuneGC(os.Getenv)
+			logger.InfoContext(ctx, "garbage collector", "gogc", gc, "from_env", fromEnv)
 			if demo {
 				return runDemo(ctx, cmd.OutOrStdout(), cfg, logger, demoDirectory, anyDatabase)
 			}

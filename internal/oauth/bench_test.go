@@ -10,6 +10,7 @@ import (
 	mrand "math/rand/v2"
 	"net/netip"
 	"net/url"
+	"os"
 	"runtime"
 	"slices"
 	"sync"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	emulator "github.com/gatehouse/gatehouse/emulator/entra"
+	"github.com/gatehouse/gatehouse/internal/server"
 	"github.com/gatehouse/gatehouse/internal/store/storetest"
 	"golang.org/x/sys/unix"
 )
@@ -31,6 +33,8 @@ import (
 // its CPU) with Gatehouse, so cpu-µs/login is an upper bound for the broker.
 
 func benchEnv(b *testing.B, backend string, o emulator.Options) (*env, url.Values) {
+	// The garbage collector's target that gatehouse serve runs with.
+	server.TuneGC(os.Getenv)
 	e := newEnv(b, backend, envOptions{emu: o, quietLogs: true, trustLoopback: true, loadUsers: benchUsers, connection: map[string]any{
 		// A plain login: no Graph calls, so each login is one upstream POST.
 		"ext_profile": false, "ext_groups": false, "ext_nested_groups": false,
