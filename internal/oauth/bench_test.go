@@ -35,7 +35,7 @@ import (
 func benchEnv(b *testing.B, backend string, o emulator.Options) (*env, url.Values) {
 	// The garbage collector's target that gatehouse serve runs with.
 	server.TuneGC(os.Getenv)
-	e := newEnv(b, backend, envOptions{emu: o, quietLogs: true, trustLoopback: true, loadUsers: benchUsers, connection: map[string]any{
+	e := newEnv(b, backend, envOptions{emu: o, servedLogs: true, trustLoopback: true, loadUsers: benchUsers, connection: map[string]any{
 		// A plain login: no Graph calls, so each login is one upstream POST.
 		"ext_profile": false, "ext_groups": false, "ext_nested_groups": false,
 	}})

@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -71,6 +72,11 @@ type envOptions struct {
 	emu       emulator.Options
 	graphPage int
 	quietLogs bool
+	// servedLogs logs as gatehouse serve does by default (text, level
+	// info: a line per request) to the null device through a real file, so a
+	// benchmark pays what a served login pays for its logs, write
+	// included.
+	servedLogs bool
 	// trustLoopback believes X-Forwarded-For from 127.0.0.1, so a load
 	// test can spread logins over client addresses as real traffic does.
 	trustLoopback bool
@@ -129,6 +135,15 @@ func newEnv(t testing.TB, backend string, o envOptions) *env {
 	}
 	logs := &servertest.Buffer{}
 	logger := server.NewLogger(logs, cfg.LogFormat, cfg.LogLevel)
+	if o.servedLogs {
+		null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { null.Close() })
+		cfg.LogFormat, cfg.LogLevel = "text", "info"
+		logger = server.NewLogger(null, cfg.LogFormat, cfg.LogLevel)
+	}
 	srv, err := server.New(context.Background(), cfg, logger, io.Discard,
 		server.WithEntraOptions(entra.Options{GraphPageSize: o.graphPage}))
 	if err != nil {
