@@ -119,6 +119,10 @@ type Attempt struct {
 	// which may set the upstream lockout policy.
 	Connection string
 	Options    json.RawMessage
+	// WithUsers asks the take to read, in its own round trip where the
+	// store can (store.LoginTake.Users), the connection's users whose
+	// email is the identifier: Ticket.Users.
+	WithUsers bool
 }
 
 // Ticket holds what Check took, to be settled by exactly one of Failed,
@@ -130,6 +134,16 @@ type Ticket struct {
 	counters   []store.AttackCounter
 	bucket     string
 	interval   time.Duration
+	users      []*store.User
+}
+
+// Users are the users Attempt.WithUsers asked for, as they were when the
+// attempt was admitted, or nil when the store did not read them.
+func (t *Ticket) Users() []*store.User {
+	if t == nil {
+		return nil
+	}
+	return t.users
 }
 
 // Normalize is the form identifiers are counted and unblocked under.
@@ -151,6 +165,9 @@ func (g *Guard) Check(ctx context.Context, a Attempt) (*Ticket, error) {
 	now := g.now()
 	t := &Ticket{g: g, connection: a.Connection, identifier: Normalize(a.Identifier)}
 	take := store.LoginTake{Now: now}
+	if a.WithUsers {
+		take.Users = &store.UsersByEmail{Connection: a.Connection, Email: t.identifier}
+	}
 	var limit int
 	ip := ipKey(a.IP)
 	if st, ok := sit.Stage[StagePreLogin]; ok && sit.Enabled && slices.Contains(sit.Shields, "block") && !allowed(sit.Allowlist, a.IP) {
@@ -187,7 +204,7 @@ func (g *Guard) Check(ctx context.Context, a Attempt) (*Ticket, error) {
 		}
 		return nil, &Blocked{Reason: ReasonUpstreamBudget}
 	}
-	t.bucket, t.interval = take.Bucket, take.Interval
+	t.bucket, t.interval, t.users = take.Bucket, take.Interval, got.Users
 	for i, counted := range got.Counted {
 		if counted {
 			t.counters = append(t.counters, take.Counters[i].Counter)

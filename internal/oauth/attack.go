@@ -23,7 +23,11 @@ func (p *Provider) admit(ctx context.Context, a *loginAttempt, conn *store.Conne
 	if p.guard == nil {
 		return nil, nil
 	}
-	ticket, err := p.guard.Check(ctx, attack.Attempt{Identifier: a.user, IP: a.ip, Connection: conn.Name, Options: conn.Options})
+	// WithUsers: on PostgreSQL the take's round trip also reads the user
+	// the username names, so a login whose user has that email reads no
+	// user afterwards (syncUser).
+	ticket, err := p.guard.Check(ctx, attack.Attempt{Identifier: a.user, IP: a.ip, Connection: conn.Name, Options: conn.Options,
+		WithUsers: true})
 	var b *attack.Blocked
 	switch {
 	case errors.As(err, &b):

@@ -141,7 +141,7 @@ func (p *Provider) passwordGrant(ctx context.Context, t *tokenRequest, c *store.
 			p.settle(ctx, ticket, nil)
 		}
 	}()
-	l, err := p.syncUser(ctx, conn, id, a.ip)
+	l, err := p.syncUser(ctx, conn, id, a.ip, ticket.Users())
 	if err != nil {
 		return nil, p.refuse(ctx, a, audit.FailedExchangePassword, errServer(err), nil)
 	}
@@ -391,11 +391,27 @@ type login struct {
 // IdP on each login, on the first only, or never; every other attribute
 // follows the IdP always. It reads the user but writes nothing: the login
 // is stored by RecordLogin, which writes only what a login owns.
-func (p *Provider) syncUser(ctx context.Context, conn *store.Connection, id *connection.Identity, ip string) (*login, error) {
+//
+// read are users read before the upstream call (attack.Ticket.Users); the
+// one the upstream named, when among them, is not read again. A read
+// from before the call is as good as one after it: each writer writes
+// only its own part of a user (docs/management-api.md), a login's part
+// is the IdP's, and RecordLogin's answer says whether the user is
+// blocked now.
+func (p *Provider) syncUser(ctx context.Context, conn *store.Connection, id *connection.Identity, ip string, read []*store.User) (*login, error) {
 	now := p.now().UTC()
-	existing, err := p.users.GetUser(ctx, id.UserID)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return nil, err
+	var existing *store.User
+	for _, u := range read {
+		if u.UserID == id.UserID {
+			existing = u
+		}
+	}
+	var err error
+	if existing == nil {
+		existing, err = p.users.GetUser(ctx, id.UserID)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return nil, err
+		}
 	}
 	l := &login{user: &store.User{UserID: id.UserID}, first: existing == nil}
 	prof := map[string]any{}

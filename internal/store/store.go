@@ -507,6 +507,18 @@ type LoginTake struct {
 	Interval time.Duration
 	Counters []CounterTake
 	Now      time.Time
+	// Users, when set, asks for the users it names too, for a store that
+	// can read them in the take's own round trip: a login that succeeds
+	// then needs no read of its own once the upstream names its user. A
+	// store may ignore it (LoginTaken.Users stays nil).
+	Users *UsersByEmail
+}
+
+// UsersByEmail names the users of Connection whose email, lower-cased, is
+// Email.
+type UsersByEmail struct {
+	Connection string
+	Email      string
 }
 
 // LoginClear settles a successful login on Connection: Identifier's
@@ -540,7 +552,16 @@ type LoginTaken struct {
 	Next         time.Time
 	Refused      int
 	Counted      []bool
+	// Users are LoginTake.Users as they were when the take was made, at
+	// most MaxUsersByEmail of them, or nil when the store did not read
+	// them. Fewer than the limit found is no proof that a user does not
+	// exist: it may have another email now.
+	Users []*User
 }
+
+// MaxUsersByEmail bounds LoginTaken.Users: one email is nearly always one
+// user, and a take must stay small.
+const MaxUsersByEmail = 4
 
 // AttackStore keeps attack-protection counters, IP throttles and
 // settings. Every allow-or-refuse decision is one statement in the

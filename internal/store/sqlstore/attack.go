@@ -107,6 +107,48 @@ func (s *Store) TakeLogin(ctx context.Context, t store.LoginTake) (store.LoginTa
 const takeLoginPGSQL = `SELECT o_token_refused, o_tat, o_refused, o_counted
 	FROM gatehouse_take_login($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`
 
+// takeLoginUsersPGSQL is takeLoginPGSQL with LoginTake.Users read in the
+// same round trip: one row per user found, or one with no user. The
+// function runs once: a CTE that calls a volatile function is never
+// inlined. A user's columns that cannot be NULL are made empty when no
+// user matched, so that userScan reads them; user_id is never empty.
+var takeLoginUsersPGSQL = `WITH t AS (SELECT o_token_refused, o_tat, o_refused, o_counted
+		FROM gatehouse_take_login($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11))
+	SELECT t.o_token_refused, t.o_tat, t.o_refused, t.o_counted,
+		COALESCE(u.user_id, ''), COALESCE(u.connection, ''), COALESCE(u.email, ''), u.profile, u.root_attributes,
+		u.app_metadata, u.user_metadata, u.idp_tokens_enc, COALESCE(u.blocked, FALSE), COALESCE(u.logins_count, 0),
+		u.last_login, COALESCE(u.last_ip, ''), COALESCE(u.created_at, 0), COALESCE(u.updated_at, 0)
+	FROM t LEFT JOIN (SELECT ` + userCols + ` FROM users WHERE email_lower = $12 AND connection = $13
+		ORDER BY user_id LIMIT ` + fmt.Sprint(store.MaxUsersByEmail) + `) u ON TRUE`
+
+// takeLoginUsersPG runs takeLoginUsersPGSQL, filling out's TokenRefused,
+// Refused and Users; it returns the bucket's tat and the counted bits.
+func (s *Store) takeLoginUsersPG(ctx context.Context, out *store.LoginTaken, args []any) (tat, counted int64, err error) {
+	rows, err := s.write.QueryContext(ctx, takeLoginUsersPGSQL, args...)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer rows.Close()
+	out.Users = []*store.User{}
+	n := 0
+	for ; rows.Next(); n++ {
+		var u userScan
+		if err := rows.Scan(append([]any{&out.TokenRefused, &tat, &out.Refused, &counted}, u.dest()...)...); err != nil {
+			return 0, 0, err
+		}
+		if u.u.UserID != "" {
+			out.Users = append(out.Users, u.user())
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return 0, 0, err
+	}
+	if n == 0 {
+		return 0, 0, errors.New("take login: no row")
+	}
+	return tat, counted, nil
+}
+
 func (s *Store) takeLoginPG(ctx context.Context, t store.LoginTake) (store.LoginTaken, error) {
 	n := len(t.Counters)
 	if n > 63 {
@@ -134,10 +176,17 @@ func (s *Store) takeLoginPG(ctx context.Context, t store.LoginTake) (store.Login
 		tat     int64
 		counted int64
 	)
-	err := s.write.QueryRowContext(ctx, takeLoginPGSQL, t.Bucket, nowMS, step, burst,
-		kinds, connections, identifiers, ips, limits, expire, block).Scan(&out.TokenRefused, &tat, &out.Refused, &counted)
-	if err != nil {
-		return store.LoginTaken{}, err
+	args := []any{t.Bucket, nowMS, step, burst, kinds, connections, identifiers, ips, limits, expire, block}
+	if t.Users == nil {
+		err := s.write.QueryRowContext(ctx, takeLoginPGSQL, args...).Scan(&out.TokenRefused, &tat, &out.Refused, &counted)
+		if err != nil {
+			return store.LoginTaken{}, err
+		}
+	} else {
+		var err error
+		if tat, counted, err = s.takeLoginUsersPG(ctx, &out, append(args, t.Users.Email, t.Users.Connection)); err != nil {
+			return store.LoginTaken{}, err
+		}
 	}
 	for i := range n {
 		out.Counted[i] = counted&(1<<i) != 0

@@ -3,7 +3,9 @@ package storetest
 import (
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -544,43 +546,107 @@ func testAttackLoginCases(t *testing.T, s store.Store) {
 		{name: "give-back of a reset counter", kinds: "ab", block: "bb", full: "of",
 			want: store.LoginTaken{Refused: 1, Counted: []bool{false, false}}, attempts: []int{0, 2}},
 	} {
-		t.Run(c.name, func(t *testing.T) {
-			id := fmt.Sprintf("case%d@example.com", i)
-			take := store.LoginTake{Now: t0}
-			if c.bucket {
-				take.Bucket, take.Burst, take.Interval = "ip:case"+id, 3, interval
-			}
-			for k := range c.kinds {
-				counter := store.AttackCounter{Kind: c.kinds[k : k+1], Connection: "c1", Identifier: id}
-				switch c.full[k] {
-				case 'f', 'o':
-					at := t0
-					if c.full[k] == 'o' {
-						at = old
-					}
-					for range 2 {
-						_, err := s.TakeAttempt(ctx, counter, 2, at, at.Add(-time.Hour))
-						must(t, err)
-					}
+		for _, users := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/users=%v", c.name, users), func(t *testing.T) {
+				id := fmt.Sprintf("case%d-%v@example.com", i, users)
+				take := store.LoginTake{Now: t0}
+				if users {
+					// Reading users in the take's round trip changes nothing
+					// of the take.
+					take.Users = &store.UsersByEmail{Connection: "c1", Email: id}
 				}
-				take.Counters = append(take.Counters, store.CounterTake{Counter: counter, Limit: 2,
-					ExpireBefore: t0.Add(-time.Hour), Block: c.block[k] == 'b'})
-			}
-			got, err := s.TakeLogin(ctx, take)
-			must(t, err)
-			if got.TokenRefused != c.want.TokenRefused || got.Refused != c.want.Refused || !slices.Equal(got.Counted, c.want.Counted) ||
-				got.Left != c.want.Left || !got.Next.Equal(c.want.Next) {
-				t.Errorf("take = %+v, want %+v", got, c.want)
-			}
-			cs, err := s.ListAttackCounters(ctx, id, time.Time{})
-			must(t, err)
-			var attempts []int
-			for _, c := range cs {
-				attempts = append(attempts, c.Attempts)
-			}
-			if !slices.Equal(attempts, c.attempts) {
-				t.Errorf("attempts after the take = %v, want %v", attempts, c.attempts)
-			}
-		})
+				if c.bucket {
+					take.Bucket, take.Burst, take.Interval = "ip:case"+id, 3, interval
+				}
+				for k := range c.kinds {
+					counter := store.AttackCounter{Kind: c.kinds[k : k+1], Connection: "c1", Identifier: id}
+					switch c.full[k] {
+					case 'f', 'o':
+						at := t0
+						if c.full[k] == 'o' {
+							at = old
+						}
+						for range 2 {
+							_, err := s.TakeAttempt(ctx, counter, 2, at, at.Add(-time.Hour))
+							must(t, err)
+						}
+					}
+					take.Counters = append(take.Counters, store.CounterTake{Counter: counter, Limit: 2,
+						ExpireBefore: t0.Add(-time.Hour), Block: c.block[k] == 'b'})
+				}
+				got, err := s.TakeLogin(ctx, take)
+				must(t, err)
+				if got.TokenRefused != c.want.TokenRefused || got.Refused != c.want.Refused || !slices.Equal(got.Counted, c.want.Counted) ||
+					got.Left != c.want.Left || !got.Next.Equal(c.want.Next) {
+					t.Errorf("take = %+v, want %+v", got, c.want)
+				}
+				cs, err := s.ListAttackCounters(ctx, id, time.Time{})
+				must(t, err)
+				var attempts []int
+				for _, c := range cs {
+					attempts = append(attempts, c.Attempts)
+				}
+				if !slices.Equal(attempts, c.attempts) {
+					t.Errorf("attempts after the take = %v, want %v", attempts, c.attempts)
+				}
+				if len(got.Users) != 0 || (!users && got.Users != nil) {
+					t.Errorf("users = %v, want none", got.Users)
+				}
+			})
+		}
+	}
+}
+
+// testAttackLoginUsers: a take asked for the users of an email on a
+// connection returns them as GetUser does, in user_id order, at most
+// MaxUsersByEmail, and no other connection's or email's; a store may
+// also not read them (nil).
+func testAttackLoginUsers(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	var want []*store.User
+	for i := range store.MaxUsersByEmail + 1 {
+		u := fullUser(fmt.Sprintf("waad|%d", store.MaxUsersByEmail-i))
+		u.Connection, u.Email = "c1", "Dana@Example.com"
+		_, err := s.UpsertUser(ctx, u)
+		must(t, err)
+		stored, err := s.GetUser(ctx, u.UserID)
+		must(t, err)
+		want = append(want, stored)
+	}
+	slices.SortFunc(want, func(a, b *store.User) int { return strings.Compare(a.UserID, b.UserID) })
+	want = want[:store.MaxUsersByEmail]
+	for _, u := range []*store.User{
+		{UserID: "waad|other-connection", Connection: "c2", Email: "dana@example.com", CreatedAt: t0, UpdatedAt: t0},
+		{UserID: "waad|other-email", Connection: "c1", Email: "dana2@example.com", CreatedAt: t0, UpdatedAt: t0},
+	} {
+		_, err := s.UpsertUser(ctx, u)
+		must(t, err)
+	}
+	take := func(email string) store.LoginTaken {
+		t.Helper()
+		got, err := s.TakeLogin(ctx, store.LoginTake{Bucket: "ip:users", Burst: 10, Interval: time.Minute, Now: t0,
+			Counters: []store.CounterTake{{Counter: store.AttackCounter{Kind: store.AttackBruteForce, Connection: "c1", Identifier: email},
+				Limit: 10, ExpireBefore: t0.Add(-time.Hour), Block: true}},
+			Users: &store.UsersByEmail{Connection: "c1", Email: email}})
+		must(t, err)
+		if got.TokenRefused || got.Refused != -1 || !slices.Equal(got.Counted, []bool{true}) {
+			t.Fatalf("take for %s = %+v, want everything taken", email, got)
+		}
+		return got
+	}
+	got := take("dana@example.com")
+	if got.Users == nil {
+		t.Skip("this store does not read users in the take")
+	}
+	if len(got.Users) != len(want) {
+		t.Fatalf("users = %d, want %d", len(got.Users), len(want))
+	}
+	for i := range want {
+		if !reflect.DeepEqual(got.Users[i], want[i]) {
+			t.Errorf("user %d = %+v, want %+v", i, got.Users[i], want[i])
+		}
+	}
+	if got := take("nobody@example.com"); got.Users == nil || len(got.Users) != 0 {
+		t.Errorf("users of an unknown email = %v, want an empty list", got.Users)
 	}
 }

@@ -71,6 +71,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"AttackWritersTogether", testAttackWritersTogether},
 		{"AttackLoginKeyOrder", testAttackLoginKeyOrder},
 		{"AttackLoginCases", testAttackLoginCases},
+		{"AttackLoginUsers", testAttackLoginUsers},
 		{"AttackLoginRace", testAttackLoginRace},
 		{"Ping", func(t *testing.T, s store.Store) {
 			if err := s.Ping(t.Context()); err != nil {

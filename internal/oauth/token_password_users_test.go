@@ -1,0 +1,72 @@
+package oauth_test
+
+import (
+	"net/http"
+	"net/url"
+	"sync/atomic"
+	"testing"
+
+	"github.com/gatehouse/gatehouse/internal/store/storetest"
+)
+
+// On PostgreSQL the attack-protection take reads the users whose email is
+// the typed username (syncUser then reads none); elsewhere, or when the
+// upstream names a user with another email, the login reads its user
+// after the upstream answers. Either way a returning user is updated,
+// not created again, and a block set while Entra answers holds.
+func TestReturningLoginsWhereverTheUserIsRead(t *testing.T) {
+	const judyID = "waad|a0000000-0000-4000-8000-00000000000a" // UPN judy@contoso.onmicrosoft.com, mail judy@contoso.com
+	for _, backend := range storetest.Backends() {
+		t.Run(backend, func(t *testing.T) {
+			// onUpstream runs when Entra receives a password grant.
+			var onUpstream atomic.Pointer[func()]
+			e := newEnv(t, backend, envOptions{upstream: func(next http.Handler) http.Handler {
+				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					if f := onUpstream.Swap(nil); f != nil {
+						(*f)()
+					}
+					next.ServeHTTP(w, r)
+				})
+			}})
+			for _, c := range []struct {
+				name, username, password, userID, email string
+			}{
+				{"email is the username", "alice@contoso.com", "Alice-Passw0rd!", aliceID, "alice@contoso.com"},
+				{"email is not the username", "judy@contoso.onmicrosoft.com", "Judy-Passw0rd!", judyID, "judy@contoso.com"},
+			} {
+				t.Run(c.name, func(t *testing.T) {
+					for n := 1.0; n <= 3; n++ {
+						if r := e.login(t, "contoso-v2", c.username, c.password, "openid profile email"); r.status != 200 {
+							t.Fatalf("login %v: %d %s", n, r.status, r.raw)
+						}
+						_, user := e.api(t, "GET", "api/v2/users/"+url.PathEscape(c.userID), nil)
+						if user["logins_count"] != n || user["email"] != c.email {
+							t.Fatalf("after login %v: logins_count %v, email %v", n, user["logins_count"], user["email"])
+						}
+					}
+				})
+			}
+
+			// Blocked after the take read the user, before Entra answers:
+			// the login's write says so and no token leaves.
+			block := func() {
+				status, raw := e.apiRaw(t, "PATCH", "api/v2/users/"+url.PathEscape(aliceID), map[string]any{"blocked": true})
+				if status != 200 {
+					t.Errorf("block alice: %d %s", status, raw)
+				}
+			}
+			onUpstream.Store(&block)
+			r := e.login(t, "contoso-v2", "alice@contoso.com", "Alice-Passw0rd!", "openid profile email")
+			if onUpstream.Load() != nil {
+				t.Fatal("Entra was not called")
+			}
+			if r.status != http.StatusUnauthorized || r.str("error") != "unauthorized" || r.str("id_token") != "" {
+				t.Fatalf("login blocked meanwhile: %d %s", r.status, r.raw)
+			}
+			_, user := e.api(t, "GET", "api/v2/users/"+url.PathEscape(aliceID), nil)
+			if user["blocked"] != true || user["logins_count"] != 4.0 {
+				t.Fatalf("after the blocked login: blocked %v, logins_count %v", user["blocked"], user["logins_count"])
+			}
+		})
+	}
+}
