@@ -2,6 +2,7 @@ package oauth_test
 
 import (
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -284,4 +285,41 @@ func readAnswer(resp *http.Response) ([]byte, map[string]any) {
 	var body map[string]any
 	_ = json.Unmarshal(raw, &body)
 	return raw, body
+}
+
+// TestLongUsername: a username longer than any directory's (Entra's UPNs
+// are at most 113 characters) is refused as a malformed request before
+// Entra, on both backends alike. Attack protection counts failures under
+// the username in an indexed column, which PostgreSQL cannot index past a
+// few kilobytes: such a username failed the login with a 500 that anyone
+// could trigger, after it had been sent to Entra. The bound is the one
+// the Management API's user-blocks take, so that any username that is
+// counted can also be unblocked.
+func TestLongUsername(t *testing.T) {
+	for _, backend := range storetest.Backends() {
+		t.Run(backend, func(t *testing.T) {
+			e := newEnv(t, backend, envOptions{})
+			// Random, so PostgreSQL cannot compress it below its limit.
+			long := func(n int) string {
+				return strings.ToLower(hex.EncodeToString(randomBytes(n/2+1)))[:n-len("@contoso.com")] + "@contoso.com"
+			}
+			before := e.emu.Count("token")
+			for _, n := range []int{513, 4096, 60000} {
+				r := e.login(t, "contoso-v2", long(n), "Alice-Passw0rd!", "openid")
+				if r.status != 400 || r.str("error") != "invalid_request" || r.str("error_description") != "Parameter username must be at most 512 bytes." ||
+					r.header.Get("Cache-Control") != "no-store" {
+					t.Errorf("%d bytes: %d %s", n, r.status, r.raw)
+				}
+			}
+			if n := e.emu.Count("token") - before; n != 0 {
+				t.Errorf("%d over-long usernames reached Entra", n)
+			}
+			if r := e.login(t, "contoso-v2", long(512), "Alice-Passw0rd!", "openid"); r.status != 403 || r.str("error") != "invalid_grant" {
+				t.Errorf("512 bytes: %d %s", r.status, r.raw)
+			}
+			if strings.Contains(e.logs.String(), `"level":"ERROR"`) {
+				t.Errorf("a long username was logged as a server error:\n%s", e.logs.String())
+			}
+		})
+	}
 }

@@ -30,6 +30,13 @@ const (
 	accessTokenLifetime    = 86400 * time.Second
 )
 
+// maxUsernameBytes is far above any directory's usernames (an Entra UPN
+// has at most 113 characters) and below what PostgreSQL can index:
+// attack protection counts failures under the username. It is the bound
+// of the Management API's user-blocks, so a counted username can be
+// unblocked.
+const maxUsernameBytes = 512
+
 // ConnectionGetter finds connections and their enablement.
 type ConnectionGetter interface {
 	GetConnectionByName(ctx context.Context, name string) (*store.Connection, error)
@@ -68,6 +75,9 @@ func (p *Provider) passwordGrant(ctx context.Context, t *tokenRequest, c *store.
 	username, err := t.require("username")
 	if err != nil {
 		return nil, err
+	}
+	if len(username) > maxUsernameBytes {
+		return nil, errInvalidRequest(fmt.Sprintf("Parameter username must be at most %d bytes.", maxUsernameBytes))
 	}
 	a.user = username
 	if _, err := t.require("password"); err != nil {
