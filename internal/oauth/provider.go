@@ -171,7 +171,7 @@ func (p *Provider) Register(mux *http.ServeMux) {
 	if len(p.connectors) > 0 {
 		mux.HandleFunc("/userinfo", p.userinfo)
 		if p.refresh != nil {
-			mux.HandleFunc("POST /oauth/revoke", p.revoke)
+			mux.HandleFunc("/oauth/revoke", p.revoke)
 		}
 	}
 }

@@ -47,12 +47,18 @@ func (t *tokenRequest) require(name string) (string, error) {
 	return v, nil
 }
 
+// errPostOnly answers a method other than POST at the token or
+// revocation endpoint: with the Allow header RFC 9110 §15.5.6 requires,
+// and the body of the endpoint's other errors rather than the router's
+// plain text.
+func errPostOnly(endpoint string) *Error {
+	return &Error{Status: http.StatusMethodNotAllowed, Code: "invalid_request", Description: "The " + endpoint + " endpoint accepts POST only.",
+		Header: http.Header{"Allow": {http.MethodPost}}}
+}
+
 // parseTokenRequest reads a form or JSON body. Each parameter may appear
 // once (RFC 6749 §3.2); JSON values must be strings.
 func parseTokenRequest(w http.ResponseWriter, r *http.Request) (*tokenRequest, error) {
-	if r.Method != http.MethodPost {
-		return nil, &Error{Status: http.StatusMethodNotAllowed, Code: "invalid_request", Description: "The token endpoint accepts POST only."}
-	}
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil {
 		return nil, errInvalidRequest("Content-Type must be application/x-www-form-urlencoded or application/json.")

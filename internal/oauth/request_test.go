@@ -323,3 +323,27 @@ func TestLongUsername(t *testing.T) {
 		})
 	}
 }
+
+// TestPostOnly: the token and revocation endpoints answer any other
+// method with 405, the Allow header RFC 9110 §15.5.6 requires, and the
+// error body and Cache-Control of their other errors. The revocation
+// endpoint answered with the router's plain-text 405, cacheable, unlike
+// every other error it documents.
+func TestPostOnly(t *testing.T) {
+	env := servertest.Start(t, storetest.SQLite)
+	for _, path := range []string{"oauth/token", "oauth/revoke"} {
+		for _, method := range []string{"GET", "PUT", "DELETE", "OPTIONS", "HEAD"} {
+			req, _ := http.NewRequest(method, env.URL+path+"?token=x&grant_type=client_credentials", nil)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, body := readAnswer(resp)
+			if resp.StatusCode != 405 || resp.Header.Get("Allow") != "POST" || resp.Header.Get("Cache-Control") != "no-store" ||
+				!strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") ||
+				(method != "HEAD" && (body["error"] != "invalid_request" || !strings.HasSuffix(body["error_description"].(string), " accepts POST only."))) {
+				t.Errorf("%s %s: %d %v %s", method, path, resp.StatusCode, resp.Header, raw)
+			}
+		}
+	}
+}

@@ -22,6 +22,9 @@ func (p *Provider) revoke(w http.ResponseWriter, r *http.Request) {
 }
 
 func (p *Provider) revokeToken(w http.ResponseWriter, r *http.Request) error {
+	if r.Method != http.MethodPost {
+		return errPostOnly("revocation")
+	}
 	t, err := parseTokenRequest(w, r)
 	if err != nil {
 		return challengeBasic(r, err)

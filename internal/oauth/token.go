@@ -47,6 +47,9 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 // a grant type Gatehouse serves, or "none" and "unsupported", so that a
 // caller cannot invent label values.
 func (p *Provider) exchange(ctx context.Context, w http.ResponseWriter, r *http.Request) (string, *tokenResponse, error) {
+	if r.Method != http.MethodPost {
+		return "none", nil, errPostOnly("token")
+	}
 	t, err := parseTokenRequest(w, r)
 	if err != nil {
 		return "none", nil, challengeBasic(r, err)
