@@ -59,8 +59,10 @@ func errPostOnly(endpoint string) *Error {
 // parseTokenRequest reads a form or JSON body. Each parameter may appear
 // once (RFC 6749 §3.2); JSON values must be strings.
 func parseTokenRequest(w http.ResponseWriter, r *http.Request) (*tokenRequest, error) {
+	// Content-Type and Authorization are single-valued (RFC 9110): of two,
+	// a proxy in front may have acted on the one Gatehouse would not.
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil {
+	if err != nil || len(r.Header.Values("Content-Type")) > 1 {
 		return nil, errInvalidRequest("Content-Type must be application/x-www-form-urlencoded or application/json.")
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxTokenRequestBytes))
@@ -99,6 +101,9 @@ func parseTokenRequest(w http.ResponseWriter, r *http.Request) (*tokenRequest, e
 		if !isText(v[0]) {
 			return nil, errInvalidRequest("Parameter " + k + " must be UTF-8 text without NUL characters.")
 		}
+	}
+	if len(r.Header.Values("Authorization")) > 1 {
+		return nil, errUnauthorizedClient(errors.New("more than one Authorization header"))
 	}
 	if h := r.Header.Get("Authorization"); h != "" {
 		id, secret, ok := r.BasicAuth()

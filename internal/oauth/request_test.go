@@ -347,3 +347,61 @@ func TestPostOnly(t *testing.T) {
 		}
 	}
 }
+
+// TestRepeatedHeaders: Authorization and Content-Type are single-valued
+// (RFC 9110 §11.6.2, §8.3); a request with two of either is refused, as a
+// repeated parameter is, rather than acted on by its first while a proxy
+// in front may have read the other. Before, the first Authorization
+// header authenticated the client whatever the second said.
+func TestRepeatedHeaders(t *testing.T) {
+	e := newEnv(t, storetest.SQLite, envOptions{})
+	r := e.login(t, "contoso-v2", "alice@contoso.com", "Alice-Passw0rd!", "openid")
+	if r.status != 200 {
+		t.Fatalf("login: %d %s", r.status, r.raw)
+	}
+	at := r.str("access_token")
+	_, c := e.api(t, "POST", "api/v2/clients", map[string]any{"name": "batch", "app_type": "non_interactive", "grant_types": []string{"client_credentials"}})
+	id, secret := c["client_id"].(string), c["client_secret"].(string)
+	if status, body := e.api(t, "POST", "api/v2/client-grants", map[string]any{"client_id": id, "audience": e.url + "api/v2/", "scope": []string{"read:clients"}}); status != 201 {
+		t.Fatalf("client grant: %d %v", status, body)
+	}
+	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(id)+":"+url.QueryEscape(secret)))
+	form := "application/x-www-form-urlencoded"
+	cc := "grant_type=client_credentials&audience=" + url.QueryEscape(e.url+"api/v2/")
+	before := e.emu.Count("token")
+	for _, tc := range []struct {
+		name, method, path, body string
+		header                   http.Header
+		status                   int
+		code, desc               string
+	}{
+		{"two Authorization headers, the right one first", "POST", "oauth/token", cc,
+			http.Header{"Content-Type": {form}, "Authorization": {basic, "Basic " + base64.StdEncoding.EncodeToString([]byte("someone:else"))}}, 401, "access_denied", "Unauthorized"},
+		{"the same Authorization header twice", "POST", "oauth/token", cc,
+			http.Header{"Content-Type": {form}, "Authorization": {basic, basic}}, 401, "access_denied", "Unauthorized"},
+		{"two Authorization headers at revoke", "POST", "oauth/revoke", "token=x",
+			http.Header{"Content-Type": {form}, "Authorization": {basic, "Bearer x"}}, 401, "access_denied", "Unauthorized"},
+		{"two Content-Type headers", "POST", "oauth/token", cc + "&client_id=" + url.QueryEscape(id) + "&client_secret=" + url.QueryEscape(secret),
+			http.Header{"Content-Type": {form, "application/json"}}, 400, "invalid_request", "Content-Type must be application/x-www-form-urlencoded or application/json."},
+		{"two Content-Type headers, a password login", "POST", "oauth/token",
+			url.Values{"grant_type": {"password"}, "client_id": {e.clientID}, "realm": {"contoso-v2"}, "username": {"alice@contoso.com"}, "password": {"Alice-Passw0rd!"}}.Encode(),
+			http.Header{"Content-Type": {form, form}}, 400, "invalid_request", "Content-Type must be application/x-www-form-urlencoded or application/json."},
+		{"two Authorization headers at userinfo", "GET", "userinfo", "",
+			http.Header{"Authorization": {"Bearer " + at, "Bearer x"}}, 401, "", ""},
+	} {
+		req, _ := http.NewRequest(tc.method, e.url+tc.path, strings.NewReader(tc.body))
+		req.Header = tc.header
+		resp, err := e.hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, body := readAnswer(resp)
+		if resp.StatusCode != tc.status || resp.Header.Get("Cache-Control") != "no-store" ||
+			(tc.code != "" && (body["error"] != tc.code || body["error_description"] != tc.desc)) {
+			t.Errorf("%s: %d %s", tc.name, resp.StatusCode, raw)
+		}
+	}
+	if n := e.emu.Count("token") - before; n != 0 {
+		t.Errorf("%d refused requests reached Entra", n)
+	}
+}

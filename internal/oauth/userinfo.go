@@ -20,7 +20,9 @@ func (p *Provider) userinfo(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	scheme, raw, _ := strings.Cut(r.Header.Get("Authorization"), " ")
-	if !strings.EqualFold(scheme, "Bearer") || raw == "" {
+	// Of two Authorization headers, a proxy in front may have checked the
+	// one Gatehouse would not.
+	if !strings.EqualFold(scheme, "Bearer") || raw == "" || len(r.Header.Values("Authorization")) > 1 {
 		p.userinfoUnauthorized(w, "")
 		return
 	}
