@@ -106,6 +106,28 @@ func TestRefreshTokenAttacks(t *testing.T) {
 				mustRefresh(t, "own client after the foreign attempts", rt2, "")
 			})
 
+			t.Run("a database failure reading the API is not an invalid token", func(t *testing.T) {
+				rt := login(t, "openid offline_access read:a", api)
+				db := openDB(t, e.dsn)
+				if _, err := db.Exec("ALTER TABLE resource_servers RENAME TO resource_servers_away"); err != nil {
+					t.Fatal(err)
+				}
+				// Any Management API write empties the cache of APIs.
+				refreshClient(t, e, rotating(0))
+				r := e.refresh(t, rt, "")
+				if _, err := db.Exec("ALTER TABLE resource_servers_away RENAME TO resource_servers"); err != nil {
+					t.Fatal(err)
+				}
+				// An app told invalid_grant drops its token and signs the
+				// user out: that is for a token that is bad, not for an
+				// outage of ours.
+				if r.status != http.StatusInternalServerError || r.str("error") != "server_error" {
+					t.Errorf("refresh while the API cannot be read: %d %s, want 500 server_error", r.status, r.raw)
+				}
+				refreshClient(t, e, rotating(0))
+				mustRefresh(t, "once the API can be read again", rt, "")
+			})
+
 			t.Run("a revoked family stays revoked within the leeway", func(t *testing.T) {
 				refreshClient(t, e, rotating(30))
 				defer refreshClient(t, e, rotating(0))
