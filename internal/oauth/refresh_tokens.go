@@ -29,6 +29,7 @@ type RefreshTokenStore interface {
 	CreateRefreshToken(ctx context.Context, rt *store.RefreshToken) error
 	GetRefreshTokenWithUser(ctx context.Context, id string) (*store.RefreshToken, *store.User, error)
 	ExchangeRefreshToken(ctx context.Context, ex store.RefreshExchange) error
+	RefreshTokenReused(ctx context.Context, id string, now time.Time, leeway time.Duration) (bool, error)
 	RevokeRefreshTokenFamily(ctx context.Context, familyID string) error
 }
 

@@ -136,9 +136,21 @@ func (p *Provider) useRefreshToken(ctx context.Context, t *tokenRequest, c *stor
 // ago: that is reuse whatever else is wrong with the request, and reuse
 // ends the family, as the exchange would have. Without a leeway no clock
 // is compared, as in the store: another replica's clock may run ahead.
+// Within the leeway only the family's latest rotated token may be
+// exchanged again, which the store alone knows.
 func (p *Provider) refuseRefresh(ctx context.Context, rt *store.RefreshToken, now time.Time, pol refreshPolicy, oe *Error) error {
-	if rt.RotatedAt == nil || (pol.leeway > 0 && now.Sub(*rt.RotatedAt) <= pol.leeway) {
+	if rt.RotatedAt == nil {
 		return oe
+	}
+	if pol.leeway > 0 && now.Sub(*rt.RotatedAt) <= pol.leeway {
+		switch reused, err := p.refresh.RefreshTokenReused(ctx, rt.ID, now, pol.leeway); {
+		case errors.Is(err, store.ErrNotFound):
+			return errBadRefreshToken(err)
+		case err != nil:
+			return errServer(err)
+		case !reused:
+			return oe
+		}
 	}
 	if err := p.refresh.RevokeRefreshTokenFamily(ctx, rt.FamilyID); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return errServer(err)

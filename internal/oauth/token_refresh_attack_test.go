@@ -128,6 +128,45 @@ func TestRefreshTokenAttacks(t *testing.T) {
 				mustRefresh(t, "once the API can be read again", rt, "")
 			})
 
+			t.Run("reuse of the second-to-last token in an otherwise wrong request", func(t *testing.T) {
+				refreshClient(t, e, rotating(30))
+				defer refreshClient(t, e, rotating(0))
+				block := func(t *testing.T, blocked bool) {
+					t.Helper()
+					if status, _ := e.api(t, "PATCH", "api/v2/users/"+url.PathEscape(aliceID), map[string]any{"blocked": blocked}); status != http.StatusOK {
+						t.Fatalf("block %v: %d", blocked, status)
+					}
+				}
+				for _, c := range []struct {
+					name, scope string
+					blocked     bool
+				}{
+					{"wider scope", "openid offline_access read:everything", false},
+					{"blocked user", "", true},
+				} {
+					t.Run(c.name, func(t *testing.T) {
+						rt1 := login(t, "openid offline_access", "")
+						rt2 := mustRefresh(t, "first rotation", rt1, "").str("refresh_token")
+						rt3 := mustRefresh(t, "second rotation", rt2, "").str("refresh_token")
+						if c.blocked {
+							block(t, true)
+							defer block(t, false)
+						}
+						// rt1 is no longer the previous token: reuse, even
+						// within the leeway and whatever else is wrong with
+						// the request.
+						wantBadRefresh(t, "second-to-last token", e.refresh(t, rt1, c.scope))
+						if ev := lastEvent(t, e, ""); ev["type"] != "ferrt" {
+							t.Errorf("event of the reuse: %v, want ferrt", ev)
+						}
+						if c.blocked {
+							block(t, false)
+						}
+						wantBadRefresh(t, "latest token after the reuse", e.refresh(t, rt3, ""))
+					})
+				}
+			})
+
 			t.Run("a revoked family stays revoked within the leeway", func(t *testing.T) {
 				refreshClient(t, e, rotating(30))
 				defer refreshClient(t, e, rotating(0))

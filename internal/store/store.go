@@ -455,6 +455,11 @@ type RefreshTokenStore interface {
 	// revoked or expired; ErrRefreshTokenReused (family revoked) when it
 	// was rotated before and may not be reused.
 	ExchangeRefreshToken(ctx context.Context, ex RefreshExchange) error
+	// RefreshTokenReused reports, changing nothing, whether an exchange
+	// of the token at now with leeway would be reuse: it was rotated and
+	// may not be exchanged again (see RefreshExchange.Leeway).
+	// ErrNotFound when it is unknown or revoked.
+	RefreshTokenReused(ctx context.Context, id string, now time.Time, leeway time.Duration) (bool, error)
 	// ListRefreshTokens returns a user's usable tokens, oldest first: the
 	// latest of each rotation family, or its latest two or more when it
 	// was exchanged again within the leeway.

@@ -247,6 +247,21 @@ func (s *Store) ExchangeRefreshToken(ctx context.Context, ex store.RefreshExchan
 	return nil
 }
 
+// refreshReusedSQL is whether the token was rotated and is not usable,
+// the condition on which an exchange answers reuse.
+const refreshReusedSQL = `SELECT t.rotated_at IS NOT NULL AND NOT EXISTS (
+	SELECT 1 FROM refresh_tokens WHERE id = $1 AND ` + usable + `) FROM refresh_tokens t WHERE t.id = $1`
+
+func (s *Store) RefreshTokenReused(ctx context.Context, id string, now time.Time, leeway time.Duration) (bool, error) {
+	at := ms(now).UnixMilli()
+	since := sql.NullInt64{Int64: at - leeway.Milliseconds(), Valid: leeway > 0}
+	var reused bool
+	if err := s.read.QueryRowContext(ctx, refreshReusedSQL, id, at, since).Scan(&reused); err != nil {
+		return false, s.fail("refresh token reused", err)
+	}
+	return reused, nil
+}
+
 func (s *Store) ListRefreshTokens(ctx context.Context, f store.RefreshTokenFilter, opts store.ListOptions) ([]*store.RefreshToken, int, error) {
 	var w filter
 	w.eq("user_id", f.UserID)

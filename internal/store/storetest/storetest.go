@@ -40,6 +40,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"RefreshTokenExchangeLog", testRefreshTokenExchangeLog},
 		{"RefreshTokenListFilter", testRefreshTokenListFilter},
 		{"RefreshTokenRevocation", testRefreshTokenRevocation},
+		{"RefreshTokenReused", testRefreshTokenReused},
 		{"RefreshTokenRace", testRefreshTokenRace},
 		{"RefreshTokenOutOfOrderClocks", testRefreshTokenOutOfOrderClocks},
 		{"RefreshTokenRevocationRace", testRefreshTokenRevocationRace},

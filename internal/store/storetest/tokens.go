@@ -319,6 +319,40 @@ func testRefreshTokenRotation(t *testing.T, s store.Store) {
 	}
 }
 
+// testRefreshTokenReused checks that RefreshTokenReused answers as an
+// exchange at the same time would, and changes nothing.
+func testRefreshTokenReused(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	tok := refreshFixture(t, s)
+	now := time.Now().UTC()
+	leeway := 10 * time.Second
+	t1 := now.Add(time.Minute)
+	must(t, s.CreateRefreshToken(ctx, tok("a", "", now)))
+	must(t, s.ExchangeRefreshToken(ctx, store.RefreshExchange{ID: "a", Now: t1, Leeway: leeway, Next: tok("b", "a", t1)}))
+	check := func(what, id string, at time.Time, leeway time.Duration, want bool) {
+		t.Helper()
+		got, err := s.RefreshTokenReused(ctx, id, at, leeway)
+		must(t, err)
+		if got != want {
+			t.Errorf("RefreshTokenReused %s = %v, want %v", what, got, want)
+		}
+	}
+	check("never rotated", "b", t1, leeway, false)
+	check("rotated, within the leeway", "a", t1.Add(leeway/2), leeway, false)
+	check("rotated, after the leeway", "a", t1.Add(leeway+time.Second), leeway, true)
+	check("rotated, no leeway", "a", t1, 0, true)
+	must(t, s.ExchangeRefreshToken(ctx, store.RefreshExchange{ID: "b", Now: t1.Add(time.Second), Leeway: leeway, Next: tok("c", "a", t1)}))
+	check("second-to-last, within the leeway", "a", t1.Add(leeway/2), leeway, true)
+	check("last rotated, within the leeway", "b", t1.Add(leeway/2), leeway, false)
+	_, err := s.RefreshTokenReused(ctx, "nope", t1, leeway)
+	wantErr(t, "RefreshTokenReused unknown", err, store.ErrNotFound)
+	for _, id := range []string{"a", "b", "c"} {
+		if _, err := s.GetRefreshToken(ctx, id); err != nil {
+			t.Errorf("%s after RefreshTokenReused: %v", id, err)
+		}
+	}
+}
+
 func testRefreshTokenRevocation(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	tok := refreshFixture(t, s)
