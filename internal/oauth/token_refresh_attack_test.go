@@ -249,3 +249,39 @@ func TestRefreshTokenAttacks(t *testing.T) {
 		})
 	}
 }
+
+// TestRefreshTokenNeverLogged runs a refresh token through its life with
+// the server logging at debug level, and looks for its secret in the logs.
+func TestRefreshTokenNeverLogged(t *testing.T) {
+	for _, backend := range storetest.Backends() {
+		t.Run(backend, func(t *testing.T) {
+			e := newEnv(t, backend, envOptions{})
+			refreshClient(t, e, map[string]any{"rotation_type": "rotating", "expiration_type": "expiring", "leeway": 0,
+				"infinite_token_lifetime": false, "token_lifetime": 3600, "infinite_idle_token_lifetime": false, "idle_token_lifetime": 1800})
+			r := e.login(t, "contoso-v2", "alice@contoso.com", "Alice-Passw0rd!", "openid offline_access")
+			rt1 := r.str("refresh_token")
+			if rt1 == "" {
+				t.Fatalf("login: %d %s", r.status, r.raw)
+			}
+			rt2 := e.refresh(t, rt1, "").str("refresh_token")
+			e.refresh(t, rt2, "openid offline_access read:everything")
+			e.token(t, url.Values{"grant_type": {"refresh_token"}, "client_id": {"nobody"}, "refresh_token": {rt2}})
+			e.refresh(t, rt1, "")
+			e.refresh(t, rt2, "")
+			resp, err := http.PostForm(e.url+"oauth/revoke", url.Values{"client_id": {e.clientID}, "token": {rt2}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			logs := e.logs.String()
+			if !strings.Contains(logs, "refresh token reuse detected") {
+				t.Fatalf("the logs do not show the run: %s", logs)
+			}
+			for _, tok := range []string{rt1, rt2} {
+				if _, secret, _ := strings.Cut(tok, "."); strings.Contains(logs, secret) {
+					t.Errorf("the logs hold a refresh token's secret")
+				}
+			}
+		})
+	}
+}
