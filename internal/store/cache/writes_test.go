@@ -99,6 +99,7 @@ var storeMethods = map[string]kind{
 	"ListRefreshTokens":         read,
 	"CreateRefreshToken":        uncachedWrite,
 	"ExchangeRefreshToken":      uncachedWrite,
+	"RefreshTokenReused":        read,
 	"RevokeRefreshTokenFamily":  uncachedWrite,
 	"RevokeUserRefreshTokens":   uncachedWrite,
 	"PurgeExpiredRefreshTokens": uncachedWrite,
