@@ -301,7 +301,7 @@ func TestLongUsername(t *testing.T) {
 			e := newEnv(t, backend, envOptions{})
 			// Random, so PostgreSQL cannot compress it below its limit.
 			long := func(n int) string {
-				return strings.ToLower(hex.EncodeToString(randomBytes(n/2+1)))[:n-len("@contoso.com")] + "@contoso.com"
+				return strings.ToLower(hex.EncodeToString(randomBytes(n/2 + 1)))[:n-len("@contoso.com")] + "@contoso.com"
 			}
 			before := e.emu.Count("token")
 			for _, n := range []int{513, 4096, 60000} {
