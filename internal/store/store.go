@@ -422,6 +422,13 @@ type RefreshExchange struct {
 	Leeway time.Duration
 	// Next, for a rotating token, is the token that replaces it.
 	Next *RefreshToken
+	// Replace makes Next a token of the other rotation type, for a
+	// client whose rotation setting changed since the presented token was
+	// issued: instead of rotating it, the exchange deletes every token of
+	// the presented token's rotation type, client, audience and user
+	// (the presented one and, for rotating tokens, their whole families),
+	// as Auth0 does when rotation is turned on or off.
+	Replace bool
 	// IdleExpiresAt, for a non-rotating token, is its new idle expiry.
 	IdleExpiresAt *time.Time
 	IP, UA        string

@@ -156,7 +156,7 @@ var rotateRefreshLoggedPGSQL = `WITH rotated AS (` + rotateRefreshSQL + ` RETURN
 func (s *Store) ExchangeRefreshToken(ctx context.Context, ex store.RefreshExchange) error {
 	at := ms(ex.Now).UnixMilli()
 	since := sql.NullInt64{Int64: at - ex.Leeway.Milliseconds(), Valid: ex.Leeway > 0}
-	if s.d.name != sqliteDialect.name && ex.Next != nil {
+	if s.d.name != sqliteDialect.name && ex.Next != nil && !ex.Replace {
 		// The common case in one round trip; a refused rotation goes on to
 		// the transaction below, which tells reuse from expiry.
 		args, created := refreshArgs(ex.Next)
@@ -197,9 +197,13 @@ func (s *Store) ExchangeRefreshToken(ctx context.Context, ex store.RefreshExchan
 			err error
 			hot = hotTx{tx, stmts}
 		)
-		if ex.Next != nil {
+		switch {
+		case ex.Replace:
+			res, err = tx.ExecContext(ctx, `UPDATE refresh_tokens SET last_exchanged_at = $2, last_ip = $4, last_ua = $5
+				WHERE id = $1 AND `+usable, ex.ID, at, since, ex.IP, ex.UA)
+		case ex.Next != nil:
 			res, err = hot.ExecContext(ctx, rotateRefreshSQL, ex.ID, at, since, ex.IP, ex.UA)
-		} else {
+		default:
 			res, err = tx.ExecContext(ctx, `UPDATE refresh_tokens SET idle_expires_at = $6,
 				last_exchanged_at = $2, last_ip = $4, last_ua = $5 WHERE id = $1 AND rotated_at IS NULL AND `+usable,
 				ex.ID, at, since, ex.IP, ex.UA, nullMS(ex.IdleExpiresAt))
@@ -210,6 +214,14 @@ func (s *Store) ExchangeRefreshToken(ctx context.Context, ex store.RefreshExchan
 		if n, err := res.RowsAffected(); err != nil || n == 1 {
 			if err != nil {
 				return err
+			}
+			if ex.Replace {
+				// The row is locked by the UPDATE above: a concurrent
+				// exchange of the same token waits, then finds it gone.
+				if _, err := tx.ExecContext(ctx, `DELETE FROM refresh_tokens WHERE (client_id, audience, user_id, rotating) =
+					(SELECT client_id, audience, user_id, rotating FROM refresh_tokens WHERE id = $1)`, ex.ID); err != nil {
+					return err
+				}
 			}
 			if ex.Next != nil {
 				if err := insertRefreshToken(ctx, hot, ex.Next); err != nil {

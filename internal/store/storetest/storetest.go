@@ -41,6 +41,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"RefreshTokenListFilter", testRefreshTokenListFilter},
 		{"RefreshTokenRevocation", testRefreshTokenRevocation},
 		{"RefreshTokenReused", testRefreshTokenReused},
+		{"RefreshTokenReplace", testRefreshTokenReplace},
 		{"RefreshTokenRace", testRefreshTokenRace},
 		{"RefreshTokenOutOfOrderClocks", testRefreshTokenOutOfOrderClocks},
 		{"RefreshTokenRevocationRace", testRefreshTokenRevocationRace},

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -793,5 +794,79 @@ func testRefreshTokenRevocationUnderLoad(t *testing.T, s store.Store) {
 				}
 			}
 		}
+	}
+}
+
+// testRefreshTokenReplace: an exchange with Replace (the client's rotation
+// setting changed) deletes every token of the presented token's rotation
+// type, client, audience and user, rotating families whole, and stores
+// the next token; other clients', audiences' and types' tokens stay. An
+// unusable token is refused as by any exchange, changing nothing.
+func testRefreshTokenReplace(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	tok := refreshFixture(t, s)
+	must(t, s.CreateClient(ctx, fullClient("c2")))
+	now := time.Now().UTC()
+	leeway := 10 * time.Second
+	nonRotating := func(id string) *store.RefreshToken {
+		rt := tok(id, "", now)
+		rt.Rotating = false
+		return rt
+	}
+	n1, n2, otherClient, otherAudience := nonRotating("n1"), nonRotating("n2"), nonRotating("n3"), nonRotating("n4")
+	otherClient.ClientID, otherAudience.Audience = "c2", "urn:b"
+	for _, rt := range []*store.RefreshToken{n1, n2, otherClient, otherAudience, tok("r1", "", now), tok("r3", "", now)} {
+		must(t, s.CreateRefreshToken(ctx, rt))
+	}
+	t1 := now.Add(time.Minute)
+	must(t, s.ExchangeRefreshToken(ctx, store.RefreshExchange{ID: "r1", Now: t1, Leeway: leeway, Next: tok("r2", "r1", t1)}))
+	ids := func() []string {
+		t.Helper()
+		list, _, err := s.ListRefreshTokens(ctx, store.RefreshTokenFilter{UserID: "u1"}, store.ListOptions{})
+		must(t, err)
+		var out []string
+		for _, rt := range list {
+			out = append(out, rt.ID)
+		}
+		slices.Sort(out)
+		return out
+	}
+
+	// Rotation turned on: n1 goes over to a rotating token of its own
+	// family; the other non-rotating token of c1 and urn:a goes with it.
+	must(t, s.ExchangeRefreshToken(ctx, store.RefreshExchange{ID: "n1", Now: t1, Leeway: leeway, Replace: true, Next: tok("x1", "x1", t1)}))
+	if got, want := ids(), []string{"n3", "n4", "r2", "r3", "x1"}; !slices.Equal(got, want) {
+		t.Errorf("after replacing n1: %v, want %v", got, want)
+	}
+	for _, id := range []string{"n1", "n2"} {
+		_, err := s.GetRefreshToken(ctx, id)
+		wantErr(t, "replaced "+id, err, store.ErrNotFound)
+	}
+	wantErr(t, "n1 exchanged again", s.ExchangeRefreshToken(ctx, store.RefreshExchange{ID: "n1", Now: t1, Replace: true,
+		Next: tok("x2", "x2", t1)}), store.ErrNotFound)
+
+	// Rotation turned off: the previous token of r1's family, within the
+	// leeway, goes over to a non-rotating token; every rotating family of
+	// c1, urn:a and u1 goes, rotated members included.
+	y := nonRotating("y")
+	must(t, s.ExchangeRefreshToken(ctx, store.RefreshExchange{ID: "r1", Now: t1.Add(leeway / 2), Leeway: leeway, Replace: true, Next: y}))
+	if got, want := ids(), []string{"n3", "n4", "y"}; !slices.Equal(got, want) {
+		t.Errorf("after replacing r1: %v, want %v", got, want)
+	}
+	for _, id := range []string{"r1", "r2", "r3", "x1"} {
+		_, err := s.GetRefreshToken(ctx, id)
+		wantErr(t, "replaced "+id, err, store.ErrNotFound)
+	}
+
+	// Refused as any exchange: expired, then reused after the leeway.
+	late := now.Add(2 * time.Hour)
+	wantErr(t, "idle-expired token", s.ExchangeRefreshToken(ctx, store.RefreshExchange{ID: "n3", Now: late, Replace: true,
+		Next: tok("z", "z", late)}), store.ErrNotFound)
+	must(t, s.CreateRefreshToken(ctx, tok("f", "", now)))
+	must(t, s.ExchangeRefreshToken(ctx, store.RefreshExchange{ID: "f", Now: t1, Leeway: leeway, Next: tok("g", "f", t1)}))
+	wantErr(t, "reuse after the leeway", s.ExchangeRefreshToken(ctx, store.RefreshExchange{ID: "f", Now: t1.Add(leeway + time.Second),
+		Leeway: leeway, Replace: true, Next: nonRotating("w")}), store.ErrRefreshTokenReused)
+	if got, want := ids(), []string{"n3", "n4", "y"}; !slices.Equal(got, want) {
+		t.Errorf("after the refusals: %v, want %v", got, want)
 	}
 }
