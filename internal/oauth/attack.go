@@ -25,7 +25,7 @@ func (p *Provider) admit(ctx context.Context, a *loginAttempt, conn *store.Conne
 	}
 	// WithUsers: on PostgreSQL the take's round trip also reads the user
 	// the username names, so a login whose user has that email reads no
-	// user afterwards (syncUser).
+	// user afterwards where syncUser can use a read from before Entra.
 	ticket, err := p.guard.Check(ctx, attack.Attempt{Identifier: a.user, IP: a.ip, Connection: conn.Name, Options: conn.Options,
 		WithUsers: true})
 	var b *attack.Blocked

@@ -403,16 +403,20 @@ type login struct {
 // is stored by RecordLogin, which writes only what a login owns.
 //
 // read are users read before the upstream call (attack.Ticket.Users); the
-// one the upstream named, when among them, is not read again. A read
-// from before the call is as good as one after it: each writer writes
-// only its own part of a user (docs/management-api.md), a login's part
-// is the IdP's, and RecordLogin's answer says whether the user is
-// blocked now.
+// one the upstream named, when among them, is not read again where the
+// login writes the root attributes itself: the rest of what the tokens
+// say is the IdP's (each writer writes only its own part of a user,
+// docs/management-api.md), and RecordLogin's answer says whether the user
+// is blocked now. Elsewhere the root attributes are the administrator's,
+// and a change made while the upstream answered, or the user's deletion
+// (then this is a first login), must show in this login's tokens and
+// write: the user is read after the call.
 func (p *Provider) syncUser(ctx context.Context, conn *store.Connection, id *connection.Identity, ip string, read []*store.User) (*login, error) {
 	now := p.now().UTC()
+	eachLogin := id.SyncMode == connection.SyncOnEachLogin || id.SyncMode == ""
 	var existing *store.User
 	for _, u := range read {
-		if u.UserID == id.UserID {
+		if eachLogin && u.UserID == id.UserID {
 			existing = u
 		}
 	}
@@ -433,8 +437,7 @@ func (p *Provider) syncUser(ctx context.Context, conn *store.Connection, id *con
 			}
 		}
 	}
-	l.root = id.SyncMode == connection.SyncOnEachLogin || id.SyncMode == "" ||
-		(l.first && id.SyncMode == connection.SyncOnFirstLogin)
+	l.root = eachLogin || (l.first && id.SyncMode == connection.SyncOnFirstLogin)
 	// The IdP's root attributes replace the stored ones as a whole, so an
 	// attribute it no longer sends is removed.
 	root := map[string]any{}

@@ -70,3 +70,61 @@ func TestReturningLoginsWhereverTheUserIsRead(t *testing.T) {
 		})
 	}
 }
+
+// Where the login does not write the root attributes (on_first_login
+// after the first), they are the administrator's: a change the Management
+// API made while Entra answered is in the id_token of the login that
+// answers after it, as it would be had the user been read then. A user
+// deleted while Entra answers logs in for the first time: it gets the
+// IdP's root attributes, not those of the user deleted.
+func TestLoginAfterAChangeWhileEntraAnswers(t *testing.T) {
+	for _, backend := range storetest.Backends() {
+		t.Run(backend, func(t *testing.T) {
+			var onUpstream atomic.Pointer[func()]
+			e := newEnv(t, backend, envOptions{connection: map[string]any{"set_user_root_attributes": "on_first_login"},
+				upstream: func(next http.Handler) http.Handler {
+					return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+						if f := onUpstream.Swap(nil); f != nil {
+							(*f)()
+						}
+						next.ServeHTTP(w, r)
+					})
+				}})
+			login := func(meanwhile func()) tokenResult {
+				t.Helper()
+				onUpstream.Store(&meanwhile)
+				r := e.login(t, "contoso-v2", "alice@contoso.com", "Alice-Passw0rd!", "openid profile email")
+				if onUpstream.Load() != nil {
+					t.Fatal("Entra was not called")
+				}
+				if r.status != 200 {
+					t.Fatalf("login: %d %s", r.status, r.raw)
+				}
+				return r
+			}
+			login(func() {})
+
+			r := login(func() {
+				if s, raw := e.apiRaw(t, "PATCH", "api/v2/users/"+url.PathEscape(aliceID), map[string]any{"name": "Renamed"}); s != 200 {
+					t.Errorf("rename alice: %d %s", s, raw)
+				}
+			})
+			if name := jwtClaims(t, r.str("id_token"))["name"]; name != "Renamed" {
+				t.Errorf("id_token of the login after the rename: name %v, want Renamed", name)
+			}
+
+			r = login(func() {
+				if s, raw := e.apiRaw(t, "DELETE", "api/v2/users/"+url.PathEscape(aliceID), nil); s != 204 {
+					t.Errorf("delete alice: %d %s", s, raw)
+				}
+			})
+			if name := jwtClaims(t, r.str("id_token"))["name"]; name != "Alice Adams" {
+				t.Errorf("id_token of the login after the delete: name %v, want Alice Adams", name)
+			}
+			_, user := e.api(t, "GET", "api/v2/users/"+url.PathEscape(aliceID), nil)
+			if user["name"] != "Alice Adams" || user["logins_count"] != 1.0 {
+				t.Errorf("after the delete and a login: name %v, logins_count %v", user["name"], user["logins_count"])
+			}
+		})
+	}
+}
