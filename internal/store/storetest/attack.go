@@ -650,3 +650,37 @@ func testAttackLoginUsers(t *testing.T, s store.Store) {
 		t.Errorf("users of an unknown email = %v, want an empty list", got.Users)
 	}
 }
+
+// testAttackLoginUsersTakeOnce: however many users the take reads with
+// it (none, one, the limit, more), it takes one token and one attempt
+// per counter, as a take without users does.
+func testAttackLoginUsersTakeOnce(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	for _, n := range []int{0, 1, store.MaxUsersByEmail, store.MaxUsersByEmail + 1} {
+		email := fmt.Sprintf("once%d@example.com", n)
+		for i := range n {
+			u := fullUser(fmt.Sprintf("waad|once%d-%d", n, i))
+			u.Connection, u.Email = "c1", email
+			_, err := s.UpsertUser(ctx, u)
+			must(t, err)
+		}
+		for k := 1; k <= 2; k++ {
+			got, err := s.TakeLogin(ctx, store.LoginTake{Bucket: "ip:" + email, Burst: 3, Interval: time.Minute, Now: t0,
+				Counters: []store.CounterTake{{Counter: store.AttackCounter{Kind: store.AttackBruteForce, Connection: "c1", Identifier: email},
+					Limit: 10, ExpireBefore: t0.Add(-time.Hour), Block: true}},
+				Users: &store.UsersByEmail{Connection: "c1", Email: email}})
+			must(t, err)
+			if got.TokenRefused || got.Refused != -1 || got.Left != 3-k {
+				t.Errorf("%d users, take %d: %+v, want %d tokens left", n, k, got, 3-k)
+			}
+			if got.Users != nil && len(got.Users) != min(n, store.MaxUsersByEmail) {
+				t.Errorf("%d users, take %d: %d read", n, k, len(got.Users))
+			}
+			cs, err := s.ListAttackCounters(ctx, email, time.Time{})
+			must(t, err)
+			if len(cs) != 1 || cs[0].Attempts != k {
+				t.Errorf("%d users, take %d: counters %+v, want %d attempts", n, k, cs, k)
+			}
+		}
+	}
+}

@@ -74,6 +74,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"AttackLoginKeyOrder", testAttackLoginKeyOrder},
 		{"AttackLoginCases", testAttackLoginCases},
 		{"AttackLoginUsers", testAttackLoginUsers},
+		{"AttackLoginUsersTakeOnce", testAttackLoginUsersTakeOnce},
 		{"AttackLoginRace", testAttackLoginRace},
 		{"Ping", func(t *testing.T, s store.Store) {
 			if err := s.Ping(t.Context()); err != nil {
