@@ -15,13 +15,32 @@ import (
 const DefaultGCPercent = 400
 
 // TuneGC sets the garbage collector's target to DefaultGCPercent unless
-// GOGC is set, and says what is in force: the percentage and whether it
-// came from GOGC. The runtime reads GOGC itself; this only changes Go's
-// default.
+// GOGC is set, and says what is in force: the percentage ("off" when
+// collection is off) and whether GOGC was set. The runtime reads GOGC
+// itself; this only changes Go's default.
 func TuneGC(getenv func(string) string) (percent string, fromEnv bool) {
-	if v := getenv("GOGC"); v != "" {
-		return v, true
+	v := getenv("GOGC")
+	if v == "" {
+		debug.SetGCPercent(DefaultGCPercent)
+		return strconv.Itoa(DefaultGCPercent), false
 	}
-	debug.SetGCPercent(DefaultGCPercent)
-	return strconv.Itoa(DefaultGCPercent), false
+	return gogcPercent(v), true
+}
+
+// gogcPercent is the target the runtime runs at for GOGC=v, read as the
+// runtime reads it (readGOGC): it ignores a value it cannot parse
+// ("400%") and runs at 100, which an echo of the variable would hide, and
+// a negative target turns collection off as "off" does.
+func gogcPercent(v string) string {
+	if v == "off" {
+		return "off"
+	}
+	n, err := strconv.ParseInt(v, 10, 32)
+	switch {
+	case err != nil:
+		return "100"
+	case n < 0:
+		return "off"
+	}
+	return strconv.FormatInt(n, 10)
 }
