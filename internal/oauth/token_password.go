@@ -151,30 +151,24 @@ func (p *Provider) passwordGrant(ctx context.Context, t *tokenRequest, c *store.
 			p.settle(ctx, ticket, nil)
 		}
 	}()
-	l, err := p.syncUser(ctx, conn, id, a.ip, ticket.Users())
+	l, stored, err := p.storeLogin(ctx, a, conn, id, ticket.Users(), &settlement)
 	if err != nil {
-		return nil, p.refuse(ctx, a, audit.FailedExchangePassword, errServer(err), nil)
+		return nil, err
 	}
-	// A first login is stored at once (tokens may refer to the user), and
-	// so is a blocked user's; a returning user is stored after its tokens
-	// are made, with the success event, in one store write. Either way the
-	// store's answer says whether the user is blocked: an administrator
-	// may have blocked or unblocked it since it was read.
-	stored := l.first || l.user.Blocked
-	if stored {
-		// Not cancelled with the request, as recordLogin: a write that
-		// committed must not look failed, or its settlement runs twice.
-		if err := p.users.RecordLogin(context.WithoutCancel(ctx), l.user, l.root, nil, settlement); err != nil {
-			return nil, p.refuse(ctx, a, audit.FailedExchangePassword, errServer(err), nil)
+	ug := userGrant{client: c, user: l.user, requested: a.scope, scopes: scopes,
+		api: api, gty: grantPassword, ip: a.ip, ua: t.r.UserAgent()}
+	resp, err := p.issueUserTokens(ctx, ug)
+	if err != nil && !stored && l.readBefore && errors.Is(err, store.ErrNotFound) {
+		// The user read before Entra answered was deleted since, so its
+		// refresh token had no user to refer to: this is a first login,
+		// read after Entra and stored before its tokens.
+		if l, stored, err = p.storeLogin(ctx, a, conn, id, nil, &settlement); err != nil {
+			return nil, err
 		}
-		settlement = nil
+		ug.user = l.user
+		resp, err = p.issueUserTokens(ctx, ug)
 	}
 	user := l.user
-	if user.Blocked {
-		return nil, p.refuse(ctx, a, audit.FailedLogin, errUserBlocked(), map[string]any{"user_id": user.UserID})
-	}
-	resp, err := p.issueUserTokens(ctx, userGrant{client: c, user: user, requested: a.scope, scopes: scopes,
-		api: api, gty: grantPassword, ip: a.ip, ua: t.r.UserAgent()})
 	if err != nil {
 		if !stored {
 			if err := p.users.RecordLogin(context.WithoutCancel(ctx), user, l.root, nil, settlement); err != nil {
@@ -204,6 +198,34 @@ func (p *Provider) passwordGrant(ctx context.Context, t *tokenRequest, c *store.
 		return nil, p.refuse(ctx, a, audit.FailedLogin, errUserBlocked(), map[string]any{"user_id": user.UserID})
 	}
 	return resp, nil
+}
+
+// storeLogin makes the login of the user Entra named (syncUser, with read
+// from before Entra) and stores it at once when it is the user's first,
+// since tokens may refer to the user, or the user's stored block says so;
+// a returning user is stored after its tokens are made, with the success
+// event, in one store write. Either way the store's answer says whether
+// the user is blocked: an administrator may have blocked or unblocked it
+// since it was read. A store write settles the login (*settlement is then
+// nil). The error is the login's answer.
+func (p *Provider) storeLogin(ctx context.Context, a *loginAttempt, conn *store.Connection, id *connection.Identity, read []*store.User,
+	settlement **store.LoginClear) (l *login, stored bool, err error) {
+	if l, err = p.syncUser(ctx, conn, id, a.ip, read); err != nil {
+		return nil, false, p.refuse(ctx, a, audit.FailedExchangePassword, errServer(err), nil)
+	}
+	stored = l.first || l.user.Blocked
+	if stored {
+		// Not cancelled with the request, as recordLogin: a write that
+		// committed must not look failed, or its settlement runs twice.
+		if err := p.users.RecordLogin(context.WithoutCancel(ctx), l.user, l.root, nil, *settlement); err != nil {
+			return nil, false, p.refuse(ctx, a, audit.FailedExchangePassword, errServer(err), nil)
+		}
+		*settlement = nil
+	}
+	if l.user.Blocked {
+		return nil, false, p.refuse(ctx, a, audit.FailedLogin, errUserBlocked(), map[string]any{"user_id": l.user.UserID})
+	}
+	return l, stored, nil
 }
 
 // errUserBlocked is Auth0's answer for a blocked user.
@@ -394,6 +416,9 @@ type login struct {
 	first bool
 	// root says whether the login writes the root attributes.
 	root bool
+	// readBefore: user was read before the upstream call, and may have
+	// been deleted since.
+	readBefore bool
 }
 
 // syncUser applies the connection's set_user_root_attributes: root
@@ -420,6 +445,7 @@ func (p *Provider) syncUser(ctx context.Context, conn *store.Connection, id *con
 			existing = u
 		}
 	}
+	readBefore := existing != nil
 	var err error
 	if existing == nil {
 		existing, err = p.users.GetUser(ctx, id.UserID)
@@ -427,7 +453,7 @@ func (p *Provider) syncUser(ctx context.Context, conn *store.Connection, id *con
 			return nil, err
 		}
 	}
-	l := &login{user: &store.User{UserID: id.UserID}, first: existing == nil}
+	l := &login{user: &store.User{UserID: id.UserID}, first: existing == nil, readBefore: readBefore}
 	prof := map[string]any{}
 	if !l.first {
 		l.user = existing

@@ -128,3 +128,54 @@ func TestLoginAfterAChangeWhileEntraAnswers(t *testing.T) {
 		})
 	}
 }
+
+// A user deleted while Entra answers logs in for the first time, whatever
+// the connection's set_user_root_attributes: the user is stored before
+// its tokens, so a refresh token can refer to it, and the login answers
+// 200 with a refresh token that works.
+func TestLoginOfAUserDeletedWhileEntraAnswers(t *testing.T) {
+	for _, backend := range storetest.Backends() {
+		for _, sync := range []string{"on_each_login", "on_first_login"} {
+			t.Run(backend+"/"+sync, func(t *testing.T) {
+				var onUpstream atomic.Pointer[func()]
+				e := newEnv(t, backend, envOptions{connection: map[string]any{"set_user_root_attributes": sync},
+					upstream: func(next http.Handler) http.Handler {
+						return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+							if f := onUpstream.Swap(nil); f != nil {
+								(*f)()
+							}
+							next.ServeHTTP(w, r)
+						})
+					}})
+				if s, b := e.api(t, "PATCH", "api/v2/clients/"+e.clientID, map[string]any{
+					"grant_types": []string{"http://auth0.com/oauth/grant-type/password-realm", "refresh_token"},
+				}); s != http.StatusOK {
+					t.Fatalf("allow refresh tokens: %d %v", s, b)
+				}
+				if r := e.login(t, "contoso-v2", "alice@contoso.com", "Alice-Passw0rd!", "openid"); r.status != 200 {
+					t.Fatalf("first login: %d %s", r.status, r.raw)
+				}
+				del := func() {
+					if s, raw := e.apiRaw(t, "DELETE", "api/v2/users/"+url.PathEscape(aliceID), nil); s != 204 {
+						t.Errorf("delete alice: %d %s", s, raw)
+					}
+				}
+				onUpstream.Store(&del)
+				r := e.login(t, "contoso-v2", "alice@contoso.com", "Alice-Passw0rd!", "openid offline_access")
+				if onUpstream.Load() != nil {
+					t.Fatal("Entra was not called")
+				}
+				if r.status != 200 || r.str("refresh_token") == "" {
+					t.Fatalf("login of a user deleted meanwhile: %d %s", r.status, r.raw)
+				}
+				if r := e.token(t, url.Values{"grant_type": {"refresh_token"}, "client_id": {e.clientID}, "refresh_token": {r.str("refresh_token")}}); r.status != 200 {
+					t.Errorf("refresh: %d %s", r.status, r.raw)
+				}
+				_, user := e.api(t, "GET", "api/v2/users/"+url.PathEscape(aliceID), nil)
+				if user["logins_count"] != 1.0 {
+					t.Errorf("after the delete and a login: logins_count %v", user["logins_count"])
+				}
+			})
+		}
+	}
+}
