@@ -54,7 +54,10 @@ type groupJob struct {
 }
 
 func (s *Store) startGroupCommit() {
-	s.group = newBatcher(maxGroup, s.commitGroup)
+	s.group = newBatcher(maxGroup, func(batch []*groupJob) {
+		s.commitGroup(batch)
+		s.checkpointIfFull()
+	})
 }
 
 // stopGroupCommit waits for the batch in progress; writes queued after it

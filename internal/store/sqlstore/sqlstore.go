@@ -92,15 +92,16 @@ func pgCode(err error) string {
 // Store is a store.Store on SQLite or PostgreSQL. It is safe for concurrent
 // use.
 type Store struct {
-	d          dialect
-	write      *sql.DB // every write and every transaction
-	read       *sql.DB // plain reads; the same pool as write on PostgreSQL
-	logger     *slog.Logger
-	migrations []migration
-	prepared   prepared
-	group      *batcher[*groupJob]  // SQLite only
-	logBatch   *batcher[*logAppend] // PostgreSQL only
-	listenCfg  *pgx.ConnConfig      // PostgreSQL only: for Listen
+	d           dialect
+	write       *sql.DB // every write and every transaction
+	read        *sql.DB // plain reads; the same pool as write on PostgreSQL
+	logger      *slog.Logger
+	migrations  []migration
+	prepared    prepared
+	group       *batcher[*groupJob]  // SQLite only
+	checkpoints *checkpointer        // SQLite only
+	logBatch    *batcher[*logAppend] // PostgreSQL only
+	listenCfg   *pgx.ConnConfig      // PostgreSQL only: for Listen
 }
 
 var _ store.Store = (*Store)(nil)
@@ -160,6 +161,8 @@ func openSQLite(ctx context.Context, path string, logger *slog.Logger) (*Store, 
 	// switches it to WAL, which the readers rely on.
 	wq := url.Values{"_txlock": {"immediate"}}
 	wq.Add("_pragma", "journal_mode(WAL)")
+	// Checkpoints run on a connection of their own (checkpoint.go).
+	wq.Add("_pragma", "wal_autocheckpoint(0)")
 	// Each job of a group commit runs in a savepoint, whose journal of
 	// the pages it changes spilled to a temporary file past 64 KiB: a
 	// pwrite per page, about a quarter of a batch's write calls. In memory
@@ -204,7 +207,15 @@ func openSQLite(ctx context.Context, path string, logger *slog.Logger) (*Store, 
 		write.Close()
 		return nil, fmt.Errorf("sqlstore: open sqlite: %w", err)
 	}
+	ckpt, err := sql.Open("sqlite", uri+"?"+common.Encode())
+	if err != nil {
+		read.Close()
+		write.Close()
+		return nil, fmt.Errorf("sqlstore: open sqlite: %w", err)
+	}
+	ckpt.SetMaxOpenConns(1)
 	s := &Store{d: sqliteDialect, write: write, read: read}
+	s.checkpoints = startCheckpointer(ckpt, logger, checkpointEvery, walFullFrames)
 	s.startGroupCommit()
 	return s, nil
 }
@@ -306,6 +317,9 @@ func (s *Store) Close() error {
 	s.stopGroupCommit()
 	s.stopLogBatches()
 	err := s.closePrepared()
+	if s.checkpoints != nil {
+		err = errors.Join(err, s.checkpoints.close())
+	}
 	if s.read != s.write {
 		err = errors.Join(err, s.read.Close())
 	}
