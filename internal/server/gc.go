@@ -9,7 +9,7 @@ import (
 // not set GOGC. Under load a broker's live heap is small (about 8 MB in the
 // login benchmark) and its garbage per request large (about 110 KB per
 // login, most of it HTTP and JSON), so Go's default of 100 collects every
-// ~13 ms; at 400 the heap peaks near 45 MB and a login costs ~80 µs less
+// ~13 ms; at 400 the heap peaks near 45 MB and a login costs ~4% less
 // CPU (docs/performance.md, "Seventh session"). GOMEMLIMIT still bounds
 // the heap where memory is tight.
 const DefaultGCPercent = 400
