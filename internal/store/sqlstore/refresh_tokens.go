@@ -199,6 +199,17 @@ func (s *Store) ExchangeRefreshToken(ctx context.Context, ex store.RefreshExchan
 		)
 		switch {
 		case ex.Replace:
+			if s.d.name != sqliteDialect.name {
+				// The tokens the exchange deletes are locked first, in
+				// seq's order as revocations lock them: locked one by one
+				// by the UPDATE and then the DELETE, two replacements of
+				// one user's tokens, or a replacement and a revocation,
+				// each held a token the other waited for, and deadlocked.
+				if _, err := tx.ExecContext(ctx, `SELECT seq FROM refresh_tokens WHERE (client_id, audience, user_id, rotating) =
+					(SELECT client_id, audience, user_id, rotating FROM refresh_tokens WHERE id = $1) ORDER BY seq FOR UPDATE`, ex.ID); err != nil {
+					return err
+				}
+			}
 			res, err = tx.ExecContext(ctx, `UPDATE refresh_tokens SET last_exchanged_at = $2, last_ip = $4, last_ua = $5
 				WHERE id = $1 AND `+usable, ex.ID, at, since, ex.IP, ex.UA)
 		case ex.Next != nil:

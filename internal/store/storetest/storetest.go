@@ -42,6 +42,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"RefreshTokenRevocation", testRefreshTokenRevocation},
 		{"RefreshTokenReused", testRefreshTokenReused},
 		{"RefreshTokenReplace", testRefreshTokenReplace},
+		{"RefreshTokenReplaceRace", testRefreshTokenReplaceRace},
 		{"RefreshTokenRace", testRefreshTokenRace},
 		{"RefreshTokenOutOfOrderClocks", testRefreshTokenOutOfOrderClocks},
 		{"RefreshTokenRevocationRace", testRefreshTokenRevocationRace},

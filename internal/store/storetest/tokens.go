@@ -870,3 +870,29 @@ func testRefreshTokenReplace(t *testing.T, s store.Store) {
 		t.Errorf("after the refusals: %v, want %v", got, want)
 	}
 }
+
+// testRefreshTokenReplaceRace replaces two tokens of one client,
+// audience and user at once, as two devices of a user do after rotation
+// was turned on: one wins and the other finds its token gone, neither
+// failing otherwise (each locks the presented token, then deletes the
+// other's).
+func testRefreshTokenReplaceRace(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	tok := refreshFixture(t, s)
+	now := time.Now().UTC()
+	for round := range 30 {
+		a, b := fmt.Sprintf("a%d", round), fmt.Sprintf("b%d", round)
+		for _, id := range []string{a, b} {
+			rt := tok(id, "", now)
+			rt.Rotating = false
+			must(t, s.CreateRefreshToken(ctx, rt))
+		}
+		wins := concurrentExchanges(t, 2, func(i int) error {
+			id := []string{a, b}[i]
+			return s.ExchangeRefreshToken(ctx, store.RefreshExchange{ID: id, Now: now, Replace: true, Next: tok(id+"-next", "", now)})
+		})
+		if wins != 1 {
+			t.Fatalf("round %d: %d of two concurrent replacements of one user's tokens succeeded, want 1", round, wins)
+		}
+	}
+}
