@@ -43,6 +43,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"RefreshTokenReused", testRefreshTokenReused},
 		{"RefreshTokenReplace", testRefreshTokenReplace},
 		{"RefreshTokenReplaceRace", testRefreshTokenReplaceRace},
+		{"RefreshTokenReplaceRevocationRace", testRefreshTokenReplaceRevocationRace},
 		{"RefreshTokenRace", testRefreshTokenRace},
 		{"RefreshTokenOutOfOrderClocks", testRefreshTokenOutOfOrderClocks},
 		{"RefreshTokenRevocationRace", testRefreshTokenRevocationRace},

@@ -896,3 +896,46 @@ func testRefreshTokenReplaceRace(t *testing.T, s store.Store) {
 		}
 	}
 }
+
+// testRefreshTokenReplaceRevocationRace revokes a user's tokens while one
+// of them is being replaced: once the revocation has reported success no
+// token of the user may be left, including the one the exchange created,
+// although the exchange deleted the token the revocation waited for.
+func testRefreshTokenReplaceRevocationRace(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	tok := refreshFixture(t, s)
+	now := time.Now().UTC()
+	for round := range 60 {
+		ids := []string{fmt.Sprintf("old%d", round), fmt.Sprintf("n%d", round)}
+		for _, id := range ids {
+			rt := tok(id, "", now)
+			rt.Rotating = false
+			must(t, s.CreateRefreshToken(ctx, rt))
+		}
+		next := fmt.Sprintf("x%d", round)
+		var exErr, revErr error
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		wg.Go(func() {
+			<-start
+			exErr = s.ExchangeRefreshToken(ctx, store.RefreshExchange{ID: ids[1], Now: now, Replace: true, Next: tok(next, "", now)})
+		})
+		wg.Go(func() {
+			<-start
+			_, revErr = s.RevokeUserRefreshTokens(ctx, "u1")
+		})
+		close(start)
+		wg.Wait()
+		if exErr != nil && !errors.Is(exErr, store.ErrNotFound) {
+			t.Fatalf("round %d: exchange: %v", round, exErr)
+		}
+		if revErr != nil {
+			t.Fatalf("round %d: revoke: %v", round, revErr)
+		}
+		for _, id := range append(ids, next) {
+			if _, err := s.GetRefreshToken(ctx, id); !errors.Is(err, store.ErrNotFound) {
+				t.Fatalf("round %d: token %s survived the revocation of its user's tokens (exchange: %v): %v", round, id, exErr, err)
+			}
+		}
+	}
+}
