@@ -103,10 +103,13 @@ func TestCheckpointsOffTheWriter(t *testing.T) {
 }
 
 // SetCheckpointing restarts s's checkpointer with another period and
-// threshold of a full WAL.
+// threshold of a full WAL. The Store keeps its checkpointer: the group
+// commit reads it after every batch.
 func SetCheckpointing(s *Store, every time.Duration, fullFrames int64) {
-	db := s.checkpoints.db
-	close(s.checkpoints.stop)
-	<-s.checkpoints.done
-	s.checkpoints = startCheckpointer(db, s.logger, every, fullFrames)
+	c := s.checkpoints
+	close(c.stop)
+	<-c.done
+	c.every, c.full = every, fullFrames
+	c.stop, c.done = make(chan struct{}), make(chan struct{})
+	go c.run()
 }
