@@ -871,6 +871,17 @@ func testRefreshTokenReplace(t *testing.T, s store.Store) {
 	}
 }
 
+// createNonRotating stores a non-rotating token of refreshFixture's
+// client, audience and user for each id.
+func createNonRotating(t *testing.T, s store.Store, tok func(id, family string, at time.Time) *store.RefreshToken, at time.Time, ids ...string) {
+	t.Helper()
+	for _, id := range ids {
+		rt := tok(id, "", at)
+		rt.Rotating = false
+		must(t, s.CreateRefreshToken(t.Context(), rt))
+	}
+}
+
 // testRefreshTokenReplaceRace replaces two tokens of one client,
 // audience and user at once, as two devices of a user do after rotation
 // was turned on: one wins and the other finds its token gone, neither
@@ -882,11 +893,7 @@ func testRefreshTokenReplaceRace(t *testing.T, s store.Store) {
 	now := time.Now().UTC()
 	for round := range 30 {
 		a, b := fmt.Sprintf("a%d", round), fmt.Sprintf("b%d", round)
-		for _, id := range []string{a, b} {
-			rt := tok(id, "", now)
-			rt.Rotating = false
-			must(t, s.CreateRefreshToken(ctx, rt))
-		}
+		createNonRotating(t, s, tok, now, a, b)
 		wins := concurrentExchanges(t, 2, func(i int) error {
 			id := []string{a, b}[i]
 			return s.ExchangeRefreshToken(ctx, store.RefreshExchange{ID: id, Now: now, Replace: true, Next: tok(id+"-next", "", now)})
@@ -907,11 +914,7 @@ func testRefreshTokenReplaceRevocationRace(t *testing.T, s store.Store) {
 	now := time.Now().UTC()
 	for round := range 60 {
 		ids := []string{fmt.Sprintf("old%d", round), fmt.Sprintf("n%d", round)}
-		for _, id := range ids {
-			rt := tok(id, "", now)
-			rt.Rotating = false
-			must(t, s.CreateRefreshToken(ctx, rt))
-		}
+		createNonRotating(t, s, tok, now, ids...)
 		next := fmt.Sprintf("x%d", round)
 		var exErr, revErr error
 		var wg sync.WaitGroup
