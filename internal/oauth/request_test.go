@@ -216,6 +216,8 @@ func TestBasicChallenge(t *testing.T) {
 		{"Basic and a body secret", "oauth/token", "grant_type=client_credentials&audience=" + aud + "&client_secret=x", basic(env.AdminID, env.AdminSecret), true},
 		{"malformed Authorization", "oauth/token", "grant_type=client_credentials&audience=" + aud, "Basic !!!", true},
 		{"revoke, wrong Basic secret", "oauth/revoke", "token=x", basic(env.AdminID, "WRONG"), true},
+		{"revoke, wrong Basic secret and no token", "oauth/revoke", "", basic(env.AdminID, "WRONG"), true},
+		{"revoke, unknown client and no token", "oauth/revoke", "client_id=ghost", "", false},
 		{"wrong body secret", "oauth/token", "grant_type=client_credentials&audience=" + aud + "&client_id=" + url.QueryEscape(env.AdminID) + "&client_secret=WRONG", "", false},
 	} {
 		status, h, raw := send(tc.path, tc.body, tc.authorization)

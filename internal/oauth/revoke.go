@@ -29,13 +29,15 @@ func (p *Provider) revokeToken(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return challengeBasic(r, err)
 	}
-	raw, err := t.require("token")
-	if err != nil {
-		return err
-	}
+	// The client first, as at the token endpoint and in RFC 7009 §2.1:
+	// a caller that cannot authenticate learns nothing of its request.
 	c, err := p.authenticateClient(t)
 	if err != nil {
 		return challengeBasic(r, err)
+	}
+	raw, err := t.require("token")
+	if err != nil {
+		return err
 	}
 	rt, _, err := p.findRefreshToken(r.Context(), raw)
 	if errors.Is(err, store.ErrNotFound) {
