@@ -1,6 +1,7 @@
 package entra
 
 import (
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -14,10 +15,19 @@ func FuzzParseTokenResponse(f *testing.F) {
 	f.Add([]byte(`{"access_token":"a","expires_in":3599,"ext_expires_in":1e30}`))
 	f.Add([]byte(`{"access_token":"","id_token":"x"}`))
 	f.Add([]byte(`<html>gateway timeout</html>`))
+	f.Add([]byte(`{"access_token":"a","expires_in":"12","expires_in":7,"Scope":"x","scope":"y"}`))
+	f.Add([]byte(` {"access_token":"a\u0041","id_token":"\u00e9","not_before":-0,"resource":1} `))
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		tr, err := parseTokenResponse(raw, time.Unix(1700000000, 0))
 		if err == nil && tr.AccessToken == "" {
 			t.Fatal("accepted a response without access_token")
+		}
+		// The one-pass reader answers only what encoding/json answers.
+		if fast, ok := parseTokenWire(raw); ok {
+			var std tokenWire
+			if err := json.Unmarshal(raw, &std); err != nil || fast != std {
+				t.Fatalf("parseTokenWire read %+v; encoding/json: %+v, %v", fast, std, err)
+			}
 		}
 	})
 }

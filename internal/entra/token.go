@@ -190,20 +190,11 @@ func (c *Client) postOnce(ctx context.Context, u, body string) (*http.Response, 
 }
 
 func parseTokenResponse(raw []byte, now time.Time) (*TokenResponse, error) {
-	var w struct {
-		TokenType    string  `json:"token_type"`
-		AccessToken  string  `json:"access_token"`
-		RefreshToken string  `json:"refresh_token"`
-		IDToken      string  `json:"id_token"`
-		Scope        string  `json:"scope"`
-		Resource     string  `json:"resource"`
-		ExpiresIn    flexInt `json:"expires_in"`
-		ExtExpiresIn flexInt `json:"ext_expires_in"`
-		ExpiresOn    flexInt `json:"expires_on"`
-		NotBefore    flexInt `json:"not_before"`
-	}
-	if err := json.Unmarshal(raw, &w); err != nil {
-		return nil, fmt.Errorf("entra: token response: %w", err)
+	w, ok := parseTokenWire(raw)
+	if !ok {
+		if err := json.Unmarshal(raw, &w); err != nil {
+			return nil, fmt.Errorf("entra: token response: %w", err)
+		}
 	}
 	if w.AccessToken == "" {
 		return nil, errors.New("entra: token response has no access_token")
