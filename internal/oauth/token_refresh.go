@@ -95,27 +95,28 @@ func (p *Provider) useRefreshToken(ctx context.Context, t *tokenRequest, c *stor
 
 	ex := store.RefreshExchange{ID: rt.ID, Now: now, Leeway: pol.leeway, IP: g.ip, UA: g.ua}
 	var next string
+	if rt.Rotating || pol.rotating {
+		// A successor keeps the token's scope, audience and first IP and
+		// user agent; only its idle expiry starts again.
+		var row *store.RefreshToken
+		next, row = newRefreshToken(userGrant{client: c, user: u, scopes: strings.Fields(rt.Scope), api: api, ip: g.ip, ua: g.ua}, now, pol)
+		row.Audience, row.InitialIP, row.InitialUA = rt.Audience, rt.InitialIP, rt.InitialUA
+		ex.Next = row
+	}
 	switch {
 	case rt.Rotating != pol.rotating:
 		// Rotation was turned on or off since the token was issued: as at
 		// Auth0, it is exchanged for a token of the client's type now,
-		// and every token of its old type for this client, API and user
-		// goes. The scope and audience stay; the new token's lifetimes are
-		// the client's, but never past the old token's absolute expiry.
-		var row *store.RefreshToken
-		next, row = newRefreshToken(userGrant{client: c, user: u, scopes: strings.Fields(rt.Scope), api: api, ip: g.ip, ua: g.ua}, now, pol)
-		row.FamilyID, row.Audience, row.InitialIP, row.InitialUA = row.ID, rt.Audience, rt.InitialIP, rt.InitialUA
-		if rt.ExpiresAt != nil && (row.ExpiresAt == nil || rt.ExpiresAt.Before(*row.ExpiresAt)) {
-			row.ExpiresAt = rt.ExpiresAt
+		// which starts a family of its own, and every token of its old
+		// type for this client, API and user goes. Its lifetimes are the
+		// client's, but never past the old token's absolute expiry.
+		ex.Next.FamilyID, ex.Replace = ex.Next.ID, true
+		if rt.ExpiresAt != nil && (ex.Next.ExpiresAt == nil || rt.ExpiresAt.Before(*ex.Next.ExpiresAt)) {
+			ex.Next.ExpiresAt = rt.ExpiresAt
 		}
-		ex.Next, ex.Replace = row, true
 	case rt.Rotating:
-		// The family keeps its scope, audience and absolute expiry; only
-		// the idle expiry starts again.
-		var row *store.RefreshToken
-		next, row = newRefreshToken(userGrant{client: c, user: u, scopes: strings.Fields(rt.Scope), api: api, ip: g.ip, ua: g.ua}, now, pol)
-		row.FamilyID, row.Audience, row.ExpiresAt, row.InitialIP, row.InitialUA = rt.FamilyID, rt.Audience, rt.ExpiresAt, rt.InitialIP, rt.InitialUA
-		ex.Next = row
+		// The family keeps its absolute expiry.
+		ex.Next.FamilyID, ex.Next.ExpiresAt = rt.FamilyID, rt.ExpiresAt
 	default:
 		ex.IdleExpiresAt = after(now, pol.idle)
 	}

@@ -153,9 +153,20 @@ var rotateRefreshLoggedPGSQL = `WITH rotated AS (` + rotateRefreshSQL + ` RETURN
 	INSERT INTO log_events (log_id, event_type, logged_at, user_id, doc)
 		SELECT $23::text, $24::text, $25::bigint, $26::text, $27::text FROM inserted`
 
+// exchangeTimes are usable's $2 (now, in ms) and $3 (now - leeway, NULL
+// without a leeway).
+func exchangeTimes(now time.Time, leeway time.Duration) (int64, sql.NullInt64) {
+	at := ms(now).UnixMilli()
+	return at, sql.NullInt64{Int64: at - leeway.Milliseconds(), Valid: leeway > 0}
+}
+
+// sameKindAs matches the tokens of token $1's client, audience, user and
+// rotation type, itself included: what a Replace exchange deletes.
+const sameKindAs = `(client_id, audience, user_id, rotating) =
+	(SELECT client_id, audience, user_id, rotating FROM refresh_tokens WHERE id = $1)`
+
 func (s *Store) ExchangeRefreshToken(ctx context.Context, ex store.RefreshExchange) error {
-	at := ms(ex.Now).UnixMilli()
-	since := sql.NullInt64{Int64: at - ex.Leeway.Milliseconds(), Valid: ex.Leeway > 0}
+	at, since := exchangeTimes(ex.Now, ex.Leeway)
 	if s.d.name != sqliteDialect.name && ex.Next != nil && !ex.Replace {
 		// The common case in one round trip; a refused rotation goes on to
 		// the transaction below, which tells reuse from expiry.
@@ -205,8 +216,7 @@ func (s *Store) ExchangeRefreshToken(ctx context.Context, ex store.RefreshExchan
 				// by the UPDATE and then the DELETE, two replacements of
 				// one user's tokens, or a replacement and a revocation,
 				// each held a token the other waited for, and deadlocked.
-				if _, err := tx.ExecContext(ctx, `SELECT seq FROM refresh_tokens WHERE (client_id, audience, user_id, rotating) =
-					(SELECT client_id, audience, user_id, rotating FROM refresh_tokens WHERE id = $1) ORDER BY seq FOR UPDATE`, ex.ID); err != nil {
+				if _, err := tx.ExecContext(ctx, `SELECT seq FROM refresh_tokens WHERE `+sameKindAs+` ORDER BY seq FOR UPDATE`, ex.ID); err != nil {
 					return err
 				}
 			}
@@ -229,8 +239,7 @@ func (s *Store) ExchangeRefreshToken(ctx context.Context, ex store.RefreshExchan
 			if ex.Replace {
 				// The row is locked by the UPDATE above: a concurrent
 				// exchange of the same token waits, then finds it gone.
-				if _, err := tx.ExecContext(ctx, `DELETE FROM refresh_tokens WHERE (client_id, audience, user_id, rotating) =
-					(SELECT client_id, audience, user_id, rotating FROM refresh_tokens WHERE id = $1)`, ex.ID); err != nil {
+				if _, err := tx.ExecContext(ctx, `DELETE FROM refresh_tokens WHERE `+sameKindAs, ex.ID); err != nil {
 					return err
 				}
 			}
@@ -276,8 +285,7 @@ const refreshReusedSQL = `SELECT t.rotated_at IS NOT NULL AND NOT EXISTS (
 	SELECT 1 FROM refresh_tokens WHERE id = $1 AND ` + usable + `) FROM refresh_tokens t WHERE t.id = $1`
 
 func (s *Store) RefreshTokenReused(ctx context.Context, id string, now time.Time, leeway time.Duration) (bool, error) {
-	at := ms(now).UnixMilli()
-	since := sql.NullInt64{Int64: at - leeway.Milliseconds(), Valid: leeway > 0}
+	at, since := exchangeTimes(now, leeway)
 	var reused bool
 	if err := s.read.QueryRowContext(ctx, refreshReusedSQL, id, at, since).Scan(&reused); err != nil {
 		return false, s.fail("refresh token reused", err)
