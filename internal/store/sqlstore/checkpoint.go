@@ -61,14 +61,20 @@ func (c *checkpointer) run() {
 			return
 		case <-t.C:
 		}
-		frames, _, err := checkpoint(c.db)
-		if err != nil {
-			c.logger.Warn("sqlite: checkpointing the WAL failed; it will be tried again", "error", err)
-			continue
-		}
-		if frames > c.full {
-			c.isFull.Store(true)
-		}
+		c.tick()
+	}
+}
+
+// tick is one background checkpoint; a WAL it finds past full is left
+// to the writer (checkpointIfFull).
+func (c *checkpointer) tick() {
+	frames, _, err := checkpoint(c.db)
+	if err != nil {
+		c.logger.Warn("sqlite: checkpointing the WAL failed; it will be tried again", "error", err)
+		return
+	}
+	if frames > c.full {
+		c.isFull.Store(true)
 	}
 }
 
