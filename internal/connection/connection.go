@@ -26,6 +26,13 @@ func (r Registry) Password(strategy string) (PasswordConnector, bool) {
 	return c, ok
 }
 
+// RootSyncer is a connector that can tell a connection's sync mode
+// before a login: the broker reads a returning user together with its
+// attack-protection check only where the login will use that read.
+type RootSyncer interface {
+	SyncMode(conn *store.Connection) string
+}
+
 // Sync modes of set_user_root_attributes (Auth0).
 const (
 	SyncOnEachLogin  = "on_each_login"

@@ -8,6 +8,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/attack"
 	"github.com/gatehouse/gatehouse/internal/audit"
+	"github.com/gatehouse/gatehouse/internal/connection"
 	"github.com/gatehouse/gatehouse/internal/store"
 )
 
@@ -19,15 +20,20 @@ type Guard interface {
 // admit asks the guard before the upstream call. A refusal is answered
 // with 429 too_many_attempts and logged as limit_wc or limit_mu; the
 // upstream never sees the password.
-func (p *Provider) admit(ctx context.Context, a *loginAttempt, conn *store.Connection) (*attack.Ticket, error) {
+func (p *Provider) admit(ctx context.Context, a *loginAttempt, conn *store.Connection, connector connection.PasswordConnector) (*attack.Ticket, error) {
 	if p.guard == nil {
 		return nil, nil
 	}
 	// WithUsers: on PostgreSQL the take's round trip also reads the user
 	// the username names, so a login whose user has that email reads no
-	// user afterwards where syncUser can use a read from before Entra.
+	// user afterwards where syncUser can use a read from before Entra:
+	// only on on_each_login connections (syncUser).
+	withUsers := true
+	if rs, ok := connector.(connection.RootSyncer); ok {
+		withUsers = syncsEachLogin(rs.SyncMode(conn))
+	}
 	ticket, err := p.guard.Check(ctx, attack.Attempt{Identifier: a.user, IP: a.ip, Connection: conn.Name, Options: conn.Options,
-		WithUsers: true})
+		WithUsers: withUsers})
 	var b *attack.Blocked
 	switch {
 	case errors.As(err, &b):

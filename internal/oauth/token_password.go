@@ -120,7 +120,7 @@ func (p *Provider) passwordGrant(ctx context.Context, t *tokenRequest, c *store.
 	// The parsed form is the request's only copy; drop it before the
 	// upstream call so nothing later (logging, errors) can reach it.
 	t.params.Del("password")
-	ticket, err := p.admit(ctx, a, conn)
+	ticket, err := p.admit(ctx, a, conn, connector)
 	if err != nil {
 		return nil, err
 	}
@@ -438,7 +438,7 @@ type login struct {
 // write: the user is read after the call.
 func (p *Provider) syncUser(ctx context.Context, conn *store.Connection, id *connection.Identity, ip string, read []*store.User) (*login, error) {
 	now := p.now().UTC()
-	eachLogin := id.SyncMode == connection.SyncOnEachLogin || id.SyncMode == ""
+	eachLogin := syncsEachLogin(id.SyncMode)
 	var existing *store.User
 	for _, u := range read {
 		if eachLogin && u.UserID == id.UserID {
@@ -509,6 +509,13 @@ func (p *Provider) syncUser(ctx context.Context, conn *store.Connection, id *con
 		}
 	}
 	return l, nil
+}
+
+// syncsEachLogin reports whether a connection with this sync mode writes
+// the root attributes on each login (the default): only its logins use a
+// user read before the upstream call (syncUser).
+func syncsEachLogin(syncMode string) bool {
+	return syncMode == connection.SyncOnEachLogin || syncMode == ""
 }
 
 // rootAttributes are the attributes set_user_root_attributes governs.

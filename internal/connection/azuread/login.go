@@ -66,7 +66,20 @@ func (c *Connector) resolve(conn *store.Connection) (*settings, error) {
 	return s, nil
 }
 
-var _ connection.PasswordConnector = (*Connector)(nil)
+var (
+	_ connection.PasswordConnector = (*Connector)(nil)
+	_ connection.RootSyncer        = (*Connector)(nil)
+)
+
+// SyncMode is the connection's set_user_root_attributes, from the cache
+// Login uses; an unusable connection says nothing (Login will refuse it).
+func (c *Connector) SyncMode(conn *store.Connection) string {
+	s, err := c.resolve(conn)
+	if err != nil {
+		return ""
+	}
+	return s.syncMode
+}
 
 // NewConnector returns a Connector calling Entra through c, at the hosts
 // that hosts allows (nil: Microsoft's only).

@@ -1,6 +1,7 @@
 package azuread_test
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -261,4 +262,36 @@ func hintOf(err error) string {
 		return ce.Hint
 	}
 	return ""
+}
+
+// TestSyncModeMatchesLogin: the broker asks SyncMode before a login to
+// decide whether to read the user with its attack-protection check; it
+// must be what the login then reports.
+func TestSyncModeMatchesLogin(t *testing.T) {
+	_, base := newEmulator(t)
+	c := newConnector(t, entraclient.Options{}, base)
+	for _, mode := range []string{"", connection.SyncOnEachLogin, connection.SyncOnFirstLogin, connection.SyncNeverOnLogin} {
+		t.Run(cmp.Or(mode, "unset"), func(t *testing.T) {
+			opts := map[string]any{}
+			if mode != "" {
+				opts["set_user_root_attributes"] = mode
+			}
+			cn := conn(t, base, opts)
+			want := cmp.Or(mode, connection.SyncOnEachLogin)
+			if got := c.SyncMode(cn); got != want {
+				t.Errorf("SyncMode before login = %q, want %q", got, want)
+			}
+			id, err := c.Login(context.Background(), cn, "alice@contoso.com", "Alice-Passw0rd!", "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if id.SyncMode != want {
+				t.Errorf("login's SyncMode = %q, want %q", id.SyncMode, want)
+			}
+		})
+	}
+	bad := conn(t, base, map[string]any{"set_user_root_attributes": "sometimes"})
+	if got := c.SyncMode(bad); got != "" {
+		t.Errorf("SyncMode of an unusable connection = %q, want empty", got)
+	}
 }
