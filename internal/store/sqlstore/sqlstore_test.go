@@ -5,9 +5,11 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/gatehouse/gatehouse/internal/store"
 	"github.com/gatehouse/gatehouse/internal/store/sqlstore"
@@ -283,5 +285,43 @@ func op(ctx context.Context, s *sqlstore.Store, g, i int) error {
 			return err
 		}
 		return s.AppendLogEvent(ctx, &store.LogEvent{Type: "s", UserID: id})
+	}
+}
+
+// TestLogIDsInIndexOrder: the database's own order of log_id (its
+// collation, which the unique index follows) is the order of the events'
+// dates, so that new events append to the index.
+func TestLogIDsInIndexOrder(t *testing.T) {
+	for _, b := range storetest.Backends() {
+		t.Run(b, func(t *testing.T) {
+			s := storetest.Open(t, b)
+			var want []string
+			for i := range 40 {
+				e := &store.LogEvent{Type: "s", Date: time.UnixMilli(1 << i)}
+				if err := s.AppendLogEvent(t.Context(), e); err != nil {
+					t.Fatal(err)
+				}
+				want = append(want, e.ID)
+			}
+			rows, err := sqlstore.ReadPool(s).QueryContext(t.Context(), "SELECT log_id FROM log_events ORDER BY log_id")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rows.Close()
+			var got []string
+			for rows.Next() {
+				var id string
+				if err := rows.Scan(&id); err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, id)
+			}
+			if err := rows.Err(); err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("ORDER BY log_id:\n%q\nby date:\n%q", got, want)
+			}
+		})
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -56,6 +57,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"UserListPrefix", testUserListPrefix},
 		{"LogEvents", testLogEvents},
 		{"LogEventsConcurrent", testLogEventsConcurrent},
+		{"LogEventIDsFollowTime", testLogEventIDsFollowTime},
 		{"LogEventsPurge", testLogEventsPurge},
 		{"LogEventsCheckpoint", testLogEventsCheckpoint},
 		{"ClientCredentials", testClientCredentials},
@@ -852,6 +854,36 @@ func testLogEvents(t *testing.T, s store.Store) {
 	}
 	equal(t, "newest event", es[0], gen)
 	equal(t, "oldest event", es[1], &store.LogEvent{ID: "log-1", Type: "s", Date: ms(t0), UserID: "waad|1", Doc: e.Doc})
+}
+
+// testLogEventIDsFollowTime: IDs the store gives are ordered by the
+// events' dates, so new events append to log_id's unique index instead
+// of landing on a random page of it (sqlstore's TestLogIDsInIndexOrder
+// checks the databases' own order). Events of one millisecond differ.
+func testLogEventIDsFollowTime(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	var ids []string
+	for i := range 40 {
+		// Steps of 1 ms to 17 years: every 5-bit digit of the time.
+		e := &store.LogEvent{Type: "s", Date: t0.Add(time.Duration(1<<i) * time.Millisecond)}
+		must(t, s.AppendLogEvent(ctx, e))
+		if len(e.ID) != 26 {
+			t.Fatalf("generated ID %q: %d characters, want 26", e.ID, len(e.ID))
+		}
+		ids = append(ids, e.ID)
+	}
+	same := map[string]bool{}
+	for range 100 {
+		e := &store.LogEvent{Type: "s", Date: t0}
+		must(t, s.AppendLogEvent(ctx, e))
+		same[e.ID] = true
+	}
+	if len(same) != 100 {
+		t.Errorf("100 events of one millisecond got %d distinct IDs", len(same))
+	}
+	if !slices.IsSorted(ids) {
+		t.Errorf("IDs not in byte order of their dates: %q", ids)
+	}
 }
 
 // testLogEventsConcurrent appends from many goroutines at once, as
