@@ -1,6 +1,7 @@
 package oauth_test
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -343,5 +344,38 @@ func TestRefreshTokens(t *testing.T) {
 				wantBadRefresh(t, "successor after the reuse", e.refresh(t, rt2, ""))
 			})
 		})
+	}
+}
+
+// TestRefreshTokenIDsStartWithTime: a token's id (the part before the dot,
+// its primary key) starts with its issue time in milliseconds, so that the
+// rows of one moment share their index's pages; the secret stays 32 random
+// bytes.
+func TestRefreshTokenIDsStartWithTime(t *testing.T) {
+	e := newEnv(t, storetest.SQLite, envOptions{quietLogs: true})
+	refreshClient(t, e, map[string]any{"rotation_type": "rotating", "expiration_type": "expiring", "leeway": 0})
+	issuedAt := func(t *testing.T, tok string) (time.Time, int) {
+		t.Helper()
+		id, secret, _ := strings.Cut(tok, ".")
+		raw, err := base64.RawURLEncoding.DecodeString(id)
+		if err != nil || len(raw) != 16 {
+			t.Fatalf("token id %q: %d bytes, %v", id, len(raw), err)
+		}
+		var msec int64
+		for _, b := range raw[:6] {
+			msec = msec<<8 | int64(b)
+		}
+		sec, _ := base64.RawURLEncoding.DecodeString(secret)
+		return time.UnixMilli(msec), len(sec)
+	}
+	before := time.Now().Truncate(time.Millisecond)
+	r := e.login(t, "contoso-v2", "alice@contoso.com", "Alice-Passw0rd!", "openid offline_access")
+	next := e.refresh(t, r.str("refresh_token"), "")
+	after := time.Now()
+	for _, tok := range []string{r.str("refresh_token"), next.str("refresh_token")} {
+		at, secretLen := issuedAt(t, tok)
+		if at.Before(before) || at.After(after) || secretLen != 32 {
+			t.Errorf("token id says %v, issued between %v and %v; secret %d bytes", at, before, after, secretLen)
+		}
 	}
 }
