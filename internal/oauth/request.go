@@ -2,6 +2,7 @@ package oauth
 
 import (
 	"bytes"
+	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -24,11 +26,16 @@ const maxTokenRequestBytes = 64 << 10
 // the password grant as soon as the upstream call returns.
 type tokenRequest struct {
 	params url.Values
-	// basicID and basicSecret come from an Authorization: Basic header.
-	basicID, basicSecret string
-	hasBasic             bool
-	r                    *http.Request
+	// basic holds the readings of an Authorization: Basic header
+	// (basicReadings); hasBasic is whether the request sent one.
+	basic    []basicPair
+	hasBasic bool
+	r        *http.Request
 }
+
+// basicPair is one reading of the client id and secret of an
+// Authorization: Basic header.
+type basicPair struct{ id, secret string }
 
 func (t *tokenRequest) get(name string) string {
 	if v := t.params[name]; len(v) > 0 {
@@ -110,19 +117,34 @@ func parseTokenRequest(w http.ResponseWriter, r *http.Request) (*tokenRequest, e
 		if !ok {
 			return nil, errUnauthorizedClient(errors.New("malformed Authorization header"))
 		}
-		// RFC 6749 §2.3.1: both parts are form-urlencoded before base64.
-		if id, err = url.QueryUnescape(id); err != nil {
-			return nil, errUnauthorizedClient(errors.New("malformed Basic client id"))
-		}
-		if secret, err = url.QueryUnescape(secret); err != nil {
-			return nil, errUnauthorizedClient(errors.New("malformed Basic client secret"))
-		}
-		if !isText(id) || !isText(secret) {
+		if t.basic = basicReadings(id, secret); len(t.basic) == 0 {
 			return nil, errUnauthorizedClient(errors.New("malformed Basic credentials: not UTF-8 text without NUL characters"))
 		}
-		t.basicID, t.basicSecret, t.hasBasic = id, secret, true
+		t.hasBasic = true
 	}
 	return t, nil
+}
+
+// basicReadings returns what the user and password of a Basic header may
+// mean, each pair UTF-8 text without NUL. RFC 6749 §2.3.1 has both parts
+// form-urlencoded before base64, and that reading comes first. But RFC
+// 7617 encodes nothing, and neither do curl -u, Go's SetBasicAuth or most
+// HTTP libraries, so a secret an administrator set with '+' or '%' in it
+// would read as other bytes, or not at all. The pair as sent is therefore
+// a second reading whenever it differs from the decoded one. Only whole
+// pairs: a client encodes both parts or neither.
+func basicReadings(id, secret string) []basicPair {
+	var out []basicPair
+	did, errID := url.QueryUnescape(id)
+	dsecret, errSecret := url.QueryUnescape(secret)
+	if errID == nil && errSecret == nil && isText(did) && isText(dsecret) {
+		out = append(out, basicPair{did, dsecret})
+	}
+	raw := basicPair{id, secret}
+	if (len(out) == 0 || out[0] != raw) && isText(id) && isText(secret) {
+		out = append(out, raw)
+	}
+	return out
 }
 
 // isText reports whether s is UTF-8 without NUL: anything else names no
@@ -175,19 +197,49 @@ func parseJSONParams(body []byte) (url.Values, error) {
 	return params, nil
 }
 
-// clientID is the client named by the request, from the body or Basic.
-func (t *tokenRequest) clientID() (string, error) {
-	body := t.get("client_id")
-	switch {
-	case t.hasBasic && body != "" && body != t.basicID:
-		return "", errInvalidRequest("client_id in the body and in the Authorization header differ.")
-	case t.hasBasic:
-		return t.basicID, nil
-	case body != "":
-		return body, nil
-	}
-	return "", errMissing("client_id")
+// clientClaim is a client id the request names, with the secrets it
+// presented for that client.
+type clientClaim struct {
+	id      string
+	secrets []string
 }
+
+// claims returns the clients the request names: the body's client_id, or
+// the ids of the Basic readings, each with the Basic secrets read
+// alongside it. Two readings name two ids only when the id itself holds
+// '+' or '%'; a body client_id picks the reading it agrees with.
+func (t *tokenRequest) claims() ([]clientClaim, error) {
+	body := t.get("client_id")
+	if !t.hasBasic {
+		if body == "" {
+			return nil, errMissing("client_id")
+		}
+		var secrets []string
+		if s := t.get("client_secret"); s != "" {
+			secrets = []string{s}
+		}
+		return []clientClaim{{id: body, secrets: secrets}}, nil
+	}
+	var out []clientClaim
+	for _, b := range t.basic {
+		if body != "" && body != b.id {
+			continue
+		}
+		if i := slices.IndexFunc(out, func(c clientClaim) bool { return c.id == b.id }); i >= 0 {
+			out[i].secrets = append(out[i].secrets, b.secret)
+			continue
+		}
+		out = append(out, clientClaim{id: b.id, secrets: []string{b.secret}})
+	}
+	if len(out) == 0 {
+		return nil, errInvalidRequest("client_id in the body and in the Authorization header differ.")
+	}
+	return out, nil
+}
+
+// errUnknownClient is the cause of the refusal of a client id that names
+// no client.
+var errUnknownClient = errors.New("unknown client")
 
 // authenticateClient loads the client and checks the credentials it sent
 // against its token_endpoint_auth_method, or its client assertion
@@ -196,21 +248,54 @@ func (p *Provider) authenticateClient(t *tokenRequest) (*store.Client, error) {
 	if t.get("client_assertion") != "" || t.get("client_assertion_type") != "" {
 		return p.authenticateAssertion(t)
 	}
-	id, err := t.clientID()
+	claims, err := t.claims()
 	if err != nil {
 		return nil, err
 	}
-	postSecret := t.get("client_secret")
 	// RFC 6749 §2.3: one authentication method per request. Were a secret
 	// accepted in both places, only one would be checked, and whatever the
 	// other said would pass unseen.
-	if t.hasBasic && postSecret != "" {
+	if t.hasBasic && t.get("client_secret") != "" {
 		return nil, errUnauthorizedClient(errors.New("client secret both in the Authorization header and in the body"))
 	}
-	ctx := t.r.Context()
+	// Every claim is checked, whichever succeeds, so that the time taken
+	// does not tell which reading of the header matched. Of several
+	// refusals, the one that says most is kept for the log: a server
+	// error, then one about a client that exists. The answer is the same
+	// 401 for all the others.
+	var (
+		found   *store.Client
+		refusal error
+	)
+	for _, cl := range claims {
+		c, err := p.authenticateSecret(t.r.Context(), cl.id, cl.secrets, t.hasBasic)
+		switch {
+		case err == nil:
+			if found == nil {
+				found = c
+			}
+		case refusal == nil, errors.Is(refusal, errUnknownClient), isServerError(err) && !isServerError(refusal):
+			refusal = err
+		}
+	}
+	if found != nil {
+		return found, nil
+	}
+	return nil, refusal
+}
+
+func isServerError(err error) bool {
+	var oe *Error
+	return errors.As(err, &oe) && oe.Status >= http.StatusInternalServerError
+}
+
+// authenticateSecret checks the secrets presented for client id against its
+// token_endpoint_auth_method; viaBasic is whether they came in an
+// Authorization: Basic header. Any one of them may match.
+func (p *Provider) authenticateSecret(ctx context.Context, id string, presented []string, viaBasic bool) (*store.Client, error) {
 	c, err := p.clients.GetClient(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, errUnauthorizedClient(fmt.Errorf("unknown client"))
+		return nil, errUnauthorizedClient(errUnknownClient)
 	}
 	if err != nil {
 		return nil, errServer(err)
@@ -218,35 +303,34 @@ func (p *Provider) authenticateClient(t *tokenRequest) (*store.Client, error) {
 	if c.PrivateKeyJWTCredentials != nil {
 		return nil, errUnauthorizedClient(errors.New("private_key_jwt client without a client assertion"))
 	}
-	var presented string
 	switch c.TokenEndpointAuthMethod {
 	case "none":
 		// A public client has no secret to check; one that sends a secret
 		// is confused about what it is, and Auth0 refuses it too.
-		if t.hasBasic || postSecret != "" {
+		if viaBasic || len(presented) > 0 {
 			return nil, errUnauthorizedClient(errors.New("public client sent a secret"))
 		}
 		return c, nil
 	case "client_secret_basic":
-		if !t.hasBasic {
+		if !viaBasic {
 			return nil, errUnauthorizedClient(errors.New("client_secret_basic client without Basic credentials"))
 		}
-		presented = t.basicSecret
-	default: // client_secret_post
-		if t.hasBasic {
-			presented = t.basicSecret
-		} else {
-			presented = postSecret
-		}
 	}
-	if presented == "" {
+	if !slices.ContainsFunc(presented, func(s string) bool { return s != "" }) {
 		return nil, errUnauthorizedClient(errors.New("missing client secret"))
 	}
 	stored, err := p.secrets.Open(c.SecretEnc, store.ClientSecretAAD(c.ClientID))
 	if err != nil {
 		return nil, errServer(fmt.Errorf("open client secret: %w", err))
 	}
-	if subtle.ConstantTimeCompare(stored, []byte(presented)) != 1 {
+	// Each presented secret is compared in full, without stopping at a
+	// match: only their number and lengths show in the time taken, and
+	// both are the caller's.
+	match := 0
+	for _, s := range presented {
+		match |= subtle.ConstantTimeCompare(stored, []byte(s))
+	}
+	if match != 1 {
 		return nil, errUnauthorizedClient(errors.New("wrong client secret"))
 	}
 	return c, nil
