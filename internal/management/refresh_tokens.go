@@ -103,23 +103,27 @@ func (a *API) deleteUserRefreshTokens(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
+// getRefreshToken shows a token only when its user's list would: not
+// rotated, nor expired by its absolute or idle lifetime. The store holds
+// such tokens a while longer (a rotated one for reuse detection, an
+// expired one until the purge), but for the API they are gone.
 func (a *API) getRefreshToken(w http.ResponseWriter, r *http.Request) {
-	rt, err := a.store.GetRefreshToken(r.Context(), r.PathValue("id"))
-	if err == nil && rt.RotatedAt != nil {
-		err = store.ErrNotFound
-	}
+	list, _, err := a.store.ListRefreshTokens(r.Context(), store.RefreshTokenFilter{ID: r.PathValue("id")}, store.ListOptions{})
 	if err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			WriteError(w, errNoRefreshToken())
-			return
-		}
 		WriteError(w, internalError(err))
 		return
 	}
-	WriteJSON(w, http.StatusOK, refreshTokenJSON(rt))
+	if len(list) == 0 {
+		WriteError(w, errNoRefreshToken())
+		return
+	}
+	WriteJSON(w, http.StatusOK, refreshTokenJSON(list[0]))
 }
 
-// deleteRefreshToken revokes the token's whole rotation family.
+// deleteRefreshToken revokes the token's whole rotation family, for any
+// token the store still holds, listed or not: whoever names a rotated or
+// expired token wants its session gone, and the family may still have a
+// live successor (docs/management-api.md).
 func (a *API) deleteRefreshToken(w http.ResponseWriter, r *http.Request) {
 	rt, err := a.store.GetRefreshToken(r.Context(), r.PathValue("id"))
 	if err == nil {

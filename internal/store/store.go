@@ -437,10 +437,13 @@ type RefreshExchange struct {
 	Log *LogEvent
 }
 
-// RefreshTokenFilter narrows ListRefreshTokens; UserID is required, the
-// other fields filter only when set.
+// RefreshTokenFilter narrows ListRefreshTokens; UserID or ID is required,
+// the other fields filter only when set.
 type RefreshTokenFilter struct {
-	UserID   string
+	UserID string
+	// ID narrows the list to one token, so that what is shown by id is
+	// what a user's list shows.
+	ID       string
 	ClientID string
 	Rotating *bool
 }

@@ -294,8 +294,16 @@ func (s *Store) RefreshTokenReused(ctx context.Context, id string, now time.Time
 }
 
 func (s *Store) ListRefreshTokens(ctx context.Context, f store.RefreshTokenFilter, opts store.ListOptions) ([]*store.RefreshToken, int, error) {
+	if f.UserID == "" && f.ID == "" {
+		return nil, 0, s.fail("list refresh tokens", errors.New("the filter names no user and no token"))
+	}
 	var w filter
-	w.eq("user_id", f.UserID)
+	if f.UserID != "" {
+		w.eq("user_id", f.UserID)
+	}
+	if f.ID != "" {
+		w.eq("id", f.ID)
+	}
 	if f.ClientID != "" {
 		w.eq("client_id", f.ClientID)
 	}

@@ -235,6 +235,9 @@ func testRefreshTokenListFilter(t *testing.T, s store.Store) {
 		{store.RefreshTokenFilter{UserID: "u1", ClientID: "c2", Rotating: &yes}, []string{"r2"}},
 		{store.RefreshTokenFilter{UserID: "u1", ClientID: "c2", Rotating: &no}, nil},
 		{store.RefreshTokenFilter{UserID: "nobody"}, nil},
+		{store.RefreshTokenFilter{ID: "n1"}, []string{"n1"}},
+		{store.RefreshTokenFilter{ID: "n1", UserID: "u1", ClientID: "c2"}, nil},
+		{store.RefreshTokenFilter{ID: "nothing"}, nil},
 	} {
 		list, total, err := s.ListRefreshTokens(ctx, c.f, store.ListOptions{})
 		must(t, err)
