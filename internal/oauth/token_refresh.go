@@ -3,6 +3,7 @@ package oauth
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -35,8 +36,9 @@ func (p *Provider) refreshGrant(ctx context.Context, t *tokenRequest, c *store.C
 }
 
 // useRefreshToken exchanges a refresh token. The user's claims come from
-// the stored user, so a blocked or deleted user cannot refresh; the
-// access token's scope may be narrowed with scope. The success event is
+// the stored user, so a blocked or deleted user cannot refresh, nor one
+// whose connection or API no longer allows it (stillGranted); the access
+// token's scope may be narrowed with scope. The success event is
 // stored with the exchange itself.
 func (p *Provider) useRefreshToken(ctx context.Context, t *tokenRequest, c *store.Client, ev *audit.Event) (*tokenResponse, error) {
 	raw, err := t.require("refresh_token")
@@ -89,6 +91,12 @@ func (p *Provider) useRefreshToken(ctx context.Context, t *tokenRequest, c *stor
 			}
 			return nil, errBadRefreshToken(err)
 		}
+	}
+	switch refusal, err := p.stillGranted(ctx, u, c, api); {
+	case err != nil:
+		return nil, err
+	case refusal != nil:
+		return nil, p.refuseRefresh(ctx, rt, now, pol, refusal)
 	}
 	g := userGrant{client: c, user: u, requested: t.get("scope"), scopes: scopes, api: api, gty: grantRefreshToken,
 		ip: p.clientIP(t, c), ua: t.r.UserAgent(), fromRefresh: true}
@@ -144,6 +152,41 @@ func (p *Provider) useRefreshToken(ctx context.Context, t *tokenRequest, c *stor
 	}
 	resp.RefreshToken = next
 	return resp, nil
+}
+
+// stillGranted checks, at each exchange, what a login would check today
+// and an administrator may have changed since the token was issued: the
+// user's connection exists and is enabled for the client, and the token's
+// API still allows offline access. refusal says what no longer holds; err
+// is a failure to read it, ours, so not invalid_grant. The tokens are left
+// alone: undoing the change makes them work again, so a mistaken toggle
+// does not sign every user out for good. The lookups are the password
+// grant's, served from the store's cache (package cache), so the check
+// adds no database statement to a refresh while the cache holds them.
+// Auth0 documents no answer for these cases; the descriptions are
+// Gatehouse's (docs/errors.md).
+func (p *Provider) stillGranted(ctx context.Context, u *store.User, c *store.Client, api *store.ResourceServer) (refusal *Error, err error) {
+	refused := func(desc string, cause error) *Error {
+		return &Error{Status: http.StatusForbidden, Code: "invalid_grant", Description: desc, Cause: cause}
+	}
+	conn, err := p.connections.GetConnectionByName(ctx, u.Connection)
+	if errors.Is(err, store.ErrNotFound) {
+		return refused("The connection no longer exists.", fmt.Errorf("connection %q deleted", u.Connection)), nil
+	}
+	if err != nil {
+		return nil, errServer(err)
+	}
+	enabled, err := p.connections.ConnectionEnabledForClient(ctx, conn.ID, c.ClientID)
+	if err != nil {
+		return nil, errServer(err)
+	}
+	if !enabled {
+		return refused("The connection is not enabled for this client.", fmt.Errorf("connection %q not enabled for the client", conn.Name)), nil
+	}
+	if api != nil && !api.AllowOfflineAccess {
+		return refused("The API no longer allows offline access.", fmt.Errorf("API %q does not allow offline access", api.Identifier)), nil
+	}
+	return nil, nil
 }
 
 // refuseRefresh answers a refresh refused before the exchange with oe,

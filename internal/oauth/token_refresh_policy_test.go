@@ -1,0 +1,252 @@
+package oauth_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"testing"
+
+	"github.com/gatehouse/gatehouse/internal/store/storetest"
+)
+
+// connectionID finds a connection's id by its name.
+func connectionID(t *testing.T, e *env, name string) string {
+	t.Helper()
+	_, raw := e.apiRaw(t, "GET", "api/v2/connections?name="+url.QueryEscape(name), nil)
+	var list []map[string]any
+	if err := json.Unmarshal(raw, &list); err != nil || len(list) != 1 {
+		t.Fatalf("connection %s: %s", name, raw)
+	}
+	return list[0]["id"].(string)
+}
+
+// wantPolicyRefusal checks that a refresh was refused because what its
+// token was issued under no longer allows it, and that the refusal is the
+// fertft event saying why.
+func wantPolicyRefusal(t *testing.T, e *env, what string, r tokenResult, desc string) {
+	t.Helper()
+	if r.status != http.StatusForbidden || r.str("error") != "invalid_grant" || r.str("error_description") != desc {
+		t.Errorf("%s: %d %s, want 403 invalid_grant %q", what, r.status, r.raw, desc)
+		return
+	}
+	ev := lastEvent(t, e, "")
+	details, _ := ev["details"].(map[string]any)
+	if ev["type"] != "fertft" || ev["user_id"] == nil || details["error"] != "invalid_grant" || details["error_description"] != desc || details["cause"] == nil {
+		t.Errorf("%s: event %v, want fertft saying why", what, ev)
+	}
+}
+
+// TestRefreshFollowsTheConfiguration: a refresh token works only while
+// the user's connection is enabled for the client and the token's API
+// allows offline access, checked at each exchange. Undoing the change
+// makes the same tokens work again.
+func TestRefreshFollowsTheConfiguration(t *testing.T) {
+	const (
+		notEnabled = "The connection is not enabled for this client."
+		noOffline  = "The API no longer allows offline access."
+		gone       = "The connection no longer exists."
+	)
+	for _, backend := range storetest.Backends() {
+		t.Run(backend, func(t *testing.T) {
+			e := newEnv(t, backend, envOptions{quietLogs: true})
+			const api = "https://api.contoso.example/"
+			status, body := e.api(t, "POST", "api/v2/resource-servers", map[string]any{"identifier": api, "name": "Contoso API",
+				"allow_offline_access": true, "scopes": []map[string]string{{"value": "read:a"}}})
+			if status != http.StatusCreated {
+				t.Fatalf("create API: %d %v", status, body)
+			}
+			apiID := body["id"].(string)
+			v2 := connectionID(t, e, "contoso-v2")
+			login := func(t *testing.T, audience string) string {
+				t.Helper()
+				form := url.Values{"grant_type": {"http://auth0.com/oauth/grant-type/password-realm"}, "client_id": {e.clientID},
+					"realm": {"contoso-v2"}, "username": {"alice@contoso.com"}, "password": {"Alice-Passw0rd!"}, "scope": {"openid offline_access"}}
+				if audience != "" {
+					form.Set("audience", audience)
+				}
+				r := e.token(t, form)
+				if r.status != http.StatusOK || r.str("refresh_token") == "" {
+					t.Fatalf("login: %d %s", r.status, r.raw)
+				}
+				return r.str("refresh_token")
+			}
+			// use exchanges tok and returns the token to use next: the
+			// successor of a rotating token, else tok itself.
+			use := func(t *testing.T, what, tok string) string {
+				t.Helper()
+				r := e.refresh(t, tok, "")
+				if r.status != http.StatusOK || r.str("access_token") == "" {
+					t.Fatalf("%s: %d %s", what, r.status, r.raw)
+				}
+				if next := r.str("refresh_token"); next != "" {
+					return next
+				}
+				return tok
+			}
+			mgmt := func(t *testing.T, method, path string, body any) {
+				t.Helper()
+				if status, raw := e.apiRaw(t, method, path, body); status >= 300 {
+					t.Fatalf("%s %s: %d %s", method, path, status, raw)
+				}
+			}
+			// The two Management API ways to change a connection's
+			// enabled_clients, each undone by the other.
+			viaClients := func(on bool) func(t *testing.T) {
+				return func(t *testing.T) {
+					mgmt(t, "PATCH", "api/v2/connections/"+v2+"/clients", []map[string]any{{"client_id": e.clientID, "status": on}})
+				}
+			}
+			viaConnection := func(on bool) func(t *testing.T) {
+				return func(t *testing.T) {
+					enabled := []string{}
+					if on {
+						enabled = append(enabled, e.clientID)
+					}
+					mgmt(t, "PATCH", "api/v2/connections/"+v2, map[string]any{"enabled_clients": enabled})
+				}
+			}
+			offline := func(on bool) func(t *testing.T) {
+				return func(t *testing.T) {
+					mgmt(t, "PATCH", "api/v2/resource-servers/"+apiID, map[string]any{"allow_offline_access": on})
+				}
+			}
+			changes := []struct {
+				name            string
+				audience, desc  string
+				disable, enable func(t *testing.T)
+			}{
+				{"connection disabled through its clients", "", notEnabled, viaClients(false), viaConnection(true)},
+				{"connection disabled through enabled_clients", "", notEnabled, viaConnection(false), viaClients(true)},
+				{"connection disabled, token for an API", api, notEnabled, viaClients(false), viaClients(true)},
+				{"API no longer allows offline access", api, noOffline, offline(false), offline(true)},
+			}
+
+			for _, rotation := range []string{"rotating", "non-rotating"} {
+				t.Run(rotation, func(t *testing.T) {
+					refreshClient(t, e, map[string]any{"rotation_type": rotation, "expiration_type": "expiring", "leeway": 0,
+						"infinite_token_lifetime": false, "token_lifetime": 3600, "infinite_idle_token_lifetime": false, "idle_token_lifetime": 1800})
+					for _, c := range changes {
+						t.Run(c.name, func(t *testing.T) {
+							rt := use(t, "before the change", login(t, c.audience))
+							c.disable(t)
+							defer c.enable(t)
+							wantPolicyRefusal(t, e, "after the change", e.refresh(t, rt, ""), c.desc)
+							// Refused, not revoked: undoing the change brings
+							// the token back.
+							c.enable(t)
+							use(t, "after undoing the change", rt)
+						})
+					}
+				})
+			}
+
+			t.Run("a rotated token in a refused request is reuse", func(t *testing.T) {
+				refreshClient(t, e, map[string]any{"rotation_type": "rotating", "expiration_type": "expiring", "leeway": 0,
+					"infinite_token_lifetime": false, "token_lifetime": 3600, "infinite_idle_token_lifetime": false, "idle_token_lifetime": 1800})
+				for _, c := range changes {
+					t.Run(c.name, func(t *testing.T) {
+						rt1 := login(t, c.audience)
+						rt2 := use(t, "rotation", rt1)
+						c.disable(t)
+						defer c.enable(t)
+						wantPolicyRefusal(t, e, "latest token after the change", e.refresh(t, rt2, ""), c.desc)
+						wantBadRefresh(t, "rotated token after the change", e.refresh(t, rt1, ""))
+						if ev := lastEvent(t, e, ""); ev["type"] != "ferrt" {
+							t.Errorf("event of the reuse: %v, want ferrt", ev)
+						}
+						c.enable(t)
+						wantBadRefresh(t, "latest token of the revoked family", e.refresh(t, rt2, ""))
+					})
+				}
+			})
+
+			t.Run("within the leeway the previous token is refused, not reuse", func(t *testing.T) {
+				refreshClient(t, e, map[string]any{"rotation_type": "rotating", "expiration_type": "expiring", "leeway": 30,
+					"infinite_token_lifetime": false, "token_lifetime": 3600, "infinite_idle_token_lifetime": false, "idle_token_lifetime": 1800})
+				rt1 := login(t, "")
+				rt2 := use(t, "rotation", rt1)
+				viaClients(false)(t)
+				defer viaClients(true)(t)
+				wantPolicyRefusal(t, e, "previous token within the leeway", e.refresh(t, rt1, ""), notEnabled)
+				viaClients(true)(t)
+				use(t, "latest token once enabled again", rt2)
+			})
+
+			t.Run("a database failure reading the connection is not an invalid token", func(t *testing.T) {
+				refreshClient(t, e, map[string]any{"rotation_type": "non-rotating", "expiration_type": "non-expiring"})
+				rt := login(t, "")
+				db := openDB(t, e.dsn)
+				if _, err := db.Exec("ALTER TABLE connection_clients RENAME TO connection_clients_away"); err != nil {
+					t.Fatal(err)
+				}
+				back := func() {
+					if _, err := db.Exec("ALTER TABLE connection_clients_away RENAME TO connection_clients"); err != nil {
+						t.Fatal(err)
+					}
+				}
+				r := func() tokenResult {
+					defer back()
+					// Any Management API write empties the cache; a
+					// client's would read the enablements.
+					offline(true)(t)
+					return e.refresh(t, rt, "")
+				}()
+				if r.status != http.StatusInternalServerError || r.str("error") != "server_error" {
+					t.Errorf("refresh while the enablement cannot be read: %d %s, want 500 server_error", r.status, r.raw)
+				}
+				use(t, "once the enablement can be read again", rt)
+			})
+
+			// Last: it deletes the v1 connection and makes it again.
+			t.Run("connection deleted, then made again", func(t *testing.T) {
+				refreshClient(t, e, map[string]any{"rotation_type": "non-rotating", "expiration_type": "non-expiring"})
+				r := e.login(t, "contoso-v1", "judy@contoso.onmicrosoft.com", "Judy-Passw0rd!", "openid offline_access")
+				rt := r.str("refresh_token")
+				if r.status != http.StatusOK || rt == "" {
+					t.Fatalf("login: %d %s", r.status, r.raw)
+				}
+				mgmt(t, "DELETE", "api/v2/connections/"+connectionID(t, e, "contoso-v1"), nil)
+				wantPolicyRefusal(t, e, "connection deleted", e.refresh(t, rt, ""), gone)
+				e.connection(t, "contoso-v1", map[string]any{
+					"client_id": nativeAppID, "client_secret": nativeSecret, "tenant_domain": "contoso.onmicrosoft.com",
+					"authority_host": e.emuURL, "graph_host": e.emuURL,
+					"identity_api": "azure-active-directory-v1.0", "app_id": webAPIURI,
+				})
+				use(t, "connection of the same name made again", rt)
+			})
+		})
+	}
+}
+
+// TestRefreshPolicyFromTheCache: the checks of the connection read what
+// the login just cached, so an exchange adds no database statement for
+// them: with the tables gone, a refresh right after the login still
+// succeeds.
+func TestRefreshPolicyFromTheCache(t *testing.T) {
+	for _, backend := range storetest.Backends() {
+		t.Run(backend, func(t *testing.T) {
+			e := newEnv(t, backend, envOptions{quietLogs: true})
+			refreshClient(t, e, map[string]any{"rotation_type": "rotating", "expiration_type": "expiring", "leeway": 0,
+				"infinite_token_lifetime": false, "token_lifetime": 3600, "infinite_idle_token_lifetime": false, "idle_token_lifetime": 1800})
+			r := e.login(t, "contoso-v2", "alice@contoso.com", "Alice-Passw0rd!", "openid offline_access")
+			if r.status != http.StatusOK || r.str("refresh_token") == "" {
+				t.Fatalf("login: %d %s", r.status, r.raw)
+			}
+			db := openDB(t, e.dsn)
+			for _, table := range []string{"connections", "connection_clients"} {
+				if _, err := db.Exec("ALTER TABLE " + table + " RENAME TO " + table + "_away"); err != nil {
+					t.Fatal(err)
+				}
+				defer func() {
+					if _, err := db.Exec("ALTER TABLE " + table + "_away RENAME TO " + table); err != nil {
+						t.Error(err)
+					}
+				}()
+			}
+			// Well within the cache's 5 s of the login's lookups.
+			if r := e.refresh(t, r.str("refresh_token"), ""); r.status != http.StatusOK {
+				t.Errorf("refresh with the connection tables gone: %d %s, want 200 from the cache", r.status, r.raw)
+			}
+		})
+	}
+}
