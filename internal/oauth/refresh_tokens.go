@@ -200,7 +200,8 @@ func (p *Provider) signAPIAccessToken(g userGrant, now time.Time) (string, time.
 }
 
 // newRefreshToken creates the token "<id>.<secret>" and its row; the row
-// holds SHA-256(secret) only.
+// holds SHA-256(secret) only. Its connection is the user's, which a login
+// has just set to its own.
 func newRefreshToken(g userGrant, now time.Time, pol refreshPolicy) (string, *store.RefreshToken) {
 	id, secret := make([]byte, 16), make([]byte, 32)
 	// The id starts with the time in milliseconds, so that the rows of one
@@ -219,7 +220,7 @@ func newRefreshToken(g userGrant, now time.Time, pol refreshPolicy) (string, *st
 		ClientID: g.client.ClientID, UserID: g.user.UserID, Scope: strings.Join(g.scopes, " "),
 		Rotating: pol.rotating, CreatedAt: now,
 		ExpiresAt: after(now, pol.lifetime), IdleExpiresAt: after(now, pol.idle),
-		InitialIP: g.ip, InitialUA: g.ua, LastIP: g.ip, LastUA: g.ua,
+		InitialIP: g.ip, InitialUA: g.ua, LastIP: g.ip, LastUA: g.ua, Connection: g.user.Connection,
 	}
 	if g.api != nil {
 		rt.Audience = g.api.Identifier

@@ -1,6 +1,7 @@
 package oauth
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -92,7 +93,9 @@ func (p *Provider) useRefreshToken(ctx context.Context, t *tokenRequest, c *stor
 			return nil, errBadRefreshToken(err)
 		}
 	}
-	switch refusal, err := p.stillGranted(ctx, u, c, api); {
+	// Tokens stored before their connection was recorded have the user's.
+	conn := cmp.Or(rt.Connection, u.Connection)
+	switch refusal, err := p.stillGranted(ctx, conn, c, api); {
 	case err != nil:
 		return nil, err
 	case refusal != nil:
@@ -104,11 +107,11 @@ func (p *Provider) useRefreshToken(ctx context.Context, t *tokenRequest, c *stor
 	ex := store.RefreshExchange{ID: rt.ID, Now: now, Leeway: pol.leeway, IP: g.ip, UA: g.ua}
 	var next string
 	if rt.Rotating || pol.rotating {
-		// A successor keeps the token's scope, audience and first IP and
-		// user agent; only its idle expiry starts again.
+		// A successor keeps the token's scope, audience, connection and
+		// first IP and user agent; only its idle expiry starts again.
 		var row *store.RefreshToken
 		next, row = newRefreshToken(userGrant{client: c, user: u, scopes: strings.Fields(rt.Scope), api: api, ip: g.ip, ua: g.ua}, now, pol)
-		row.Audience, row.InitialIP, row.InitialUA = rt.Audience, rt.InitialIP, rt.InitialUA
+		row.Audience, row.InitialIP, row.InitialUA, row.Connection = rt.Audience, rt.InitialIP, rt.InitialUA, conn
 		ex.Next = row
 	}
 	switch {
@@ -156,8 +159,9 @@ func (p *Provider) useRefreshToken(ctx context.Context, t *tokenRequest, c *stor
 
 // stillGranted checks, at each exchange, what a login would check today
 // and an administrator may have changed since the token was issued: the
-// user's connection exists and is enabled for the client, and the token's
-// API still allows offline access. refusal says what no longer holds; err
+// connection the token was issued through (by name, as users name theirs)
+// exists and is enabled for the client, and the token's API still allows
+// offline access. refusal says what no longer holds; err
 // is a failure to read it, ours, so not invalid_grant. The tokens are left
 // alone: undoing the change makes them work again, so a mistaken toggle
 // does not sign every user out for good. The lookups are the password
@@ -165,13 +169,13 @@ func (p *Provider) useRefreshToken(ctx context.Context, t *tokenRequest, c *stor
 // adds no database statement to a refresh while the cache holds them.
 // Auth0 documents no answer for these cases; the descriptions are
 // Gatehouse's (docs/errors.md).
-func (p *Provider) stillGranted(ctx context.Context, u *store.User, c *store.Client, api *store.ResourceServer) (refusal *Error, err error) {
+func (p *Provider) stillGranted(ctx context.Context, connection string, c *store.Client, api *store.ResourceServer) (refusal *Error, err error) {
 	refused := func(desc string, cause error) *Error {
 		return &Error{Status: http.StatusForbidden, Code: "invalid_grant", Description: desc, Cause: cause}
 	}
-	conn, err := p.connections.GetConnectionByName(ctx, u.Connection)
+	conn, err := p.connections.GetConnectionByName(ctx, connection)
 	if errors.Is(err, store.ErrNotFound) {
-		return refused("The connection no longer exists.", fmt.Errorf("connection %q deleted", u.Connection)), nil
+		return refused("The connection no longer exists.", fmt.Errorf("connection %q deleted", connection)), nil
 	}
 	if err != nil {
 		return nil, errServer(err)

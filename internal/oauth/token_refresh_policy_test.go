@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 
 	"github.com/gatehouse/gatehouse/internal/store/storetest"
@@ -37,8 +38,8 @@ func wantPolicyRefusal(t *testing.T, e *env, what string, r tokenResult, desc st
 }
 
 // TestRefreshFollowsTheConfiguration: a refresh token works only while
-// the user's connection is enabled for the client and the token's API
-// allows offline access, checked at each exchange. Undoing the change
+// the connection it was issued through is enabled for the client and its
+// API allows offline access, checked at each exchange. Undoing the change
 // makes the same tokens work again.
 func TestRefreshFollowsTheConfiguration(t *testing.T) {
 	const (
@@ -195,6 +196,37 @@ func TestRefreshFollowsTheConfiguration(t *testing.T) {
 					t.Errorf("refresh while the enablement cannot be read: %d %s, want 500 server_error", r.status, r.raw)
 				}
 				use(t, "once the enablement can be read again", rt)
+			})
+
+			t.Run("the connection is the one the token was issued through", func(t *testing.T) {
+				refreshClient(t, e, map[string]any{"rotation_type": "rotating", "expiration_type": "expiring", "leeway": 0,
+					"infinite_token_lifetime": false, "token_lifetime": 3600, "infinite_idle_token_lifetime": false, "idle_token_lifetime": 1800})
+				rt := use(t, "token of a v2 login", login(t, ""))
+				// The same user through the other connection of the tenant:
+				// the user's connection is now v1.
+				if r := e.login(t, "contoso-v1", "alice@contoso.com", "Alice-Passw0rd!", "openid"); r.status != http.StatusOK {
+					t.Fatalf("v1 login: %d %s", r.status, r.raw)
+				}
+				if _, u := e.api(t, "GET", "api/v2/users/"+url.PathEscape(aliceID), nil); u["identities"].([]any)[0].(map[string]any)["connection"] != "contoso-v1" {
+					t.Fatalf("user after the v1 login: %v", u)
+				}
+				v1 := connectionID(t, e, "contoso-v1")
+				mgmt(t, "PATCH", "api/v2/connections/"+v1+"/clients", []map[string]any{{"client_id": e.clientID, "status": false}})
+				defer mgmt(t, "PATCH", "api/v2/connections/"+v1+"/clients", []map[string]any{{"client_id": e.clientID, "status": true}})
+				rt = use(t, "v2 token with v1 disabled", rt)
+				viaClients(false)(t)
+				defer viaClients(true)(t)
+				wantPolicyRefusal(t, e, "v2 token with v2 disabled", e.refresh(t, rt, ""), notEnabled)
+				viaClients(true)(t)
+				rt = use(t, "v2 token with v2 enabled again", rt)
+
+				// A token stored before its connection was recorded is
+				// checked against the user's.
+				id, _, _ := strings.Cut(rt, ".")
+				if _, err := openDB(t, e.dsn).Exec("UPDATE refresh_tokens SET connection = '' WHERE id = $1", id); err != nil {
+					t.Fatal(err)
+				}
+				wantPolicyRefusal(t, e, "token without a connection, user's connection disabled", e.refresh(t, rt, ""), notEnabled)
 			})
 
 			// Last: it deletes the v1 connection and makes it again.

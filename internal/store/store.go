@@ -407,6 +407,9 @@ type RefreshToken struct {
 	InitialUA       string
 	LastIP          string
 	LastUA          string
+	// Connection is the connection the family was issued through; "" for
+	// tokens stored before it was recorded.
+	Connection string
 }
 
 // RefreshExchange is one use of a refresh token.

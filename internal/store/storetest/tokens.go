@@ -148,7 +148,7 @@ func refreshFixture(t *testing.T, s store.Store) func(id, family string, at time
 			ID: id, FamilyID: family, SecretHash: []byte("hash-" + id), ClientID: "c1", UserID: "u1",
 			Audience: "urn:a", Scope: "openid offline_access", Rotating: true, CreatedAt: at,
 			ExpiresAt: ptr(at.Add(24 * time.Hour)), IdleExpiresAt: ptr(at.Add(time.Hour)),
-			InitialIP: "192.0.2.1", InitialUA: "ua", LastIP: "192.0.2.1", LastUA: "ua",
+			InitialIP: "192.0.2.1", InitialUA: "ua", LastIP: "192.0.2.1", LastUA: "ua", Connection: "conn-" + family,
 		}
 	}
 }
@@ -198,6 +198,9 @@ func testRefreshTokenExchangeLog(t *testing.T, s store.Store) {
 		t.Errorf("stored event without ID or date: %+v", e)
 	}
 	logged("rotation", 1)
+	if got, err := s.GetRefreshToken(ctx, "b"); err != nil || got.Connection != "conn-a" {
+		t.Errorf("successor of a logged rotation: %+v, %v; want its connection stored", got, err)
+	}
 
 	nr := tok("n", "", now)
 	nr.Rotating = false
@@ -263,6 +266,7 @@ func testRefreshTokenRotation(t *testing.T, s store.Store) {
 		ID: "a", FamilyID: "a", SecretHash: []byte("hash-a"), ClientID: "c1", UserID: "u1", Audience: "urn:a",
 		Scope: "openid offline_access", Rotating: true, CreatedAt: ms(now), ExpiresAt: ptr(ms(now.Add(24 * time.Hour))),
 		IdleExpiresAt: ptr(ms(now.Add(time.Hour))), InitialIP: "192.0.2.1", InitialUA: "ua", LastIP: "192.0.2.1", LastUA: "ua",
+		Connection: "conn-",
 	})
 
 	leeway := 10 * time.Second
@@ -275,6 +279,9 @@ func testRefreshTokenRotation(t *testing.T, s store.Store) {
 	must(t, err)
 	if got.RotatedAt == nil || !got.RotatedAt.Equal(ms(t1)) || got.LastIP != "192.0.2.9" {
 		t.Errorf("rotated token: RotatedAt %v LastIP %q", got.RotatedAt, got.LastIP)
+	}
+	if got, err := s.GetRefreshToken(ctx, "b"); err != nil || got.Connection != "conn-a" {
+		t.Errorf("successor: %+v, %v; want its connection stored", got, err)
 	}
 	// Within the leeway the previous token may be exchanged again (two
 	// concurrent requests of one app).
