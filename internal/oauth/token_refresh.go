@@ -84,13 +84,14 @@ func (p *Provider) useRefreshToken(ctx context.Context, t *tokenRequest, c *stor
 	var api *store.ResourceServer
 	if rt.Audience != "" {
 		if api, err = p.lookupAPI(ctx, rt.Audience); err != nil {
-			// A deleted API leaves the token good for nothing; a failure
-			// to read it is ours, and invalid_grant would have the app
-			// drop a good token and sign its user out.
+			// A deleted API leaves the token good for nothing (a rotated
+			// one presented is still reuse); a failure to read it is
+			// ours, and invalid_grant would have the app drop a good token
+			// and sign its user out.
 			if oe := (*Error)(nil); errors.As(err, &oe) && oe.Status >= http.StatusInternalServerError {
 				return nil, err
 			}
-			return nil, errBadRefreshToken(err)
+			return nil, p.refuseRefresh(ctx, rt, now, pol, errBadRefreshToken(err))
 		}
 	}
 	// Tokens stored before their connection was recorded have the user's.

@@ -246,6 +246,21 @@ func TestRefreshFollowsTheConfiguration(t *testing.T) {
 				})
 				use(t, "connection of the same name made again", rt)
 			})
+
+			// Last: it deletes the API.
+			t.Run("a rotated token of a deleted API is reuse", func(t *testing.T) {
+				refreshClient(t, e, map[string]any{"rotation_type": "rotating", "expiration_type": "expiring", "leeway": 0,
+					"infinite_token_lifetime": false, "token_lifetime": 3600, "infinite_idle_token_lifetime": false, "idle_token_lifetime": 1800})
+				rt1 := login(t, api)
+				rt2 := use(t, "rotation", rt1)
+				mgmt(t, "DELETE", "api/v2/resource-servers/"+apiID, nil)
+				wantBadRefresh(t, "rotated token of the deleted API", e.refresh(t, rt1, ""))
+				if ev := lastEvent(t, e, ""); ev["type"] != "ferrt" {
+					t.Errorf("event of the reuse: %v, want ferrt", ev)
+				}
+				mgmt(t, "POST", "api/v2/resource-servers", map[string]any{"identifier": api, "name": "Contoso API", "allow_offline_access": true})
+				wantBadRefresh(t, "latest token of the revoked family, API made again", e.refresh(t, rt2, ""))
+			})
 		})
 	}
 }
