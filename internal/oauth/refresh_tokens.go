@@ -205,9 +205,12 @@ func (p *Provider) signAPIAccessToken(g userGrant, now time.Time) (string, time.
 func newRefreshToken(g userGrant, now time.Time, pol refreshPolicy) (string, *store.RefreshToken) {
 	id, secret := make([]byte, 16), make([]byte, 32)
 	// The id starts with the time in milliseconds, so that the rows of one
-	// moment share the last pages of the primary key's index instead of
-	// each landing on a random one (a page written per grant). It is a
-	// lookup key, not the secret: the 32 random bytes after the dot are.
+	// moment share pages of the primary key's index instead of each
+	// landing on a random one (a page written per grant). Not its last
+	// pages: base64url's digits do not sort in their values' order, so
+	// the id's first characters place each few seconds' rows in a range
+	// of their own. It is a lookup key, not the secret: the 32 random
+	// bytes after the dot are.
 	msec := now.UnixMilli()
 	for i := range 6 {
 		id[i] = byte(msec >> (40 - 8*i))
