@@ -11,8 +11,8 @@ import (
 
 const appendLogEventSQL = "INSERT INTO log_events (log_id, event_type, logged_at, user_id, doc) VALUES ($1, $2, $3, $4, $5)"
 
-// AppendLogEvent stores e, giving it a random ID and the current Date when
-// the caller left them empty; ErrConflict if the ID exists.
+// AppendLogEvent stores e, giving it an ID (newLogID) and the current Date
+// when the caller left them empty; ErrConflict if the ID exists.
 // Concurrent appends share a commit: on SQLite as group-commit jobs, on
 // PostgreSQL in one INSERT (log_batch.go).
 func (s *Store) AppendLogEvent(ctx context.Context, e *store.LogEvent) error {
