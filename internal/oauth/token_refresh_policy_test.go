@@ -297,3 +297,48 @@ func TestRefreshPolicyFromTheCache(t *testing.T) {
 		})
 	}
 }
+
+// TestRefreshPolicyFromTheCachedConnection: the connection the cache
+// holds says which clients it is enabled for, so a refresh needs no
+// statement for its client's enablement, also when no request of that
+// client put it in the cache (here another client's login, refused since
+// the connection is not enabled for it, cached the connection).
+func TestRefreshPolicyFromTheCachedConnection(t *testing.T) {
+	for _, backend := range storetest.Backends() {
+		t.Run(backend, func(t *testing.T) {
+			e := newEnv(t, backend, envOptions{quietLogs: true})
+			refreshClient(t, e, map[string]any{"rotation_type": "rotating", "expiration_type": "expiring", "leeway": 0,
+				"infinite_token_lifetime": false, "token_lifetime": 3600, "infinite_idle_token_lifetime": false, "idle_token_lifetime": 1800})
+			r := e.login(t, "contoso-v2", "alice@contoso.com", "Alice-Passw0rd!", "openid offline_access")
+			if r.status != http.StatusOK || r.str("refresh_token") == "" {
+				t.Fatalf("login: %d %s", r.status, r.raw)
+			}
+			// A Management API write: the cache is empty again.
+			status, body := e.api(t, "POST", "api/v2/clients", map[string]any{
+				"name": "Contoso Kiosk", "app_type": "native", "token_endpoint_auth_method": "none",
+				"grant_types": []string{"http://auth0.com/oauth/grant-type/password-realm"},
+			})
+			if status != http.StatusCreated {
+				t.Fatalf("create client: %d %v", status, body)
+			}
+			other := e.token(t, url.Values{"grant_type": {"http://auth0.com/oauth/grant-type/password-realm"},
+				"client_id": {body["client_id"].(string)}, "realm": {"contoso-v2"},
+				"username": {"alice@contoso.com"}, "password": {"Alice-Passw0rd!"}, "scope": {"openid"}})
+			if other.status != http.StatusBadRequest || other.str("error_description") != "the connection was disabled" {
+				t.Fatalf("login of a client the connection is not enabled for: %d %s", other.status, other.raw)
+			}
+			db := openDB(t, e.dsn)
+			if _, err := db.Exec("ALTER TABLE connection_clients RENAME TO connection_clients_away"); err != nil {
+				t.Fatal(err)
+			}
+			defer func() {
+				if _, err := db.Exec("ALTER TABLE connection_clients_away RENAME TO connection_clients"); err != nil {
+					t.Error(err)
+				}
+			}()
+			if r := e.refresh(t, r.str("refresh_token"), ""); r.status != http.StatusOK {
+				t.Errorf("refresh with the connection cached and connection_clients gone: %d %s, want 200 from the cache", r.status, r.raw)
+			}
+		})
+	}
+}
