@@ -232,19 +232,31 @@ func TestRefreshFollowsTheConfiguration(t *testing.T) {
 			// Last: it deletes the v1 connection and makes it again.
 			t.Run("connection deleted, then made again", func(t *testing.T) {
 				refreshClient(t, e, map[string]any{"rotation_type": "non-rotating", "expiration_type": "non-expiring"})
-				r := e.login(t, "contoso-v1", "judy@contoso.onmicrosoft.com", "Judy-Passw0rd!", "openid offline_access")
-				rt := r.str("refresh_token")
-				if r.status != http.StatusOK || rt == "" {
-					t.Fatalf("login: %d %s", r.status, r.raw)
+				login := func() string {
+					r := e.login(t, "contoso-v1", "judy@contoso.onmicrosoft.com", "Judy-Passw0rd!", "openid offline_access")
+					if r.status != http.StatusOK || r.str("refresh_token") == "" {
+						t.Fatalf("login: %d %s", r.status, r.raw)
+					}
+					return r.str("refresh_token")
 				}
+				rt, orphan := login(), login()
+				// Only a token whose connection went while it was being
+				// rotated can name a connection that is gone: refused.
+				id, _, _ := strings.Cut(orphan, ".")
+				if _, err := openDB(t, e.dsn).Exec("UPDATE refresh_tokens SET connection = 'contoso-gone' WHERE id = $1", id); err != nil {
+					t.Fatal(err)
+				}
+				wantPolicyRefusal(t, e, "token of a connection that is gone", e.refresh(t, orphan, ""), gone)
+				// Deleting the connection deletes its tokens, for good.
 				mgmt(t, "DELETE", "api/v2/connections/"+connectionID(t, e, "contoso-v1"), nil)
-				wantPolicyRefusal(t, e, "connection deleted", e.refresh(t, rt, ""), gone)
+				wantBadRefresh(t, "token of a deleted connection", e.refresh(t, rt, ""))
 				e.connection(t, "contoso-v1", map[string]any{
 					"client_id": nativeAppID, "client_secret": nativeSecret, "tenant_domain": "contoso.onmicrosoft.com",
 					"authority_host": e.emuURL, "graph_host": e.emuURL,
 					"identity_api": "azure-active-directory-v1.0", "app_id": webAPIURI,
 				})
-				use(t, "connection of the same name made again", rt)
+				wantBadRefresh(t, "token of a deleted connection made again", e.refresh(t, rt, ""))
+				use(t, "token of a login through the new connection", login())
 			})
 
 			// Last: it deletes the API.

@@ -216,12 +216,33 @@ func (s *Store) UpdateConnection(ctx context.Context, c *store.Connection) error
 	return nil
 }
 
-// DeleteConnection removes the connection; its enablements go by ON DELETE
-// CASCADE.
+// DeleteConnection removes the connection, its enablements (ON DELETE
+// CASCADE) and the refresh tokens issued through it, with those stored
+// before tokens recorded their connection (migration 8) whose user's
+// latest login went through it. A deleted connection ends its users'
+// sessions, as at Auth0, where it cannot be undone: a connection made
+// again under the name, perhaps for another tenant, must not bring them
+// back.
 func (s *Store) DeleteConnection(ctx context.Context, id string) error {
-	res, err := s.write.ExecContext(ctx, "DELETE FROM connections WHERE id = $1", id)
-	if err == nil {
-		err = affected(res)
+	var name string
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		if err := tx.QueryRowContext(ctx, "DELETE FROM connections WHERE id = $1 RETURNING name", id).Scan(&name); err != nil {
+			return err
+		}
+		cond := "connection = $1 OR (connection = '' AND user_id IN (SELECT user_id FROM users WHERE connection = $1))"
+		del := "DELETE FROM refresh_tokens WHERE " + cond
+		if s.d.name != sqliteDialect.name {
+			// In seq order, as every revocation locks them (deleteUntilGone).
+			del = "DELETE FROM refresh_tokens WHERE seq IN (SELECT seq FROM refresh_tokens WHERE " + cond + " ORDER BY seq FOR UPDATE)"
+		}
+		_, err := tx.ExecContext(ctx, del, name)
+		return err
+	})
+	if err == nil && s.d.name != sqliteDialect.name {
+		// An exchange that rotated one of them while the delete waited
+		// inserted a successor that the delete's snapshot missed; every
+		// successor carries the connection.
+		_, err = s.deleteUntilGone(ctx, "connection", name)
 	}
 	if err != nil {
 		return s.fail("delete connection", err)

@@ -57,6 +57,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"UserListPrefix", testUserListPrefix},
 		{"LogEvents", testLogEvents},
 		{"LogEventsConcurrent", testLogEventsConcurrent},
+		{"ConnectionDeleteRevokesRefreshTokens", testConnectionDeleteRevokesRefreshTokens},
 		{"LogEventIDsFollowTime", testLogEventIDsFollowTime},
 		{"LogEventsPurge", testLogEventsPurge},
 		{"LogEventsCheckpoint", testLogEventsCheckpoint},

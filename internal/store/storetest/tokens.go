@@ -153,6 +153,45 @@ func refreshFixture(t *testing.T, s store.Store) func(id, family string, at time
 	}
 }
 
+// testConnectionDeleteRevokesRefreshTokens: deleting a connection deletes
+// the refresh tokens issued through it, and those stored without their
+// connection whose user's is it; a connection made again under the name
+// finds none.
+func testConnectionDeleteRevokesRefreshTokens(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	tok := refreshFixture(t, s)
+	u2 := fullUser("u2")
+	u2.Connection = "other"
+	_, err := s.UpsertUser(ctx, u2)
+	must(t, err)
+	must(t, s.CreateConnection(ctx, fullConnection("con_1", "contoso", "c1")))
+	now := time.Now().UTC()
+	add := func(id, connection, user string) {
+		rt := tok(id, "", now)
+		rt.Connection, rt.UserID = connection, user
+		must(t, s.CreateRefreshToken(ctx, rt))
+	}
+	add("issued-through", "contoso", "u1")
+	add("legacy-of-its-user", "", "u1")
+	add("other-connection", "other", "u1")
+	add("legacy-of-another-user", "", "u2")
+	add("issued-through-other-user", "contoso", "u2")
+	must(t, s.DeleteConnection(ctx, "con_1"))
+	for id, kept := range map[string]bool{"issued-through": false, "legacy-of-its-user": false, "issued-through-other-user": false,
+		"other-connection": true, "legacy-of-another-user": true} {
+		_, err := s.GetRefreshToken(ctx, id)
+		switch {
+		case kept:
+			must(t, err)
+		default:
+			wantErr(t, "token "+id+" after its connection's deletion", err, store.ErrNotFound)
+		}
+	}
+	must(t, s.CreateConnection(ctx, fullConnection("con_2", "contoso", "c1")))
+	_, err = s.GetRefreshToken(ctx, "issued-through")
+	wantErr(t, "token of a deleted connection made again", err, store.ErrNotFound)
+}
+
 func testRefreshTokenWithUser(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	tok := refreshFixture(t, s)
