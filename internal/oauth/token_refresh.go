@@ -96,7 +96,7 @@ func (p *Provider) useRefreshToken(ctx context.Context, t *tokenRequest, c *stor
 	}
 	// Tokens stored before their connection was recorded have the user's.
 	conn := cmp.Or(rt.Connection, u.Connection)
-	switch refusal, err := p.stillGranted(ctx, conn, c, api); {
+	switch refusal, err := p.stillGranted(ctx, rt, conn, c, api); {
 	case err != nil:
 		return nil, err
 	case refusal != nil:
@@ -170,7 +170,7 @@ func (p *Provider) useRefreshToken(ctx context.Context, t *tokenRequest, c *stor
 // to a refresh while the cache holds the connection and the API.
 // Auth0 documents no answer for these cases; the descriptions are
 // Gatehouse's (docs/errors.md).
-func (p *Provider) stillGranted(ctx context.Context, connection string, c *store.Client, api *store.ResourceServer) (refusal *Error, err error) {
+func (p *Provider) stillGranted(ctx context.Context, rt *store.RefreshToken, connection string, c *store.Client, api *store.ResourceServer) (refusal *Error, err error) {
 	refused := func(desc string, cause error) *Error {
 		return &Error{Status: http.StatusForbidden, Code: "invalid_grant", Description: desc, Cause: cause}
 	}
@@ -180,6 +180,18 @@ func (p *Provider) stillGranted(ctx context.Context, connection string, c *store
 	}
 	if err != nil {
 		return nil, errServer(err)
+	}
+	// A token older than the connection of its name was issued through
+	// one deleted since: a login in flight while it was deleted, or one
+	// through another replica's cached copy, stores its token after the
+	// deletion took the connection's tokens away, and a connection made
+	// again under the name, perhaps for another Entra tenant, must not
+	// take it on. A token that did not record its connection (before
+	// migration 8) is checked against its user's, which may well be
+	// newer than it. The two times come from the clocks of the replicas
+	// that wrote them (docs/security.md).
+	if rt.Connection != "" && rt.CreatedAt.Before(conn.CreatedAt) {
+		return refused("The connection no longer exists.", fmt.Errorf("connection %q made again after the token was issued", connection)), nil
 	}
 	// The connection as read holds its enabled clients. Asking for this
 	// client's enablement apart, as a login does, costs a statement

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/gatehouse/gatehouse/internal/store/storetest"
@@ -240,8 +241,9 @@ func TestRefreshFollowsTheConfiguration(t *testing.T) {
 					return r.str("refresh_token")
 				}
 				rt, orphan := login(), login()
-				// Only a token whose connection went while it was being
-				// rotated can name a connection that is gone: refused.
+				// A token stored after its connection's tokens went (a
+				// login in flight while it was deleted) names a connection
+				// that is gone: refused.
 				id, _, _ := strings.Cut(orphan, ".")
 				if _, err := openDB(t, e.dsn).Exec("UPDATE refresh_tokens SET connection = 'contoso-gone' WHERE id = $1", id); err != nil {
 					t.Fatal(err)
@@ -350,6 +352,64 @@ func TestRefreshPolicyFromTheCachedConnection(t *testing.T) {
 			}()
 			if r := e.refresh(t, r.str("refresh_token"), ""); r.status != http.StatusOK {
 				t.Errorf("refresh with the connection cached and connection_clients gone: %d %s, want 200 from the cache", r.status, r.raw)
+			}
+		})
+	}
+}
+
+// TestRefreshTokenOfALoginWhileItsConnectionIsDeleted: a login that Entra
+// answers after its connection was deleted stores its refresh token after
+// the deletion took the connection's tokens away. The token is refused
+// while no connection has the name and still once one is made again under
+// it, as the tokens the deletion took would be; a login through the new
+// connection refreshes.
+func TestRefreshTokenOfALoginWhileItsConnectionIsDeleted(t *testing.T) {
+	for _, backend := range storetest.Backends() {
+		t.Run(backend, func(t *testing.T) {
+			// onUpstream runs when Entra receives a password grant.
+			var onUpstream atomic.Pointer[func()]
+			e := newEnv(t, backend, envOptions{quietLogs: true, upstream: func(next http.Handler) http.Handler {
+				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					if f := onUpstream.Swap(nil); f != nil {
+						(*f)()
+					}
+					next.ServeHTTP(w, r)
+				})
+			}})
+			refreshClient(t, e, map[string]any{"rotation_type": "non-rotating", "expiration_type": "non-expiring"})
+			opts := map[string]any{
+				"client_id": nativeAppID, "client_secret": nativeSecret, "tenant_domain": "contoso.onmicrosoft.com",
+				"authority_host": e.emuURL, "graph_host": e.emuURL,
+				"identity_api": "azure-active-directory-v1.0", "app_id": webAPIURI,
+			}
+			login := func() tokenResult {
+				return e.login(t, "contoso-v1", "judy@contoso.onmicrosoft.com", "Judy-Passw0rd!", "openid offline_access")
+			}
+			id := connectionID(t, e, "contoso-v1")
+			del := func() {
+				if status, raw := e.apiRaw(t, "DELETE", "api/v2/connections/"+id, nil); status != http.StatusAccepted {
+					t.Errorf("delete the connection while Entra answers: %d %s", status, raw)
+				}
+			}
+			onUpstream.Store(&del)
+			r := login()
+			if onUpstream.Load() != nil {
+				t.Fatal("Entra was not called")
+			}
+			rt := r.str("refresh_token")
+			if r.status != http.StatusOK || rt == "" {
+				t.Fatalf("login answered after the deletion: %d %s", r.status, r.raw)
+			}
+			const gone = "The connection no longer exists."
+			wantPolicyRefusal(t, e, "token of the login, connection gone", e.refresh(t, rt, ""), gone)
+			e.connection(t, "contoso-v1", opts)
+			wantPolicyRefusal(t, e, "token of the login, connection made again", e.refresh(t, rt, ""), gone)
+			r = login()
+			if r.status != http.StatusOK || r.str("refresh_token") == "" {
+				t.Fatalf("login through the new connection: %d %s", r.status, r.raw)
+			}
+			if r = e.refresh(t, r.str("refresh_token"), ""); r.status != http.StatusOK {
+				t.Errorf("token of a login through the new connection: %d %s", r.status, r.raw)
 			}
 		})
 	}
