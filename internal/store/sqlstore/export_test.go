@@ -91,7 +91,11 @@ func PurgePlans(ctx context.Context, s *Store) (map[string]string, error) {
 		"attack counters": pruneAttackSQL[0],
 		"attack buckets":  pruneAttackSQL[1],
 	}
-	for i, q := range purgeRefreshSQL {
+	refresh := purgeRefreshSQL
+	if s.d.name == "postgres" {
+		refresh = purgeRefreshPGSQL
+	}
+	for i, q := range refresh {
 		stmts[fmt.Sprintf("refresh tokens %d", i)] = q
 	}
 	explain := "EXPLAIN QUERY PLAN "

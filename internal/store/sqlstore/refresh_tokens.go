@@ -432,6 +432,23 @@ var purgeRefreshSQL = []string{
 		LIMIT $2)`,
 }
 
+// purgeRefreshPGSQL is purgeRefreshSQL for PostgreSQL, where each step
+// skips the rows another transaction holds instead of waiting for them:
+// revocations, exchanges and a connection's deletion lock tokens in seq
+// order, the purge's plan in whatever order it meets them, and a purge
+// that waited could close a deadlock with one of them. A skipped row goes
+// in a later batch.
+var purgeRefreshPGSQL = []string{
+	`DELETE FROM refresh_tokens WHERE seq IN (SELECT seq FROM refresh_tokens WHERE expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)`,
+	`DELETE FROM refresh_tokens WHERE seq IN (
+		SELECT r.seq FROM refresh_tokens t JOIN refresh_tokens r ON r.family_id = t.family_id AND r.rotated_at IS NOT NULL
+		WHERE t.rotated_at IS NULL AND t.idle_expires_at <= $1 AND NOT ` + liveMember + ` LIMIT $2 FOR UPDATE OF r SKIP LOCKED)`,
+	`DELETE FROM refresh_tokens WHERE seq IN (
+		SELECT t.seq FROM refresh_tokens t WHERE t.rotated_at IS NULL AND t.idle_expires_at <= $1 AND (` + liveMember + `
+			OR NOT EXISTS (SELECT 1 FROM refresh_tokens r WHERE r.family_id = t.family_id AND r.rotated_at IS NOT NULL))
+		LIMIT $2 FOR UPDATE OF t SKIP LOCKED)`,
+}
+
 // PurgeExpiredRefreshTokens deletes one bounded batch, so that the write
 // lock (SQLite) or the row locks (PostgreSQL) are held only briefly. A
 // rotated token is kept until its family is dead: until then its reuse
@@ -439,7 +456,11 @@ var purgeRefreshSQL = []string{
 // token.
 func (s *Store) PurgeExpiredRefreshTokens(ctx context.Context, at time.Time, limit int) (int, error) {
 	total := 0
-	for _, q := range purgeRefreshSQL {
+	stmts := purgeRefreshSQL
+	if s.d.name != sqliteDialect.name {
+		stmts = purgeRefreshPGSQL
+	}
+	for _, q := range stmts {
 		if total >= limit {
 			break
 		}

@@ -325,3 +325,55 @@ func TestLogIDsInIndexOrder(t *testing.T) {
 		})
 	}
 }
+
+// TestPurgeSkipsLockedRefreshTokens: on PostgreSQL the refresh-token purge
+// skips a token another transaction holds instead of waiting for it: a
+// purge that waited, holding the rows it had met, could close a deadlock
+// with a revocation or a connection's deletion, which lock tokens in seq
+// order. The token goes in a later batch.
+func TestPurgeSkipsLockedRefreshTokens(t *testing.T) {
+	ctx := t.Context()
+	dsn := storetest.DSN(t, storetest.Postgres)
+	s := openRaw(t, dsn)
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateClient(ctx, &store.Client{ClientID: "c1", Callbacks: []string{"https://x.example"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.UpsertUser(ctx, &store.User{UserID: "u1", Connection: "one", Email: "u1@example.com"}); err != nil {
+		t.Fatal(err)
+	}
+	issued := time.Now().Add(-48 * time.Hour).UTC()
+	expired := issued.Add(time.Hour)
+	for _, id := range []string{"held", "free1", "free2"} {
+		if err := s.CreateRefreshToken(ctx, &store.RefreshToken{ID: id, SecretHash: []byte(id), ClientID: "c1", UserID: "u1",
+			CreatedAt: issued, ExpiresAt: &expired}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	holder, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close()
+	tx, err := holder.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, "SELECT 1 FROM refresh_tokens WHERE id = 'held' FOR UPDATE"); err != nil {
+		t.Fatal(err)
+	}
+	purgeCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if n, err := s.PurgeExpiredRefreshTokens(purgeCtx, time.Now(), 10); err != nil || n != 2 {
+		t.Fatalf("purge while a token is held: %d, %v; want the 2 others, at once", n, err)
+	}
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.PurgeExpiredRefreshTokens(ctx, time.Now(), 10); err != nil || n != 1 {
+		t.Errorf("purge once the token is free: %d, %v; want 1", n, err)
+	}
+}
