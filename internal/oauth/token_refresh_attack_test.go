@@ -22,10 +22,6 @@ func TestRefreshTokenAttacks(t *testing.T) {
 				"allow_offline_access": true, "scopes": []map[string]string{{"value": "read:a"}, {"value": "write:a"}}}); status != http.StatusCreated {
 				t.Fatalf("create API: %d %v", status, body)
 			}
-			rotating := func(leeway int) map[string]any {
-				return map[string]any{"rotation_type": "rotating", "expiration_type": "expiring", "leeway": leeway,
-					"infinite_token_lifetime": false, "token_lifetime": 3600, "infinite_idle_token_lifetime": false, "idle_token_lifetime": 1800}
-			}
 			refreshClient(t, e, rotating(0))
 			login := func(t *testing.T, scope, audience string) string {
 				t.Helper()
@@ -256,8 +252,7 @@ func TestRefreshTokenNeverLogged(t *testing.T) {
 	for _, backend := range storetest.Backends() {
 		t.Run(backend, func(t *testing.T) {
 			e := newEnv(t, backend, envOptions{})
-			refreshClient(t, e, map[string]any{"rotation_type": "rotating", "expiration_type": "expiring", "leeway": 0,
-				"infinite_token_lifetime": false, "token_lifetime": 3600, "infinite_idle_token_lifetime": false, "idle_token_lifetime": 1800})
+			refreshClient(t, e, rotating(0))
 			r := e.login(t, "contoso-v2", "alice@contoso.com", "Alice-Passw0rd!", "openid offline_access")
 			rt1 := r.str("refresh_token")
 			if rt1 == "" {

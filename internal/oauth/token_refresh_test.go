@@ -28,6 +28,13 @@ func refreshClient(t *testing.T, e *env, settings map[string]any) {
 	}
 }
 
+// rotating is the refresh_token settings of a client with rotation, the
+// given leeway in seconds, and finite lifetimes (an hour, half an hour idle).
+func rotating(leeway int) map[string]any {
+	return map[string]any{"rotation_type": "rotating", "expiration_type": "expiring", "leeway": leeway,
+		"infinite_token_lifetime": false, "token_lifetime": 3600, "infinite_idle_token_lifetime": false, "idle_token_lifetime": 1800}
+}
+
 func (e *env) refresh(t *testing.T, token, scope string) tokenResult {
 	t.Helper()
 	form := url.Values{"grant_type": {"refresh_token"}, "client_id": {e.clientID}, "refresh_token": {token}}
@@ -65,8 +72,7 @@ func TestRefreshTokens(t *testing.T) {
 				}
 			})
 
-			refreshClient(t, e, map[string]any{"rotation_type": "rotating", "expiration_type": "expiring", "leeway": 0,
-				"infinite_token_lifetime": false, "token_lifetime": 3600, "infinite_idle_token_lifetime": false, "idle_token_lifetime": 1800})
+			refreshClient(t, e, rotating(0))
 
 			t.Run("rotation and reuse detection", func(t *testing.T) {
 				rt1 := login(t)
@@ -273,8 +279,7 @@ func TestRefreshTokens(t *testing.T) {
 			})
 
 			t.Run("leeway lets concurrent requests through", func(t *testing.T) {
-				refreshClient(t, e, map[string]any{"rotation_type": "rotating", "expiration_type": "expiring", "leeway": 30,
-					"infinite_token_lifetime": false, "token_lifetime": 3600, "infinite_idle_token_lifetime": false, "idle_token_lifetime": 1800})
+				refreshClient(t, e, rotating(30))
 				rt := login(t)
 				var wg sync.WaitGroup
 				results := make([]tokenResult, 4)
@@ -328,8 +333,7 @@ func TestRefreshTokens(t *testing.T) {
 			})
 
 			t.Run("reuse with a wider scope revokes the family", func(t *testing.T) {
-				refreshClient(t, e, map[string]any{"rotation_type": "rotating", "expiration_type": "expiring", "leeway": 0,
-					"infinite_token_lifetime": false, "token_lifetime": 3600, "infinite_idle_token_lifetime": false, "idle_token_lifetime": 1800})
+				refreshClient(t, e, rotating(0))
 				rt1 := login(t)
 				rt2 := e.refresh(t, rt1, "").str("refresh_token")
 				if rt2 == "" {
