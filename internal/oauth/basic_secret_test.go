@@ -2,7 +2,6 @@ package oauth_test
 
 import (
 	"encoding/base64"
-	"encoding/json"
 	"net/http"
 	"net/url"
 	"strings"
@@ -26,13 +25,7 @@ func TestBasicSecretEncodings(t *testing.T) {
 			admin := env.ManagementToken(t)
 			api := func(method, path string, body any) map[string]any {
 				t.Helper()
-				status, _, raw := env.Do(t, method, path, admin, body)
-				if status/100 != 2 {
-					t.Fatalf("%s %s: %d %s", method, path, status, raw)
-				}
-				var m map[string]any
-				_ = json.Unmarshal(raw, &m)
-				return m
+				return env.MustDo(t, method, path, admin, body)
 			}
 			const aud = "https://jobs.example/api"
 			api("POST", "api/v2/resource-servers", map[string]any{"identifier": aud})

@@ -295,13 +295,7 @@ func TestAssertionClaimsAreText(t *testing.T) {
 			admin := env.ManagementToken(t)
 			api := func(method, path string, body any) map[string]any {
 				t.Helper()
-				status, _, raw := env.Do(t, method, path, admin, body)
-				if status >= 300 {
-					t.Fatalf("%s %s: %d %s", method, path, status, raw)
-				}
-				var m map[string]any
-				_ = json.Unmarshal(raw, &m)
-				return m
+				return env.MustDo(t, method, path, admin, body)
 			}
 			c := api("POST", "api/v2/clients", map[string]any{"name": "batch", "app_type": "non_interactive", "grant_types": []string{"client_credentials"}})
 			id := c["client_id"].(string)

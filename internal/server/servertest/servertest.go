@@ -134,6 +134,20 @@ func (e *Env) ManagementToken(t testing.TB, scopes ...string) string {
 	return body.AccessToken
 }
 
+// MustDo is Do for a call that must succeed: it fails the test on any
+// status from 300 up and returns the body decoded as a JSON object (nil
+// when it is not one).
+func (e *Env) MustDo(t testing.TB, method, path, token string, body any) map[string]any {
+	t.Helper()
+	status, _, raw := e.Do(t, method, path, token, body)
+	if status >= 300 {
+		t.Fatalf("%s %s: %d %s", method, path, status, raw)
+	}
+	var m map[string]any
+	_ = json.Unmarshal(raw, &m)
+	return m
+}
+
 // Do sends a request with an optional JSON body and bearer token and
 // returns the status, the headers and the body.
 func (e *Env) Do(t testing.TB, method, path, token string, body any) (int, http.Header, []byte) {
