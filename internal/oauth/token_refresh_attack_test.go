@@ -23,19 +23,6 @@ func TestRefreshTokenAttacks(t *testing.T) {
 				t.Fatalf("create API: %d %v", status, body)
 			}
 			refreshClient(t, e, rotating(0))
-			login := func(t *testing.T, scope, audience string) string {
-				t.Helper()
-				form := url.Values{"grant_type": {"http://auth0.com/oauth/grant-type/password-realm"}, "client_id": {e.clientID},
-					"realm": {"contoso-v2"}, "username": {"alice@contoso.com"}, "password": {"Alice-Passw0rd!"}, "scope": {scope}}
-				if audience != "" {
-					form.Set("audience", audience)
-				}
-				r := e.token(t, form)
-				if r.status != http.StatusOK || r.str("refresh_token") == "" {
-					t.Fatalf("login: %d %s", r.status, r.raw)
-				}
-				return r.str("refresh_token")
-			}
 			mustRefresh := func(t *testing.T, what, tok, scope string) tokenResult {
 				t.Helper()
 				r := e.refresh(t, tok, scope)
@@ -46,7 +33,7 @@ func TestRefreshTokenAttacks(t *testing.T) {
 			}
 
 			t.Run("scope never widens through a chain of refreshes", func(t *testing.T) {
-				rt := login(t, "openid offline_access read:a", api)
+				rt := e.refreshLogin(t, "openid offline_access read:a", api)
 				r := mustRefresh(t, "narrowed", rt, "offline_access")
 				if got := jwtClaims(t, r.str("access_token"))["scope"]; got != "offline_access" {
 					t.Errorf("narrowed access token scope %q", got)
@@ -66,7 +53,7 @@ func TestRefreshTokenAttacks(t *testing.T) {
 			})
 
 			t.Run("the refresh_token grant removed from the client", func(t *testing.T) {
-				rt := login(t, "openid offline_access", "")
+				rt := e.refreshLogin(t, "openid offline_access", "")
 				if status, _ := e.api(t, "PATCH", "api/v2/clients/"+e.clientID, map[string]any{
 					"grant_types": []string{"password", "http://auth0.com/oauth/grant-type/password-realm"}}); status != http.StatusOK {
 					t.Fatalf("patch client: %d", status)
@@ -85,7 +72,7 @@ func TestRefreshTokenAttacks(t *testing.T) {
 					t.Fatalf("create client: %d", status)
 				}
 				otherID := other["client_id"].(string)
-				rt1 := login(t, "openid offline_access", "")
+				rt1 := e.refreshLogin(t, "openid offline_access", "")
 				rt2 := mustRefresh(t, "rotate", rt1, "").str("refresh_token")
 				for name, tok := range map[string]string{"live": rt2, "rotated": rt1} {
 					wantBadRefresh(t, "foreign client, "+name+" token",
@@ -103,7 +90,7 @@ func TestRefreshTokenAttacks(t *testing.T) {
 			})
 
 			t.Run("a database failure reading the API is not an invalid token", func(t *testing.T) {
-				rt := login(t, "openid offline_access read:a", api)
+				rt := e.refreshLogin(t, "openid offline_access read:a", api)
 				db := openDB(t, e.dsn)
 				if _, err := db.Exec("ALTER TABLE resource_servers RENAME TO resource_servers_away"); err != nil {
 					t.Fatal(err)
@@ -141,7 +128,7 @@ func TestRefreshTokenAttacks(t *testing.T) {
 					{"blocked user", "", true},
 				} {
 					t.Run(c.name, func(t *testing.T) {
-						rt1 := login(t, "openid offline_access", "")
+						rt1 := e.refreshLogin(t, "openid offline_access", "")
 						rt2 := mustRefresh(t, "first rotation", rt1, "").str("refresh_token")
 						rt3 := mustRefresh(t, "second rotation", rt2, "").str("refresh_token")
 						if c.blocked {
@@ -166,7 +153,7 @@ func TestRefreshTokenAttacks(t *testing.T) {
 			t.Run("a revoked family stays revoked within the leeway", func(t *testing.T) {
 				refreshClient(t, e, rotating(30))
 				defer refreshClient(t, e, rotating(0))
-				rt1 := login(t, "openid offline_access", "")
+				rt1 := e.refreshLogin(t, "openid offline_access", "")
 				rt2 := mustRefresh(t, "rotate", rt1, "").str("refresh_token")
 				resp, err := http.PostForm(e.url+"oauth/revoke", url.Values{"client_id": {e.clientID}, "token": {rt2}})
 				if err != nil {
@@ -179,7 +166,7 @@ func TestRefreshTokenAttacks(t *testing.T) {
 
 			t.Run("concurrent refreshes without leeway leave no live token", func(t *testing.T) {
 				for trial := range 10 {
-					rt := login(t, "openid offline_access", "")
+					rt := e.refreshLogin(t, "openid offline_access", "")
 					var wg sync.WaitGroup
 					results := make([]tokenResult, 6)
 					for i := range results {
@@ -223,7 +210,7 @@ func TestRefreshTokenAttacks(t *testing.T) {
 						s["rotation_type"], s["idle_token_lifetime"] = rotation, 1000
 						refreshClient(t, e, s)
 						defer refreshClient(t, e, rotating(0))
-						rt := login(t, "openid offline_access", "")
+						rt := e.refreshLogin(t, "openid offline_access", "")
 						before := list(t)
 						// A non-rotating token is kept, so no new one is returned.
 						if r := e.refresh(t, rt, ""); r.status != http.StatusOK || (r.str("refresh_token") != "") != (rotation == "rotating") {

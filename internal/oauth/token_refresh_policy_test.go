@@ -59,19 +59,6 @@ func TestRefreshFollowsTheConfiguration(t *testing.T) {
 			}
 			apiID := body["id"].(string)
 			v2 := connectionID(t, e, "contoso-v2")
-			login := func(t *testing.T, audience string) string {
-				t.Helper()
-				form := url.Values{"grant_type": {"http://auth0.com/oauth/grant-type/password-realm"}, "client_id": {e.clientID},
-					"realm": {"contoso-v2"}, "username": {"alice@contoso.com"}, "password": {"Alice-Passw0rd!"}, "scope": {"openid offline_access"}}
-				if audience != "" {
-					form.Set("audience", audience)
-				}
-				r := e.token(t, form)
-				if r.status != http.StatusOK || r.str("refresh_token") == "" {
-					t.Fatalf("login: %d %s", r.status, r.raw)
-				}
-				return r.str("refresh_token")
-			}
 			// use exchanges tok and returns the token to use next: the
 			// successor of a rotating token, else tok itself.
 			use := func(t *testing.T, what, tok string) string {
@@ -129,7 +116,7 @@ func TestRefreshFollowsTheConfiguration(t *testing.T) {
 						"infinite_token_lifetime": false, "token_lifetime": 3600, "infinite_idle_token_lifetime": false, "idle_token_lifetime": 1800})
 					for _, c := range changes {
 						t.Run(c.name, func(t *testing.T) {
-							rt := use(t, "before the change", login(t, c.audience))
+							rt := use(t, "before the change", e.refreshLogin(t, "openid offline_access", c.audience))
 							c.disable(t)
 							defer c.enable(t)
 							wantPolicyRefusal(t, e, "after the change", e.refresh(t, rt, ""), c.desc)
@@ -146,7 +133,7 @@ func TestRefreshFollowsTheConfiguration(t *testing.T) {
 				refreshClient(t, e, rotating(0))
 				for _, c := range changes {
 					t.Run(c.name, func(t *testing.T) {
-						rt1 := login(t, c.audience)
+						rt1 := e.refreshLogin(t, "openid offline_access", c.audience)
 						rt2 := use(t, "rotation", rt1)
 						c.disable(t)
 						defer c.enable(t)
@@ -163,7 +150,7 @@ func TestRefreshFollowsTheConfiguration(t *testing.T) {
 
 			t.Run("within the leeway the previous token is refused, not reuse", func(t *testing.T) {
 				refreshClient(t, e, rotating(30))
-				rt1 := login(t, "")
+				rt1 := e.refreshLogin(t, "openid offline_access", "")
 				rt2 := use(t, "rotation", rt1)
 				viaClients(false)(t)
 				defer viaClients(true)(t)
@@ -174,7 +161,7 @@ func TestRefreshFollowsTheConfiguration(t *testing.T) {
 
 			t.Run("a database failure reading the connection is not an invalid token", func(t *testing.T) {
 				refreshClient(t, e, map[string]any{"rotation_type": "non-rotating", "expiration_type": "non-expiring"})
-				rt := login(t, "")
+				rt := e.refreshLogin(t, "openid offline_access", "")
 				db := openDB(t, e.dsn)
 				if _, err := db.Exec("ALTER TABLE connection_clients RENAME TO connection_clients_away"); err != nil {
 					t.Fatal(err)
@@ -199,7 +186,7 @@ func TestRefreshFollowsTheConfiguration(t *testing.T) {
 
 			t.Run("the connection is the one the token was issued through", func(t *testing.T) {
 				refreshClient(t, e, rotating(0))
-				rt := use(t, "token of a v2 login", login(t, ""))
+				rt := use(t, "token of a v2 login", e.refreshLogin(t, "openid offline_access", ""))
 				// The same user through the other connection of the tenant:
 				// the user's connection is now v1.
 				if r := e.login(t, "contoso-v1", "alice@contoso.com", "Alice-Passw0rd!", "openid"); r.status != http.StatusOK {
@@ -261,7 +248,7 @@ func TestRefreshFollowsTheConfiguration(t *testing.T) {
 			// Last: it deletes the API.
 			t.Run("a rotated token of a deleted API is reuse", func(t *testing.T) {
 				refreshClient(t, e, rotating(0))
-				rt1 := login(t, api)
+				rt1 := e.refreshLogin(t, "openid offline_access", api)
 				rt2 := use(t, "rotation", rt1)
 				mgmt(t, "DELETE", "api/v2/resource-servers/"+apiID, nil)
 				wantBadRefresh(t, "rotated token of the deleted API", e.refresh(t, rt1, ""))
@@ -273,17 +260,6 @@ func TestRefreshFollowsTheConfiguration(t *testing.T) {
 			})
 		})
 	}
-}
-
-// offlineLogin signs alice in through contoso-v2 with offline_access and
-// returns her refresh token.
-func (e *env) offlineLogin(t *testing.T) string {
-	t.Helper()
-	r := e.login(t, "contoso-v2", "alice@contoso.com", "Alice-Passw0rd!", "openid offline_access")
-	if r.status != http.StatusOK || r.str("refresh_token") == "" {
-		t.Fatalf("login: %d %s", r.status, r.raw)
-	}
-	return r.str("refresh_token")
 }
 
 // refreshWithTablesAway fills the cache (fill), then refreshes with the
@@ -323,7 +299,7 @@ func TestRefreshPolicyFromTheCache(t *testing.T) {
 			e := newEnv(t, backend, envOptions{quietLogs: true})
 			refreshClient(t, e, rotating(0))
 			// Well within the cache's 5 s of the login's lookups.
-			if r := refreshWithTablesAway(t, e, func() string { return e.offlineLogin(t) }, "connections", "connection_clients"); r.status != http.StatusOK {
+			if r := refreshWithTablesAway(t, e, func() string { return e.refreshLogin(t, "openid offline_access", "") }, "connections", "connection_clients"); r.status != http.StatusOK {
 				t.Errorf("refresh with the connection tables gone: %d %s, want 200 from the cache", r.status, r.raw)
 			}
 		})
@@ -340,7 +316,7 @@ func TestRefreshPolicyFromTheCachedConnection(t *testing.T) {
 		t.Run(backend, func(t *testing.T) {
 			e := newEnv(t, backend, envOptions{quietLogs: true})
 			refreshClient(t, e, rotating(0))
-			rt := e.offlineLogin(t)
+			rt := e.refreshLogin(t, "openid offline_access", "")
 			// A Management API write: the cache is empty again.
 			status, body := e.api(t, "POST", "api/v2/clients", map[string]any{
 				"name": "Contoso Kiosk", "app_type": "native", "token_endpoint_auth_method": "none",

@@ -35,6 +35,22 @@ func rotating(leeway int) map[string]any {
 		"infinite_token_lifetime": false, "token_lifetime": 3600, "infinite_idle_token_lifetime": false, "idle_token_lifetime": 1800}
 }
 
+// refreshLogin signs alice in through contoso-v2 with scope (and the
+// API audience, when not empty) and returns her refresh token.
+func (e *env) refreshLogin(t *testing.T, scope, audience string) string {
+	t.Helper()
+	form := url.Values{"grant_type": {"http://auth0.com/oauth/grant-type/password-realm"}, "client_id": {e.clientID},
+		"realm": {"contoso-v2"}, "username": {"alice@contoso.com"}, "password": {"Alice-Passw0rd!"}, "scope": {scope}}
+	if audience != "" {
+		form.Set("audience", audience)
+	}
+	r := e.token(t, form)
+	if r.status != http.StatusOK || r.str("refresh_token") == "" {
+		t.Fatalf("login: %d %s", r.status, r.raw)
+	}
+	return r.str("refresh_token")
+}
+
 func (e *env) refresh(t *testing.T, token, scope string) tokenResult {
 	t.Helper()
 	form := url.Values{"grant_type": {"refresh_token"}, "client_id": {e.clientID}, "refresh_token": {token}}
