@@ -1,10 +1,13 @@
 package management_test
 
 import (
+	"database/sql"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -296,6 +299,51 @@ func TestPatchUserMetadataLimit(t *testing.T) {
 			status, _, raw = env.Do(t, "PATCH", path+"?fields=app_metadata", tok, map[string]any{"app_metadata": map[string]any{"big": nil, "small": 1}})
 			if u := decode(t, raw); status != http.StatusOK || !reflect.DeepEqual(u["app_metadata"], map[string]any{"small": float64(1)}) {
 				t.Errorf("shrinking: %d %.300s", status, raw)
+			}
+		})
+	}
+}
+
+// TestUserSortEmailBytewise: sort=email orders addresses by their bytes
+// on both backends, also on a PostgreSQL database whose locale collates
+// otherwise (there "a_b@" comes before "a-b@" and "é" beside "e").
+func TestUserSortEmailBytewise(t *testing.T) {
+	for _, b := range storetest.Backends() {
+		t.Run(b, func(t *testing.T) {
+			env := servertest.Start(t, b)
+			if b == storetest.Postgres {
+				// The collation a database created with an en_US
+				// locale gives the column.
+				db, err := sql.Open("pgx", env.Config.Database)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer db.Close()
+				if _, err := db.ExecContext(t.Context(), `ALTER TABLE users ALTER COLUMN email_lower TYPE TEXT COLLATE "en-US-x-icu"`); err != nil {
+					t.Fatal(err)
+				}
+			}
+			tok := env.ManagementToken(t, "read:users")
+			emails := []string{"f@example.com", "a_b@example.com", "éa@example.com", "a.b@example.com", "a-b@example.com", "ab@example.com"}
+			for i, e := range emails {
+				seedUsers(t, env, &store.User{UserID: fmt.Sprintf("u%d", i), Connection: "c", Email: e,
+					Profile: json.RawMessage(fmt.Sprintf(`{"email":%q}`, e))})
+			}
+			want := slices.Sorted(slices.Values(emails))
+			for _, dir := range []string{"1", "-1"} {
+				status, _, raw := env.Do(t, "GET", "api/v2/users?fields=email&sort=email:"+dir, tok, nil)
+				var users []map[string]any
+				if err := json.Unmarshal(raw, &users); status != http.StatusOK || err != nil {
+					t.Fatalf("sort=email:%s: %d %s", dir, status, raw)
+				}
+				got := []string{}
+				for _, u := range users {
+					got = append(got, u["email"].(string))
+				}
+				if !slices.Equal(got, want) {
+					t.Errorf("sort=email:%s: %q, want %q", dir, got, want)
+				}
+				slices.Reverse(want)
 			}
 		})
 	}

@@ -50,13 +50,18 @@ type dialect struct {
 	// readIsolation gives a read transaction one snapshot for all its
 	// statements (SQLite transactions always have one).
 	readIsolation sql.IsolationLevel
-	isUnique      func(error) bool
-	isForeignKey  func(error) bool
+	// byteOrder is the collation that orders text by its bytes, as
+	// SQLite's default does; a PostgreSQL database's default collation
+	// is its locale's, which orders some text otherwise.
+	byteOrder    string
+	isUnique     func(error) bool
+	isForeignKey func(error) bool
 }
 
 var sqliteDialect = dialect{
 	name:           "sqlite",
 	tableExistsSQL: "SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = $1",
+	byteOrder:      "BINARY",
 	isUnique: func(err error) bool {
 		code := sqliteCode(err)
 		return code == sqlite3.SQLITE_CONSTRAINT_UNIQUE || code == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
@@ -69,6 +74,7 @@ var postgresDialect = dialect{
 	lockSQL:        "SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))",
 	readIsolation:  sql.LevelRepeatableRead,
 	tableExistsSQL: "SELECT to_regclass($1) IS NOT NULL",
+	byteOrder:      `"C"`,
 	isUnique:       func(err error) bool { return pgCode(err) == "23505" },
 	isForeignKey:   func(err error) bool { return pgCode(err) == "23503" },
 }

@@ -136,7 +136,7 @@ func (s *Store) ListUsers(ctx context.Context, f store.UserFilter, opts store.Li
 	if f.Connection != "" {
 		w.eq("connection", f.Connection)
 	}
-	order, err := userOrder(f)
+	order, err := userOrder(f, s.d)
 	if err != nil {
 		return nil, 0, s.fail("list users", err)
 	}
@@ -162,13 +162,19 @@ var userSortColumns = map[string]string{"created_at": "created_at", "updated_at"
 // userOrder is the ORDER BY of f. NULLs are put last explicitly, since
 // SQLite puts them first in ascending order and PostgreSQL last; seq
 // breaks ties so that offset pages neither repeat nor skip a user.
-func userOrder(f store.UserFilter) (string, error) {
+// Addresses sort by their bytes on both backends: in the collation of a
+// PostgreSQL database's locale (en_US, ...) "a_b@" would sort before
+// "a-b@", which comes first on SQLite.
+func userOrder(f store.UserFilter, d dialect) (string, error) {
 	if f.SortBy == "" || (f.SortBy == "created_at" && !f.SortDesc) {
 		return "created_at, seq", nil
 	}
 	col, ok := userSortColumns[f.SortBy]
 	if !ok {
 		return "", fmt.Errorf("no sort by %q", f.SortBy)
+	}
+	if f.SortBy == "email" {
+		col += " COLLATE " + d.byteOrder
 	}
 	dir := ""
 	if f.SortDesc {
