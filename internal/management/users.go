@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"regexp"
 	"slices"
@@ -241,6 +242,24 @@ var userPatchTypes = map[string]string{
 	"picture":       "string",
 }
 
+// userRootAttributes are the root attributes of userPatchTypes. As at
+// Auth0, null removes one: "Setting any value to null will remove the
+// attribute for the user"
+// (https://auth0.com/docs/manage-users/user-accounts/user-profiles/root-attributes/update-root-attributes-for-users).
+var userRootAttributes = []string{"name", "given_name", "family_name", "nickname", "picture"}
+
+// withoutRemovedRootAttributes is patch without the root attributes it
+// removes, for checkTypes.
+func withoutRemovedRootAttributes(patch map[string]any) map[string]any {
+	typed := maps.Clone(patch)
+	for _, k := range userRootAttributes {
+		if v, ok := typed[k]; ok && v == nil {
+			delete(typed, k)
+		}
+	}
+	return typed
+}
+
 // patchUser merges the given properties; user_metadata and app_metadata
 // merge one level deep as in Auth0, a null there removing a key. The
 // store applies the patch to the user as it is at the write, so neither a
@@ -251,7 +270,7 @@ func (a *API) patchUser(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, err)
 		return
 	}
-	if err := checkTypes(patch, userPatchTypes); err != nil {
+	if err := checkTypes(withoutRemovedRootAttributes(patch), userPatchTypes); err != nil {
 		WriteError(w, err)
 		return
 	}
@@ -311,7 +330,11 @@ func applyUserPatch(u *store.User, patch map[string]any) error {
 		case "user_metadata":
 			u.UserMetadata, err = mergeMetadata(u.UserMetadata, v.(map[string]any))
 		default:
-			root[k] = v
+			if v == nil {
+				delete(root, k)
+			} else {
+				root[k] = v
+			}
 		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", k, err)
@@ -320,6 +343,7 @@ func applyUserPatch(u *store.User, patch map[string]any) error {
 	if after := len(u.AppMetadata) + len(u.UserMetadata); after > maxMetadataBytes && after > before {
 		return BadBody(fmt.Sprintf("Payload validation error: 'app_metadata and user_metadata together may hold at most %d bytes (16 MB)'.", maxMetadataBytes))
 	}
+	u.RootAttributes = nil
 	if len(root) > 0 {
 		if u.RootAttributes, err = json.Marshal(root); err != nil {
 			return fmt.Errorf("root attributes: %w", err)

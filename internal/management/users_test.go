@@ -70,6 +70,12 @@ func TestPatchUser(t *testing.T) {
 				{"root attributes", map[string]any{"name": "Janet", "picture": "https://p.example/j.png"},
 					map[string]any{"name": "Janet", "picture": "https://p.example/j.png"}},
 				{"blocked", map[string]any{"blocked": true}, map[string]any{"blocked": true}},
+				// "Setting any value to null will remove the attribute for the user"
+				// (https://auth0.com/docs/manage-users/user-accounts/user-profiles/root-attributes/update-root-attributes-for-users)
+				{"null removes a root attribute", map[string]any{"nickname": nil, "given_name": "Janet"},
+					map[string]any{"nickname": nil, "given_name": "Janet"}},
+				{"null removes the last root attributes", map[string]any{"name": nil, "given_name": nil, "picture": nil},
+					map[string]any{"name": nil, "given_name": nil, "picture": nil}},
 				// "patching the metadata itself with an empty object removes
 				// the metadata completely" (https://auth0.com/docs/users/set-metadata-properties-on-creation)
 				{"an empty object clears metadata", map[string]any{"user_metadata": map[string]any{}}, map[string]any{"user_metadata": nil}},
@@ -102,6 +108,8 @@ func TestPatchUser(t *testing.T) {
 				code   string
 			}{
 				{"wrong type", path, map[string]any{"blocked": "yes", "name": "X"}, 400, "invalid_body"},
+				{"null where no root attribute", path, map[string]any{"blocked": nil, "name": "X"}, 400, "invalid_body"},
+				{"wrong type beside a removal", path, map[string]any{"nickname": nil, "app_metadata": "x"}, 400, "invalid_body"},
 				{"a property the IdP owns", path, map[string]any{"email": "x@example.com", "blocked": false}, 400, "invalid_body"},
 				{"not an object", path, `[]`, 400, "invalid_body"},
 				{"a dot in a metadata name", path, map[string]any{"app_metadata": map[string]any{"preference.color": "pink"}}, 400, "invalid_body"},
