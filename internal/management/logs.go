@@ -65,6 +65,12 @@ func (a *API) listLogs(w http.ResponseWriter, r *http.Request) {
 			WriteError(w, BadQuery("The value of "+m[1]+" in q has a character Gatehouse does not support unquoted (wildcards, operators, escapes); quote the value."))
 			return
 		}
+		// In a quoted value Lucene reads \ as an escape (user_id:"a\|b"
+		// is a|b), where Gatehouse would look for the backslash.
+		if strings.Contains(m[2], `\`) {
+			WriteError(w, BadQuery("The value of "+m[1]+" in q has a backslash: Gatehouse does not support escapes."))
+			return
+		}
 		if m[1] == "type" {
 			f.Type = m[2] + m[3]
 		} else {

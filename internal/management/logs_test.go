@@ -91,40 +91,44 @@ func TestLogCheckpoint(t *testing.T) {
 // TestLogQuery: q filters by type or user, and a query that would filter
 // nothing (an empty value) is refused rather than read as no filter.
 func TestLogQuery(t *testing.T) {
-	env := servertest.Start(t, "sqlite")
-	tok := env.ManagementToken(t, "read:logs")
-	other, err := sqlstore.Open(t.Context(), env.Config.Database, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
-	for _, e := range []store.LogEvent{
-		{ID: "a1", Type: "sepft", UserID: "waad|alice", Date: time.Now(), Doc: json.RawMessage(`{"type":"sepft","user_id":"waad|alice"}`)},
-		{ID: "b1", Type: "fp", UserID: "waad|bob", Date: time.Now(), Doc: json.RawMessage(`{"type":"fp","user_id":"waad|bob"}`)},
-	} {
-		if err := other.AppendLogEvent(t.Context(), &e); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ids := func(q string) []string {
-		t.Helper()
-		all, _ := logIDs(t, env, tok, "api/v2/logs?q="+url.QueryEscape(q))
-		return slices.DeleteFunc(all, func(id string) bool { return id != "a1" && id != "b1" })
-	}
-	if got := ids(`user_id:"waad|alice"`); !slices.Equal(got, []string{"a1"}) {
-		t.Errorf("user_id filter: %v, want [a1]", got)
-	}
-	if got := ids("user_id:waad|bob"); !slices.Equal(got, []string{"b1"}) {
-		t.Errorf("bare user_id filter: %v, want [b1]", got)
-	}
-	if got := ids("type:fp"); !slices.Equal(got, []string{"b1"}) {
-		t.Errorf("type filter: %v, want [b1]", got)
-	}
-	for _, q := range []string{`user_id:""`, `type:""`, `email:"x"`, "user_id:a AND type:fp", "type:s*", "type:f?", "type:fp~", `user_id:waad\|alice`, "type:(fp)", "type:-fp"} {
-		status, _, raw := env.Do(t, "GET", "api/v2/logs?q="+url.QueryEscape(q), tok, nil)
-		if status != http.StatusBadRequest || !strings.Contains(string(raw), "invalid_query_string") {
-			t.Errorf("q=%s: %d %s, want 400 invalid_query_string", q, status, raw)
-		}
+	for _, b := range storetest.Backends() {
+		t.Run(b, func(t *testing.T) {
+			env := servertest.Start(t, b)
+			tok := env.ManagementToken(t, "read:logs")
+			other, err := sqlstore.Open(t.Context(), env.Config.Database, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer other.Close()
+			for _, e := range []store.LogEvent{
+				{ID: "a1", Type: "sepft", UserID: "waad|alice", Date: time.Now(), Doc: json.RawMessage(`{"type":"sepft","user_id":"waad|alice"}`)},
+				{ID: "b1", Type: "fp", UserID: "waad|bob", Date: time.Now(), Doc: json.RawMessage(`{"type":"fp","user_id":"waad|bob"}`)},
+			} {
+				if err := other.AppendLogEvent(t.Context(), &e); err != nil {
+					t.Fatal(err)
+				}
+			}
+			ids := func(q string) []string {
+				t.Helper()
+				all, _ := logIDs(t, env, tok, "api/v2/logs?q="+url.QueryEscape(q))
+				return slices.DeleteFunc(all, func(id string) bool { return id != "a1" && id != "b1" })
+			}
+			if got := ids(`user_id:"waad|alice"`); !slices.Equal(got, []string{"a1"}) {
+				t.Errorf("user_id filter: %v, want [a1]", got)
+			}
+			if got := ids("user_id:waad|bob"); !slices.Equal(got, []string{"b1"}) {
+				t.Errorf("bare user_id filter: %v, want [b1]", got)
+			}
+			if got := ids("type:fp"); !slices.Equal(got, []string{"b1"}) {
+				t.Errorf("type filter: %v, want [b1]", got)
+			}
+			for _, q := range []string{`user_id:""`, `type:""`, `email:"x"`, "user_id:a AND type:fp", "type:s*", "type:f?", "type:fp~", `user_id:waad\|alice`, "type:(fp)", "type:-fp", `user_id:"waad\|alice"`, `user_id:"waad\\alice"`} {
+				status, _, raw := env.Do(t, "GET", "api/v2/logs?q="+url.QueryEscape(q), tok, nil)
+				if status != http.StatusBadRequest || !strings.Contains(string(raw), "invalid_query_string") {
+					t.Errorf("q=%s: %d %s, want 400 invalid_query_string", q, status, raw)
+				}
+			}
+		})
 	}
 }
 
