@@ -94,7 +94,7 @@ func New(cfg Config) *API {
 // scope it needs.
 func (a *API) Register(mux *http.ServeMux) {
 	route := func(pattern, scope string, h http.HandlerFunc) {
-		mux.Handle(pattern, limitBody(a.requireScope(scope, a.audited(pattern, textOnly(h)))))
+		mux.Handle(pattern, limitBody(a.requireScope(scope, a.audited(pattern, textOnly(includeFieldsBool(h))))))
 	}
 	// One line per resource; each resource file owns its routes.
 	a.tenantSettingsRoutes(route)
@@ -129,6 +129,20 @@ func limitBody(h http.Handler) http.Handler {
 		r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
 		h.ServeHTTP(w, r)
 	})
+}
+
+// includeFieldsBool refuses an include_fields other than true or false
+// before filterFields reads it, as Auth0 refuses a parameter that is not
+// a boolean: read as true, include_fields=False (Python's spelling) or 0
+// would answer only the fields the caller meant to leave out.
+func includeFieldsBool(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if _, err := queryBool(r, "include_fields"); err != nil {
+			WriteError(w, err)
+			return
+		}
+		h(w, r)
+	}
 }
 
 // textOnly refuses a path or query string that is not UTF-8 text or

@@ -356,3 +356,51 @@ func TestUserSortEmailBytewise(t *testing.T) {
 		})
 	}
 }
+
+// TestIncludeFieldsBoolean: include_fields is true or false; another
+// value is refused as Auth0 refuses a parameter that is not a boolean,
+// not read as true, which would answer only the fields the caller meant
+// to leave out (include_fields=False is how Python spells false).
+func TestIncludeFieldsBoolean(t *testing.T) {
+	for _, b := range storetest.Backends() {
+		t.Run(b, func(t *testing.T) {
+			env := servertest.Start(t, b)
+			tok := env.ManagementToken(t, "read:users", "update:users", "read:logs")
+			seedUsers(t, env, &store.User{UserID: "waad|1", Connection: "c", Email: "jane@example.com",
+				AppMetadata: json.RawMessage(`{"secret_plan":"gold"}`)})
+			user := "api/v2/users/" + url.PathEscape("waad|1")
+			status, _, raw := env.Do(t, "GET", user+"?fields=app_metadata&include_fields=false", tok, nil)
+			if u := decode(t, raw); status != http.StatusOK || u["app_metadata"] != nil || u["user_id"] != "waad|1" {
+				t.Errorf("include_fields=false: %d %s", status, raw)
+			}
+			status, _, raw = env.Do(t, "GET", user+"?fields=user_id&include_fields=true", tok, nil)
+			if u := decode(t, raw); status != http.StatusOK || len(u) != 1 || u["user_id"] != "waad|1" {
+				t.Errorf("include_fields=true: %d %s", status, raw)
+			}
+			for _, tc := range []struct{ method, path string }{
+				{"GET", user + "?fields=app_metadata&include_fields=False"},
+				{"GET", user + "?fields=app_metadata&include_fields=0"},
+				{"GET", "api/v2/users?fields=app_metadata&include_fields=no"},
+				{"GET", "api/v2/users-by-email?email=jane@example.com&fields=app_metadata&include_fields=FALSE"},
+				{"GET", "api/v2/logs?fields=details&include_fields=False"},
+				{"PATCH", user + "?fields=app_metadata&include_fields=False"},
+			} {
+				var body any
+				if tc.method == "PATCH" {
+					body = map[string]any{"blocked": true}
+				}
+				status, _, raw := env.Do(t, tc.method, tc.path, tok, body)
+				var e map[string]any
+				_ = json.Unmarshal(raw, &e)
+				if status != http.StatusBadRequest || e["errorCode"] != "invalid_query_string" ||
+					e["message"] != "Query validation error: 'Expected type boolean but found type string' on property include_fields." {
+					t.Errorf("%s %s: %d %s, want 400 invalid_query_string", tc.method, tc.path, status, raw)
+				}
+			}
+			status, _, raw = env.Do(t, "GET", user, tok, nil)
+			if u := decode(t, raw); status != http.StatusOK || u["blocked"] != false {
+				t.Errorf("the refused PATCH changed the user: %d %s", status, raw)
+			}
+		})
+	}
+}
