@@ -98,45 +98,13 @@ func PurgePlans(ctx context.Context, s *Store) (map[string]string, error) {
 	for i, q := range refresh {
 		stmts[fmt.Sprintf("refresh tokens %d", i)] = q
 	}
-	explain := "EXPLAIN QUERY PLAN "
-	if s.d.name == "postgres" {
-		explain = "EXPLAIN "
-	}
 	plans := make(map[string]string, len(stmts))
 	for name, q := range stmts {
-		var plan []string
-		err := s.inTx(ctx, func(tx *sql.Tx) error {
-			if s.d.name == "postgres" {
-				if _, err := tx.ExecContext(ctx, "SET LOCAL enable_seqscan = off"); err != nil {
-					return err
-				}
-			}
-			rows, err := tx.QueryContext(ctx, explain+q, int64(1700000000000), 500)
-			if err != nil {
-				return err
-			}
-			defer rows.Close()
-			cols, err := rows.Columns()
-			if err != nil {
-				return err
-			}
-			for rows.Next() {
-				vals := make([]any, len(cols))
-				ptrs := make([]any, len(cols))
-				for i := range vals {
-					ptrs[i] = &vals[i]
-				}
-				if err := rows.Scan(ptrs...); err != nil {
-					return err
-				}
-				plan = append(plan, fmt.Sprint(vals[len(vals)-1]))
-			}
-			return rows.Err()
-		})
+		plan, err := queryPlan(ctx, s, q, int64(1700000000000), 500)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}
-		plans[name] = strings.Join(plan, "\n")
+		plans[name] = plan
 	}
 	return plans, nil
 }
@@ -151,4 +119,55 @@ func WriterTempStore(ctx context.Context, s *Store) (int, error) {
 	var v int
 	err := s.write.QueryRowContext(ctx, "PRAGMA temp_store").Scan(&v)
 	return v, err
+}
+
+// UserListPlan is the plan of ListUsers' page query for f, planned as
+// PurgePlans plans.
+func UserListPlan(ctx context.Context, s *Store, f store.UserFilter) (string, error) {
+	w, order, err := s.userQuery(f)
+	if err != nil {
+		return "", err
+	}
+	q, args := listSQL(userCols, "users", w, order, store.ListOptions{PerPage: 50})
+	return queryPlan(ctx, s, q, args...)
+}
+
+// queryPlan is q's plan, one line per step; on PostgreSQL planned with
+// sequential scans discouraged, so that a plan still scanning a table
+// has no index to use.
+func queryPlan(ctx context.Context, s *Store, q string, args ...any) (string, error) {
+	explain := "EXPLAIN QUERY PLAN "
+	if s.d.name == "postgres" {
+		explain = "EXPLAIN "
+	}
+	var plan []string
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		if s.d.name == "postgres" {
+			if _, err := tx.ExecContext(ctx, "SET LOCAL enable_seqscan = off"); err != nil {
+				return err
+			}
+		}
+		rows, err := tx.QueryContext(ctx, explain+q, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		cols, err := rows.Columns()
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			vals := make([]any, len(cols))
+			ptrs := make([]any, len(cols))
+			for i := range vals {
+				ptrs[i] = &vals[i]
+			}
+			if err := rows.Scan(ptrs...); err != nil {
+				return err
+			}
+			plan = append(plan, fmt.Sprint(vals[len(vals)-1]))
+		}
+		return rows.Err()
+	})
+	return strings.Join(plan, "\n"), err
 }

@@ -450,14 +450,19 @@ func (f *filter) where() string {
 
 // list runs a count and a page query sharing f, and scans each row with
 // scan.
+// listSQL is list's query of one page and its arguments.
+func listSQL(cols, from string, f filter, order string, opts store.ListOptions) (string, []any) {
+	limit, offset := page(opts)
+	args := append(slices.Clip(f.args), limit, offset)
+	return fmt.Sprintf("SELECT %s FROM %s%s ORDER BY %s LIMIT $%d OFFSET $%d", cols, from, f.where(), order, len(args)-1, len(args)), args
+}
+
 func list[T any](ctx context.Context, tx *sql.Tx, cols, from string, f filter, order string, opts store.ListOptions, scan func(*sql.Rows) (T, error)) ([]T, int, error) {
 	var total int
 	if err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+from+f.where(), f.args...).Scan(&total); err != nil {
 		return nil, 0, err
 	}
-	limit, offset := page(opts)
-	args := append(slices.Clip(f.args), limit, offset)
-	q := fmt.Sprintf("SELECT %s FROM %s%s ORDER BY %s LIMIT $%d OFFSET $%d", cols, from, f.where(), order, len(args)-1, len(args))
+	q, args := listSQL(cols, from, f, order, opts)
 	rows, err := tx.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, 0, err

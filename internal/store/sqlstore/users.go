@@ -124,19 +124,7 @@ var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
 // with the pattern characters of the prefix escaped, and Connection
 // exactly.
 func (s *Store) ListUsers(ctx context.Context, f store.UserFilter, opts store.ListOptions) ([]*store.User, int, error) {
-	var w filter
-	switch email := strings.ToLower(f.Email); {
-	case email == "":
-	case f.EmailPrefix:
-		w.args = append(w.args, likeEscaper.Replace(email)+"%")
-		w.conds = append(w.conds, fmt.Sprintf(`email_lower LIKE $%d ESCAPE '\'`, len(w.args)))
-	default:
-		w.eq("email_lower", email)
-	}
-	if f.Connection != "" {
-		w.eq("connection", f.Connection)
-	}
-	order, err := userOrder(f, s.d)
+	w, order, err := s.userQuery(f)
 	if err != nil {
 		return nil, 0, s.fail("list users", err)
 	}
@@ -153,6 +141,24 @@ func (s *Store) ListUsers(ctx context.Context, f store.UserFilter, opts store.Li
 		return nil, 0, s.fail("list users", err)
 	}
 	return us, total, nil
+}
+
+// userQuery is the WHERE and ORDER BY of f.
+func (s *Store) userQuery(f store.UserFilter) (filter, string, error) {
+	var w filter
+	switch email := strings.ToLower(f.Email); {
+	case email == "":
+	case f.EmailPrefix:
+		w.args = append(w.args, likeEscaper.Replace(email)+"%")
+		w.conds = append(w.conds, fmt.Sprintf(`email_lower LIKE $%d ESCAPE '\'`, len(w.args)))
+	default:
+		w.eq("email_lower", email)
+	}
+	if f.Connection != "" {
+		w.eq("connection", f.Connection)
+	}
+	order, err := userOrder(f, s.d)
+	return w, order, err
 }
 
 // userSortColumns are the columns of store.UserSortFields.
@@ -173,12 +179,14 @@ func userOrder(f store.UserFilter, d dialect) (string, error) {
 	if !ok {
 		return "", fmt.Errorf("no sort by %q", f.SortBy)
 	}
-	if f.SortBy == "email" {
-		col += " COLLATE " + d.byteOrder
-	}
 	dir := ""
 	if f.SortDesc {
 		dir = " DESC"
+	}
+	if f.SortBy == "email" {
+		// Never NULL; without the IS NULL key PostgreSQL reads the
+		// index (migration 9) in order instead of sorting every user.
+		return fmt.Sprintf("%s COLLATE %s%s, seq%s", col, d.byteOrder, dir, dir), nil
 	}
 	return fmt.Sprintf("%s IS NULL, %s%s, seq%s", col, col, dir, dir), nil
 }
