@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync"
 	"time"
+
+	"github.com/gatehouse/gatehouse/internal/tokens"
 )
 
 // Background work of a serving process. Every replica runs it: key reloads
@@ -11,8 +13,9 @@ import (
 // safe to run concurrently (bounded deletes; a conditional rotation).
 const (
 	// keyReloadEvery bounds how long a replica can miss another's key
-	// change when the notification that reloads at once was lost.
-	keyReloadEvery = 30 * time.Second
+	// change when the notification that reloads at once was lost; the
+	// tokens package keeps replaced keys published that much longer.
+	keyReloadEvery = tokens.ReloadEvery
 	purgeEvery     = 10 * time.Minute
 	purgeBatch     = 500
 	// purgePause lets logins in between two batches: on SQLite every

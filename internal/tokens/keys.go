@@ -273,8 +273,9 @@ func publishable(row *store.SigningKey, now time.Time) bool {
 		return false
 	}
 	// A previous key is published until every token it can have signed
-	// has expired, and not longer.
-	return row.State != store.KeyPrevious || row.CurrentUntil == nil || !now.After(row.CurrentUntil.Add(MaxTokenLifetime))
+	// has expired, also on a replica that signed with it late, and not
+	// longer.
+	return row.State != store.KeyPrevious || row.CurrentUntil == nil || !now.After(row.CurrentUntil.Add(MaxTokenLifetime+retireGrace))
 }
 
 func buildKeySet(rows []*store.SigningKey, sealer Sealer, now time.Time) (*keySet, error) {

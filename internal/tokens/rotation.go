@@ -10,9 +10,20 @@ import (
 
 // MaxTokenLifetime bounds the lifetime of every token Gatehouse signs
 // (Auth0's maximum for API access tokens, 30 days). A previous signing key
-// stays published that long after it stopped signing, so that every token
-// it signed verifies until it expires.
+// stays published that long (and retireGrace) after it stopped signing, so
+// that every token it signed verifies until it expires.
 const MaxTokenLifetime = 30 * 24 * time.Hour
+
+// ReloadEvery is how often a serving process reloads the keys (Run): it
+// bounds how long a replica that missed another's rotation goes on signing
+// with the key that rotation replaced.
+const ReloadEvery = 30 * time.Second
+
+// retireGrace is how long a previous key stays published past
+// MaxTokenLifetime after it stopped being current: a replica that missed
+// the rotation signs with it until its next reload, and ParseJWT accepts a
+// token ReplicaSkew past its exp.
+const retireGrace = ReloadEvery + ReplicaSkew
 
 // EnsureNext stores a next key when there is none. Relying parties cache
 // the JWKS; a key that is published as next before a rotation promotes it
@@ -57,12 +68,15 @@ func (k *Keys) Rotate(ctx context.Context) (*store.SigningKey, error) {
 }
 
 func (k *Keys) rotateFrom(ctx context.Context, current string) (*store.SigningKey, error) {
-	now := time.Now()
-	next, err := newSigningKey(k.sealer, store.KeyNext, now)
+	next, err := newSigningKey(k.sealer, store.KeyNext, time.Now())
 	if err != nil {
 		return nil, err
 	}
-	rotated, err := k.ks.RotateSigningKeys(ctx, current, next, now)
+	// The rotation time is taken after the key generation, which can take
+	// a second: this process signs with the current key until the reload
+	// below, and the key's current_until must not precede that by more
+	// than retireGrace allows for.
+	rotated, err := k.ks.RotateSigningKeys(ctx, current, next, time.Now())
 	if err != nil {
 		return nil, fmt.Errorf("tokens: rotate signing keys: %w", err)
 	}

@@ -1,6 +1,7 @@
 package tokens
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -367,4 +368,48 @@ func (r *behindReplica) revokeBsKey(t *testing.T) {
 	if err := r.b.Reload(t.Context()); !errors.Is(err, secrets.ErrWrongKey) {
 		t.Fatalf("B's reload: %v", err)
 	}
+}
+
+// TestPreviousKeyOutlivesTokensOfALateReplica: replica B missed A's
+// rotation (no notification reached it: SQLite, or a lost one on
+// PostgreSQL) and signs with the replaced key until its next reload, a
+// token of the longest lifetime. The replaced key stays published, in
+// A's JWKS and for A's verification, as long as ParseJWT accepts that
+// token: past its exp by ReplicaSkew.
+func TestPreviousKeyOutlivesTokensOfALateReplica(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, backend string) {
+		ctx := t.Context()
+		dsn := storetest.DSN(t, backend)
+		kr := newKeyring(t)
+		aStore, a := openReplica(t, dsn, kr)
+		_, b := openReplica(t, dsn, kr)
+		replaced := b.KID()
+		if _, err := a.Rotate(ctx); err != nil {
+			t.Fatal(err)
+		}
+		// B signs a little later than the rotation, well within the
+		// reload interval; exp is in whole seconds, so a second must pass.
+		time.Sleep(1100 * time.Millisecond)
+		if b.KID() != replaced {
+			t.Fatalf("replica B reloaded on its own: signs with %s", b.KID())
+		}
+		exp := time.Now().Add(MaxTokenLifetime).Unix()
+		tok, err := b.Sign(map[string]any{"iss": "https://gh.example/", "aud": "api", "sub": "x", "exp": exp})
+		if err != nil {
+			t.Fatal(err)
+		}
+		lastAccepted := time.Unix(exp, 0).Add(ReplicaSkew - time.Millisecond)
+		set, err := buildKeySet(listKeys(t, aStore), kr, lastAccepted)
+		if err != nil {
+			t.Fatal(err)
+		}
+		late := &Keys{}
+		late.set.Store(set)
+		if _, err := late.ParseJWT(tok, "https://gh.example/", "api", lastAccepted, ReplicaSkew); err != nil {
+			t.Errorf("token B signed after the rotation, checked before it expires: %v", err)
+		}
+		if !bytes.Contains(set.jwks, []byte(`"kid":"`+replaced+`"`)) {
+			t.Errorf("replaced key %s left the JWKS before the tokens B signed with it expired", replaced)
+		}
+	})
 }
