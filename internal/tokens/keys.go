@@ -178,9 +178,15 @@ func (set *keySet) narrowedTo(rows []*store.SigningKey, now time.Time) *keySet {
 			hasNext = hasNext || row.State == store.KeyNext
 		}
 	}
+	return set.keeping(func(kid string) bool { return keep[kid] }, hasNext)
+}
+
+// keeping returns set with only the keys keep accepts, and set itself when
+// it drops nothing.
+func (set *keySet) keeping(keep func(kid string) bool, hasNext bool) *keySet {
 	n := &keySet{hasNext: hasNext, published: make(map[string]*rsa.PublicKey), entries: []jwksEntry{}}
 	for _, e := range set.entries {
-		if keep[e.kid] {
+		if keep(e.kid) {
 			n.published[e.kid] = set.published[e.kid]
 			n.entries = append(n.entries, e)
 		}
@@ -188,11 +194,20 @@ func (set *keySet) narrowedTo(rows []*store.SigningKey, now time.Time) *keySet {
 	if len(n.entries) == len(set.entries) {
 		return set
 	}
-	if set.signer != nil && keep[set.signer.kid] {
+	if set.signer != nil && keep(set.signer.kid) {
 		n.signer, n.currentSince = set.signer, set.currentSince
 	}
 	n.jwks = encodeJWKS(n.entries)
 	return n
+}
+
+// forget stops publishing, accepting and signing with kid without reading
+// the store, for a key the store revoked when the keys cannot be read.
+func (k *Keys) forget(kid string) {
+	k.reloading.Lock()
+	defer k.reloading.Unlock()
+	set := k.set.Load()
+	k.set.Store(set.keeping(func(id string) bool { return id != kid }, set.hasNext))
 }
 
 // drifted reports whether rows differ from set in what signing and

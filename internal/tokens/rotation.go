@@ -99,15 +99,22 @@ func (k *Keys) rotateFrom(ctx context.Context, current string) (*store.SigningKe
 	return nil, fmt.Errorf("tokens: rotate signing keys: no next key after a concurrent rotation")
 }
 
-// Revoke revokes a previous key and stops publishing it at once; the
-// current and next keys cannot be revoked (store.ErrKeyInUse).
+// Revoke revokes a previous key and stops publishing and accepting it at
+// once; the current and next keys cannot be revoked (store.ErrKeyInUse).
+// Once the store revoked it, a reload that fails is logged, not returned:
+// the key is dropped here all the same, the other processes learn it from
+// the store, and the periodic reload catches up on the rest.
 func (k *Keys) Revoke(ctx context.Context, kid string) (*store.SigningKey, error) {
 	row, err := k.ks.RevokeSigningKey(ctx, kid, time.Now())
 	if err != nil {
 		return nil, fmt.Errorf("tokens: revoke signing key: %w", err)
 	}
 	k.logger.InfoContext(ctx, "revoked signing key", "kid", kid)
-	return row, k.Reload(ctx)
+	if err := k.Reload(ctx); err != nil {
+		k.forget(kid)
+		k.logger.ErrorContext(ctx, "reloading signing keys after a revocation failed: the revoked key is dropped, the rest follows at the next reload", "error", err)
+	}
+	return row, nil
 }
 
 // Run reloads the keys every reload, so that a rotation or revocation on

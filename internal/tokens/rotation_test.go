@@ -8,6 +8,7 @@ import (
 	"errors"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -410,6 +411,64 @@ func TestPreviousKeyOutlivesTokensOfALateReplica(t *testing.T) {
 		}
 		if !bytes.Contains(set.jwks, []byte(`"kid":"`+replaced+`"`)) {
 			t.Errorf("replaced key %s left the JWKS before the tokens B signed with it expired", replaced)
+		}
+	})
+}
+
+// blindAfterRevokeStore is a store whose keys can no longer be read once
+// a revocation committed: the database went away in between.
+type blindAfterRevokeStore struct {
+	KeyStore
+	blind atomic.Bool
+}
+
+func (s *blindAfterRevokeStore) RevokeSigningKey(ctx context.Context, kid string, at time.Time) (*store.SigningKey, error) {
+	row, err := s.KeyStore.RevokeSigningKey(ctx, kid, at)
+	if err == nil {
+		s.blind.Store(true)
+	}
+	return row, err
+}
+
+func (s *blindAfterRevokeStore) ListSigningKeys(ctx context.Context) ([]*store.SigningKey, error) {
+	if s.blind.Load() {
+		return nil, errors.New("connection refused")
+	}
+	return s.KeyStore.ListSigningKeys(ctx)
+}
+
+// TestRevokeTakesEffectWhenTheReloadFails: a revocation the store
+// committed stops this process from publishing and accepting the key even
+// when the reload after it cannot read the keys, and is not reported as
+// failed; the current key goes on signing.
+func TestRevokeTakesEffectWhenTheReloadFails(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, backend string) {
+		ctx := t.Context()
+		f := newFixture(t, backend)
+		ks := &blindAfterRevokeStore{KeyStore: f.ks}
+		f.keys.ks = ks
+		if err := f.keys.EnsureNext(ctx); err != nil {
+			t.Fatal(err)
+		}
+		old := f.keys.KID()
+		tok := mustSign(t, f.keys, map[string]any{"sub": "x"})
+		if _, err := f.keys.Rotate(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.keys.Revoke(ctx, old); err != nil {
+			t.Errorf("revoke: %v", err)
+		}
+		if _, _, err := f.keys.Verify(tok); !errors.Is(err, ErrUnknownKey) {
+			t.Errorf("token of the revoked key: %v, want ErrUnknownKey", err)
+		}
+		if slices.Contains(jwksKIDs(t, f.keys), old) {
+			t.Errorf("revoked key %s still in the JWKS %v", old, jwksKIDs(t, f.keys))
+		}
+		if f.keys.KID() == "" || f.keys.KID() == old {
+			t.Errorf("signs with %q after revoking %s", f.keys.KID(), old)
+		}
+		if _, _, err := f.keys.Verify(mustSign(t, f.keys, map[string]any{"sub": "x"})); err != nil {
+			t.Errorf("token of the current key: %v", err)
 		}
 	})
 }
