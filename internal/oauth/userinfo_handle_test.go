@@ -104,7 +104,7 @@ func TestUserinfoRefusesWhatItMustNot(t *testing.T) {
 					t.Errorf("%s: %d %q, want 401 invalid_token", name, status, authn)
 				}
 			}
-			for _, authz := range []string{"", "Bearer", "Bearer ", "Basic " + base64.StdEncoding.EncodeToString([]byte("a:b")), "Token " + at} {
+			for _, authz := range []string{"", "Bearer", "Bearer ", "Bearer    ", "Basic " + base64.StdEncoding.EncodeToString([]byte("a:b")), "Token " + at} {
 				if status, authn := userinfoCall(t, e, "GET", authz); status != http.StatusUnauthorized || authn != `Bearer realm="userinfo"` {
 					t.Errorf("Authorization %.20q: %d %q, want 401 without an error code", authz, status, authn)
 				}

@@ -203,10 +203,16 @@ func (set *keySet) keeping(keep func(kid string) bool, hasNext bool) *keySet {
 
 // forget stops publishing, accepting and signing with kid without reading
 // the store, for a key the store revoked when the keys cannot be read.
+// Left without a key to sign with, the process is not ready until a
+// reload loads the current one.
 func (k *Keys) forget(kid string) {
 	k.reloading.Lock()
 	defer k.reloading.Unlock()
 	set := k.set.Load()
+	if set.signer != nil && set.signer.kid == kid {
+		err := fmt.Errorf("tokens: signing key %s revoked before its successor was loaded", kid)
+		k.stale.Store(&err)
+	}
 	k.set.Store(set.keeping(func(id string) bool { return id != kid }, set.hasNext))
 }
 

@@ -472,3 +472,39 @@ func TestRevokeTakesEffectWhenTheReloadFails(t *testing.T) {
 		}
 	})
 }
+
+// TestRevokeOfOwnSignerWhenTheReloadFails: replica B missed A's rotation
+// and still signs with the replaced key when it is asked to revoke that
+// key, and then cannot read the keys. B stops signing with it and is not
+// ready until a reload loads the current key.
+func TestRevokeOfOwnSignerWhenTheReloadFails(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, backend string) {
+		ctx := t.Context()
+		dsn := storetest.DSN(t, backend)
+		kr := newKeyring(t)
+		_, a := openReplica(t, dsn, kr)
+		_, b := openReplica(t, dsn, kr)
+		ks := &blindAfterRevokeStore{KeyStore: b.ks}
+		b.ks = ks
+		replaced := b.KID()
+		if _, err := a.Rotate(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.Revoke(ctx, replaced); err != nil {
+			t.Fatalf("revoke: %v", err)
+		}
+		if _, err := b.Sign(map[string]any{"sub": "x"}); !errors.Is(err, ErrNoSigningKey) {
+			t.Errorf("B signs after revoking its own key: %v, want ErrNoSigningKey", err)
+		}
+		if b.Ready() == nil {
+			t.Error("B is ready without a key to sign with")
+		}
+		ks.blind.Store(false)
+		if err := b.Reload(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if b.KID() != a.KID() || b.Ready() != nil {
+			t.Errorf("B after a reload: signs with %q (A: %q), ready: %v", b.KID(), a.KID(), b.Ready())
+		}
+	})
+}
