@@ -149,14 +149,40 @@ func (s *Store) UpdateClient(ctx context.Context, c *store.Client) error {
 	return nil
 }
 
-// DeleteClient removes the client; its enablements go by ON DELETE CASCADE.
+// DeleteClient removes the client, its refresh tokens, and its
+// enablements, grants and credentials (ON DELETE CASCADE).
 func (s *Store) DeleteClient(ctx context.Context, clientID string) error {
-	res, err := s.write.ExecContext(ctx, "DELETE FROM clients WHERE client_id = $1", clientID)
-	if err == nil {
-		err = affected(res)
-	}
+	err := s.deleteOwner(ctx, clientID, "DELETE FROM clients WHERE client_id = $1", s.deleteRefreshSQL("client_id = $1"))
 	if err != nil {
 		return s.fail("delete client", err)
 	}
 	return nil
+}
+
+// deleteOwner runs del, which deletes the row of a user or a client, id
+// ($1), in one transaction after first, on PostgreSQL, which deletes
+// rows that refer to it, its refresh tokens among them (in seq order).
+// ON DELETE CASCADE would delete the tokens too, but after the row, in
+// its plan's order (by the user's index, which orders them by creation
+// time), and so deadlocked with a revocation of them. Tokens first also
+// keeps the order of an exchange, which locks its token and then the user
+// and the client its successor refers to: a deletion that waits for the
+// token holds neither, so the exchange completes, and the cascade deletes
+// the successor the tokens' DELETE did not see. An exchange that comes
+// after finds its token gone (invalid_grant).
+func (s *Store) deleteOwner(ctx context.Context, id, del string, first ...string) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		if s.d.name != sqliteDialect.name {
+			for _, q := range first {
+				if _, err := tx.ExecContext(ctx, q, id); err != nil {
+					return err
+				}
+			}
+		}
+		res, err := tx.ExecContext(ctx, del, id)
+		if err != nil {
+			return err
+		}
+		return affected(res)
+	})
 }

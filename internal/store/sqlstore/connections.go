@@ -222,21 +222,25 @@ func (s *Store) UpdateConnection(ctx context.Context, c *store.Connection) error
 // latest login went through it. A deleted connection ends its users'
 // sessions, as at Auth0, where it cannot be undone: a connection made
 // again under the name, perhaps for another tenant, must not bring them
-// back.
+// back. The tokens go before the connection, as a client's and a user's
+// go before them (DeleteClient): a client's deletion that held tokens of
+// the connection and waited for its enablement would otherwise deadlock
+// with this one, holding the enablement and waiting for the tokens.
 func (s *Store) DeleteConnection(ctx context.Context, id string) error {
 	var name string
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		if err := tx.QueryRowContext(ctx, "DELETE FROM connections WHERE id = $1 RETURNING name", id).Scan(&name); err != nil {
+		if err := tx.QueryRowContext(ctx, "SELECT name FROM connections WHERE id = $1", id).Scan(&name); err != nil {
 			return err
 		}
 		cond := "connection = $1 OR (connection = '' AND user_id IN (SELECT user_id FROM users WHERE connection = $1))"
-		del := "DELETE FROM refresh_tokens WHERE " + cond
-		if s.d.name != sqliteDialect.name {
-			// In seq order, as every revocation locks them (deleteUntilGone).
-			del = "DELETE FROM refresh_tokens WHERE seq IN (SELECT seq FROM refresh_tokens WHERE " + cond + " ORDER BY seq FOR UPDATE)"
+		if _, err := tx.ExecContext(ctx, s.deleteRefreshSQL(cond), name); err != nil {
+			return err
 		}
-		_, err := tx.ExecContext(ctx, del, name)
-		return err
+		res, err := tx.ExecContext(ctx, "DELETE FROM connections WHERE id = $1", id)
+		if err != nil {
+			return err
+		}
+		return affected(res)
 	})
 	if err == nil && s.d.name != sqliteDialect.name {
 		// An exchange that rotated one of them while the delete waited

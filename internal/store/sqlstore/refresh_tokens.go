@@ -365,13 +365,7 @@ func (s *Store) RevokeUserRefreshTokens(ctx context.Context, userID string) (int
 // for its one DELETE, so that a revocation always completes. SQLite's one
 // writer needs one run.
 func (s *Store) deleteUntilGone(ctx context.Context, column, value string) (int, error) {
-	del := "DELETE FROM refresh_tokens WHERE " + column + " = $1"
-	if s.d.name != sqliteDialect.name {
-		// Two revocations of one family (an administrator's and a reuse,
-		// or two reuses) lock its rows in one order, seq's, rather than
-		// in whatever order each plan meets them, which deadlocked.
-		del = "DELETE FROM refresh_tokens WHERE seq IN (SELECT seq FROM refresh_tokens WHERE " + column + " = $1 ORDER BY seq FOR UPDATE)"
-	}
+	del := s.deleteRefreshSQL(column + " = $1")
 	total := 0
 	run := func(q execer) (int64, error) {
 		res, err := q.ExecContext(ctx, del, value)
@@ -404,6 +398,22 @@ func (s *Store) deleteUntilGone(ctx context.Context, column, value string) (int,
 	return total, err
 }
 
+// deleteRefreshSQL deletes the refresh tokens that match cond, whose one
+// argument is $1. On PostgreSQL it locks them in seq order first, as
+// every writer of several tokens does (revocations, an exchange's
+// replacement, the deletion of a connection, a user or a client): two
+// revocations of one family (an administrator's and a reuse, or two
+// reuses), or a revocation and a deletion, each locking the rows in
+// whatever order its plan met them, deadlocked. An ON DELETE CASCADE
+// locks them in its plan's order too, so no writer leaves refresh
+// tokens to one.
+func (s *Store) deleteRefreshSQL(cond string) string {
+	if s.d.name == sqliteDialect.name {
+		return "DELETE FROM refresh_tokens WHERE " + cond
+	}
+	return "DELETE FROM refresh_tokens WHERE seq IN (SELECT seq FROM refresh_tokens WHERE " + cond + " ORDER BY seq FOR UPDATE)"
+}
+
 // maxRevokeRuns bounds deleteUntilGone's runs without a lock: each further
 // run needs a rotation that raced the previous one.
 const maxRevokeRuns = 16
@@ -434,8 +444,9 @@ var purgeRefreshSQL = []string{
 
 // purgeRefreshPGSQL is purgeRefreshSQL for PostgreSQL, where each step
 // skips the rows another transaction holds instead of waiting for them:
-// revocations, exchanges and a connection's deletion lock tokens in seq
-// order, the purge's plan in whatever order it meets them, and a purge
+// revocations, exchanges and the deletion of a connection, a user or a
+// client lock tokens in seq order, the purge's plan in whatever order it
+// meets them, and a purge
 // that waited could close a deadlock with one of them. A skipped row goes
 // in a later batch.
 var purgeRefreshPGSQL = []string{

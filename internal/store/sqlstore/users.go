@@ -365,11 +365,10 @@ func (s *Store) recordLoginPG(ctx context.Context, u *store.User, rootAttributes
 	return stored, nil
 }
 
+// DeleteUser removes the user and its refresh tokens. See DeleteClient
+// for the order.
 func (s *Store) DeleteUser(ctx context.Context, userID string) error {
-	res, err := s.write.ExecContext(ctx, "DELETE FROM users WHERE user_id = $1", userID)
-	if err == nil {
-		err = affected(res)
-	}
+	err := s.deleteOwner(ctx, userID, "DELETE FROM users WHERE user_id = $1", s.deleteRefreshSQL("user_id = $1"))
 	if err != nil {
 		return s.fail("delete user", err)
 	}

@@ -45,6 +45,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"RefreshTokenReplace", testRefreshTokenReplace},
 		{"RefreshTokenReplaceRace", testRefreshTokenReplaceRace},
 		{"RefreshTokenReplaceRevocationRace", testRefreshTokenReplaceRevocationRace},
+		{"RefreshTokenOwnerDeleteRace", testRefreshTokenOwnerDeleteRace},
 		{"RefreshTokenRace", testRefreshTokenRace},
 		{"RefreshTokenOutOfOrderClocks", testRefreshTokenOutOfOrderClocks},
 		{"RefreshTokenRevocationRace", testRefreshTokenRevocationRace},

@@ -991,3 +991,70 @@ func testRefreshTokenReplaceRevocationRace(t *testing.T, s store.Store) {
 		}
 	}
 }
+
+// testRefreshTokenOwnerDeleteRace deletes a user, or a client, while its
+// refresh tokens are being revoked: both must succeed and leave no token.
+// On PostgreSQL a revocation locks the tokens in seq order; tokens whose
+// creation times fall as seq rises, and whose rows (refreshed in reverse)
+// lie in the table and its indexes in reverse, are met in reverse by any
+// plan that follows an index or the table, as an ON DELETE CASCADE's
+// does, and such a deletion deadlocked with the revocation (40P01), on
+// about half the runs; sqlstore's TestOwnerDeleteLocksRefreshTokensInSeqOrder
+// shows the order on every run.
+func testRefreshTokenOwnerDeleteRace(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	now := time.Now().UTC()
+	const tokens = 100
+	for _, c := range []struct {
+		owner string
+		del   func(user, client string) error
+	}{
+		{"user", func(user, _ string) error { return s.DeleteUser(ctx, user) }},
+		{"client", func(_, client string) error { return s.DeleteClient(ctx, client) }},
+	} {
+		for round := range 8 {
+			user, client := fmt.Sprintf("u-%s%d", c.owner, round), fmt.Sprintf("c-%s%d", c.owner, round)
+			must(t, s.CreateClient(ctx, fullClient(client)))
+			_, err := s.UpsertUser(ctx, fullUser(user))
+			must(t, err)
+			id := func(i int) string { return fmt.Sprintf("%s-%d", user, i) }
+			for i := range tokens {
+				at := now.Add(-time.Duration(i) * time.Second)
+				must(t, s.CreateRefreshToken(ctx, &store.RefreshToken{
+					ID: id(i), SecretHash: []byte("hash"), ClientID: client, UserID: user, Audience: "urn:a",
+					Scope: "offline_access", CreatedAt: at, IdleExpiresAt: ptr(at.Add(time.Hour)),
+				}))
+			}
+			for i := tokens - 1; i >= 0; i-- {
+				must(t, s.ExchangeRefreshToken(ctx, store.RefreshExchange{ID: id(i), Now: now, IdleExpiresAt: ptr(now.Add(time.Hour))}))
+			}
+			// Revocations started a little apart, so that one of them is
+			// under way whenever the deletion reaches the tokens.
+			var delErr error
+			revErrs := make([]error, 4)
+			var wg sync.WaitGroup
+			start := make(chan struct{})
+			wg.Go(func() {
+				<-start
+				delErr = c.del(user, client)
+			})
+			for i := range revErrs {
+				wg.Go(func() {
+					<-start
+					time.Sleep(time.Duration(i) * 300 * time.Microsecond)
+					_, revErrs[i] = s.RevokeUserRefreshTokens(ctx, user)
+				})
+			}
+			close(start)
+			wg.Wait()
+			if err := errors.Join(revErrs...); delErr != nil || err != nil {
+				t.Fatalf("%s round %d: delete the %s: %v; revoke its tokens: %v", c.owner, round, c.owner, delErr, err)
+			}
+			for i := range tokens {
+				if _, err := s.GetRefreshToken(ctx, id(i)); !errors.Is(err, store.ErrNotFound) {
+					t.Fatalf("%s round %d: token %s survived: %v", c.owner, round, id(i), err)
+				}
+			}
+		}
+	}
+}

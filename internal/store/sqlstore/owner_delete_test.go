@@ -1,0 +1,269 @@
+package sqlstore_test
+
+import (
+	"database/sql"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/gatehouse/gatehouse/internal/store"
+	"github.com/gatehouse/gatehouse/internal/store/sqlstore"
+	"github.com/gatehouse/gatehouse/internal/store/storetest"
+)
+
+// ownerFixture stores client c-name, user u-name of connection
+// conn-name, that connection (con-name, enabled for the client), and n
+// refresh tokens of the
+// three whose creation times fall as seq rises and whose rows, refreshed
+// in reverse, lie in the table and in its indexes in reverse too: any
+// plan meets them in the reverse of seq order. It returns their ids in
+// seq order.
+func ownerFixture(t *testing.T, s *sqlstore.Store, name string, n int) []string {
+	t.Helper()
+	ctx := t.Context()
+	conn := "conn-" + name
+	if err := s.CreateClient(ctx, &store.Client{ClientID: "c-" + name, Callbacks: []string{"https://x.example"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.UpsertUser(ctx, &store.User{UserID: "u-" + name, Connection: conn, Email: name + "@example.com"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateConnection(ctx, &store.Connection{ID: "con-" + name, Name: conn, Strategy: "waad", EnabledClients: []string{"c-" + name}}); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("%s-%d", name, i)
+		at := now.Add(-time.Duration(i) * time.Second)
+		if err := s.CreateRefreshToken(ctx, &store.RefreshToken{ID: ids[i], SecretHash: []byte("hash"), ClientID: "c-" + name,
+			UserID: "u-" + name, Audience: "urn:a", CreatedAt: at, IdleExpiresAt: ptr(at.Add(time.Hour)), Connection: conn}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := n - 1; i >= 0; i-- {
+		// A refresh of a non-rotating token writes its indexed idle
+		// expiry: a new row version, and new index entries.
+		if err := s.ExchangeRefreshToken(ctx, store.RefreshExchange{ID: ids[i], Now: now, IdleExpiresAt: ptr(now.Add(time.Hour))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return ids
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// holdRows begins a transaction on db that locks the rows q selects, and
+// returns it with its backend's pid.
+func holdRows(t *testing.T, db *sql.DB, q string, args ...any) (*sql.Tx, int) {
+	t.Helper()
+	tx, err := db.BeginTx(t.Context(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tx.Rollback() })
+	var pid int
+	if err := tx.QueryRowContext(t.Context(), "SELECT pg_backend_pid()").Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.ExecContext(t.Context(), q, args...); err != nil {
+		t.Fatal(err)
+	}
+	return tx, pid
+}
+
+// blockedBy waits until a backend other than those of except waits for
+// a lock that one of pids holds, and returns its pid.
+func blockedBy(t *testing.T, db *sql.DB, pids []int, except ...int) int {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		var pid int
+		err := db.QueryRowContext(t.Context(), `SELECT pid FROM pg_stat_activity
+			WHERE pg_blocking_pids(pid) && $1::int[] AND pid <> ALL ($2::int[]) LIMIT 1`, pids, append([]int{}, except...)).Scan(&pid)
+		if err == nil {
+			return pid
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			t.Fatal(err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("no backend waits for %v", pids)
+	return 0
+}
+
+func openPostgres(t *testing.T) (*sqlstore.Store, *sql.DB) {
+	t.Helper()
+	dsn := storetest.DSN(t, storetest.Postgres)
+	s := openRaw(t, dsn)
+	if err := s.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return s, db
+}
+
+// ownerDeletes are the deletions that take refresh tokens with them.
+func ownerDeletes(s *sqlstore.Store) []struct {
+	owner string
+	del   func(t *testing.T, name string) error
+} {
+	return []struct {
+		owner string
+		del   func(t *testing.T, name string) error
+	}{
+		{"user", func(t *testing.T, name string) error { return s.DeleteUser(t.Context(), "u-"+name) }},
+		{"client", func(t *testing.T, name string) error { return s.DeleteClient(t.Context(), "c-"+name) }},
+		{"connection", func(t *testing.T, name string) error { return s.DeleteConnection(t.Context(), "con-"+name) }},
+	}
+}
+
+// TestOwnerDeleteLocksRefreshTokensInSeqOrder: on PostgreSQL deleting a
+// user, a client or a connection locks its refresh tokens in seq order,
+// as a revocation does, whatever order a plan meets them in: while
+// another transaction holds the token of the highest seq, the deletion
+// waits for it holding all the others. The ON DELETE CASCADE that
+// deleted a user's or a client's tokens met them here in reverse, waited
+// for the highest holding none, then locked the rest downwards, and so
+// deadlocked with a revocation locking upwards (the conformance test
+// RefreshTokenOwnerDeleteRace shows it, not on every run).
+func TestOwnerDeleteLocksRefreshTokensInSeqOrder(t *testing.T) {
+	s, db := openPostgres(t)
+	for _, c := range ownerDeletes(s) {
+		t.Run(c.owner, func(t *testing.T) {
+			ids := ownerFixture(t, s, c.owner, 4)
+			tx, holder := holdRows(t, db, "SELECT 1 FROM refresh_tokens WHERE id = $1 FOR UPDATE", ids[len(ids)-1])
+			done := make(chan error, 1)
+			go func() { done <- c.del(t, c.owner) }()
+			blockedBy(t, db, []int{holder})
+			for _, id := range ids[:len(ids)-1] {
+				_, err := db.ExecContext(t.Context(), "SELECT 1 FROM refresh_tokens WHERE id = $1 FOR UPDATE NOWAIT", id)
+				if pgErr := (*pgconn.PgError)(nil); !errors.As(err, &pgErr) || pgErr.Code != "55P03" {
+					t.Errorf("token %s while the deletion waits for %s: %v; want it locked by the deletion (55P03)", id, ids[len(ids)-1], err)
+				}
+			}
+			if err := tx.Rollback(); err != nil {
+				t.Fatal(err)
+			}
+			if err := <-done; err != nil {
+				t.Fatalf("delete the %s: %v", c.owner, err)
+			}
+			for _, id := range ids {
+				if _, err := s.GetRefreshToken(t.Context(), id); !errors.Is(err, store.ErrNotFound) {
+					t.Errorf("token %s after its %s's deletion: %v", id, c.owner, err)
+				}
+			}
+		})
+	}
+}
+
+// TestOwnerDeleteDuringExchange: an exchange of a token whose user or
+// client is being deleted ends cleanly on PostgreSQL, and
+// no token is left. One that came first completes, its successor
+// included, and the deletion takes the successor too; one that comes
+// while the deletion holds the tokens waits, then finds its token gone
+// (store.ErrNotFound: invalid_grant). Before, a user's or a client's
+// deletion locked the user or the client first and then the tokens
+// (ON DELETE CASCADE), while the exchange locks its token first and then
+// the user and the client its successor refers to (FOREIGN KEY), so that
+// each waited for the other (40P01, an answer 500).
+func TestOwnerDeleteDuringExchange(t *testing.T) {
+	s, db := openPostgres(t)
+	lockOwner := map[string]string{
+		"user":   "SELECT 1 FROM users WHERE user_id = 'u-' || $1 FOR UPDATE",
+		"client": "SELECT 1 FROM clients WHERE client_id = 'c-' || $1 FOR UPDATE",
+	}
+	for _, c := range ownerDeletes(s) {
+		if lockOwner[c.owner] == "" {
+			// An exchange refers to no connection: nothing holds it
+			// back before it has rotated its token.
+			continue
+		}
+		for _, exchangeFirst := range []bool{false, true} {
+			name := fmt.Sprintf("%s-exchange-first-%t", c.owner, exchangeFirst)
+			t.Run(name, func(t *testing.T) {
+				ids := ownerFixture(t, s, name, 3)
+				// The owner's row is held, so that whichever of the two
+				// starts first stops at it (a deletion) or at its
+				// foreign key (an exchange) and the other then meets it.
+				tx, holder := holdRows(t, db, lockOwner[c.owner], name)
+				now := time.Now().UTC()
+				next := &store.RefreshToken{ID: name + "-next", FamilyID: ids[0], SecretHash: []byte("hash"), ClientID: "c-" + name,
+					UserID: "u-" + name, Audience: "urn:a", Rotating: true, CreatedAt: now, IdleExpiresAt: ptr(now.Add(time.Hour)),
+					Connection: "conn-" + name}
+				exchanged, deleted := make(chan error, 1), make(chan error, 1)
+				exchange := func() {
+					exchanged <- s.ExchangeRefreshToken(t.Context(), store.RefreshExchange{ID: ids[0], Now: now, Next: next})
+				}
+				del := func() { deleted <- c.del(t, name) }
+				first, second := del, exchange
+				if exchangeFirst {
+					first, second = exchange, del
+				}
+				go first()
+				waiting := blockedBy(t, db, []int{holder})
+				go second()
+				blockedBy(t, db, []int{holder, waiting}, waiting)
+				if err := tx.Rollback(); err != nil {
+					t.Fatal(err)
+				}
+				if err := <-deleted; err != nil {
+					t.Fatalf("delete the %s: %v", c.owner, err)
+				}
+				err := <-exchanged
+				switch {
+				case exchangeFirst && err != nil:
+					t.Errorf("exchange begun before the deletion: %v", err)
+				case !exchangeFirst && !errors.Is(err, store.ErrNotFound):
+					t.Errorf("exchange begun after the deletion: %v; want store.ErrNotFound", err)
+				}
+				for _, id := range append(ids, next.ID) {
+					if _, err := s.GetRefreshToken(t.Context(), id); !errors.Is(err, store.ErrNotFound) {
+						t.Errorf("token %s after its %s's deletion: %v", id, c.owner, err)
+					}
+				}
+			})
+		}
+	}
+}
+
+// TestClientAndConnectionDeletesTogether: deleting a client and a
+// connection enabled for it at once succeeds on PostgreSQL. Each deletes
+// its refresh tokens (seq order) before its row, whose ON DELETE CASCADE
+// deletes the enablement. A connection's deletion that took the
+// enablement first and then the tokens deadlocked with a client's that
+// held the tokens and waited for the enablement.
+func TestClientAndConnectionDeletesTogether(t *testing.T) {
+	s, db := openPostgres(t)
+	const name = "together"
+	ids := ownerFixture(t, s, name, 3)
+	// The client's deletion stops at its row, holding the tokens.
+	tx, holder := holdRows(t, db, "SELECT 1 FROM clients WHERE client_id = $1 FOR UPDATE", "c-"+name)
+	clientDeleted, connectionDeleted := make(chan error, 1), make(chan error, 1)
+	go func() { clientDeleted <- s.DeleteClient(t.Context(), "c-"+name) }()
+	client := blockedBy(t, db, []int{holder})
+	go func() { connectionDeleted <- s.DeleteConnection(t.Context(), "con-"+name) }()
+	blockedBy(t, db, []int{client}, holder)
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-clientDeleted; err != nil {
+		t.Errorf("delete the client: %v", err)
+	}
+	if err := <-connectionDeleted; err != nil {
+		t.Errorf("delete the connection: %v", err)
+	}
+	for _, id := range ids {
+		if _, err := s.GetRefreshToken(t.Context(), id); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("token %s after the deletions: %v", id, err)
+		}
+	}
+}
