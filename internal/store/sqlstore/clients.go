@@ -150,9 +150,14 @@ func (s *Store) UpdateClient(ctx context.Context, c *store.Client) error {
 }
 
 // DeleteClient removes the client, its refresh tokens, and its
-// enablements, grants and credentials (ON DELETE CASCADE).
+// enablements, grants and credentials (ON DELETE CASCADE). On PostgreSQL
+// the enablements go before the client too: a connection's update
+// deletes its enablements and inserts them again, whose foreign key
+// waits for the client's row, and a deletion that held the row while its
+// cascade waited for such an enablement deadlocked with the update.
 func (s *Store) DeleteClient(ctx context.Context, clientID string) error {
-	err := s.deleteOwner(ctx, clientID, "DELETE FROM clients WHERE client_id = $1", s.deleteRefreshSQL("client_id = $1"))
+	err := s.deleteOwner(ctx, clientID, "DELETE FROM clients WHERE client_id = $1",
+		s.deleteRefreshSQL("client_id = $1"), "DELETE FROM connection_clients WHERE client_id = $1")
 	if err != nil {
 		return s.fail("delete client", err)
 	}

@@ -267,3 +267,43 @@ func TestClientAndConnectionDeletesTogether(t *testing.T) {
 		}
 	}
 }
+
+// TestClientDeleteDuringConnectionUpdate: deleting a client while a
+// connection's enablements are rewritten does not deadlock on
+// PostgreSQL. The update deletes the connection's enablements and
+// inserts them again, whose foreign key then waits for the client's
+// row; a deletion that held the row, and whose ON DELETE CASCADE then
+// waited for the enablement the update held, deadlocked with it. The
+// deletion deletes the client's enablements before its row.
+func TestClientDeleteDuringConnectionUpdate(t *testing.T) {
+	s, db := openPostgres(t)
+	const name = "update"
+	ownerFixture(t, s, name, 1)
+	tx, holder := holdRows(t, db, "SELECT 1 FROM clients WHERE client_id = $1 FOR UPDATE", "c-"+name)
+	deleted, updated := make(chan error, 1), make(chan error, 1)
+	go func() { deleted <- s.DeleteClient(t.Context(), "c-"+name) }()
+	client := blockedBy(t, db, []int{holder})
+	go func() {
+		updated <- s.UpdateConnection(t.Context(), &store.Connection{ID: "con-" + name, Name: "conn-" + name, Strategy: "waad",
+			EnabledClients: []string{"c-" + name}})
+	}()
+	blockedBy(t, db, []int{holder, client}, client)
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-deleted; err != nil {
+		t.Errorf("delete the client: %v", err)
+	}
+	// The update enables a client deleted meanwhile: its foreign key
+	// finds none.
+	if err := <-updated; !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("update the connection: %v; want store.ErrNotFound", err)
+	}
+	c, err := s.GetConnection(t.Context(), "con-"+name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.EnabledClients) != 0 {
+		t.Errorf("connection enabled for %v after its client's deletion", c.EnabledClients)
+	}
+}
