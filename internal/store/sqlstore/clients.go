@@ -165,16 +165,16 @@ func (s *Store) DeleteClient(ctx context.Context, clientID string) error {
 }
 
 // deleteOwner runs del, which deletes the row of a user or a client, id
-// ($1), in one transaction after first, on PostgreSQL, which deletes
-// rows that refer to it, its refresh tokens among them (in seq order).
-// ON DELETE CASCADE would delete the tokens too, but after the row, in
-// its plan's order (by the user's index, which orders them by creation
-// time), and so deadlocked with a revocation of them. Tokens first also
-// keeps the order of an exchange, which locks its token and then the user
-// and the client its successor refers to: a deletion that waits for the
-// token holds neither, so the exchange completes, and the cascade deletes
-// the successor the tokens' DELETE did not see. An exchange that comes
-// after finds its token gone (invalid_grant).
+// ($1), in one transaction after the statements first, which delete on
+// PostgreSQL rows that refer to it, its refresh tokens (in seq order)
+// among them. ON DELETE CASCADE would delete the tokens too, but after
+// the row, in its plan's order (by the user's index, which orders them by
+// creation time), and so deadlocked with a revocation of them. Tokens
+// first also keeps the order of an exchange, which locks its token and
+// then the user and the client its successor refers to: a deletion that
+// waits for the token holds neither, so the exchange completes, and the
+// cascade deletes the successor the tokens' DELETE did not see. An
+// exchange that comes after finds its token gone (invalid_grant).
 func (s *Store) deleteOwner(ctx context.Context, id, del string, first ...string) error {
 	return s.inTx(ctx, func(tx *sql.Tx) error {
 		if s.d.name != sqliteDialect.name {

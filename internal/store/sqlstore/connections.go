@@ -223,7 +223,7 @@ func (s *Store) UpdateConnection(ctx context.Context, c *store.Connection) error
 // sessions, as at Auth0, where it cannot be undone: a connection made
 // again under the name, perhaps for another tenant, must not bring them
 // back. The tokens go before the connection, as a client's and a user's
-// go before them (DeleteClient): a client's deletion that held tokens of
+// go before them (deleteOwner): a client's deletion that held tokens of
 // the connection and waited for its enablement would otherwise deadlock
 // with this one, holding the enablement and waiting for the tokens.
 func (s *Store) DeleteConnection(ctx context.Context, id string) error {

@@ -446,9 +446,8 @@ var purgeRefreshSQL = []string{
 // skips the rows another transaction holds instead of waiting for them:
 // revocations, exchanges and the deletion of a connection, a user or a
 // client lock tokens in seq order, the purge's plan in whatever order it
-// meets them, and a purge
-// that waited could close a deadlock with one of them. A skipped row goes
-// in a later batch.
+// meets them, and a purge that waited could close a deadlock with one of
+// them. A skipped row goes in a later batch.
 var purgeRefreshPGSQL = []string{
 	`DELETE FROM refresh_tokens WHERE seq IN (SELECT seq FROM refresh_tokens WHERE expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)`,
 	`DELETE FROM refresh_tokens WHERE seq IN (

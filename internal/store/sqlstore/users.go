@@ -365,8 +365,7 @@ func (s *Store) recordLoginPG(ctx context.Context, u *store.User, rootAttributes
 	return stored, nil
 }
 
-// DeleteUser removes the user and its refresh tokens. See DeleteClient
-// for the order.
+// DeleteUser removes the user and its refresh tokens (deleteOwner).
 func (s *Store) DeleteUser(ctx context.Context, userID string) error {
 	err := s.deleteOwner(ctx, userID, "DELETE FROM users WHERE user_id = $1", s.deleteRefreshSQL("user_id = $1"))
 	if err != nil {
