@@ -102,6 +102,7 @@ func TestPasswordLoginEndToEnd(t *testing.T) {
 			clientID := app["client_id"].(string)
 			common := map[string]any{"client_id": "1f2e3d4c-5b6a-4978-8a9b-0c1d2e3f4a5b", "client_secret": "native-secret-value",
 				"tenant_domain": "contoso.onmicrosoft.com", "authority_host": emu, "graph_host": emu}
+			connections := map[string]map[string]any{} // name → id and options
 			for name, extra := range map[string]map[string]any{
 				"v2": {"ext_profile": true, "ext_groups": true, "ext_nested_groups": true},
 				"v1": {"identity_api": "azure-active-directory-v1.0", "app_id": "api://8c3d9e2f-1a4b-4c5d-8e6f-7a8b9c0d1e2f",
@@ -114,10 +115,12 @@ func TestPasswordLoginEndToEnd(t *testing.T) {
 				for k, v := range extra {
 					opts[k] = v
 				}
-				if status, c := postJSON(t, "POST", issuer+"api/v2/connections", mgmt, map[string]any{
-					"name": name, "strategy": "waad", "options": opts, "enabled_clients": []string{clientID}}); status != 201 {
+				status, c := postJSON(t, "POST", issuer+"api/v2/connections", mgmt, map[string]any{
+					"name": name, "strategy": "waad", "options": opts, "enabled_clients": []string{clientID}})
+				if status != 201 {
 					t.Fatalf("create connection %s: %d %v", name, status, c)
 				}
+				connections[name] = map[string]any{"id": c["id"], "options": opts}
 			}
 			login := func(realm, user, password string) (int, map[string]any) {
 				resp, err := http.PostForm(issuer+"oauth/token", url.Values{
@@ -219,12 +222,28 @@ func TestPasswordLoginEndToEnd(t *testing.T) {
 				t.Errorf("misconfigured: %d %v", status, body)
 			}
 
-			// Sync on each login (v2) vs first login (v1).
+			// Sync on each login (v2) vs first login (v1). v2's root
+			// attributes cannot be edited while it syncs them at each login;
+			// an edit made while it did not is replaced at the next login.
+			if status, body := postJSON(t, "PATCH", issuer+"api/v2/users/"+url.PathEscape(idt.Subject), mgmt, map[string]any{"name": "Edited"}); status != 400 ||
+				body["errorCode"] != "operation_not_supported" {
+				t.Fatalf("patch %s on v2: %d %v", idt.Subject, status, body)
+			}
+			setSync := func(mode string) {
+				t.Helper()
+				c := connections["v2"]
+				c["options"].(map[string]any)["set_user_root_attributes"] = mode
+				if status, body := postJSON(t, "PATCH", issuer+"api/v2/connections/"+c["id"].(string), mgmt, map[string]any{"options": c["options"]}); status != 200 {
+					t.Fatalf("set v2 %s: %d %v", mode, status, body)
+				}
+			}
+			setSync("on_first_login")
 			for _, id := range []string{idt.Subject, judy} {
 				if status, _ := postJSON(t, "PATCH", issuer+"api/v2/users/"+url.PathEscape(id), mgmt, map[string]any{"name": "Edited"}); status != 200 {
 					t.Fatalf("patch %s: %d", id, status)
 				}
 			}
+			setSync("on_each_login")
 			login("v2", "alice@contoso.com", "Alice-Passw0rd!")
 			login("v1", "judy@contoso.onmicrosoft.com", "Judy-Passw0rd!")
 			if a, j := user(idt.Subject)["name"], user(judy)["name"]; a != "Alice Adams" || j != "Edited" {

@@ -1,6 +1,7 @@
 package management
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/connection"
 	"github.com/gatehouse/gatehouse/internal/store"
 )
 
@@ -282,6 +284,10 @@ func (a *API) patchUser(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
+	if err := a.checkRootAttributesEditable(r.Context(), r.PathValue("id"), patch); err != nil {
+		WriteError(w, err)
+		return
+	}
 	u, err := a.store.PatchUser(r.Context(), r.PathValue("id"), func(u *store.User) error { return applyUserPatch(u, patch) })
 	if errors.Is(err, store.ErrNotFound) {
 		WriteError(w, errNoUser())
@@ -301,6 +307,56 @@ func (a *API) patchUser(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	WriteJSON(w, http.StatusOK, out)
+}
+
+// checkRootAttributesEditable refuses a PATCH naming a root attribute,
+// even with its stored value or null, of a user whose connection writes
+// them at each login (set_user_root_attributes on_each_login, the
+// default), as Auth0 does rather than let the next login undo it, with
+// the answer its users see (rfcx/arbimon#1397,
+// alexkappa/terraform-provider-auth0#292). The whole PATCH is refused.
+//
+// A user whose connection no longer exists is accepted: no login will
+// overwrite its attributes. The connection is read before the write: a
+// change of its sync mode meanwhile counts as made after the PATCH, as
+// it would had the PATCH come a moment earlier.
+func (a *API) checkRootAttributesEditable(ctx context.Context, id string, patch map[string]any) error {
+	var named []string
+	for _, k := range userRootAttributes {
+		if _, ok := patch[k]; ok {
+			named = append(named, k)
+		}
+	}
+	if len(named) == 0 {
+		return nil
+	}
+	u, err := a.store.GetUser(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return errNoUser()
+	}
+	if err != nil {
+		return internalError(err)
+	}
+	c, err := a.store.GetConnectionByName(ctx, u.Connection)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return internalError(err)
+	}
+	o, err := storedOptions(c)
+	if err != nil {
+		return err
+	}
+	if o.SyncMode() != connection.SyncOnEachLogin {
+		return nil
+	}
+	slices.Sort(named)
+	return &Error{Status: http.StatusBadRequest, ErrorCode: "operation_not_supported", Message: fmt.Sprintf(
+		"The following user attributes cannot be updated: %s. The connection (%s) must either be a database connection (using the Auth0 store), "+
+			"a passwordless connection (email or sms) or has disabled 'Sync user profile attributes at each login'. "+
+			"For more information, see https://auth0.com/docs/dashboard/guides/connections/configure-connection-sync",
+		strings.Join(named, ", "), c.Name)}
 }
 
 // maxMetadataBytes bounds app_metadata and user_metadata together, as

@@ -129,6 +129,92 @@ func TestPatchUser(t *testing.T) {
 	}
 }
 
+// TestPatchUserSyncedRootAttributes: the root attributes of a user whose
+// connection writes them at each login are refused with Auth0's answer
+// (rfcx/arbimon#1397), even unchanged or null
+// (alexkappa/terraform-provider-auth0#292), and the whole PATCH with
+// them; elsewhere they are accepted.
+func TestPatchUserSyncedRootAttributes(t *testing.T) {
+	for _, b := range storetest.Backends() {
+		t.Run(b, func(t *testing.T) {
+			env := servertest.Start(t, b)
+			tok := env.ManagementToken(t, "read:users", "update:users")
+			other, err := sqlstore.Open(t.Context(), env.Config.Database, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer other.Close()
+			for name, opts := range map[string]string{
+				"each-default":  `{}`,
+				"each-explicit": `{"set_user_root_attributes":"on_each_login"}`,
+				"first":         `{"set_user_root_attributes":"on_first_login"}`,
+				"never":         `{"set_user_root_attributes":"never_on_login"}`,
+			} {
+				if err := other.CreateConnection(t.Context(), &store.Connection{ID: "con_" + name, Name: name, Strategy: "waad", Options: json.RawMessage(opts)}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var users []*store.User
+			for _, c := range []string{"each-default", "each-explicit", "first", "never", "deleted"} {
+				users = append(users, &store.User{UserID: "waad|" + c, Connection: c, Email: c + "@contoso.example",
+					RootAttributes: json.RawMessage(`{"name":"Jane","nickname":"jane"}`), AppMetadata: json.RawMessage(`{"plan":"gold"}`)})
+			}
+			seedUsers(t, env, users...)
+			path := func(c string) string { return "api/v2/users/" + url.PathEscape("waad|"+c) }
+			get := func(c string) string {
+				t.Helper()
+				status, _, raw := env.Do(t, "GET", path(c), tok, nil)
+				if status != http.StatusOK {
+					t.Fatalf("GET %s: %d %s", c, status, raw)
+				}
+				return string(raw)
+			}
+			refused := func(attrs, conn string) string {
+				return `{"statusCode":400,"error":"Bad Request","message":"The following user attributes cannot be updated: ` + attrs +
+					`. The connection (` + conn + `) must either be a database connection (using the Auth0 store), a passwordless connection (email or sms) ` +
+					`or has disabled 'Sync user profile attributes at each login'. For more information, see https://auth0.com/docs/dashboard/guides/connections/configure-connection-sync",` +
+					`"errorCode":"operation_not_supported"}`
+			}
+			for _, c := range []string{"each-default", "each-explicit"} {
+				before := get(c)
+				for _, tc := range []struct {
+					name  string
+					patch map[string]any
+					attrs string
+				}{
+					{"named in alphabetical order, metadata refused with them",
+						map[string]any{"picture": "https://p.example/j.png", "given_name": "Janet", "family_name": "Doe", "app_metadata": map[string]any{"plan": "silver"}},
+						"family_name, given_name, picture"},
+					{"the stored value", map[string]any{"name": "Jane"}, "name"},
+					{"a removal", map[string]any{"nickname": nil, "blocked": true}, "nickname"},
+				} {
+					status, _, raw := env.Do(t, "PATCH", path(c), tok, tc.patch)
+					if want := refused(tc.attrs, c); status != http.StatusBadRequest || strings.TrimSpace(string(raw)) != want {
+						t.Errorf("%s, %s: %d %s\nwant 400 %s", c, tc.name, status, raw, want)
+					}
+				}
+				if after := get(c); after != before {
+					t.Errorf("%s: refused PATCHes changed the user:\n%s\nwant\n%s", c, after, before)
+				}
+				status, _, raw := env.Do(t, "PATCH", path(c), tok, map[string]any{"app_metadata": map[string]any{"plan": "silver"}, "blocked": true})
+				if status != http.StatusOK || decode(t, raw)["blocked"] != true {
+					t.Errorf("%s: PATCH without root attributes: %d %s", c, status, raw)
+				}
+			}
+			for _, c := range []string{"first", "never", "deleted"} {
+				status, _, raw := env.Do(t, "PATCH", path(c), tok, map[string]any{"name": "Janet", "nickname": nil})
+				if got := decode(t, raw); status != http.StatusOK || got["name"] != "Janet" || got["nickname"] != nil {
+					t.Errorf("%s: %d %s", c, status, raw)
+				}
+			}
+			status, _, raw := env.Do(t, "PATCH", path("nobody"), tok, map[string]any{"name": "X"})
+			if status != http.StatusNotFound || decode(t, raw)["errorCode"] != "inexistent_user" {
+				t.Errorf("unknown user: %d %s", status, raw)
+			}
+		})
+	}
+}
+
 // TestUserSearch covers the q Gatehouse supports, and refuses what it
 // would match wrongly: an empty value (email:"$EMAIL" with an empty
 // variable must not list every user), a field given twice with different

@@ -232,11 +232,36 @@ func TestPasswordLogin(t *testing.T) {
 
 			t.Run("sync on each login vs first login", func(t *testing.T) {
 				judy := "waad|a0000000-0000-4000-8000-00000000000a" // contoso-v1: on_first_login
+				edit := map[string]any{"name": "Edited", "user_metadata": map[string]any{"k": "v"}}
+				// contoso-v2 writes the root attributes on each login: Auth0
+				// refuses to edit them, metadata included.
+				if s, b := e.api(t, "PATCH", "api/v2/users/"+url.PathEscape(aliceID), edit); s != 400 || b["errorCode"] != "operation_not_supported" ||
+					!strings.HasPrefix(b["message"].(string), "The following user attributes cannot be updated: name. The connection (contoso-v2) must") {
+					t.Fatalf("patch alice on contoso-v2: %d %v", s, b)
+				}
+				if _, a := e.api(t, "GET", "api/v2/users/"+url.PathEscape(aliceID), nil); a["name"] != "Alice Adams" || a["user_metadata"] != nil {
+					t.Fatalf("the refused PATCH changed alice: %v", a)
+				}
+				// An edit made while the sync was off is replaced at the next
+				// login once it is on again.
+				setSync := func(mode string) {
+					t.Helper()
+					_, raw := e.apiRaw(t, "GET", "api/v2/connections?name=contoso-v2", nil)
+					var list []map[string]any
+					_ = json.Unmarshal(raw, &list)
+					opts := list[0]["options"].(map[string]any)
+					opts["set_user_root_attributes"] = mode
+					if s, b := e.api(t, "PATCH", "api/v2/connections/"+list[0]["id"].(string), map[string]any{"options": opts}); s != 200 {
+						t.Fatalf("set contoso-v2 %s: %d %v", mode, s, b)
+					}
+				}
+				setSync("on_first_login")
 				for _, uid := range []string{aliceID, judy} {
-					if s, b := e.api(t, "PATCH", "api/v2/users/"+url.PathEscape(uid), map[string]any{"name": "Edited", "user_metadata": map[string]any{"k": "v"}}); s != 200 || b["name"] != "Edited" {
+					if s, b := e.api(t, "PATCH", "api/v2/users/"+url.PathEscape(uid), edit); s != 200 || b["name"] != "Edited" {
 						t.Fatalf("patch %s: %d %v", uid, s, b)
 					}
 				}
+				setSync("on_each_login")
 				e.login(t, "contoso-v2", "alice@contoso.com", "Alice-Passw0rd!", "openid")
 				e.login(t, "contoso-v1", "judy@contoso.onmicrosoft.com", "Judy-Passw0rd!", "openid")
 				_, a := e.api(t, "GET", "api/v2/users/"+url.PathEscape(aliceID), nil)
