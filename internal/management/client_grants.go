@@ -134,13 +134,11 @@ func (a *API) listClientGrants(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if checkpointed {
-		opts, skip := cp.pageOf()
-		list, total, err := a.store.ListClientGrants(r.Context(), f, opts)
+		list, total, err := a.store.ListClientGrants(r.Context(), f, cp.listOptions())
 		if err != nil {
 			WriteError(w, internalError(err))
 			return
 		}
-		list = list[min(skip, len(list)):]
 		writeCheckpoint(w, cp, "client_grants", clientGrantItems(list), len(list), total)
 		return
 	}

@@ -332,12 +332,7 @@ func (a *API) listClients(w http.ResponseWriter, r *http.Request) {
 // when nil), and how many there are.
 func (a *API) clientsAt(ctx context.Context, cp checkpoint, keep func(*store.Client) bool) ([]*store.Client, int, error) {
 	if keep == nil {
-		opts, skip := cp.pageOf()
-		cs, total, err := a.store.ListClients(ctx, opts)
-		if err != nil {
-			return nil, 0, err
-		}
-		return cs[min(skip, len(cs)):], total, nil
+		return a.store.ListClients(ctx, cp.listOptions())
 	}
 	matched, err := a.matchingClients(ctx, keep)
 	if err != nil {

@@ -567,6 +567,11 @@ func TestClientCheckpointPaging(t *testing.T) {
 			if got := clientIDs(mid["clients"].([]any)); !slices.Equal(got, want[2:5]) {
 				t.Errorf("take 2 then 3: %v", got)
 			}
+			// A from that is no multiple of take starts there too.
+			odd := base64.RawURLEncoding.EncodeToString([]byte("o1:1"))
+			if got := a.must(200, "GET", "/api/v2/clients?take=4&from="+odd, nil); !slices.Equal(clientIDs(got["clients"].([]any)), want[1:5]) || got["next"] == nil {
+				t.Errorf("take=4 from offset 1: %v", got)
+			}
 			// The items are those of offset paging, include_totals and
 			// page/per_page do not apply.
 			if got := a.walkClients(a.token, "take=4&include_totals=true&page=3&per_page=1"); !jsonEqual(got, all) {
@@ -609,9 +614,11 @@ func TestClientCheckpointPaging(t *testing.T) {
 			}
 
 			// A checkpoint past the end is an empty last page.
-			past := base64.RawURLEncoding.EncodeToString([]byte("o1:100"))
-			if got := a.must(200, "GET", "/api/v2/clients?take=5&from="+past, nil); len(got["clients"].([]any)) != 0 || got["next"] != nil {
-				t.Errorf("past the end: %v", got)
+			for _, o := range []string{"o1:100", "o1:999999999"} {
+				past := base64.RawURLEncoding.EncodeToString([]byte(o))
+				if got := a.must(200, "GET", "/api/v2/clients?take=5&from="+past, nil); len(got["clients"].([]any)) != 0 || got["next"] != nil {
+					t.Errorf("past the end (%s): %v", o, got)
+				}
 			}
 
 			for q, msg := range map[string]string{

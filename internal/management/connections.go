@@ -182,13 +182,11 @@ func (a *API) listConnections(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if checkpointed {
-		opts, skip := cp.pageOf()
-		cs, total, err := a.store.ListConnections(r.Context(), f, opts)
+		cs, total, err := a.store.ListConnections(r.Context(), f, cp.listOptions())
 		if err != nil {
 			WriteError(w, internalError(err))
 			return
 		}
-		cs = cs[min(skip, len(cs)):]
 		writeCheckpoint(w, cp, "connections", connectionItems(cs, r), len(cs), total)
 		return
 	}

@@ -168,14 +168,10 @@ func (c checkpoint) next(returned int) string {
 	return base64.RawURLEncoding.EncodeToString([]byte(checkpointPrefix + strconv.Itoa(c.offset+returned)))
 }
 
-// pageOf translates a checkpoint into the store's page/per_page. When the
-// offset is not a multiple of take, one larger page from the start is read
-// and trimmed by the caller with skip.
-func (c checkpoint) pageOf() (opts store.ListOptions, skip int) {
-	if c.offset%c.take == 0 {
-		return store.ListOptions{Page: c.offset / c.take, PerPage: c.take}, 0
-	}
-	return store.ListOptions{Page: 0, PerPage: c.offset + c.take}, c.offset
+// listOptions asks the store for the take records from the checkpoint's
+// offset, whatever it is: from is the client's to choose.
+func (c checkpoint) listOptions() store.ListOptions {
+	return store.ListOptions{Offset: c.offset, PerPage: c.take}
 }
 
 // writeCheckpoint answers a checkpoint read: the page under key, and next

@@ -66,13 +66,11 @@ func (a *API) listUserRefreshTokens(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		cp.take = defaultPerPage
 	}
-	opts, skip := cp.pageOf()
-	list, total, err := a.store.ListRefreshTokens(ctx, store.RefreshTokenFilter{UserID: uid}, opts)
+	list, total, err := a.store.ListRefreshTokens(ctx, store.RefreshTokenFilter{UserID: uid}, cp.listOptions())
 	if err != nil {
 		WriteError(w, internalError(err))
 		return
 	}
-	list = list[min(skip, len(list)):]
 	out := map[string]any{"tokens": []map[string]any{}}
 	items := make([]map[string]any, len(list))
 	for i, rt := range list {

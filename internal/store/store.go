@@ -80,6 +80,10 @@ type Client struct {
 type ListOptions struct {
 	Page    int
 	PerPage int
+	// Offset, when positive, is how many records precede the page, in
+	// place of Page*PerPage: a checkpoint starts anywhere, and reading
+	// from the start to reach it would load the listing up to it.
+	Offset int
 }
 
 // ClientStore persists applications.

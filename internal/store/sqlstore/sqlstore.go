@@ -418,6 +418,9 @@ func page(opts store.ListOptions) (limit, offset int) {
 	if limit <= 0 {
 		limit = defaultPerPage
 	}
+	if opts.Offset > 0 {
+		return limit, opts.Offset
+	}
 	return limit, max(opts.Page, 0) * limit
 }
 

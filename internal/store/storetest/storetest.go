@@ -305,6 +305,11 @@ func testClientList(t *testing.T, s store.Store) {
 		{store.ListOptions{Page: 2, PerPage: 3}, ids[6:]},
 		{store.ListOptions{Page: 3, PerPage: 3}, []string{}},
 		{store.ListOptions{Page: 1}, []string{}},
+		// Offset starts anywhere and reads PerPage records only.
+		{store.ListOptions{Offset: 3, PerPage: 2}, ids[3:5]},
+		{store.ListOptions{Offset: 5, PerPage: 3}, ids[5:]},
+		{store.ListOptions{Offset: 1, Page: 2, PerPage: 2}, ids[1:3]},
+		{store.ListOptions{Offset: 999999999, PerPage: 2}, []string{}},
 	} {
 		if got := pageIDs(tc.opts); !reflect.DeepEqual(got, tc.want) {
 			t.Errorf("ListClients(%+v) = %v, want %v", tc.opts, got, tc.want)
@@ -542,6 +547,7 @@ func testConnectionList(t *testing.T, s store.Store) {
 		{"name", store.ConnectionFilter{Name: "n2"}, store.ListOptions{}, []string{"con_2"}, 1},
 		{"name and other strategy", store.ConnectionFilter{Name: "n2", Strategies: []string{"oidc"}}, store.ListOptions{}, []string{}, 0},
 		{"paged", store.ConnectionFilter{Strategies: []string{"waad"}}, store.ListOptions{Page: 1, PerPage: 2}, []string{"con_4"}, 3},
+		{"from an offset", store.ConnectionFilter{Strategies: []string{"waad"}}, store.ListOptions{Offset: 1, PerPage: 1}, []string{"con_2"}, 3},
 		{"none", store.ConnectionFilter{Strategies: []string{"saml"}}, store.ListOptions{}, []string{}, 0},
 	} {
 		cs, total, err := s.ListConnections(ctx, tc.f, tc.opts)
