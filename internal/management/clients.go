@@ -449,6 +449,9 @@ func (a *API) updateClient(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, err)
 		return
 	}
+	// The secret read above goes back only when the request sets one: a
+	// rotation since must not be undone.
+	c.SecretEnc = nil
 	if hasSecret {
 		if c.SecretEnc, err = a.secrets.Seal([]byte(secret.(string)), store.ClientSecretAAD(c.ClientID)); err != nil {
 			WriteError(w, internalError(fmt.Errorf("seal client secret: %w", err)))
@@ -521,7 +524,9 @@ func (a *API) rotateClientSecret(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, internalError(fmt.Errorf("seal client secret: %w", err)))
 		return
 	}
-	if err := a.store.UpdateClient(ctx, c); err != nil {
+	// The secret alone: writing back the whole client read above would
+	// undo a PATCH made since, such as a switch to private_key_jwt.
+	if err := a.store.SetClientSecret(ctx, c.ClientID, c.SecretEnc); err != nil {
 		WriteError(w, clientStoreError(err))
 		return
 	}

@@ -92,8 +92,14 @@ type ClientStore interface {
 	GetClient(ctx context.Context, clientID string) (*Client, error)
 	// ListClients returns one page ordered by creation, and the total count.
 	ListClients(ctx context.Context, opts ListOptions) ([]*Client, int, error)
-	// UpdateClient replaces every field of the stored client with c's.
+	// UpdateClient replaces every field of the stored client with c's,
+	// but the secret when c.SecretEnc is nil: a caller that did not mean
+	// to change the secret must not write back the one it read, which a
+	// rotation may have replaced since.
 	UpdateClient(ctx context.Context, c *Client) error
+	// SetClientSecret replaces the client's sealed secret, and nothing
+	// else; ErrNotFound if there is no such client.
+	SetClientSecret(ctx context.Context, clientID string, secretEnc []byte) error
 	// DeleteClient removes the client and its connection enablements.
 	DeleteClient(ctx context.Context, clientID string) error
 }

@@ -164,6 +164,10 @@ func (w *Writes) UpdateClient(ctx context.Context, cl *store.Client) error {
 	return w.invalidate(ctx, w.Store.UpdateClient(ctx, cl))
 }
 
+func (w *Writes) SetClientSecret(ctx context.Context, clientID string, secretEnc []byte) error {
+	return w.invalidate(ctx, w.Store.SetClientSecret(ctx, clientID, secretEnc))
+}
+
 func (w *Writes) DeleteClient(ctx context.Context, clientID string) error {
 	return w.invalidate(ctx, w.Store.DeleteClient(ctx, clientID))
 }

@@ -32,11 +32,12 @@ var storeMethods = map[string]kind{
 	"Ping":  read,
 	"Close": read,
 
-	"GetClient":    read,
-	"ListClients":  read,
-	"CreateClient": cachedWrite,
-	"UpdateClient": cachedWrite,
-	"DeleteClient": cachedWrite,
+	"GetClient":       read,
+	"ListClients":     read,
+	"CreateClient":    cachedWrite,
+	"UpdateClient":    cachedWrite,
+	"SetClientSecret": cachedWrite,
+	"DeleteClient":    cachedWrite,
 
 	"GetConnection":              read,
 	"GetConnectionByName":        read,
@@ -137,6 +138,7 @@ type nopStore struct{ store.Store }
 
 func (nopStore) CreateClient(context.Context, *store.Client) error                   { return nil }
 func (nopStore) UpdateClient(context.Context, *store.Client) error                   { return nil }
+func (nopStore) SetClientSecret(context.Context, string, []byte) error               { return nil }
 func (nopStore) DeleteClient(context.Context, string) error                          { return nil }
 func (nopStore) CreateConnection(context.Context, *store.Connection) error           { return nil }
 func (nopStore) UpdateConnection(context.Context, *store.Connection) error           { return nil }

@@ -131,21 +131,38 @@ func (s *Store) ListClients(ctx context.Context, opts store.ListOptions) ([]*sto
 }
 
 // UpdateClient replaces every field but CreatedAt, which it reads back
-// into c, and sets UpdatedAt to now.
+// into c, and the secret when c.SecretEnc is nil, which it reads back
+// too; it sets UpdatedAt to now.
 func (s *Store) UpdateClient(ctx context.Context, c *store.Client) error {
 	doc, err := clientDocOf(c)
 	if err != nil {
 		return s.fail("update client", err)
 	}
 	updated := now()
-	var created int64
+	var (
+		created int64
+		secret  []byte
+	)
 	err = s.write.QueryRowContext(ctx,
-		"UPDATE clients SET secret_enc = $2, doc = $3, updated_at = $4 WHERE client_id = $1 RETURNING created_at",
-		c.ClientID, blob(c.SecretEnc), doc, updated.UnixMilli()).Scan(&created)
+		"UPDATE clients SET secret_enc = COALESCE($2, secret_enc), doc = $3, updated_at = $4 WHERE client_id = $1 RETURNING created_at, secret_enc",
+		c.ClientID, blob(c.SecretEnc), doc, updated.UnixMilli()).Scan(&created, &secret)
 	if err != nil {
 		return s.fail("update client", err)
 	}
-	c.CreatedAt, c.UpdatedAt = fromMS(created), updated
+	c.CreatedAt, c.UpdatedAt, c.SecretEnc = fromMS(created), updated, fromBlob(secret)
+	return nil
+}
+
+// SetClientSecret also sets updated_at to now.
+func (s *Store) SetClientSecret(ctx context.Context, clientID string, secretEnc []byte) error {
+	res, err := s.write.ExecContext(ctx, "UPDATE clients SET secret_enc = $2, updated_at = $3 WHERE client_id = $1",
+		clientID, blob(secretEnc), now().UnixMilli())
+	if err == nil {
+		err = affected(res)
+	}
+	if err != nil {
+		return s.fail("set client secret", err)
+	}
 	return nil
 }
 

@@ -251,6 +251,27 @@ func testClientUpdate(t *testing.T, s store.Store) {
 	got, err := s.GetClient(ctx, "app")
 	must(t, err)
 	equal(t, "GetClient after update", got, u)
+
+	// A nil secret keeps the stored one, which UpdateClient reads back.
+	u.Name, u.SecretEnc = "Renamed again", nil
+	must(t, s.UpdateClient(ctx, u))
+	if string(u.SecretEnc) != "new" {
+		t.Errorf("UpdateClient without a secret: SecretEnc = %q, want the stored %q", u.SecretEnc, "new")
+	}
+	got, err = s.GetClient(ctx, "app")
+	must(t, err)
+	equal(t, "GetClient after an update without a secret", got, u)
+
+	// SetClientSecret changes the secret and nothing else.
+	before = time.Now().Add(-time.Millisecond)
+	must(t, s.SetClientSecret(ctx, "app", []byte("rotated")))
+	got, err = s.GetClient(ctx, "app")
+	must(t, err)
+	if got.UpdatedAt.Before(before) {
+		t.Errorf("SetClientSecret: UpdatedAt = %v, want now", got.UpdatedAt)
+	}
+	u.SecretEnc, u.UpdatedAt = []byte("rotated"), got.UpdatedAt
+	equal(t, "GetClient after SetClientSecret", got, u)
 }
 
 func testClientErrors(t *testing.T, s store.Store) {
@@ -260,6 +281,7 @@ func testClientErrors(t *testing.T, s store.Store) {
 	_, err := s.GetClient(ctx, "missing")
 	wantErr(t, "GetClient missing", err, store.ErrNotFound)
 	wantErr(t, "UpdateClient missing", s.UpdateClient(ctx, &store.Client{ClientID: "missing"}), store.ErrNotFound)
+	wantErr(t, "SetClientSecret missing", s.SetClientSecret(ctx, "missing", []byte("x")), store.ErrNotFound)
 	wantErr(t, "DeleteClient missing", s.DeleteClient(ctx, "missing"), store.ErrNotFound)
 	must(t, s.DeleteClient(ctx, "a"))
 	_, err = s.GetClient(ctx, "a")
