@@ -68,3 +68,37 @@ func TestRotateSecretRacingPatch(t *testing.T) {
 		})
 	}
 }
+
+// TestConcurrentPatchesOfAClient: two PATCHes of different properties
+// sent at once both take effect. Each reads the client, changes its
+// properties and writes it back; without a check that the client is still
+// the one it read, the later write silently undid the earlier, e.g. a
+// switch to private_key_jwt undone by a PATCH of the callbacks, and the
+// retired secret accepted again.
+func TestConcurrentPatchesOfAClient(t *testing.T) {
+	for _, backend := range storetest.Backends() {
+		t.Run(backend, func(t *testing.T) {
+			a := start(t, backend)
+			id := a.must(201, "POST", "/api/v2/clients", map[string]any{"name": "m2m", "app_type": "non_interactive"})["client_id"].(string)
+			for i := range 40 {
+				var wg sync.WaitGroup
+				desc, round := fmt.Sprintf("round %d", i), fmt.Sprint(i)
+				for _, body := range []map[string]any{{"description": desc}, {"client_metadata": map[string]any{"round": round}}} {
+					wg.Go(func() {
+						if status, _, v := a.call("PATCH", "/api/v2/clients/"+id, body); status != http.StatusOK {
+							t.Errorf("PATCH %v: %d %v", body, status, v)
+						}
+					})
+				}
+				wg.Wait()
+				if t.Failed() {
+					return
+				}
+				c := a.must(200, "GET", "/api/v2/clients/"+id, nil)
+				if md, _ := c["client_metadata"].(map[string]any); c["description"] != desc || md["round"] != round {
+					t.Fatalf("round %d: description %v, client_metadata %v: a PATCH was lost", i, c["description"], c["client_metadata"])
+				}
+			}
+		})
+	}
+}

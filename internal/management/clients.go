@@ -392,6 +392,10 @@ func (a *API) getClient(w http.ResponseWriter, r *http.Request) {
 	WriteJSON(w, http.StatusOK, filterFields(obj, r))
 }
 
+// maxClientPatches bounds how many times a PATCH starts again from the
+// client as another write left it.
+const maxClientPatches = 5
+
 func (a *API) updateClient(w http.ResponseWriter, r *http.Request) {
 	body, err := decodeObject(r)
 	if err != nil {
@@ -399,67 +403,22 @@ func (a *API) updateClient(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	c, err := a.store.GetClient(ctx, r.PathValue("id"))
-	if err != nil {
-		WriteError(w, clientStoreError(err))
-		return
-	}
 	secret, hasSecret := body["client_secret"]
 	delete(body, "client_secret")
-	if hasSecret {
-		if !PrincipalFrom(ctx).Has("update:client_keys") {
-			WriteError(w, &Error{Status: http.StatusForbidden, Message: "Insufficient scope, expected any of: update:client_keys", ErrorCode: "insufficient_scope"})
-			return
-		}
-		s, ok := secret.(string)
-		if !ok {
-			WriteError(w, propertyError("client_secret", "string", secret))
-			return
-		}
-		if len(s) < 32 {
-			WriteError(w, BadBody("Payload validation error: 'String is too short (minimum 32 characters)' on property client_secret."))
-			return
-		}
-	}
 	methods, hasMethods := body["client_authentication_methods"]
 	delete(body, "client_authentication_methods")
-	extra, jwtConf, refresh, err := clientDocs(c)
-	if err != nil {
-		WriteError(w, err)
-		return
-	}
-	if err := applyClient(c, body, extra, jwtConf, refresh); err != nil {
-		WriteError(w, err)
-		return
-	}
-	_, hasAuthMethod := body["token_endpoint_auth_method"]
-	if err := a.applyAuthenticationMethods(ctx, c, methods, hasMethods, hasAuthMethod, jwtConf); err != nil {
-		WriteError(w, err)
-		return
-	}
-	if err := checkClient(c); err != nil {
-		WriteError(w, err)
-		return
-	}
-	if err := a.checkClientConnections(ctx, c); err != nil {
-		WriteError(w, err)
-		return
-	}
-	if err := encodeClientDocs(c, extra, jwtConf, refresh); err != nil {
-		WriteError(w, err)
-		return
-	}
-	// The secret read above goes back only when the request sets one: a
-	// rotation since must not be undone.
-	c.SecretEnc = nil
-	if hasSecret {
-		if c.SecretEnc, err = a.secrets.Seal([]byte(secret.(string)), store.ClientSecretAAD(c.ClientID)); err != nil {
-			WriteError(w, internalError(fmt.Errorf("seal client secret: %w", err)))
-			return
+	// The store refuses to write a client changed since it was read
+	// (store.ErrConflict): the PATCH applies again to the fresh one,
+	// rather than undoing the other write.
+	var c *store.Client
+	for range maxClientPatches {
+		c, err = a.patchClient(ctx, r.PathValue("id"), body, secret, hasSecret, methods, hasMethods)
+		if !errors.Is(err, store.ErrConflict) {
+			break
 		}
 	}
-	if err := a.store.UpdateClient(ctx, c); err != nil {
-		WriteError(w, clientStoreError(err))
+	if err != nil {
+		WriteError(w, err)
 		return
 	}
 	obj, err := a.clientView(c, PrincipalFrom(ctx).Has("read:client_keys"))
@@ -468,6 +427,60 @@ func (a *API) updateClient(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	WriteJSON(w, http.StatusOK, obj)
+}
+
+// patchClient reads the client, applies a PATCH's properties (body without
+// client_secret and client_authentication_methods, given apart) and
+// writes it.
+func (a *API) patchClient(ctx context.Context, id string, body map[string]any, secret any, hasSecret bool, methods any, hasMethods bool) (*store.Client, error) {
+	c, err := a.store.GetClient(ctx, id)
+	if err != nil {
+		return nil, clientStoreError(err)
+	}
+	if hasSecret {
+		if !PrincipalFrom(ctx).Has("update:client_keys") {
+			return nil, &Error{Status: http.StatusForbidden, Message: "Insufficient scope, expected any of: update:client_keys", ErrorCode: "insufficient_scope"}
+		}
+		s, ok := secret.(string)
+		if !ok {
+			return nil, propertyError("client_secret", "string", secret)
+		}
+		if len(s) < 32 {
+			return nil, BadBody("Payload validation error: 'String is too short (minimum 32 characters)' on property client_secret.")
+		}
+	}
+	extra, jwtConf, refresh, err := clientDocs(c)
+	if err != nil {
+		return nil, err
+	}
+	if err := applyClient(c, body, extra, jwtConf, refresh); err != nil {
+		return nil, err
+	}
+	_, hasAuthMethod := body["token_endpoint_auth_method"]
+	if err := a.applyAuthenticationMethods(ctx, c, methods, hasMethods, hasAuthMethod, jwtConf); err != nil {
+		return nil, err
+	}
+	if err := checkClient(c); err != nil {
+		return nil, err
+	}
+	if err := a.checkClientConnections(ctx, c); err != nil {
+		return nil, err
+	}
+	if err := encodeClientDocs(c, extra, jwtConf, refresh); err != nil {
+		return nil, err
+	}
+	// The secret read above goes back only when the request sets one: a
+	// rotation since must not be undone.
+	c.SecretEnc = nil
+	if hasSecret {
+		if c.SecretEnc, err = a.secrets.Seal([]byte(secret.(string)), store.ClientSecretAAD(c.ClientID)); err != nil {
+			return nil, internalError(fmt.Errorf("seal client secret: %w", err))
+		}
+	}
+	if err := a.store.UpdateClient(ctx, c); err != nil {
+		return nil, clientStoreError(err)
+	}
+	return c, nil
 }
 
 // checkClientConnections refuses a grant change that would let a client
@@ -534,8 +547,12 @@ func (a *API) rotateClientSecret(w http.ResponseWriter, r *http.Request) {
 }
 
 func clientStoreError(err error) error {
-	if errors.Is(err, store.ErrNotFound) {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
 		return errNoClient()
+	case errors.Is(err, store.ErrConflict):
+		// Still changing under the caller after every retry.
+		return &Error{Status: http.StatusConflict, Message: "The client is being changed by other requests; try again.", ErrorCode: "conflict", Cause: err}
 	}
 	return internalError(err)
 }

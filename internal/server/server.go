@@ -309,6 +309,10 @@ func refuseLostKeyFile(ctx context.Context, st *sqlstore.Store, path string) err
 	return nil
 }
 
+// maxAdminWrites bounds how many times bootstrapAdmin reads the admin
+// application again after another replica's write got in first.
+const maxAdminWrites = 5
+
 // bootstrapAdmin makes sure a machine-to-machine application can call the
 // whole Management API: the configured one is created or updated at every
 // start. With none configured and no application at all, one is generated
@@ -349,43 +353,52 @@ func bootstrapAdmin(ctx context.Context, cfg *config.Config, st store.ClientStor
 		return fmt.Errorf("server: bootstrap admin: %w", err)
 	}
 	now := time.Now().UTC()
-	c, err := st.GetClient(ctx, id)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		c = &store.Client{
-			ClientID:                id,
-			Name:                    "Gatehouse Management API (bootstrap)",
-			AppType:                 "non_interactive",
-			GrantTypes:              []string{"client_credentials"},
-			TokenEndpointAuthMethod: "client_secret_post",
-			IsFirstParty:            true,
-			OIDCConformant:          true,
-			SecretEnc:               sealed,
-			ManagementScopes:        []string{"*"},
-			CreatedAt:               now,
-			UpdatedAt:               now,
-		}
-		if err := st.CreateClient(ctx, c); err != nil && !errors.Is(err, store.ErrConflict) {
+	// Replicas starting together update the application at once; the
+	// store refuses a write over another made since the read
+	// (store.ErrConflict), and the update starts again from that one.
+	for attempt := 1; ; attempt++ {
+		c, err := st.GetClient(ctx, id)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			c = &store.Client{
+				ClientID:                id,
+				Name:                    "Gatehouse Management API (bootstrap)",
+				AppType:                 "non_interactive",
+				GrantTypes:              []string{"client_credentials"},
+				TokenEndpointAuthMethod: "client_secret_post",
+				IsFirstParty:            true,
+				OIDCConformant:          true,
+				SecretEnc:               sealed,
+				ManagementScopes:        []string{"*"},
+				CreatedAt:               now,
+				UpdatedAt:               now,
+			}
+			if err := st.CreateClient(ctx, c); err != nil && !errors.Is(err, store.ErrConflict) {
+				return fmt.Errorf("server: bootstrap admin: %w", err)
+			}
+		case err != nil:
 			return fmt.Errorf("server: bootstrap admin: %w", err)
+		default:
+			c.SecretEnc = sealed
+			c.ManagementScopes = []string{"*"}
+			if !slices.Contains(c.GrantTypes, "client_credentials") {
+				c.GrantTypes = append(c.GrantTypes, "client_credentials")
+			}
+			// The configured secret is how an operator gets back in, so the
+			// admin application authenticates with it, not with private_key_jwt.
+			c.PrivateKeyJWTCredentials = nil
+			if c.TokenEndpointAuthMethod == "none" || c.TokenEndpointAuthMethod == "" {
+				c.TokenEndpointAuthMethod = "client_secret_post"
+			}
+			err := st.UpdateClient(ctx, c)
+			if errors.Is(err, store.ErrConflict) && attempt < maxAdminWrites {
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("server: bootstrap admin: %w", err)
+			}
 		}
-	case err != nil:
-		return fmt.Errorf("server: bootstrap admin: %w", err)
-	default:
-		c.SecretEnc = sealed
-		c.ManagementScopes = []string{"*"}
-		if !slices.Contains(c.GrantTypes, "client_credentials") {
-			c.GrantTypes = append(c.GrantTypes, "client_credentials")
-		}
-		// The configured secret is how an operator gets back in, so the
-		// admin application authenticates with it, not with private_key_jwt.
-		c.PrivateKeyJWTCredentials = nil
-		if c.TokenEndpointAuthMethod == "none" || c.TokenEndpointAuthMethod == "" {
-			c.TokenEndpointAuthMethod = "client_secret_post"
-		}
-		c.UpdatedAt = now
-		if err := st.UpdateClient(ctx, c); err != nil {
-			return fmt.Errorf("server: bootstrap admin: %w", err)
-		}
+		break
 	}
 	if file != "" {
 		fmt.Fprintf(notice, "\nGatehouse generated a Management API application, client_id %s.\nIts GATEHOUSE_ADMIN_CLIENT_ID and GATEHOUSE_ADMIN_CLIENT_SECRET are in %s (mode 0600),\nand nowhere else in clear. Keep them in your secret store, then delete the file.\n\n", id, file)

@@ -95,7 +95,10 @@ type ClientStore interface {
 	// UpdateClient replaces every field of the stored client with c's,
 	// but the secret when c.SecretEnc is nil: a caller that did not mean
 	// to change the secret must not write back the one it read, which a
-	// rotation may have replaced since.
+	// rotation may have replaced since. It writes only while the stored
+	// client is the one c was read as (its UpdatedAt, which every write
+	// moves forward), else ErrConflict: the caller reads it again, so
+	// that two read-modify-writes never undo each other.
 	UpdateClient(ctx context.Context, c *Client) error
 	// SetClientSecret replaces the client's sealed secret, and nothing
 	// else; ErrNotFound if there is no such client.

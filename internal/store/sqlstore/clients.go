@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
+	"fmt"
 
 	"github.com/gatehouse/gatehouse/internal/store"
 )
@@ -130,32 +132,46 @@ func (s *Store) ListClients(ctx context.Context, opts store.ListOptions) ([]*sto
 	return cs, total, nil
 }
 
+// laterMS is the updated_at of a write at $N: now, or one millisecond
+// past the stored value when that is not earlier, so that every write
+// moves it forward and UpdateClient can tell a client written since.
+func laterMS(n int) string {
+	return fmt.Sprintf("CASE WHEN $%d > updated_at THEN $%d ELSE updated_at + 1 END", n, n)
+}
+
 // UpdateClient replaces every field but CreatedAt, which it reads back
 // into c, and the secret when c.SecretEnc is nil, which it reads back
-// too; it sets UpdatedAt to now.
+// too; c.UpdatedAt must be the stored one, and becomes the new one.
 func (s *Store) UpdateClient(ctx context.Context, c *store.Client) error {
 	doc, err := clientDocOf(c)
 	if err != nil {
 		return s.fail("update client", err)
 	}
-	updated := now()
 	var (
-		created int64
-		secret  []byte
+		created, updated int64
+		secret           []byte
 	)
 	err = s.write.QueryRowContext(ctx,
-		"UPDATE clients SET secret_enc = COALESCE($2, secret_enc), doc = $3, updated_at = $4 WHERE client_id = $1 RETURNING created_at, secret_enc",
-		c.ClientID, blob(c.SecretEnc), doc, updated.UnixMilli()).Scan(&created, &secret)
+		"UPDATE clients SET secret_enc = COALESCE($2, secret_enc), doc = $3, updated_at = "+laterMS(4)+
+			" WHERE client_id = $1 AND updated_at = $5 RETURNING created_at, updated_at, secret_enc",
+		c.ClientID, blob(c.SecretEnc), doc, now().UnixMilli(), c.UpdatedAt.UnixMilli()).Scan(&created, &updated, &secret)
+	if errors.Is(err, sql.ErrNoRows) {
+		// No such client, or it was written since c was read.
+		var one int
+		if err = s.write.QueryRowContext(ctx, "SELECT 1 FROM clients WHERE client_id = $1", c.ClientID).Scan(&one); err == nil {
+			err = store.ErrConflict
+		}
+	}
 	if err != nil {
 		return s.fail("update client", err)
 	}
-	c.CreatedAt, c.UpdatedAt, c.SecretEnc = fromMS(created), updated, fromBlob(secret)
+	c.CreatedAt, c.UpdatedAt, c.SecretEnc = fromMS(created), fromMS(updated), fromBlob(secret)
 	return nil
 }
 
-// SetClientSecret also sets updated_at to now.
+// SetClientSecret also moves updated_at forward.
 func (s *Store) SetClientSecret(ctx context.Context, clientID string, secretEnc []byte) error {
-	res, err := s.write.ExecContext(ctx, "UPDATE clients SET secret_enc = $2, updated_at = $3 WHERE client_id = $1",
+	res, err := s.write.ExecContext(ctx, "UPDATE clients SET secret_enc = $2, updated_at = "+laterMS(3)+" WHERE client_id = $1",
 		clientID, blob(secretEnc), now().UnixMilli())
 	if err == nil {
 		err = affected(res)

@@ -238,6 +238,7 @@ func testClientUpdate(t *testing.T, s store.Store) {
 		ClientMetadata:   map[string]string{"x": "y"},
 		RefreshToken:     json.RawMessage(`{"rotation_type":"rotating"}`),
 		CreatedAt:        t0.Add(time.Hour), // ignored: creation time is immutable
+		UpdatedAt:        c.UpdatedAt,       // the stored one: u is written over what was read
 		ManagementScopes: nil,
 	}
 	before := time.Now().Add(-time.Millisecond)
@@ -270,8 +271,29 @@ func testClientUpdate(t *testing.T, s store.Store) {
 	if got.UpdatedAt.Before(before) {
 		t.Errorf("SetClientSecret: UpdatedAt = %v, want now", got.UpdatedAt)
 	}
+	if !got.UpdatedAt.After(u.UpdatedAt) {
+		t.Errorf("SetClientSecret: UpdatedAt = %v, not after the previous %v", got.UpdatedAt, u.UpdatedAt)
+	}
+	// u was read before SetClientSecret: writing it would undo the
+	// rotation.
+	stale := *u
+	stale.Name, stale.SecretEnc = "Stale", []byte("stale")
+	wantErr(t, "UpdateClient of a client written since", s.UpdateClient(ctx, &stale), store.ErrConflict)
 	u.SecretEnc, u.UpdatedAt = []byte("rotated"), got.UpdatedAt
-	equal(t, "GetClient after SetClientSecret", got, u)
+	got, err = s.GetClient(ctx, "app")
+	must(t, err)
+	equal(t, "GetClient after SetClientSecret and a refused update", got, u)
+
+	// Every write moves UpdatedAt forward, several in one millisecond too,
+	// so that each tells apart the client it read.
+	for i := range 5 {
+		prev := u.UpdatedAt
+		u.Name = fmt.Sprint("quick ", i)
+		must(t, s.UpdateClient(ctx, u))
+		if !u.UpdatedAt.After(prev) {
+			t.Fatalf("UpdateClient %d: UpdatedAt = %v, not after %v", i, u.UpdatedAt, prev)
+		}
+	}
 }
 
 func testClientErrors(t *testing.T, s store.Store) {
