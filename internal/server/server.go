@@ -309,10 +309,6 @@ func refuseLostKeyFile(ctx context.Context, st *sqlstore.Store, path string) err
 	return nil
 }
 
-// maxAdminWrites bounds how many times bootstrapAdmin reads the admin
-// application again after another replica's write got in first.
-const maxAdminWrites = 5
-
 // bootstrapAdmin makes sure a machine-to-machine application can call the
 // whole Management API: the configured one is created or updated at every
 // start. With none configured and no application at all, one is generated
@@ -356,7 +352,9 @@ func bootstrapAdmin(ctx context.Context, cfg *config.Config, st store.ClientStor
 	// Replicas starting together update the application at once; the
 	// store refuses a write over another made since the read
 	// (store.ErrConflict), and the update starts again from that one.
-	for attempt := 1; ; attempt++ {
+	// Each refusal is another write that succeeded, so n replicas are
+	// done within n rounds.
+	for {
 		c, err := st.GetClient(ctx, id)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
@@ -391,7 +389,7 @@ func bootstrapAdmin(ctx context.Context, cfg *config.Config, st store.ClientStor
 				c.TokenEndpointAuthMethod = "client_secret_post"
 			}
 			err := st.UpdateClient(ctx, c)
-			if errors.Is(err, store.ErrConflict) && attempt < maxAdminWrites {
+			if errors.Is(err, store.ErrConflict) {
 				continue
 			}
 			if err != nil {
