@@ -185,11 +185,19 @@ func (c *Connector) Login(ctx context.Context, conn *store.Connection, username,
 	return id, nil
 }
 
+// graphBudget bounds all the Graph calls of one login together. Each call
+// has the upstream timeout (30 s by default) of its own, so a hung Graph
+// would hold a login for /me and then memberOf past the server's 60 s
+// write timeout: the user, who authenticated, would get no answer.
+var graphBudget = 10 * time.Second
+
 // loadGraph adds extended attributes and groups from Microsoft Graph when
 // the upstream token can call it; otherwise it records why not. Graph
 // failures never fail the login: the user authenticated.
 func (c *Connector) loadGraph(ctx context.Context, s *settings, tok *entra.TokenResponse, id *connection.Identity) {
 	tr := connection.TraceFrom(ctx)
+	ctx, cancel := context.WithTimeout(ctx, graphBudget)
+	defer cancel()
 	note := func(msg string) { id.Notes = append(id.Notes, msg) }
 	aud, err := entra.AccessTokenAudience(tok.AccessToken)
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/gatehouse/gatehouse/emulator/entra"
 	"github.com/gatehouse/gatehouse/emulator/entra/entratest"
@@ -293,5 +294,35 @@ func TestSyncModeMatchesLogin(t *testing.T) {
 	bad := conn(t, base, map[string]any{"set_user_root_attributes": "sometimes"})
 	if got := c.SyncMode(bad); got != "" {
 		t.Errorf("SyncMode of an unusable connection = %q, want empty", got)
+	}
+}
+
+// TestLoginSlowGraphKeepsItsBudget: Graph only adds optional data to a
+// login that already succeeded. A hung Graph costs each call its own
+// timeout (30 s by default); /me and memberOf one after the other would
+// hold the answer past the server's 60 s write timeout, failing every
+// login. All the Graph calls of a login share one budget instead.
+func TestLoginSlowGraphKeepsItsBudget(t *testing.T) {
+	srv, base := newEmulator(t)
+	c := newConnector(t, entraclient.Options{}, base)
+	azuread.SetGraphBudget(t, 300*time.Millisecond)
+	if err := srv.SetFault("graph", entra.Fault{Delay: entra.Duration(2 * time.Second)}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	id, err := c.Login(context.Background(), conn(t, base, map[string]any{"ext_profile": true, "ext_groups": true}),
+		"alice@contoso.com", "Alice-Passw0rd!", "")
+	elapsed := time.Since(start)
+	if err != nil {
+		t.Fatalf("login failed because Graph is slow: %v", err)
+	}
+	if elapsed > 1500*time.Millisecond {
+		t.Errorf("login took %s with a Graph budget of 300ms", elapsed)
+	}
+	if len(id.Notes) != 2 || !strings.Contains(id.Notes[0], "/me failed") || !strings.Contains(id.Notes[1], "memberOf failed") {
+		t.Errorf("notes %q, want /me and memberOf failures", id.Notes)
+	}
+	if _, ok := id.Profile["groups"]; ok {
+		t.Errorf("groups %v set although Graph did not answer", id.Profile["groups"])
 	}
 }
