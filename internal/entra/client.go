@@ -142,7 +142,7 @@ func NewClient(opts Options) *Client {
 			CheckRedirect: func(req *http.Request, via []*http.Request) error {
 				first := via[0]
 				if first.Method != http.MethodGet || first.Header.Get("Authorization") != "" || len(via) >= 5 ||
-					req.URL.Scheme != first.URL.Scheme || req.URL.Host != first.URL.Host {
+					!sameHost(req.URL, first.URL) {
 					return http.ErrUseLastResponse
 				}
 				return nil

@@ -218,8 +218,28 @@ func sameOrigin(base *url.URL, link string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if u.Scheme != base.Scheme || !strings.EqualFold(u.Host, base.Host) {
+	if !sameHost(u, base) {
 		return "", fmt.Errorf("%s is not on %s://%s", u.Redacted(), base.Scheme, base.Host)
 	}
 	return u.String(), nil
+}
+
+// sameHost compares scheme, host and port, a default port written or not:
+// a host option given as https://login.microsoftonline.com:443 is the
+// origin of the links Entra and Graph write without the port.
+func sameHost(a, b *url.URL) bool {
+	return strings.EqualFold(a.Scheme, b.Scheme) && strings.EqualFold(a.Hostname(), b.Hostname()) && port(a) == port(b)
+}
+
+func port(u *url.URL) string {
+	if p := u.Port(); p != "" {
+		return p
+	}
+	switch strings.ToLower(u.Scheme) {
+	case "https":
+		return "443"
+	case "http":
+		return "80"
+	}
+	return ""
 }

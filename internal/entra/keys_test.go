@@ -1,11 +1,16 @@
 package entra
 
 import (
+	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"sync/atomic"
 	"testing"
+
+	jose "github.com/go-jose/go-jose/v4"
 )
 
 // TestKeysOnlyFromTheLoginHost: the keys that verify id_tokens come from
@@ -38,5 +43,54 @@ func TestKeysOnlyFromTheLoginHost(t *testing.T) {
 				t.Errorf("fetched from another host %d times", n)
 			}
 		})
+	}
+}
+
+// TestKeysOnLoginHostWithDefaultPort: an authority_host written with its
+// default port (https://login.microsoftonline.com:443, which the
+// connection's host check accepts as Microsoft's) is the same origin as the
+// jwks_uri Entra publishes without one; refusing it failed every login.
+func TestKeysOnLoginHostWithDefaultPort(t *testing.T) {
+	var srv *httptest.Server
+	srv = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/common/discovery/v2.0/keys" {
+			jwk := jose.JSONWebKey{Key: &rsaKey(t, 0).PublicKey, KeyID: "kid-1", Use: "sig"}
+			b, _ := jwk.MarshalJSON()
+			fmt.Fprintf(w, `{"keys":[%s]}`, b)
+			return
+		}
+		fmt.Fprintf(w, `{"issuer":"https://login.microsoftonline.com/%s/v2.0","jwks_uri":"https://example.com/common/discovery/v2.0/keys"}`, testTID)
+	}))
+	defer srv.Close()
+	tr := srv.Client().Transport.(*http.Transport).Clone()
+	// example.com:443 (the test certificate's name) is the test server.
+	tr.DialContext = func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, network, srv.Listener.Addr().String())
+	}
+	c := NewClient(Options{Transport: tr})
+	for _, authority := range []string{"https://example.com:443", "https://EXAMPLE.com"} {
+		m, err := c.Metadata(t.Context(), Endpoint{Authority: authority, Tenant: "contoso.onmicrosoft.com", Version: V2})
+		if err != nil || len(m.KeyIDs) != 1 {
+			t.Errorf("%s: %v", authority, err)
+		}
+	}
+}
+
+func TestSameOrigin(t *testing.T) {
+	base, _ := url.Parse("https://graph.microsoft.com")
+	for link, ok := range map[string]bool{
+		"https://graph.microsoft.com/v1.0/me/memberOf?$skiptoken=x":     true,
+		"https://graph.microsoft.com:443/v1.0/me/memberOf?$skiptoken=x": true,
+		"https://GRAPH.microsoft.com/v1.0/me":                           true,
+		"https://graph.microsoft.com:8443/v1.0/me":                      false,
+		"http://graph.microsoft.com/v1.0/me":                            false,
+		"http://graph.microsoft.com:443/v1.0/me":                        false,
+		"https://graph.microsoft.com.evil.example/v1.0/me":              false,
+		"https://evil.example/graph.microsoft.com/v1.0/me":              false,
+		"/v1.0/me/memberOf":                                             false,
+	} {
+		if _, err := sameOrigin(base, link); (err == nil) != ok {
+			t.Errorf("%s: %v, want accepted %t", link, err, ok)
+		}
 	}
 }
