@@ -59,6 +59,11 @@ func (c *Connector) settings(conn *store.Connection) (*settings, error) {
 		return nil, &connection.Error{Kind: connection.KindMisconfigured, Err: err,
 			Hint: "set options.authority_host and options.graph_host to Microsoft's hosts, or have the operator allow the host in " + UpstreamHostsSetting}
 	}
+	// Check accepts a host in any spelling of its origin (upper case, the
+	// default port); Entra knows Graph's resource, and writes its links,
+	// in the canonical one. Check refused whatever BaseURL cannot read.
+	authority, _ := BaseURL(o.AuthorityHost)
+	graphHost, _ := BaseURL(o.GraphHost)
 	if err := o.CheckPasswordGrant(); err != nil {
 		return nil, &connection.Error{Kind: connection.KindMisconfigured, Err: err,
 			Hint: "set options.app_id to the Application ID URI of the Web API, or use identity_api " + IdentityAPIV2}
@@ -66,14 +71,14 @@ func (c *Connector) settings(conn *store.Connection) (*settings, error) {
 	s := &settings{
 		opts: o,
 		endpoint: entra.Endpoint{
-			Authority: o.AuthorityHost,
+			Authority: authority,
 			Tenant:    firstNonEmpty(o.TenantID, o.TenantDomain),
 			Common:    o.UseCommonEndpoint,
 			Version:   entra.V2,
 		},
 		clientID:           o.ClientID,
 		allowedTenants:     o.AllowedTenants,
-		graphHost:          o.GraphHost,
+		graphHost:          graphHost,
 		useridAttribute:    o.UserIDAttribute(),
 		trustEmailVerified: o.ShouldTrustEmailVerifiedConnection == TrustAlways,
 		syncMode:           o.SyncMode(),
