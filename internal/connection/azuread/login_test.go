@@ -326,3 +326,45 @@ func TestLoginSlowGraphKeepsItsBudget(t *testing.T) {
 		t.Errorf("groups %v set although Graph did not answer", id.Profile["groups"])
 	}
 }
+
+// TestLoginGraphThrottled: Graph answering 429 (with Retry-After) fails
+// neither the login nor, as an outage, the broker: the user authenticated,
+// and the note says which call Graph refused and how.
+func TestLoginGraphThrottled(t *testing.T) {
+	srv, base := newEmulator(t)
+	c := newConnector(t, entraclient.Options{}, base)
+	if err := srv.SetFault("graph", entra.Fault{Status: http.StatusTooManyRequests, RetryAfter: 7}); err != nil {
+		t.Fatal(err)
+	}
+	id, err := c.Login(context.Background(), conn(t, base, map[string]any{"ext_profile": true, "ext_groups": true}),
+		"alice@contoso.com", "Alice-Passw0rd!", "")
+	if err != nil {
+		t.Fatalf("login failed because Graph throttles: %v", err)
+	}
+	if id.UserID != "waad|a0000000-0000-4000-8000-000000000001" {
+		t.Errorf("identity %+v", id)
+	}
+	if len(id.Notes) != 2 || !strings.Contains(id.Notes[0], "HTTP 429") || !strings.Contains(id.Notes[1], "HTTP 429") {
+		t.Errorf("notes %q, want both Graph calls throttled", id.Notes)
+	}
+}
+
+// TestLoginMaxGroups: max_groups_to_retrieve caps the groups, and the
+// listing asks Graph for no more than that.
+func TestLoginMaxGroups(t *testing.T) {
+	srv, base := newEmulator(t)
+	c := newConnector(t, entraclient.Options{}, base)
+	srv.ResetCounters()
+	id, err := c.Login(context.Background(), conn(t, base, map[string]any{
+		"ext_groups": true, "ext_nested_groups": true, "max_groups_to_retrieve": "2",
+	}), "alice@contoso.com", "Alice-Passw0rd!", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if groups, _ := id.Profile["groups"].([]string); len(groups) != 2 {
+		t.Errorf("groups %v, want 2", id.Profile["groups"])
+	}
+	if n := srv.Count("graph"); n != 1 {
+		t.Errorf("%d Graph requests, want 1 page of 2", n)
+	}
+}
