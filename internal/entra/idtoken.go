@@ -2,6 +2,7 @@ package entra
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -32,6 +33,15 @@ type ValidateOptions struct {
 	// AllowedTenants is empty. It must be explicit: with it, a user of any
 	// Entra tenant in the world can sign in.
 	AllowAnyTenant bool
+	// FromTokenEndpoint says the token is the id_token of a token endpoint
+	// response this Client received itself. Only then is an unsigned
+	// token of the v1 endpoint accepted, which is what that endpoint sends
+	// (AD v1-protocols-oauth-code.md: id_token "An unsigned JSON Web Token",
+	// alg none): OpenID Connect Core §3.1.3.7 lets the TLS server
+	// validation of the token endpoint stand in for the signature of an
+	// id_token received from it directly. Every claim is checked all the
+	// same.
+	FromTokenEndpoint bool
 }
 
 // IDTokenClaims holds the claims of a v1 or v2 Entra id_token.
@@ -78,8 +88,9 @@ func (c *IDTokenClaims) GroupsOverage() bool {
 }
 
 // ValidateIDToken verifies an id_token from Entra's token endpoint: RS256
-// signature by a key the tenant publishes, issuer from the tenant metadata,
-// audience, times and tenant.
+// signature by a key the tenant publishes (or, for the v1 endpoint's
+// unsigned id_tokens, see FromTokenEndpoint), issuer from the tenant
+// metadata, audience, times and tenant.
 func (c *Client) ValidateIDToken(ctx context.Context, raw string, opts ValidateOptions) (*IDTokenClaims, error) {
 	ep := opts.Endpoint
 	if err := ep.check(); err != nil {
@@ -90,6 +101,16 @@ func (c *Client) ValidateIDToken(ctx context.Context, raw string, opts ValidateO
 	}
 	if ep.Common && len(opts.AllowedTenants) == 0 && !opts.AllowAnyTenant {
 		return nil, errors.New("entra: the common endpoint needs allowed tenants, or AllowAnyTenant to accept every Entra tenant")
+	}
+	if payload, ok := unsignedPayload(raw); ok {
+		if !opts.FromTokenEndpoint || ep.Version != V1 {
+			return nil, fmt.Errorf("%w: unsigned", ErrInvalidIDToken)
+		}
+		meta, _, err := c.keys.get(ctx, ep, false)
+		if err != nil {
+			return nil, err
+		}
+		return c.checkPayload(payload, meta, signingKey{}, opts)
 	}
 	jws, err := jose.ParseSignedCompact(raw, []jose.SignatureAlgorithm{jose.RS256})
 	if err != nil {
@@ -125,11 +146,18 @@ func (c *Client) ValidateIDToken(ctx context.Context, raw string, opts ValidateO
 		}
 		return nil, fmt.Errorf("%w: %w", ErrInvalidIDToken, err)
 	}
+	return c.checkPayload(payload, meta, key, opts)
+}
+
+// checkPayload decodes and checks the claims of an id_token whose signature,
+// if any, was checked.
+func (c *Client) checkPayload(payload []byte, meta *Metadata, key signingKey, opts ValidateOptions) (*IDTokenClaims, error) {
 	// One pass of encoding/json over the payload, decoded only once Entra's
-	// signature holds: go-jose's jwt.Claims decodes it once per
-	// destination with its slower decoder (BenchmarkValidateIDToken: 202
-	// allocations against 121). encoding/json matches keys without regard
-	// to case, which only Entra's own signed bytes can exercise.
+	// signature (or its token endpoint's TLS) holds: go-jose's jwt.Claims
+	// decodes it once per destination with its slower decoder
+	// (BenchmarkValidateIDToken: 202 allocations against 121).
+	// encoding/json matches keys without regard to case, which only
+	// Entra's own bytes can exercise.
 	claims := new(IDTokenClaims)
 	times := struct {
 		*IDTokenClaims
@@ -144,6 +172,29 @@ func (c *Client) ValidateIDToken(ctx context.Context, raw string, opts ValidateO
 		return nil, fmt.Errorf("%w: %w", ErrInvalidIDToken, err)
 	}
 	return claims, nil
+}
+
+// unsignedPayload returns the payload of an unsecured JWT (RFC 7519 §6: a
+// header with alg none and no crit, an empty signature); ok is false for
+// anything else.
+func unsignedPayload(raw string) (payload []byte, ok bool) {
+	h, rest, _ := strings.Cut(raw, ".")
+	p, sig, found := strings.Cut(rest, ".")
+	if !found || sig != "" || strings.Contains(p, ".") {
+		return nil, false
+	}
+	hb, err := base64.RawURLEncoding.DecodeString(h)
+	if err != nil {
+		return nil, false
+	}
+	var header map[string]json.RawMessage
+	if json.Unmarshal(hb, &header) != nil || string(header["alg"]) != `"none"` || header["crit"] != nil {
+		return nil, false
+	}
+	if payload, err = base64.RawURLEncoding.DecodeString(p); err != nil {
+		return nil, false
+	}
+	return payload, true
 }
 
 func checkClaims(claims *IDTokenClaims, iat, nbf, exp *jwt.NumericDate, meta *Metadata, key signingKey, opts ValidateOptions, now time.Time) error {

@@ -2,6 +2,7 @@ package entra
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"strings"
 	"sync"
@@ -347,4 +348,71 @@ func afterRollover(t *testing.T) (*fakeEntra, *clock, *Client, ValidateOptions) 
 	clk.Advance(6 * time.Minute)
 	f.publish("kid-2", rsaKey(t, 1))
 	return f, clk, c, o
+}
+
+// unsigned re-encodes an id_token as Entra's v1 token endpoint sends it:
+// header {"typ":"JWT","alg":"none"}, the same payload, no signature.
+func unsigned(t testing.TB, header, signed string) string {
+	t.Helper()
+	parts := strings.Split(signed, ".")
+	if len(parts) != 3 {
+		t.Fatalf("not a JWS: %q", signed)
+	}
+	return base64.RawURLEncoding.EncodeToString([]byte(header)) + "." + parts[1] + "."
+}
+
+// TestValidateIDTokenV1Unsigned: the v1 token endpoint answers with an
+// unsigned id_token (alg none; AD v1-protocols-oauth-code.md, id_token "An
+// unsigned JSON Web Token (JWT)"). Received from the token endpoint itself
+// it is accepted, its claims checked like a signed one's; anywhere else,
+// and from the v2 endpoint, it is refused.
+func TestValidateIDTokenV1Unsigned(t *testing.T) {
+	f := newFakeEntra(t)
+	clk := newClock()
+	c := clk.client()
+	ctx := context.Background()
+	now := clk.Now()
+	none := `{"typ":"JWT","alg":"none"}`
+	tok := func(v Version, mod func(map[string]any)) string {
+		claims := f.idClaims(v, now)
+		if mod != nil {
+			mod(claims)
+		}
+		return unsigned(t, none, sign(t, rsaKey(t, 0), "kid-1", claims))
+	}
+	direct := opts(f, V1)
+	direct.FromTokenEndpoint = true
+	claims, err := c.ValidateIDToken(ctx, tok(V1, nil), direct)
+	if err != nil {
+		t.Fatalf("v1 id_token from the token endpoint: %v", err)
+	}
+	if claims.TenantID != testTID || claims.UPN != "adele@contoso.onmicrosoft.com" || claims.Version != "1.0" {
+		t.Fatalf("claims %+v", claims)
+	}
+
+	v2direct := opts(f, V2)
+	v2direct.FromTokenEndpoint = true
+	for _, tc := range []struct {
+		name string
+		raw  string
+		o    ValidateOptions
+		want string
+	}{
+		{"not from the token endpoint", tok(V1, nil), opts(f, V1), "unsigned"},
+		{"v2 endpoint", tok(V2, nil), v2direct, "unsigned"},
+		{"aud", tok(V1, func(c map[string]any) { c["aud"] = "someone-else" }), direct, "aud"},
+		{"other tenant", tok(V1, func(c map[string]any) {
+			c["tid"] = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"
+			c["iss"] = "https://sts.windows.net/aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee/"
+		}), direct, "iss"},
+		{"expired", tok(V1, func(c map[string]any) { c["exp"] = now.Add(-6 * time.Minute).Unix() }), direct, "expired"},
+		{"none with a signature", tok(V1, nil) + "c2ln", direct, ""},
+		{"alg None", unsigned(t, `{"typ":"JWT","alg":"None"}`, sign(t, rsaKey(t, 0), "kid-1", f.idClaims(V1, now))), direct, ""},
+		{"crit", unsigned(t, `{"alg":"none","crit":["b64"],"b64":false}`, sign(t, rsaKey(t, 0), "kid-1", f.idClaims(V1, now))), direct, ""},
+	} {
+		_, err := c.ValidateIDToken(ctx, tc.raw, tc.o)
+		if !errors.Is(err, ErrInvalidIDToken) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want invalid id_token (%s)", tc.name, err, tc.want)
+		}
+	}
 }

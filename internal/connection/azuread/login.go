@@ -152,9 +152,10 @@ func (c *Connector) Login(ctx context.Context, conn *store.Connection, username,
 	// ValidateIDToken, so that a user of a foreign organisation gets their
 	// own answer instead of "invalid token". Every other check stays there.
 	claims, err := c.entra.ValidateIDToken(ctx, tok.IDToken, entra.ValidateOptions{
-		Endpoint:       s.endpoint,
-		ClientID:       s.clientID,
-		AllowAnyTenant: s.endpoint.Common,
+		Endpoint:          s.endpoint,
+		ClientID:          s.clientID,
+		AllowAnyTenant:    s.endpoint.Common,
+		FromTokenEndpoint: true,
 	})
 	// allow_any_tenant stands in for an allow-list; it never widens one.
 	if err == nil && s.endpoint.Common && (len(s.allowedTenants) > 0 || !s.allowAnyTenant) &&

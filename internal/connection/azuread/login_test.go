@@ -3,8 +3,11 @@ package azuread_test
 import (
 	"cmp"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -366,5 +369,48 @@ func TestLoginMaxGroups(t *testing.T) {
 	}
 	if n := srv.Count("graph"); n != 1 {
 		t.Errorf("%d Graph requests, want 1 page of 2", n)
+	}
+}
+
+// unsignedV1IDTokens makes the emulator's v1 token endpoint answer as
+// Entra's does: with an unsigned id_token (alg none; AD
+// v1-protocols-oauth-code.md: id_token "An unsigned JSON Web Token (JWT)").
+func unsignedV1IDTokens(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost || !strings.HasSuffix(r.URL.Path, "/oauth2/token") {
+			next.ServeHTTP(w, r)
+			return
+		}
+		rec := httptest.NewRecorder()
+		next.ServeHTTP(rec, r)
+		var body map[string]any
+		if rec.Code == http.StatusOK && json.Unmarshal(rec.Body.Bytes(), &body) == nil {
+			if parts := strings.Split(fmt.Sprint(body["id_token"]), "."); len(parts) == 3 {
+				body["id_token"] = base64.RawURLEncoding.EncodeToString([]byte(`{"typ":"JWT","alg":"none"}`)) + "." + parts[1] + "."
+			}
+			b, _ := json.Marshal(body)
+			rec.Body.Reset()
+			rec.Body.Write(b)
+		}
+		maps.Copy(w.Header(), rec.Header())
+		w.Header().Del("Content-Length")
+		w.WriteHeader(rec.Code)
+		w.Write(rec.Body.Bytes())
+	})
+}
+
+// TestLoginV1UnsignedIDToken: the seed's v1 connection signs users in
+// although Entra's v1 token endpoint does not sign its id_tokens.
+func TestLoginV1UnsignedIDToken(t *testing.T) {
+	_, base := entratest.Start(t, entratest.Example(t), entra.Options{}, unsignedV1IDTokens)
+	c := newConnector(t, entraclient.Options{}, base)
+	id, err := c.Login(context.Background(), conn(t, base, map[string]any{
+		"identity_api": azuread.IdentityAPIV1, "app_id": webAPIURI,
+	}), "alice@contoso.com", "Alice-Passw0rd!", "")
+	if err != nil {
+		t.Fatalf("v1 login with Entra's unsigned id_token: %v", err)
+	}
+	if id.UserID != "waad|a0000000-0000-4000-8000-000000000001" || id.Profile["tenantid"] != contoso {
+		t.Fatalf("identity %+v", id)
 	}
 }
