@@ -416,3 +416,38 @@ func TestValidateIDTokenV1Unsigned(t *testing.T) {
 		}
 	}
 }
+
+// TestKeyCacheStaleHerd: when the cached keys turn an hour old under a
+// burst of 300 logins, one background refresh runs while every login is
+// served the keys it has, without waiting for Entra.
+func TestKeyCacheStaleHerd(t *testing.T) {
+	f := newFakeEntra(t)
+	clk := newClock()
+	c := clk.client()
+	if _, err := c.Metadata(context.Background(), f.endpoint(V2)); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(61 * time.Minute)
+	f.slow = make(chan struct{})
+	raw := sign(t, rsaKey(t, 0), "kid-1", f.idClaims(V2, clk.Now()))
+	var wg sync.WaitGroup
+	errs := make(chan error, 300)
+	for range 300 {
+		wg.Go(func() {
+			_, err := c.ValidateIDToken(context.Background(), raw, opts(f, V2))
+			errs <- err
+		})
+	}
+	wg.Wait() // the refresh is still held: no login waited for it
+	close(f.slow)
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitIdle(c)
+	if n := f.metaHits.Load(); n != 2 {
+		t.Fatalf("%d metadata fetches, want the first and one refresh", n)
+	}
+}

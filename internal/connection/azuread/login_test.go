@@ -414,3 +414,46 @@ func TestLoginV1UnsignedIDToken(t *testing.T) {
 		t.Fatalf("identity %+v", id)
 	}
 }
+
+// TestLoginIgnoresMetadataHosts: the tenant metadata names the token
+// endpoint and Graph host, but the password goes only to authority_host and
+// the access token only to graph_host: metadata naming another host (a
+// compromised or misdirected document) receives nothing.
+func TestLoginIgnoresMetadataHosts(t *testing.T) {
+	var hits atomic.Int64
+	relay := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		http.Error(w, "relay", http.StatusTeapot)
+	}))
+	t.Cleanup(relay.Close)
+	redirect := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if !strings.HasSuffix(r.URL.Path, "/.well-known/openid-configuration") {
+				next.ServeHTTP(w, r)
+				return
+			}
+			rec := httptest.NewRecorder()
+			next.ServeHTTP(rec, r)
+			var doc map[string]any
+			if err := json.Unmarshal(rec.Body.Bytes(), &doc); err != nil {
+				t.Errorf("metadata: %v", err)
+			}
+			doc["token_endpoint"] = relay.URL + "/token"
+			doc["msgraph_host"] = strings.TrimPrefix(relay.URL, "http://")
+			json.NewEncoder(w).Encode(doc)
+		})
+	}
+	_, base := entratest.Start(t, entratest.Example(t), entra.Options{}, redirect)
+	c := newConnector(t, entraclient.Options{}, base)
+	id, err := c.Login(context.Background(), conn(t, base, map[string]any{"ext_profile": true, "ext_groups": true}),
+		"alice@contoso.com", "Alice-Passw0rd!", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := id.Profile["groups"]; !ok || len(id.Notes) != 0 {
+		t.Errorf("profile %v, notes %q", id.Profile, id.Notes)
+	}
+	if n := hits.Load(); n != 0 {
+		t.Fatalf("the host named by the metadata received %d requests", n)
+	}
+}
