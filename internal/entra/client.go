@@ -34,8 +34,11 @@ type Endpoint struct {
 	Authority string
 	// Tenant is the tenant's domain or id. Ignored when Common is set.
 	Tenant string
-	// Common uses Entra's multi-tenant endpoint. For the password grant that is
-	// "organizations": "common" and "consumers" refuse it (AADSTS9001023).
+	// Common uses Entra's multi-tenant endpoint. For the password grant on
+	// v2 that is "organizations": "common" and "consumers" refuse it
+	// (AADSTS9001023). v1 has no "organizations" (AADSTS90002, tenant not
+	// found: panva/openid-client#175); its multi-tenant endpoint is
+	// "common" (AD v1-protocols-oauth-code.md), which takes the grant.
 	Common  bool
 	Version Version
 }
@@ -48,7 +51,10 @@ func (e Endpoint) authority() string {
 }
 
 func (e Endpoint) tenant() string {
-	if e.Common {
+	switch {
+	case e.Common && e.Version == V1:
+		return "common"
+	case e.Common:
 		return "organizations"
 	}
 	return e.Tenant
@@ -58,7 +64,10 @@ func (e Endpoint) check() error {
 	if e.Version != V1 && e.Version != V2 {
 		return fmt.Errorf("entra: unknown identity API version %d", e.Version)
 	}
-	switch t := strings.ToLower(e.tenant()); t {
+	if e.Common {
+		return nil
+	}
+	switch t := strings.ToLower(e.Tenant); t {
 	case "":
 		return errors.New("entra: no tenant")
 	case "common", "consumers":
@@ -70,8 +79,8 @@ func (e Endpoint) check() error {
 	return nil
 }
 
-// tokenURL is {authority}/{tenant}/oauth2/token (v1) or .../oauth2/v2.0/token (v2).
-func (e Endpoint) tokenURL() string {
+// TokenURL is {authority}/{tenant}/oauth2/token (v1) or .../oauth2/v2.0/token (v2).
+func (e Endpoint) TokenURL() string {
 	if e.Version == V1 {
 		return e.authority() + "/" + e.tenant() + "/oauth2/token"
 	}

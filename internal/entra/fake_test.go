@@ -105,6 +105,11 @@ func (f *fakeEntra) metadata(w http.ResponseWriter, r *http.Request, v Version) 
 	tid := f.tid
 	switch tenant {
 	case "organizations", "common":
+		if v == V1 && tenant == "organizations" {
+			// An alias of the v2 endpoint only (panva/openid-client#175).
+			entraError(w, 400, "invalid_tenant", 90002, "Tenant 'organizations' not found.")
+			return
+		}
 		tid = "{tenantid}"
 	case f.tid, f.domain:
 	default:

@@ -145,7 +145,7 @@ func (c *Client) PasswordToken(ctx context.Context, req PasswordRequest) (*Token
 	body := form.Encode()
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	resp, err := c.postOnce(ctx, req.Endpoint.tokenURL(), body)
+	resp, err := c.postOnce(ctx, req.Endpoint.TokenURL(), body)
 	if err != nil {
 		return nil, err
 	}

@@ -255,3 +255,30 @@ func TestUpstreamBodiesBounded(t *testing.T) {
 		t.Fatalf("read the whole %d bytes", n)
 	}
 }
+
+// TestV1CommonEndpoint: "organizations" is an alias of the v2 endpoint
+// only; the v1 endpoint answers it with AADSTS90002 "Tenant 'organizations'
+// not found" (panva/openid-client#175), and knows the multi-tenant
+// endpoint as "common", where it takes the password grant (MicrosoftDocs/
+// azure-docs#16902; AD v1-protocols-oauth-code.md: tenant "common").
+func TestV1CommonEndpoint(t *testing.T) {
+	f := newFakeEntra(t)
+	var posted string
+	f.token = func(w http.ResponseWriter, r *http.Request) {
+		posted = r.URL.Path
+		io.WriteString(w, `{"token_type":"Bearer","expires_in":"3599","access_token":"at","id_token":"it"}`)
+	}
+	c := newClock().client()
+	ep := Endpoint{Authority: f.srv.URL, Common: true, Version: V1}
+	m, err := c.Metadata(context.Background(), ep)
+	if err != nil {
+		t.Fatalf("v1 multi-tenant metadata: %v", err)
+	}
+	if m.Issuer != "https://sts.windows.net/{tenantid}/" {
+		t.Errorf("issuer %q", m.Issuer)
+	}
+	if _, err := c.PasswordToken(context.Background(), PasswordRequest{Endpoint: ep, ClientID: "cid", Resource: "api://x",
+		Username: "u@contoso.com", Password: secretPassword}); err != nil || posted != "/common/oauth2/token" {
+		t.Fatalf("v1 multi-tenant password grant: %v, posted to %q", err, posted)
+	}
+}

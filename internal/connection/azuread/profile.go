@@ -1,7 +1,7 @@
 package azuread
 
 import (
-	"strings"
+	"fmt"
 
 	"github.com/gatehouse/gatehouse/internal/connection"
 	"github.com/gatehouse/gatehouse/internal/entra"
@@ -102,12 +102,5 @@ func firstNonEmpty(vs ...string) string {
 }
 
 func endpointString(e entra.Endpoint) string {
-	t := e.Tenant
-	if e.Common {
-		t = "organizations"
-	}
-	if e.Version == entra.V1 {
-		return "v1 " + strings.TrimRight(e.Authority, "/") + "/" + t + "/oauth2/token"
-	}
-	return "v2 " + strings.TrimRight(e.Authority, "/") + "/" + t + "/oauth2/v2.0/token"
+	return fmt.Sprintf("v%d %s", e.Version, e.TokenURL())
 }
