@@ -392,10 +392,6 @@ func (a *API) getClient(w http.ResponseWriter, r *http.Request) {
 	WriteJSON(w, http.StatusOK, filterFields(obj, r))
 }
 
-// maxClientPatches bounds how many times a PATCH starts again from the
-// client as another write left it.
-const maxClientPatches = 5
-
 func (a *API) updateClient(w http.ResponseWriter, r *http.Request) {
 	body, err := decodeObject(r)
 	if err != nil {
@@ -407,16 +403,11 @@ func (a *API) updateClient(w http.ResponseWriter, r *http.Request) {
 	delete(body, "client_secret")
 	methods, hasMethods := body["client_authentication_methods"]
 	delete(body, "client_authentication_methods")
-	// The store refuses to write a client changed since it was read
-	// (store.ErrConflict): the PATCH applies again to the fresh one,
-	// rather than undoing the other write.
 	var c *store.Client
-	for range maxClientPatches {
+	err = retryConflicts(func() (err error) {
 		c, err = a.patchClient(ctx, r.PathValue("id"), body, secret, hasSecret, methods, hasMethods)
-		if !errors.Is(err, store.ErrConflict) {
-			break
-		}
-	}
+		return err
+	})
 	if err != nil {
 		WriteError(w, err)
 		return
@@ -551,8 +542,7 @@ func clientStoreError(err error) error {
 	case errors.Is(err, store.ErrNotFound):
 		return errNoClient()
 	case errors.Is(err, store.ErrConflict):
-		// Still changing under the caller after every retry.
-		return &Error{Status: http.StatusConflict, Message: "The client is being changed by other requests; try again.", ErrorCode: "conflict", Cause: err}
+		return errBusy("client", err)
 	}
 	return internalError(err)
 }

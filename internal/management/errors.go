@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+
+	"github.com/gatehouse/gatehouse/internal/store"
 )
 
 // Error is a Management API error: HTTP status, Auth0's message and
@@ -88,4 +90,28 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// maxPatches bounds how many times a read-modify-write starts again from
+// what another write left.
+const maxPatches = 5
+
+// retryConflicts runs patch, which reads, changes and writes, again while
+// the store refuses its write over another made since its read
+// (store.ErrConflict): the change applies to the fresh value rather than
+// undoing the other write. The last error is returned, that one too.
+func retryConflicts(patch func() error) error {
+	var err error
+	for range maxPatches {
+		if err = patch(); !errors.Is(err, store.ErrConflict) {
+			break
+		}
+	}
+	return err
+}
+
+// errBusy is the answer when what (a client, an API, ...) was still
+// changing under the request after every retry of retryConflicts.
+func errBusy(what string, cause error) *Error {
+	return &Error{Status: http.StatusConflict, Message: "The " + what + " is being changed by other requests; try again.", ErrorCode: "conflict", Cause: cause}
 }

@@ -386,24 +386,26 @@ func (a *API) updateResourceServer(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, err)
 		return
 	}
-	rs, err := a.findResourceServer(r)
-	if err != nil {
-		WriteError(w, err)
-		return
-	}
-	if err := applyResourceServer(rs, body, false); err != nil {
-		WriteError(w, err)
-		return
-	}
-	if err := a.store.UpdateResourceServer(r.Context(), rs); err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			WriteError(w, errNoResourceServer())
-			return
+	var rs *store.ResourceServer
+	err = retryConflicts(func() (err error) {
+		if rs, err = a.findResourceServer(r); err != nil {
+			return err
 		}
-		WriteError(w, internalError(err))
-		return
+		if err := applyResourceServer(rs, body, false); err != nil {
+			return err
+		}
+		return a.store.UpdateResourceServer(r.Context(), rs)
+	})
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		WriteError(w, errNoResourceServer())
+	case errors.Is(err, store.ErrConflict):
+		WriteError(w, errBusy("resource server", err))
+	case err != nil:
+		WriteError(w, err)
+	default:
+		WriteJSON(w, http.StatusOK, resourceServerJSON(rs))
 	}
-	WriteJSON(w, http.StatusOK, resourceServerJSON(rs))
 }
 
 func (a *API) deleteResourceServer(w http.ResponseWriter, r *http.Request) {

@@ -360,7 +360,10 @@ type ResourceServerStore interface {
 	GetResourceServer(ctx context.Context, id string) (*ResourceServer, error)
 	GetResourceServerByIdentifier(ctx context.Context, identifier string) (*ResourceServer, error)
 	ListResourceServers(ctx context.Context, opts ListOptions) ([]*ResourceServer, int, error)
-	// UpdateResourceServer replaces every field but ID and Identifier.
+	// UpdateResourceServer replaces every field but ID and Identifier. It
+	// writes only while the stored API is the one rs was read as (its
+	// UpdatedAt, which every write moves forward), else ErrConflict, as
+	// UpdateClient does.
 	UpdateResourceServer(ctx context.Context, rs *ResourceServer) error
 	// DeleteResourceServer removes the API and the client grants for it.
 	DeleteResourceServer(ctx context.Context, id string) error

@@ -134,9 +134,25 @@ func (s *Store) ListClients(ctx context.Context, opts store.ListOptions) ([]*sto
 
 // laterMS is the updated_at of a write at $N: now, or one millisecond
 // past the stored value when that is not earlier, so that every write
-// moves it forward and UpdateClient can tell a client written since.
+// moves it forward and a write conditioned on the value read (UpdateClient,
+// UpdateResourceServer, PutTenantSettings) can tell a row written since.
 func laterMS(n int) string {
 	return fmt.Sprintf("CASE WHEN $%d > updated_at THEN $%d ELSE updated_at + 1 END", n, n)
+}
+
+// staleOrMissing tells why an UPDATE ... WHERE updated_at = <the value
+// read> changed no row (err is sql.ErrNoRows): ErrConflict when the row
+// existsSQL selects is still there, so was written since it was read;
+// sql.ErrNoRows when it is gone. Any other err is returned as is.
+func (s *Store) staleOrMissing(ctx context.Context, err error, existsSQL string, args ...any) error {
+	if !errors.Is(err, sql.ErrNoRows) {
+		return err
+	}
+	var one int
+	if err := s.write.QueryRowContext(ctx, existsSQL, args...).Scan(&one); err != nil {
+		return err
+	}
+	return store.ErrConflict
 }
 
 // UpdateClient replaces every field but CreatedAt, which it reads back
@@ -155,14 +171,7 @@ func (s *Store) UpdateClient(ctx context.Context, c *store.Client) error {
 		"UPDATE clients SET secret_enc = COALESCE($2, secret_enc), doc = $3, updated_at = "+laterMS(4)+
 			" WHERE client_id = $1 AND updated_at = $5 RETURNING created_at, updated_at, secret_enc",
 		c.ClientID, blob(c.SecretEnc), doc, now().UnixMilli(), c.UpdatedAt.UnixMilli()).Scan(&created, &updated, &secret)
-	if errors.Is(err, sql.ErrNoRows) {
-		// No such client, or it was written since c was read.
-		var one int
-		if err = s.write.QueryRowContext(ctx, "SELECT 1 FROM clients WHERE client_id = $1", c.ClientID).Scan(&one); err == nil {
-			err = store.ErrConflict
-		}
-	}
-	if err != nil {
+	if err = s.staleOrMissing(ctx, err, "SELECT 1 FROM clients WHERE client_id = $1", c.ClientID); err != nil {
 		return s.fail("update client", err)
 	}
 	c.CreatedAt, c.UpdatedAt, c.SecretEnc = fromMS(created), fromMS(updated), fromBlob(secret)

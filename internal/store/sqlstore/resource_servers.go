@@ -116,20 +116,21 @@ func (s *Store) ListResourceServers(ctx context.Context, opts store.ListOptions)
 	return out, total, nil
 }
 
+// UpdateResourceServer replaces the document; rs.UpdatedAt must be the
+// stored one, and becomes the new one.
 func (s *Store) UpdateResourceServer(ctx context.Context, rs *store.ResourceServer) error {
 	doc, err := resourceServerDocOf(rs)
 	if err != nil {
 		return s.fail("update resource server", err)
 	}
-	updated := now()
-	var created int64
+	var created, updated int64
 	err = s.write.QueryRowContext(ctx,
-		"UPDATE resource_servers SET doc = $2, updated_at = $3 WHERE id = $1 RETURNING created_at",
-		rs.ID, doc, updated.UnixMilli()).Scan(&created)
-	if err != nil {
+		"UPDATE resource_servers SET doc = $2, updated_at = "+laterMS(3)+" WHERE id = $1 AND updated_at = $4 RETURNING created_at, updated_at",
+		rs.ID, doc, now().UnixMilli(), rs.UpdatedAt.UnixMilli()).Scan(&created, &updated)
+	if err = s.staleOrMissing(ctx, err, "SELECT 1 FROM resource_servers WHERE id = $1", rs.ID); err != nil {
 		return s.fail("update resource server", err)
 	}
-	rs.CreatedAt, rs.UpdatedAt = fromMS(created), updated
+	rs.CreatedAt, rs.UpdatedAt = fromMS(created), fromMS(updated)
 	return nil
 }
 

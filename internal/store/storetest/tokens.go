@@ -40,6 +40,23 @@ func testResourceServers(t *testing.T, s store.Store) {
 	must(t, err)
 	equal(t, "after UpdateResourceServer", got, rs)
 	wantErr(t, "UpdateResourceServer unknown", s.UpdateResourceServer(ctx, &store.ResourceServer{ID: "nope"}), store.ErrNotFound)
+	// got was read before this write: writing it would undo the write.
+	rs.AllowOfflineAccess = false
+	must(t, s.UpdateResourceServer(ctx, rs))
+	got.TokenLifetime = 120
+	wantErr(t, "UpdateResourceServer of an API written since", s.UpdateResourceServer(ctx, got), store.ErrConflict)
+	got, err = s.GetResourceServer(ctx, "rs1")
+	must(t, err)
+	equal(t, "GetResourceServer after a refused update", got, rs)
+	// Every write moves UpdatedAt forward, several in one millisecond too.
+	for i := range 5 {
+		prev := rs.UpdatedAt
+		rs.Name = fmt.Sprint("quick ", i)
+		must(t, s.UpdateResourceServer(ctx, rs))
+		if !rs.UpdatedAt.After(prev) {
+			t.Fatalf("UpdateResourceServer %d: UpdatedAt = %v, not after %v", i, rs.UpdatedAt, prev)
+		}
+	}
 
 	must(t, s.CreateResourceServer(ctx, &store.ResourceServer{ID: "rs3", Identifier: "urn:three", CreatedAt: t0.Add(time.Second)}))
 	list, total, err := s.ListResourceServers(ctx, store.ListOptions{PerPage: 1, Page: 1})
