@@ -55,3 +55,23 @@ func TestConcurrentPatchesOfAResourceServer(t *testing.T) {
 		})
 	}
 }
+
+// TestConcurrentPatchesOfTenantSettings: two PATCHes of different
+// settings sent at once both take effect.
+func TestConcurrentPatchesOfTenantSettings(t *testing.T) {
+	for _, backend := range storetest.Backends() {
+		t.Run(backend, func(t *testing.T) {
+			a := start(t, backend)
+			racePatches(t, a, "/api/v2/tenants/settings",
+				func(i int) []map[string]any {
+					return []map[string]any{{"friendly_name": fmt.Sprint("Acme ", i)}, {"support_email": fmt.Sprintf("help%d@acme.example", i)}}
+				},
+				func(i int, got map[string]any) string {
+					if got["friendly_name"] != fmt.Sprint("Acme ", i) || got["support_email"] != fmt.Sprintf("help%d@acme.example", i) {
+						return fmt.Sprintf("friendly_name %v, support_email %v", got["friendly_name"], got["support_email"])
+					}
+					return ""
+				})
+		})
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"sort"
+	"time"
 
 	"github.com/gatehouse/gatehouse/internal/store"
 )
@@ -38,22 +39,24 @@ func (a *API) tenantSettingsRoutes(route routeFunc) {
 	route("PATCH /api/v2/tenants/settings", "update:tenant_settings", a.patchTenantSettings)
 }
 
-func (a *API) loadTenantSettings(r *http.Request) (map[string]any, error) {
+// loadTenantSettings returns the settings document and when it was
+// written (zero: never).
+func (a *API) loadTenantSettings(r *http.Request) (map[string]any, time.Time, error) {
 	s, err := a.store.GetTenantSettings(r.Context())
 	if err != nil {
-		return nil, internalError(err)
+		return nil, time.Time{}, internalError(err)
 	}
 	doc := map[string]any{}
 	if len(s.Doc) > 0 {
 		if err := json.Unmarshal(s.Doc, &doc); err != nil {
-			return nil, internalError(fmt.Errorf("tenant settings: %w", err))
+			return nil, time.Time{}, internalError(fmt.Errorf("tenant settings: %w", err))
 		}
 	}
-	return doc, nil
+	return doc, s.UpdatedAt, nil
 }
 
 func (a *API) getTenantSettings(w http.ResponseWriter, r *http.Request) {
-	doc, err := a.loadTenantSettings(r)
+	doc, _, err := a.loadTenantSettings(r)
 	if err != nil {
 		WriteError(w, err)
 		return
@@ -73,28 +76,33 @@ func (a *API) patchTenantSettings(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, err)
 		return
 	}
-	doc, err := a.loadTenantSettings(r)
-	if err != nil {
-		WriteError(w, err)
-		return
-	}
-	for k, v := range patch {
-		if v == nil {
-			delete(doc, k)
-		} else {
-			doc[k] = v
+	var doc map[string]any
+	err = retryConflicts(func() error {
+		var read time.Time
+		if doc, read, err = a.loadTenantSettings(r); err != nil {
+			return err
 		}
+		for k, v := range patch {
+			if v == nil {
+				delete(doc, k)
+			} else {
+				doc[k] = v
+			}
+		}
+		raw, err := json.Marshal(doc)
+		if err != nil {
+			return internalError(err)
+		}
+		return a.store.PutTenantSettings(r.Context(), &store.TenantSettings{Doc: raw, UpdatedAt: read})
+	})
+	switch {
+	case errors.Is(err, store.ErrConflict):
+		WriteError(w, errBusy("tenant settings", err))
+	case err != nil:
+		WriteError(w, err)
+	default:
+		WriteJSON(w, http.StatusOK, doc)
 	}
-	raw, err := json.Marshal(doc)
-	if err != nil {
-		WriteError(w, internalError(err))
-		return
-	}
-	if err := a.store.PutTenantSettings(r.Context(), &store.TenantSettings{Doc: raw, UpdatedAt: a.now()}); err != nil {
-		WriteError(w, internalError(err))
-		return
-	}
-	WriteJSON(w, http.StatusOK, doc)
 }
 
 func (a *API) validateTenantSettings(r *http.Request, patch map[string]any) error {

@@ -214,6 +214,10 @@ type TenantSettings struct {
 type SettingsStore interface {
 	// GetTenantSettings returns the stored settings, or an empty document.
 	GetTenantSettings(ctx context.Context) (*TenantSettings, error)
+	// PutTenantSettings replaces the document. It writes only while the
+	// stored settings are the ones s was read as (its UpdatedAt, which
+	// every write moves forward; zero when none were stored), else
+	// ErrConflict, as UpdateClient does.
 	PutTenantSettings(ctx context.Context, s *TenantSettings) error
 }
 

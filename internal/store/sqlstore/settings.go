@@ -26,19 +26,33 @@ func (s *Store) GetTenantSettings(ctx context.Context) (*store.TenantSettings, e
 	return &store.TenantSettings{Doc: json.RawMessage(doc), UpdatedAt: fromMS(updated)}, nil
 }
 
-// PutTenantSettings replaces the document and sets UpdatedAt to now.
+// PutTenantSettings replaces the document while the stored one is the one
+// ts.UpdatedAt says was read (zero: none stored), else ErrConflict; it
+// moves UpdatedAt forward.
 func (s *Store) PutTenantSettings(ctx context.Context, ts *store.TenantSettings) error {
 	if len(ts.Doc) == 0 || !json.Valid(ts.Doc) {
 		return s.fail("put tenant settings", errors.New("document is not valid JSON"))
 	}
-	updated := now()
-	_, err := s.write.ExecContext(ctx,
-		`INSERT INTO tenant_settings (id, doc, updated_at) VALUES (1, $1, $2)
-		 ON CONFLICT (id) DO UPDATE SET doc = excluded.doc, updated_at = excluded.updated_at`,
-		string(ts.Doc), updated.UnixMilli())
+	var (
+		updated int64
+		err     error
+	)
+	if ts.UpdatedAt.IsZero() {
+		err = s.write.QueryRowContext(ctx,
+			"INSERT INTO tenant_settings (id, doc, updated_at) VALUES (1, $1, $2) ON CONFLICT (id) DO NOTHING RETURNING updated_at",
+			string(ts.Doc), now().UnixMilli()).Scan(&updated)
+	} else {
+		err = s.write.QueryRowContext(ctx,
+			"UPDATE tenant_settings SET doc = $1, updated_at = "+laterMS(2)+" WHERE id = 1 AND updated_at = $3 RETURNING updated_at",
+			string(ts.Doc), now().UnixMilli(), ts.UpdatedAt.UnixMilli()).Scan(&updated)
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		// The single row is never deleted: it was written since.
+		err = store.ErrConflict
+	}
 	if err != nil {
 		return s.fail("put tenant settings", err)
 	}
-	ts.UpdatedAt = updated
+	ts.UpdatedAt = fromMS(updated)
 	return nil
 }

@@ -722,20 +722,33 @@ func testTenantSettings(t *testing.T, s store.Store) {
 	must(t, err)
 	equal(t, "empty settings", ts, &store.TenantSettings{Doc: json.RawMessage(`{}`)})
 
+	// A first write over settings read as none stored, then over the ones
+	// read, in the same millisecond too: each moves UpdatedAt forward.
 	for _, doc := range []string{
 		`{"friendly_name":"Acme","flags":{"x":true},"unknown_field":[1,"two",null]}`,
 		`{"friendly_name":"Acme 2"}`,
+		`{"friendly_name":"Acme 3"}`,
 	} {
-		put := &store.TenantSettings{Doc: json.RawMessage(doc)}
+		put := &store.TenantSettings{Doc: json.RawMessage(doc), UpdatedAt: ts.UpdatedAt}
 		before := time.Now().Add(-time.Millisecond)
 		must(t, s.PutTenantSettings(ctx, put))
-		if put.UpdatedAt.Before(before) {
-			t.Errorf("PutTenantSettings: UpdatedAt = %v, want now", put.UpdatedAt)
+		if put.UpdatedAt.Before(before) || !put.UpdatedAt.After(ts.UpdatedAt) {
+			t.Errorf("PutTenantSettings: UpdatedAt = %v, want now and after %v", put.UpdatedAt, ts.UpdatedAt)
 		}
 		got, err := s.GetTenantSettings(ctx)
 		must(t, err)
 		equal(t, "GetTenantSettings", got, put)
+		ts = got
 	}
+	// Writes over settings read before the last write would undo it: the
+	// first write's read (none stored) and a later one's.
+	for _, read := range []time.Time{{}, ts.UpdatedAt.Add(-time.Millisecond)} {
+		stale := &store.TenantSettings{Doc: json.RawMessage(`{"friendly_name":"Stale"}`), UpdatedAt: read}
+		wantErr(t, "PutTenantSettings over settings written since", s.PutTenantSettings(ctx, stale), store.ErrConflict)
+	}
+	got, err := s.GetTenantSettings(ctx)
+	must(t, err)
+	equal(t, "GetTenantSettings after refused writes", got, ts)
 	if err := s.PutTenantSettings(ctx, &store.TenantSettings{Doc: json.RawMessage(`{not json`)}); err == nil {
 		t.Error("PutTenantSettings accepted invalid JSON")
 	}
