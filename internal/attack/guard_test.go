@@ -109,7 +109,7 @@ func TestGuard(t *testing.T) {
 				ctx := t.Context()
 				bf := attack.DefaultBruteForce()
 				bf.Mode, bf.MaxAttempts, bf.Allowlist = attack.ModePerIdentifier, 2, []string{"198.51.100.0/24"}
-				if err := g.SetBruteForce(ctx, bf); err != nil {
+				if err := setBruteForce(ctx, g, bf); err != nil {
 					t.Fatal(err)
 				}
 				a := attack.Attempt{Identifier: "carol", IP: "192.0.2.1", Connection: "c", Options: noBudget}
@@ -126,7 +126,7 @@ func TestGuard(t *testing.T) {
 					t.Fatalf("Blocks = %+v, want one without ip", blocks)
 				}
 				bf.Enabled = false
-				if err := g.SetBruteForce(ctx, bf); err != nil {
+				if err := setBruteForce(ctx, g, bf); err != nil {
 					t.Fatal(err)
 				}
 				a.IP = "192.0.2.1"
@@ -142,7 +142,7 @@ func TestGuard(t *testing.T) {
 				ctx := t.Context()
 				bf := attack.DefaultBruteForce()
 				bf.MaxAttempts, bf.Allowlist = 3, []string{"2001:db8::ff/128"}
-				if err := g.SetBruteForce(ctx, bf); err != nil {
+				if err := setBruteForce(ctx, g, bf); err != nil {
 					t.Fatal(err)
 				}
 				for i := range 3 {
@@ -217,7 +217,7 @@ func TestGuard(t *testing.T) {
 				ctx := t.Context()
 				sit := attack.DefaultSuspiciousIP()
 				sit.Stage[attack.StagePreLogin] = attack.Stage{MaxAttempts: 3, Rate: 60000}
-				if err := g.SetSuspiciousIP(ctx, sit); err != nil {
+				if err := setSuspiciousIP(ctx, g, sit); err != nil {
 					t.Fatal(err)
 				}
 				for i := range 3 {
@@ -313,4 +313,16 @@ func TestUpstreamPolicy(t *testing.T) {
 	if th, w := memo.Policy(json.RawMessage(`{"entra_lockout_threshold":3,"entra_lockout_duration_seconds":60}`)); th != 3 || w != time.Minute {
 		t.Errorf("memoized policy after the memo started again = %d, %v", th, w)
 	}
+}
+
+// setBruteForce stores bf in place of the stored settings.
+func setBruteForce(ctx context.Context, g *attack.Guard, bf attack.BruteForce) error {
+	_, err := g.UpdateBruteForce(ctx, func(cur *attack.BruteForce) error { *cur = bf; return nil })
+	return err
+}
+
+// setSuspiciousIP stores sit in place of the stored settings.
+func setSuspiciousIP(ctx context.Context, g *attack.Guard, sit attack.SuspiciousIP) error {
+	_, err := g.UpdateSuspiciousIP(ctx, func(cur *attack.SuspiciousIP) error { *cur = sit; return nil })
+	return err
 }

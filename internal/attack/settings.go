@@ -192,42 +192,72 @@ func (g *Guard) SuspiciousIP(ctx context.Context) (SuspiciousIP, error) {
 	return s, g.load(ctx, SuspiciousIPName, &s)
 }
 
-// SetBruteForce validates and stores b.
-func (g *Guard) SetBruteForce(ctx context.Context, b BruteForce) error {
-	if err := b.Validate(); err != nil {
-		return err
-	}
-	return g.save(ctx, BruteForceName, b)
+// UpdateBruteForce applies change to the stored settings (or the
+// defaults), then validates and stores them, and returns them. It stores
+// them only over the settings it read, else store.ErrConflict: the
+// caller may try again, and a write made meanwhile is never undone. The
+// guard must read the store itself, not a cache of it, or it may keep
+// reading what is no longer stored.
+func (g *Guard) UpdateBruteForce(ctx context.Context, change func(*BruteForce) error) (BruteForce, error) {
+	b := DefaultBruteForce()
+	err := g.update(ctx, BruteForceName, &b, func() error {
+		if err := change(&b); err != nil {
+			return err
+		}
+		return b.Validate()
+	})
+	return b, err
 }
 
-// SetSuspiciousIP validates and stores s.
-func (g *Guard) SetSuspiciousIP(ctx context.Context, s SuspiciousIP) error {
-	if err := s.Validate(); err != nil {
-		return err
-	}
-	return g.save(ctx, SuspiciousIPName, s)
+// UpdateSuspiciousIP is UpdateBruteForce for the suspicious IP
+// throttling settings.
+func (g *Guard) UpdateSuspiciousIP(ctx context.Context, change func(*SuspiciousIP) error) (SuspiciousIP, error) {
+	s := DefaultSuspiciousIP()
+	err := g.update(ctx, SuspiciousIPName, &s, func() error {
+		if err := change(&s); err != nil {
+			return err
+		}
+		return s.Validate()
+	})
+	return s, err
 }
 
 func (g *Guard) load(ctx context.Context, name string, v any) error {
-	raw, err := g.store.GetAttackSettings(ctx, name)
-	if err != nil {
-		return fmt.Errorf("attack: %s: %w", name, err)
-	}
-	if raw == nil {
-		return nil
-	}
-	if err := json.Unmarshal(raw, v); err != nil {
-		return fmt.Errorf("attack: %s: %w", name, err)
-	}
-	return nil
+	_, err := g.loadRaw(ctx, name, v)
+	return err
 }
 
-func (g *Guard) save(ctx context.Context, name string, v any) error {
+// loadRaw reads the document name into v, left as is when none is
+// stored, and returns it as stored.
+func (g *Guard) loadRaw(ctx context.Context, name string, v any) (json.RawMessage, error) {
+	raw, err := g.store.GetAttackSettings(ctx, name)
+	if err != nil {
+		return nil, fmt.Errorf("attack: %s: %w", name, err)
+	}
+	if raw == nil {
+		return nil, nil
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		return nil, fmt.Errorf("attack: %s: %w", name, err)
+	}
+	return raw, nil
+}
+
+// update reads the document name into v, runs change on it and stores v
+// over the document read.
+func (g *Guard) update(ctx context.Context, name string, v any, change func() error) error {
+	read, err := g.loadRaw(ctx, name, v)
+	if err != nil {
+		return err
+	}
+	if err := change(); err != nil {
+		return err
+	}
 	raw, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("attack: %s: %w", name, err)
 	}
-	if err := g.store.PutAttackSettings(ctx, name, raw); err != nil {
+	if err := g.store.PutAttackSettings(ctx, name, read, raw); err != nil {
 		return fmt.Errorf("attack: %s: %w", name, err)
 	}
 	return nil

@@ -9,14 +9,18 @@ import (
 	"sort"
 
 	"github.com/gatehouse/gatehouse/internal/attack"
+	"github.com/gatehouse/gatehouse/internal/store"
 )
 
 // AttackProtection keeps the attack-protection settings and blocks.
 type AttackProtection interface {
 	BruteForce(ctx context.Context) (attack.BruteForce, error)
-	SetBruteForce(ctx context.Context, b attack.BruteForce) error
+	// UpdateBruteForce stores the settings change made of the stored ones;
+	// store.ErrConflict when they were written since they were read.
+	UpdateBruteForce(ctx context.Context, change func(*attack.BruteForce) error) (attack.BruteForce, error)
 	SuspiciousIP(ctx context.Context) (attack.SuspiciousIP, error)
-	SetSuspiciousIP(ctx context.Context, s attack.SuspiciousIP) error
+	// UpdateSuspiciousIP is UpdateBruteForce for suspicious IP throttling.
+	UpdateSuspiciousIP(ctx context.Context, change func(*attack.SuspiciousIP) error) (attack.SuspiciousIP, error)
 	Blocks(ctx context.Context, identifier string, respectEnablement bool, options attack.OptionsLookup) ([]attack.Block, error)
 	// Unblock clears the identifiers' counts on connection, or on every
 	// connection when it is "".
@@ -71,45 +75,59 @@ func (a *API) getSuspiciousIP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) patchBruteForce(w http.ResponseWriter, r *http.Request) {
-	cur, err := a.attack.BruteForce(r.Context())
+	patch, err := decodeSettings(r, bruteForceSchema)
 	if err != nil {
-		WriteError(w, internalError(err))
-		return
-	}
-	if err := patchSettings(r, bruteForceSchema, &cur); err != nil {
 		WriteError(w, err)
 		return
 	}
-	if err := cur.Validate(); err != nil {
-		WriteError(w, settingsError(err))
-		return
-	}
-	if err := a.attack.SetBruteForce(r.Context(), cur); err != nil {
-		WriteError(w, internalError(err))
-		return
-	}
-	WriteJSON(w, http.StatusOK, cur)
+	var b attack.BruteForce
+	err = retryConflicts(func() (err error) {
+		b, err = a.attack.UpdateBruteForce(r.Context(), func(cur *attack.BruteForce) error {
+			if err := patchSettings(patch, cur); err != nil {
+				return err
+			}
+			if err := cur.Validate(); err != nil {
+				return settingsError(err)
+			}
+			return nil
+		})
+		return err
+	})
+	writeSettings(w, b, err)
 }
 
 func (a *API) patchSuspiciousIP(w http.ResponseWriter, r *http.Request) {
-	cur, err := a.attack.SuspiciousIP(r.Context())
+	patch, err := decodeSettings(r, suspiciousIPSchema)
 	if err != nil {
-		WriteError(w, internalError(err))
-		return
-	}
-	if err := patchSettings(r, suspiciousIPSchema, &cur); err != nil {
 		WriteError(w, err)
 		return
 	}
-	if err := cur.Validate(); err != nil {
-		WriteError(w, settingsError(err))
-		return
+	var s attack.SuspiciousIP
+	err = retryConflicts(func() (err error) {
+		s, err = a.attack.UpdateSuspiciousIP(r.Context(), func(cur *attack.SuspiciousIP) error {
+			if err := patchSettings(patch, cur); err != nil {
+				return err
+			}
+			if err := cur.Validate(); err != nil {
+				return settingsError(err)
+			}
+			return nil
+		})
+		return err
+	})
+	writeSettings(w, s, err)
+}
+
+// writeSettings answers a settings PATCH: the settings stored, or err.
+func writeSettings(w http.ResponseWriter, settings any, err error) {
+	switch {
+	case errors.Is(err, store.ErrConflict):
+		WriteError(w, errBusy("attack protection setting", err))
+	case err != nil:
+		WriteError(w, err)
+	default:
+		WriteJSON(w, http.StatusOK, settings)
 	}
-	if err := a.attack.SetSuspiciousIP(r.Context(), cur); err != nil {
-		WriteError(w, internalError(err))
-		return
-	}
-	WriteJSON(w, http.StatusOK, cur)
 }
 
 // settingsError words a settings value Validate refused as Auth0's
@@ -121,18 +139,23 @@ func settingsError(err error) error {
 	return BadBody("Payload validation error: '" + err.Error() + "'.")
 }
 
-// patchSettings checks the body against schema and merges it into cur:
-// objects merge property by property (so PATCH
-// {"stage":{"pre-login":{"rate":1}}} keeps the other values), everything
-// else is replaced.
-func patchSettings(r *http.Request, schema settingsSchema, cur any) error {
+// decodeSettings reads a settings PATCH's body and checks it against
+// schema.
+func decodeSettings(r *http.Request, schema settingsSchema) (map[string]any, error) {
 	patch, err := decodeObject(r)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := checkSettings("", patch, schema); err != nil {
-		return err
+		return nil, err
 	}
+	return patch, nil
+}
+
+// patchSettings merges patch into cur: objects merge property by property
+// (so PATCH {"stage":{"pre-login":{"rate":1}}} keeps the other values),
+// everything else is replaced. patch is left as it was, for a retry.
+func patchSettings(patch map[string]any, cur any) error {
 	raw, err := json.Marshal(cur)
 	if err != nil {
 		return internalError(err)

@@ -31,7 +31,10 @@ func FuzzPatchSettings(f *testing.F) {
 			if _, ok := cur.(*attack.SuspiciousIP); ok {
 				schema = suspiciousIPSchema
 			}
-			err := patchSettings(r, schema, cur)
+			patch, err := decodeSettings(r, schema)
+			if err == nil {
+				err = patchSettings(patch, cur)
+			}
 			if err != nil {
 				var me *Error
 				if !errors.As(err, &me) || me.Status < 400 || me.Status > 499 {

@@ -3,6 +3,7 @@ package management_test
 import (
 	"fmt"
 	"net/http"
+	"slices"
 	"sync"
 	"testing"
 
@@ -72,6 +73,29 @@ func TestConcurrentPatchesOfTenantSettings(t *testing.T) {
 					}
 					return ""
 				})
+		})
+	}
+}
+
+// TestConcurrentPatchesOfAttackProtection: an admin turning brute-force
+// protection on while another edits its allowlist must not find it off.
+func TestConcurrentPatchesOfAttackProtection(t *testing.T) {
+	for _, backend := range storetest.Backends() {
+		t.Run(backend, func(t *testing.T) {
+			a := start(t, backend)
+			for _, path := range []string{"/api/v2/attack-protection/brute-force-protection", "/api/v2/attack-protection/suspicious-ip-throttling"} {
+				racePatches(t, a, path,
+					func(i int) []map[string]any {
+						return []map[string]any{{"enabled": i%2 == 0}, {"allowlist": []string{fmt.Sprintf("10.0.0.%d", i)}}}
+					},
+					func(i int, got map[string]any) string {
+						list, _ := got["allowlist"].([]any)
+						if got["enabled"] != (i%2 == 0) || !slices.Equal(list, []any{fmt.Sprintf("10.0.0.%d", i)}) {
+							return fmt.Sprintf("%s: enabled %v, allowlist %v", path, got["enabled"], got["allowlist"])
+						}
+						return ""
+					})
+			}
 		})
 	}
 }

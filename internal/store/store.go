@@ -635,7 +635,11 @@ type AttackStore interface {
 	// GetAttackSettings returns the settings document name, or nil when
 	// none was stored.
 	GetAttackSettings(ctx context.Context, name string) (json.RawMessage, error)
-	PutAttackSettings(ctx context.Context, name string, doc json.RawMessage) error
+	// PutAttackSettings replaces the document name with doc while the
+	// stored one is still read, as GetAttackSettings returned it (nil:
+	// none stored), else ErrConflict: the caller reads it again, so that
+	// two read-modify-writes never undo each other.
+	PutAttackSettings(ctx context.Context, name string, read, doc json.RawMessage) error
 	// PruneAttack deletes at most limit counters last touched before
 	// countersBefore and at most limit buckets that are full again at now
 	// (a full bucket is the same as none), in one short transaction. It

@@ -216,8 +216,8 @@ func (w *Writes) DeleteClientGrant(ctx context.Context, id string) error {
 	return w.invalidate(ctx, w.Store.DeleteClientGrant(ctx, id))
 }
 
-func (w *Writes) PutAttackSettings(ctx context.Context, name string, doc json.RawMessage) error {
-	return w.invalidate(ctx, w.Store.PutAttackSettings(ctx, name, doc))
+func (w *Writes) PutAttackSettings(ctx context.Context, name string, read, doc json.RawMessage) error {
+	return w.invalidate(ctx, w.Store.PutAttackSettings(ctx, name, read, doc))
 }
 
 // Reads is Writes with the token endpoint's hot reads served from the

@@ -151,7 +151,9 @@ func (nopStore) CreateClientGrant(context.Context, *store.ClientGrant) error    
 func (nopStore) UpdateClientGrant(context.Context, *store.ClientGrant) error         { return nil }
 func (nopStore) DeleteClientGrant(context.Context, string) error                     { return nil }
 func (nopStore) PutTenantSettings(context.Context, *store.TenantSettings) error      { return nil }
-func (nopStore) PutAttackSettings(context.Context, string, json.RawMessage) error    { return nil }
+func (nopStore) PutAttackSettings(context.Context, string, json.RawMessage, json.RawMessage) error {
+	return nil
+}
 
 // notifyingStore is nopStore telling other replicas, as sqlstore does on
 // PostgreSQL.

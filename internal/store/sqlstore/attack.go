@@ -425,17 +425,32 @@ func (s *Store) GetAttackSettings(ctx context.Context, name string) (json.RawMes
 	return json.RawMessage(doc), nil
 }
 
-// PutAttackSettings replaces the document name.
-func (s *Store) PutAttackSettings(ctx context.Context, name string, doc json.RawMessage) error {
+// PutAttackSettings writes only over the document read, compared as
+// stored: a document that changed and changed back is the one read, and
+// what was derived from it still holds.
+func (s *Store) PutAttackSettings(ctx context.Context, name string, read, doc json.RawMessage) error {
 	if len(doc) == 0 || !json.Valid(doc) {
 		return s.fail("put attack settings", errors.New("document is not valid JSON"))
 	}
-	_, err := s.write.ExecContext(ctx,
-		`INSERT INTO attack_settings (name, doc, updated_at) VALUES ($1, $2, $3)
-		 ON CONFLICT (name) DO UPDATE SET doc = excluded.doc, updated_at = excluded.updated_at`,
-		strings.TrimSpace(name), string(doc), now().UnixMilli())
+	var (
+		res sql.Result
+		err error
+	)
+	if read == nil {
+		res, err = s.write.ExecContext(ctx,
+			"INSERT INTO attack_settings (name, doc, updated_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING",
+			strings.TrimSpace(name), string(doc), now().UnixMilli())
+	} else {
+		res, err = s.write.ExecContext(ctx,
+			"UPDATE attack_settings SET doc = $2, updated_at = $3 WHERE name = $1 AND doc = $4",
+			strings.TrimSpace(name), string(doc), now().UnixMilli(), string(read))
+	}
+	n, err := s.count("put attack settings", res, err)
 	if err != nil {
-		return s.fail("put attack settings", err)
+		return err
+	}
+	if n == 0 {
+		return s.fail("put attack settings", store.ErrConflict)
 	}
 	return nil
 }

@@ -180,15 +180,29 @@ func testAttackSettings(t *testing.T, s store.Store) {
 	if got != nil {
 		t.Fatalf("settings before Put = %s, want nil", got)
 	}
+	// Each write is over the document read: none at first.
+	var read json.RawMessage
 	for _, doc := range []string{`{"enabled":true}`, `{"enabled":false,"max_attempts":3}`} {
-		must(t, s.PutAttackSettings(ctx, "brute-force-protection", json.RawMessage(doc)))
+		must(t, s.PutAttackSettings(ctx, "brute-force-protection", read, json.RawMessage(doc)))
 		got, err := s.GetAttackSettings(ctx, "brute-force-protection")
 		must(t, err)
 		if string(got) != doc {
 			t.Fatalf("settings = %s, want %s", got, doc)
 		}
+		read = got
 	}
-	if err := s.PutAttackSettings(ctx, "x", json.RawMessage("{")); err == nil {
+	// Writes over a document read before the last write would undo it:
+	// the first write's read (none stored) and the second's.
+	for _, stale := range []json.RawMessage{nil, json.RawMessage(`{"enabled":true}`)} {
+		wantErr(t, fmt.Sprintf("PutAttackSettings over %s, written since", stale),
+			s.PutAttackSettings(ctx, "brute-force-protection", stale, json.RawMessage(`{"enabled":true,"max_attempts":1}`)), store.ErrConflict)
+	}
+	got, err = s.GetAttackSettings(ctx, "brute-force-protection")
+	must(t, err)
+	if string(got) != string(read) {
+		t.Fatalf("settings after refused writes = %s, want %s", got, read)
+	}
+	if err := s.PutAttackSettings(ctx, "x", nil, json.RawMessage("{")); err == nil {
 		t.Fatal("PutAttackSettings accepted invalid JSON")
 	}
 }
