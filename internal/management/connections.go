@@ -121,7 +121,7 @@ func (a *API) createConnection(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	if err := a.checkEnabledClients(ctx, in.options, c.EnabledClients, "enabled_clients"); err != nil {
+	if err := a.checkEnabledClients(a.clientLookup(ctx), in.options, c.EnabledClients, "enabled_clients"); err != nil {
 		WriteError(w, err)
 		return
 	}
@@ -227,29 +227,44 @@ func (a *API) updateConnection(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	c, err := a.store.GetConnection(ctx, r.PathValue("id"))
-	if err != nil {
-		WriteError(w, connectionStoreError(err))
+	var in *connectionInput
+	// The body is applied to the connection as stored when it is written:
+	// a change read before another administrator's, and written after it,
+	// would undo it (a new client secret, a narrowed allowed_tenants).
+	c, err := a.store.PatchConnection(ctx, r.PathValue("id"), func(c *store.Connection, client store.ClientLookup) (perr error) {
+		in, perr = a.patchConnection(c, client, body)
+		return perr
+	})
+	if apiErr := (*Error)(nil); errors.As(err, &apiErr) {
+		WriteError(w, apiErr)
 		return
 	}
+	if err != nil {
+		WriteError(w, a.enabledClientsRace(ctx, r.PathValue("id"), err))
+		return
+	}
+	a.warn(ctx, w, c, in.options)
+	WriteJSON(w, http.StatusOK, connectionJSON(c))
+}
+
+// patchConnection applies a checked PATCH body to the stored connection c,
+// leaving c.EnabledClients nil when the body does not replace them.
+func (a *API) patchConnection(c *store.Connection, client store.ClientLookup, body map[string]any) (*connectionInput, error) {
 	in, err := checkConnectionBody(body, c)
 	if err == nil && in.options != nil {
 		err = a.checkHosts(in.options)
 	}
 	if err != nil {
-		WriteError(w, err)
-		return
+		return nil, err
 	}
 	if in.options != nil && in.keepSecret && len(c.SecretEnc) > 0 {
 		if err := checkSecretHosts(c, in.options); err != nil {
-			WriteError(w, err)
-			return
+			return nil, err
 		}
 	}
 	if in.options == nil {
 		if in.options, err = storedOptions(c); err != nil {
-			WriteError(w, err)
-			return
+			return nil, err
 		}
 	}
 	// Auth0 resets display_name to the name when a PATCH omits it.
@@ -257,34 +272,24 @@ func (a *API) updateConnection(w http.ResponseWriter, r *http.Request) {
 	enabled := c.EnabledClients
 	c.EnabledClients = nil
 	if err := applyConnection(c, in); err != nil {
-		WriteError(w, err)
-		return
+		return nil, err
 	}
 	if c.EnabledClients != nil {
 		enabled = c.EnabledClients
 	}
-	if err := a.checkEnabledClients(ctx, in.options, enabled, "enabled_clients"); err != nil {
-		WriteError(w, err)
-		return
+	if err := a.checkEnabledClients(client, in.options, enabled, "enabled_clients"); err != nil {
+		return nil, err
 	}
-	slices.Sort(enabled)
 	switch {
 	case in.removeSecret:
 		c.SecretEnc = nil
 	case in.keepSecret:
 	default:
 		if c.SecretEnc, err = a.secrets.Seal([]byte(in.secret), store.ConnectionSecretAAD(c.ID)); err != nil {
-			WriteError(w, internalError(fmt.Errorf("seal connection secret: %w", err)))
-			return
+			return nil, internalError(fmt.Errorf("seal connection secret: %w", err))
 		}
 	}
-	if err := a.store.UpdateConnection(ctx, c); err != nil {
-		WriteError(w, a.enabledClientsRace(ctx, c.ID, err))
-		return
-	}
-	c.EnabledClients = enabled
-	a.warn(ctx, w, c, in.options)
-	WriteJSON(w, http.StatusOK, connectionJSON(c))
+	return in, nil
 }
 
 // checkHosts refuses options whose authority_host or graph_host the
@@ -431,7 +436,7 @@ func (a *API) patchConnectionClients(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, err)
 		return
 	}
-	if err := a.checkEnabledClients(ctx, o, enable, "client_id"); err != nil {
+	if err := a.checkEnabledClients(a.clientLookup(ctx), o, enable, "client_id"); err != nil {
 		WriteError(w, err)
 		return
 	}
@@ -459,11 +464,16 @@ func (a *API) unknownClient(err error, prop, id string) error {
 	return internalError(err)
 }
 
+// clientLookup reads clients from the store.
+func (a *API) clientLookup(ctx context.Context) store.ClientLookup {
+	return func(id string) (*store.Client, error) { return a.store.GetClient(ctx, id) }
+}
+
 // checkEnabledClients checks that every client exists and, when one allows
 // a password grant, that the options can serve it.
-func (a *API) checkEnabledClients(ctx context.Context, o *azuread.Options, ids []string, prop string) error {
+func (a *API) checkEnabledClients(client store.ClientLookup, o *azuread.Options, ids []string, prop string) error {
 	for i, id := range ids {
-		c, err := a.store.GetClient(ctx, id)
+		c, err := client(id)
 		if err != nil {
 			p := prop
 			if prop == "enabled_clients" {

@@ -133,6 +133,9 @@ type ConnectionFilter struct {
 	Name       string
 }
 
+// ClientLookup reads one client, as GetClient does.
+type ClientLookup func(clientID string) (*Client, error)
+
 // ConnectionStore persists connections and which clients may use them.
 type ConnectionStore interface {
 	// CreateConnection stores c and its EnabledClients; ErrConflict if the
@@ -142,8 +145,21 @@ type ConnectionStore interface {
 	GetConnectionByName(ctx context.Context, name string) (*Connection, error)
 	ListConnections(ctx context.Context, f ConnectionFilter, opts ListOptions) ([]*Connection, int, error)
 	// UpdateConnection replaces every mutable field (not ID, Name, Strategy).
-	// When EnabledClients is non-nil it also replaces the enablements.
+	// When EnabledClients is non-nil it also replaces the enablements. A
+	// replacement undoes whatever another writer stored since c was read,
+	// so administrators' changes use PatchConnection.
 	UpdateConnection(ctx context.Context, c *Connection) error
+	// PatchConnection is an administrator's change: patch changes the
+	// stored connection, EnabledClients included, and its mutable fields
+	// are written back with UpdatedAt set to now, with no other write to
+	// the connection in between; the enablements are replaced unless patch
+	// leaves EnabledClients nil. patch reads clients through client, in
+	// the same transaction, never through the store: the connections to
+	// the database it would wait for may all be held by patches waiting
+	// for this one. It returns the connection as stored; ErrNotFound when
+	// it, or a client to enable, does not exist, and patch's error,
+	// writing nothing.
+	PatchConnection(ctx context.Context, id string, patch func(c *Connection, client ClientLookup) error) (*Connection, error)
 	DeleteConnection(ctx context.Context, id string) error
 	// SetConnectionClients enables (true) or disables (false) clients for a
 	// connection in one transaction; ErrNotFound for an unknown client.

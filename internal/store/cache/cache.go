@@ -180,6 +180,11 @@ func (w *Writes) UpdateConnection(ctx context.Context, cn *store.Connection) err
 	return w.invalidate(ctx, w.Store.UpdateConnection(ctx, cn))
 }
 
+func (w *Writes) PatchConnection(ctx context.Context, id string, patch func(*store.Connection, store.ClientLookup) error) (*store.Connection, error) {
+	c, err := w.Store.PatchConnection(ctx, id, patch)
+	return c, w.invalidate(ctx, err)
+}
+
 func (w *Writes) DeleteConnection(ctx context.Context, id string) error {
 	return w.invalidate(ctx, w.Store.DeleteConnection(ctx, id))
 }

@@ -45,6 +45,7 @@ var storeMethods = map[string]kind{
 	"ConnectionEnabledForClient": read,
 	"CreateConnection":           cachedWrite,
 	"UpdateConnection":           cachedWrite,
+	"PatchConnection":            cachedWrite,
 	"DeleteConnection":           cachedWrite,
 	"SetConnectionClients":       cachedWrite,
 
@@ -136,13 +137,16 @@ func TestEveryStoreMethodIsClassified(t *testing.T) {
 // store.Store and panics.
 type nopStore struct{ store.Store }
 
-func (nopStore) CreateClient(context.Context, *store.Client) error                   { return nil }
-func (nopStore) UpdateClient(context.Context, *store.Client) error                   { return nil }
-func (nopStore) SetClientSecret(context.Context, string, []byte) error               { return nil }
-func (nopStore) DeleteClient(context.Context, string) error                          { return nil }
-func (nopStore) CreateConnection(context.Context, *store.Connection) error           { return nil }
-func (nopStore) UpdateConnection(context.Context, *store.Connection) error           { return nil }
-func (nopStore) DeleteConnection(context.Context, string) error                      { return nil }
+func (nopStore) CreateClient(context.Context, *store.Client) error         { return nil }
+func (nopStore) UpdateClient(context.Context, *store.Client) error         { return nil }
+func (nopStore) SetClientSecret(context.Context, string, []byte) error     { return nil }
+func (nopStore) DeleteClient(context.Context, string) error                { return nil }
+func (nopStore) CreateConnection(context.Context, *store.Connection) error { return nil }
+func (nopStore) UpdateConnection(context.Context, *store.Connection) error { return nil }
+func (nopStore) DeleteConnection(context.Context, string) error            { return nil }
+func (nopStore) PatchConnection(context.Context, string, func(*store.Connection, store.ClientLookup) error) (*store.Connection, error) {
+	return nil, nil
+}
 func (nopStore) SetConnectionClients(context.Context, string, map[string]bool) error { return nil }
 func (nopStore) CreateResourceServer(context.Context, *store.ResourceServer) error   { return nil }
 func (nopStore) UpdateResourceServer(context.Context, *store.ResourceServer) error   { return nil }

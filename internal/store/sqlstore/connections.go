@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"slices"
+	"time"
 
 	"github.com/gatehouse/gatehouse/internal/store"
 )
@@ -197,23 +198,79 @@ func (s *Store) UpdateConnection(ctx context.Context, c *store.Connection) error
 	}
 	updated := now()
 	var created int64
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
-		err := tx.QueryRowContext(ctx,
-			"UPDATE connections SET options = $2, secret_enc = $3, doc = $4, updated_at = $5 WHERE id = $1 RETURNING created_at",
-			c.ID, options, blob(c.SecretEnc), doc, updated.UnixMilli()).Scan(&created)
-		if err != nil || c.EnabledClients == nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, "DELETE FROM connection_clients WHERE connection_id = $1", c.ID); err != nil {
-			return err
-		}
-		return enableClients(ctx, tx, c.ID, c.EnabledClients)
+	err = s.inTx(ctx, func(tx *sql.Tx) (err error) {
+		created, err = writeConnection(ctx, tx, c, doc, options, updated)
+		return err
 	})
 	if err != nil {
 		return s.fail("update connection", err)
 	}
 	c.CreatedAt, c.UpdatedAt = fromMS(created), updated
 	return nil
+}
+
+// writeConnection writes c's mutable fields, and its enablements when
+// c.EnabledClients is non-nil, and returns its created_at.
+func writeConnection(ctx context.Context, tx *sql.Tx, c *store.Connection, doc string, options any, updated time.Time) (int64, error) {
+	var created int64
+	err := tx.QueryRowContext(ctx,
+		"UPDATE connections SET options = $2, secret_enc = $3, doc = $4, updated_at = $5 WHERE id = $1 RETURNING created_at",
+		c.ID, options, blob(c.SecretEnc), doc, updated.UnixMilli()).Scan(&created)
+	if err != nil || c.EnabledClients == nil {
+		return created, err
+	}
+	if _, err := tx.ExecContext(ctx, "DELETE FROM connection_clients WHERE connection_id = $1", c.ID); err != nil {
+		return 0, err
+	}
+	return created, enableClients(ctx, tx, c.ID, c.EnabledClients)
+}
+
+// PatchConnection reads the connection in the write transaction, locking
+// its row on PostgreSQL (SQLite has one writer), so that two
+// administrators' changes cannot both start from the same state and the
+// second undo the first.
+func (s *Store) PatchConnection(ctx context.Context, id string, patch func(*store.Connection, store.ClientLookup) error) (*store.Connection, error) {
+	read := "SELECT " + connectionCols + " FROM connections WHERE id = $1"
+	if s.d.name != sqliteDialect.name {
+		read += " FOR UPDATE"
+	}
+	var c *store.Connection
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		cur, err := scanConnection(tx.QueryRowContext(ctx, read, id))
+		if err != nil {
+			return err
+		}
+		if err := fillEnabledClients(ctx, tx, []*store.Connection{cur}); err != nil {
+			return err
+		}
+		p := *cur
+		p.EnabledClients = slices.Clone(cur.EnabledClients)
+		client := func(clientID string) (*store.Client, error) {
+			c, err := scanClient(tx.QueryRowContext(ctx, "SELECT "+clientCols+" FROM clients WHERE client_id = $1", clientID))
+			if err != nil {
+				return nil, s.fail("get client", err)
+			}
+			return c, nil
+		}
+		if err := patch(&p, client); err != nil {
+			return err
+		}
+		p.ID, p.Name, p.Strategy, p.CreatedAt = cur.ID, cur.Name, cur.Strategy, cur.CreatedAt
+		doc, options, err := connectionDocOf(&p)
+		if err != nil {
+			return err
+		}
+		p.UpdatedAt = now()
+		if _, err := writeConnection(ctx, tx, &p, doc, options, p.UpdatedAt); err != nil {
+			return err
+		}
+		c = &p
+		return fillEnabledClients(ctx, tx, []*store.Connection{c})
+	})
+	if err != nil {
+		return nil, s.fail("patch connection", err)
+	}
+	return c, nil
 }
 
 // DeleteConnection removes the connection, its enablements (ON DELETE

@@ -28,6 +28,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"ConnectionRoundTrip", testConnectionRoundTrip},
 		{"ConnectionErrors", testConnectionErrors},
 		{"ConnectionUpdate", testConnectionUpdate},
+		{"ConnectionPatch", testConnectionPatch},
+		{"ConnectionPatchRace", testConnectionPatchRace},
 		{"ConnectionClients", testConnectionClients},
 		{"ConnectionCascade", testConnectionCascade},
 		{"ConnectionList", testConnectionList},
