@@ -357,6 +357,12 @@ func TestConnectionValidation(t *testing.T) {
 				{map[string]any{"enabled_clients": []string{"ghost"}}, "on property enabled_clients[0]"},
 				{map[string]any{"is_domain_connection": "yes"}, "on property is_domain_connection"},
 				{map[string]any{"bogus": true}, "Additional properties not allowed: bogus"},
+				// A valid change beside an invalid one is not made either.
+				{map[string]any{"display_name": "Renamed", "enabled_clients": []string{clientID, "ghost"}}, "on property enabled_clients[1]"},
+				{map[string]any{"show_as_button": true, "metadata": map[string]any{"k": 1}}, "on property metadata.k"},
+				{map[string]any{"options": withSecret(existing["options"], seedSecret+"-new"), "realms": []string{""}}, "on property realms[0]"},
+				{map[string]any{"options": withSecret(existing["options"], seedSecret+"-new"), "enabled_clients": []string{"ghost"}}, "on property enabled_clients[0]"},
+				{map[string]any{"realms": []string{"other"}, "options": changed(existing["options"], map[string]any{"authority_host": "https://login.attacker.example"})}, "on property options.authority_host"},
 			} {
 				status, _, v := a.call("PATCH", "/api/v2/connections/"+id, c.body)
 				errorIs(t, status, v, 400, "invalid_body", c.msg)
