@@ -48,6 +48,67 @@ func TestConnectionConcurrentPatches(t *testing.T) {
 	}
 }
 
+// TestConnectionConcurrentCreates: creations of one name at once make one
+// connection; the others answer Auth0's 409.
+func TestConnectionConcurrentCreates(t *testing.T) {
+	for _, backend := range storetest.Backends() {
+		t.Run(backend, func(t *testing.T) {
+			a := start(t, backend)
+			const n = 8
+			statuses := make([]int, n)
+			var wg sync.WaitGroup
+			for i := range n {
+				wg.Go(func() {
+					status, _, v := a.call("POST", "/api/v2/connections", map[string]any{"name": "contoso", "strategy": "waad",
+						"options": map[string]any{"client_id": "abc", "tenant_domain": "contoso.onmicrosoft.com"}})
+					if status != 201 {
+						errorIs(t, status, v, 409, "connection_conflict", "A connection with the same name already exists")
+					}
+					statuses[i] = status
+				})
+			}
+			wg.Wait()
+			if created := slices.Index(statuses, 201); created < 0 || slices.Index(statuses[created+1:], 201) >= 0 {
+				t.Errorf("statuses %v, want one 201", statuses)
+			}
+			if got := a.list("/api/v2/connections?name=contoso"); len(got) != 1 {
+				t.Errorf("%d connections named contoso", len(got))
+			}
+		})
+	}
+}
+
+// TestConnectionConcurrentEnablements: clients enabled one by one at once,
+// while the connection's other properties are patched, all stay enabled.
+func TestConnectionConcurrentEnablements(t *testing.T) {
+	for _, backend := range storetest.Backends() {
+		t.Run(backend, func(t *testing.T) {
+			a := start(t, backend)
+			conn := a.must(201, "POST", "/api/v2/connections", map[string]any{"name": "contoso", "strategy": "waad",
+				"options": map[string]any{"client_id": "abc", "tenant_domain": "contoso.onmicrosoft.com"}})
+			path := "/api/v2/connections/" + conn["id"].(string)
+			var ids []string
+			for i := range 8 {
+				ids = append(ids, a.must(201, "POST", "/api/v2/clients", map[string]any{"name": fmt.Sprint("app", i), "app_type": "native"})["client_id"].(string))
+			}
+			var wg sync.WaitGroup
+			for i, id := range ids {
+				wg.Go(func() {
+					a.must(204, "PATCH", path+"/clients", []map[string]any{{"client_id": id, "status": true}})
+				})
+				wg.Go(func() {
+					a.must(200, "PATCH", path, map[string]any{"metadata": map[string]any{"n": fmt.Sprint(i)}})
+				})
+			}
+			wg.Wait()
+			slices.Sort(ids)
+			if got := a.must(200, "GET", path, nil); !jsonEqual(got["enabled_clients"], ids) {
+				t.Errorf("enabled_clients %v, want %v", got["enabled_clients"], ids)
+			}
+		})
+	}
+}
+
 // TestConnectionPatchesBeyondThePool: more PATCHes at once than the
 // store has connections to PostgreSQL all complete. Each holds one in its
 // transaction while it checks the enabled clients; reading them through
