@@ -362,6 +362,42 @@ func TestAbandonedWrongPasswordsCount(t *testing.T) {
 	}
 }
 
+// TestAbandonedTriesCount: `try` posts the password to Entra as a login
+// does, so a caller of the Management API that gives up after that cannot
+// make Entra's failures uncounted either.
+func TestAbandonedTriesCount(t *testing.T) {
+	for _, b := range storetest.Backends() {
+		t.Run(b, func(t *testing.T) {
+			s := newSite(t, b, map[string]any{"entra_lockout_threshold": 4, "entra_lockout_duration_seconds": 300})
+			status, raw := s.api(t, "GET", "api/v2/connections?name=contoso", nil)
+			var conns []struct{ ID string }
+			if err := json.Unmarshal([]byte(raw), &conns); status != http.StatusOK || err != nil || len(conns) != 1 {
+				t.Fatalf("connections: %d %s", status, raw)
+			}
+			s.delay.Store(int64(300 * time.Millisecond))
+			impatient := &http.Client{Timeout: 100 * time.Millisecond}
+			for i := range 3 {
+				req, _ := http.NewRequest("POST", s.URL+"api/v2/connections/"+conns[0].ID+"/try",
+					strings.NewReader(`{"username":"alice@contoso.com","password":"nope"}`))
+				req.Header.Set("Authorization", "Bearer "+s.mgmt)
+				req.Header.Set("Content-Type", "application/json")
+				if resp, err := impatient.Do(req); err == nil {
+					resp.Body.Close()
+					t.Fatalf("try %d answered before Entra: %s", i+1, resp.Status)
+				}
+				// Let the abandoned try reach Entra and settle.
+				time.Sleep(400 * time.Millisecond)
+			}
+			s.delay.Store(0)
+			reached := s.upstream.Load()
+			a := s.login(t, s.public, "", "alice@contoso.com", "Alice-Passw0rd!", nil)
+			if a.status != http.StatusTooManyRequests {
+				t.Fatalf("after %d wrong passwords reached Entra through try (budget 3), a login got %d %s", reached, a.status, a.raw)
+			}
+		})
+	}
+}
+
 // TestUpstreamBudgetStoredOptions: lockout options the Management API
 // now refuses, stored before it checked them, are read one by one. A
 // duration too large for a time.Duration in nanoseconds (here about 317

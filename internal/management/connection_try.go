@@ -107,7 +107,11 @@ func (a *API) tryConnection(w http.ResponseWriter, r *http.Request) {
 	}
 	tr := &connection.Trace{}
 	start := time.Now()
-	id, err := connector.Login(connection.WithTrace(r.Context(), tr), c, in.Username, in.Password, "")
+	// The call outlives a caller that gives up, as a login's does: once
+	// the password is sent Entra counts a failure whether anyone waits or
+	// not, and a cancelled call would be settled as inconclusive, giving
+	// every counter back.
+	id, err := connector.Login(connection.WithTrace(context.WithoutCancel(r.Context()), tr), c, in.Username, in.Password, "")
 	in.Password = ""
 	res.DurationMS = ms(time.Since(start))
 	if serr := ticket.Settle(context.WithoutCancel(r.Context()), err); serr != nil {
