@@ -60,6 +60,12 @@ type Identity struct {
 	SyncMode string
 	// Notes say why optional data (groups, extended attributes) is missing.
 	Notes []string
+	// Unset are profile keys this login could not load (groups when
+	// Microsoft Graph failed, was out of the upstream token's reach or was
+	// not asked): the stored user loses them rather than keep what an
+	// earlier login loaded, since a membership Entra has taken away since
+	// must not outlive it.
+	Unset []string
 }
 
 // IdPTokens are the upstream tokens a connection may keep for the user.

@@ -464,6 +464,9 @@ func (p *Provider) syncUser(ctx context.Context, conn *store.Connection, id *con
 		}
 	}
 	l.root = eachLogin || (l.first && id.SyncMode == connection.SyncOnFirstLogin)
+	for _, k := range id.Unset {
+		delete(prof, k)
+	}
 	// The IdP's root attributes replace the stored ones as a whole, so an
 	// attribute it no longer sends is removed.
 	root := map[string]any{}

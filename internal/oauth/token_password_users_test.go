@@ -1,11 +1,14 @@
 package oauth_test
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync/atomic"
 	"testing"
 
+	emulator "github.com/gatehouse/gatehouse/emulator/entra"
 	"github.com/gatehouse/gatehouse/internal/store/storetest"
 )
 
@@ -177,5 +180,64 @@ func TestLoginOfAUserDeletedWhileEntraAnswers(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestGroupsNotLoadedAreNotKept: a login that could not load the user's
+// groups (Microsoft Graph failing, the connection no longer asking for
+// them) leaves the stored user without groups rather than with those an
+// earlier login loaded: a membership Entra has taken away since must not
+// outlive it. The reason is in the success event.
+func TestGroupsNotLoadedAreNotKept(t *testing.T) {
+	for _, backend := range storetest.Backends() {
+		t.Run(backend, func(t *testing.T) {
+			e := newEnv(t, backend, envOptions{})
+			groups := func() ([]any, bool) {
+				t.Helper()
+				_, user := e.api(t, "GET", "api/v2/users/"+url.PathEscape(aliceID), nil)
+				g, ok := user["groups"].([]any)
+				return g, ok
+			}
+			login := func() {
+				t.Helper()
+				if r := e.login(t, "contoso-v2", "alice@contoso.com", "Alice-Passw0rd!", "openid"); r.status != 200 {
+					t.Fatalf("login: %d %s", r.status, r.raw)
+				}
+			}
+			login()
+			if g, _ := groups(); len(g) == 0 {
+				t.Fatal("the first login loaded no groups")
+			}
+
+			if err := e.emu.SetFault("graph", emulator.Fault{Status: http.StatusServiceUnavailable}); err != nil {
+				t.Fatal(err)
+			}
+			login()
+			e.emu.ClearFaults()
+			if g, ok := groups(); ok {
+				t.Errorf("groups kept from the earlier login while Graph failed: %v", g)
+			}
+			ev := lastEvent(t, e, "sepft")
+			if notes, _ := json.Marshal(ev["details"]); !strings.Contains(string(notes), "groups were not loaded") {
+				t.Errorf("sepft details %s, want why groups are missing", notes)
+			}
+
+			login()
+			if g, _ := groups(); len(g) == 0 {
+				t.Fatal("Graph answering again loaded no groups")
+			}
+			_, raw := e.apiRaw(t, "GET", "api/v2/connections?name=contoso-v2", nil)
+			var list []map[string]any
+			_ = json.Unmarshal(raw, &list)
+			opts := list[0]["options"].(map[string]any)
+			opts["ext_groups"], opts["ext_nested_groups"] = false, false
+			if s, b := e.api(t, "PATCH", "api/v2/connections/"+list[0]["id"].(string), map[string]any{"options": opts}); s != 200 {
+				t.Fatalf("turn ext_groups off: %d %v", s, b)
+			}
+			login()
+			if g, ok := groups(); ok {
+				t.Errorf("groups kept after the connection stopped asking for them: %v", g)
+			}
+		})
 	}
 }

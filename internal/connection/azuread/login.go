@@ -172,6 +172,9 @@ func (c *Connector) Login(ctx context.Context, conn *store.Connection, username,
 	if s.wantGraph() {
 		c.loadGraph(ctx, s, tok, id)
 	}
+	if _, ok := id.Profile["groups"]; !ok {
+		id.Unset = append(id.Unset, "groups")
+	}
 	if s.keepAccessToken || s.keepRefreshToken {
 		t := &connection.IdPTokens{}
 		if s.keepAccessToken {

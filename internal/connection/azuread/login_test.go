@@ -119,8 +119,8 @@ func TestLoginV2GraphNestedGroupsOverPages(t *testing.T) {
 	if id.Profile["job_title"] != "Identity Engineer" || id.Profile["department"] != "Platform" || id.EmailVerified != true {
 		t.Errorf("profile %v", id.Profile)
 	}
-	if len(id.Notes) != 0 {
-		t.Errorf("notes %v", id.Notes)
+	if len(id.Notes) != 0 || len(id.Unset) != 0 {
+		t.Errorf("notes %v, unset %v", id.Notes, id.Unset)
 	}
 }
 
@@ -349,6 +349,10 @@ func TestLoginGraphThrottled(t *testing.T) {
 	}
 	if len(id.Notes) != 2 || !strings.Contains(id.Notes[0], "HTTP 429") || !strings.Contains(id.Notes[1], "HTTP 429") {
 		t.Errorf("notes %q, want both Graph calls throttled", id.Notes)
+	}
+	// The stored user must not keep groups an earlier login loaded.
+	if !slices.Equal(id.Unset, []string{"groups"}) {
+		t.Errorf("unset %q, want [groups]", id.Unset)
 	}
 }
 
