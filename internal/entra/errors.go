@@ -151,8 +151,13 @@ type codeInfo struct {
 // aadsts maps the AADSTS codes a password-grant broker meets to a class and
 // an admin hint. Meanings: Microsoft's reference-error-codes page.
 var aadsts = map[int]codeInfo{
-	50126:   {ClassInvalidCredentials, "wrong username or password; for a federated (AD FS) user, password sign-in only works with password hash sync and a Home Realm Discovery policy with AllowCloudPasswordValidation"},
-	50034:   {ClassInvalidCredentials, "the user does not exist in this tenant; check the username and the connection's tenant domain"},
+	50126: {ClassInvalidCredentials, "wrong username or password; for a federated (AD FS) user, password sign-in only works with password hash sync and a Home Realm Discovery policy with AllowCloudPasswordValidation"},
+	50034: {ClassInvalidCredentials, "the user does not exist in this tenant; check the username and the connection's tenant domain"},
+	// 51004 and 50014 say what 50034 says, that the account does not exist
+	// in the directory, so they are answered as it is: anything else would
+	// tell a caller which usernames exist.
+	51004:   {ClassInvalidCredentials, "the user does not exist in this tenant's directory; check the username and the connection's tenant domain"},
+	50014:   {ClassInvalidCredentials, "the user is a guest whose invitation is still pending, so the account does not exist in this tenant yet; the user must redeem the invitation"},
 	50064:   {ClassInvalidCredentials, "credential validation failed for the username or password"},
 	50053:   {ClassLocked, "the account is locked by smart lockout after too many failed sign-ins, or the sign-in came from an IP with malicious activity; wait about 30 minutes or unlock the user in Entra"},
 	50055:   {ClassPasswordExpired, "the user's password has expired; the user must change it (see the password change URL) before password sign-in works again"},
@@ -165,6 +170,7 @@ var aadsts = map[int]codeInfo{
 	50072:   {ClassMFARequired, "this user must enroll a second factor, which the password flow cannot do"},
 	50074:   {ClassMFARequired, "this user must do MFA, which the password flow cannot"},
 	50158:   {ClassMFARequired, "an external security challenge (external MFA) is required, which the password flow cannot satisfy"},
+	50078:   {ClassMFARequired, "the user's MFA has expired under the tenant's policies and must be done again, which the password flow cannot; exclude this app from the MFA requirement or use an interactive flow"},
 	53003:   {ClassConditionalAccess, "a Conditional Access policy blocks token issuance for this user and app (policy ids are in the claims); exclude the app or use an interactive flow"},
 	53000:   {ClassConditionalAccess, "Conditional Access requires a compliant device, which the password flow cannot prove"},
 	53001:   {ClassConditionalAccess, "Conditional Access requires a domain-joined device, which the password flow cannot prove"},
@@ -174,8 +180,14 @@ var aadsts = map[int]codeInfo{
 	50131:   {ClassConditionalAccess, "a Conditional Access policy failed"},
 	530032:  {ClassConditionalAccess, "blocked by a Conditional Access security policy"},
 	530035:  {ClassConditionalAccess, "security defaults block legacy or unsafe sign-ins such as the password flow; disable security defaults or use Conditional Access with an exclusion"},
+	50005:   {ClassConditionalAccess, "a Conditional Access policy does not allow sign-ins from this device platform"},
+	50129:   {ClassConditionalAccess, "Conditional Access requires workplace join (a registered device), which the password flow cannot prove"},
+	50125:   {ClassConditionalAccess, "the user must register for self-service password reset, or finish a password reset, in an interactive sign-in first"},
+	700020:  {ClassConditionalAccess, "the grant requires user interaction, which the password flow cannot do; use an interactive flow"},
 	65001:   {ClassConsentRequired, "grant admin consent for the native app's delegated permissions (App registrations > API permissions > Grant admin consent); the password flow cannot show a consent prompt"},
 	65004:   {ClassConsentRequired, "the user declined consent; grant admin consent for the app"},
+	90094:   {ClassConsentRequired, "administrator consent is required; grant admin consent for the app's permissions (App registrations > API permissions)"},
+	90008:   {ClassConsentRequired, "the app needs consent to at least sign in and read the user profile (Microsoft Graph User.Read); grant admin consent for it"},
 	700016:  {ClassAppMisconfigured, "the client ID is not registered in this tenant; check the Application (client) ID, the tenant domain and the cloud"},
 	7000215: {ClassAppMisconfigured, "invalid client secret: use the secret's Value, not its Secret ID"},
 	7000222: {ClassAppMisconfigured, "the client secret has expired; create a new one under Certificates & secrets and update the connection"},
@@ -183,6 +195,12 @@ var aadsts = map[int]codeInfo{
 	700025:  {ClassAppMisconfigured, "the app is a public client, so it must not send a secret; remove the client secret from the connection"},
 	70002:   {ClassAppMisconfigured, "the client secret does not match the app registration"},
 	7000112: {ClassAppMisconfigured, "the application is disabled in this tenant"},
+	70001:   {ClassAppMisconfigured, "the application is disabled or not found in this tenant; check the Application (client) ID and that its enterprise application is enabled"},
+	65005:   {ClassAppMisconfigured, "the app requests a resource its registration does not list; add it under App registrations > API permissions and grant admin consent"},
+	90038:   {ClassAppMisconfigured, "the tenant belongs to another national cloud; set the connection's authority host to that cloud's"},
+	500021:  {ClassAppMisconfigured, "tenant restrictions on the network Gatehouse calls Entra from (a proxy's Restrict-Access-To-Tenant header) do not list this tenant; allow it in the proxy's configuration"},
+	500022:  {ClassAppMisconfigured, "tenant restrictions on the network Gatehouse calls Entra from (a proxy's Restrict-Access-To-Tenant header) do not list this tenant; allow it in the proxy's configuration"},
+	50002:   {ClassAppMisconfigured, "tenant restrictions (restricted proxy access) block sign-ins to this tenant from the network Gatehouse calls Entra from; change the restricted tenant settings"},
 	70011:   {ClassAppMisconfigured, "the requested scope is invalid; check the connection's scopes or App ID URI"},
 	90002:   {ClassAppMisconfigured, "tenant not found; check the tenant domain and that the authority host is the tenant's cloud"},
 	50128:   {ClassAppMisconfigured, "invalid domain name: no tenant matches the tenant domain"},
@@ -199,6 +217,11 @@ var aadsts = map[int]codeInfo{
 	50105:   {ClassUserNotAllowed, "the user is not assigned to the application, and its enterprise application requires assignment; assign the user (or a group of theirs) under Enterprise applications > Users and groups, or set Assignment required to No"},
 	50020:   {ClassUserNotAllowed, "the user's account is not in this tenant (a user of another organization who was not invited); invite them as a guest (a personal Microsoft account cannot use the password flow even then), or use a multi-tenant connection (useCommonEndpoint with allowed_tenants)"},
 	80012:   {ClassUserNotAllowed, "on-premises Active Directory allows this user to sign in only during their logon hours (pass-through authentication); the user can sign in within them, or an AD admin can change the account's logon hours"},
+	90072:   {ClassUserNotAllowed, "the account the user signs in with does not exist in this tenant, or its on-premises ImmutableID does not match; add it as an external user (guest) or fix the sync anchor"},
+	500208:  {ClassUserNotAllowed, "the account type is not valid for this tenant, e.g. a personal Microsoft account where only work or school accounts sign in; personal accounts cannot use the password flow"},
+	500212:  {ClassUserNotAllowed, "the user's home tenant has a cross-tenant outbound access policy that does not allow this tenant"},
+	500213:  {ClassUserNotAllowed, "this tenant's cross-tenant inbound access policy does not allow users of this user's organization"},
+	54000:   {ClassUserNotAllowed, "the user is a minor and the tenant's legal age group rule blocks the sign-in"},
 	80001:   {ClassUnavailable, "the pass-through authentication agent cannot reach on-premises Active Directory; check the agent's server and its connection to a domain controller"},
 	80002:   {ClassUnavailable, "the pass-through authentication agent's password validation timed out; check the agent's server and Active Directory's response time"},
 	80005:   {ClassUnavailable, "Entra got an unexpected answer from the pass-through authentication agent; retry, and check the agent's event log if it persists"},
@@ -212,6 +235,10 @@ var aadsts = map[int]codeInfo{
 	90033:   {ClassUnavailable, "an Entra directory service is temporarily unavailable; retry later"},
 	90006:   {ClassUnavailable, "an external server returned a retryable error; retry later"},
 	50000:   {ClassUnavailable, "Entra's sign-in service had an error; retry later"},
+	50033:   {ClassUnavailable, "Entra had a transient error; retry later"},
+	90012:   {ClassUnavailable, "an Entra request timed out; retry later"},
+	90090:   {ClassUnavailable, "Entra's directory service was temporarily unavailable; retry later"},
+	90091:   {ClassUnavailable, "Entra could not reach its directory service; retry later"},
 }
 
 var classHints = map[Class]string{

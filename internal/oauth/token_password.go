@@ -307,6 +307,10 @@ func (p *Provider) loginFailed(ctx context.Context, a *loginAttempt, err error) 
 	return p.refuse(ctx, a, typ, oe, details)
 }
 
+// unknownUserCodes are Entra's answers that the account does not exist in
+// the directory: Auth0 logs them as fu, a wrong password as fp.
+var unknownUserCodes = map[string]bool{"AADSTS50034": true, "AADSTS51004": true, "AADSTS50014": true}
+
 // failureResponse is the table of docs/errors.md.
 func failureResponse(ce *connection.Error) (string, *Error) {
 	forbidden := func(code, desc string) *Error {
@@ -315,7 +319,7 @@ func failureResponse(ce *connection.Error) (string, *Error) {
 	switch ce.Kind {
 	case connection.KindInvalidCredentials:
 		typ := audit.FailedLoginWrongPassword
-		if ce.Code == "AADSTS50034" {
+		if unknownUserCodes[ce.Code] {
 			typ = audit.FailedLoginUnknownUser
 		}
 		return typ, forbidden("invalid_grant", "Wrong email or password.")
