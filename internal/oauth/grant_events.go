@@ -3,6 +3,8 @@ package oauth
 import (
 	"context"
 	"errors"
+	"net/http"
+	"strings"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/audit"
@@ -14,7 +16,24 @@ import (
 // in the user, audience and scope as it learns them.
 func (p *Provider) grantEvent(t *tokenRequest, c *store.Client, typ string) *audit.Event {
 	return &audit.Event{Type: typ, ClientID: c.ClientID, ClientName: c.Name, IP: p.clientIP(t, c),
-		UserAgent: t.r.UserAgent(), Hostname: t.r.Host}
+		UserAgent: userAgent(t.r), Hostname: t.r.Host}
+}
+
+// maxUserAgentBytes is what log events and refresh tokens keep of a
+// User-Agent, well above a browser's.
+const maxUserAgentBytes = 1024
+
+// userAgent is the request's User-Agent as text the store can keep. HTTP
+// allows bytes that are not UTF-8 (obs-text), which PostgreSQL refuses in
+// a text column, and a header as long as the server's header limit, which
+// every event and refresh token of the client would carry.
+func userAgent(r *http.Request) string {
+	ua := strings.ToValidUTF8(r.UserAgent(), "\uFFFD")
+	if len(ua) > maxUserAgentBytes {
+		// The cut may split a character; its remains are dropped.
+		ua = strings.ToValidUTF8(ua[:maxUserAgentBytes], "")
+	}
+	return ua
 }
 
 // recordGrant stores e. As with a login's event, a lost event is logged

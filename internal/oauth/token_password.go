@@ -156,7 +156,7 @@ func (p *Provider) passwordGrant(ctx context.Context, t *tokenRequest, c *store.
 		return nil, err
 	}
 	ug := userGrant{client: c, user: l.user, requested: a.scope, scopes: scopes,
-		api: api, gty: grantPassword, ip: a.ip, ua: t.r.UserAgent()}
+		api: api, gty: grantPassword, ip: a.ip, ua: userAgent(t.r)}
 	resp, err := p.issueUserTokens(ctx, ug)
 	if err != nil && !stored && l.readBefore && errors.Is(err, store.ErrNotFound) {
 		// The user read before Entra answered was deleted since, so its
@@ -398,7 +398,7 @@ func (p *Provider) event(a *loginAttempt, typ, userID string, details map[string
 		ClientID:   a.client.ClientID,
 		ClientName: a.client.Name,
 		IP:         a.ip,
-		UserAgent:  a.t.r.UserAgent(),
+		UserAgent:  userAgent(a.t.r),
 		UserID:     userID,
 		UserName:   a.user,
 		Scope:      a.scope,

@@ -103,7 +103,7 @@ func (p *Provider) useRefreshToken(ctx context.Context, t *tokenRequest, c *stor
 		return nil, p.refuseRefresh(ctx, rt, now, pol, refusal)
 	}
 	g := userGrant{client: c, user: u, requested: t.get("scope"), scopes: scopes, api: api, gty: grantRefreshToken,
-		ip: p.clientIP(t, c), ua: t.r.UserAgent(), fromRefresh: true}
+		ip: p.clientIP(t, c), ua: userAgent(t.r), fromRefresh: true}
 
 	ex := store.RefreshExchange{ID: rt.ID, Now: now, Leeway: pol.leeway, IP: g.ip, UA: g.ua}
 	var next string
