@@ -152,3 +152,58 @@ func TestUnknownUserLooksLikeWrongPassword(t *testing.T) {
 		})
 	}
 }
+
+// TestMisconfiguredConnectionsOverHTTP: each app, secret, consent, tenant
+// and resource mistake the emulator can make Entra answer is a 500 that
+// tells the calling app nothing of the directory, and a log event whose
+// AADSTS code and hint tell the administrator what to fix.
+func TestMisconfiguredConnectionsOverHTTP(t *testing.T) {
+	const (
+		confidential = "2a3b4c5d-6e7f-4a8b-9c0d-1e2f3a4b5c6d"
+		unconsented  = "3b4c5d6e-7f8a-4b9c-8d0e-1f2a3b4c5d6e"
+	)
+	for _, backend := range storetest.Backends() {
+		t.Run(backend, func(t *testing.T) {
+			e := newEnv(t, backend, envOptions{})
+			for _, tc := range []struct {
+				name   string
+				opts   map[string]any
+				aadsts string
+				hint   string
+			}{
+				{"unknown-client", map[string]any{"client_id": "9f9f9f9f-0000-4000-8000-000000000000"}, "AADSTS700016", "client ID is not registered"},
+				{"no-secret", map[string]any{"client_id": confidential}, "AADSTS7000218", "Allow public client flows"},
+				{"expired-secret", map[string]any{"client_id": confidential, "client_secret": "expired-secret-value"}, "AADSTS7000222", "expired"},
+				{"public-with-secret", map[string]any{"client_id": unconsented, "client_secret": "some-secret"}, "AADSTS700025", "public client"},
+				{"no-consent", map[string]any{"client_id": unconsented}, "AADSTS65001", "admin consent"},
+				{"unknown-tenant", map[string]any{"client_id": nativeAppID, "client_secret": nativeSecret, "tenant_domain": "nowhere.onmicrosoft.com"}, "AADSTS90002", "tenant not found"},
+				{"unknown-resource", map[string]any{"client_id": nativeAppID, "client_secret": nativeSecret, "identity_api": "azure-active-directory-v1.0",
+					"app_id": "api://00000000-dead-4000-8000-000000000000"}, "AADSTS500011", "App ID URI"},
+			} {
+				opts := map[string]any{"tenant_domain": "contoso.onmicrosoft.com", "authority_host": e.emuURL, "graph_host": e.emuURL}
+				for k, v := range tc.opts {
+					opts[k] = v
+				}
+				e.connection(t, tc.name, opts)
+				r := e.login(t, tc.name, "alice@contoso.com", "Alice-Passw0rd!", "openid")
+				if r.status != 500 || r.str("error") != "server_error" || !strings.HasPrefix(r.str("error_description"), "The connection to the identity provider is not configured correctly.") ||
+					strings.Contains(r.raw, "AADSTS") || strings.Contains(r.raw, "contoso") {
+					t.Errorf("%s: %d %s", tc.name, r.status, r.raw)
+				}
+				ev := lastEvent(t, e, "")
+				d, _ := ev["details"].(map[string]any)
+				hint, _ := d["hint"].(string)
+				if ev["type"] != "fepft" || ev["connection"] != tc.name || d["error_code"] != tc.aadsts || d["reason"] != "misconfigured" ||
+					d["trace_id"] == nil || !strings.Contains(hint, tc.hint) {
+					t.Errorf("%s: log event %v, want %s with hint %q", tc.name, ev, tc.aadsts, tc.hint)
+				}
+			}
+			_, logs := e.apiRaw(t, "GET", "api/v2/logs?per_page=100", nil)
+			for _, secret := range []string{"expired-secret-value", "some-secret", nativeSecret, "Alice-Passw0rd!"} {
+				if strings.Contains(string(logs), secret) || strings.Contains(e.logs.String(), secret) {
+					t.Errorf("%q is in the tenant log or the server log", secret)
+				}
+			}
+		})
+	}
+}
