@@ -241,11 +241,21 @@ var aadsts = map[int]codeInfo{
 	90091:   {ClassUnavailable, "Entra could not reach its directory service; retry later"},
 }
 
+// classHints serve codes not in aadsts, e.g. one classed by its error
+// string or suberror.
 var classHints = map[Class]string{
-	ClassUnknown:          "unrecognised Entra error; look the AADSTS code up at https://login.microsoftonline.com/error",
-	ClassThrottled:        "Entra is throttling requests; retry after the indicated delay",
-	ClassUnavailable:      "Entra is unreachable or failing; retry later",
-	ClassAppMisconfigured: "the app registration or connection configuration is wrong",
+	ClassUnknown:            "unrecognised Entra error; look the AADSTS code up at https://login.microsoftonline.com/error",
+	ClassInvalidCredentials: "Entra refused the username or password",
+	ClassMFARequired:        "this user must do MFA, which the password flow cannot; exclude this app from the MFA requirement or use an interactive flow",
+	ClassPasswordExpired:    "the user must change the password before password sign-in works again",
+	ClassAccountDisabled:    "the user account is disabled in Entra",
+	ClassLocked:             "the account is locked in Entra; wait, or unlock the user in Entra",
+	ClassPasswordless:       "the user has no password Entra can check, so password sign-in cannot work",
+	ClassConsentRequired:    "the app lacks consent for the permissions it requests; grant admin consent (App registrations > API permissions)",
+	ClassUserNotAllowed:     "Entra does not allow this user to sign in to this application; look the AADSTS code up at https://login.microsoftonline.com/error",
+	ClassThrottled:          "Entra is throttling requests; retry after the indicated delay",
+	ClassUnavailable:        "Entra is unreachable or failing; retry later",
+	ClassAppMisconfigured:   "the app registration or connection configuration is wrong",
 	ClassConditionalAccess: "Entra requires an interactive step (MFA, a device or app policy) that the password flow cannot do; " +
 		"look the AADSTS code up at https://login.microsoftonline.com/error",
 }

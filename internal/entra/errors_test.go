@@ -226,3 +226,15 @@ func TestParseRetryAfterBounded(t *testing.T) {
 		}
 	}
 }
+
+// TestEveryClassHasAHint: a code this package does not list can still be
+// classed by Entra's error string or suberror (consent_required,
+// user_password_expired, interaction_required); the log event must then
+// still tell the administrator what to look at.
+func TestEveryClassHasAHint(t *testing.T) {
+	for c := ClassUnknown; int(c) < len(classNames); c++ {
+		if e := (&Error{Class: c, AADSTS: 99999999}); e.Hint() == "" {
+			t.Errorf("class %s: no hint", c.String())
+		}
+	}
+}

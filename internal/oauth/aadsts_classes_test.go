@@ -2,6 +2,8 @@ package oauth_test
 
 import (
 	"encoding/hex"
+	"io"
+	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -202,6 +204,48 @@ func TestMisconfiguredConnectionsOverHTTP(t *testing.T) {
 			for _, secret := range []string{"expired-secret-value", "some-secret", nativeSecret, "Alice-Passw0rd!"} {
 				if strings.Contains(string(logs), secret) || strings.Contains(e.logs.String(), secret) {
 					t.Errorf("%q is in the tenant log or the server log", secret)
+				}
+			}
+		})
+	}
+}
+
+// TestUnlistedCodeClassedByErrorString: a code Gatehouse does not list
+// but whose error string or suberror names its class is answered by that
+// class, and its log event still carries a hint for the administrator.
+func TestUnlistedCodeClassedByErrorString(t *testing.T) {
+	bodies := map[string]string{
+		"consent@contoso.com": `{"error":"invalid_grant","error_description":"AADSTS65999: Consent needed.","error_codes":[65999],"suberror":"consent_required","trace_id":"t1","correlation_id":"c1"}`,
+		"expired@contoso.com": `{"error":"user_password_expired","error_description":"AADSTS50999: Expired.","error_codes":[50999],"trace_id":"t2","correlation_id":"c2"}`,
+	}
+	upstream := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method != http.MethodPost || !strings.HasSuffix(r.URL.Path, "/token") || r.ParseForm() != nil || bodies[r.PostForm.Get("username")] == "" {
+				next.ServeHTTP(w, r)
+				return
+			}
+			w.Header().Set("Content-Type", "application/json; charset=utf-8")
+			w.WriteHeader(http.StatusBadRequest)
+			_, _ = io.WriteString(w, bodies[r.PostForm.Get("username")])
+		})
+	}
+	for _, backend := range storetest.Backends() {
+		t.Run(backend, func(t *testing.T) {
+			e := newEnv(t, backend, envOptions{upstream: upstream})
+			for _, tc := range []struct {
+				user, code, reason, hint string
+				status                   int
+			}{
+				{"consent@contoso.com", "server_error", "misconfigured", "admin consent", 500},
+				{"expired@contoso.com", "password_expired", "password_expired", "change the password", 403},
+			} {
+				r := e.login(t, "contoso-v2", tc.user, "Some-Passw0rd!", "openid")
+				if r.status != tc.status || r.str("error") != tc.code {
+					t.Errorf("%s: %d %s", tc.user, r.status, r.raw)
+				}
+				d, _ := lastEvent(t, e, "fepft")["details"].(map[string]any)
+				if hint, _ := d["hint"].(string); d["reason"] != tc.reason || !strings.Contains(hint, tc.hint) {
+					t.Errorf("%s: details %v, want a hint with %q", tc.user, d, tc.hint)
 				}
 			}
 		})
