@@ -140,6 +140,10 @@ func (e *Error) Hint() string {
 	if h, ok := aadsts[e.AADSTS]; ok && h.hint != "" && h.class == e.Class {
 		return h.hint
 	}
+	if e.Class == ClassUnknown && e.AADSTS == 0 && e.Code == "" {
+		// Not Entra's error shape: something else answered for it.
+		return fmt.Sprintf("the answer (HTTP %d) is not an Entra error: check the connection's authority_host and any proxy between Gatehouse and Entra", e.StatusCode)
+	}
 	return classHints[e.Class]
 }
 

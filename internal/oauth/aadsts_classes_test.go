@@ -251,3 +251,32 @@ func TestUnlistedCodeClassedByErrorString(t *testing.T) {
 		})
 	}
 }
+
+// TestNotEntraAnswer: an answer that is not Entra's error shape (a proxy's
+// page) is a server error whose hint says so, not a code to look up.
+func TestNotEntraAnswer(t *testing.T) {
+	upstream := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method != http.MethodPost || !strings.HasSuffix(r.URL.Path, "/token") {
+				next.ServeHTTP(w, r)
+				return
+			}
+			w.Header().Set("Content-Type", "text/html")
+			w.WriteHeader(http.StatusForbidden)
+			_, _ = io.WriteString(w, "<html>Blocked by policy</html>")
+		})
+	}
+	for _, backend := range storetest.Backends() {
+		t.Run(backend, func(t *testing.T) {
+			e := newEnv(t, backend, envOptions{upstream: upstream})
+			r := e.login(t, "contoso-v2", "alice@contoso.com", "Alice-Passw0rd!", "openid")
+			if r.status != 500 || r.str("error") != "server_error" {
+				t.Errorf("%d %s", r.status, r.raw)
+			}
+			d, _ := lastEvent(t, e, "fepft")["details"].(map[string]any)
+			if hint, _ := d["hint"].(string); !strings.Contains(hint, "HTTP 403") || !strings.Contains(hint, "proxy") {
+				t.Errorf("details %v", d)
+			}
+		})
+	}
+}
