@@ -46,8 +46,8 @@ func (s *Server) runBackground(ctx context.Context) (wait func()) {
 
 // purge deletes expired refresh tokens, then expired attack-protection
 // blocks and refilled IP buckets, then the jti of expired client
-// assertions, then log events past GATEHOUSE_LOG_RETENTION, in bounded
-// batches, each its own short
+// assertions, then the users of deleted connections, then log events past
+// GATEHOUSE_LOG_RETENTION, in bounded batches, each its own short
 // transaction, so that it never holds a lock a login waits on for long.
 func (s *Server) purge(ctx context.Context) {
 	s.purgeBatches(ctx, "expired refresh tokens", func(ctx context.Context) (int, bool, error) {
@@ -63,6 +63,9 @@ func (s *Server) purge(ctx context.Context) {
 	s.purgeBatches(ctx, "used client assertions", func(ctx context.Context) (int, bool, error) {
 		n, err := s.store.PurgeClientAssertions(ctx, time.Now().Add(-time.Minute), purgeBatch)
 		return n, n == purgeBatch, err
+	})
+	s.purgeBatches(ctx, "users of deleted connections", func(ctx context.Context) (int, bool, error) {
+		return s.store.PurgeDeletedConnectionUsers(ctx, purgeBatch)
 	})
 	if s.cfg.LogRetention <= 0 {
 		return

@@ -185,3 +185,48 @@ func TestPurgeAttackRows(t *testing.T) {
 		t.Fatalf("fresh counter: %d (%v)", len(got), err)
 	}
 }
+
+// TestPurgeDeletedConnectionUsers: DELETE /api/v2/connections/{id}
+// answers 202 and the background purge deletes the connection's users
+// afterwards, as Auth0 does; a user of another connection stays.
+func TestPurgeDeletedConnectionUsers(t *testing.T) {
+	for _, backend := range storetest.Backends() {
+		t.Run(backend, func(t *testing.T) {
+			s := purgeTestServerOn(t, storetest.DSN(t, backend), 0)
+			ctx := context.Background()
+			for _, c := range []*store.Connection{{ID: "con_contoso", Name: "contoso", Strategy: "waad"}, {ID: "con_fabrikam", Name: "fabrikam", Strategy: "waad"}} {
+				if err := s.store.CreateConnection(ctx, c); err != nil {
+					t.Fatal(err)
+				}
+			}
+			last := time.Now().Add(-time.Hour)
+			for _, u := range []*store.User{{UserID: "waad|alice", Connection: "contoso"}, {UserID: "waad|bob", Connection: "contoso"},
+				{UserID: "waad|carol", Connection: "fabrikam"}} {
+				u.LastLogin = &last
+				if _, err := s.store.UpsertUser(ctx, u); err != nil {
+					t.Fatal(err)
+				}
+			}
+			admin := purgeManagementToken(t, s)
+			call := func(method, path string) (int, string) {
+				rec := httptest.NewRecorder()
+				req := httptest.NewRequest(method, "http://127.0.0.1:1/"+path, nil)
+				req.Header.Set("Authorization", "Bearer "+admin)
+				s.Handler().ServeHTTP(rec, req)
+				return rec.Code, rec.Body.String()
+			}
+			if status, body := call("DELETE", "api/v2/connections/con_contoso"); status != http.StatusAccepted || !strings.Contains(body, `"deleted_at"`) {
+				t.Fatalf("delete: %d %s", status, body)
+			}
+			if status, body := call("GET", "api/v2/users"); status != http.StatusOK || !strings.Contains(body, `"waad|alice"`) {
+				t.Fatalf("users before the purge: %d %s", status, body)
+			}
+			s.purge(ctx)
+			status, body := call("GET", "api/v2/users")
+			if status != http.StatusOK || strings.Contains(body, `"waad|alice"`) || strings.Contains(body, `"waad|bob"`) ||
+				!strings.Contains(body, `"waad|carol"`) {
+				t.Fatalf("users after the purge: %d %s", status, body)
+			}
+		})
+	}
+}

@@ -296,6 +296,12 @@ type UserStore interface {
 	// when it does not exist, and patch's error, writing nothing.
 	PatchUser(ctx context.Context, userID string, patch func(*User) error) (*User, error)
 	DeleteUser(ctx context.Context, userID string) error
+	// PurgeDeletedConnectionUsers deletes at most limit users, with their
+	// refresh tokens, whose latest login went through a connection
+	// deleted since (none through one made again under its name after the
+	// deletion), and forgets each deleted connection that has none left.
+	// It reports how many users it deleted and whether there may be more.
+	PurgeDeletedConnectionUsers(ctx context.Context, limit int) (n int, more bool, err error)
 }
 
 // LogEvent is one tenant log entry (Auth0's log event). Doc is the Auth0

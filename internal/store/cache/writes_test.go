@@ -82,6 +82,8 @@ var storeMethods = map[string]kind{
 	"DeleteUser":  uncachedWrite,
 	"RecordLogin": uncachedWrite,
 
+	"PurgeDeletedConnectionUsers": uncachedWrite,
+
 	"ListLogEvents":      read,
 	"GetLogEvent":        read,
 	"ListLogEventsAfter": read,

@@ -276,7 +276,9 @@ func (s *Store) PatchConnection(ctx context.Context, id string, patch func(*stor
 // DeleteConnection removes the connection, its enablements (ON DELETE
 // CASCADE) and the refresh tokens issued through it, with those stored
 // before tokens recorded their connection (migration 8) whose user's
-// latest login went through it. A deleted connection ends its users'
+// latest login went through it, and records it in deleted_connections,
+// whose users the background purge deletes afterwards
+// (PurgeDeletedConnectionUsers), as Auth0 does. A deleted connection ends its users'
 // sessions, as at Auth0, where it cannot be undone: a connection made
 // again under the name, perhaps for another tenant, must not bring them
 // back. The tokens go before the connection, as a client's and a user's
@@ -297,7 +299,11 @@ func (s *Store) DeleteConnection(ctx context.Context, id string) error {
 		if err != nil {
 			return err
 		}
-		return affected(res)
+		if err := affected(res); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, "INSERT INTO deleted_connections (name, deleted_at) VALUES ($1, $2)", name, now().UnixMilli())
+		return err
 	})
 	if err == nil && s.d.name != sqliteDialect.name {
 		// An exchange that rotated one of them while the delete waited

@@ -98,9 +98,21 @@ func PurgePlans(ctx context.Context, s *Store) (map[string]string, error) {
 	for i, q := range refresh {
 		stmts[fmt.Sprintf("refresh tokens %d", i)] = q
 	}
-	plans := make(map[string]string, len(stmts))
+	plans := make(map[string]string, len(stmts)+3)
 	for name, q := range stmts {
 		plan, err := queryPlan(ctx, s, q, int64(1700000000000), 500)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		plans[name] = plan
+	}
+	users := map[string]string{"deleted connection users": purgeConnectionUsersSQL, "deleted connections": forgetDeletedConnectionSQL}
+	if s.d.name == "postgres" {
+		users["deleted connection users"] = purgeConnectionUsersPGSQL
+		users["deleted connection tokens"] = purgeConnectionTokensPGSQL
+	}
+	for name, q := range users {
+		plan, err := queryPlan(ctx, s, q, "contoso", int64(1700000000000), 500)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}

@@ -373,3 +373,96 @@ func (s *Store) DeleteUser(ctx context.Context, userID string) error {
 	}
 	return nil
 }
+
+// A user of a deleted connection, $1 its name and $2 its deleted_at: its
+// latest login went through a connection of the name, not after the
+// deletion (a later one went through a connection made again under it).
+const deletedConnectionUser = "connection = $1 AND (last_login IS NULL OR last_login <= $2)"
+
+// purgeConnectionUsersSQL deletes at most $3 users of a deleted
+// connection; on SQLite ON DELETE CASCADE deletes their refresh tokens.
+const purgeConnectionUsersSQL = `DELETE FROM users WHERE seq IN (
+	SELECT seq FROM users WHERE ` + deletedConnectionUser + ` LIMIT $3)`
+
+// On PostgreSQL the purge deletes at most $3 refresh tokens of such users
+// first, then at most $3 such users that have none left. Both skip
+// locked rows, as the other purges do: an exchange, a revocation or a
+// deletion holds the tokens it locked in seq order, a login its user,
+// and a purge that waited for them while holding others could deadlock
+// with them. A user whose tokens were skipped waits for a later run
+// rather than be left to ON DELETE CASCADE, which would wait for them
+// while holding the user that an exchange's successor refers to.
+const (
+	purgeConnectionTokensPGSQL = `DELETE FROM refresh_tokens WHERE seq IN (
+		SELECT r.seq FROM users u JOIN refresh_tokens r ON r.user_id = u.user_id
+		WHERE u.connection = $1 AND (u.last_login IS NULL OR u.last_login <= $2) LIMIT $3 FOR UPDATE OF r SKIP LOCKED)`
+	purgeConnectionUsersPGSQL = `DELETE FROM users WHERE seq IN (
+		SELECT u.seq FROM users u WHERE ` + deletedConnectionUser + `
+		AND NOT EXISTS (SELECT 1 FROM refresh_tokens r WHERE r.user_id = u.user_id) LIMIT $3 FOR UPDATE SKIP LOCKED)`
+)
+
+// forgetDeletedConnectionSQL deletes the record $3 of a deleted connection
+// that has no user left.
+const forgetDeletedConnectionSQL = `DELETE FROM deleted_connections WHERE seq = $3
+	AND NOT EXISTS (SELECT 1 FROM users WHERE ` + deletedConnectionUser + `)`
+
+// listDeletedConnectionsSQL reads the whole table, which holds a row per
+// deletion only until the purge has deleted its users.
+const listDeletedConnectionsSQL = "SELECT seq, name, deleted_at FROM deleted_connections ORDER BY seq"
+
+// PurgeDeletedConnectionUsers deletes at most limit users of deleted
+// connections, with their refresh tokens, oldest deletion first, and the
+// record of each deleted connection that has no such user left. A user
+// belongs to the connection of its latest login (users.connection): two
+// connections of one Entra tenant share their users, and the deletion of
+// one deletes those that signed in through it last. more reports that a
+// batch was full; rows skipped because another writer held them are left
+// to the next run.
+func (s *Store) PurgeDeletedConnectionUsers(ctx context.Context, limit int) (n int, more bool, err error) {
+	type deleted struct {
+		seq, at int64
+		name    string
+	}
+	var todo []deleted
+	err = func() error {
+		rows, err := s.write.QueryContext(ctx, listDeletedConnectionsSQL)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var d deleted
+			if err := rows.Scan(&d.seq, &d.name, &d.at); err != nil {
+				return err
+			}
+			todo = append(todo, d)
+		}
+		return rows.Err()
+	}()
+	if err != nil {
+		return 0, false, s.fail("purge deleted connection users", err)
+	}
+	users := purgeConnectionUsersSQL
+	if s.d.name != sqliteDialect.name {
+		users = purgeConnectionUsersPGSQL
+	}
+	for _, d := range todo {
+		if users == purgeConnectionUsersPGSQL {
+			res, err := s.write.ExecContext(ctx, purgeConnectionTokensPGSQL, d.name, d.at, limit)
+			tokens, err := s.count("purge deleted connection users", res, err)
+			if err != nil || tokens == limit {
+				return n, err == nil, err
+			}
+		}
+		res, err := s.write.ExecContext(ctx, users, d.name, d.at, limit-n)
+		got, err := s.count("purge deleted connection users", res, err)
+		if n += got; err != nil || n == limit {
+			return n, err == nil, err
+		}
+		_, err = s.write.ExecContext(ctx, forgetDeletedConnectionSQL, d.name, d.at, d.seq)
+		if err != nil {
+			return n, false, s.fail("purge deleted connection users", err)
+		}
+	}
+	return n, false, nil
+}

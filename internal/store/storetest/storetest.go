@@ -61,6 +61,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"LogEvents", testLogEvents},
 		{"LogEventsConcurrent", testLogEventsConcurrent},
 		{"ConnectionDeleteRevokesRefreshTokens", testConnectionDeleteRevokesRefreshTokens},
+		{"DeletedConnectionUsers", testDeletedConnectionUsers},
+		{"DeletedConnectionUsersTogether", testDeletedConnectionUsersTogether},
 		{"LogEventIDsFollowTime", testLogEventIDsFollowTime},
 		{"LogEventsPurge", testLogEventsPurge},
 		{"LogEventsCheckpoint", testLogEventsCheckpoint},
