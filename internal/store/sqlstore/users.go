@@ -425,7 +425,7 @@ func (s *Store) PurgeDeletedConnectionUsers(ctx context.Context, limit int) (n i
 	}
 	var todo []deleted
 	err = func() error {
-		rows, err := s.write.QueryContext(ctx, listDeletedConnectionsSQL)
+		rows, err := s.read.QueryContext(ctx, listDeletedConnectionsSQL)
 		if err != nil {
 			return err
 		}
@@ -442,12 +442,13 @@ func (s *Store) PurgeDeletedConnectionUsers(ctx context.Context, limit int) (n i
 	if err != nil {
 		return 0, false, s.fail("purge deleted connection users", err)
 	}
+	pg := s.d.name != sqliteDialect.name
 	users := purgeConnectionUsersSQL
-	if s.d.name != sqliteDialect.name {
+	if pg {
 		users = purgeConnectionUsersPGSQL
 	}
 	for _, d := range todo {
-		if users == purgeConnectionUsersPGSQL {
+		if pg {
 			res, err := s.write.ExecContext(ctx, purgeConnectionTokensPGSQL, d.name, d.at, limit)
 			tokens, err := s.count("purge deleted connection users", res, err)
 			if err != nil || tokens == limit {
