@@ -298,8 +298,9 @@ type UserStore interface {
 	DeleteUser(ctx context.Context, userID string) error
 	// PurgeDeletedConnectionUsers deletes at most limit users, with their
 	// refresh tokens, whose latest login went through a connection
-	// deleted since (none through one made again under its name after the
-	// deletion), and forgets each deleted connection that has none left.
+	// deleted since (none who signed in after the deletion while a
+	// connection of the name exists: one made again under it), and
+	// forgets each deleted connection that has none left.
 	// It reports how many users it deleted and whether there may be more.
 	PurgeDeletedConnectionUsers(ctx context.Context, limit int) (n int, more bool, err error)
 }

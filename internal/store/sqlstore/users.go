@@ -374,15 +374,19 @@ func (s *Store) DeleteUser(ctx context.Context, userID string) error {
 	return nil
 }
 
-// A user of a deleted connection, $1 its name and $2 its deleted_at: its
-// latest login went through a connection of the name, not after the
-// deletion (a later one went through a connection made again under it).
-const deletedConnectionUser = "connection = $1 AND (last_login IS NULL OR last_login <= $2)"
+// A user (u) of a deleted connection, $1 its name and $2 its deleted_at:
+// its latest login went through a connection of the name, not after the
+// deletion unless no connection has the name now. A later one went
+// through a connection made again under the name, or through the deleted
+// one: a login under way, or one on a replica whose cache still held the
+// connection, stores its user after the deletion.
+const deletedConnectionUser = `u.connection = $1 AND (u.last_login IS NULL OR u.last_login <= $2
+	OR NOT EXISTS (SELECT 1 FROM connections c WHERE c.name = $1))`
 
 // purgeConnectionUsersSQL deletes at most $3 users of a deleted
 // connection; on SQLite ON DELETE CASCADE deletes their refresh tokens.
 const purgeConnectionUsersSQL = `DELETE FROM users WHERE seq IN (
-	SELECT seq FROM users WHERE ` + deletedConnectionUser + ` LIMIT $3)`
+	SELECT u.seq FROM users u WHERE ` + deletedConnectionUser + ` LIMIT $3)`
 
 // On PostgreSQL the purge deletes at most $3 refresh tokens of such users
 // first, then at most $3 such users that have none left. Both skip
@@ -395,7 +399,7 @@ const purgeConnectionUsersSQL = `DELETE FROM users WHERE seq IN (
 const (
 	purgeConnectionTokensPGSQL = `DELETE FROM refresh_tokens WHERE seq IN (
 		SELECT r.seq FROM users u JOIN refresh_tokens r ON r.user_id = u.user_id
-		WHERE u.connection = $1 AND (u.last_login IS NULL OR u.last_login <= $2) LIMIT $3 FOR UPDATE OF r SKIP LOCKED)`
+		WHERE ` + deletedConnectionUser + ` LIMIT $3 FOR UPDATE OF r SKIP LOCKED)`
 	purgeConnectionUsersPGSQL = `DELETE FROM users WHERE seq IN (
 		SELECT u.seq FROM users u WHERE ` + deletedConnectionUser + `
 		AND NOT EXISTS (SELECT 1 FROM refresh_tokens r WHERE r.user_id = u.user_id) LIMIT $3 FOR UPDATE SKIP LOCKED)`
@@ -404,7 +408,7 @@ const (
 // forgetDeletedConnectionSQL deletes the record $3 of a deleted connection
 // that has no user left.
 const forgetDeletedConnectionSQL = `DELETE FROM deleted_connections WHERE seq = $3
-	AND NOT EXISTS (SELECT 1 FROM users WHERE ` + deletedConnectionUser + `)`
+	AND NOT EXISTS (SELECT 1 FROM users u WHERE ` + deletedConnectionUser + `)`
 
 // listDeletedConnectionsSQL reads the whole table, which holds a row per
 // deletion only until the purge has deleted its users.

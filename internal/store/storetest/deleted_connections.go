@@ -91,6 +91,18 @@ func testDeletedConnectionUsers(t *testing.T, s store.Store) {
 	_, err := s.GetRefreshToken(ctx, "gone-via-other")
 	wantErr(t, "token of a purged user", err, store.ErrNotFound)
 
+	// A login under way when its connection was deleted stores its user
+	// after the deletion: the user goes while no connection has the name.
+	must(t, s.CreateConnection(ctx, fullConnection("con_f", "fabrikam", "c1")))
+	must(t, s.DeleteConnection(ctx, "con_f"))
+	time.Sleep(2 * time.Millisecond)
+	user("signed-in-late", "fabrikam", ptr(time.Now()))
+	if n := purgeConnectionUsers(t, s, 2); n != 1 {
+		t.Errorf("purge after a late login deleted %d users, want 1", n)
+	}
+	_, err = s.GetUser(ctx, "signed-in-late")
+	wantErr(t, "user who signed in through the deleted connection late", err, store.ErrNotFound)
+
 	user("later", "contoso", &before)
 	if n := purgeConnectionUsers(t, s, 2); n != 0 {
 		t.Errorf("a second purge deleted %d users, want 0", n)

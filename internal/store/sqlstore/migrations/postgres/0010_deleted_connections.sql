@@ -1,8 +1,9 @@
 -- The connections deleted whose users are still to be deleted: the
 -- background purge deletes, in batches, the users whose latest login
 -- went through a connection of the name at or before deleted_at (unix
--- milliseconds), then the row. A user who signed in since through a
--- connection made again under the name is kept.
+-- milliseconds), or later while no connection has the name, then the
+-- row. A user who signed in since through a connection made again under
+-- the name is kept.
 
 CREATE TABLE deleted_connections (
     seq        BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
