@@ -3,6 +3,7 @@ package attack
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/gatehouse/gatehouse/internal/store"
 )
@@ -22,7 +23,8 @@ type OptionsLookup func(ctx context.Context, connection string) ([]byte, error)
 
 // Blocks lists the identifier's current blocks. With respectEnablement
 // (Auth0's consider_brute_force_enablement), brute-force blocks are left
-// out while brute-force protection is off.
+// out unless brute-force protection is on and configured to block (the
+// "block" shield): without it, no login is refused.
 func (g *Guard) Blocks(ctx context.Context, identifier string, respectEnablement bool, options OptionsLookup) ([]Block, error) {
 	bf, err := g.BruteForce(ctx)
 	if err != nil {
@@ -37,7 +39,7 @@ func (g *Guard) Blocks(ctx context.Context, identifier string, respectEnablement
 	for _, c := range counters {
 		switch c.Kind {
 		case store.AttackBruteForce:
-			if c.Attempts < bf.MaxAttempts || (respectEnablement && !bf.Enabled) {
+			if c.Attempts < bf.MaxAttempts || (respectEnablement && (!bf.Enabled || !slices.Contains(bf.Shields, "block"))) {
 				continue
 			}
 		case store.AttackUpstreamBudget:

@@ -733,3 +733,84 @@ func twoConnectionSite(t *testing.T, backend string) *site {
 	}
 	return s
 }
+
+// TestIdentifierVariantsShareACount: the username is counted lower-cased
+// and trimmed, so changing its case or padding it with white space does
+// not buy more guesses; the user-blocks routes find the block under any of
+// those forms.
+func TestIdentifierVariantsShareACount(t *testing.T) {
+	for _, b := range storetest.Backends() {
+		t.Run(b, func(t *testing.T) {
+			s := newSite(t, b, map[string]any{"entra_lockout_threshold": 0})
+			if st, raw := s.api(t, "PATCH", "api/v2/attack-protection/brute-force-protection", map[string]any{"max_attempts": 3}); st != http.StatusOK {
+				t.Fatalf("patch: %d %s", st, raw)
+			}
+			for i, u := range []string{"Alice@Contoso.com", " alice@contoso.com", "ALICE@CONTOSO.COM\t"} {
+				if a := s.login(t, s.public, "", u, "nope", nil); a.status != http.StatusForbidden {
+					t.Fatalf("attempt %d as %q: %d %s", i+1, u, a.status, a.raw)
+				}
+			}
+			before := s.upstream.Load()
+			for _, u := range []string{"alice@contoso.com", "aLiCe@contoso.COM ", "\u00a0alice@contoso.com"} {
+				if a := s.login(t, s.public, "", u, "Alice-Passw0rd!", nil); a.status != http.StatusTooManyRequests || a.body["error"] != "too_many_attempts" {
+					t.Fatalf("%q after 3 failures under other forms: %d %s, want 429", u, a.status, a.raw)
+				}
+			}
+			if s.upstream.Load() != before {
+				t.Fatal("a blocked attempt reached Entra")
+			}
+			want := `{"blocked_for":[{"identifier":"alice@contoso.com","ip":"127.0.0.1","connection":"contoso"}]}` + "\n"
+			if _, raw := s.api(t, "GET", "api/v2/user-blocks?identifier="+url.QueryEscape(" ALICE@contoso.com "), nil); raw != want {
+				t.Fatalf("user-blocks: %s", raw)
+			}
+			if st, raw := s.api(t, "DELETE", "api/v2/user-blocks?identifier=Alice@CONTOSO.com", nil); st != http.StatusNoContent {
+				t.Fatalf("unblock: %d %s", st, raw)
+			}
+			if a := s.login(t, s.public, "", "alice@contoso.com", "Alice-Passw0rd!", nil); a.status != http.StatusOK {
+				t.Fatalf("after unblock: %d %s", a.status, a.raw)
+			}
+		})
+	}
+}
+
+// TestBlocksConsiderBlockShield: with consider_brute_force_enablement,
+// user-blocks lists brute-force blocks only while protection is on and
+// configured to block (Auth0: "If true and Brute Force Protection is
+// enabled and configured to block logins"). Without the block shield no
+// login is refused, so listing the count as a block was wrong.
+func TestBlocksConsiderBlockShield(t *testing.T) {
+	for _, b := range storetest.Backends() {
+		t.Run(b, func(t *testing.T) {
+			s := newSite(t, b, map[string]any{"entra_lockout_threshold": 0})
+			if st, raw := s.api(t, "PATCH", "api/v2/attack-protection/brute-force-protection",
+				map[string]any{"max_attempts": 2, "shields": []string{"user_notification"}}); st != http.StatusOK {
+				t.Fatalf("patch: %d %s", st, raw)
+			}
+			for i := range 3 {
+				if a := s.login(t, s.public, "", "alice@contoso.com", "nope", nil); a.status != http.StatusForbidden {
+					t.Fatalf("attempt %d without the block shield: %d %s", i+1, a.status, a.raw)
+				}
+			}
+			const path = "api/v2/user-blocks?identifier=alice@contoso.com"
+			block := `{"blocked_for":[{"identifier":"alice@contoso.com","ip":"127.0.0.1","connection":"contoso"}]}` + "\n"
+			none := `{"blocked_for":[]}` + "\n"
+			if _, raw := s.api(t, "GET", path, nil); raw != block {
+				t.Fatalf("user-blocks: %s", raw)
+			}
+			if _, raw := s.api(t, "GET", path+"&consider_brute_force_enablement=true", nil); raw != none {
+				t.Fatalf("user-blocks considering enablement, without the block shield: %s", raw)
+			}
+			// With the shield back the count blocks, and is listed either way.
+			if st, raw := s.api(t, "PATCH", "api/v2/attack-protection/brute-force-protection",
+				map[string]any{"shields": []string{"block"}}); st != http.StatusOK {
+				t.Fatalf("patch: %d %s", st, raw)
+			}
+			if a := s.login(t, s.public, "", "alice@contoso.com", "nope", nil); a.status != http.StatusTooManyRequests {
+				t.Fatalf("with the block shield: %d %s", a.status, a.raw)
+			}
+			if _, raw := s.api(t, "GET", path+"&consider_brute_force_enablement=true", nil); raw != block {
+				t.Fatalf("user-blocks considering enablement, with the block shield: %s", raw)
+			}
+		})
+	}
+}
