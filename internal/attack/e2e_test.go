@@ -20,8 +20,10 @@ import (
 
 	emulator "github.com/gatehouse/gatehouse/emulator/entra"
 	"github.com/gatehouse/gatehouse/emulator/entra/entratest"
+	"github.com/gatehouse/gatehouse/internal/attack"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/server/servertest"
+	"github.com/gatehouse/gatehouse/internal/store/sqlstore"
 	"github.com/gatehouse/gatehouse/internal/store/storetest"
 )
 
@@ -812,5 +814,79 @@ func TestBlocksConsiderBlockShield(t *testing.T) {
 				t.Fatalf("user-blocks considering enablement, with the block shield: %s", raw)
 			}
 		})
+	}
+}
+
+// TestPruneKeepsActiveBlocks: the background purge (Guard.Prune, run by
+// every serving process on the shared database) removes a block only
+// once it has expired, 30 days after its last counted failure; a block
+// one day younger still refuses the right password without calling Entra,
+// as does an upstream budget of a 30-day window.
+func TestPruneKeepsActiveBlocks(t *testing.T) {
+	for _, b := range storetest.Backends() {
+		t.Run(b, func(t *testing.T) {
+			// The upstream budget's longest window, 30 days, blocks as long.
+			s := newSite(t, b, map[string]any{"entra_lockout_threshold": 3, "entra_lockout_duration_seconds": 2592000})
+			if st, raw := s.api(t, "PATCH", "api/v2/attack-protection/brute-force-protection", map[string]any{"max_attempts": 2}); st != http.StatusOK {
+				t.Fatalf("patch: %d %s", st, raw)
+			}
+			for i := range 2 {
+				if a := s.login(t, s.public, "", "alice@contoso.com", "nope", nil); a.status != http.StatusForbidden {
+					t.Fatalf("attempt %d: %d %s", i+1, a.status, a.raw)
+				}
+			}
+			st, err := sqlstore.Open(t.Context(), s.Config.Database, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { st.Close() })
+			age := func(d time.Duration) {
+				t.Helper()
+				s.exec(t, "UPDATE attack_counters SET updated_at = updated_at - $1", d.Milliseconds())
+				for {
+					n, err := attack.New(st, nil).Prune(t.Context(), 500)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if n == 0 {
+						return
+					}
+				}
+			}
+			const block = `{"blocked_for":[{"identifier":"alice@contoso.com","ip":"127.0.0.1","connection":"contoso"},` +
+				`{"identifier":"alice@contoso.com","connection":"contoso"}]}` + "\n"
+			age(29 * 24 * time.Hour)
+			before := s.upstream.Load()
+			if a := s.login(t, s.public, "", "alice@contoso.com", "Alice-Passw0rd!", nil); a.status != http.StatusTooManyRequests || s.upstream.Load() != before {
+				t.Fatalf("29 days after the block: %d %s", a.status, a.raw)
+			}
+			if _, raw := s.api(t, "GET", "api/v2/user-blocks?identifier=alice@contoso.com", nil); raw != block {
+				t.Fatalf("user-blocks 29 days after: %s", raw)
+			}
+			age(2 * 24 * time.Hour)
+			if _, raw := s.api(t, "GET", "api/v2/user-blocks?identifier=alice@contoso.com", nil); raw != `{"blocked_for":[]}`+"\n" {
+				t.Fatalf("user-blocks 31 days after: %s", raw)
+			}
+			if a := s.login(t, s.public, "", "alice@contoso.com", "Alice-Passw0rd!", nil); a.status != http.StatusOK {
+				t.Fatalf("31 days after the block: %d %s", a.status, a.raw)
+			}
+		})
+	}
+}
+
+// exec runs one statement straight on the site's database.
+func (s *site) exec(t *testing.T, query string, args ...any) {
+	t.Helper()
+	driver, dsn := "pgx", s.Config.Database
+	if path, ok := strings.CutPrefix(dsn, "sqlite:"); ok {
+		driver, dsn = "sqlite", path
+	}
+	db, err := sql.Open(driver, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(query, args...); err != nil {
+		t.Fatal(err)
 	}
 }
