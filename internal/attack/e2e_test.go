@@ -890,3 +890,30 @@ func (s *site) exec(t *testing.T, query string, args ...any) {
 		t.Fatal(err)
 	}
 }
+
+// TestFoldedIdentifiersShareACount: "ı" (dotless i) and "ſ" (long s)
+// upper-case to ASCII letters, so a directory comparing names by their
+// upper case takes "alıce@contoſo.com" for alice; such spellings used to
+// be counted apart from alice's, each a fresh count of guesses.
+func TestFoldedIdentifiersShareACount(t *testing.T) {
+	for _, b := range storetest.Backends() {
+		t.Run(b, func(t *testing.T) {
+			s := newSite(t, b, map[string]any{"entra_lockout_threshold": 0})
+			if st, raw := s.api(t, "PATCH", "api/v2/attack-protection/brute-force-protection", map[string]any{"max_attempts": 3}); st != http.StatusOK {
+				t.Fatalf("patch: %d %s", st, raw)
+			}
+			for i, u := range []string{"al\u0131ce@contoso.com", "alice@conto\u017fo.com", "AL\u0130CE@CONTO\u017fO.COM"} {
+				if a := s.login(t, s.public, "", u, "nope", nil); a.status != http.StatusForbidden {
+					t.Fatalf("attempt %d as %q: %d %s", i+1, u, a.status, a.raw)
+				}
+			}
+			if a := s.login(t, s.public, "", "alice@contoso.com", "Alice-Passw0rd!", nil); a.status != http.StatusTooManyRequests {
+				t.Fatalf("alice after 3 failures under folded spellings: %d %s, want 429", a.status, a.raw)
+			}
+			want := `{"blocked_for":[{"identifier":"alice@contoso.com","ip":"127.0.0.1","connection":"contoso"}]}` + "\n"
+			if _, raw := s.api(t, "GET", "api/v2/user-blocks?identifier="+url.QueryEscape("al\u0131ce@contoso.com"), nil); raw != want {
+				t.Fatalf("user-blocks: %s", raw)
+			}
+		})
+	}
+}

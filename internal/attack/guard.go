@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gatehouse/gatehouse/internal/connection"
 	"github.com/gatehouse/gatehouse/internal/store"
@@ -146,8 +147,23 @@ func (t *Ticket) Users() []*store.User {
 	return t.users
 }
 
-// Normalize is the form identifiers are counted and unblocked under.
-func Normalize(identifier string) string { return strings.ToLower(strings.TrimSpace(identifier)) }
+// Normalize is the form identifiers are counted and unblocked under:
+// trimmed and case-folded. Non-ASCII text is upper-cased before it is
+// lower-cased, so that each rune whose upper case is an ASCII letter
+// ("ı" and "ſ", which lower-casing keeps) folds with it: a directory that
+// compares names by their upper case, as .NET's OrdinalIgnoreCase does,
+// takes "alıce" for "alice", and counting it apart would give a guesser a
+// fresh count for every such spelling. The folding only ever joins what
+// lower-casing joins, never splits it.
+func Normalize(identifier string) string {
+	s := strings.TrimSpace(identifier)
+	for i := range len(s) {
+		if s[i] >= utf8.RuneSelf {
+			return strings.ToLower(strings.ToUpper(s))
+		}
+	}
+	return strings.ToLower(s)
+}
 
 // Check takes one place from every control that applies, in order:
 // suspicious IP throttling, brute force, then the upstream budget, all in

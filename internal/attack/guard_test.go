@@ -326,3 +326,22 @@ func setSuspiciousIP(ctx context.Context, g *attack.Guard, sit attack.Suspicious
 	_, err := g.UpdateSuspiciousIP(ctx, func(cur *attack.SuspiciousIP) error { *cur = sit; return nil })
 	return err
 }
+
+func TestNormalize(t *testing.T) {
+	for _, c := range []struct {
+		in, want string
+	}{
+		{" Alice@Contoso.COM\t", "alice@contoso.com"},
+		{"\u00a0alice@contoso.com\u3000", "alice@contoso.com"},
+		{"al\u0131ce@conto\u017fo.com", "alice@contoso.com"},
+		{"AL\u0130CE@contoso.com", "alice@contoso.com"},
+		{"\u212aate@contoso.com", "kate@contoso.com"},
+		// Look-alikes of other scripts name other accounts.
+		{"\u0430lice@contoso.com", "\u0430lice@contoso.com"},
+		{"J\u00dcRGEN@x", "j\u00fcrgen@x"},
+	} {
+		if got := attack.Normalize(c.in); got != c.want {
+			t.Errorf("Normalize(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}
