@@ -917,3 +917,41 @@ func TestFoldedIdentifiersShareACount(t *testing.T) {
 		})
 	}
 }
+
+// TestMappedTrustedProxy: GATEHOUSE_TRUSTED_PROXIES may name the proxy as
+// an IPv4-mapped IPv6 address, as a dual-stack listener shows it. Peers
+// are compared unmapped, so such an entry used to match nothing: every
+// user behind the proxy was counted as the proxy, and one attacker
+// draining its suspicious-IP bucket locked everyone out.
+func TestMappedTrustedProxy(t *testing.T) {
+	for _, b := range storetest.Backends() {
+		t.Run(b, func(t *testing.T) {
+			loaded, err := config.Load(nil, func(k string) string {
+				if k == "GATEHOUSE_TRUSTED_PROXIES" {
+					return "::ffff:127.0.0.1, ::ffff:127.0.0.0/104"
+				}
+				return ""
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := newSite(t, b, map[string]any{"entra_lockout_threshold": 0}, func(c *config.Config) { c.TrustedProxies = loaded.TrustedProxies })
+			if st, raw := s.api(t, "PATCH", "api/v2/attack-protection/suspicious-ip-throttling",
+				map[string]any{"stage": map[string]any{"pre-login": map[string]any{"max_attempts": 2, "rate": 3600000}}}); st != http.StatusOK {
+				t.Fatalf("patch: %d %s", st, raw)
+			}
+			attacker := map[string]string{"X-Forwarded-For": "203.0.113.7"}
+			for i, u := range []string{"erin@contoso.com", "frank@contoso.com"} {
+				if a := s.login(t, s.public, "", u, "nope", attacker); a.status != http.StatusForbidden {
+					t.Fatalf("attacker, attempt %d: %d %s", i+1, a.status, a.raw)
+				}
+			}
+			if a := s.login(t, s.public, "", "grace@corp.contoso.com", "nope", attacker); a.status != http.StatusTooManyRequests {
+				t.Fatalf("attacker, 3rd failure: %d %s, want 429", a.status, a.raw)
+			}
+			if a := s.login(t, s.public, "", "alice@contoso.com", "Alice-Passw0rd!", map[string]string{"X-Forwarded-For": "198.51.100.1"}); a.status != http.StatusOK {
+				t.Fatalf("alice from her own address behind the proxy: %d %s", a.status, a.raw)
+			}
+		})
+	}
+}

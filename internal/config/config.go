@@ -115,6 +115,12 @@ var settings = []setting{
 				}
 				p = netip.PrefixFrom(a, a.BitLen())
 			}
+			// Peers are compared unmapped (attack.ClientIP), so an
+			// IPv4-mapped entry kept as written would never match, and every
+			// user behind the proxy would be counted as the proxy.
+			if a := p.Addr(); a.Is4In6() && p.Bits() >= 128-32 {
+				p = netip.PrefixFrom(a.Unmap(), p.Bits()-(128-32))
+			}
 			c.TrustedProxies = append(c.TrustedProxies, p.Masked())
 		}
 		return nil

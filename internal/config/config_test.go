@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -118,6 +119,18 @@ func TestTrustedProxies(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(c.TrustedProxies) != 3 || c.TrustedProxies[1].String() != "192.168.1.7/32" || c.TrustedProxies[2].String() != "::1/128" {
+		t.Fatalf("%v", c.TrustedProxies)
+	}
+}
+
+// TestTrustedProxiesMapped: IPv4-mapped entries are the IPv4 ones, as
+// peers are compared unmapped.
+func TestTrustedProxiesMapped(t *testing.T) {
+	c, err := Load(nil, env(map[string]string{"GATEHOUSE_TRUSTED_PROXIES": "::ffff:10.0.0.7,::ffff:192.168.0.0/112,::ffff:0:0/90"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(c.TrustedProxies) != "[10.0.0.7/32 192.168.0.0/16 ::ffc0:0:0/90]" {
 		t.Fatalf("%v", c.TrustedProxies)
 	}
 }
