@@ -955,3 +955,43 @@ func TestMappedTrustedProxy(t *testing.T) {
 		})
 	}
 }
+
+// TestParallelSprayFromManyIPs: 50 parallel wrong passwords for one user
+// from 50 addresses (a trusted backend's end users) take the brute-force
+// counter of each address and the user's upstream budget in one store
+// write: at most threshold-1 reach Entra, on both backends, without a
+// deadlock between the takes.
+func TestParallelSprayFromManyIPs(t *testing.T) {
+	for _, b := range storetest.Backends() {
+		t.Run(b, func(t *testing.T) {
+			s := newSite(t, b, map[string]any{"entra_lockout_threshold": 6, "entra_lockout_duration_seconds": 300})
+			var (
+				wg                 sync.WaitGroup
+				refused, wrongPass atomic.Int32
+			)
+			for i := range 50 {
+				wg.Go(func() {
+					h := map[string]string{"auth0-forwarded-for": fmt.Sprintf("198.51.100.%d", i+1)}
+					a := s.login(t, s.trustedID, s.trustSec, "alice@contoso.com", "wrong-password", h)
+					switch {
+					case a.status == http.StatusTooManyRequests && a.body["error_description"] == "Too many failed sign-in attempts for this account. Try again later.":
+						refused.Add(1)
+					case a.status == http.StatusForbidden && a.body["error"] == "invalid_grant":
+						wrongPass.Add(1)
+					default:
+						t.Errorf("unexpected answer %d %s", a.status, a.raw)
+					}
+				})
+			}
+			wg.Wait()
+			if n := s.upstream.Load(); n != 5 || wrongPass.Load() != 5 || refused.Load() != 45 {
+				t.Fatalf("%d upstream calls, %d wrong-password answers, %d refusals; want 5, 5, 45", n, wrongPass.Load(), refused.Load())
+			}
+			// The refused attempts took nothing from the addresses' counts.
+			_, raw := s.api(t, "GET", "api/v2/user-blocks?identifier=alice@contoso.com", nil)
+			if raw != `{"blocked_for":[{"identifier":"alice@contoso.com","connection":"contoso"}]}`+"\n" {
+				t.Fatalf("user-blocks: %s", raw)
+			}
+		})
+	}
+}
