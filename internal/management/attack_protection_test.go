@@ -99,6 +99,21 @@ func TestUserBlocksErrors(t *testing.T) {
 			t.Errorf("%s %s: %d %s, want %d", tc.method, tc.path, status, body, tc.status)
 		}
 	}
+	// Auth0's scopes: read:users lists, update:users lifts; neither does
+	// the other's work.
+	for _, tc := range []struct {
+		method, path, scope string
+	}{
+		{"GET", "api/v2/user-blocks?identifier=nobody@example.com", "update:users"},
+		{"GET", "api/v2/user-blocks/waad%7Cnobody", "update:users"},
+		{"DELETE", "api/v2/user-blocks?identifier=nobody@example.com", "read:users"},
+		{"DELETE", "api/v2/user-blocks/waad%7Cnobody", "read:users"},
+	} {
+		status, _, body := env.Do(t, tc.method, tc.path, env.ManagementToken(t, tc.scope), nil)
+		if status != http.StatusForbidden || !strings.Contains(string(body), `"errorCode":"insufficient_scope"`) {
+			t.Errorf("%s %s with %s only: %d %s, want 403 insufficient_scope", tc.method, tc.path, tc.scope, status, body)
+		}
+	}
 }
 
 // TestAttackProtectionStrictInput: null and keys in another case were
