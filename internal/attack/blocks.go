@@ -74,3 +74,38 @@ func (g *Guard) Unblock(ctx context.Context, connection string, identifiers []st
 	}
 	return nil
 }
+
+// IPBlocked reports whether suspicious IP throttling refuses ip's next
+// login now (Auth0's anomaly IP blocks): its pre-login bucket is empty
+// and the throttle applies to it.
+func (g *Guard) IPBlocked(ctx context.Context, ip string) (bool, error) {
+	sit, err := g.SuspiciousIP(ctx)
+	if err != nil {
+		return false, err
+	}
+	st, ok := sit.Stage[StagePreLogin]
+	if !ok || !sit.Enabled || !slices.Contains(sit.Shields, "block") || allowed(sit.Allowlist, ip) {
+		return false, nil
+	}
+	tat, err := g.store.AttackBucket(ctx, StagePreLogin+":"+ipKey(ip))
+	if err != nil {
+		return false, fmt.Errorf("attack: %w", err)
+	}
+	if tat.IsZero() {
+		return false, nil
+	}
+	// The take's own test (store.TakeToken): one more interval would run
+	// past the burst.
+	step := st.Rate
+	return tat.UnixMilli()+step > g.now().UnixMilli()+int64(st.MaxAttempts)*step, nil
+}
+
+// UnblockIP refills ip's pre-login bucket, lifting its suspicious IP
+// throttling; it reports whether there was a bucket to refill.
+func (g *Guard) UnblockIP(ctx context.Context, ip string) (bool, error) {
+	ok, err := g.store.DeleteAttackBucket(ctx, StagePreLogin+":"+ipKey(ip))
+	if err != nil {
+		return false, fmt.Errorf("attack: %w", err)
+	}
+	return ok, nil
+}

@@ -995,3 +995,62 @@ func TestParallelSprayFromManyIPs(t *testing.T) {
 		})
 	}
 }
+
+// TestAnomalyIPBlocks: Auth0's /api/v2/anomaly/blocks/ips/{id} checks and
+// lifts a suspicious IP throttling block, so that an administrator need
+// not wait a day (or change the settings for everyone) when an office
+// address was throttled.
+func TestAnomalyIPBlocks(t *testing.T) {
+	for _, b := range storetest.Backends() {
+		t.Run(b, func(t *testing.T) {
+			s := newSite(t, b, map[string]any{"entra_lockout_threshold": 0}, trustLoopback)
+			if st, raw := s.api(t, "PATCH", "api/v2/attack-protection/suspicious-ip-throttling",
+				map[string]any{"stage": map[string]any{"pre-login": map[string]any{"max_attempts": 2, "rate": 3600000}}}); st != http.StatusOK {
+				t.Fatalf("patch: %d %s", st, raw)
+			}
+			const path = "api/v2/anomaly/blocks/ips/"
+			if st, raw := s.api(t, "GET", path+"2001:db8:1:2::9", nil); st != http.StatusNotFound ||
+				raw != `{"statusCode":404,"error":"Not Found","message":"IP address specified is not currently blocked."}`+"\n" {
+				t.Fatalf("GET before any failure: %d %s", st, raw)
+			}
+			office := map[string]string{"X-Forwarded-For": "2001:db8:1:2::1"}
+			for i, u := range []string{"erin@contoso.com", "frank@contoso.com", "grace@corp.contoso.com"} {
+				want := http.StatusForbidden
+				if i == 2 {
+					want = http.StatusTooManyRequests
+				}
+				if a := s.login(t, s.public, "", u, "nope", office); a.status != want {
+					t.Fatalf("attempt %d: %d %s, want %d", i+1, a.status, a.raw, want)
+				}
+			}
+			// The block is on the address's /64, as the throttle counts it.
+			if st, raw := s.api(t, "GET", path+"2001:db8:1:2::9", nil); st != http.StatusOK || raw != "" {
+				t.Fatalf("GET of a blocked /64: %d %s", st, raw)
+			}
+			if st, _ := s.api(t, "GET", path+"2001:db8:1:3::1", nil); st != http.StatusNotFound {
+				t.Fatalf("GET of another /64: %d", st)
+			}
+			for _, tc := range []struct{ method, scope string }{{"GET", "delete:anomaly_blocks"}, {"DELETE", "read:anomaly_blocks"}} {
+				if st, _, raw := s.Do(t, tc.method, path+"2001:db8:1:2::1", s.ManagementToken(t, tc.scope), nil); st != http.StatusForbidden {
+					t.Fatalf("%s with %s only: %d %s", tc.method, tc.scope, st, raw)
+				}
+			}
+			if st, raw := s.api(t, "GET", path+"not-an-ip", nil); st != http.StatusBadRequest || !strings.Contains(raw, `"errorCode":"invalid_uri"`) {
+				t.Fatalf("GET of no address: %d %s", st, raw)
+			}
+			if st, raw := s.api(t, "DELETE", path+"2001:db8:1:2::1", nil); st != http.StatusNoContent {
+				t.Fatalf("DELETE: %d %s", st, raw)
+			}
+			if st, _ := s.api(t, "GET", path+"2001:db8:1:2::1", nil); st != http.StatusNotFound {
+				t.Fatalf("GET after DELETE: %d", st)
+			}
+			if a := s.login(t, s.public, "", "alice@contoso.com", "Alice-Passw0rd!", office); a.status != http.StatusOK {
+				t.Fatalf("login after the block was lifted: %d %s", a.status, a.raw)
+			}
+			// Lifting what is not blocked is no error.
+			if st, raw := s.api(t, "DELETE", path+"192.0.2.1", nil); st != http.StatusNoContent {
+				t.Fatalf("DELETE of an address never throttled: %d %s", st, raw)
+			}
+		})
+	}
+}

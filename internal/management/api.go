@@ -105,6 +105,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	a.connectionRoutes(route)
 	a.attackProtectionRoutes(route)
 	a.userBlockRoutes(route)
+	a.anomalyBlockRoutes(route)
 	a.resourceServerRoutes(route)
 	a.clientGrantRoutes(route)
 	a.signingKeyRoutes(route)

@@ -25,6 +25,10 @@ type AttackProtection interface {
 	// Unblock clears the identifiers' counts on connection, or on every
 	// connection when it is "".
 	Unblock(ctx context.Context, connection string, identifiers []string) error
+	// IPBlocked reports whether suspicious IP throttling refuses ip now.
+	IPBlocked(ctx context.Context, ip string) (bool, error)
+	// UnblockIP lifts ip's suspicious IP throttling.
+	UnblockIP(ctx context.Context, ip string) (bool, error)
 	// Check admits a password attempt of `try` as it would a login's.
 	Check(ctx context.Context, a attack.Attempt) (*attack.Ticket, error)
 }

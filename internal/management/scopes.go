@@ -15,4 +15,5 @@ var Scopes = []string{
 	"read:device_credentials", "delete:device_credentials",
 	"read:client_credentials", "create:client_credentials", "update:client_credentials", "delete:client_credentials",
 	"read:attack_protection", "update:attack_protection",
+	"read:anomaly_blocks", "delete:anomaly_blocks",
 }

@@ -649,6 +649,12 @@ type AttackStore interface {
 	TakeToken(ctx context.Context, key string, burst int, interval time.Duration, now time.Time) (ok bool, left int, next time.Time, err error)
 	// ReturnToken puts one token back into the bucket key.
 	ReturnToken(ctx context.Context, key string, interval time.Duration) error
+	// AttackBucket returns the bucket key's theoretical arrival time
+	// (TakeToken's GCRA timestamp), or the zero time when none is kept.
+	AttackBucket(ctx context.Context, key string) (time.Time, error)
+	// DeleteAttackBucket refills the bucket key; it reports whether one
+	// was kept.
+	DeleteAttackBucket(ctx context.Context, key string) (bool, error)
 	// TakeLogin takes what one login attempt needs before going upstream,
 	// as TakeToken then TakeAttempt on each counter in order would, in one
 	// write (one transaction where that is what writes cost).

@@ -412,6 +412,27 @@ func returnToken(ctx context.Context, q hotQuerier, key string, interval time.Du
 	return err
 }
 
+// AttackBucket reads the bucket's tat, the zero time for no bucket.
+func (s *Store) AttackBucket(ctx context.Context, key string) (time.Time, error) {
+	var tat int64
+	err := s.rowHot(ctx, s.read, bucketTatSQL, key).Scan(&tat)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return time.Time{}, nil
+	case err != nil:
+		return time.Time{}, s.fail("attack bucket", err)
+	}
+	return fromMS(tat), nil
+}
+
+// DeleteAttackBucket deletes the bucket, the same as a full one. A single
+// row: it needs no lock order.
+func (s *Store) DeleteAttackBucket(ctx context.Context, key string) (bool, error) {
+	res, err := s.write.ExecContext(ctx, "DELETE FROM attack_buckets WHERE bucket = $1", key)
+	n, err := s.count("delete attack bucket", res, err)
+	return n > 0, err
+}
+
 // GetAttackSettings returns nil for a document never stored.
 func (s *Store) GetAttackSettings(ctx context.Context, name string) (json.RawMessage, error) {
 	var doc string

@@ -207,6 +207,33 @@ func testAttackSettings(t *testing.T, s store.Store) {
 	}
 }
 
+func testAttackBucketDelete(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	if tat, err := s.AttackBucket(ctx, "b"); err != nil || !tat.IsZero() {
+		t.Fatalf("AttackBucket of no bucket: %v %v", tat, err)
+	}
+	for range 2 {
+		if _, _, _, err := s.TakeToken(ctx, "b", 2, time.Minute, t0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if tat, err := s.AttackBucket(ctx, "b"); err != nil || !tat.Equal(t0.Add(2*time.Minute).Truncate(time.Millisecond)) {
+		t.Fatalf("AttackBucket after two takes: %v %v, want %v", tat, err, t0.Add(2*time.Minute))
+	}
+	if ok, _, _, _ := s.TakeToken(ctx, "b", 2, time.Minute, t0); ok {
+		t.Fatal("a third token from a bucket of two")
+	}
+	if ok, err := s.DeleteAttackBucket(ctx, "b"); err != nil || !ok {
+		t.Fatalf("DeleteAttackBucket: %v %v", ok, err)
+	}
+	if ok, err := s.DeleteAttackBucket(ctx, "b"); err != nil || ok {
+		t.Fatalf("DeleteAttackBucket again: %v %v", ok, err)
+	}
+	if ok, left, _, err := s.TakeToken(ctx, "b", 2, time.Minute, t0); err != nil || !ok || left != 1 {
+		t.Fatalf("take from the refilled bucket: %v %d %v", ok, left, err)
+	}
+}
+
 func testAttackPrune(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	old := store.AttackCounter{Kind: store.AttackBruteForce, Connection: "c", Identifier: "old", IP: "192.0.2.1"}

@@ -75,6 +75,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"AttackAttempts", testAttackAttempts},
 		{"AttackAttemptRace", testAttackAttemptRace},
 		{"AttackTokens", testAttackTokens},
+		{"AttackBucketDelete", testAttackBucketDelete},
 		{"AttackTokenRace", testAttackTokenRace},
 		{"AttackSettings", testAttackSettings},
 		{"AttackPrune", testAttackPrune},
