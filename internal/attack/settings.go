@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -84,7 +85,10 @@ func (s *SuspiciousIP) Validate() error {
 	if err := checkShields("shields", s.Shields, "block", "admin_notification"); err != nil {
 		return err
 	}
-	for name, st := range s.Stage {
+	// In name order, so that a PATCH with several bad stages is always
+	// answered with the same one.
+	for _, name := range slices.Sorted(maps.Keys(s.Stage)) {
+		st := s.Stage[name]
 		if name != StagePreLogin && name != "pre-user-registration" && name != "pre-custom-token-exchange" {
 			return fmt.Errorf("stage.%s is not a known stage", name)
 		}

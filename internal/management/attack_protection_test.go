@@ -159,6 +159,12 @@ func TestAttackProtectionStrictInput(t *testing.T) {
 					}
 				})
 			}
+			// Several bad stages: always the first by name.
+			for range 20 {
+				status, _, got := a.call("PATCH", sit, `{"stage":{"pre-user-registration":{"rate":0},"pre-login":{"rate":0},"pre-custom-token-exchange":{"max_attempts":0}}}`)
+				errorIs(t, status, got, http.StatusBadRequest, "invalid_body",
+					"Payload validation error: 'stage.pre-custom-token-exchange.max_attempts must be between 1 and 100000'.")
+			}
 			// The exact keys still merge into the stored values.
 			got := a.must(200, "PATCH", sit, map[string]any{"stage": map[string]any{"pre-login": map[string]any{"max_attempts": 7}}})
 			stage, _ := got["stage"].(map[string]any)
