@@ -114,6 +114,8 @@ var storeMethods = map[string]kind{
 	"DeleteAttackCounters": uncachedWrite,
 	"TakeToken":            uncachedWrite,
 	"ReturnToken":          uncachedWrite,
+	"AttackBucket":         read,
+	"DeleteAttackBucket":   uncachedWrite,
 	"TakeLogin":            uncachedWrite,
 	"ClearLogin":           uncachedWrite,
 	"PruneAttack":          uncachedWrite,
