@@ -132,6 +132,7 @@ type Ticket struct {
 	g          *Guard
 	connection string
 	identifier string
+	ip         string
 	counters   []store.AttackCounter
 	bucket     string
 	interval   time.Duration
@@ -186,6 +187,7 @@ func (g *Guard) Check(ctx context.Context, a Attempt) (*Ticket, error) {
 	}
 	var limit int
 	ip := ipKey(a.IP)
+	t.ip = ip
 	if st, ok := sit.Stage[StagePreLogin]; ok && sit.Enabled && slices.Contains(sit.Shields, "block") && !allowed(sit.Allowlist, a.IP) {
 		limit = st.MaxAttempts
 		take.Bucket, take.Burst, take.Interval = StagePreLogin+":"+ip, st.MaxAttempts, time.Duration(st.Rate)*time.Millisecond
@@ -379,11 +381,14 @@ func (t *Ticket) Settle(ctx context.Context, loginErr error) error {
 // everything taken stays counted.
 func (t *Ticket) Failed(context.Context) error { return nil }
 
-// Succeeded settles a successful login: the identifier's brute-force and
-// upstream counters of the connection are cleared from every IP (Auth0
-// resets the count on a successful login), and the IP's token comes back,
-// since the throttle counts failures. Other connections' counters stay: a
-// password accepted by one says nothing about an account of another.
+// Succeeded settles a successful login: the identifier's brute-force
+// counter of the connection at this IP, its counter across IPs and its
+// upstream budget are cleared, and the IP's token comes back, since the
+// throttle counts failures. Its counters at other IPs stay (Auth0 blocks
+// "that identifier from that IP"): each success of the user would
+// otherwise give an attacker's blocked address another round of guesses.
+// Other connections' counters stay: a password accepted by one says
+// nothing about an account of another.
 func (t *Ticket) Succeeded(ctx context.Context) error {
 	if err := t.g.store.ClearLogin(ctx, *t.Success()); err != nil {
 		return fmt.Errorf("attack: %w", err)
@@ -398,7 +403,7 @@ func (t *Ticket) Success() *store.LoginClear {
 	if t == nil {
 		return nil
 	}
-	return &store.LoginClear{Connection: t.connection, Identifier: t.identifier, Bucket: t.bucket, Interval: t.interval}
+	return &store.LoginClear{Connection: t.connection, Identifier: t.identifier, IP: t.ip, Bucket: t.bucket, Interval: t.interval}
 }
 
 // Inconclusive settles an attempt that proved nothing about the password

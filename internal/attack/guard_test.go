@@ -86,11 +86,14 @@ func TestGuard(t *testing.T) {
 					t.Fatalf("after unblock: %v", err)
 				}
 			})
-			t.Run("success elsewhere resets", func(t *testing.T) {
+			// Auth0 blocks "that identifier from that IP": the user signing
+			// in from elsewhere must not give a blocked address another
+			// round of guesses; a success from the address itself resets it.
+			t.Run("success elsewhere keeps the block, success there resets", func(t *testing.T) {
 				g, _ := newGuard(t, b)
 				ctx := t.Context()
 				a := attack.Attempt{Identifier: "bob", IP: "192.0.2.1", Connection: "c", Options: noBudget}
-				fail(t, g, a, 10)
+				fail(t, g, a, 9)
 				ok := a
 				ok.IP = "192.0.2.50"
 				tk, err := g.Check(ctx, ok)
@@ -100,8 +103,28 @@ func TestGuard(t *testing.T) {
 				if err := tk.Succeeded(ctx); err != nil {
 					t.Fatal(err)
 				}
-				if _, err := g.Check(ctx, a); err != nil {
-					t.Fatalf("after a successful login: %v", err)
+				tk, err = g.Check(ctx, a)
+				if err != nil {
+					t.Fatalf("the 10th attempt from 192.0.2.1: %v", err)
+				}
+				if err := tk.Failed(ctx); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := g.Check(ctx, a); reason(err) != attack.ReasonBruteForce {
+					t.Fatalf("after a success from another address and a 10th failure: %v, want block", err)
+				}
+				fail(t, g, attack.Attempt{Identifier: "bob", IP: "192.0.2.2", Connection: "c", Options: noBudget}, 9)
+				there := a
+				there.IP = "192.0.2.2"
+				if tk, err = g.Check(ctx, there); err != nil {
+					t.Fatal(err)
+				}
+				if err := tk.Succeeded(ctx); err != nil {
+					t.Fatal(err)
+				}
+				fail(t, g, there, 9)
+				if _, err := g.Check(ctx, there); err != nil {
+					t.Fatalf("9 failures after a success from the same address: %v, want the count reset", err)
 				}
 			})
 			t.Run("settings: mode, allowlist, disabled", func(t *testing.T) {

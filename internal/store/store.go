@@ -583,11 +583,16 @@ type UsersByEmail struct {
 }
 
 // LoginClear settles a successful login on Connection: Identifier's
-// counters of that connection (every kind and IP) go and, when Bucket is
-// set, one token comes back to it.
+// counters of that connection under IP (the address key the login came
+// from) and under no IP (counted across addresses) go and, when Bucket is
+// set, one token comes back to it. Counters under other addresses stay:
+// as at Auth0, a block holds "that identifier from that IP", and a
+// success elsewhere lifting it would give an attacker's address another
+// round of guesses each time the user signs in.
 type LoginClear struct {
 	Connection string
 	Identifier string
+	IP         string
 	Bucket     string
 	Interval   time.Duration
 }

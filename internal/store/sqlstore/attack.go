@@ -30,7 +30,7 @@ const (
 		 RETURNING tat`
 	bucketTatSQL   = "SELECT tat FROM attack_buckets WHERE bucket = $1"
 	returnTokenSQL = "UPDATE attack_buckets SET tat = tat - $2 WHERE bucket = $1"
-	clearLoginSQL  = "DELETE FROM attack_counters WHERE identifier = $1 AND connection = $2"
+	clearLoginSQL  = "DELETE FROM attack_counters WHERE identifier = $1 AND connection = $2 AND ip IN ($3, '')"
 )
 
 // TakeAttempt decides and counts in one statement: the upsert's WHERE
@@ -257,14 +257,14 @@ func takeLogin(ctx context.Context, q hotQuerier, t store.LoginTake) (out store.
 const clearLoginCTE = `returned AS (UPDATE attack_buckets SET tat = tat - $%[4]d WHERE bucket = $%[3]d RETURNING 1),
 	cleared AS (DELETE FROM attack_counters WHERE ctid = ANY(ARRAY(
 		SELECT ctid FROM attack_counters
-		WHERE identifier = $%[1]d AND connection = $%[2]d AND (SELECT count(*) FROM returned) >= 0
+		WHERE identifier = $%[1]d AND connection = $%[2]d AND ip IN ($%[5]d, '') AND (SELECT count(*) FROM returned) >= 0
 		ORDER BY kind COLLATE "C", ip COLLATE "C" FOR UPDATE)))`
 
 func clearLoginArgs(c store.LoginClear) []any {
-	return []any{c.Identifier, c.Connection, c.Bucket, c.Interval.Milliseconds()}
+	return []any{c.Identifier, c.Connection, c.Bucket, c.Interval.Milliseconds(), c.IP}
 }
 
-var clearLoginPGSQL = "WITH " + fmt.Sprintf(clearLoginCTE, 1, 2, 3, 4) + " SELECT 1"
+var clearLoginPGSQL = "WITH " + fmt.Sprintf(clearLoginCTE, 1, 2, 3, 4, 5) + " SELECT 1"
 
 // ClearLogin is one group-commit job on SQLite and one statement on
 // PostgreSQL; either leaves nothing half settled that a later login could
@@ -291,7 +291,7 @@ func (s *Store) ClearLogin(ctx context.Context, c store.LoginClear) error {
 // clearLogin is ClearLogin's statements on SQLite, for a job that
 // prepared clearLoginSQL and returnTokenSQL.
 func clearLogin(ctx context.Context, q hotQuerier, c store.LoginClear) error {
-	if _, err := q.ExecContext(ctx, clearLoginSQL, c.Identifier, c.Connection); err != nil || c.Bucket == "" {
+	if _, err := q.ExecContext(ctx, clearLoginSQL, c.Identifier, c.Connection, c.IP); err != nil || c.Bucket == "" {
 		return err
 	}
 	return returnToken(ctx, q, c.Bucket, c.Interval)

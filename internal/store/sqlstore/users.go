@@ -266,7 +266,7 @@ var recordLoginPGSQL = func() (q [2][2]string) {
 				if event {
 					n = 17
 				}
-				w += ",\n\t" + fmt.Sprintf(clearLoginCTE, n, n+1, n+2, n+3)
+				w += ",\n\t" + fmt.Sprintf(clearLoginCTE, n, n+1, n+2, n+3, n+4)
 			}
 			q[b2i(event)][b2i(settlement)] = w + "\n\tSELECT " + userCols + " FROM u"
 		}

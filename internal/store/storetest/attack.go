@@ -312,15 +312,26 @@ func testAttackLogin(t *testing.T, s store.Store) {
 		t.Fatalf("counters after refusal = %v, want 1 and 1", m)
 	}
 
-	// ClearLogin removes the connection's counters, no other
-	// connection's, and gives one token back.
+	// ClearLogin removes the connection's counters at the login's IP and
+	// across IPs, no other connection's nor another IP's, and gives one
+	// token back.
 	other := bf
 	other.Connection = "c2"
 	_, err = s.TakeAttempt(ctx, other, 2, t0, t0.Add(-time.Hour))
 	must(t, err)
-	must(t, s.ClearLogin(ctx, store.LoginClear{Connection: "c1", Identifier: id, Bucket: "ip:192.0.2.9", Interval: interval}))
-	if cs, err := s.ListAttackCounters(ctx, id, time.Time{}); err != nil || len(cs) != 1 || cs[0].Connection != "c2" {
-		t.Fatalf("counters after ClearLogin of c1 = %+v, %v; want only c2's", cs, err)
+	elsewhere := bf
+	elsewhere.IP = "192.0.2.99"
+	_, err = s.TakeAttempt(ctx, elsewhere, 2, t0, t0.Add(-time.Hour))
+	must(t, err)
+	must(t, s.ClearLogin(ctx, store.LoginClear{Connection: "c1", Identifier: id, IP: "192.0.2.9", Bucket: "ip:192.0.2.9", Interval: interval}))
+	cs, err := s.ListAttackCounters(ctx, id, time.Time{})
+	must(t, err)
+	var left []string
+	for _, c := range cs {
+		left = append(left, c.Connection+" "+c.IP)
+	}
+	if slices.Sort(left); !slices.Equal(left, []string{"c1 192.0.2.99", "c2 192.0.2.9"}) {
+		t.Fatalf("counters after ClearLogin of c1 at 192.0.2.9 = %q; want c1's at 192.0.2.99 and c2's", left)
 	}
 	_, err = s.DeleteAttackCounters(ctx, "", id)
 	must(t, err)
@@ -334,7 +345,7 @@ func testAttackLogin(t *testing.T, s store.Store) {
 	}
 
 	// A full counter without Block is passed over, uncounted.
-	must(t, s.ClearLogin(ctx, store.LoginClear{Connection: "c1", Identifier: id}))
+	must(t, s.ClearLogin(ctx, store.LoginClear{Connection: "c1", Identifier: id, IP: "192.0.2.9"}))
 	for range 2 {
 		_, err := s.TakeAttempt(ctx, bf, 2, t0, t0.Add(-time.Hour))
 		must(t, err)
@@ -346,7 +357,7 @@ func testAttackLogin(t *testing.T, s store.Store) {
 	}
 
 	// An empty bucket refuses before any counter is touched.
-	must(t, s.ClearLogin(ctx, store.LoginClear{Connection: "c1", Identifier: id}))
+	must(t, s.ClearLogin(ctx, store.LoginClear{Connection: "c1", Identifier: id, IP: "192.0.2.9"}))
 	got, err = s.TakeLogin(ctx, take(true))
 	must(t, err)
 	if !got.TokenRefused || got.Left != 0 || !got.Next.Equal(ms(t0.Add(interval))) || got.Counted[0] || got.Counted[1] {
@@ -369,8 +380,9 @@ func testRecordLoginSettles(t *testing.T, s store.Store) {
 		{Counter: store.AttackCounter{Kind: store.AttackBruteForce, Connection: "c1", Identifier: id, IP: "192.0.2.10"}, Limit: 5, ExpireBefore: t0.Add(-time.Hour), Block: true},
 		{Counter: store.AttackCounter{Kind: store.AttackUpstreamBudget, Connection: "c1", Identifier: id}, Limit: 5, ExpireBefore: t0.Add(-time.Hour), Block: true},
 	}}
-	settlement := &store.LoginClear{Connection: "c1", Identifier: id, Bucket: bucket, Interval: interval}
+	settlement := &store.LoginClear{Connection: "c1", Identifier: id, IP: "192.0.2.10", Bucket: bucket, Interval: interval}
 	other := store.AttackCounter{Kind: store.AttackBruteForce, Connection: "c2", Identifier: id, IP: "192.0.2.10"}
+	elsewhere := store.AttackCounter{Kind: store.AttackBruteForce, Connection: "c1", Identifier: id, IP: "192.0.2.99"}
 	// takeOne takes one attempt and reports the tokens left after it.
 	takeOne := func() int {
 		t.Helper()
@@ -387,13 +399,18 @@ func testRecordLoginSettles(t *testing.T, s store.Store) {
 		must(t, err)
 		var names []string
 		for _, c := range cs {
-			names = append(names, c.Connection)
+			names = append(names, c.Connection+" "+c.IP)
 		}
 		slices.Sort(names)
 		return names
 	}
 	_, err := s.TakeAttempt(ctx, other, 5, t0, t0.Add(-time.Hour))
 	must(t, err)
+	_, err = s.TakeAttempt(ctx, elsewhere, 5, t0, t0.Add(-time.Hour))
+	must(t, err)
+	// What a login's settlement leaves: the other connection's counter and
+	// the one of the identifier at another IP.
+	kept := []string{"c1 192.0.2.99", "c2 192.0.2.10"}
 
 	for _, tc := range []struct {
 		name  string
@@ -408,8 +425,8 @@ func testRecordLoginSettles(t *testing.T, s store.Store) {
 				e = &store.LogEvent{Type: "sepft", UserID: "settled", Doc: json.RawMessage(`{}`)}
 			}
 			must(t, s.RecordLogin(ctx, loginOf("settled"), false, e, settlement))
-			if got := connections(); !slices.Equal(got, []string{"c2"}) {
-				t.Errorf("counters after the login's write on %v, want only c2's", got)
+			if got := connections(); !slices.Equal(got, kept) {
+				t.Errorf("counters after the login's write %q, want %q", got, kept)
 			}
 			if tc.event && e.ID == "" {
 				t.Errorf("event not stored")
@@ -427,8 +444,8 @@ func testRecordLoginSettles(t *testing.T, s store.Store) {
 	must(t, err)
 	takeOne()
 	must(t, s.RecordLogin(ctx, loginOf("settled"), false, &store.LogEvent{Type: "sepft", UserID: "settled", Doc: json.RawMessage(`{}`)}, settlement))
-	if got := connections(); !slices.Equal(got, []string{"c2"}) {
-		t.Errorf("counters after a blocked user's write on %v, want only c2's", got)
+	if got := connections(); !slices.Equal(got, kept) {
+		t.Errorf("counters after a blocked user's write %q, want %q", got, kept)
 	}
 
 	// A write that fails settles nothing.
@@ -442,8 +459,8 @@ func testRecordLoginSettles(t *testing.T, s store.Store) {
 	}
 	err = s.RecordLogin(ctx, loginOf("settled"), false, &store.LogEvent{ID: es[0].ID, Type: "sepft", Doc: json.RawMessage(`{}`)}, settlement)
 	wantErr(t, "RecordLogin with a duplicate event ID", err, store.ErrConflict)
-	if got := connections(); !slices.Equal(got, []string{"c1", "c1", "c2"}) {
-		t.Errorf("counters after a failed write on %v, want c1's two and c2's", got)
+	if want := []string{"c1 ", "c1 192.0.2.10", "c1 192.0.2.99", "c2 192.0.2.10"}; !slices.Equal(connections(), want) {
+		t.Errorf("counters after a failed write %q, want %q", connections(), want)
 	}
 	if left := takeOne(); left != 0 {
 		t.Errorf("tokens left after a failed write and another take = %d, want 0", left)
@@ -506,7 +523,7 @@ func testAttackWritersTogether(t *testing.T, s store.Store) {
 		}}
 	}
 	settlement := func(id, ip string) *store.LoginClear {
-		return &store.LoginClear{Connection: "c1", Identifier: id, Bucket: "ip:" + ip, Interval: interval}
+		return &store.LoginClear{Connection: "c1", Identifier: id, IP: ip, Bucket: "ip:" + ip, Interval: interval}
 	}
 	writers := []func(i int) error{
 		func(i int) error { _, err := s.TakeLogin(ctx, take(ids[i%2], ips[i/2%2])); return err },
