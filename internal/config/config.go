@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/netip"
 	"net/url"
@@ -74,7 +75,12 @@ func str(dst func(*Config) *string) func(*Config, string) error {
 
 func duration(dst func(*Config) *time.Duration) func(*Config, string) error {
 	return func(c *Config, v string) error {
-		if secs, err := strconv.Atoi(v); err == nil {
+		if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
+			// Beyond this many seconds a Duration wraps around, and may
+			// land on a value the range checks accept.
+			if secs > math.MaxInt64/int64(time.Second) || secs < math.MinInt64/int64(time.Second) {
+				return fmt.Errorf("out of range: %q", v)
+			}
 			*dst(c) = time.Duration(secs) * time.Second
 			return nil
 		}
@@ -254,8 +260,15 @@ func (c *Config) Validate() error {
 		switch {
 		case err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http"):
 			bad("GATEHOUSE_ISSUER", "must be an absolute http(s) URL, got %q", c.Issuer)
+		case u.User != nil:
+			// The issuer is published in discovery and in every token.
+			bad("GATEHOUSE_ISSUER", "must not hold a user or password")
 		case !strings.HasSuffix(c.Issuer, "/"):
 			bad("GATEHOUSE_ISSUER", "must end in /, got %q", c.Issuer)
+		case !isCanonicalIssuer(c.Issuer, u):
+			// Relying parties compare iss and the Management API audience
+			// byte for byte with what they were configured with.
+			bad("GATEHOUSE_ISSUER", "must be in canonical form (lower-case scheme and host, no empty, . or .. path segment), got %q", c.Issuer)
 		case u.RawQuery != "" || u.Fragment != "":
 			bad("GATEHOUSE_ISSUER", "must not have a query or fragment")
 		case u.Scheme == "http" && !isLoopbackHost(u.Hostname()):
@@ -334,6 +347,30 @@ func (c *Config) defaultIssuer() string {
 		scheme = "https"
 	}
 	return scheme + "://" + net.JoinHostPort(host, port) + "/"
+}
+
+// isCanonicalIssuer reports whether raw, parsed as u, is spelled as URL
+// normalisation would leave it: a client that normalises its configured
+// issuer would otherwise refuse every token.
+func isCanonicalIssuer(raw string, u *url.URL) bool {
+	scheme, rest, _ := strings.Cut(raw, "://")
+	host, _, _ := strings.Cut(rest, "/")
+	if scheme != strings.ToLower(scheme) || host != strings.ToLower(host) {
+		return false
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return false
+		}
+	}
+	if p := u.EscapedPath(); p != "/" {
+		for _, seg := range strings.Split(strings.TrimSuffix(strings.TrimPrefix(p, "/"), "/"), "/") {
+			if seg, err := url.PathUnescape(seg); err != nil || seg == "" || seg == "." || seg == ".." {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func isLoopbackHost(h string) bool {

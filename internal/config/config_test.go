@@ -98,6 +98,16 @@ func TestValidationNamesTheSetting(t *testing.T) {
 		{map[string]string{"GATEHOUSE_METRICS_ADDR": "9090"}, "GATEHOUSE_METRICS_ADDR: not a host:port address"},
 		{map[string]string{"GATEHOUSE_LOG_RETENTION": "30"}, "GATEHOUSE_LOG_RETENTION: must be 0 (keep forever) or at least 1h"},
 		{map[string]string{"GATEHOUSE_LOG_RETENTION": "-24h"}, "GATEHOUSE_LOG_RETENTION"},
+		// 2^64 ns later than 2 hours: multiplied out, it wrapped around to 2h.
+		{map[string]string{"GATEHOUSE_LOG_RETENTION": "18446751274"}, "GATEHOUSE_LOG_RETENTION: out of range"},
+		{map[string]string{"GATEHOUSE_SHUTDOWN_TIMEOUT": "-18446744053"}, "GATEHOUSE_SHUTDOWN_TIMEOUT: out of range"},
+		{map[string]string{"GATEHOUSE_ISSUER": "https://user:pw@id.example.com/"}, "GATEHOUSE_ISSUER: must not hold a user or password"},
+		{map[string]string{"GATEHOUSE_ISSUER": "HTTPS://id.example.com/"}, "GATEHOUSE_ISSUER: must be in canonical form"},
+		{map[string]string{"GATEHOUSE_ISSUER": "https://ID.example.com/"}, "GATEHOUSE_ISSUER: must be in canonical form"},
+		{map[string]string{"GATEHOUSE_ISSUER": "https://id.example.com:99999/"}, "GATEHOUSE_ISSUER: must be in canonical form"},
+		{map[string]string{"GATEHOUSE_ISSUER": "https://id.example.com//"}, "GATEHOUSE_ISSUER: must be in canonical form"},
+		{map[string]string{"GATEHOUSE_ISSUER": "https://id.example.com/a/../"}, "GATEHOUSE_ISSUER: must be in canonical form"},
+		{map[string]string{"GATEHOUSE_ISSUER": "https://id.example.com/%2e/"}, "GATEHOUSE_ISSUER: must be in canonical form"},
 		{map[string]string{"GATEHOUSE_UPSTREAM_HOSTS": "https://proxy.example.com,login.example.com"}, "GATEHOUSE_UPSTREAM_HOSTS: \"login.example.com\" is not a base URL"},
 		{map[string]string{"GATEHOUSE_UPSTREAM_HOSTS": "http://entra-emulator:8081"}, "GATEHOUSE_UPSTREAM_HOSTS: \"http://entra-emulator:8081\": http:// is allowed only for loopback"},
 		{map[string]string{"GATEHOUSE_UPSTREAM_HOSTS": "https://proxy.example.com/entra"}, "GATEHOUSE_UPSTREAM_HOSTS"},
@@ -110,6 +120,17 @@ func TestValidationNamesTheSetting(t *testing.T) {
 				t.Fatalf("err = %v, want it to mention %q", err, c.want)
 			}
 		})
+	}
+}
+
+// TestIssuerAccepted: the issuers the canonical-form check must let
+// through.
+func TestIssuerAccepted(t *testing.T) {
+	for _, iss := range []string{"https://id.example.com/", "https://id.example.com:8443/tenant/a.b/", "http://localhost:8080/", "http://[::1]:8080/", "https://id.example.com/%C3%A9/"} {
+		c, err := Load(nil, env(map[string]string{"GATEHOUSE_ISSUER": iss}))
+		if err != nil || c.Issuer != iss {
+			t.Errorf("%q: %v", iss, err)
+		}
 	}
 }
 
