@@ -469,6 +469,15 @@ func (s *Server) Close() error {
 // background work, and returns once that has stopped too.
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	hs := s.httpServer(s.handler)
+	// The pair is loaded before anything starts: a certificate that does
+	// not match its key must stop the start, not follow "listening".
+	if s.cfg.TLS() {
+		cert, err := tls.LoadX509KeyPair(s.cfg.TLSCert, s.cfg.TLSKey)
+		if err != nil {
+			return fmt.Errorf("server: GATEHOUSE_TLS_CERT and GATEHOUSE_TLS_KEY: %w", err)
+		}
+		hs.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+	}
 	stopMetrics, err := s.serveMetrics()
 	if err != nil {
 		return err
@@ -484,8 +493,7 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	go func() {
 		var err error
 		if s.cfg.TLS() {
-			hs.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
-			err = hs.ServeTLS(l, s.cfg.TLSCert, s.cfg.TLSKey)
+			err = hs.ServeTLS(l, "", "")
 		} else {
 			err = hs.Serve(l)
 		}
