@@ -125,7 +125,12 @@ func canaryScan(t *testing.T, backend string) {
 	secret.add(env.AdminSecret, conf.ClientSecret, connSecret, admin, "Alice-Passw0rd!", wrongPw, wrongSecret)
 
 	post := func(what, contentType, body string, header map[string]string) (int, []byte) {
-		req, _ := http.NewRequest("POST", env.URL+"oauth/token", strings.NewReader(body))
+		path := "oauth/token"
+		if q := header["query"]; q != "" {
+			path += "?" + q
+			delete(header, "query")
+		}
+		req, _ := http.NewRequest("POST", env.URL+path, strings.NewReader(body))
 		req.Header.Set("Content-Type", contentType)
 		for k, v := range header {
 			req.Header.Set(k, v)
@@ -200,6 +205,10 @@ func canaryScan(t *testing.T, backend string) {
 			map[string]string{"Authorization": "Basic " + basic(conf.ClientID, wrongSecret)}, 401},
 		{"public client sending a secret", "application/x-www-form-urlencoded", form(wrong) + "&client_secret=" + url.QueryEscape(wrongSecret), nil, 401},
 		{"unknown realm", "application/x-www-form-urlencoded", strings.Replace(form(wrong), "realm=contoso", "realm=nope", 1), nil, 400},
+		// RFC 6749 §2.3.1 forbids credentials in the URI; the access log
+		// has the path only, whatever the query holds.
+		{"secrets in the query", "application/x-www-form-urlencoded", strings.Replace(form(confLogin), "client_secret="+url.QueryEscape(wrongSecret), "x=1", 1),
+			map[string]string{"query": "client_secret=" + url.QueryEscape(wrongSecret) + "&password=" + url.QueryEscape(wrongPw)}, 401},
 	} {
 		status, raw := post(tc.name, tc.ct, tc.body, tc.header)
 		if status != tc.status {
@@ -245,6 +254,15 @@ func canaryScan(t *testing.T, backend string) {
 	}
 	status, raw = do("GET", "api/v2/connections", "Canary-Bearer-"+wrongPw, nil)
 	scan("bad bearer", status, raw)
+	status, raw = do("GET", "api/v2/connections?access_token="+url.QueryEscape(reader)+"&client_secret="+url.QueryEscape(wrongSecret), "", nil)
+	scan("token in the query", status, raw)
+	if req, err := http.NewRequest("GET", env.URL+"userinfo?access_token="+url.QueryEscape(at), nil); err == nil {
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			scan("userinfo token in the query", resp.StatusCode, b)
+		}
+	}
 	status, raw = do("PATCH", "api/v2/connections/nope", admin, `{"options":{"client_secret":"`+wrongSecret+`"}`)
 	scan("bad patch", status, raw)
 
