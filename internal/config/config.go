@@ -359,7 +359,7 @@ func isCanonicalIssuer(raw string, u *url.URL) bool {
 		return false
 	}
 	if p := u.Port(); p != "" {
-		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+		if n, err := strconv.Atoi(p); err != nil || n > 65535 {
 			return false
 		}
 	}
