@@ -4,6 +4,10 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"net"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -91,5 +95,43 @@ func TestShutdownStopsBackgroundFirst(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	if strings.Contains(logs.String(), "level=ERROR") {
 		t.Errorf("shutdown logged an error:\n%s", logs.String())
+	}
+}
+
+// TestShutdownTimeoutClosesConnections: a request still in flight when
+// GATEHOUSE_SHUTDOWN_TIMEOUT runs out has its connection closed before
+// Serve returns, so that its handler is cancelled rather than left
+// running on into the closing of the database.
+func TestShutdownTimeoutClosesConnections(t *testing.T) {
+	cfg := &config.Config{
+		Addr: "127.0.0.1:0", Issuer: "http://127.0.0.1:1/",
+		Database:  "sqlite:" + filepath.Join(t.TempDir(), "gatehouse.db"),
+		LogFormat: "text", LogLevel: "info", ManagementTokenLifetime: time.Hour, ShutdownTimeout: 300 * time.Millisecond,
+		AdminClientID: purgeAdminID, AdminClientSecret: purgeAdminSecret,
+		SecretKey: strings.Repeat("0f", 32),
+	}
+	addr, cancel, done := serveLoopback(t, testServer(t, cfg, nil))
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// A body that never completes keeps the request in its handler.
+	fmt.Fprint(c, "POST /oauth/token HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\ngrant_type=")
+	time.Sleep(200 * time.Millisecond)
+	cancel()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Error("Serve: nil, want the shutdown timeout reported")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Serve did not return after its shutdown timeout")
+	}
+	_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	_, err = io.Copy(io.Discard, c)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		t.Error("the in-flight request's connection is still open after Serve returned")
 	}
 }
