@@ -145,5 +145,9 @@ func warnOpaqueHop(ctx context.Context, proxy netip.Addr) {
 }
 
 func contains(prefixes []netip.Prefix, a netip.Addr) bool {
+	// Prefix.Contains is false for any address with a zone, as a
+	// link-local peer's always has: the zone names our interface, not the
+	// peer.
+	a = a.WithZone("")
 	return slices.ContainsFunc(prefixes, func(p netip.Prefix) bool { return p.Contains(a) })
 }

@@ -13,7 +13,7 @@ import (
 )
 
 func TestClientIP(t *testing.T) {
-	proxies := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+	proxies := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("fe80::1/128")}
 	trustedBackend := &store.Client{IsTokenEndpointIPHeaderTrusted: true, TokenEndpointAuthMethod: "client_secret_post"}
 	for _, tc := range []struct {
 		name    string
@@ -66,6 +66,12 @@ func TestClientIP(t *testing.T) {
 		{"auth0-forwarded-for with a port", trustedBackend, "192.0.2.1:5555",
 			map[string]string{"auth0-forwarded-for": "[2001:db8::5]:443"}, "2001:db8::5"},
 		{"IPv4-mapped IPv6 peer", nil, "[::ffff:192.0.2.7]:5555", nil, "192.0.2.7"},
+		// A link-local peer's address carries the zone of the interface it
+		// came in on; the configured proxy has none.
+		{"trusted proxy on a link-local address with a zone", nil, "[fe80::1%eth0]:5555",
+			map[string]string{"X-Forwarded-For": "203.0.113.9"}, "203.0.113.9"},
+		{"trusted link-local hop with a zone is skipped", nil, "10.1.2.3:5555",
+			map[string]string{"X-Forwarded-For": "203.0.113.9, fe80::1%eth0"}, "203.0.113.9"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := httptest.NewRequest("POST", "/oauth/token", nil)
