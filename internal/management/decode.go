@@ -65,7 +65,60 @@ func readJSONBody(r *http.Request) ([]byte, error) {
 	if hasNul(raw) {
 		return nil, BadBody("Payload validation error: 'Strings must not contain NUL characters'.")
 	}
+	if k, ok := repeatedKey(raw); ok {
+		return nil, BadBody(fmt.Sprintf("Payload validation error: 'Property %s given more than once'.", k))
+	}
 	return raw, nil
+}
+
+// repeatedKey returns a property name that one object of the JSON
+// document raw gives twice, at any depth. Decoding keeps the last of the
+// two silently, while a proxy or filter in front may have judged the
+// body by the first: as at the token endpoint, a repeat is refused.
+// Malformed JSON is left to the decoding that follows.
+func repeatedKey(raw []byte) (string, bool) {
+	type frame struct {
+		keys    map[string]bool // nil in an array
+		wantKey bool
+	}
+	var stack []*frame
+	// valueDone records a value ending in the container around it.
+	valueDone := func() {
+		if n := len(stack); n > 0 && stack[n-1].keys != nil {
+			stack[n-1].wantKey = true
+		}
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return "", false
+		}
+		if n := len(stack); n > 0 && stack[n-1].wantKey {
+			if k, ok := tok.(string); ok {
+				if stack[n-1].keys[k] {
+					return k, true
+				}
+				stack[n-1].keys[k] = true
+				stack[n-1].wantKey = false
+				continue
+			}
+		}
+		switch tok {
+		case json.Delim('{'):
+			stack = append(stack, &frame{keys: map[string]bool{}, wantKey: true})
+		case json.Delim('['):
+			stack = append(stack, &frame{})
+		case json.Delim('}'), json.Delim(']'):
+			stack = stack[:len(stack)-1]
+			valueDone()
+		default:
+			valueDone()
+		}
+		if len(stack) == 0 {
+			return "", false
+		}
+	}
 }
 
 // hasNul reports whether a string of the JSON document raw, a property

@@ -151,3 +151,37 @@ func TestNulAndInvalidUTF8(t *testing.T) {
 		})
 	}
 }
+
+// TestRepeatedProperties: an object that gives a property twice, at any
+// depth and however the name is spelled, is refused and changes nothing:
+// decoding would keep the last silently, while a filter in front may
+// have judged the body by the first. The same name in different objects
+// is no repeat.
+func TestRepeatedProperties(t *testing.T) {
+	for _, backend := range storetest.Backends() {
+		t.Run(backend, func(t *testing.T) {
+			a := start(t, backend)
+			id := a.must(201, "POST", "/api/v2/clients", map[string]any{"name": "m2m", "app_type": "non_interactive"})["client_id"].(string)
+			_, _, clientsBefore := a.Do(t, "GET", "/api/v2/clients", a.token, nil)
+			_, _, settingsBefore := a.Do(t, "GET", "/api/v2/tenants/settings", a.token, nil)
+			for _, tc := range []struct{ method, path, body, prop string }{
+				{"POST", "/api/v2/clients", `{"name":"first","app_type":"non_interactive","name":"second"}`, "name"},
+				{"POST", "/api/v2/clients", `{"name":"first","n\u0061me":"second"}`, "name"},
+				{"PATCH", "/api/v2/clients/" + id, `{"client_metadata":{"k":"a","k":"b"}}`, "k"},
+				{"PATCH", "/api/v2/clients/" + id, `{"callbacks":[{"x":1,"x":2}]}`, "x"},
+				{"PATCH", "/api/v2/tenants/settings", `{"friendly_name":"a","friendly_name":"b"}`, "friendly_name"},
+			} {
+				status, _, got := a.call(tc.method, tc.path, tc.body)
+				errorIs(t, status, got, http.StatusBadRequest, "invalid_body", "Property "+tc.prop+" given more than once")
+			}
+			if _, _, after := a.Do(t, "GET", "/api/v2/clients", a.token, nil); string(after) != string(clientsBefore) {
+				t.Errorf("refused writes changed the clients:\n%s\n%s", clientsBefore, after)
+			}
+			if _, _, after := a.Do(t, "GET", "/api/v2/tenants/settings", a.token, nil); string(after) != string(settingsBefore) {
+				t.Errorf("refused writes changed the settings:\n%s\n%s", settingsBefore, after)
+			}
+			a.must(201, "POST", "/api/v2/clients", `{"name":"x","app_type":"non_interactive","client_metadata":{"name":"y"}}`)
+			a.must(201, "POST", "/api/v2/resource-servers", `{"identifier":"https://api.example.com/","scopes":[{"value":"read"},{"value":"write"}]}`)
+		})
+	}
+}
