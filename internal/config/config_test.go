@@ -142,6 +142,15 @@ func TestTrustedProxies(t *testing.T) {
 	if len(c.TrustedProxies) != 3 || c.TrustedProxies[1].String() != "192.168.1.7/32" || c.TrustedProxies[2].String() != "::1/128" {
 		t.Fatalf("%v", c.TrustedProxies)
 	}
+	// A dual-stack listener reports IPv4 peers as ::ffff:a.b.c.d, and
+	// Gatehouse compares them unmapped: so must the configured prefixes be.
+	c, err = Load(nil, env(map[string]string{"GATEHOUSE_TRUSTED_PROXIES": "::ffff:10.0.0.0/104,::ffff:192.0.2.1"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.TrustedProxies) != 2 || c.TrustedProxies[0].String() != "10.0.0.0/8" || c.TrustedProxies[1].String() != "192.0.2.1/32" {
+		t.Fatalf("%v", c.TrustedProxies)
+	}
 }
 
 // TestTrustedProxiesMapped: IPv4-mapped entries are the IPv4 ones, as
