@@ -14,11 +14,6 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	// Once the first signal has started the shutdown, the next one ends
-	// the process at once, as it would without a handler: an operator is
-	// not held for GATEHOUSE_SHUTDOWN_TIMEOUT by a request that will not
-	// finish.
-	context.AfterFunc(ctx, stop)
 	if err := newRootCmd().ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "gatehouse:", err)
 		os.Exit(1)

@@ -1,10 +1,13 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"net"
 	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -51,6 +54,13 @@ with a warning in the log.`,
 			// logs through the default, in the configured format.
 			slog.SetDefault(logger)
 			ctx := cmd.Context()
+			// Once the first signal has started the shutdown, the next one
+			// ends the process at once, as it would without a handler: an
+			// operator is not held for GATEHOUSE_SHUTDOWN_TIMEOUT by a
+			// request that will not finish. Only here: elsewhere a second
+			// Ctrl-C could end the process at a hidden prompt, leaving the
+			// terminal without echo.
+			context.AfterFunc(ctx, func() { signal.Reset(os.Interrupt, syscall.SIGTERM) })
 			gc, fromEnv := server.TuneGC(os.Getenv)
 			logger.InfoContext(ctx, "garbage collector", "gogc", gc, "from_env", fromEnv)
 			if demo {
