@@ -268,7 +268,7 @@ func (c *Config) Validate() error {
 		case !isCanonicalIssuer(c.Issuer, u):
 			// Relying parties compare iss and the Management API audience
 			// byte for byte with what they were configured with.
-			bad("GATEHOUSE_ISSUER", "must be in canonical form (lower-case scheme and host, no empty, . or .. path segment), got %q", c.Issuer)
+			bad("GATEHOUSE_ISSUER", "must be in canonical form (lower-case scheme and host, a port up to 65535, a percent-encoded path without empty, . or .. segments), got %q", c.Issuer)
 		case u.RawQuery != "" || u.Fragment != "":
 			bad("GATEHOUSE_ISSUER", "must not have a query or fragment")
 		case u.Scheme == "http" && !isLoopbackHost(u.Hostname()):
@@ -353,9 +353,9 @@ func (c *Config) defaultIssuer() string {
 // normalisation would leave it: a client that normalises its configured
 // issuer would otherwise refuse every token.
 func isCanonicalIssuer(raw string, u *url.URL) bool {
-	scheme, rest, _ := strings.Cut(raw, "://")
-	host, _, _ := strings.Cut(rest, "/")
-	if scheme != strings.ToLower(scheme) || host != strings.ToLower(host) {
+	// u.String() escapes what the path leaves unescaped (a space, raw
+	// UTF-8) and lower-cases the scheme, but keeps the host's case.
+	if u.String() != raw || u.Host != strings.ToLower(u.Host) {
 		return false
 	}
 	if p := u.Port(); p != "" {

@@ -108,6 +108,8 @@ func TestValidationNamesTheSetting(t *testing.T) {
 		{map[string]string{"GATEHOUSE_ISSUER": "https://id.example.com//"}, "GATEHOUSE_ISSUER: must be in canonical form"},
 		{map[string]string{"GATEHOUSE_ISSUER": "https://id.example.com/a/../"}, "GATEHOUSE_ISSUER: must be in canonical form"},
 		{map[string]string{"GATEHOUSE_ISSUER": "https://id.example.com/%2e/"}, "GATEHOUSE_ISSUER: must be in canonical form"},
+		{map[string]string{"GATEHOUSE_ISSUER": "https://id.example.com/a b/"}, "GATEHOUSE_ISSUER: must be in canonical form"},
+		{map[string]string{"GATEHOUSE_ISSUER": "https://id.example.com/é/"}, "GATEHOUSE_ISSUER: must be in canonical form"},
 		{map[string]string{"GATEHOUSE_UPSTREAM_HOSTS": "https://proxy.example.com,login.example.com"}, "GATEHOUSE_UPSTREAM_HOSTS: \"login.example.com\" is not a base URL"},
 		{map[string]string{"GATEHOUSE_UPSTREAM_HOSTS": "http://entra-emulator:8081"}, "GATEHOUSE_UPSTREAM_HOSTS: \"http://entra-emulator:8081\": http:// is allowed only for loopback"},
 		{map[string]string{"GATEHOUSE_UPSTREAM_HOSTS": "https://proxy.example.com/entra"}, "GATEHOUSE_UPSTREAM_HOSTS"},
