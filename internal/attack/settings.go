@@ -203,27 +203,29 @@ func (g *Guard) SuspiciousIP(ctx context.Context) (SuspiciousIP, error) {
 // guard must read the store itself, not a cache of it, or it may keep
 // reading what is no longer stored.
 func (g *Guard) UpdateBruteForce(ctx context.Context, change func(*BruteForce) error) (BruteForce, error) {
-	b := DefaultBruteForce()
-	err := g.update(ctx, BruteForceName, &b, func() error {
-		if err := change(&b); err != nil {
-			return err
-		}
-		return b.Validate()
-	})
-	return b, err
+	return updateSettings(ctx, g, BruteForceName, DefaultBruteForce(), change)
 }
 
 // UpdateSuspiciousIP is UpdateBruteForce for the suspicious IP
 // throttling settings.
 func (g *Guard) UpdateSuspiciousIP(ctx context.Context, change func(*SuspiciousIP) error) (SuspiciousIP, error) {
-	s := DefaultSuspiciousIP()
-	err := g.update(ctx, SuspiciousIPName, &s, func() error {
-		if err := change(&s); err != nil {
+	return updateSettings(ctx, g, SuspiciousIPName, DefaultSuspiciousIP(), change)
+}
+
+// updateSettings is the Update of the settings stored under name, from
+// defaults when none are.
+func updateSettings[T any, P interface {
+	*T
+	Validate() error
+}](ctx context.Context, g *Guard, name string, defaults T, change func(*T) error) (T, error) {
+	v := defaults
+	err := g.update(ctx, name, &v, func() error {
+		if err := change(&v); err != nil {
 			return err
 		}
-		return s.Validate()
+		return P(&v).Validate()
 	})
-	return s, err
+	return v, err
 }
 
 func (g *Guard) load(ctx context.Context, name string, v any) error {

@@ -79,47 +79,40 @@ func (a *API) getSuspiciousIP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) patchBruteForce(w http.ResponseWriter, r *http.Request) {
-	patch, err := decodeSettings(r, bruteForceSchema)
-	if err != nil {
-		WriteError(w, err)
-		return
-	}
-	var b attack.BruteForce
-	err = retryConflicts(func() (err error) {
-		b, err = a.attack.UpdateBruteForce(r.Context(), func(cur *attack.BruteForce) error {
-			if err := patchSettings(patch, cur); err != nil {
-				return err
-			}
-			if err := cur.Validate(); err != nil {
-				return settingsError(err)
-			}
-			return nil
-		})
-		return err
-	})
-	writeSettings(w, b, err)
+	patchGuardSettings(w, r, bruteForceSchema, a.attack.UpdateBruteForce)
 }
 
 func (a *API) patchSuspiciousIP(w http.ResponseWriter, r *http.Request) {
-	patch, err := decodeSettings(r, suspiciousIPSchema)
+	patchGuardSettings(w, r, suspiciousIPSchema, a.attack.UpdateSuspiciousIP)
+}
+
+// patchGuardSettings answers a PATCH of one attack-protection document:
+// the body, checked against schema, is merged into the stored settings by
+// update, which validates and stores them, again over the settings as
+// written when another write came first.
+func patchGuardSettings[T any, P interface {
+	*T
+	Validate() error
+}](w http.ResponseWriter, r *http.Request, schema settingsSchema, update func(context.Context, func(*T) error) (T, error)) {
+	patch, err := decodeSettings(r, schema)
 	if err != nil {
 		WriteError(w, err)
 		return
 	}
-	var s attack.SuspiciousIP
+	var out T
 	err = retryConflicts(func() (err error) {
-		s, err = a.attack.UpdateSuspiciousIP(r.Context(), func(cur *attack.SuspiciousIP) error {
+		out, err = update(r.Context(), func(cur *T) error {
 			if err := patchSettings(patch, cur); err != nil {
 				return err
 			}
-			if err := cur.Validate(); err != nil {
+			if err := P(cur).Validate(); err != nil {
 				return settingsError(err)
 			}
 			return nil
 		})
 		return err
 	})
-	writeSettings(w, s, err)
+	writeSettings(w, out, err)
 }
 
 // writeSettings answers a settings PATCH: the settings stored, or err.
