@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/gatehouse/gatehouse/internal/connection/azuread"
+	"github.com/gatehouse/gatehouse/internal/store"
 	"github.com/gatehouse/gatehouse/internal/store/sqlstore"
 	"github.com/gatehouse/gatehouse/internal/store/storetest"
 )
@@ -70,17 +71,16 @@ func TestUpstreamHostNotAllowed(t *testing.T) {
 			for _, prop := range []string{"authority_host", "graph_host"} {
 				name := "edited-" + strings.ReplaceAll(prop, "_", "-")
 				id := e.connection(t, name, opts)
-				c, err := st.GetConnection(context.Background(), id)
+				_, err := st.PatchConnection(context.Background(), id, func(c *store.Connection, _ store.ClientLookup) error {
+					o := map[string]any{}
+					if err := json.Unmarshal(c.Options, &o); err != nil {
+						return err
+					}
+					o[prop] = relay.URL
+					c.Options, _ = json.Marshal(o)
+					return nil
+				})
 				if err != nil {
-					t.Fatal(err)
-				}
-				o := map[string]any{}
-				if err := json.Unmarshal(c.Options, &o); err != nil {
-					t.Fatal(err)
-				}
-				o[prop] = relay.URL
-				c.Options, _ = json.Marshal(o)
-				if err := st.UpdateConnection(context.Background(), c); err != nil {
 					t.Fatal(err)
 				}
 				r := e.login(t, name, "alice@contoso.com", "Alice-Passw0rd!", "openid")

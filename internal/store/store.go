@@ -144,11 +144,6 @@ type ConnectionStore interface {
 	GetConnection(ctx context.Context, id string) (*Connection, error)
 	GetConnectionByName(ctx context.Context, name string) (*Connection, error)
 	ListConnections(ctx context.Context, f ConnectionFilter, opts ListOptions) ([]*Connection, int, error)
-	// UpdateConnection replaces every mutable field (not ID, Name, Strategy).
-	// When EnabledClients is non-nil it also replaces the enablements. A
-	// replacement undoes whatever another writer stored since c was read,
-	// so administrators' changes use PatchConnection.
-	UpdateConnection(ctx context.Context, c *Connection) error
 	// PatchConnection is an administrator's change: patch changes the
 	// stored connection, EnabledClients included, and its mutable fields
 	// are written back with UpdatedAt set to now, with no other write to

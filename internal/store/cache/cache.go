@@ -176,10 +176,6 @@ func (w *Writes) CreateConnection(ctx context.Context, cn *store.Connection) err
 	return w.invalidate(ctx, w.Store.CreateConnection(ctx, cn))
 }
 
-func (w *Writes) UpdateConnection(ctx context.Context, cn *store.Connection) error {
-	return w.invalidate(ctx, w.Store.UpdateConnection(ctx, cn))
-}
-
 func (w *Writes) PatchConnection(ctx context.Context, id string, patch func(*store.Connection, store.ClientLookup) error) (*store.Connection, error) {
 	c, err := w.Store.PatchConnection(ctx, id, patch)
 	return c, w.invalidate(ctx, err)

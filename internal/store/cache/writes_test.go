@@ -44,7 +44,6 @@ var storeMethods = map[string]kind{
 	"ListConnections":            read,
 	"ConnectionEnabledForClient": read,
 	"CreateConnection":           cachedWrite,
-	"UpdateConnection":           cachedWrite,
 	"PatchConnection":            cachedWrite,
 	"DeleteConnection":           cachedWrite,
 	"SetConnectionClients":       cachedWrite,
@@ -146,7 +145,6 @@ func (nopStore) UpdateClient(context.Context, *store.Client) error         { ret
 func (nopStore) SetClientSecret(context.Context, string, []byte) error     { return nil }
 func (nopStore) DeleteClient(context.Context, string) error                { return nil }
 func (nopStore) CreateConnection(context.Context, *store.Connection) error { return nil }
-func (nopStore) UpdateConnection(context.Context, *store.Connection) error { return nil }
 func (nopStore) DeleteConnection(context.Context, string) error            { return nil }
 func (nopStore) PatchConnection(context.Context, string, func(*store.Connection, store.ClientLookup) error) (*store.Connection, error) {
 	return nil, nil

@@ -188,27 +188,6 @@ func (s *Store) ListConnections(ctx context.Context, f store.ConnectionFilter, o
 	return cs, total, nil
 }
 
-// UpdateConnection replaces the mutable fields, and the enablements when
-// c.EnabledClients is non-nil. It reads CreatedAt back into c and sets
-// UpdatedAt to now.
-func (s *Store) UpdateConnection(ctx context.Context, c *store.Connection) error {
-	doc, options, err := connectionDocOf(c)
-	if err != nil {
-		return s.fail("update connection", err)
-	}
-	updated := now()
-	var created int64
-	err = s.inTx(ctx, func(tx *sql.Tx) (err error) {
-		created, err = writeConnection(ctx, tx, c, doc, options, updated)
-		return err
-	})
-	if err != nil {
-		return s.fail("update connection", err)
-	}
-	c.CreatedAt, c.UpdatedAt = fromMS(created), updated
-	return nil
-}
-
 // writeConnection writes c's mutable fields, and its enablements when
 // c.EnabledClients is non-nil, and returns its created_at.
 func writeConnection(ctx context.Context, tx *sql.Tx, c *store.Connection, doc string, options any, updated time.Time) (int64, error) {

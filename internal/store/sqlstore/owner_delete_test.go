@@ -284,8 +284,11 @@ func TestClientDeleteDuringConnectionUpdate(t *testing.T) {
 	go func() { deleted <- s.DeleteClient(t.Context(), "c-"+name) }()
 	client := blockedBy(t, db, []int{holder})
 	go func() {
-		updated <- s.UpdateConnection(t.Context(), &store.Connection{ID: "con-" + name, Name: "conn-" + name, Strategy: "waad",
-			EnabledClients: []string{"c-" + name}})
+		_, err := s.PatchConnection(t.Context(), "con-"+name, func(c *store.Connection, _ store.ClientLookup) error {
+			c.EnabledClients = []string{"c-" + name}
+			return nil
+		})
+		updated <- err
 	}()
 	blockedBy(t, db, []int{holder, client}, client)
 	if err := tx.Rollback(); err != nil {

@@ -432,17 +432,9 @@ func testConnectionErrors(t *testing.T, s store.Store) {
 	wantErr(t, "connection whose creation failed", err, store.ErrNotFound)
 	_, err = s.GetConnectionByName(ctx, "three")
 	wantErr(t, "GetConnectionByName missing", err, store.ErrNotFound)
-	wantErr(t, "UpdateConnection missing", s.UpdateConnection(ctx, fullConnection("con_9", "nine")), store.ErrNotFound)
 	wantErr(t, "DeleteConnection missing", s.DeleteConnection(ctx, "con_9"), store.ErrNotFound)
 	wantErr(t, "SetConnectionClients missing connection",
 		s.SetConnectionClients(ctx, "con_9", map[string]bool{"app": true}), store.ErrNotFound)
-	wantErr(t, "UpdateConnection unknown client",
-		s.UpdateConnection(ctx, fullConnection("con_1", "one", "ghost")), store.ErrNotFound)
-	c, err := s.GetConnection(ctx, "con_1")
-	must(t, err)
-	if !reflect.DeepEqual(c.EnabledClients, []string{"app"}) {
-		t.Errorf("failed update changed enabled clients to %v", c.EnabledClients)
-	}
 	must(t, s.DeleteConnection(ctx, "con_1"))
 	_, err = s.GetConnection(ctx, "con_1")
 	wantErr(t, "GetConnection deleted", err, store.ErrNotFound)
@@ -456,26 +448,24 @@ func testConnectionUpdate(t *testing.T, s store.Store) {
 	orig := fullConnection("con_1", "one", "a", "b")
 	must(t, s.CreateConnection(ctx, orig))
 
-	u := &store.Connection{
-		ID:          "con_1",
-		Name:        "renamed", // immutable
-		Strategy:    "oidc",    // immutable
-		DisplayName: "New",
-		Options:     json.RawMessage(`{"tenant_domain":"fabrikam.example"}`),
-		Realms:      []string{},
-	}
-	must(t, s.UpdateConnection(ctx, u))
-	want := &store.Connection{
-		ID: "con_1", Name: "one", Strategy: "waad", DisplayName: "New",
-		Options: u.Options, Realms: []string{}, EnabledClients: []string{"a", "b"},
-		CreatedAt: ms(t0), UpdatedAt: u.UpdatedAt,
-	}
+	before, err := s.GetConnection(ctx, "con_1")
+	must(t, err)
+	options := json.RawMessage(`{"tenant_domain":"fabrikam.example"}`)
+	u, err := s.PatchConnection(ctx, "con_1", func(c *store.Connection, _ store.ClientLookup) error {
+		c.Name, c.Strategy = "renamed", "oidc" // immutable
+		c.DisplayName, c.Options, c.Realms, c.EnabledClients = "New", options, []string{}, nil
+		return nil
+	})
+	must(t, err)
+	// What the patch leaves is kept: secret, metadata, flags.
+	want := *before
+	want.DisplayName, want.Options, want.Realms, want.UpdatedAt = "New", options, []string{}, u.UpdatedAt
 	if !u.CreatedAt.Equal(ms(t0)) {
-		t.Errorf("UpdateConnection: CreatedAt = %v, want %v", u.CreatedAt, ms(t0))
+		t.Errorf("PatchConnection: CreatedAt = %v, want %v", u.CreatedAt, ms(t0))
 	}
 	got, err := s.GetConnection(ctx, "con_1")
 	must(t, err)
-	equal(t, "nil EnabledClients keeps enablements", got, want)
+	equal(t, "nil EnabledClients keeps enablements", got, &want)
 
 	for _, tc := range []struct {
 		set, want []string
@@ -484,16 +474,19 @@ func testConnectionUpdate(t *testing.T, s store.Store) {
 		{[]string{}, []string{}},
 		{[]string{"b"}, []string{"b"}},
 	} {
-		u.EnabledClients = tc.set
-		must(t, s.UpdateConnection(ctx, u))
+		_, err := s.PatchConnection(ctx, "con_1", func(c *store.Connection, _ store.ClientLookup) error {
+			c.EnabledClients = tc.set
+			return nil
+		})
+		must(t, err)
 		got, err := s.GetConnection(ctx, "con_1")
 		must(t, err)
 		if !reflect.DeepEqual(got.EnabledClients, tc.want) {
-			t.Errorf("UpdateConnection(EnabledClients %v): stored %v, want %v", tc.set, got.EnabledClients, tc.want)
+			t.Errorf("PatchConnection(EnabledClients %v): stored %v, want %v", tc.set, got.EnabledClients, tc.want)
 		}
 	}
 	if _, err := s.GetConnectionByName(ctx, "renamed"); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("UpdateConnection renamed the connection: %v", err)
+		t.Errorf("PatchConnection renamed the connection: %v", err)
 	}
 }
 
