@@ -226,6 +226,20 @@ func DSNHasPassword(dsn string) bool {
 	return u.Query().Has("password")
 }
 
+// sameListener reports whether two host:port addresses would bind the same
+// port on an address they share: the same port, and the same host or
+// either one every address (empty, 0.0.0.0 or ::). Port 0 picks a free
+// port, so it never collides.
+func sameListener(a, b string) bool {
+	ha, pa, erra := net.SplitHostPort(a)
+	hb, pb, errb := net.SplitHostPort(b)
+	if erra != nil || errb != nil || pa != pb || pa == "0" {
+		return false
+	}
+	wildcard := func(h string) bool { return h == "" || h == "0.0.0.0" || h == "::" }
+	return ha == hb || wildcard(ha) || wildcard(hb)
+}
+
 // Validate checks every setting and names the one at fault.
 func (c *Config) Validate() error {
 	var errs []error
@@ -240,6 +254,10 @@ func (c *Config) Validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.MetricsAddr); c.MetricsAddr != "" && err != nil {
 		bad("GATEHOUSE_METRICS_ADDR", "not a host:port address: %q", c.MetricsAddr)
+	} else if c.MetricsAddr != "" && sameListener(c.Addr, c.MetricsAddr) {
+		// It would fail to bind anyway; said so, the operator is not left
+		// wondering whether metrics went onto the public address.
+		bad("GATEHOUSE_METRICS_ADDR", "must be another address than GATEHOUSE_ADDR (%q): metrics are never served on the public listener", c.Addr)
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		bad("GATEHOUSE_TLS_CERT", "GATEHOUSE_TLS_CERT and GATEHOUSE_TLS_KEY must be set together")

@@ -96,6 +96,9 @@ func TestValidationNamesTheSetting(t *testing.T) {
 		{map[string]string{"GATEHOUSE_MANAGEMENT_TOKEN_LIFETIME": "5"}, "GATEHOUSE_MANAGEMENT_TOKEN_LIFETIME"},
 		{map[string]string{"GATEHOUSE_MANAGEMENT_TOKEN_LIFETIME": "soon"}, "GATEHOUSE_MANAGEMENT_TOKEN_LIFETIME"},
 		{map[string]string{"GATEHOUSE_METRICS_ADDR": "9090"}, "GATEHOUSE_METRICS_ADDR: not a host:port address"},
+		{map[string]string{"GATEHOUSE_ADDR": "127.0.0.1:8080", "GATEHOUSE_METRICS_ADDR": "127.0.0.1:8080"}, "GATEHOUSE_METRICS_ADDR: must be another address than GATEHOUSE_ADDR"},
+		{map[string]string{"GATEHOUSE_ADDR": ":8080", "GATEHOUSE_METRICS_ADDR": "127.0.0.1:8080"}, "GATEHOUSE_METRICS_ADDR: must be another address than GATEHOUSE_ADDR"},
+		{map[string]string{"GATEHOUSE_ADDR": "10.0.0.1:8080", "GATEHOUSE_METRICS_ADDR": "0.0.0.0:8080"}, "GATEHOUSE_METRICS_ADDR: must be another address than GATEHOUSE_ADDR"},
 		{map[string]string{"GATEHOUSE_LOG_RETENTION": "30"}, "GATEHOUSE_LOG_RETENTION: must be 0 (keep forever) or at least 1h"},
 		{map[string]string{"GATEHOUSE_LOG_RETENTION": "-24h"}, "GATEHOUSE_LOG_RETENTION"},
 		// 2^64 ns later than 2 hours: multiplied out, it wrapped around to 2h.
