@@ -142,8 +142,8 @@ func TestKeyRollover(t *testing.T) {
 	}
 }
 
-// TestGoOIDC verifies v1 and v2 ID tokens with coreos/go-oidc through
-// discovery, a client we did not write.
+// TestGoOIDC verifies v2 ID tokens and v1 access tokens with coreos/go-oidc
+// through discovery, a client we did not write.
 func TestGoOIDC(t *testing.T) {
 	e := newEnv(t, func(o *entra.Options) { o.Clock = time.Now })
 	ctx := context.Background()
@@ -169,13 +169,20 @@ func TestGoOIDC(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The v1 token endpoint's id_token is unsigned, as Entra's is, which
+	// go-oidc refuses (coreos/go-oidc#350); v1 access tokens are signed
+	// and verify through the v1 metadata.
 	id1 := e.token(v1Token, passwordV1(apiURI), "id_token")
-	if _, err := p1.Verifier(&oidc.Config{ClientID: nativeID}).Verify(ctx, id1); err != nil {
+	if _, err := p1.Verifier(&oidc.Config{ClientID: nativeID}).Verify(ctx, id1); err == nil {
+		t.Error("go-oidc verified an unsigned v1 id token")
+	}
+	at1 := e.token(v1Token, passwordV1(apiURI), "access_token")
+	if _, err := p1.Verifier(&oidc.Config{ClientID: apiURI}).Verify(ctx, at1); err != nil {
 		t.Fatalf("v1: %v", err)
 	}
 	// A v1 token does not pass as a v2 one: the issuers differ.
-	if _, err := p2.Verifier(&oidc.Config{ClientID: nativeID}).Verify(ctx, id1); err == nil {
-		t.Error("v1 id token verified against v2 metadata")
+	if _, err := p2.Verifier(&oidc.Config{ClientID: apiURI}).Verify(ctx, at1); err == nil {
+		t.Error("v1 token verified against v2 metadata")
 	}
 }
 

@@ -3,6 +3,7 @@ package entra_test
 import (
 	"crypto/rand"
 	"crypto/rsa"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -184,6 +185,36 @@ func (e *env) graphToken() string {
 	return e.token("/"+tenantID+"/oauth2/v2.0/token", passwordV2("https://graph.microsoft.com/.default"), "access_token")
 }
 
+// unsigned checks that tok is an unsecured JWT exactly as Entra's v1
+// token endpoint sends its id_tokens (header {"typ":"JWT","alg":"none"},
+// empty signature) and returns its claims.
+func (e *env) unsigned(tok string) map[string]any {
+	e.t.Helper()
+	parts := strings.Split(tok, ".")
+	if len(parts) != 3 || parts[2] != "" {
+		e.t.Fatalf("not an unsecured JWT: %q", tok)
+	}
+	if h, err := base64.RawURLEncoding.DecodeString(parts[0]); err != nil || string(h) != `{"typ":"JWT","alg":"none"}` {
+		e.t.Fatalf("header %q, %v", h, err)
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		e.t.Fatalf("payload: %v", err)
+	}
+	return decodeClaims(e.t, payload)
+}
+
+func decodeClaims(t testing.TB, payload []byte) map[string]any {
+	t.Helper()
+	var c map[string]any
+	d := json.NewDecoder(strings.NewReader(string(payload)))
+	d.UseNumber()
+	if err := d.Decode(&c); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 // verify checks a JWT with go-jose against the published keys document and
 // returns its header and claims.
 func (e *env) verify(tok, keysPath string) (jose.Header, map[string]any) {
@@ -206,11 +237,5 @@ func (e *env) verify(tok, keysPath string) (jose.Header, map[string]any) {
 	if err != nil {
 		e.t.Fatalf("verify: %v", err)
 	}
-	var c map[string]any
-	d := json.NewDecoder(strings.NewReader(string(payload)))
-	d.UseNumber()
-	if err := d.Decode(&c); err != nil {
-		e.t.Fatal(err)
-	}
-	return h, c
+	return h, decodeClaims(e.t, payload)
 }

@@ -85,6 +85,20 @@ func (k *signingKey) sign(claims any, v2 bool) (string, error) {
 	return string(buf), nil
 }
 
+// unsecuredHeader is the header of Entra's unsigned v1 id_tokens, members
+// in Entra's order.
+var unsecuredHeader = base64.RawURLEncoding.EncodeToString([]byte(`{"typ":"JWT","alg":"none"}`))
+
+// unsecured produces an unsecured JWT of the claims (RFC 7519 §6): alg
+// none and an empty signature part.
+func unsecured(claims any) (string, error) {
+	payload, err := json.Marshal(claims)
+	if err != nil {
+		return "", fmt.Errorf("encode claims: %w", err)
+	}
+	return unsecuredHeader + "." + base64.RawURLEncoding.EncodeToString(payload) + ".", nil
+}
+
 // keySet holds the published keys and which one signs. Rollover follows
 // signing-key-rollover.md (reference §2.5): a new key is published before
 // it signs, and the previous one stays published for a grace period so

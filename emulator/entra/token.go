@@ -542,7 +542,7 @@ func (q *tokenRequest) refreshToken() (any, *stsError) {
 	return q.s.respond(q.r, is)
 }
 
-// respond signs the tokens and builds the endpoint's response shape.
+// respond issues the tokens and builds the endpoint's response shape.
 func (s *Server) respond(r *http.Request, is *issue) (any, *stsError) {
 	now := s.now()
 	key := s.keys.signer()
@@ -564,7 +564,15 @@ func (s *Server) respond(r *http.Request, is *issue) (any, *stsError) {
 	}
 	b.access = at
 	if is.user != nil && (is.oidc["openid"]) {
-		if b.id, err = key.sign(s.idClaims(is, iat, exp), is.v2); err != nil {
+		if is.v2 {
+			b.id, err = key.sign(s.idClaims(is, iat, exp), true)
+		} else {
+			// The v1 token endpoint's id_token is "An unsigned JSON Web
+			// Token (JWT)" (AD v1-protocols-oauth-code.md; ADAL for Java
+			// #117, "By Design"); the authorize endpoint only issues codes.
+			b.id, err = unsecured(s.idClaims(is, iat, exp))
+		}
+		if err != nil {
 			return nil, errServer(http.StatusInternalServerError)
 		}
 	}

@@ -150,7 +150,14 @@ func TestEmulatorV1AppIDURI(t *testing.T) {
 	if tok.IDToken == "" || tok.RefreshToken == "" || tok.ExpiresIn <= 0 || tok.ExpiresAt.IsZero() {
 		t.Fatalf("token response %v", tok)
 	}
-	claims, err := e.c.ValidateIDToken(ctx, tok.IDToken, entra.ValidateOptions{Endpoint: e.endpoint(entra.V1), ClientID: nativeApp})
+	// The v1 token endpoint's id_token is unsigned, as Entra's is: it is
+	// accepted only as received from the token endpoint itself.
+	opts := entra.ValidateOptions{Endpoint: e.endpoint(entra.V1), ClientID: nativeApp}
+	if _, err := e.c.ValidateIDToken(ctx, tok.IDToken, opts); !errors.Is(err, entra.ErrInvalidIDToken) {
+		t.Fatalf("unsigned v1 id_token not from the token endpoint: %v", err)
+	}
+	opts.FromTokenEndpoint = true
+	claims, err := e.c.ValidateIDToken(ctx, tok.IDToken, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

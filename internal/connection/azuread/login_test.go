@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"maps"
 	"net/http"
 	"net/http/httptest"
@@ -376,37 +375,27 @@ func TestLoginMaxGroups(t *testing.T) {
 	}
 }
 
-// unsignedV1IDTokens makes the emulator's v1 token endpoint answer as
-// Entra's does: with an unsigned id_token (alg none; AD
-// v1-protocols-oauth-code.md: id_token "An unsigned JSON Web Token (JWT)").
-func unsignedV1IDTokens(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodPost || !strings.HasSuffix(r.URL.Path, "/oauth2/token") {
-			next.ServeHTTP(w, r)
-			return
-		}
-		rec := httptest.NewRecorder()
-		next.ServeHTTP(rec, r)
-		var body map[string]any
-		if rec.Code == http.StatusOK && json.Unmarshal(rec.Body.Bytes(), &body) == nil {
-			if parts := strings.Split(fmt.Sprint(body["id_token"]), "."); len(parts) == 3 {
-				body["id_token"] = base64.RawURLEncoding.EncodeToString([]byte(`{"typ":"JWT","alg":"none"}`)) + "." + parts[1] + "."
-			}
-			b, _ := json.Marshal(body)
-			rec.Body.Reset()
-			rec.Body.Write(b)
-		}
-		maps.Copy(w.Header(), rec.Header())
-		w.Header().Del("Content-Length")
-		w.WriteHeader(rec.Code)
-		w.Write(rec.Body.Bytes())
-	})
-}
-
 // TestLoginV1UnsignedIDToken: the seed's v1 connection signs users in
-// although Entra's v1 token endpoint does not sign its id_tokens.
+// with the id_token of the v1 token endpoint, which Entra does not sign
+// (alg none; AD v1-protocols-oauth-code.md: id_token "An unsigned JSON Web
+// Token (JWT)") and the emulator sends the same way.
 func TestLoginV1UnsignedIDToken(t *testing.T) {
-	_, base := entratest.Start(t, entratest.Example(t), entra.Options{}, unsignedV1IDTokens)
+	var idToken atomic.Value
+	_, base := entratest.Start(t, entratest.Example(t), entra.Options{}, func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			rec := httptest.NewRecorder()
+			next.ServeHTTP(rec, r)
+			var body struct {
+				IDToken string `json:"id_token"`
+			}
+			if strings.HasSuffix(r.URL.Path, "/oauth2/token") && json.Unmarshal(rec.Body.Bytes(), &body) == nil && body.IDToken != "" {
+				idToken.Store(body.IDToken)
+			}
+			maps.Copy(w.Header(), rec.Header())
+			w.WriteHeader(rec.Code)
+			w.Write(rec.Body.Bytes())
+		})
+	})
 	c := newConnector(t, entraclient.Options{}, base)
 	id, err := c.Login(context.Background(), conn(t, base, map[string]any{
 		"identity_api": azuread.IdentityAPIV1, "app_id": webAPIURI,
@@ -416,6 +405,11 @@ func TestLoginV1UnsignedIDToken(t *testing.T) {
 	}
 	if id.UserID != "waad|a0000000-0000-4000-8000-000000000001" || id.Profile["tenantid"] != contoso {
 		t.Fatalf("identity %+v", id)
+	}
+	tok, _ := idToken.Load().(string)
+	header, _, _ := strings.Cut(tok, ".")
+	if h, _ := base64.RawURLEncoding.DecodeString(header); string(h) != `{"typ":"JWT","alg":"none"}` || !strings.HasSuffix(tok, ".") {
+		t.Fatalf("the login did not receive an unsigned id_token: %q", tok)
 	}
 }
 
