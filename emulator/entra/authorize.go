@@ -115,7 +115,7 @@ func (s *Server) serveAuthorize(v2 bool) http.HandlerFunc {
 		}
 		p := r.Form
 		seg := r.PathValue("tenant")
-		t, alias, ok := s.resolveTenant(seg)
+		t, alias, ok := s.endpointTenant(seg, v2)
 		if !ok {
 			s.errorPage(w, r, errTenantNotFound(seg, false))
 			return

@@ -60,6 +60,10 @@ func TestAuthorizePage(t *testing.T) {
 	if r := e.get("/nowhere.example/oauth2/v2.0/authorize?"+authorizeQuery().Encode(), ""); r.status != 400 || !strings.Contains(r.raw, "AADSTS90002") {
 		t.Errorf("unknown tenant: %d", r.status)
 	}
+	// "organizations" is an alias of the v2 endpoint only.
+	if r := e.get("/organizations/oauth2/authorize?"+authorizeQuery().Encode(), ""); r.status != 400 || !strings.Contains(r.raw, "AADSTS90002") {
+		t.Errorf("v1 organizations: %d", r.status)
+	}
 }
 
 func TestAuthorizeRedirectErrors(t *testing.T) {

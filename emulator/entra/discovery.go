@@ -11,14 +11,14 @@ import (
 // serveMetadata answers the v1 and v2 OpenID Provider Configuration
 // documents. Field sets follow the captured documents of reference §2.4:
 // a tenant id or verified domain yields its GUID in issuer and endpoints;
-// common and organizations keep the alias in endpoints and put the literal
-// {tenantid} template in the issuer.
+// common and (v2 only) organizations keep the alias in endpoints and put
+// the literal {tenantid} template in the issuer.
 func (s *Server) serveMetadata(v2 bool) http.HandlerFunc {
 	// Rendered documents depend only on the base URL and tenant segment.
 	var cache sync.Map
 	return func(w http.ResponseWriter, r *http.Request) {
 		seg := r.PathValue("tenant")
-		t, alias, ok := s.resolveTenant(seg)
+		t, alias, ok := s.endpointTenant(seg, v2)
 		if !ok {
 			s.writeSTSError(w, r, errTenantNotFound(seg, true))
 			return

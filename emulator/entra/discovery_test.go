@@ -48,6 +48,9 @@ func TestMetadata(t *testing.T) {
 	}
 	checkSTSError(t, e.get("/nowhere.example/v2.0/.well-known/openid-configuration", ""), 400, "invalid_tenant", 90002, "")
 	checkSTSError(t, e.get("/nowhere.example/discovery/v2.0/keys", ""), 400, "invalid_tenant", 90002, "")
+	// "organizations" is an alias of the v2 endpoint only
+	// (panva/openid-client#175).
+	checkSTSError(t, e.get("/organizations/.well-known/openid-configuration", ""), 400, "invalid_tenant", 90002, "")
 }
 
 func TestSTSURL(t *testing.T) {

@@ -308,6 +308,18 @@ func (s *Server) resolveTenant(seg string) (t *Tenant, alias string, ok bool) {
 	return nil, "", false
 }
 
+// endpointTenant is resolveTenant for the protocol endpoints of one
+// version: "organizations" is an alias of the v2 endpoint only, so v1
+// answers it as an unknown tenant (AADSTS90002, panva/openid-client#175);
+// v1's multi-tenant endpoint is "common" (AD v1-protocols-oauth-code.md).
+func (s *Server) endpointTenant(seg string, v2 bool) (t *Tenant, alias string, ok bool) {
+	t, alias, ok = s.resolveTenant(seg)
+	if !v2 && alias == "organizations" {
+		return nil, "", false
+	}
+	return t, alias, ok
+}
+
 func (s *Server) routes() {
 	s.mux = http.NewServeMux()
 	h := func(pattern, endpoint string, fn http.HandlerFunc) {

@@ -119,7 +119,7 @@ func (s *Server) serveToken(v2 bool) http.HandlerFunc {
 			return
 		}
 		seg := r.PathValue("tenant")
-		t, alias, ok := s.resolveTenant(seg)
+		t, alias, ok := s.endpointTenant(seg, v2)
 		if !ok {
 			s.writeSTSError(w, r, errTenantNotFound(seg, false))
 			return
@@ -213,8 +213,9 @@ func (q *tokenRequest) password() (any, *stsError) {
 	username := q.form.Get("username")
 	if q.tenant == nil {
 		// v2 refuses ROPC on /common and /consumers (AADSTS9001023,
-		// reference §1.1); v1 and /organizations find the tenant from the
-		// user name's domain (reference §1.2, nordvall/TokenClient#1).
+		// reference §1.1); v2's /organizations and v1's /common find the
+		// tenant from the user name's domain (reference §1.2,
+		// nordvall/TokenClient#1, MicrosoftDocs/azure-docs#16902).
 		if q.v2 && q.alias != "organizations" {
 			return nil, errCommonNotSupported()
 		}

@@ -138,6 +138,7 @@ func TestTokenErrors(t *testing.T) {
 		{"two resources", "", v2Token, with(pw, "scope", apiURI+"/API.Access User.Read"), 400, "invalid_scope", 70011, ""},
 		{"password on /common v2", "", "/common/oauth2/v2.0/token", pw, 400, "invalid_request", 9001023, ""},
 		{"password on /consumers v2", "", "/consumers/oauth2/v2.0/token", pw, 400, "invalid_request", 9001023, ""},
+		{"password on /organizations v1", "", "/organizations/oauth2/token", passwordV1(apiURI), 400, "invalid_request", 90002, ""},
 		{"client credentials on /common", "", "/common/oauth2/v2.0/token", url.Values{"grant_type": {"client_credentials"}, "client_id": {confID}, "client_secret": {confSecret}, "scope": {"https://graph.microsoft.com/.default"}}, 400, "invalid_request", 50059, ""},
 		{"client credentials without scope", "", v2Token, url.Values{"grant_type": {"client_credentials"}, "client_id": {confID}, "client_secret": {confSecret}}, 400, "invalid_request", 90014, ""},
 		{"client credentials without secret", "", v2Token, url.Values{"grant_type": {"client_credentials"}, "client_id": {nativeID}, "scope": {"https://graph.microsoft.com/.default"}}, 401, "invalid_client", 7000218, ""},
@@ -309,9 +310,17 @@ func TestTenantForms(t *testing.T) {
 			t.Errorf("%s: %d %s", p, r.status, r.raw)
 		}
 	}
-	// v1 finds the tenant from the user name on /common.
+	// v1 finds the tenant from the user name on /common, its multi-tenant
+	// endpoint; "organizations" is an alias of v2 only, which v1 answers as
+	// an unknown tenant (panva/openid-client#175).
 	if r := e.postForm("/common/oauth2/token", passwordV1(apiURI)); r.status != 200 {
 		t.Errorf("v1 common: %d %s", r.status, r.raw)
+	} else if c := e.unsigned(r.body["id_token"].(string)); c["tid"] != tenantID {
+		t.Errorf("v1 common: tid %v", c["tid"])
+	}
+	r := e.postForm("/organizations/oauth2/token", passwordV1(apiURI))
+	if d, _ := r.body["error_description"].(string); !strings.HasPrefix(d, "AADSTS90002: Tenant 'organizations' not found.") {
+		t.Errorf("v1 organizations: %d %s", r.status, r.raw)
 	}
 	// HTTP Basic client authentication.
 	req, _ := http.NewRequest(http.MethodPost, e.base+v2Token, strings.NewReader(with(passwordV2(apiURI+"/API.Access"), "client_id", "", "client_secret", "").Encode()))
