@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/gatehouse/gatehouse/internal/store"
 )
@@ -410,16 +411,26 @@ const (
 const forgetDeletedConnectionSQL = `DELETE FROM deleted_connections WHERE seq = $3
 	AND NOT EXISTS (SELECT 1 FROM users u WHERE ` + deletedConnectionUser + `)`
 
+// deletedConnectionGrace is how long a deletion is remembered at least,
+// even with no user left: a login under way when the connection was
+// deleted (its upstream calls take up to a minute; another replica's
+// cache holds the connection 5 s more) stores its user after the
+// deletion, perhaps after a purge that found none left, and the purge
+// must still know the name then to delete it.
+const deletedConnectionGrace = 10 * time.Minute
+
 // listDeletedConnectionsSQL reads the whole table, which holds a row per
-// deletion only until the purge has deleted its users.
+// deletion only until the purge has deleted its users, and for
+// deletedConnectionGrace at least.
 const listDeletedConnectionsSQL = "SELECT seq, name, deleted_at FROM deleted_connections ORDER BY seq"
 
 // PurgeDeletedConnectionUsers deletes at most limit users of deleted
 // connections, with their refresh tokens, oldest deletion first, and the
-// record of each deleted connection that has no such user left. A user
-// belongs to the connection of its latest login (users.connection): two
-// connections of one Entra tenant share their users, and the deletion of
-// one deletes those that signed in through it last. more reports that a
+// record of each deleted connection that has no such user left and is
+// older than deletedConnectionGrace. A user belongs to the connection of
+// its latest login (users.connection): two connections of one Entra
+// tenant share their users, and the deletion of one deletes those that
+// signed in through it last. more reports that a
 // batch was full; rows skipped because another writer held them are left
 // to the next run.
 func (s *Store) PurgeDeletedConnectionUsers(ctx context.Context, limit int) (n int, more bool, err error) {
@@ -446,6 +457,7 @@ func (s *Store) PurgeDeletedConnectionUsers(ctx context.Context, limit int) (n i
 	if err != nil {
 		return 0, false, s.fail("purge deleted connection users", err)
 	}
+	remembered := now().Add(-deletedConnectionGrace).UnixMilli()
 	pg := s.d.name != sqliteDialect.name
 	users := purgeConnectionUsersSQL
 	if pg {
@@ -463,6 +475,9 @@ func (s *Store) PurgeDeletedConnectionUsers(ctx context.Context, limit int) (n i
 		got, err := s.count("purge deleted connection users", res, err)
 		if n += got; err != nil || n == limit {
 			return n, err == nil, err
+		}
+		if d.at > remembered {
+			continue
 		}
 		_, err = s.write.ExecContext(ctx, forgetDeletedConnectionSQL, d.name, d.at, d.seq)
 		if err != nil {

@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"reflect"
 	"testing"
+	"time"
 
+	"github.com/gatehouse/gatehouse/internal/store"
 	"github.com/gatehouse/gatehouse/internal/store/sqlstore"
 	"github.com/gatehouse/gatehouse/internal/store/storetest"
 )
@@ -76,4 +78,39 @@ func sameJSON(got json.RawMessage, want string) bool {
 	}
 	var g, w any
 	return json.Unmarshal(got, &g) == nil && json.Unmarshal([]byte(want), &w) == nil && reflect.DeepEqual(g, w)
+}
+
+// TestDeletedConnectionForgotten: a deletion whose users are gone is
+// remembered while a login under way at the time may still store one,
+// then forgotten: a user stored under the name after that stays.
+func TestDeletedConnectionForgotten(t *testing.T) {
+	for _, b := range storetest.Backends() {
+		t.Run(b, func(t *testing.T) {
+			ctx := t.Context()
+			s := storetest.Open(t, b)
+			now := time.Now()
+			if err := s.CreateConnection(ctx, &store.Connection{ID: "con_1", Name: "contoso", Strategy: "waad", CreatedAt: now, UpdatedAt: now}); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.DeleteConnection(ctx, "con_1"); err != nil {
+				t.Fatal(err)
+			}
+			if err := sqlstore.Exec(ctx, s, "UPDATE deleted_connections SET deleted_at = deleted_at - $1", time.Hour.Milliseconds()); err != nil {
+				t.Fatal(err)
+			}
+			if n, _, err := s.PurgeDeletedConnectionUsers(ctx, 10); err != nil || n != 0 {
+				t.Fatalf("purge without users: %d, %v", n, err)
+			}
+			stale := now.Add(-2 * time.Hour)
+			if _, err := s.UpsertUser(ctx, &store.User{UserID: "waad|later", Connection: "contoso", Email: "later@contoso.example", LastLogin: &stale}); err != nil {
+				t.Fatal(err)
+			}
+			if n, _, err := s.PurgeDeletedConnectionUsers(ctx, 10); err != nil || n != 0 {
+				t.Errorf("purge after the deletion was forgotten deleted %d users (%v), want 0", n, err)
+			}
+			if _, err := s.GetUser(ctx, "waad|later"); err != nil {
+				t.Errorf("user stored after the deletion was forgotten: %v", err)
+			}
+		})
+	}
 }

@@ -32,8 +32,10 @@ func purgeConnectionUsers(t *testing.T, s store.Store, batch int) int {
 // testDeletedConnectionUsers: the users whose latest login went through a
 // deleted connection go with their refresh tokens, in bounded batches;
 // those of another connection stay, and so does one who signed in through
-// a connection made again under the name after the deletion. Once none is
-// left the deletion is forgotten: a user of the name stored later stays.
+// a connection made again under the name after the deletion. A user of
+// the deleted connection stored after the deletion, even after a purge
+// that found none left, goes too (sqlstore's TestDeletedConnectionForgotten:
+// the deletion is forgotten once no login under way can store one).
 func testDeletedConnectionUsers(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	tok := refreshFixture(t, s)
@@ -103,7 +105,24 @@ func testDeletedConnectionUsers(t *testing.T, s store.Store) {
 	_, err = s.GetUser(ctx, "signed-in-late")
 	wantErr(t, "user who signed in through the deleted connection late", err, store.ErrNotFound)
 
-	user("later", "contoso", &before)
+	// So does one stored after a purge that found none left: the deletion
+	// is remembered past any login under way when it happened.
+	must(t, s.CreateConnection(ctx, fullConnection("con_n", "northwind", "c1")))
+	must(t, s.DeleteConnection(ctx, "con_n"))
+	if n := purgeConnectionUsers(t, s, 2); n != 0 {
+		t.Errorf("purge of a connection without users deleted %d users, want 0", n)
+	}
+	time.Sleep(2 * time.Millisecond)
+	user("signed-in-after-purge", "northwind", ptr(time.Now()))
+	if n := purgeConnectionUsers(t, s, 2); n != 1 {
+		t.Errorf("purge after a login that completed after the previous purge deleted %d users, want 1", n)
+	}
+	_, err = s.GetUser(ctx, "signed-in-after-purge")
+	wantErr(t, "user who signed in through the deleted connection after a purge", err, store.ErrNotFound)
+
+	// A user who signed in since through the connection made again under
+	// the name stays.
+	user("later", "contoso", ptr(time.Now()))
 	if n := purgeConnectionUsers(t, s, 2); n != 0 {
 		t.Errorf("a second purge deleted %d users, want 0", n)
 	}
