@@ -295,8 +295,9 @@ type UserStore interface {
 	// refresh tokens, whose latest login went through a connection
 	// deleted since (none who signed in after the deletion while a
 	// connection of the name exists: one made again under it), and
-	// forgets each deleted connection that has none left.
-	// It reports how many users it deleted and whether there may be more.
+	// forgets each deleted connection that has none left once no login
+	// under way at its deletion can still store one. It reports how many
+	// users it deleted and whether there may be more.
 	PurgeDeletedConnectionUsers(ctx context.Context, limit int) (n int, more bool, err error)
 }
 
