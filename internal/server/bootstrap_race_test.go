@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"io"
 	"log/slog"
@@ -49,6 +50,56 @@ func TestBootstrapAdminAtOnce(t *testing.T) {
 			}
 			if got, err := kr.Open(c.SecretEnc, store.ClientSecretAAD(c.ClientID)); err != nil || !bytes.Equal(got, []byte(cfg.AdminClientSecret)) {
 				t.Errorf("admin secret after the starts: %q, %v", got, err)
+			}
+		})
+	}
+}
+
+// createdMeanwhile is a store on which another replica creates the
+// application between this start's read and its create: the first read
+// finds none.
+type createdMeanwhile struct {
+	store.ClientStore
+	read bool
+}
+
+func (s *createdMeanwhile) GetClient(ctx context.Context, id string) (*store.Client, error) {
+	if !s.read {
+		s.read = true
+		return nil, store.ErrNotFound
+	}
+	return s.ClientStore.GetClient(ctx, id)
+}
+
+// TestBootstrapAdminCreatedMeanwhile: a start whose create finds the
+// application another replica created since its read updates it to its
+// own configuration, as if it had read it, rather than leave the other's
+// secret in place.
+func TestBootstrapAdminCreatedMeanwhile(t *testing.T) {
+	for _, backend := range storetest.Backends() {
+		t.Run(backend, func(t *testing.T) {
+			st := storetest.Open(t, backend)
+			master := make([]byte, 32)
+			_, _ = rand.Read(master)
+			kr, err := secrets.NewKeyring(master)
+			if err != nil {
+				t.Fatal(err)
+			}
+			logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+			other := &config.Config{AdminClientID: "admin-app", AdminClientSecret: "other-replica-secret-" + rand.Text()}
+			if err := bootstrapAdmin(t.Context(), other, st, kr, logger, io.Discard); err != nil {
+				t.Fatal(err)
+			}
+			cfg := &config.Config{AdminClientID: "admin-app", AdminClientSecret: "this-replica-secret-" + rand.Text()}
+			if err := bootstrapAdmin(t.Context(), cfg, &createdMeanwhile{ClientStore: st}, kr, logger, io.Discard); err != nil {
+				t.Fatal(err)
+			}
+			c, err := st.GetClient(t.Context(), "admin-app")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, err := kr.Open(c.SecretEnc, store.ClientSecretAAD(c.ClientID)); err != nil || !bytes.Equal(got, []byte(cfg.AdminClientSecret)) {
+				t.Errorf("admin secret after a start that lost the create: %q, %v; want this start's", got, err)
 			}
 		})
 	}

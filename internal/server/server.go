@@ -371,7 +371,13 @@ func bootstrapAdmin(ctx context.Context, cfg *config.Config, st store.ClientStor
 				CreatedAt:               now,
 				UpdatedAt:               now,
 			}
-			if err := st.CreateClient(ctx, c); err != nil && !errors.Is(err, store.ErrConflict) {
+			err := st.CreateClient(ctx, c)
+			if errors.Is(err, store.ErrConflict) {
+				// Another replica created it first, perhaps with another
+				// secret: read it and update it to this configuration.
+				continue
+			}
+			if err != nil {
 				return fmt.Errorf("server: bootstrap admin: %w", err)
 			}
 		case err != nil:
