@@ -15,6 +15,19 @@ import (
 	"github.com/gatehouse/gatehouse/internal/store/storetest"
 )
 
+// bootstrapFixture is a fresh store of backend, a keyring and a logger
+// for bootstrapAdmin.
+func bootstrapFixture(t *testing.T, backend string) (store.Store, *secrets.Keyring, *slog.Logger) {
+	t.Helper()
+	master := make([]byte, 32)
+	_, _ = rand.Read(master)
+	kr, err := secrets.NewKeyring(master)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return storetest.Open(t, backend), kr, slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
 // TestBootstrapAdminAtOnce: replicas starting together each update the
 // configured admin application, on both backends. The store refuses a
 // client write over another made since its read (store.ErrConflict); each
@@ -23,15 +36,8 @@ import (
 func TestBootstrapAdminAtOnce(t *testing.T) {
 	for _, backend := range storetest.Backends() {
 		t.Run(backend, func(t *testing.T) {
-			st := storetest.Open(t, backend)
-			master := make([]byte, 32)
-			_, _ = rand.Read(master)
-			kr, err := secrets.NewKeyring(master)
-			if err != nil {
-				t.Fatal(err)
-			}
+			st, kr, logger := bootstrapFixture(t, backend)
 			cfg := &config.Config{AdminClientID: "admin-app", AdminClientSecret: "admin-secret-" + rand.Text()}
-			logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 			if err := bootstrapAdmin(t.Context(), cfg, st, kr, logger, io.Discard); err != nil {
 				t.Fatal(err)
 			}
@@ -78,14 +84,7 @@ func (s *createdMeanwhile) GetClient(ctx context.Context, id string) (*store.Cli
 func TestBootstrapAdminCreatedMeanwhile(t *testing.T) {
 	for _, backend := range storetest.Backends() {
 		t.Run(backend, func(t *testing.T) {
-			st := storetest.Open(t, backend)
-			master := make([]byte, 32)
-			_, _ = rand.Read(master)
-			kr, err := secrets.NewKeyring(master)
-			if err != nil {
-				t.Fatal(err)
-			}
-			logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+			st, kr, logger := bootstrapFixture(t, backend)
 			other := &config.Config{AdminClientID: "admin-app", AdminClientSecret: "other-replica-secret-" + rand.Text()}
 			if err := bootstrapAdmin(t.Context(), other, st, kr, logger, io.Discard); err != nil {
 				t.Fatal(err)
