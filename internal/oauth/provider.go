@@ -35,7 +35,7 @@ type Signer interface {
 	// KID is the key that signs, "" when none can (tokens.ErrNoSigningKey).
 	KID() string
 	JWKS() []byte
-	ParseJWT(token, issuer, audience string, now time.Time, skew time.Duration) (*tokens.Claims, error)
+	ParseJWT(ctx context.Context, token, issuer, audience string, now time.Time, skew time.Duration) (*tokens.Claims, error)
 }
 
 // Config is what a Provider is built from.

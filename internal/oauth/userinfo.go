@@ -1,6 +1,7 @@
 package oauth
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -26,7 +27,7 @@ func (p *Provider) userinfo(w http.ResponseWriter, r *http.Request) {
 		p.userinfoUnauthorized(w, "")
 		return
 	}
-	sub, scope, err := p.userinfoToken(strings.TrimSpace(raw))
+	sub, scope, err := p.userinfoToken(r.Context(), strings.TrimSpace(raw))
 	if err == nil && !slices.Contains(strings.Fields(scope), "openid") {
 		// Auth0: /userinfo "will work only if openid was granted as a
 		// scope for the Access Token" (Authentication API, Get User Info);
@@ -66,9 +67,9 @@ func (p *Provider) userinfo(w http.ResponseWriter, r *http.Request) {
 // userinfoToken accepts the two access tokens a user grant issues: the
 // opaque handle (no API requested) and, as Auth0 does, an API's JWT whose
 // audience includes {issuer}userinfo because openid was granted.
-func (p *Provider) userinfoToken(raw string) (sub, scope string, err error) {
+func (p *Provider) userinfoToken(ctx context.Context, raw string) (sub, scope string, err error) {
 	if strings.Count(raw, ".") == 2 {
-		c, err := p.keys.ParseJWT(raw, p.issuer, p.issuer+"userinfo", p.now(), tokens.ReplicaSkew)
+		c, err := p.keys.ParseJWT(ctx, raw, p.issuer, p.issuer+"userinfo", p.now(), tokens.ReplicaSkew)
 		if err != nil {
 			return "", "", err
 		}

@@ -160,7 +160,7 @@ func build(ctx context.Context, cfg *config.Config, logger *slog.Logger, notice 
 		Secrets: keyring,
 		Keys:    keys,
 		Verify: func(ctx context.Context, raw string) ([]string, string, error) {
-			c, err := keys.ParseJWT(raw, cfg.Issuer, mgmtAudience, time.Now(), tokens.ReplicaSkew)
+			c, err := keys.ParseJWT(ctx, raw, cfg.Issuer, mgmtAudience, time.Now(), tokens.ReplicaSkew)
 			if err != nil {
 				return nil, "", err
 			}

@@ -1,6 +1,7 @@
 package tokens
 
 import (
+	"context"
 	"crypto"
 	"crypto/rsa"
 	"crypto/sha256"
@@ -55,7 +56,7 @@ func BenchmarkParseJWT(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := k.ParseJWT(tok, testIssuer, testAudience, now, 0); err != nil {
+		if _, err := k.ParseJWT(context.Background(), tok, testIssuer, testAudience, now, 0); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -1,6 +1,7 @@
 package tokens
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -24,7 +25,7 @@ func FuzzParseJWT(f *testing.F) {
 	f.Add("..")
 	f.Add("")
 	f.Fuzz(func(t *testing.T, tok string) {
-		c, err := k.ParseJWT(tok, testIssuer, testAudience, now, 0)
+		c, err := k.ParseJWT(context.Background(), tok, testIssuer, testAudience, now, 0)
 		if err == nil {
 			if tok != good || c.Subject != "m2m-client@clients" {
 				t.Fatalf("forged token accepted: %q", tok)

@@ -2,6 +2,7 @@ package tokens
 
 import (
 	"bytes"
+	"context"
 	"crypto"
 	"crypto/rsa"
 	"crypto/sha256"
@@ -22,7 +23,8 @@ var (
 	// ErrExpired: the token's exp has passed.
 	ErrExpired = fmt.Errorf("%w: expired", ErrInvalid)
 	// ErrUnknownKey: the token names a kid that is not published (never
-	// was, or revoked). A replica may Reload once and retry.
+	// was, or revoked). ParseJWT reloads the keys once before it returns
+	// it, at most once per unknownKeyReloadEvery.
 	ErrUnknownKey = fmt.Errorf("%w: unknown signing key", ErrInvalid)
 )
 
@@ -73,6 +75,17 @@ func (k *Keys) Sign(claims any) (string, error) {
 	buf[signed] = '.'
 	b64.Encode(buf[signed+1:], sig)
 	return string(buf), nil
+}
+
+// unknownKeyReloadEvery bounds ParseJWT's reloads for unknown keys.
+const unknownKeyReloadEvery = 5 * time.Second
+
+// mayReloadForUnknownKey reports whether ParseJWT may reload now, and if
+// so, counts this reload.
+func (k *Keys) mayReloadForUnknownKey() bool {
+	now := time.Now().UnixNano()
+	last := k.unknownReload.Load()
+	return now-last >= int64(unknownKeyReloadEvery) && k.unknownReload.CompareAndSwap(last, now)
 }
 
 type header struct {
@@ -156,8 +169,21 @@ const ReplicaSkew = 5 * time.Second
 // meant for us: iss equals issuer, aud is or contains audience, exp is
 // present and not passed, nbf and iat (when present) are not in the
 // future. skew is the clock leeway granted to each time check.
-func (k *Keys) ParseJWT(token, issuer, audience string, now time.Time, skew time.Duration) (*Claims, error) {
+//
+// A token naming a key this process does not know makes it reload the
+// keys once and verify again, at most once per unknownKeyReloadEvery: a
+// key another replica started signing with reaches this one by a
+// notification, or by the reload every ReloadEvery when that was lost,
+// and until then its valid tokens would be refused. The bound keeps
+// tokens with made-up kids from turning into a database read each.
+func (k *Keys) ParseJWT(ctx context.Context, token, issuer, audience string, now time.Time, skew time.Duration) (*Claims, error) {
 	payload, _, err := k.Verify(token)
+	if errors.Is(err, ErrUnknownKey) && k.mayReloadForUnknownKey() {
+		if rerr := k.Reload(ctx); rerr != nil {
+			k.logger.ErrorContext(ctx, "reloading signing keys for a token of an unknown key failed", "error", rerr)
+		}
+		payload, _, err = k.Verify(token)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -94,7 +94,7 @@ func TestParseJWTClaims(t *testing.T) {
 	k := shared(t)
 	now := time.Unix(1_750_000_000, 0)
 	tok, _ := k.Sign(validClaims(now))
-	c, err := k.ParseJWT(tok, testIssuer, testAudience, now, 0)
+	c, err := k.ParseJWT(t.Context(), tok, testIssuer, testAudience, now, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +109,7 @@ func TestParseJWTClaims(t *testing.T) {
 
 	// aud as a single string, fractional NumericDate.
 	tok, _ = k.Sign(map[string]any{"iss": testIssuer, "aud": testAudience, "exp": 1_750_000_000.5})
-	c, err = k.ParseJWT(tok, testIssuer, testAudience, now, 0)
+	c, err = k.ParseJWT(t.Context(), tok, testIssuer, testAudience, now, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -307,7 +307,7 @@ func TestRejections(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := k.ParseJWT(tt.token, testIssuer, testAudience, now, 0)
+			_, err := k.ParseJWT(t.Context(), tt.token, testIssuer, testAudience, now, 0)
 			if !errors.Is(err, tt.want) {
 				t.Fatalf("err = %v, want %v", err, tt.want)
 			}
@@ -323,10 +323,10 @@ func TestRejections(t *testing.T) {
 			}
 		})
 	}
-	if _, err := k.ParseJWT(signedPayload(t, k, mustJSON(t, validClaims(now))), testIssuer, testAudience, now, 0); err != nil {
+	if _, err := k.ParseJWT(t.Context(), signedPayload(t, k, mustJSON(t, validClaims(now))), testIssuer, testAudience, now, 0); err != nil {
 		t.Fatalf("signedPayload's token of valid claims is rejected: %v", err)
 	}
-	if _, err := k.ParseJWT(good, testIssuer, testAudience, now, 0); err != nil {
+	if _, err := k.ParseJWT(t.Context(), good, testIssuer, testAudience, now, 0); err != nil {
 		t.Fatalf("the untouched token is rejected: %v", err)
 	}
 }
@@ -336,10 +336,10 @@ func TestSkew(t *testing.T) {
 	now := time.Now()
 	tok := mustSign(t, k, map[string]any{"iss": testIssuer, "aud": testAudience,
 		"exp": now.Add(-30 * time.Second).Unix(), "nbf": now.Add(30 * time.Second).Unix(), "iat": now.Add(30 * time.Second).Unix()})
-	if _, err := k.ParseJWT(tok, testIssuer, testAudience, now, time.Minute); err != nil {
+	if _, err := k.ParseJWT(t.Context(), tok, testIssuer, testAudience, now, time.Minute); err != nil {
 		t.Errorf("within a minute's skew: %v", err)
 	}
-	if _, err := k.ParseJWT(tok, testIssuer, testAudience, now, 10*time.Second); !errors.Is(err, ErrInvalid) {
+	if _, err := k.ParseJWT(t.Context(), tok, testIssuer, testAudience, now, 10*time.Second); !errors.Is(err, ErrInvalid) {
 		t.Errorf("beyond the skew: %v", err)
 	}
 }

@@ -61,6 +61,9 @@ type Keys struct {
 	// have rotated (or with none, its key revoked), or rejects tokens they
 	// sign, so Ready reports it.
 	stale atomic.Pointer[error]
+	// unknownReload is when ParseJWT last reloaded for a token of an
+	// unknown key (unix nanoseconds).
+	unknownReload atomic.Int64
 }
 
 // ErrNoSigningKey is Sign's error when the key this process signed with was

@@ -406,7 +406,7 @@ func TestPreviousKeyOutlivesTokensOfALateReplica(t *testing.T) {
 		}
 		late := &Keys{}
 		late.set.Store(set)
-		if _, err := late.ParseJWT(tok, "https://gh.example/", "api", lastAccepted, ReplicaSkew); err != nil {
+		if _, err := late.ParseJWT(t.Context(), tok, "https://gh.example/", "api", lastAccepted, ReplicaSkew); err != nil {
 			t.Errorf("token B signed after the rotation, checked before it expires: %v", err)
 		}
 		if !bytes.Contains(set.jwks, []byte(`"kid":"`+replaced+`"`)) {
@@ -505,6 +505,49 @@ func TestRevokeOfOwnSignerWhenTheReloadFails(t *testing.T) {
 		}
 		if b.KID() != a.KID() || b.Ready() != nil {
 			t.Errorf("B after a reload: signs with %q (A: %q), ready: %v", b.KID(), a.KID(), b.Ready())
+		}
+	})
+}
+
+// TestParseJWTReloadsForAnUnknownKey: a replica that missed two rotations
+// (its notification lost) meets a token of the key another replica signs
+// with now, which it has never loaded: it reloads once and accepts the
+// token, rather than refuse valid tokens until its periodic reload. A
+// second unknown key within unknownKeyReloadEvery does not reload again.
+func TestParseJWTReloadsForAnUnknownKey(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, backend string) {
+		ctx := t.Context()
+		dsn := storetest.DSN(t, backend)
+		master := make([]byte, 32)
+		rand.Read(master)
+		kr, err := secrets.NewKeyring(master)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, a := openReplica(t, dsn, kr)
+		_, b := openReplica(t, dsn, kr)
+		const issuer, audience = "https://gh.example/", "api"
+		rotatedTwice := func() string {
+			t.Helper()
+			for range 2 {
+				if _, err := a.Rotate(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			tok, err := a.Sign(map[string]any{"iss": issuer, "aud": audience, "sub": "x", "exp": time.Now().Add(time.Hour).Unix()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := b.Verify(tok); !errors.Is(err, ErrUnknownKey) {
+				t.Fatalf("B already knows A's new key: %v", err)
+			}
+			return tok
+		}
+		if _, err := b.ParseJWT(ctx, rotatedTwice(), issuer, audience, time.Now(), ReplicaSkew); err != nil {
+			t.Errorf("B refuses a token of A's current key: %v", err)
+		}
+		if _, err := b.ParseJWT(ctx, rotatedTwice(), issuer, audience, time.Now(), ReplicaSkew); !errors.Is(err, ErrUnknownKey) {
+			t.Errorf("B reloaded again within %v: %v", unknownKeyReloadEvery, err)
 		}
 	})
 }
