@@ -175,11 +175,14 @@ const ReplicaSkew = 5 * time.Second
 // key another replica started signing with reaches this one by a
 // notification, or by the reload every ReloadEvery when that was lost,
 // and until then its valid tokens would be refused. The bound keeps
-// tokens with made-up kids from turning into a database read each.
+// tokens with made-up kids from turning into a database read each. The
+// reload outlives the request's cancellation: it spends the only reload
+// of its interval, and a caller that hung up (or any made-up token sent
+// and dropped every few seconds) must not spend it on nothing.
 func (k *Keys) ParseJWT(ctx context.Context, token, issuer, audience string, now time.Time, skew time.Duration) (*Claims, error) {
 	payload, _, err := k.Verify(token)
 	if errors.Is(err, ErrUnknownKey) && k.mayReloadForUnknownKey() {
-		if rerr := k.Reload(ctx); rerr != nil {
+		if rerr := k.Reload(context.WithoutCancel(ctx)); rerr != nil {
 			k.logger.ErrorContext(ctx, "reloading signing keys for a token of an unknown key failed", "error", rerr)
 		}
 		payload, _, err = k.Verify(token)

@@ -551,3 +551,39 @@ func TestParseJWTReloadsForAnUnknownKey(t *testing.T) {
 		}
 	})
 }
+
+// TestParseJWTReloadOfACancelledRequest: the reload a token of an unknown
+// key starts is the only one of its interval, so a request cancelled
+// meanwhile (its client hung up) must not leave it undone: B, behind A by
+// two rotations, loads A's key even then, and accepts A's token within
+// the interval.
+func TestParseJWTReloadOfACancelledRequest(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, backend string) {
+		ctx := t.Context()
+		dsn := storetest.DSN(t, backend)
+		master := make([]byte, 32)
+		rand.Read(master)
+		kr, err := secrets.NewKeyring(master)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, a := openReplica(t, dsn, kr)
+		_, b := openReplica(t, dsn, kr)
+		for range 2 {
+			if _, err := a.Rotate(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		const issuer, audience = "https://gh.example/", "api"
+		tok, err := a.Sign(map[string]any{"iss": issuer, "aud": audience, "sub": "x", "exp": time.Now().Add(time.Hour).Unix()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		hungUp, cancel := context.WithCancel(ctx)
+		cancel()
+		_, _ = b.ParseJWT(hungUp, tok, issuer, audience, time.Now(), ReplicaSkew)
+		if _, err := b.ParseJWT(ctx, tok, issuer, audience, time.Now(), ReplicaSkew); err != nil {
+			t.Errorf("B refuses A's token after a cancelled request's reload: %v", err)
+		}
+	})
+}
