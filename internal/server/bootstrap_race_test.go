@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"errors"
 	"io"
 	"log/slog"
 	"sync"
@@ -101,5 +102,40 @@ func TestBootstrapAdminCreatedMeanwhile(t *testing.T) {
 				t.Errorf("admin secret after a start that lost the create: %q, %v; want this start's", got, err)
 			}
 		})
+	}
+}
+
+// createAlwaysConflicts refuses every create as a conflict while no read
+// finds the application (a unique value other than the client_id taken),
+// for up to limit creates, then fails otherwise.
+type createAlwaysConflicts struct {
+	store.ClientStore
+	creates, limit int
+}
+
+var errGaveUp = errors.New("the store gave up refusing creates")
+
+func (s *createAlwaysConflicts) GetClient(context.Context, string) (*store.Client, error) {
+	return nil, store.ErrNotFound
+}
+
+func (s *createAlwaysConflicts) CreateClient(context.Context, *store.Client) error {
+	s.creates++
+	if s.creates >= s.limit {
+		return errGaveUp
+	}
+	return store.ErrConflict
+}
+
+// TestBootstrapAdminCreateRefusedForAnotherReason: a create refused as a
+// conflict while the read never finds the application ends the start
+// with an error after a few rounds rather than spin.
+func TestBootstrapAdminCreateRefusedForAnotherReason(t *testing.T) {
+	backing, kr, logger := bootstrapFixture(t, "sqlite")
+	st := &createAlwaysConflicts{ClientStore: backing, limit: 1000}
+	cfg := &config.Config{AdminClientID: "admin-app", AdminClientSecret: "secret-" + rand.Text()}
+	err := bootstrapAdmin(t.Context(), cfg, st, kr, logger, io.Discard)
+	if !errors.Is(err, store.ErrConflict) || st.creates > maxAdminCreateRefusals {
+		t.Errorf("after %d creates: %v; want ErrConflict within %d", st.creates, err, maxAdminCreateRefusals)
 	}
 }

@@ -354,6 +354,7 @@ func bootstrapAdmin(ctx context.Context, cfg *config.Config, st store.ClientStor
 	// (store.ErrConflict), and the update starts again from that one.
 	// Each refusal is another write that succeeded, so n replicas are
 	// done within n rounds.
+	createRefused := 0
 	for {
 		c, err := st.GetClient(ctx, id)
 		switch {
@@ -375,6 +376,13 @@ func bootstrapAdmin(ctx context.Context, cfg *config.Config, st store.ClientStor
 			if errors.Is(err, store.ErrConflict) {
 				// Another replica created it first, perhaps with another
 				// secret: read it and update it to this configuration.
+				// Once created it is found, unless deleted meanwhile; a
+				// create refused again and again while the read finds
+				// nothing is refused for another reason, and retrying
+				// would spin.
+				if createRefused++; createRefused == maxAdminCreateRefusals {
+					return fmt.Errorf("server: bootstrap admin: creating application %s was refused %d times as already stored, yet it was never found: %w", id, createRefused, err)
+				}
 				continue
 			}
 			if err != nil {
@@ -410,6 +418,10 @@ func bootstrapAdmin(ctx context.Context, cfg *config.Config, st store.ClientStor
 	}
 	return nil
 }
+
+// maxAdminCreateRefusals bounds bootstrapAdmin's creates refused as a
+// conflict with an application its reads do not find.
+const maxAdminCreateRefusals = 5
 
 // AdminFile is where a generated admin application's credentials are
 // written, next to the SQLite database.
