@@ -128,6 +128,23 @@ func TestValidationNamesTheSetting(t *testing.T) {
 	}
 }
 
+// TestMetricsAddrAccepted: a metrics address on the public one's port is
+// accepted where the two bind different addresses, IPv4 and IPv6 loopback
+// included, and any port 0 picks a free one.
+func TestMetricsAddrAccepted(t *testing.T) {
+	for _, tc := range []struct{ addr, metrics string }{
+		{"127.0.0.1:8080", "[::1]:8080"},
+		{"[::1]:8080", "127.0.0.1:8080"},
+		{"10.0.0.1:8080", "127.0.0.1:8080"},
+		{"127.0.0.1:8080", "127.0.0.1:9090"},
+		{":0", "127.0.0.1:0"},
+	} {
+		if _, err := Load(nil, env(map[string]string{"GATEHOUSE_ADDR": tc.addr, "GATEHOUSE_METRICS_ADDR": tc.metrics, "GATEHOUSE_ISSUER": "https://id.example.com/"})); err != nil {
+			t.Errorf("%q beside %q: %v", tc.metrics, tc.addr, err)
+		}
+	}
+}
+
 // TestIssuerAccepted: the issuers the canonical-form check must let
 // through.
 func TestIssuerAccepted(t *testing.T) {
