@@ -178,11 +178,15 @@ const ReplicaSkew = 5 * time.Second
 // tokens with made-up kids from turning into a database read each. The
 // reload outlives the request's cancellation: it spends the only reload
 // of its interval, and a caller that hung up (or any made-up token sent
-// and dropped every few seconds) must not spend it on nothing.
+// and dropped every few seconds) must not spend it on nothing. It is
+// given that interval, past which another request may start one.
 func (k *Keys) ParseJWT(ctx context.Context, token, issuer, audience string, now time.Time, skew time.Duration) (*Claims, error) {
 	payload, _, err := k.Verify(token)
 	if errors.Is(err, ErrUnknownKey) && k.mayReloadForUnknownKey() {
-		if rerr := k.Reload(context.WithoutCancel(ctx)); rerr != nil {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), unknownKeyReloadEvery)
+		rerr := k.Reload(rctx)
+		cancel()
+		if rerr != nil {
 			k.logger.ErrorContext(ctx, "reloading signing keys for a token of an unknown key failed", "error", rerr)
 		}
 		payload, _, err = k.Verify(token)

@@ -552,11 +552,24 @@ func TestParseJWTReloadsForAnUnknownKey(t *testing.T) {
 	})
 }
 
+// deadlineOfList records the deadline of the context ListSigningKeys is
+// called with.
+type deadlineOfList struct {
+	KeyStore
+	deadline time.Time
+}
+
+func (s *deadlineOfList) ListSigningKeys(ctx context.Context) ([]*store.SigningKey, error) {
+	s.deadline, _ = ctx.Deadline()
+	return s.KeyStore.ListSigningKeys(ctx)
+}
+
 // TestParseJWTReloadOfACancelledRequest: the reload a token of an unknown
 // key starts is the only one of its interval, so a request cancelled
 // meanwhile (its client hung up) must not leave it undone: B, behind A by
 // two rotations, loads A's key even then, and accepts A's token within
-// the interval.
+// the interval. Freed from the request, the reload still has a deadline:
+// a database that does not answer must not hold it past its interval.
 func TestParseJWTReloadOfACancelledRequest(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, backend string) {
 		ctx := t.Context()
@@ -579,9 +592,14 @@ func TestParseJWTReloadOfACancelledRequest(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		list := &deadlineOfList{KeyStore: b.ks}
+		b.ks = list
 		hungUp, cancel := context.WithCancel(ctx)
 		cancel()
 		_, _ = b.ParseJWT(hungUp, tok, issuer, audience, time.Now(), ReplicaSkew)
+		if returned := time.Now(); list.deadline.IsZero() || list.deadline.After(returned.Add(unknownKeyReloadEvery)) {
+			t.Errorf("the reload's deadline is %v, want within %v of %v", list.deadline, unknownKeyReloadEvery, returned)
+		}
 		if _, err := b.ParseJWT(ctx, tok, issuer, audience, time.Now(), ReplicaSkew); err != nil {
 			t.Errorf("B refuses A's token after a cancelled request's reload: %v", err)
 		}
