@@ -518,12 +518,7 @@ func TestParseJWTReloadsForAnUnknownKey(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, backend string) {
 		ctx := t.Context()
 		dsn := storetest.DSN(t, backend)
-		master := make([]byte, 32)
-		rand.Read(master)
-		kr, err := secrets.NewKeyring(master)
-		if err != nil {
-			t.Fatal(err)
-		}
+		kr := newKeyring(t)
 		_, a := openReplica(t, dsn, kr)
 		_, b := openReplica(t, dsn, kr)
 		const issuer, audience = "https://gh.example/", "api"
@@ -574,12 +569,7 @@ func TestParseJWTReloadOfACancelledRequest(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, backend string) {
 		ctx := t.Context()
 		dsn := storetest.DSN(t, backend)
-		master := make([]byte, 32)
-		rand.Read(master)
-		kr, err := secrets.NewKeyring(master)
-		if err != nil {
-			t.Fatal(err)
-		}
+		kr := newKeyring(t)
 		_, a := openReplica(t, dsn, kr)
 		_, b := openReplica(t, dsn, kr)
 		for range 2 {
