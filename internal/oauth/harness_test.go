@@ -258,11 +258,21 @@ func (e *env) token(t testing.TB, form url.Values) tokenResult {
 // tokenFrom posts form as if from client address ip (X-Forwarded-For).
 func (e *env) tokenFrom(t testing.TB, form url.Values, ip string) tokenResult {
 	t.Helper()
-	req, _ := http.NewRequest("POST", e.url+"oauth/token", strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	var h http.Header
 	if ip != "" {
-		req.Header.Set("X-Forwarded-For", ip)
+		h = http.Header{"X-Forwarded-For": {ip}}
 	}
+	return e.tokenWith(t, form, h)
+}
+
+// tokenWith posts form with the headers h besides its Content-Type.
+func (e *env) tokenWith(t testing.TB, form url.Values, h http.Header) tokenResult {
+	t.Helper()
+	req, _ := http.NewRequest("POST", e.url+"oauth/token", strings.NewReader(form.Encode()))
+	for k, v := range h {
+		req.Header[k] = v
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	resp, err := e.hc.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -1,8 +1,6 @@
 package oauth_test
 
 import (
-	"encoding/json"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -23,18 +21,7 @@ func TestUserAgentIsStoredAsText(t *testing.T) {
 			refreshClient(t, e, rotating(0))
 			post := func(form url.Values, ua string) tokenResult {
 				t.Helper()
-				req, _ := http.NewRequest("POST", e.url+"oauth/token", strings.NewReader(form.Encode()))
-				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-				req.Header.Set("User-Agent", ua)
-				resp, err := e.hc.Do(req)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer resp.Body.Close()
-				raw, _ := io.ReadAll(resp.Body)
-				r := tokenResult{status: resp.StatusCode, header: resp.Header, raw: string(raw)}
-				_ = json.Unmarshal(raw, &r.body)
-				return r
+				return e.tokenWith(t, form, http.Header{"User-Agent": {ua}})
 			}
 			for name, ua := range map[string]string{
 				"not UTF-8": "Mozilla/5.0 (\xff\xfe)",
