@@ -80,10 +80,17 @@ func (k *Keys) Sign(claims any) (string, error) {
 // unknownKeyReloadEvery bounds ParseJWT's reloads for unknown keys.
 const unknownKeyReloadEvery = 5 * time.Second
 
+// monotonicEpoch anchors the unknown-key limiter to the monotonic clock:
+// a wall clock stepped back would otherwise pause the reloads until it
+// caught up.
+var monotonicEpoch = time.Now()
+
 // mayReloadForUnknownKey reports whether ParseJWT may reload now, and if
 // so, counts this reload.
 func (k *Keys) mayReloadForUnknownKey() bool {
-	now := time.Now().UnixNano()
+	// Offset by one interval so that the zero value of unknownReload is
+	// already an interval ago.
+	now := int64(time.Since(monotonicEpoch) + unknownKeyReloadEvery)
 	last := k.unknownReload.Load()
 	return now-last >= int64(unknownKeyReloadEvery) && k.unknownReload.CompareAndSwap(last, now)
 }

@@ -62,7 +62,8 @@ type Keys struct {
 	// sign, so Ready reports it.
 	stale atomic.Pointer[error]
 	// unknownReload is when ParseJWT last reloaded for a token of an
-	// unknown key (unix nanoseconds).
+	// unknown key (nanoseconds on the monotonic clock, see
+	// mayReloadForUnknownKey).
 	unknownReload atomic.Int64
 }
 
