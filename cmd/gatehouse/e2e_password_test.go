@@ -62,7 +62,9 @@ func emulatorCounters(t *testing.T, emu, method string) map[string]int {
 // TestPasswordLoginEndToEnd is issue 5's "done when": real `gatehouse serve`
 // and `gatehouse entra-emulator` processes, a native app and waad
 // connections created through the Management API, v1 and v2 logins, the
-// id_token verified by go-oidc, the error classes, and both sync modes.
+// id_token verified by go-oidc through /.well-known/jwks.json, every error
+// class with its tenant log event, the client, grant and connection checks
+// before Entra, `gatehouse try`, and both sync modes.
 func TestPasswordLoginEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts the real binaries")
@@ -94,7 +96,7 @@ func TestPasswordLoginEndToEnd(t *testing.T) {
 
 			status, app := postJSON(t, "POST", issuer+"api/v2/clients", mgmt, map[string]any{
 				"name": "Native", "app_type": "native", "token_endpoint_auth_method": "none",
-				"grant_types": []string{"http://auth0.com/oauth/grant-type/password-realm"},
+				"grant_types": []string{"http://auth0.com/oauth/grant-type/password-realm", "password"},
 			})
 			if status != 201 {
 				t.Fatalf("create client: %d %v", status, app)
@@ -122,17 +124,27 @@ func TestPasswordLoginEndToEnd(t *testing.T) {
 				}
 				connections[name] = map[string]any{"id": c["id"], "options": opts}
 			}
-			login := func(realm, user, password string) (int, map[string]any) {
-				resp, err := http.PostForm(issuer+"oauth/token", url.Values{
-					"grant_type": {"http://auth0.com/oauth/grant-type/password-realm"}, "client_id": {clientID},
-					"realm": {realm}, "username": {user}, "password": {password}, "scope": {"openid profile email"}})
+			token := func(form url.Values) (int, map[string]any, http.Header) {
+				t.Helper()
+				resp, err := http.PostForm(issuer+"oauth/token", form)
 				if err != nil {
 					t.Fatal(err)
 				}
 				defer resp.Body.Close()
 				var m map[string]any
 				_ = json.NewDecoder(resp.Body).Decode(&m)
-				return resp.StatusCode, m
+				return resp.StatusCode, m, resp.Header
+			}
+			loginWith := func(realm, user, password string) (int, map[string]any, http.Header) {
+				t.Helper()
+				return token(url.Values{
+					"grant_type": {"http://auth0.com/oauth/grant-type/password-realm"}, "client_id": {clientID},
+					"realm": {realm}, "username": {user}, "password": {password}, "scope": {"openid profile email"}})
+			}
+			login := func(realm, user, password string) (int, map[string]any) {
+				t.Helper()
+				status, body, _ := loginWith(realm, user, password)
+				return status, body
 			}
 			user := func(id string) map[string]any {
 				_, u := postJSON(t, "GET", issuer+"api/v2/users/"+url.PathEscape(id), mgmt, nil)
@@ -153,6 +165,14 @@ func TestPasswordLoginEndToEnd(t *testing.T) {
 			provider, err := oidc.NewProvider(ctx, issuer)
 			if err != nil {
 				t.Fatal(err)
+			}
+			// go-oidc takes the keys from the discovery document's
+			// jwks_uri: it must be the one Auth0 SDKs assume.
+			var disc struct {
+				JWKSURI string `json:"jwks_uri"`
+			}
+			if err := provider.Claims(&disc); err != nil || disc.JWKSURI != issuer+".well-known/jwks.json" {
+				t.Fatalf("discovery jwks_uri %q: %v", disc.JWKSURI, err)
 			}
 			idt, err := provider.Verifier(&oidc.Config{ClientID: clientID}).Verify(ctx, tok["id_token"].(string))
 			if err != nil || idt.Subject != "waad|a0000000-0000-4000-8000-000000000001" {
@@ -183,43 +203,190 @@ func TestPasswordLoginEndToEnd(t *testing.T) {
 				t.Errorf("sepft event without the reason: %s", raw)
 			}
 
-			// Every error class.
+			// Every error class: the answer the app gets, and the event the
+			// admin reads with the AADSTS code and a hint.
 			canary := "canary-password-" + randomHex(8)
+			const wrong = "Wrong email or password."
+			const mfa = "Multifactor authentication is required for this user by Microsoft Entra ID; password sign-in cannot perform it. Use interactive sign-in."
+			type wantEvent struct{ conn, user, typ, code, hint string }
+			var events []wantEvent
 			for _, tc := range []struct {
 				user, password string
 				status         int
-				code           string
+				code, desc     string
+				event          wantEvent
 			}{
-				{"alice@contoso.com", canary, 403, "invalid_grant"},
-				{"nobody@contoso.com", canary, 403, "invalid_grant"},
-				{"bob@contoso.com", "Bob-Passw0rd!", 429, "too_many_attempts"},
-				{"carol@contoso.com", "Carol-Passw0rd!", 403, "password_expired"},
-				{"dave@contoso.com", "Dave-Passw0rd!", 403, "access_denied"},
-				{"frank@contoso.com", "Frank-Passw0rd!", 403, "access_denied"},
-				{"ivan@contoso.com", "Ivan-Passw0rd!", 401, "unauthorized"},
+				{"alice@contoso.com", canary, 403, "invalid_grant", wrong, wantEvent{typ: "fp", code: "AADSTS50126"}},
+				{"nobody@contoso.com", canary, 403, "invalid_grant", wrong, wantEvent{typ: "fu", code: "AADSTS50034"}},
+				// Entra cannot check a federated (AD FS) or passwordless
+				// user's password and answers 50126: the app sees a wrong
+				// password, the admin a hint that names federation.
+				{"grace@corp.contoso.com", "Grace-Passw0rd!", 403, "invalid_grant", wrong, wantEvent{typ: "fp", code: "AADSTS50126", hint: "federated"}},
+				{"heidi@contoso.com", canary, 403, "invalid_grant", wrong, wantEvent{typ: "fp", code: "AADSTS50126"}},
+				{"bob@contoso.com", "Bob-Passw0rd!", 429, "too_many_attempts",
+					"Your account is locked by your organization after too many failed sign-in attempts. Try again later.", wantEvent{typ: "fepft", code: "AADSTS50053"}},
+				{"carol@contoso.com", "Carol-Passw0rd!", 403, "password_expired",
+					"The password has expired. Change it with your organization, then sign in again.", wantEvent{typ: "fepft", code: "AADSTS50055"}},
+				{"dave@contoso.com", "Dave-Passw0rd!", 403, "access_denied", mfa, wantEvent{typ: "fepft", code: "AADSTS50076"}},
+				{"erin@contoso.com", "Erin-Passw0rd!", 403, "access_denied", mfa, wantEvent{typ: "fepft", code: "AADSTS50079"}},
+				{"frank@contoso.com", "Frank-Passw0rd!", 403, "access_denied",
+					"Sign-in was blocked by a Microsoft Entra ID access policy (Conditional Access or security defaults) that password sign-in cannot satisfy. Use interactive sign-in.",
+					wantEvent{typ: "fepft", code: "AADSTS53003"}},
+				{"ivan@contoso.com", "Ivan-Passw0rd!", 401, "unauthorized", "user is blocked", wantEvent{typ: "fepft", code: "AADSTS50057"}},
 			} {
-				if status, body := login("v2", tc.user, tc.password); status != tc.status || body["error"] != tc.code {
+				if status, body := login("v2", tc.user, tc.password); status != tc.status || body["error"] != tc.code || body["error_description"] != tc.desc {
 					t.Errorf("%s: %d %v", tc.user, status, body)
 				}
+				tc.event.conn, tc.event.user = "v2", tc.user
+				events = append(events, tc.event)
 			}
-			for _, f := range []string{`{"status":503,"times":1}`, `{"status":429,"retryAfter":2,"times":1}`} {
-				req, _ := http.NewRequest("PUT", emu+"/_emulator/faults/token", strings.NewReader(f))
+			for _, tc := range []struct{ fault, retryAfter string }{
+				{`{"status":503,"times":1}`, "5"},
+				{`{"status":429,"retryAfter":2,"times":1}`, "2"},
+			} {
+				req, _ := http.NewRequest("PUT", emu+"/_emulator/faults/token", strings.NewReader(tc.fault))
 				req.Header.Set("Content-Type", "application/json")
 				if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode/100 != 2 {
 					t.Fatalf("set fault: %v %v", err, resp)
 				}
-				if status, body := login("v2", "alice@contoso.com", canary); status != 503 || body["error"] != "temporarily_unavailable" {
-					t.Errorf("fault %s: %d %v", f, status, body)
+				if status, body, h := loginWith("v2", "alice@contoso.com", canary); status != 503 || body["error"] != "temporarily_unavailable" ||
+					h.Get("Retry-After") != tc.retryAfter {
+					t.Errorf("fault %s: %d %v Retry-After %q", tc.fault, status, body, h.Get("Retry-After"))
 				}
 			}
-			status, _ = postJSON(t, "POST", issuer+"api/v2/connections", mgmt, map[string]any{"name": "misconfigured", "strategy": "waad",
-				"enabled_clients": []string{clientID}, "options": map[string]any{"client_id": "1f2e3d4c-5b6a-4978-8a9b-0c1d2e3f4a5b",
-					"client_secret": "wrong-secret", "tenant_domain": "contoso.onmicrosoft.com", "authority_host": emu, "graph_host": emu}})
-			if status != 201 {
-				t.Fatalf("create misconfigured connection: %d", status)
+
+			// App, secret, consent, tenant and resource mistakes: the app
+			// learns nothing, the admin gets the code and what to fix.
+			for _, tc := range []struct {
+				name, code, hint string
+				opts             map[string]any
+			}{
+				{"misconfigured-secret", "AADSTS7000215", "invalid client secret", map[string]any{"client_secret": "wrong-secret"}},
+				{"misconfigured-app", "AADSTS700016", "client ID is not registered", map[string]any{"client_id": "0e0e0e0e-0000-4000-8000-00000000abcd"}},
+				{"misconfigured-consent", "AADSTS65001", "grant admin consent", map[string]any{"client_id": "3b4c5d6e-7f8a-4b9c-8d0e-1f2a3b4c5d6e", "client_secret": nil}},
+				{"misconfigured-tenant", "AADSTS90002", "tenant not found", map[string]any{"tenant_domain": "nowhere.onmicrosoft.com"}},
+				{"misconfigured-resource", "AADSTS500011", "resource (App ID URI) was not found", map[string]any{
+					"identity_api": "azure-active-directory-v1.0", "app_id": "api://0e0e0e0e-0000-4000-8000-00000000abcd"}},
+			} {
+				opts := map[string]any{}
+				for k, v := range common {
+					opts[k] = v
+				}
+				for k, v := range tc.opts {
+					if v == nil {
+						delete(opts, k)
+					} else {
+						opts[k] = v
+					}
+				}
+				if status, c := postJSON(t, "POST", issuer+"api/v2/connections", mgmt, map[string]any{"name": tc.name, "strategy": "waad",
+					"enabled_clients": []string{clientID}, "options": opts}); status != 201 {
+					t.Fatalf("create %s: %d %v", tc.name, status, c)
+				}
+				// The right password: consent is checked after it.
+				if status, body := login(tc.name, "alice@contoso.com", "Alice-Passw0rd!"); status != 500 || body["error"] != "server_error" ||
+					body["error_description"] != "The connection to the identity provider is not configured correctly. The administrator can find the reason in the tenant logs." {
+					t.Errorf("%s: %d %v", tc.name, status, body)
+				}
+				events = append(events, wantEvent{tc.name, "alice@contoso.com", "fepft", tc.code, tc.hint})
 			}
-			if status, body := login("misconfigured", "alice@contoso.com", canary); status != 500 || body["error"] != "server_error" {
-				t.Errorf("misconfigured: %d %v", status, body)
+
+			// gatehouse try shows the admin the code and what to fix; the
+			// password comes from standard input.
+			bin, err := buildBinary()
+			if err != nil {
+				t.Fatal(err)
+			}
+			try := exec.Command(bin, "try", "misconfigured-secret", "--url", issuer, "--username", "alice@contoso.com")
+			try.Env = append(try.Environ(), "GATEHOUSE_ADMIN_CLIENT_ID="+adminID, "GATEHOUSE_ADMIN_CLIENT_SECRET="+adminSecret)
+			try.Stdin = strings.NewReader(canary + "\n")
+			if res, err := try.CombinedOutput(); err == nil || !strings.Contains(string(res), "(AADSTS7000215)") ||
+				!strings.Contains(string(res), "What to do: invalid client secret") || strings.Contains(string(res), canary) {
+				t.Errorf("gatehouse try on a wrong secret: %v\n%s", err, res)
+			}
+
+			// The checks before Entra: none of them sends the password on.
+			emulatorCounters(t, emu, "DELETE")
+			if status, c := postJSON(t, "POST", issuer+"api/v2/connections", mgmt, map[string]any{"name": "not-enabled", "strategy": "waad",
+				"options": common}); status != 201 {
+				t.Fatalf("create not-enabled: %d %v", status, c)
+			}
+			pwForm := func(extra ...string) url.Values {
+				f := url.Values{"grant_type": {"password"}, "client_id": {clientID}, "username": {"alice@contoso.com"},
+					"password": {canary}, "scope": {"openid"}}
+				for i := 0; i < len(extra); i += 2 {
+					f.Set(extra[i], extra[i+1])
+				}
+				return f
+			}
+			for _, tc := range []struct {
+				name       string
+				form       url.Values
+				status     int
+				code, desc string
+			}{
+				{"unknown client", pwForm("client_id", "no-such-client"), 401, "access_denied", "Unauthorized"},
+				{"wrong secret", url.Values{"grant_type": {"client_credentials"}, "client_id": {adminID}, "client_secret": {"wrong-" + adminSecret},
+					"audience": {issuer + "api/v2/"}}, 401, "access_denied", "Unauthorized"},
+				{"grant not allowed", url.Values{"grant_type": {"refresh_token"}, "client_id": {clientID}, "refresh_token": {"x"}},
+					403, "unauthorized_client", "Grant type 'refresh_token' not allowed for the client."},
+				{"unknown realm", pwForm("grant_type", "http://auth0.com/oauth/grant-type/password-realm", "realm", "no-such-connection"),
+					400, "invalid_request", "the connection was not found"},
+				{"not enabled", pwForm("grant_type", "http://auth0.com/oauth/grant-type/password-realm", "realm", "not-enabled"),
+					400, "invalid_request", "the connection was disabled"},
+				{"no default directory", pwForm(), 500, "server_error", "Authorization server not configured with default connection."},
+			} {
+				if status, body, _ := token(tc.form); status != tc.status || body["error"] != tc.code || body["error_description"] != tc.desc {
+					t.Errorf("%s: %d %v", tc.name, status, body)
+				}
+			}
+			if n := emulatorCounters(t, emu, "GET")["token:password"]; n != 0 {
+				t.Errorf("refused requests sent %d passwords to Entra", n)
+			}
+			if status, body := postJSON(t, "PATCH", issuer+"api/v2/tenants/settings", mgmt, map[string]any{"default_directory": "v2"}); status != 200 {
+				t.Fatalf("set default_directory: %d %v", status, body)
+			}
+			if status, body, _ := token(pwForm("password", "Alice-Passw0rd!")); status != 200 || body["id_token"] == nil {
+				t.Errorf("password grant through default_directory: %d %v", status, body)
+			}
+
+			// The tenant log: one event per failure with the AADSTS code
+			// and, for what the admin must fix, a hint; never a password.
+			req, _ = http.NewRequest("GET", issuer+"api/v2/logs?per_page=100", nil)
+			req.Header.Set("Authorization", "Bearer "+mgmt)
+			resp, err = http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, _ = io.ReadAll(resp.Body)
+			resp.Body.Close()
+			var logs []struct {
+				Type       string         `json:"type"`
+				Connection string         `json:"connection"`
+				UserName   string         `json:"user_name"`
+				Details    map[string]any `json:"details"`
+			}
+			if err := json.Unmarshal(raw, &logs); err != nil {
+				t.Fatalf("logs: %v %s", err, raw)
+			}
+			for _, w := range events {
+				found := false
+				for _, e := range logs {
+					hint, _ := e.Details["hint"].(string)
+					if e.Type == w.typ && e.Connection == w.conn && e.UserName == w.user && e.Details["error_code"] == w.code &&
+						hint != "" && strings.Contains(hint, w.hint) {
+						found = true
+						break
+					}
+				}
+				if !found {
+					t.Errorf("no %s event for %s on %s with %s and a hint containing %q", w.typ, w.user, w.conn, w.code, w.hint)
+				}
+			}
+			for _, pw := range []string{canary, "Alice-Passw0rd!", "Grace-Passw0rd!", "Dave-Passw0rd!"} {
+				if strings.Contains(string(raw), pw) {
+					t.Errorf("a password reached the tenant log: %.12s…", pw)
+				}
 			}
 
 			// Sync on each login (v2) vs first login (v1). v2's root
