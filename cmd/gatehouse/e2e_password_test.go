@@ -208,7 +208,7 @@ func TestPasswordLoginEndToEnd(t *testing.T) {
 			canary := "canary-password-" + randomHex(8)
 			const wrong = "Wrong email or password."
 			const mfa = "Multifactor authentication is required for this user by Microsoft Entra ID; password sign-in cannot perform it. Use interactive sign-in."
-			type wantEvent struct{ conn, user, typ, code, hint string }
+			type wantEvent struct{ conn, user, typ, code, hint, desc string }
 			var events []wantEvent
 			for _, tc := range []struct {
 				user, password string
@@ -288,7 +288,7 @@ func TestPasswordLoginEndToEnd(t *testing.T) {
 					body["error_description"] != "The connection to the identity provider is not configured correctly. The administrator can find the reason in the tenant logs." {
 					t.Errorf("%s: %d %v", tc.name, status, body)
 				}
-				events = append(events, wantEvent{tc.name, "alice@contoso.com", "fepft", tc.code, tc.hint})
+				events = append(events, wantEvent{conn: tc.name, user: "alice@contoso.com", typ: "fepft", code: tc.code, hint: tc.hint})
 			}
 
 			// gatehouse try shows the admin the code and what to fix; the
@@ -340,6 +340,12 @@ func TestPasswordLoginEndToEnd(t *testing.T) {
 					t.Errorf("%s: %d %v", tc.name, status, body)
 				}
 			}
+			// The password grant's own refusals are in the tenant log too,
+			// with the connection when there is one.
+			for conn, desc := range map[string]string{"": "the connection was not found", "not-enabled": "the connection was disabled"} {
+				events = append(events, wantEvent{conn: conn, user: "alice@contoso.com", typ: "f", desc: desc})
+			}
+			events = append(events, wantEvent{user: "alice@contoso.com", typ: "f", desc: "Authorization server not configured with default connection."})
 			if n := emulatorCounters(t, emu, "GET")["token:password"]; n != 0 {
 				t.Errorf("refused requests sent %d passwords to Entra", n)
 			}
@@ -373,14 +379,15 @@ func TestPasswordLoginEndToEnd(t *testing.T) {
 				found := false
 				for _, e := range logs {
 					hint, _ := e.Details["hint"].(string)
-					if e.Type == w.typ && e.Connection == w.conn && e.UserName == w.user && e.Details["error_code"] == w.code &&
-						hint != "" && strings.Contains(hint, w.hint) {
+					if e.Type == w.typ && e.Connection == w.conn && e.UserName == w.user &&
+						(w.code == "" || e.Details["error_code"] == w.code && hint != "" && strings.Contains(hint, w.hint)) &&
+						(w.desc == "" || e.Details["error_description"] == w.desc) {
 						found = true
 						break
 					}
 				}
 				if !found {
-					t.Errorf("no %s event for %s on %s with %s and a hint containing %q", w.typ, w.user, w.conn, w.code, w.hint)
+					t.Errorf("no event %+v", w)
 				}
 			}
 			for _, pw := range []string{canary, "Alice-Passw0rd!", "Grace-Passw0rd!", "Dave-Passw0rd!"} {

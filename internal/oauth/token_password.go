@@ -103,10 +103,13 @@ func (p *Provider) passwordGrant(ctx context.Context, t *tokenRequest, c *store.
 		return nil, p.refuse(ctx, a, audit.FailedExchangePassword, err, nil)
 	}
 	conn, connector, err := p.passwordConnection(ctx, realm, c.ClientID)
+	// Set before the error check: a connection found but refused (not
+	// enabled for the client, no password login) is named in the event,
+	// so that the admin knows which one to fix.
+	a.conn = conn
 	if err != nil {
 		return nil, p.refuse(ctx, a, audit.FailedLogin, err, nil)
 	}
-	a.conn = conn
 	scopes := userScopes(a.scope, c, api)
 	// A replica whose signing key was revoked while it could not load the
 	// next one (tokens.ErrNoSigningKey) cannot finish a login that needs a

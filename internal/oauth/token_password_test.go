@@ -220,6 +220,12 @@ func TestPasswordLogin(t *testing.T) {
 						t.Errorf("%s: %d %s", tc.name, r.status, r.raw)
 					}
 				}
+				// The event of a connection refused for the client names it:
+				// the admin must know which connection to enable.
+				e.token(t, with("client_id", other["client_id"].(string)))
+				if ev := lastEvent(t, e, "f"); ev["connection"] != "contoso-v2" || ev["connection_id"] == nil || ev["client_id"] != other["client_id"] {
+					t.Errorf("event of a connection not enabled for the client: %v", ev)
+				}
 				if n := e.emu.Count("token") - before; n != 0 {
 					t.Errorf("%d requests reached Entra", n)
 				}
