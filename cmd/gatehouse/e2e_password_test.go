@@ -243,6 +243,8 @@ func TestPasswordLoginEndToEnd(t *testing.T) {
 			for _, tc := range []struct{ fault, retryAfter string }{
 				{`{"status":503,"times":1}`, "5"},
 				{`{"status":429,"retryAfter":2,"times":1}`, "2"},
+				// An outage that closes the connection without an answer.
+				{`{"drop":true,"times":1}`, "5"},
 			} {
 				req, _ := http.NewRequest("PUT", emu+"/_emulator/faults/token", strings.NewReader(tc.fault))
 				req.Header.Set("Content-Type", "application/json")
