@@ -248,9 +248,11 @@ func TestPasswordLoginEndToEnd(t *testing.T) {
 			} {
 				req, _ := http.NewRequest("PUT", emu+"/_emulator/faults/token", strings.NewReader(tc.fault))
 				req.Header.Set("Content-Type", "application/json")
-				if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode/100 != 2 {
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil || resp.StatusCode/100 != 2 {
 					t.Fatalf("set fault: %v %v", err, resp)
 				}
+				resp.Body.Close()
 				if status, body, h := loginWith("v2", "alice@contoso.com", canary); status != 503 || body["error"] != "temporarily_unavailable" ||
 					h.Get("Retry-After") != tc.retryAfter {
 					t.Errorf("fault %s: %d %v Retry-After %q", tc.fault, status, body, h.Get("Retry-After"))
