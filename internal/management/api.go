@@ -93,9 +93,17 @@ func New(cfg Config) *API {
 // Register adds the Management API routes to mux. Each route names the
 // scope it needs.
 func (a *API) Register(mux *http.ServeMux) {
-	route := func(pattern, scope string, h http.HandlerFunc) {
+	a.routes(func(pattern, scope string, h http.HandlerFunc) {
 		mux.Handle(pattern, limitBody(a.requireScope(scope, a.audited(pattern, textOnly(includeFieldsBool(h))))))
-	}
+	})
+	// Unknown /api/v2 paths answer in the API's own error format.
+	mux.HandleFunc("/api/v2/", func(w http.ResponseWriter, r *http.Request) {
+		WriteError(w, NotFound("Not Found", ""))
+	})
+}
+
+// routes hands every route, with the scope it needs, to route.
+func (a *API) routes(route routeFunc) {
 	// One line per resource; each resource file owns its routes.
 	a.tenantSettingsRoutes(route)
 	a.userRoutes(route)
@@ -112,10 +120,6 @@ func (a *API) Register(mux *http.ServeMux) {
 	a.refreshTokenRoutes(route)
 	a.deviceCredentialRoutes(route)
 	a.clientCredentialRoutes(route)
-	// Unknown /api/v2 paths answer in the API's own error format.
-	mux.HandleFunc("/api/v2/", func(w http.ResponseWriter, r *http.Request) {
-		WriteError(w, NotFound("Not Found", ""))
-	})
 }
 
 // routeFunc registers a handler for a pattern that requires scope: one

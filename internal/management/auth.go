@@ -42,14 +42,22 @@ func (a *API) requireScope(scope string, h http.HandlerFunc) http.HandlerFunc {
 	if len(scopes) > 1 {
 		expected = "Insufficient scope, expected all of: " + strings.Join(scopes, ",")
 	}
+	// RFC 6750 §3: the challenge names the scope a 403 lacked.
+	scopeChallenge := `Bearer error="insufficient_scope", scope="` + strings.Join(scopes, " ") + `"`
 	return func(w http.ResponseWriter, r *http.Request) {
-		authz := r.Header.Get("Authorization")
-		if authz == "" {
-			a.unauthorized(w, "Missing authentication")
+		authz := r.Header.Values("Authorization")
+		if len(authz) == 0 || len(authz) == 1 && authz[0] == "" {
+			// RFC 6750 §3.1: a request without credentials gets a
+			// challenge without an error code.
+			w.Header().Set("WWW-Authenticate", "Bearer")
+			WriteError(w, &Error{Status: http.StatusUnauthorized, Message: "Missing authentication"})
 			return
 		}
-		scheme, raw, ok := strings.Cut(authz, " ")
-		if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(raw) == "" {
+		scheme, raw, ok := strings.Cut(authz[0], " ")
+		// Of two Authorization headers, a proxy in front may have checked
+		// the one this check would not.
+		if len(authz) > 1 || !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(raw) == "" {
+			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_request"`)
 			WriteError(w, &Error{Status: http.StatusBadRequest, Message: "Bad HTTP authentication header format"})
 			return
 		}
@@ -70,6 +78,7 @@ func (a *API) requireScope(scope string, h http.HandlerFunc) http.HandlerFunc {
 		}
 		for _, s := range scopes {
 			if !slices.Contains(held, s) {
+				w.Header().Set("WWW-Authenticate", scopeChallenge)
 				WriteError(w, &Error{Status: http.StatusForbidden, Message: expected, ErrorCode: "insufficient_scope"})
 				return
 			}
