@@ -63,7 +63,7 @@ func (a *API) requireScope(scope string, h http.HandlerFunc) http.HandlerFunc {
 		}
 		held, sub, err := a.verify(r.Context(), strings.TrimSpace(raw))
 		if err == nil {
-			err = a.issuedToExistingClient(r.Context(), sub)
+			held, err = a.stillGranted(r.Context(), sub, held)
 		}
 		if err != nil {
 			var me *Error
@@ -88,26 +88,47 @@ func (a *API) requireScope(scope string, h http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
-// issuedToExistingClient refuses the token of an application that no
-// longer exists. Every Management API token is a client_credentials token
-// ("<client_id>@clients"), and Auth0 offers no way to revoke one before it
-// expires (https://auth0.com/docs/tokens/apiv2: "You cannot renew or
-// revoke a Management API token"); here deleting a leaked application is
-// enough to shut its tokens out at once, not ManagementTokenLifetime
-// later. A store failure is a 500, not a reason to call the token invalid.
-func (a *API) issuedToExistingClient(ctx context.Context, sub string) error {
+// stillGranted returns the scopes of held that the token's application
+// is still granted, and refuses the token of an application that no
+// longer exists or has lost its grant. Every Management API token is a
+// client_credentials token ("<client_id>@clients"), and Auth0 offers no
+// way to revoke one before it expires
+// (https://auth0.com/docs/tokens/apiv2: "You cannot renew or revoke a
+// Management API token"); here deleting a leaked application, or its
+// client grant, or taking scopes out of the grant, takes effect at once,
+// not ManagementTokenLifetime later. The application's scopes are what
+// the token endpoint would issue it now (oauth's issueClientCredentials).
+// A store failure is a 500, not a reason to call the token invalid.
+func (a *API) stillGranted(ctx context.Context, sub string, held []string) ([]string, error) {
 	id, ok := strings.CutSuffix(sub, "@clients")
 	if !ok {
-		return fmt.Errorf("subject %q is not an application", sub)
+		return nil, fmt.Errorf("subject %q is not an application", sub)
 	}
-	_, err := a.store.GetClient(ctx, id)
+	c, err := a.store.GetClient(ctx, id)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return fmt.Errorf("application %s no longer exists", id)
+		return nil, fmt.Errorf("application %s no longer exists", id)
 	case err != nil:
-		return internalError(fmt.Errorf("management: read the token's application: %w", err))
+		return nil, internalError(fmt.Errorf("management: read the token's application: %w", err))
 	}
-	return nil
+	var allowed []string
+	if slices.Contains(c.ManagementScopes, "*") {
+		allowed = Scopes
+	} else {
+		allowed = c.ManagementScopes
+	}
+	g, err := a.store.FindClientGrant(ctx, id, a.issuer+"api/v2/")
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		if len(allowed) == 0 {
+			return nil, fmt.Errorf("application %s no longer has a grant for the Management API", id)
+		}
+	case err != nil:
+		return nil, internalError(fmt.Errorf("management: read the token's client grant: %w", err))
+	default:
+		allowed = append(slices.Clone(allowed), g.Scope...)
+	}
+	return slices.DeleteFunc(slices.Clone(held), func(s string) bool { return !slices.Contains(allowed, s) }), nil
 }
 
 func (a *API) unauthorized(w http.ResponseWriter, msg string) {

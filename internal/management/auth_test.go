@@ -197,3 +197,54 @@ func TestBearerCheckDeletedClient(t *testing.T) {
 		})
 	}
 }
+
+// TestBearerCheckFollowsGrant: a Management API token is worth at most
+// what its application's client grant allows now. Taking a scope out of
+// the grant takes it from the tokens already issued, and deleting the
+// grant shuts them out, at once rather than when they expire.
+func TestBearerCheckFollowsGrant(t *testing.T) {
+	for _, backend := range storetest.Backends() {
+		t.Run(backend, func(t *testing.T) {
+			a := start(t, backend)
+			c := a.must(201, "POST", "/api/v2/clients", map[string]any{"name": "reporting job", "app_type": "non_interactive"})
+			id, secret := c["client_id"].(string), c["client_secret"].(string)
+			g := a.must(201, "POST", "/api/v2/client-grants", map[string]any{"client_id": id, "audience": a.URL + "api/v2/", "scope": []string{"read:tenant_settings", "read:clients"}})
+			status, body := ccToken(t, a.Env, id, secret, a.URL+"api/v2/", "")
+			tok, _ := body["access_token"].(string)
+			if status != 200 || tok == "" {
+				t.Fatalf("token: %d %v", status, body)
+			}
+			expect := func(step string, settings, clients int) {
+				t.Helper()
+				for path, want := range map[string]int{"api/v2/tenants/settings": settings, "api/v2/clients": clients} {
+					status, h, raw := a.Do(t, "GET", path, tok, nil)
+					if status != want {
+						t.Errorf("%s: GET %s: %d %s, want %d", step, path, status, raw, want)
+					}
+					switch status {
+					case 401:
+						if m := decode(t, raw); m["message"] != "Invalid token" || h.Get("WWW-Authenticate") != `Bearer error="invalid_token"` {
+							t.Errorf("%s: GET %s: %s", step, path, raw)
+						}
+					case 403:
+						if m := decode(t, raw); m["errorCode"] != "insufficient_scope" {
+							t.Errorf("%s: GET %s: %s", step, path, raw)
+						}
+					}
+				}
+			}
+			expect("granted", 200, 200)
+			a.must(200, "PATCH", "/api/v2/client-grants/"+g["id"].(string), map[string]any{"scope": []string{"read:clients"}})
+			expect("scope taken out of the grant", 403, 200)
+			a.must(204, "DELETE", "/api/v2/client-grants/"+g["id"].(string), nil)
+			expect("grant deleted", 401, 401)
+			// A new grant gives back no more than the token held and the
+			// grant allows.
+			a.must(201, "POST", "/api/v2/client-grants", map[string]any{"client_id": id, "audience": a.URL + "api/v2/", "scope": []string{"read:tenant_settings", "read:users"}})
+			expect("granted again, in part", 200, 403)
+			if status, _, raw := a.Do(t, "GET", "api/v2/users", tok, nil); status != 403 {
+				t.Errorf("a scope the token never held: %d %s", status, raw)
+			}
+		})
+	}
+}
