@@ -96,10 +96,33 @@ func (a *API) Register(mux *http.ServeMux) {
 	a.routes(func(pattern, scope string, h http.HandlerFunc) {
 		mux.Handle(pattern, limitBody(a.requireScope(scope, a.audited(pattern, textOnly(includeFieldsBool(h))))))
 	})
-	// Unknown /api/v2 paths answer in the API's own error format.
-	mux.HandleFunc("/api/v2/", func(w http.ResponseWriter, r *http.Request) {
+	// Unknown /api/v2 paths answer in the API's own error format. This
+	// pattern matches every method, so the mux never answers 405 itself:
+	// a path served for other methods is told apart here.
+	mux.HandleFunc(catchAll, func(w http.ResponseWriter, r *http.Request) {
+		if allow := allowedMethods(mux, r); len(allow) > 0 {
+			w.Header().Set("Allow", strings.Join(allow, ", "))
+			WriteError(w, &Error{Status: http.StatusMethodNotAllowed, Message: "Method Not Allowed"})
+			return
+		}
 		WriteError(w, NotFound("Not Found", ""))
 	})
+}
+
+const catchAll = "/api/v2/"
+
+// allowedMethods returns the methods that some route serves at r's path.
+func allowedMethods(mux *http.ServeMux, r *http.Request) []string {
+	var allow []string
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		// A GET route serves HEAD too, and names its GET pattern for it.
+		if _, pattern := mux.Handler(probe); pattern != catchAll && pattern != "" {
+			allow = append(allow, m)
+		}
+	}
+	return allow
 }
 
 // routes hands every route, with the scope it needs, to route.

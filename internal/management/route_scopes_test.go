@@ -143,3 +143,32 @@ func TestEveryRouteNeedsItsScope(t *testing.T) {
 		})
 	}
 }
+
+// TestMethodNotAllowed: a method no route serves at a path that routes
+// serve for other methods is 405 with the methods that are served, in the
+// API's error format, token or not; a path nothing serves stays 404.
+func TestMethodNotAllowed(t *testing.T) {
+	a := start(t, storetest.SQLite)
+	for _, c := range []struct {
+		method, path, token string
+		status              int
+		allow               string
+	}{
+		{"PUT", "/api/v2/clients", a.token, 405, "GET, HEAD, POST"},
+		{"PUT", "/api/v2/clients", "", 405, "GET, HEAD, POST"},
+		{"POST", "/api/v2/clients/x", a.token, 405, "GET, HEAD, PATCH, DELETE"},
+		{"POST", "/api/v2/users", a.token, 405, "GET, HEAD"},
+		{"DELETE", "/api/v2/keys/signing/x/revoke", a.token, 405, "PUT"},
+		{"OPTIONS", "/api/v2/tenants/settings", "", 405, "GET, HEAD, PATCH"},
+		{"GET", "/api/v2/nothing", a.token, 404, ""},
+		{"PUT", "/api/v2/nothing", "", 404, ""},
+	} {
+		t.Run(c.method+" "+c.path, func(t *testing.T) {
+			status, h, v := a.callWith(c.token, c.method, c.path, nil)
+			errorIs(t, status, v, c.status, "", http.StatusText(c.status))
+			if got := h.Get("Allow"); got != c.allow {
+				t.Errorf("Allow %q, want %q", got, c.allow)
+			}
+		})
+	}
+}
