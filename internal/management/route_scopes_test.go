@@ -1,6 +1,7 @@
 package management_test
 
 import (
+	"encoding/json"
 	"maps"
 	"net/http"
 	"slices"
@@ -168,6 +169,52 @@ func TestMethodNotAllowed(t *testing.T) {
 			errorIs(t, status, v, c.status, "", http.StatusText(c.status))
 			if got := h.Get("Allow"); got != c.allow {
 				t.Errorf("Allow %q, want %q", got, c.allow)
+			}
+		})
+	}
+}
+
+// TestWritesNeedJSON: every route that reads a body refuses one that is
+// not declared application/json, whatever it holds, before acting on it
+// (a form post, a text/plain body a browser sends cross-origin without
+// asking, or no Content-Type at all); JSON with a charset is JSON.
+func TestWritesNeedJSON(t *testing.T) {
+	a := start(t, storetest.SQLite)
+	noBody := []string{"POST /api/v2/clients/{id}/rotate-secret", "POST /api/v2/keys/signing/rotate", "PUT /api/v2/keys/signing/{kid}/revoke"}
+	for _, pattern := range slices.Sorted(maps.Keys(management.RouteScopes())) {
+		method, path, _ := strings.Cut(pattern, " ")
+		if method == http.MethodGet || method == http.MethodDelete || slices.Contains(noBody, pattern) {
+			continue
+		}
+		for _, param := range []string{"{id}", "{cid}", "{kid}"} {
+			path = strings.ReplaceAll(path, param, "x")
+		}
+		t.Run(pattern, func(t *testing.T) {
+			for _, ct := range []string{"", "text/plain", "application/x-www-form-urlencoded", "application/jsonx"} {
+				req, _ := http.NewRequest(method, a.URL+strings.TrimPrefix(path, "/"), strings.NewReader(`{"name":"x"}`))
+				req.Header.Set("Authorization", "Bearer "+a.token)
+				if ct != "" {
+					req.Header.Set("Content-Type", ct)
+				}
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var body map[string]any
+				_ = json.NewDecoder(resp.Body).Decode(&body)
+				resp.Body.Close()
+				errorIs(t, resp.StatusCode, body, http.StatusUnsupportedMediaType, "invalid_content_type", "Content-Type must be application/json")
+			}
+			req, _ := http.NewRequest(method, a.URL+strings.TrimPrefix(path, "/"), strings.NewReader(`{}`))
+			req.Header.Set("Authorization", "Bearer "+a.token)
+			req.Header.Set("Content-Type", "Application/JSON; charset=utf-8")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusUnsupportedMediaType {
+				t.Errorf("JSON with a charset: %d", resp.StatusCode)
 			}
 		})
 	}
