@@ -22,9 +22,9 @@ import (
 
 // TestReplicaBehindOnMasterKeyStopsSigningWithRevokedKey: replica B runs
 // with only the old master key while A seals with a new one
-// (GATEHOUSE_SECRET_KEY_OLD holding the old). After two rotations through
-// A, B cannot load the key that signs and goes on signing with the one
-// before. Once A revokes that key, B's next reload takes it out of B's
+// (GATEHOUSE_SECRET_KEY_OLD holding the old). After a rotation through B
+// and one through A, which seals its next key under the new master key, B
+// cannot load the keys and goes on signing with the one before. Once A revokes that key, B's next reload takes it out of B's
 // JWKS and Management API, and B's token endpoint answers 500
 // server_error rather than a token signed with it; a password login that
 // needs a signature is refused before the password goes to Entra.
@@ -109,12 +109,10 @@ func TestReplicaBehindOnMasterKeyStopsSigningWithRevokedKey(t *testing.T) {
 			}
 
 			adminA, _ := token(a, "admin-a")
-			// B's next key is sealed under the old master key: B follows
-			// the first rotation.
-			mustDo(a, "POST", "api/v2/keys/signing/rotate", adminA, http.StatusCreated)
-			if err := b.keys.Reload(ctx); err != nil {
-				t.Fatal(err)
-			}
+			adminB, _ := token(b, "admin-b")
+			// B seals the next key of its own rotation under the old
+			// master key.
+			mustDo(b, "POST", "api/v2/keys/signing/rotate", adminB, http.StatusCreated)
 			adminB, kid := token(b, "admin-b")
 			// The connection's secret is sealed by B, so that B can use it
 			// after it falls behind.

@@ -48,8 +48,20 @@ func TestReadyzWhenKeysCannotLoad(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			var good []byte
-			if err := db.QueryRowContext(ctx, "SELECT private_enc FROM signing_keys WHERE state = 'next'").Scan(&good); err != nil {
+			good := map[string][]byte{}
+			rows, err := db.QueryContext(ctx, "SELECT kid, private_enc FROM signing_keys")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for rows.Next() {
+				var kid string
+				var enc []byte
+				if err := rows.Scan(&kid, &enc); err != nil {
+					t.Fatal(err)
+				}
+				good[kid] = enc
+			}
+			if err := rows.Close(); err != nil {
 				t.Fatal(err)
 			}
 			unsealable := []byte("sealed under a key this replica does not hold")
@@ -76,7 +88,11 @@ func TestReadyzWhenKeysCannotLoad(t *testing.T) {
 				t.Errorf("/readyz after a rotation it cannot load: %d, want 503", got)
 			}
 
-			exec("UPDATE signing_keys SET private_enc = $1 WHERE state = 'current'", good)
+			// Every published key must open, the previous one too: only
+			// the master key proves a key genuine.
+			for kid, enc := range good {
+				exec("UPDATE signing_keys SET private_enc = $1 WHERE kid = $2", enc, kid)
+			}
 			if err := s.keys.Reload(ctx); err != nil {
 				t.Fatal(err)
 			}

@@ -320,6 +320,14 @@ func buildKeySet(rows []*store.SigningKey, sealer Sealer, now time.Time) (*keySe
 		if !ok {
 			return nil, fmt.Errorf("tokens: signing key %s: not an RSA key", row.KID)
 		}
+		// Only the master key proves that Gatehouse made a key: a public
+		// key that someone with write access to the database put there
+		// would otherwise be published and trusted, though its private
+		// part never opens.
+		priv, err := openPrivate(row, pub, sealer)
+		if err != nil {
+			return nil, err
+		}
 		set.published[row.KID] = pub
 		j, err := json.Marshal(jwkOf(row.KID, pub, row.CertDER))
 		if err != nil {
@@ -333,7 +341,7 @@ func buildKeySet(rows []*store.SigningKey, sealer Sealer, now time.Time) (*keySe
 		if set.signer != nil {
 			return nil, fmt.Errorf("tokens: two current signing keys (%s, %s)", set.signer.kid, row.KID)
 		}
-		s, err := openSigner(row, pub, sealer)
+		s, err := newSigner(row.KID, priv)
 		if err != nil {
 			return nil, err
 		}
@@ -367,7 +375,9 @@ func encodeJWKS(entries []jwksEntry) []byte {
 	return append(b, "]}"...)
 }
 
-func openSigner(row *store.SigningKey, pub *rsa.PublicKey, sealer Sealer) (*signer, error) {
+// openPrivate unseals row's private key, bound to its kid, and checks that
+// it is the key of pub, its certificate's.
+func openPrivate(row *store.SigningKey, pub *rsa.PublicKey, sealer Sealer) (*rsa.PrivateKey, error) {
 	der, err := sealer.Open(row.PrivateEnc, signingKeyAAD(row.KID))
 	if err != nil {
 		return nil, fmt.Errorf("tokens: open signing key %s: %w", row.KID, err)
@@ -384,6 +394,10 @@ func openSigner(row *store.SigningKey, pub *rsa.PublicKey, sealer Sealer) (*sign
 	if !priv.PublicKey.Equal(pub) {
 		return nil, fmt.Errorf("tokens: signing key %s does not match its certificate", row.KID)
 	}
+	return priv, nil
+}
+
+func newSigner(kid string, priv *rsa.PrivateKey) (*signer, error) {
 	// Parsing already precomputes CRT values; without them every signature
 	// would redo the key setup.
 	priv.Precompute()
@@ -391,11 +405,11 @@ func openSigner(row *store.SigningKey, pub *rsa.PublicKey, sealer Sealer) (*sign
 		Alg string `json:"alg"`
 		Typ string `json:"typ"`
 		Kid string `json:"kid"`
-	}{"RS256", "JWT", row.KID})
+	}{"RS256", "JWT", kid})
 	if err != nil {
 		return nil, fmt.Errorf("tokens: encode header: %w", err)
 	}
-	return &signer{kid: row.KID, priv: priv, headerB64: b64.EncodeToString(header) + "."}, nil
+	return &signer{kid: kid, priv: priv, headerB64: b64.EncodeToString(header) + "."}, nil
 }
 
 // newSigningKey generates an RSA key with its self-signed certificate, the

@@ -161,9 +161,11 @@ func TestPreviousKeyRetention(t *testing.T) {
 
 // behindReplica is replica B of two on one database that missed a master
 // key rotation: A seals with a new master key and still opens the old one
-// (GATEHOUSE_SECRET_KEY_OLD), B holds only the old one. Two rotations
-// through A leave B unable to load the key that signs now, so B goes on
-// signing with the key before (previous, still trusted).
+// (GATEHOUSE_SECRET_KEY_OLD), B holds only the old one. A rotation through
+// B, then one through A, which seals its new next key under the new master
+// key, leave B unable to load the keys (it cannot prove that next key
+// genuine), so B goes on signing with the key before (previous, still
+// trusted).
 type behindReplica struct {
 	a, b *Keys
 	// first and second are the keys B signed with, before each rotation,
@@ -198,16 +200,12 @@ func newBehindReplica(t *testing.T, backend string) *behindReplica {
 		return r.b.KID(), tok
 	}
 	r.first, r.firstTok = sign()
-	// B's next key was sealed under the old master key: B follows this
-	// rotation.
-	if _, err := r.a.Rotate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := r.b.Reload(ctx); err != nil {
+	// B seals the next key of its own rotation under the old master key.
+	if _, err := r.b.Rotate(ctx); err != nil {
 		t.Fatal(err)
 	}
 	r.second, r.secondTok = sign()
-	// A sealed the key this rotation makes current under the new one.
+	// A seals the next key of this rotation under the new one.
 	if _, err := r.a.Rotate(ctx); err != nil {
 		t.Fatal(err)
 	}
