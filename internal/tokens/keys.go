@@ -84,6 +84,11 @@ type keySet struct {
 	// so that a reload can drop keys without unsealing any.
 	entries []jwksEntry
 	jwks    []byte
+	// proven holds, by kid, the SHA-256 of the certificate of each key
+	// whose private part this process opened and found to be the
+	// certificate's: the same certificate under the same kid is genuine
+	// without unsealing it again at every reload.
+	proven map[string][sha256.Size]byte
 }
 
 type jwksEntry struct {
@@ -153,7 +158,11 @@ func (k *Keys) Reload(ctx context.Context) error {
 		return fmt.Errorf("tokens: list signing keys: %w", err)
 	}
 	now := time.Now()
-	set, err := buildKeySet(rows, k.sealer, now)
+	var proven map[string][sha256.Size]byte
+	if old := k.set.Load(); old != nil {
+		proven = old.proven
+	}
+	set, err := buildKeySet(rows, k.sealer, now, proven)
 	if err != nil {
 		if old := k.set.Load(); old != nil {
 			k.set.Store(old.narrowedTo(rows, now))
@@ -188,11 +197,14 @@ func (set *keySet) narrowedTo(rows []*store.SigningKey, now time.Time) *keySet {
 // keeping returns set with only the keys keep accepts, and set itself when
 // it drops nothing.
 func (set *keySet) keeping(keep func(kid string) bool, hasNext bool) *keySet {
-	n := &keySet{hasNext: hasNext, published: make(map[string]*rsa.PublicKey), entries: []jwksEntry{}}
+	n := &keySet{hasNext: hasNext, published: make(map[string]*rsa.PublicKey), entries: []jwksEntry{}, proven: make(map[string][sha256.Size]byte)}
 	for _, e := range set.entries {
 		if keep(e.kid) {
 			n.published[e.kid] = set.published[e.kid]
 			n.entries = append(n.entries, e)
+			if h, ok := set.proven[e.kid]; ok {
+				n.proven[e.kid] = h
+			}
 		}
 	}
 	if len(n.entries) == len(set.entries) {
@@ -303,8 +315,10 @@ func publishable(row *store.SigningKey, now time.Time) bool {
 	return row.State != store.KeyPrevious || row.CurrentUntil == nil || !now.After(row.CurrentUntil.Add(MaxTokenLifetime+retireGrace))
 }
 
-func buildKeySet(rows []*store.SigningKey, sealer Sealer, now time.Time) (*keySet, error) {
-	set := &keySet{published: make(map[string]*rsa.PublicKey)}
+// buildKeySet loads the keys of rows that are published at now; proven,
+// the keys in use's (nil at first), spares unsealing the keys it holds.
+func buildKeySet(rows []*store.SigningKey, sealer Sealer, now time.Time, proven map[string][sha256.Size]byte) (*keySet, error) {
+	set := &keySet{published: make(map[string]*rsa.PublicKey), proven: make(map[string][sha256.Size]byte)}
 	var current []jwksEntry
 	var others []jwksEntry
 	for _, row := range rows {
@@ -324,10 +338,14 @@ func buildKeySet(rows []*store.SigningKey, sealer Sealer, now time.Time) (*keySe
 		// key that someone with write access to the database put there
 		// would otherwise be published and trusted, though its private
 		// part never opens.
-		priv, err := openPrivate(row, pub, sealer)
-		if err != nil {
-			return nil, err
+		certSum := sha256.Sum256(row.CertDER)
+		var priv *rsa.PrivateKey
+		if h, ok := proven[row.KID]; !ok || h != certSum || row.State == store.KeyCurrent {
+			if priv, err = openPrivate(row, pub, sealer); err != nil {
+				return nil, err
+			}
 		}
+		set.proven[row.KID] = certSum
 		set.published[row.KID] = pub
 		j, err := json.Marshal(jwkOf(row.KID, pub, row.CertDER))
 		if err != nil {

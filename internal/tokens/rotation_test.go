@@ -139,7 +139,7 @@ func TestPreviousKeyRetention(t *testing.T) {
 	}
 	rows := listKeys(t, f.ks)
 	kids := func(now time.Time) []string {
-		set, err := buildKeySet(rows, f.kr, now)
+		set, err := buildKeySet(rows, f.kr, now, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -398,7 +398,7 @@ func TestPreviousKeyOutlivesTokensOfALateReplica(t *testing.T) {
 			t.Fatal(err)
 		}
 		lastAccepted := time.Unix(exp, 0).Add(ReplicaSkew - time.Millisecond)
-		set, err := buildKeySet(listKeys(t, aStore), kr, lastAccepted)
+		set, err := buildKeySet(listKeys(t, aStore), kr, lastAccepted, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
