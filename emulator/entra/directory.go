@@ -34,7 +34,7 @@ const (
 	StateMFARegistrationRequired UserState = "mfaRegistrationRequired"  // AADSTS50079
 	StateConditionalAccess       UserState = "conditionalAccessBlocked" // AADSTS53003
 	StateFederated               UserState = "federated"                // AADSTS50126 (no cloud password validation)
-	StatePasswordless            UserState = "passwordless"             // AADSTS50126 (no password at all)
+	StatePasswordless            UserState = "passwordless"             // AADSTS50056 (no password at all)
 )
 
 // LegacyGraphMode selects how the Azure AD Graph endpoints answer.

@@ -23,6 +23,11 @@ type stsError struct {
 	suberror string
 	claims   string
 	pwdURL   string
+	// wrapper is a code Entra puts before code in error_codes and in the
+	// description ("AADSTS70002: Error validating credentials. AADSTS50126:
+	// ..."), with its text; 0 for none.
+	wrapper     int
+	wrapperText string
 }
 
 type stsErrorBody struct {
@@ -44,10 +49,16 @@ func (s *Server) stsBody(r *http.Request, e *stsError) stsErrorBody {
 	ts := s.now().UTC().Format(stsTimeFormat)
 	trace := newGUID()
 	corr := correlationID(r)
+	desc := fmt.Sprintf("AADSTS%d: %s", e.code, e.text)
+	codes := []int{e.code}
+	if e.wrapper != 0 {
+		desc = fmt.Sprintf("AADSTS%d: %s ", e.wrapper, e.wrapperText) + desc
+		codes = []int{e.wrapper, e.code}
+	}
 	return stsErrorBody{
 		Error:             e.err,
-		ErrorDescription:  fmt.Sprintf("AADSTS%d: %s\r\nTrace ID: %s\r\nCorrelation ID: %s\r\nTimestamp: %s", e.code, e.text, trace, corr, ts),
-		ErrorCodes:        []int{e.code},
+		ErrorDescription:  fmt.Sprintf("%s\r\nTrace ID: %s\r\nCorrelation ID: %s\r\nTimestamp: %s", desc, trace, corr, ts),
+		ErrorCodes:        codes,
 		Timestamp:         ts,
 		TraceID:           trace,
 		CorrelationID:     corr,
@@ -87,6 +98,23 @@ func invalidClient(code int, text string) *stsError {
 // the observed ones cited there.
 func errInvalidCredentials() *stsError {
 	return badRequest("invalid_grant", 50126, "Error validating credentials due to invalid username or password.")
+}
+
+// errFederatedCredentials is the only published answer for a federated
+// user whose password Entra cannot check (no password hash sync, or no
+// AllowCloudPasswordValidation): the HDInsight ESP troubleshooting doc
+// (reference §1.4) shows error_codes [70002, 50126] and this description.
+func errFederatedCredentials() *stsError {
+	e := badRequest("invalid_grant", 50126, "Invalid username or password")
+	e.wrapper, e.wrapperText = 70002, "Error validating credentials."
+	return e
+}
+
+// errNoPassword is Entra's answer for a user without a password in the
+// directory (passwordless methods only), as captured in
+// MicrosoftDocs/azure-docs#49763 (reference §3.2 row 50056).
+func errNoPassword() *stsError {
+	return badRequest("invalid_grant", 50056, "Invalid or missing password: password does not exist in the directory for this user.")
 }
 
 func errUserNotFound(tid string) *stsError {

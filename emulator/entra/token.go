@@ -275,12 +275,13 @@ func (s *Server) checkPassword(t *Tenant, u *User, password string) *stsError {
 	case st == StateLocked:
 		return errLocked()
 	case st == StatePasswordless || u.Password == "":
-		// ROPC cannot sign in accounts without passwords (reference §1.1).
-		return errInvalidCredentials()
+		// ROPC cannot sign in accounts without passwords (reference §1.1);
+		// Entra says so with 50056 whatever the password (reference §3.2).
+		return errNoPassword()
 	case t.federated(u) && !t.AllowCloudPasswordValidation:
 		// Federated users fail with 50126 unless the tenant allows cloud
 		// password validation (reference §1.4).
-		return errInvalidCredentials()
+		return errFederatedCredentials()
 	case password != strings.TrimSpace(password):
 		// "Passwords with leading or trailing whitespace are not supported
 		// by ROPC" (v2-oauth-ropc.md).

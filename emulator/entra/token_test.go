@@ -42,6 +42,15 @@ var tsRE = regexp.MustCompile(`^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}Z$`)
 // description's AADSTS prefix and trailer lines, and JSON types.
 func checkSTSError(t *testing.T, r response, status int, errStr string, code int, suberror string) {
 	t.Helper()
+	checkSTSErrorCodes(t, r, status, errStr, []int{code}, suberror)
+}
+
+// checkSTSErrorCodes is checkSTSError for a body whose error_codes list a
+// wrapper code before the specific one: the description names each in
+// turn, and error_uri the last.
+func checkSTSErrorCodes(t *testing.T, r response, status int, errStr string, wantCodes []int, suberror string) {
+	t.Helper()
+	code := wantCodes[len(wantCodes)-1]
 	if r.status != status {
 		t.Fatalf("status = %d, want %d; body %s", r.status, status, r.raw)
 	}
@@ -68,13 +77,29 @@ func checkSTSError(t *testing.T, r response, status int, errStr string, code int
 		t.Errorf("error = %v, want %s", r.body["error"], errStr)
 	}
 	codes, _ := r.body["error_codes"].([]any)
-	if len(codes) != 1 || codes[0] != json.Number(itoa(code)) {
-		t.Errorf("error_codes = %#v, want [%d] as numbers", r.body["error_codes"], code)
+	if len(codes) != len(wantCodes) {
+		t.Errorf("error_codes = %#v, want %v as numbers", r.body["error_codes"], wantCodes)
 	}
 	desc, _ := r.body["error_description"].(string)
+	rest := desc
+	for i, c := range wantCodes {
+		if i < len(codes) && codes[i] != json.Number(itoa(c)) {
+			t.Errorf("error_codes = %#v, want %v as numbers", r.body["error_codes"], wantCodes)
+		}
+		sep := " AADSTS" + itoa(c) + ": "
+		if i == 0 {
+			sep = sep[1:]
+		}
+		at := strings.Index(rest, sep)
+		if at < 0 || i == 0 && at != 0 {
+			t.Errorf("error_description = %q, want AADSTS%d in turn", desc, c)
+			break
+		}
+		rest = rest[at+len(sep):]
+	}
 	ts, _ := r.body["timestamp"].(string)
 	trailer := "\r\nTrace ID: " + r.body["trace_id"].(string) + "\r\nCorrelation ID: " + r.body["correlation_id"].(string) + "\r\nTimestamp: " + ts
-	if !strings.HasPrefix(desc, "AADSTS"+itoa(code)+": ") || !strings.HasSuffix(desc, trailer) {
+	if !strings.HasSuffix(desc, trailer) {
 		t.Errorf("error_description = %q", desc)
 	}
 	if !tsRE.MatchString(ts) {
@@ -115,9 +140,8 @@ func TestTokenErrors(t *testing.T) {
 		{"mfa required", "", v2Token, user("dave@contoso.com", "Dave-Passw0rd!"), 400, "invalid_grant", 50076, "basic_action"},
 		{"mfa registration", "", v2Token, user("erin@contoso.com", "Erin-Passw0rd!"), 400, "invalid_grant", 50079, "basic_action"},
 		{"conditional access", "", v2Token, user("frank@contoso.com", "Frank-Passw0rd!"), 400, "invalid_grant", 53003, "message_only"},
-		{"federated", "", v2Token, user("grace@corp.contoso.com", "Grace-Passw0rd!"), 400, "invalid_grant", 50126, ""},
 		{"password with trailing space", "", v2Token, user(alice, alicePassword+" "), 400, "invalid_grant", 50126, ""},
-		{"passwordless", "", v2Token, user("heidi@contoso.com", "anything"), 400, "invalid_grant", 50126, ""},
+		{"passwordless", "", v2Token, user("heidi@contoso.com", "anything"), 400, "invalid_grant", 50056, ""},
 		{"no consent", "", v2Token, with(pw, "client_id", unconsentedID, "client_secret", ""), 400, "invalid_grant", 65001, "consent_required"},
 		{"scope not consented", "", v2Token, with(pw, "scope", "User.Read.All"), 400, "invalid_grant", 65001, "consent_required"},
 		{"unknown client", "", v2Token, with(pw, "client_id", "00000000-1111-4222-8333-444444444444"), 400, "unauthorized_client", 700016, ""},
@@ -158,6 +182,47 @@ func TestTokenErrors(t *testing.T) {
 			checkSTSError(t, r, tc.status, tc.err, tc.code, tc.suberror)
 		})
 	}
+}
+
+// TestNoCloudPassword: Entra's answers for users whose password it cannot
+// check, word for word. A passwordless user gets 50056 whatever the
+// password (MicrosoftDocs/azure-docs#49763); a federated one, without cloud
+// password validation, the wrapped 50126 of the HDInsight ESP
+// troubleshooting doc (reference §1.4), right password or not. A locked
+// account is locked first.
+func TestNoCloudPassword(t *testing.T) {
+	e := newEnv(t)
+	pw := passwordV2(apiURI + "/API.Access")
+	const noPassword = "AADSTS50056: Invalid or missing password: password does not exist in the directory for this user.\r\n"
+	const federated = "AADSTS70002: Error validating credentials. AADSTS50126: Invalid username or password\r\n"
+	for _, tc := range []struct {
+		user, password string
+		codes          []int
+		desc           string
+	}{
+		{"heidi@contoso.com", "anything", []int{50056}, noPassword},
+		{"grace@corp.contoso.com", "Grace-Passw0rd!", []int{70002, 50126}, federated},
+		{"grace@corp.contoso.com", "wrong", []int{70002, 50126}, federated},
+	} {
+		r := e.postForm(v2Token, with(pw, "username", tc.user, "password", tc.password))
+		checkSTSErrorCodes(t, r, 400, "invalid_grant", tc.codes, "")
+		if desc, _ := r.body["error_description"].(string); !strings.HasPrefix(desc, tc.desc) {
+			t.Errorf("%s: error_description = %q, want %q…", tc.user, desc, tc.desc)
+		}
+	}
+
+	dir, err := entra.LoadDirectory(examplePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range dir.Tenants[0].Users {
+		if u.UserPrincipalName == "heidi@contoso.com" {
+			u.State = entra.StateLocked
+		}
+	}
+	e = newEnvDir(t, dir)
+	r := e.postForm(v2Token, with(pw, "username", "heidi@contoso.com", "password", "anything"))
+	checkSTSError(t, r, 400, "unauthorized_client", 50053, "")
 }
 
 func TestErrorDetails(t *testing.T) {
@@ -528,7 +593,10 @@ func TestAllowCloudPasswordValidation(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := newEnvDir(t, dir)
-	if r := e.postForm(v2Token, with(passwordV2(apiURI+"/API.Access"), "username", "grace@corp.contoso.com", "password", "Grace-Passw0rd!")); r.status != 200 {
+	form := with(passwordV2(apiURI+"/API.Access"), "username", "grace@corp.contoso.com", "password", "Grace-Passw0rd!")
+	if r := e.postForm(v2Token, form); r.status != 200 {
 		t.Errorf("federated user with cloud password validation: %d %s", r.status, r.raw)
 	}
+	// Entra checks the password then, and a wrong one is a plain 50126.
+	checkSTSError(t, e.postForm(v2Token, with(form, "password", "wrong")), 400, "invalid_grant", 50126, "")
 }

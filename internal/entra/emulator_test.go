@@ -318,7 +318,7 @@ func TestEmulatorErrorClasses(t *testing.T) {
 		{"mfa registration", user("erin", "Erin-Pw1!"), 50079, entra.ClassMFARequired},
 		{"conditional access", user("frank", "Frank-Pw1!"), 53003, entra.ClassConditionalAccess},
 		{"federated", entra.PasswordRequest{Username: "grace@corp.fabrikam.com", Password: "Grace-Pw1!"}, 50126, entra.ClassInvalidCredentials},
-		{"passwordless", user("heidi", "x"), 50126, entra.ClassInvalidCredentials},
+		{"passwordless", user("heidi", "x"), 50056, entra.ClassPasswordless},
 		{"disabled", user("ivan", "Ivan-Pw1!"), 50057, entra.ClassAccountDisabled},
 		{"no secret, no public flows", entra.PasswordRequest{ClientID: confApp}, 7000218, entra.ClassAppMisconfigured},
 		{"wrong secret", entra.PasswordRequest{ClientID: confApp, ClientSecret: "wrong"}, 7000215, entra.ClassAppMisconfigured},
