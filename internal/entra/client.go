@@ -108,15 +108,20 @@ type Options struct {
 	// Graph's maximum for directory objects, so that a user with many groups
 	// costs few round trips.
 	GraphPageSize int
+	// RealmTimeout bounds a user realm lookup (UserRealm). Default 3s: the
+	// lookup only explains a refused password, and must not hold it up.
+	RealmTimeout time.Duration
 }
 
 // Client talks to Entra and Graph. It is safe for concurrent use; share one.
 type Client struct {
-	hc       *http.Client
-	timeout  time.Duration
-	now      func() time.Time
-	pageSize int
-	keys     *keyCache
+	hc           *http.Client
+	timeout      time.Duration
+	realmTimeout time.Duration
+	now          func() time.Time
+	pageSize     int
+	keys         *keyCache
+	realms       realmCache
 }
 
 // NewClient returns a Client with its own metadata and key cache.
@@ -136,6 +141,10 @@ func NewClient(opts Options) *Client {
 	pageSize := opts.GraphPageSize
 	if pageSize <= 0 || pageSize > 999 {
 		pageSize = 999
+	}
+	realmTimeout := opts.RealmTimeout
+	if realmTimeout <= 0 {
+		realmTimeout = 3 * time.Second
 	}
 	c := &Client{
 		hc: &http.Client{
@@ -157,9 +166,10 @@ func NewClient(opts Options) *Client {
 				return nil
 			},
 		},
-		timeout:  timeout,
-		now:      now,
-		pageSize: pageSize,
+		timeout:      timeout,
+		realmTimeout: realmTimeout,
+		now:          now,
+		pageSize:     pageSize,
 	}
 	c.keys = newKeyCache(c)
 	return c
