@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"strings"
 	"sync"
@@ -181,10 +182,29 @@ func (rc *realmCache) store(key string, e realmEntry, now time.Time) {
 }
 
 func (c *Client) fetchRealm(ctx context.Context, ep Endpoint, username string) (AccountType, error) {
+	// The user name is in the URL, so transport errors, which quote it,
+	// are reported without it.
 	u := ep.authority() + "/common/userrealm/" + url.PathEscape(username) + "?api-version=1.0"
-	body, err := c.get(ctx, u)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		return "", fmt.Errorf("entra: user realm: %w", err)
+		return "", errors.New("entra: user realm: invalid request URL")
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return "", fmt.Errorf("entra: user realm: %w", unreachable(err))
+	}
+	defer resp.Body.Close()
+	body, err := readBody(resp)
+	if err != nil {
+		return "", fmt.Errorf("entra: user realm: %w", unreachable(err))
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("entra: user realm: %w", newError(resp, body))
 	}
 	var r struct {
 		AccountType string `json:"account_type"`
