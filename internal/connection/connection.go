@@ -142,8 +142,17 @@ type Error struct {
 	// Hint tells the administrator what to fix; never shown to the caller.
 	Hint       string
 	RetryAfter time.Duration
-	Err        error
+	// Realm is the account type the provider's realm discovery gave for the
+	// user's domain ("Managed", "Federated", "Unknown") when a refused
+	// password was looked up; empty otherwise.
+	Realm string
+	Err   error
 }
+
+// RealmFederated is Realm for a user whose domain signs in at its
+// organization's own identity provider.
+const RealmFederated = "Federated"
+
 
 func (e *Error) Error() string {
 	msg := "connection: " + e.Kind.String()

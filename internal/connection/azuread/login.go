@@ -144,7 +144,12 @@ func (c *Connector) Login(ctx context.Context, conn *store.Connection, username,
 	req.Password = ""
 	tr.Record("token", start, err, func() string { return tokenDetail(tok, s) })
 	if err != nil {
-		return nil, upstreamError(err)
+		err = upstreamError(err)
+		var ce *connection.Error
+		if errors.As(err, &ce) && ce.Kind == connection.KindInvalidCredentials {
+			c.addRealm(ctx, s, username, ce)
+		}
+		return nil, err
 	}
 
 	start = time.Now()
@@ -187,6 +192,39 @@ func (c *Connector) Login(ctx context.Context, conn *store.Connection, username,
 		id.IdPTokens = t
 	}
 	return id, nil
+}
+
+// FederatedHint replaces AADSTS50126's hint for a user of a federated
+// domain: Entra answers it alike whether it checked the password (HRD
+// policy on) or could not (reference §1.1, §1.4).
+const FederatedHint = "user realm discovery says the user's domain is federated: Entra checks a federated user's password only with " +
+	"password hash sync and a Home Realm Discovery policy with AllowCloudPasswordValidation=true for the app; with both, the password was wrong; " +
+	"without them, password sign-in cannot work for this user, who must use interactive sign-in"
+
+// addRealm looks up the user realm of a refused login's domain, since
+// Entra cannot tell a federated user whose password it may not check from
+// a wrong password (AADSTS50126 either way). Every refusal of the class is
+// looked up, unknown users (50034) included: the caller's answer then
+// depends on the domain, which realm discovery tells anyone, and not on
+// whether the account exists. A failed lookup leaves ce as it was. The
+// lookup takes the user name only, never the password.
+func (c *Connector) addRealm(ctx context.Context, s *settings, username string, ce *connection.Error) {
+	start := time.Now()
+	typ, err := c.entra.UserRealm(ctx, s.endpoint, username)
+	connection.TraceFrom(ctx).Record("user realm", start, err, func() string { return "account type " + string(typ) })
+	if err != nil {
+		c.logger.DebugContext(ctx, "user realm lookup failed", "error", err)
+		return
+	}
+	ce.Realm = string(typ)
+	if ce.Realm != connection.RealmFederated {
+		return
+	}
+	if ce.Code == "AADSTS50126" {
+		ce.Hint = FederatedHint
+	} else {
+		ce.Hint += "; user realm discovery says the user's domain is federated"
+	}
 }
 
 // graphBudget bounds all the Graph calls of one login together. Each call

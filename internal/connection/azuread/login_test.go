@@ -159,26 +159,104 @@ func TestLoginFailureKinds(t *testing.T) {
 	for _, tc := range []struct {
 		user, password string
 		kind           connection.Kind
-		code           string
+		code, realm    string
 	}{
-		{"alice@contoso.com", "wrong", connection.KindInvalidCredentials, "AADSTS50126"},
-		{"nobody@contoso.com", "x", connection.KindInvalidCredentials, "AADSTS50034"},
-		{"bob@contoso.com", "Bob-Passw0rd!", connection.KindAccountLocked, "AADSTS50053"},
-		{"carol@contoso.com", "Carol-Passw0rd!", connection.KindPasswordExpired, "AADSTS50055"},
-		{"dave@contoso.com", "Dave-Passw0rd!", connection.KindMFARequired, "AADSTS50076"},
-		{"erin@contoso.com", "Erin-Passw0rd!", connection.KindMFARequired, "AADSTS50079"},
-		{"frank@contoso.com", "Frank-Passw0rd!", connection.KindPolicyBlocked, "AADSTS53003"},
-		{"ivan@contoso.com", "Ivan-Passw0rd!", connection.KindAccountDisabled, "AADSTS50057"},
+		{"alice@contoso.com", "wrong", connection.KindInvalidCredentials, "AADSTS50126", "Managed"},
+		{"nobody@contoso.com", "x", connection.KindInvalidCredentials, "AADSTS50034", "Managed"},
+		{"grace@corp.contoso.com", "Grace-Passw0rd!", connection.KindInvalidCredentials, "AADSTS50126", "Federated"},
+		{"nobody@corp.contoso.com", "x", connection.KindInvalidCredentials, "AADSTS50034", "Federated"},
+		{"heidi@contoso.com", "x", connection.KindPasswordless, "AADSTS50056", ""},
+		{"bob@contoso.com", "Bob-Passw0rd!", connection.KindAccountLocked, "AADSTS50053", ""},
+		{"carol@contoso.com", "Carol-Passw0rd!", connection.KindPasswordExpired, "AADSTS50055", ""},
+		{"dave@contoso.com", "Dave-Passw0rd!", connection.KindMFARequired, "AADSTS50076", ""},
+		{"erin@contoso.com", "Erin-Passw0rd!", connection.KindMFARequired, "AADSTS50079", ""},
+		{"frank@contoso.com", "Frank-Passw0rd!", connection.KindPolicyBlocked, "AADSTS53003", ""},
+		{"ivan@contoso.com", "Ivan-Passw0rd!", connection.KindAccountDisabled, "AADSTS50057", ""},
 	} {
 		_, err := c.Login(context.Background(), cn, tc.user, tc.password, "")
 		var ce *connection.Error
-		if !errors.As(err, &ce) || ce.Kind != tc.kind || ce.Code != tc.code {
-			t.Errorf("%s: %v, want %s %s", tc.user, err, tc.kind, tc.code)
+		if !errors.As(err, &ce) || ce.Kind != tc.kind || ce.Code != tc.code || ce.Realm != tc.realm {
+			t.Errorf("%s: %v (realm %q), want %s %s realm %q", tc.user, err, ce.Realm, tc.kind, tc.code, tc.realm)
 			continue
+		}
+		if federated := ce.Realm == connection.RealmFederated; federated != strings.Contains(ce.Hint, "user realm discovery says the user's domain is federated") ||
+			federated && tc.code == "AADSTS50126" && ce.Hint != azuread.FederatedHint {
+			t.Errorf("%s: hint %q", tc.user, ce.Hint)
 		}
 		if strings.Contains(ce.Error(), tc.password) || strings.Contains(ce.Error(), tc.user) {
 			t.Errorf("%s: error %q carries credentials", tc.user, ce.Error())
 		}
+	}
+}
+
+// TestLoginFederatedRealm: a refused password is looked up at Entra's user
+// realm discovery, once per domain, with the user name and never the
+// password; `try` shows the lookup; an unavailable realm endpoint leaves the
+// plain refusal.
+func TestLoginFederatedRealm(t *testing.T) {
+	canary := "canary-Passw0rd-" + time.Now().Format("150405.000000")
+	var realmCalls atomic.Int32
+	var leaked atomic.Bool
+	emu, base := entratest.Start(t, entratest.Example(t), entra.Options{}, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if strings.Contains(strings.ToLower(r.URL.Path), "/userrealm/") {
+				realmCalls.Add(1)
+				var hdr strings.Builder
+				_ = r.Header.Write(&hdr)
+				if strings.Contains(r.URL.String(), canary) || strings.Contains(hdr.String(), canary) || r.ContentLength > 0 {
+					leaked.Store(true)
+				}
+				if r.URL.Query().Get("api-version") != "1.0" {
+					t.Errorf("realm request %s", r.URL)
+				}
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
+	c := newConnector(t, entraclient.Options{}, base)
+	cn := conn(t, base, nil)
+
+	tr := &connection.Trace{}
+	_, err := c.Login(connection.WithTrace(context.Background(), tr), cn, "grace@corp.contoso.com", canary, "")
+	var ce *connection.Error
+	if !errors.As(err, &ce) || ce.Kind != connection.KindInvalidCredentials || ce.Realm != connection.RealmFederated {
+		t.Fatalf("federated user: %v", err)
+	}
+	steps := tr.Steps()
+	if last := steps[len(steps)-1]; last.Name != "user realm" || !last.OK || last.Detail != "account type Federated" {
+		t.Errorf("trace %+v", steps)
+	}
+	for range 3 {
+		_, _ = c.Login(context.Background(), cn, "nobody@corp.contoso.com", canary, "")
+	}
+	if n := realmCalls.Load(); n != 1 || leaked.Load() {
+		t.Fatalf("%d realm lookups for one domain (password sent: %t)", n, leaked.Load())
+	}
+
+	// A realm endpoint that fails keeps Entra's answer as it was.
+	if err := emu.SetFault("userrealm", entra.Fault{Status: 503}); err != nil {
+		t.Fatal(err)
+	}
+	tr = &connection.Trace{}
+	_, err = c.Login(connection.WithTrace(context.Background(), tr), cn, "alice@contoso.com", canary, "")
+	if !errors.As(err, &ce) || ce.Kind != connection.KindInvalidCredentials || ce.Code != "AADSTS50126" || ce.Realm != "" ||
+		strings.Contains(ce.Hint, "user realm") {
+		t.Fatalf("realm lookup failed: %v (realm %q, hint %q)", err, ce.Realm, ce.Hint)
+	}
+	if steps := tr.Steps(); steps[len(steps)-1].Name != "user realm" || steps[len(steps)-1].OK {
+		t.Errorf("trace %+v", steps)
+	}
+	// Only refused passwords are looked up.
+	emu.ClearFaults()
+	before := realmCalls.Load()
+	for _, u := range []string{"heidi@contoso.com", "bob@contoso.com"} {
+		_, _ = c.Login(context.Background(), cn, u, canary, "")
+	}
+	if _, err := c.Login(context.Background(), cn, "alice@contoso.com", "Alice-Passw0rd!", ""); err != nil {
+		t.Fatal(err)
+	}
+	if n := realmCalls.Load(); n != before {
+		t.Fatalf("%d realm lookups for logins Entra did not refuse for their password", n-before)
 	}
 }
 
