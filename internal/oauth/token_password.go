@@ -305,6 +305,9 @@ func (p *Provider) loginFailed(ctx context.Context, a *loginAttempt, err error) 
 	if ce.Hint != "" {
 		details["hint"] = ce.Hint
 	}
+	if ce.Realm != "" {
+		details["realm"] = ce.Realm
+	}
 	typ, oe := failureResponse(ce)
 	oe.Cause = ce
 	return p.refuse(ctx, a, typ, oe, details)
@@ -313,6 +316,13 @@ func (p *Provider) loginFailed(ctx context.Context, a *loginAttempt, err error) 
 // unknownUserCodes are Entra's answers that the account does not exist in
 // the directory: Auth0 logs them as fu, a wrong password as fp.
 var unknownUserCodes = map[string]bool{"AADSTS50034": true, "AADSTS51004": true, "AADSTS50014": true}
+
+// FederatedDescription answers a refused password of a federated domain's
+// user. Entra answers alike a wrong password it checked and a password it
+// may not check (no password hash sync or no AllowCloudPasswordValidation),
+// so the description must be true of both.
+const FederatedDescription = "Wrong email or password, or this account's organization signs it in with its own identity provider " +
+	"(federated) and Microsoft Entra ID cannot check its password. If the password is right, use interactive sign-in."
 
 // failureResponse is the table of docs/errors.md.
 func failureResponse(ce *connection.Error) (string, *Error) {
@@ -324,6 +334,11 @@ func failureResponse(ce *connection.Error) (string, *Error) {
 		typ := audit.FailedLoginWrongPassword
 		if unknownUserCodes[ce.Code] {
 			typ = audit.FailedLoginUnknownUser
+		}
+		if ce.Realm == connection.RealmFederated {
+			// Still invalid_grant: with cloud password validation on, it
+			// was a wrong password, and SDKs must see one.
+			return typ, forbidden("invalid_grant", FederatedDescription)
 		}
 		return typ, forbidden("invalid_grant", "Wrong email or password.")
 	case connection.KindMFARequired:

@@ -15,6 +15,7 @@ import (
 	"github.com/coreos/go-oidc/v3/oidc"
 
 	emulator "github.com/gatehouse/gatehouse/emulator/entra"
+	"github.com/gatehouse/gatehouse/internal/oauth"
 	"github.com/gatehouse/gatehouse/internal/store/storetest"
 )
 
@@ -106,7 +107,8 @@ func TestPasswordLogin(t *testing.T) {
 				}{
 					{"wrong password", "alice@contoso.com", canary, 403, "invalid_grant", "Wrong email or password.", "fp"},
 					{"unknown user", "nobody@contoso.com", canary, 403, "invalid_grant", "Wrong email or password.", "fu"},
-					{"federated without cloud password", "grace@corp.contoso.com", "Grace-Passw0rd!", 403, "invalid_grant", "Wrong email or password.", "fp"},
+					{"federated without cloud password", "grace@corp.contoso.com", "Grace-Passw0rd!", 403, "invalid_grant", oauth.FederatedDescription, "fp"},
+					{"passwordless", "heidi@contoso.com", canary, 403, "access_denied", "This account has no password that can be checked", "fepft"},
 					{"locked", "bob@contoso.com", "Bob-Passw0rd!", 429, "too_many_attempts", "", "fepft"},
 					{"password expired", "carol@contoso.com", "Carol-Passw0rd!", 403, "password_expired", "", "fepft"},
 					{"MFA required", "dave@contoso.com", "Dave-Passw0rd!", 403, "access_denied", "Multifactor", "fepft"},
