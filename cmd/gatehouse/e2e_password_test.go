@@ -208,7 +208,9 @@ func TestPasswordLoginEndToEnd(t *testing.T) {
 			canary := "canary-password-" + randomHex(8)
 			const wrong = "Wrong email or password."
 			const mfa = "Multifactor authentication is required for this user by Microsoft Entra ID; password sign-in cannot perform it. Use interactive sign-in."
-			type wantEvent struct{ conn, user, typ, code, hint, desc string }
+			const federated = "Wrong email or password, or this account's organization signs it in with its own identity provider " +
+				"(federated) and Microsoft Entra ID cannot check its password. If the password is right, use interactive sign-in."
+			type wantEvent struct{ conn, user, typ, code, hint, desc, realm string }
 			var events []wantEvent
 			for _, tc := range []struct {
 				user, password string
@@ -216,13 +218,19 @@ func TestPasswordLoginEndToEnd(t *testing.T) {
 				code, desc     string
 				event          wantEvent
 			}{
-				{"alice@contoso.com", canary, 403, "invalid_grant", wrong, wantEvent{typ: "fp", code: "AADSTS50126"}},
+				{"alice@contoso.com", canary, 403, "invalid_grant", wrong, wantEvent{typ: "fp", code: "AADSTS50126", realm: "Managed"}},
 				{"nobody@contoso.com", canary, 403, "invalid_grant", wrong, wantEvent{typ: "fu", code: "AADSTS50034"}},
-				// Entra cannot check a federated (AD FS) or passwordless
-				// user's password and answers 50126: the app sees a wrong
-				// password, the admin a hint that names federation.
-				{"grace@corp.contoso.com", "Grace-Passw0rd!", 403, "invalid_grant", wrong, wantEvent{typ: "fp", code: "AADSTS50126", hint: "federated"}},
-				{"heidi@contoso.com", canary, 403, "invalid_grant", wrong, wantEvent{typ: "fp", code: "AADSTS50126"}},
+				// Entra cannot check a federated (AD FS) user's password and
+				// answers 50126, as for a wrong password: user realm
+				// discovery names the domain federated, so the app sees a
+				// description true of both and the admin a hint naming the
+				// fix; it is still a wrong password to SDKs and in the log.
+				{"grace@corp.contoso.com", "Grace-Passw0rd!", 403, "invalid_grant", federated,
+					wantEvent{typ: "fp", code: "AADSTS50126", hint: "AllowCloudPasswordValidation=true", realm: "Federated"}},
+				// A passwordless user has no password at all: 50056.
+				{"heidi@contoso.com", canary, 403, "access_denied",
+					"This account has no password that can be checked (passwordless or federated sign-in). Use interactive sign-in.",
+					wantEvent{typ: "fepft", code: "AADSTS50056", hint: "no password"}},
 				{"bob@contoso.com", "Bob-Passw0rd!", 429, "too_many_attempts",
 					"Your account is locked by your organization after too many failed sign-in attempts. Try again later.", wantEvent{typ: "fepft", code: "AADSTS50053"}},
 				{"carol@contoso.com", "Carol-Passw0rd!", 403, "password_expired",
@@ -308,6 +316,15 @@ func TestPasswordLoginEndToEnd(t *testing.T) {
 				!strings.Contains(string(res), "What to do: invalid client secret") || strings.Contains(string(res), canary) {
 				t.Errorf("gatehouse try on a wrong secret: %v\n%s", err, res)
 			}
+			// For a federated user it shows the realm lookup and the fix.
+			try = exec.Command(bin, "try", "v2", "--url", issuer, "--username", "grace@corp.contoso.com")
+			try.Env = append(try.Environ(), "GATEHOUSE_ADMIN_CLIENT_ID="+adminID, "GATEHOUSE_ADMIN_CLIENT_SECRET="+adminSecret)
+			try.Stdin = strings.NewReader("Grace-Passw0rd!\n")
+			if res, err := try.CombinedOutput(); err == nil || !regexp.MustCompile(`FAIL token .*\n.*ok   user realm .* account type Federated`).Match(res) ||
+				!strings.Contains(string(res), "(AADSTS50126)") || !strings.Contains(string(res), "What to do: user realm discovery says the user's domain is federated") ||
+				!strings.Contains(string(res), "AllowCloudPasswordValidation=true") || strings.Contains(string(res), "Grace-Passw0rd!") {
+				t.Errorf("gatehouse try on a federated user: %v\n%s", err, res)
+			}
 
 			// The checks before Entra: none of them sends the password on.
 			emulatorCounters(t, emu, "DELETE")
@@ -385,7 +402,7 @@ func TestPasswordLoginEndToEnd(t *testing.T) {
 					hint, _ := e.Details["hint"].(string)
 					if e.Type == w.typ && e.Connection == w.conn && e.UserName == w.user &&
 						(w.code == "" || e.Details["error_code"] == w.code && hint != "" && strings.Contains(hint, w.hint)) &&
-						(w.desc == "" || e.Details["error_description"] == w.desc) {
+						(w.desc == "" || e.Details["error_description"] == w.desc) && (w.realm == "" || e.Details["realm"] == w.realm) {
 						found = true
 						break
 					}
