@@ -33,7 +33,7 @@ const (
 	StateMFARequired             UserState = "mfaRequired"              // AADSTS50076
 	StateMFARegistrationRequired UserState = "mfaRegistrationRequired"  // AADSTS50079
 	StateConditionalAccess       UserState = "conditionalAccessBlocked" // AADSTS53003
-	StateFederated               UserState = "federated"                // AADSTS50126 (no cloud password validation)
+	StateFederated               UserState = "federated"                // AADSTS70002+50126 (no cloud password validation)
 	StatePasswordless            UserState = "passwordless"             // AADSTS50056 (no password at all)
 )
 
