@@ -153,7 +153,6 @@ type Error struct {
 // organization's own identity provider.
 const RealmFederated = "Federated"
 
-
 func (e *Error) Error() string {
 	msg := "connection: " + e.Kind.String()
 	if e.Code != "" {
