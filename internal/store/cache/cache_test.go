@@ -3,6 +3,7 @@ package cache
 import (
 	"context"
 	"errors"
+	"strconv"
 	"testing"
 	"time"
 
@@ -109,5 +110,18 @@ func TestLoadOverlappingWriteIsNotKept(t *testing.T) {
 	}
 	if _, ok := c.clients["app"]; ok {
 		t.Fatal("a read that overlapped a write was cached")
+	}
+}
+
+// Each map is bounded whatever keys the lookups use.
+func TestEntriesAreBounded(t *testing.T) {
+	c := New(time.Hour, nil)
+	for i := range 2*maxEntries + 1 {
+		if _, err := lookup(c, c.clients, strconv.Itoa(i), func() (*store.Client, error) { return &store.Client{}, nil }); err != nil {
+			t.Fatal(err)
+		}
+		if len(c.clients) > maxEntries {
+			t.Fatalf("%d entries after %d lookups, want at most %d", len(c.clients), i+1, maxEntries)
+		}
 	}
 }
