@@ -253,8 +253,25 @@ func errPKCE() *stsError {
 	return badRequest("invalid_grant", 501481, "The Code_Verifier does not match the code_challenge supplied in the authorization request.")
 }
 
+// errInvalidScope uses the live 70011 text of Azure/azure-sdk-for-net#9076
+// and AzureAD/microsoft-authentication-library-for-js#6069 (2019-2023),
+// which echoes the scope parameter unquoted.
 func errInvalidScope(scope string) *stsError {
-	return badRequest("invalid_scope", 70011, "The provided value for the input parameter 'scope' isn't valid. The scope '"+scope+"' isn't valid.")
+	return badRequest("invalid_scope", 70011, "The provided request must include a 'scope' input parameter. The provided value for the input parameter 'scope' is not valid. The scope "+scope+" is not valid.")
+}
+
+func errDefaultCombined(scope string) *stsError {
+	e := errInvalidScope(scope)
+	e.text += " .default scope can't be combined with resource-specific scopes."
+	return e
+}
+
+// errMultipleResources is AADSTS28000 as quoted in
+// AzureAD/microsoft-authentication-library-for-js#1487 and
+// Earlybyte/aad_oauth#328. No capture shows its error string; invalid_scope
+// is RFC 6749's for a scope the server refuses, and 70011's.
+func errMultipleResources(scope string) *stsError {
+	return badRequest("invalid_scope", 28000, "Provided value for the input parameter scope is not valid because it contains more than one resource. Scope "+scope+" is not valid.")
 }
 
 func errPostOnly(method string) *stsError {

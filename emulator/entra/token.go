@@ -335,7 +335,7 @@ func (q *tokenRequest) target() (*issue, *stsError) {
 	raw := q.form.Get("scope")
 	is.rtScope = raw
 	var values []string
-	dflt := false
+	var dflt, specific, multi bool
 	for _, sc := range strings.Fields(raw) {
 		if oidcScopes[strings.ToLower(sc)] {
 			is.oidc[strings.ToLower(sc)] = true
@@ -350,7 +350,7 @@ func (q *tokenRequest) target() (*issue, *stsError) {
 			return nil, errResourceNotFound(prefix, q.tenant.defaultName)
 		}
 		if is.res != nil && is.res.appID != res.appID {
-			return nil, errInvalidScope(raw)
+			multi = true
 		}
 		if is.res == nil {
 			is.res = res
@@ -365,45 +365,79 @@ func (q *tokenRequest) target() (*issue, *stsError) {
 			dflt = true
 			continue
 		}
-		c, ok := res.canonical(value)
+		specific = true
+		values = append(values, sc)
+	}
+	// One token is for one resource, and /.default (static consent) does
+	// not mix with named scopes (dynamic consent), on any resource:
+	// scopes-oidc.md "Clients can't combine static (.default) consent and
+	// dynamic consent in a single request". Observed answers: 70011 with
+	// ".default scope can't be combined with resource-specific scopes"
+	// for a mix, 70011 for two /.default (Azure/azure-sdk-for-net#9076,
+	// AzureAD/microsoft-authentication-library-for-js#6069), 28000 for
+	// named scopes of two resources (AzureAD/microsoft-authentication-
+	// library-for-js#1487, Earlybyte/aad_oauth#328).
+	switch {
+	case dflt && specific:
+		return nil, errDefaultCombined(raw)
+	case multi && dflt:
+		return nil, errInvalidScope(raw)
+	case multi:
+		return nil, errMultipleResources(raw)
+	}
+	for i, sc := range values {
+		value := sc
+		if j := strings.LastIndexByte(sc, '/'); j > 0 {
+			value = sc[j+1:]
+		}
+		c, ok := is.res.canonical(value)
 		if !ok {
 			return nil, errInvalidScope(sc)
 		}
-		values = append(values, c)
+		values[i] = c
 	}
 	if is.res == nil {
 		is.res, is.aud = graphResource, GraphAppID
-		dflt = true
-	}
-	if dflt {
-		values = nil
 	}
 	is.scp = values
 	return is, nil
 }
 
-// consent fills in the granted scopes, failing with 65001 when the user or
-// an admin has not consented: ROPC cannot show a consent prompt
-// (reference §1.1).
+// consent checks the requested scopes against the grants, failing with
+// 65001 when the user or an admin has not consented: ROPC cannot show a
+// consent prompt (reference §1.1). The token then carries every scope
+// granted on the resource, requested or not: Graph's scp "always has the
+// previously consent scopes" (microsoftgraph/msgraph-sdk-powershell#1056;
+// microsoftgraph/microsoft-graph-docs#5722, #9952), as /.default's does
+// (scopes-oidc.md). offline_access is a right to refresh tokens, not a
+// scope of the access token, so it is never in scp (same captures).
 func (q *tokenRequest) consent(is *issue) *stsError {
 	granted := q.tenant.consented(q.client, is.res, is.user)
-	if len(is.scp) == 0 {
-		for sc := range granted {
-			if is.res.scopes[sc] {
-				is.scp = append(is.scp, sc)
-			}
-		}
-		if len(is.scp) == 0 {
+	for _, sc := range is.scp {
+		if !granted[sc] {
 			return errConsent(q.client)
 		}
-		sort.Strings(is.scp)
-	} else {
-		for _, sc := range is.scp {
-			if !granted[sc] {
-				return errConsent(q.client)
+	}
+	var scp []string
+	for sc := range granted {
+		if is.res.scopes[sc] && sc != "offline_access" && !(is.res.appID == GraphAppID && is.oidc[sc]) {
+			scp = append(scp, sc)
+		}
+	}
+	if is.res.appID == GraphAppID {
+		// The OpenID scopes are Graph permissions (scopes-oidc.md); a
+		// sign-in asking for them has them in its Graph token.
+		for _, sc := range []string{"openid", "profile", "email"} {
+			if is.oidc[sc] {
+				scp = append(scp, sc)
 			}
 		}
 	}
+	if len(scp) == 0 {
+		return errConsent(q.client)
+	}
+	sort.Strings(scp)
+	is.scp = scp
 	is.client = q.client
 	is.confidential = q.conf
 	return nil
@@ -592,9 +626,13 @@ func (s *Server) respond(r *http.Request, is *issue) (any, *stsError) {
 }
 
 // responseScope is the scope field: v1 returns the granted permissions;
-// v2 returns them qualified by the resource (bare for Graph) followed by
-// the OpenID scopes, in the order of v2-oauth-ropc.md's sample response
-// ("User.Read profile openid email").
+// v2 returns them qualified by the resource (bare for Graph), and for
+// Graph, whose permissions they are, the OpenID scopes, in the order of
+// v2-oauth-ropc.md's sample response ("User.Read profile openid email").
+// Tokens for other resources list no OpenID scopes ("When requesting tokens
+// for resources other than MS Graph or AAD Graph the default scopes openid,
+// profile and offline_access are not returned", MSAL for Android,
+// MicrosoftStsAccountCredentialAdapter).
 func responseScope(is *issue) string {
 	if is.user == nil {
 		if is.v2 {
@@ -605,16 +643,20 @@ func responseScope(is *issue) string {
 	if !is.v2 {
 		return strings.Join(is.scp, " ")
 	}
-	out := make([]string, 0, len(is.scp)+3)
+	out := make([]string, 0, len(is.scp))
+	oidc := map[string]bool{}
 	for _, sc := range is.scp {
-		if is.res.appID == GraphAppID {
-			out = append(out, sc)
-		} else {
+		switch {
+		case is.res.appID != GraphAppID:
 			out = append(out, is.res.uriOrID()+"/"+sc)
+		case oidcScopes[sc]:
+			oidc[sc] = true
+		default:
+			out = append(out, sc)
 		}
 	}
 	for _, sc := range []string{"profile", "openid", "email"} {
-		if is.oidc[sc] {
+		if oidc[sc] {
 			out = append(out, sc)
 		}
 	}

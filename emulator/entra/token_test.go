@@ -159,7 +159,10 @@ func TestTokenErrors(t *testing.T) {
 		{"v1 unknown resource", "", v1Token, with(passwordV1("api://nothing-here"), ""), 400, "invalid_resource", 500011, ""},
 		{"v2 unknown resource", "", v2Token, with(pw, "scope", "api://nothing-here/x"), 400, "invalid_resource", 500011, ""},
 		{"v1 missing resource", "", v1Token, with(passwordV1(apiURI), "resource", ""), 400, "invalid_request", 900144, ""},
-		{"two resources", "", v2Token, with(pw, "scope", apiURI+"/API.Access User.Read"), 400, "invalid_scope", 70011, ""},
+		{"two resources", "", v2Token, with(pw, "scope", apiURI+"/API.Access User.Read"), 400, "invalid_scope", 28000, ""},
+		{"two resources' .default", "", v2Token, with(pw, "scope", apiURI+"/.default https://graph.microsoft.com/.default openid"), 400, "invalid_scope", 70011, ""},
+		{".default with a named scope", "", v2Token, with(pw, "scope", "https://graph.microsoft.com/.default User.Read openid"), 400, "invalid_scope", 70011, ""},
+		{".default with another resource's scope", "", v2Token, with(pw, "scope", apiURI+"/API.Access https://graph.microsoft.com/.default"), 400, "invalid_scope", 70011, ""},
 		{"password on /common v2", "", "/common/oauth2/v2.0/token", pw, 400, "invalid_request", 9001023, ""},
 		{"password on /consumers v2", "", "/consumers/oauth2/v2.0/token", pw, 400, "invalid_request", 9001023, ""},
 		{"password on /organizations v1", "", "/organizations/oauth2/token", passwordV1(apiURI), 400, "invalid_request", 90002, ""},
@@ -271,7 +274,8 @@ func TestPasswordV2(t *testing.T) {
 	if r.body["token_type"] != "Bearer" || r.body["refresh_token"] == nil || r.body["id_token"] == nil {
 		t.Errorf("response = %s", r.raw)
 	}
-	if r.body["scope"] != apiURI+"/API.Access profile openid email" {
+	// Only Graph tokens list the OpenID scopes, which are Graph's.
+	if r.body["scope"] != apiURI+"/API.Access" {
 		t.Errorf("scope = %v", r.body["scope"])
 	}
 	if r.header.Get("Cache-Control") != "no-store, no-cache" {
@@ -352,12 +356,14 @@ func TestPasswordV1(t *testing.T) {
 	// Graph through v1 keeps the resource URI as audience; through v2 it
 	// is Graph's appId.
 	at := e.token(v1Token, passwordV1("https://graph.microsoft.com"), "access_token")
-	if _, c := e.verify(at, "/"+tenantID+"/discovery/keys"); c["aud"] != "https://graph.microsoft.com" || c["scp"] != "Directory.Read.All User.Read email offline_access openid profile" {
+	if _, c := e.verify(at, "/"+tenantID+"/discovery/keys"); c["aud"] != "https://graph.microsoft.com" || c["scp"] != "Directory.Read.All User.Read email openid profile" {
 		t.Errorf("v1 graph token aud=%v scp=%v", c["aud"], c["scp"])
 	}
-	// Scope names match case-insensitively, as in Microsoft's sample request.
+	// Scope names match case-insensitively, as in Microsoft's sample
+	// request, and the answer lists every scope granted on Graph, email
+	// included, as Microsoft's sample response does.
 	r = e.postForm(v2Token, passwordV2("user.read openid profile offline_access"))
-	if r.body["scope"] != "User.Read profile openid" {
+	if r.body["scope"] != "Directory.Read.All User.Read profile openid email" {
 		t.Errorf("scope = %v", r.body["scope"])
 	}
 	at = e.graphToken()
@@ -418,7 +424,7 @@ func TestRefreshToken(t *testing.T) {
 	}
 	// Same refresh token, another resource.
 	at := e.token(v2Token, with(refresh, "scope", "https://graph.microsoft.com/User.Read"), "access_token")
-	if _, c := e.verify(at, "/"+tenantID+"/discovery/keys"); c["aud"] != graphAppID || c["scp"] != "User.Read" {
+	if _, c := e.verify(at, "/"+tenantID+"/discovery/keys"); c["aud"] != graphAppID || c["scp"] != "Directory.Read.All User.Read email openid profile" {
 		t.Errorf("graph via refresh: aud=%v scp=%v", c["aud"], c["scp"])
 	}
 	checkSTSError(t, e.postForm(v2Token, with(refresh, "client_id", confID, "client_secret", confSecret)), 400, "invalid_grant", 70000, "")
