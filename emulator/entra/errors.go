@@ -291,18 +291,34 @@ func errServer(status int) *stsError {
 // writeGraphError writes Microsoft Graph's error shape (reference §5.1):
 // {"error":{"code","message","innerError":{"date","request-id","client-request-id"}}}.
 func (s *Server) writeGraphError(w http.ResponseWriter, r *http.Request, status int, code, message string) {
+	s.writeGraphErrorInner(w, r, status, code, message, nil)
+}
+
+// writeGraphErrorInner adds extra members to innerError. The
+// client-request-id header and member echo the caller's; without one Graph
+// reuses its request-id (captures in reference §5.1 and
+// microsoftgraph/microsoft-graph-docs issues: the two GUIDs are equal).
+func (s *Server) writeGraphErrorInner(w http.ResponseWriter, r *http.Request, status int, code, message string, extra map[string]string) {
 	s.counters.add("error:graph:" + code)
 	reqID := newGUID()
+	clientReqID := r.Header.Get("client-request-id")
+	if clientReqID == "" {
+		clientReqID = reqID
+	}
 	w.Header().Set("request-id", reqID)
-	w.Header().Set("client-request-id", reqID)
+	w.Header().Set("client-request-id", clientReqID)
+	inner := map[string]string{
+		"date":              s.now().UTC().Format("2006-01-02T15:04:05"),
+		"request-id":        reqID,
+		"client-request-id": clientReqID,
+	}
+	for k, v := range extra {
+		inner[k] = v
+	}
 	writeJSON(w, status, map[string]any{"error": map[string]any{
-		"code":    code,
-		"message": message,
-		"innerError": map[string]string{
-			"date":              s.now().UTC().Format("2006-01-02T15:04:05"),
-			"request-id":        reqID,
-			"client-request-id": correlationID(r),
-		},
+		"code":       code,
+		"message":    message,
+		"innerError": inner,
 	}})
 }
 

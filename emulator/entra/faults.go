@@ -71,9 +71,11 @@ type Fault struct {
 	Delay  Duration `yaml:"delay" json:"delay,omitempty"`
 	Jitter Duration `yaml:"jitter" json:"jitter,omitempty"`
 	// Status (429 or 5xx) replaces the answer with an error in the
-	// endpoint's own error shape; RetryAfter sets Retry-After in seconds.
-	Status     int `yaml:"status" json:"status,omitempty"`
-	RetryAfter int `yaml:"retryAfter" json:"retryAfter,omitempty"`
+	// endpoint's own error shape; RetryAfter sets Retry-After in seconds,
+	// which may have a fraction as Graph's do ("Retry-After: 2.128" in
+	// Graph's throttling.md sample).
+	Status     int     `yaml:"status" json:"status,omitempty"`
+	RetryAfter float64 `yaml:"retryAfter" json:"retryAfter,omitempty"`
 	// Drop closes the connection without an answer.
 	Drop bool `yaml:"drop" json:"drop,omitempty"`
 	// SlowBody spreads writing the body over this duration.
@@ -229,7 +231,7 @@ func (s *Server) instrument(endpoint string, next http.HandlerFunc) http.Handler
 			if f.Status != 0 {
 				s.counters.add("fault:status")
 				if f.RetryAfter > 0 {
-					w.Header().Set("Retry-After", strconv.Itoa(f.RetryAfter))
+					w.Header().Set("Retry-After", strconv.FormatFloat(f.RetryAfter, 'f', -1, 64))
 				}
 				s.writeFault(w, r, endpoint, f.Status)
 				return
@@ -252,13 +254,16 @@ func (s *Server) writeFault(w http.ResponseWriter, r *http.Request, endpoint str
 	case epGraph:
 		code := "generalException"
 		msg := "An unspecified error has occurred."
+		var extra map[string]string
 		switch {
 		case status == http.StatusTooManyRequests:
-			code, msg = "TooManyRequests", "Too many requests. Please retry after the period in the Retry-After header."
+			// Graph's throttling.md sample response, innerError included.
+			code, msg = "TooManyRequests", "Please retry again later."
+			extra = map[string]string{"code": "429", "status": "429", "message": "Please retry after"}
 		case status == http.StatusServiceUnavailable:
 			code, msg = "serviceNotAvailable", "The service is temporarily unavailable. Please retry later."
 		}
-		s.writeGraphError(w, r, status, code, msg)
+		s.writeGraphErrorInner(w, r, status, code, msg, extra)
 	case epAADGraph:
 		s.writeAADGraphError(w, status, "Request_ThrottledTemporarily", "Request was throttled or the service is unavailable.")
 	default:

@@ -33,8 +33,17 @@ func TestFaultStatus(t *testing.T) {
 	tok := e.graphToken()
 	_ = e.srv.SetFault("graph", entra.Fault{Status: 503, RetryAfter: 2})
 	checkGraphError(t, e.get("/v1.0/me", tok), 503, "serviceNotAvailable", "")
-	_ = e.srv.SetFault("graph", entra.Fault{Status: 429})
-	checkGraphError(t, e.get("/v1.0/me", tok), 429, "TooManyRequests", "")
+	// Graph's throttling.md sample: a fractional Retry-After and an
+	// innerError carrying code, status and message.
+	_ = e.srv.SetFault("graph", entra.Fault{Status: 429, RetryAfter: 2.128})
+	r = e.get("/v1.0/me", tok)
+	checkGraphError(t, r, 429, "TooManyRequests", "Please retry again later.")
+	if inner := r.body["error"].(map[string]any)["innerError"].(map[string]any); inner["code"] != "429" || inner["status"] != "429" || inner["message"] != "Please retry after" {
+		t.Errorf("throttling innerError = %v", inner)
+	}
+	if ra := r.header.Get("Retry-After"); ra != "2.128" {
+		t.Errorf("Retry-After = %q, want 2.128", ra)
+	}
 	e.srv.ClearFault("graph")
 	if r := e.get("/v1.0/me", tok); r.status != 200 {
 		t.Errorf("cleared: %d", r.status)

@@ -2,6 +2,7 @@ package entra_test
 
 import (
 	"encoding/json"
+	"net/http"
 	"net/url"
 	"slices"
 	"sort"
@@ -24,6 +25,27 @@ func checkGraphError(t *testing.T, r response, status int, code, message string)
 	inner, _ := errObj["innerError"].(map[string]any)
 	if inner["date"] == nil || inner["request-id"] == nil || inner["client-request-id"] == nil {
 		t.Errorf("innerError = %v", inner)
+	}
+	// Headers and body agree; a caller that sent no client-request-id
+	// gets the request-id in both, as in Graph's captured errors.
+	if r.header.Get("request-id") != inner["request-id"] || r.header.Get("client-request-id") != inner["client-request-id"] {
+		t.Errorf("headers request-id %q client-request-id %q, body %v", r.header.Get("request-id"), r.header.Get("client-request-id"), inner)
+	}
+}
+
+func TestGraphErrorRequestIDs(t *testing.T) {
+	e := newEnv(t)
+	r := e.get("/v1.0/me", "")
+	checkGraphError(t, r, 401, "InvalidAuthenticationToken", "Access token is empty.")
+	if inner := r.body["error"].(map[string]any)["innerError"].(map[string]any); inner["client-request-id"] != inner["request-id"] {
+		t.Errorf("without client-request-id: %v", inner)
+	}
+	req, _ := http.NewRequest(http.MethodGet, e.base+"/v1.0/me", nil)
+	req.Header.Set("client-request-id", "0b1c2d3e-4f50-4617-8283-94a5b6c7d8e9")
+	r = e.do(req)
+	checkGraphError(t, r, 401, "InvalidAuthenticationToken", "")
+	if r.header.Get("client-request-id") != "0b1c2d3e-4f50-4617-8283-94a5b6c7d8e9" {
+		t.Errorf("client-request-id not echoed: %v", r.header)
 	}
 }
 

@@ -151,7 +151,7 @@ func TestPasswordLogin(t *testing.T) {
 						// Entra's own delay, but within reason: no
 						// overflow, no telling apps to wait for years.
 						if n, err := strconv.Atoi(ra); err != nil || n < 1 || n > 300 {
-							t.Errorf("Retry-After %q for Entra's %d, want 1 to 300", ra, f.RetryAfter)
+							t.Errorf("Retry-After %q for Entra's %v, want 1 to 300", ra, f.RetryAfter)
 						}
 					}
 				}
