@@ -327,6 +327,8 @@ func TestEmulatorErrorClasses(t *testing.T) {
 		{"unknown app", entra.PasswordRequest{ClientID: "99999999-aaaa-4bbb-8ccc-000000000000"}, 700016, entra.ClassAppMisconfigured},
 		{"unknown tenant", entra.PasswordRequest{Endpoint: entra.Endpoint{Authority: e.url, Tenant: "nowhere.example", Version: entra.V2}}, 90002, entra.ClassAppMisconfigured},
 		{"unknown resource", entra.PasswordRequest{Endpoint: e.endpoint(entra.V1), Resource: "api://nothing"}, 500011, entra.ClassAppMisconfigured},
+		{"scopes of two resources", entra.PasswordRequest{Scopes: []string{"https://graph.microsoft.com/User.Read", apiURI + "/API.Access"}}, 28000, entra.ClassAppMisconfigured},
+		{".default with a named scope", entra.PasswordRequest{Scopes: []string{"https://graph.microsoft.com/.default", "https://graph.microsoft.com/User.Read"}}, 70011, entra.ClassAppMisconfigured},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -361,6 +363,8 @@ func TestEmulatorOutages(t *testing.T) {
 		}
 	}
 	check(emulator.Fault{Status: 429, RetryAfter: 3}, entra.ClassThrottled, 3*time.Second)
+	// Fractional seconds, as Graph sends them, wait the whole second out.
+	check(emulator.Fault{Status: 429, RetryAfter: 2.128}, entra.ClassThrottled, 3*time.Second)
 	check(emulator.Fault{Status: 503, RetryAfter: 10}, entra.ClassUnavailable, 10*time.Second)
 	check(emulator.Fault{Drop: true}, entra.ClassUnavailable, 0)
 }

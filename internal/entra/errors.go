@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -205,7 +206,8 @@ var aadsts = map[int]codeInfo{
 	500021:  {ClassAppMisconfigured, "tenant restrictions on the network Gatehouse calls Entra from (a proxy's Restrict-Access-To-Tenant header) do not list this tenant; allow it in the proxy's configuration"},
 	500022:  {ClassAppMisconfigured, "tenant restrictions on the network Gatehouse calls Entra from (a proxy's Restrict-Access-To-Tenant header) do not list this tenant; allow it in the proxy's configuration"},
 	50002:   {ClassAppMisconfigured, "tenant restrictions (restricted proxy access) block sign-ins to this tenant from the network Gatehouse calls Entra from; change the restricted tenant settings"},
-	70011:   {ClassAppMisconfigured, "the requested scope is invalid; check the connection's scopes or App ID URI"},
+	70011:   {ClassAppMisconfigured, "the requested scope is invalid; check the connection's scopes or App ID URI (a resource's /.default cannot be combined with named scopes)"},
+	28000:   {ClassAppMisconfigured, "the connection's scopes name more than one resource; Entra issues a token for one resource per request"},
 	90002:   {ClassAppMisconfigured, "tenant not found; check the tenant domain and that the authority host is the tenant's cloud"},
 	50128:   {ClassAppMisconfigured, "invalid domain name: no tenant matches the tenant domain"},
 	50059:   {ClassAppMisconfigured, "no tenant could be identified from the request; set the connection's tenant domain"},
@@ -374,15 +376,23 @@ func (e *Error) classify(retryAfter string) {
 const maxRetryAfter = 5 * time.Minute
 
 // parseRetryAfter reads delta-seconds or an HTTP date (RFC 9110 §10.2.3),
-// capped at maxRetryAfter.
+// capped at maxRetryAfter. Microsoft Graph also sends fractional seconds
+// ("Retry-After: 2.128" in its throttling.md sample), rounded up here so a
+// retry never comes early.
 func parseRetryAfter(v string, now time.Time) time.Duration {
 	if v == "" {
 		return 0
 	}
-	if n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64); err == nil {
-		return time.Duration(min(n, uint64(maxRetryAfter/time.Second))) * time.Second
-	} else if errors.Is(err, strconv.ErrRange) {
-		return maxRetryAfter
+	whole, frac, _ := strings.Cut(strings.TrimSpace(v), ".")
+	if strings.Trim(frac, "0123456789") == "" {
+		if n, err := strconv.ParseUint(whole, 10, 64); err == nil {
+			if strings.Trim(frac, "0") != "" && n < math.MaxUint64 {
+				n++
+			}
+			return time.Duration(min(n, uint64(maxRetryAfter/time.Second))) * time.Second
+		} else if errors.Is(err, strconv.ErrRange) {
+			return maxRetryAfter
+		}
 	}
 	if t, err := http.ParseTime(v); err == nil && t.After(now) {
 		return min(t.Sub(now).Round(time.Second), maxRetryAfter)
