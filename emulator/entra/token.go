@@ -241,6 +241,11 @@ func (q *tokenRequest) password() (any, *stsError) {
 	if password == "" {
 		return nil, errMissingCredentialField("password")
 	}
+	if q.v2 && strings.TrimSpace(q.form.Get("scope")) == "" {
+		// v2-oauth-ropc.md calls scope "Recommended", but Entra answers
+		// 900144 without it (MicrosoftDocs/entra-docs#370, 2024).
+		return nil, errMissingParameter("scope")
+	}
 	is, e := q.target()
 	if e != nil {
 		return nil, e

@@ -155,6 +155,7 @@ func TestTokenErrors(t *testing.T) {
 		{"missing username", "", v2Token, with(pw, "username", ""), 400, "invalid_request", 90014, ""},
 		{"missing password", "", v2Token, with(pw, "password", ""), 400, "invalid_request", 90014, ""},
 		{"missing client_id", "", v2Token, with(pw, "client_id", ""), 400, "invalid_request", 900144, ""},
+		{"v2 password grant without scope", "", v2Token, with(pw, "scope", ""), 400, "invalid_request", 900144, ""},
 		{"missing grant_type", "", v2Token, with(pw, "grant_type", ""), 400, "invalid_request", 900144, ""},
 		{"v1 unknown resource", "", v1Token, with(passwordV1("api://nothing-here"), ""), 400, "invalid_resource", 500011, ""},
 		{"v2 unknown resource", "", v2Token, with(pw, "scope", "api://nothing-here/x"), 400, "invalid_resource", 500011, ""},
