@@ -8,6 +8,9 @@ import (
 	"sync"
 )
 
+// msaTenantID is the tenant of personal Microsoft accounts (reference §2.1).
+const msaTenantID = "9188040d-6c67-4c5b-b112-36a304b66dad"
+
 // serveMetadata answers the v1 and v2 OpenID Provider Configuration
 // documents. Field sets follow the captured documents of reference §2.4:
 // a tenant id or verified domain yields its GUID in issuer and endpoints;
@@ -55,6 +58,11 @@ func (s *Server) metadata(v2 bool, t *Tenant, path string) map[string]any {
 	if t != nil {
 		tid = t.ID
 		region = "WW"
+	} else if v2 && path == "consumers" {
+		// Personal accounts live in one tenant, so its metadata names
+		// that tenant's issuer (reference §2.1 MSA tenant; clients of
+		// /consumers pin this issuer).
+		tid = msaTenantID
 	}
 	m := map[string]any{
 		"token_endpoint_auth_methods_supported": []string{"client_secret_post", "private_key_jwt", "client_secret_basic"},

@@ -22,6 +22,7 @@ func TestMetadata(t *testing.T) {
 		{"/contoso.com/v2.0/.well-known/openid-configuration", e.base + "/" + tenantID + "/v2.0", e.base + "/" + tenantID + "/oauth2/v2.0/token", e.base + "/" + tenantID + "/discovery/v2.0/keys"},
 		{"/organizations/v2.0/.well-known/openid-configuration", e.base + "/{tenantid}/v2.0", e.base + "/organizations/oauth2/v2.0/token", e.base + "/organizations/discovery/v2.0/keys"},
 		{"/common/v2.0/.well-known/openid-configuration", e.base + "/{tenantid}/v2.0", e.base + "/common/oauth2/v2.0/token", e.base + "/common/discovery/v2.0/keys"},
+		{"/consumers/v2.0/.well-known/openid-configuration", e.base + "/9188040d-6c67-4c5b-b112-36a304b66dad/v2.0", e.base + "/consumers/oauth2/v2.0/token", e.base + "/consumers/discovery/v2.0/keys"},
 		{"/" + tenantID + "/.well-known/openid-configuration", e.base + "/" + tenantID + "/", e.base + "/" + tenantID + "/oauth2/token", e.base + "/" + tenantID + "/discovery/keys"},
 		{"/common/.well-known/openid-configuration", e.base + "/{tenantid}/", e.base + "/common/oauth2/token", e.base + "/common/discovery/keys"},
 	}
