@@ -52,15 +52,15 @@ const defaultDemoDatabase = "sqlite:gatehouse-demo.db"
 // applications or connections it did not create.
 const demoOnAnyDatabaseFlag = "demo-on-any-database"
 
-// runDemo serves Gatehouse with the Entra ID emulator in-process on a
-// loopback port, a native application and a waad connection ready, and
+// runDemo serves Gatehouse on l with the Entra ID emulator in-process on
+// a loopback port, a native application and a waad connection ready, and
 // prints how to sign in. Re-running it on the same database reuses the
 // application and points the connection at the new emulator port.
 //
 // Without a database setting it uses defaultDemoDatabase. With one, it
 // refuses a database that holds applications or connections it did not
 // create (foreignObjects) unless anyDatabase is set.
-func runDemo(ctx context.Context, out io.Writer, cfg *config.Config, logger *slog.Logger, directory string, anyDatabase bool) error {
+func runDemo(ctx context.Context, out io.Writer, cfg *config.Config, logger *slog.Logger, l net.Listener, directory string, anyDatabase bool) error {
 	setting := cfg.SetBy("GATEHOUSE_DATABASE")
 	where := "the database of " + setting
 	if setting == "" {
@@ -121,10 +121,6 @@ func runDemo(ctx context.Context, out io.Writer, cfg *config.Config, logger *slo
 	clientID, err := demoSetup(srv.Handler(), cfg, emuURL)
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)
-	}
-	l, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return err
 	}
 	base := strings.TrimRight(cfg.Issuer, "/")
 	fmt.Fprintf(out, `

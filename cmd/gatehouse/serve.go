@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"os"
@@ -63,8 +64,17 @@ with a warning in the log.`,
 			context.AfterFunc(ctx, func() { signal.Reset(os.Interrupt, syscall.SIGTERM) })
 			gc, fromEnv := server.TuneGC(os.Getenv)
 			logger.InfoContext(ctx, "garbage collector", "gogc", gc, "from_env", fromEnv)
+			// Bound before the database is opened: a start that cannot
+			// listen (a busy port, often a Gatehouse already running) must
+			// change nothing, neither generate an admin application nor
+			// repoint the demo connection of the one running.
+			l, err := net.Listen("tcp", cfg.Addr)
+			if err != nil {
+				return fmt.Errorf("%s: %w", settingName(cfg, "GATEHOUSE_ADDR"), err)
+			}
+			defer l.Close()
 			if demo {
-				return runDemo(ctx, cmd.OutOrStdout(), cfg, logger, demoDirectory, anyDatabase)
+				return runDemo(ctx, cmd.OutOrStdout(), cfg, logger, l, demoDirectory, anyDatabase)
 			}
 			srv, err := server.New(ctx, cfg, logger, os.Stderr)
 			if err != nil {
@@ -75,10 +85,6 @@ with a warning in the log.`,
 			if err := warnDemoObjects(ctx, cfg, logger); err != nil {
 				logger.WarnContext(ctx, "could not look for the demo's objects", "error", err)
 			}
-			l, err := net.Listen("tcp", cfg.Addr)
-			if err != nil {
-				return err
-			}
 			return srv.Serve(ctx, l)
 		},
 	}
@@ -87,4 +93,13 @@ with a warning in the log.`,
 	cmd.Flags().BoolVar(&anyDatabase, demoOnAnyDatabaseFlag, false, "with --demo and a database named by GATEHOUSE_DATABASE or --database: run even if it holds applications or connections the demo did not create (it adds demo-admin and prints its secret)")
 	cmd.Flags().StringVar(&demoDirectory, "demo-directory", "", "directory file of the --demo emulator (default: the built-in examples/entra-directory.yaml)")
 	return cmd
+}
+
+// settingName names what gave the setting env: its flag, or env itself
+// when it came from the environment or is the default.
+func settingName(cfg *config.Config, env string) string {
+	if by := cfg.SetBy(env); by != "" {
+		return by
+	}
+	return env
 }
