@@ -36,19 +36,50 @@ func (f *apiFlags) bind(cmd *cobra.Command) {
 // secretReader reads secrets from the terminal without echo, or else one
 // line each from stdin, in the order they are asked for.
 type secretReader struct {
+	ctx    context.Context
 	in     io.Reader
 	prompt io.Writer
 	lines  *bufio.Reader
 }
 
 func newSecretReader(cmd *cobra.Command) *secretReader {
-	return &secretReader{in: cmd.InOrStdin(), prompt: cmd.ErrOrStderr()}
+	return &secretReader{ctx: cmd.Context(), in: cmd.InOrStdin(), prompt: cmd.ErrOrStderr()}
+}
+
+// readHidden reads a line from the terminal f without echo. main catches
+// SIGINT to end ctx, so a plain term.ReadPassword would leave Ctrl-C at
+// the prompt without effect: the terminal gets its echo back and the
+// command ends instead.
+func readHidden(ctx context.Context, f *os.File) ([]byte, error) {
+	fd := int(f.Fd())
+	state, err := term.GetState(fd)
+	if err != nil {
+		return nil, err
+	}
+	type line struct {
+		b   []byte
+		err error
+	}
+	done := make(chan line, 1)
+	// On interruption this goroutine stays in its read until the process
+	// exits, which follows at once.
+	go func() {
+		b, err := term.ReadPassword(fd)
+		done <- line{b, err}
+	}()
+	select {
+	case l := <-done:
+		return l.b, l.err
+	case <-ctx.Done():
+		_ = term.Restore(fd, state)
+		return nil, errors.New("interrupted")
+	}
 }
 
 func (s *secretReader) read(what string) (string, error) {
 	if f, ok := s.in.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 		fmt.Fprintf(s.prompt, "%s (input hidden): ", what)
-		b, err := term.ReadPassword(int(f.Fd()))
+		b, err := readHidden(s.ctx, f)
 		fmt.Fprintln(s.prompt)
 		if err != nil {
 			return "", fmt.Errorf("read %s: %w", what, err)

@@ -106,3 +106,78 @@ func TestRotateMasterKeyStdinTerminal(t *testing.T) {
 		t.Fatalf("a key was echoed:\n%s", all)
 	}
 }
+
+// startAtPrompt runs the binary with tty as its standard input and waits
+// until it shows prompt with the terminal's echo off.
+func startAtPrompt(t *testing.T, tty *os.File, env []string, prompt string, args ...string) (*exec.Cmd, *servertest.Buffer) {
+	t.Helper()
+	bin, err := buildBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	out := &servertest.Buffer{}
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = tty, out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	})
+	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(out.String(), prompt) || echoOn(t, tty); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no hidden prompt %q; output:\n%s", prompt, out.String())
+		}
+	}
+	return cmd, out
+}
+
+// TestHiddenPromptInterrupt: Ctrl-C at a hidden prompt ends the command
+// and gives the terminal its echo back. main catches SIGINT (for the
+// drain of serve), which left term.ReadPassword deaf to it: the prompt
+// stayed, echo off, until Enter.
+func TestHiddenPromptInterrupt(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the real binary")
+	}
+	for _, tc := range []struct {
+		name, prompt string
+		env, args    []string
+	}{
+		{"try", "Password for alice@contoso.com",
+			[]string{"GATEHOUSE_ADMIN_CLIENT_ID=demo-admin", "GATEHOUSE_ADMIN_CLIENT_SECRET=" + strings.Repeat("s", 40)},
+			[]string{"try", "contoso-demo", "--url", "http://127.0.0.1:1/", "--username", "alice@contoso.com"}},
+		{"apps list", "Client secret of demo-admin (input hidden)",
+			[]string{"GATEHOUSE_ADMIN_CLIENT_ID=demo-admin", "GATEHOUSE_ADMIN_CLIENT_SECRET=", "GATEHOUSE_TOKEN="},
+			[]string{"apps", "list", "--url", "http://127.0.0.1:1/"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			master, tty := openPTY(t)
+			go func() { _, _ = io.Copy(io.Discard, master) }()
+			cmd, out := startAtPrompt(t, tty, tc.env, tc.prompt, tc.args...)
+			// What the terminal sends the foreground process on Ctrl-C.
+			if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			select {
+			case err := <-done:
+				if err == nil || !strings.Contains(out.String(), "interrupted") {
+					t.Errorf("exit %v, want a failure saying interrupted; output:\n%s", err, out.String())
+				}
+			case <-time.After(10 * time.Second):
+				_ = cmd.Process.Kill()
+				<-done
+				t.Fatalf("still at the prompt 10 s after SIGINT; output:\n%s", out.String())
+			}
+			if !echoOn(t, tty) {
+				t.Error("the terminal was left without echo")
+			}
+		})
+	}
+}

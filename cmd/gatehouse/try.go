@@ -86,10 +86,10 @@ func readPassword(cmd *cobra.Command, username string) (string, error) {
 	in := cmd.InOrStdin()
 	if f, ok := in.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 		fmt.Fprintf(cmd.ErrOrStderr(), "Password for %s: ", username)
-		b, err := term.ReadPassword(int(f.Fd()))
+		b, err := readHidden(cmd.Context(), f)
 		fmt.Fprintln(cmd.ErrOrStderr())
 		if err != nil {
-			return "", err
+			return "", fmt.Errorf("read password: %w", err)
 		}
 		return string(b), nil
 	}
