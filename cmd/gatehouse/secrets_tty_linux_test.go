@@ -181,3 +181,57 @@ func TestHiddenPromptInterrupt(t *testing.T) {
 		})
 	}
 }
+
+// TestTryTerminalRefusals: `try` at a terminal refuses an empty password
+// before it calls Gatehouse, as it does on standard input, and asks for
+// no password when the admin credentials it needs are missing.
+func TestTryTerminalRefusals(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the real binary")
+	}
+	args := []string{"try", "contoso-demo", "--url", "http://127.0.0.1:1/", "--username", "alice@contoso.com"}
+	wait := func(t *testing.T, cmd *exec.Cmd, out *servertest.Buffer, want string) {
+		t.Helper()
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err == nil || !strings.Contains(out.String(), want) {
+				t.Errorf("exit %v, want a failure saying %q; output:\n%s", err, want, out.String())
+			}
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+			t.Fatalf("still running after 10 s; output:\n%s", out.String())
+		}
+	}
+
+	t.Run("empty password", func(t *testing.T) {
+		master, tty := openPTY(t)
+		go func() { _, _ = io.Copy(io.Discard, master) }()
+		cmd, out := startAtPrompt(t, tty, []string{"GATEHOUSE_ADMIN_CLIENT_ID=demo-admin", "GATEHOUSE_ADMIN_CLIENT_SECRET=" + strings.Repeat("s", 40)},
+			"Password for alice@contoso.com", args...)
+		_, _ = master.WriteString("\n")
+		wait(t, cmd, out, "no password typed")
+	})
+
+	t.Run("no admin credentials", func(t *testing.T) {
+		master, tty := openPTY(t)
+		go func() { _, _ = io.Copy(io.Discard, master) }()
+		bin, err := buildBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(bin, args...)
+		cmd.Env = append(os.Environ(), "GATEHOUSE_ADMIN_CLIENT_ID=", "GATEHOUSE_ADMIN_CLIENT_SECRET=")
+		out := &servertest.Buffer{}
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = tty, out, out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		wait(t, cmd, out, "set GATEHOUSE_ADMIN_CLIENT_ID and GATEHOUSE_ADMIN_CLIENT_SECRET")
+		if strings.Contains(out.String(), "Password for") {
+			t.Errorf("asked for a password it could not use:\n%s", out.String())
+		}
+	})
+}

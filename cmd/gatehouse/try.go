@@ -51,11 +51,16 @@ GATEHOUSE_ADMIN_CLIENT_ID and GATEHOUSE_ADMIN_CLIENT_SECRET.`,
 				return err
 			}
 			base = strings.TrimRight(base, "/") + "/"
+			// Before the prompt: a password typed for nothing is lost time.
+			id, secret := os.Getenv("GATEHOUSE_ADMIN_CLIENT_ID"), os.Getenv("GATEHOUSE_ADMIN_CLIENT_SECRET")
+			if id == "" || secret == "" {
+				return errors.New("set GATEHOUSE_ADMIN_CLIENT_ID and GATEHOUSE_ADMIN_CLIENT_SECRET to a Management API application")
+			}
 			password, err := readPassword(cmd, username)
 			if err != nil {
 				return err
 			}
-			res, err := tryConnection(base, args[0], username, password)
+			res, err := tryConnection(base, id, secret, args[0], username, password)
 			password = ""
 			if err != nil {
 				return err
@@ -91,6 +96,11 @@ func readPassword(cmd *cobra.Command, username string) (string, error) {
 		if err != nil {
 			return "", fmt.Errorf("read password: %w", err)
 		}
+		// As on standard input: the endpoint would refuse it anyway, after
+		// a round trip with the admin credentials.
+		if len(b) == 0 {
+			return "", errors.New("no password typed")
+		}
 		return string(b), nil
 	}
 	line, err := bufio.NewReader(in).ReadString('\n')
@@ -104,14 +114,10 @@ func readPassword(cmd *cobra.Command, username string) (string, error) {
 	return line, nil
 }
 
-// tryConnection gets a Management API token, finds the connection by name
-// and runs the try endpoint.
-func tryConnection(base, name, username, password string) (*management.TryResult, error) {
+// tryConnection gets a Management API token for the application id,
+// finds the connection by name and runs the try endpoint.
+func tryConnection(base, id, secret, name, username, password string) (*management.TryResult, error) {
 	hc := &http.Client{Timeout: 2 * time.Minute}
-	id, secret := os.Getenv("GATEHOUSE_ADMIN_CLIENT_ID"), os.Getenv("GATEHOUSE_ADMIN_CLIENT_SECRET")
-	if id == "" || secret == "" {
-		return nil, errors.New("set GATEHOUSE_ADMIN_CLIENT_ID and GATEHOUSE_ADMIN_CLIENT_SECRET to a Management API application")
-	}
 	resp, err := hc.PostForm(base+"oauth/token", url.Values{
 		"grant_type": {"client_credentials"}, "client_id": {id}, "client_secret": {secret},
 		"audience": {base + "api/v2/"}, "scope": {"read:connections update:connections"},
