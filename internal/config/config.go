@@ -138,6 +138,11 @@ var settings = []setting{
 			if part == "" {
 				continue
 			}
+			// An egress proxy's credentials typed into the URL: refused
+			// without repeating them, which BaseURL's error would.
+			if strings.Contains(part, "@") {
+				return fmt.Errorf("%q must be scheme://host[:port], without a user or password", redactURL(part))
+			}
 			n, err := azuread.BaseURL(part)
 			if err != nil {
 				return err
@@ -277,7 +282,7 @@ func (c *Config) Validate() error {
 		u, err := url.Parse(c.Issuer)
 		switch {
 		case err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http"):
-			bad("GATEHOUSE_ISSUER", "must be an absolute http(s) URL, got %q", c.Issuer)
+			bad("GATEHOUSE_ISSUER", "must be an absolute http(s) URL, got %q", redactURL(c.Issuer))
 		case u.User != nil:
 			// The issuer is published in discovery and in every token.
 			bad("GATEHOUSE_ISSUER", "must not hold a user or password")
@@ -389,6 +394,18 @@ func isCanonicalIssuer(raw string, u *url.URL) bool {
 		}
 	}
 	return true
+}
+
+// redactURL is raw as an error may show it: a password typed into a URL
+// setting must not reach the logs that collect stderr.
+func redactURL(raw string) string {
+	if u, err := url.Parse(raw); err == nil {
+		return u.Redacted()
+	}
+	if strings.Contains(raw, "@") {
+		return "(not shown: it may hold a password)"
+	}
+	return raw
 }
 
 func isLoopbackHost(h string) bool {

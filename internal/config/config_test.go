@@ -209,6 +209,24 @@ func TestUpstreamHosts(t *testing.T) {
 	}
 }
 
+// TestURLSettingsHideCredentials: a password typed into the issuer or an
+// upstream host is refused without being repeated: the error goes to
+// stderr, which containers ship to central logging.
+func TestURLSettingsHideCredentials(t *testing.T) {
+	for _, tc := range []struct{ name, value string }{
+		{"GATEHOUSE_ISSUER", "ftp://user:hunter2pw@127.0.0.1:8080/"},
+		{"GATEHOUSE_ISSUER", "https://user:hunter2pw@auth.example.com/%zz/"},
+		{"GATEHOUSE_UPSTREAM_HOSTS", "https://user:hunter2pw@proxy.example.com"},
+		{"GATEHOUSE_UPSTREAM_HOSTS", "http://user:hunter2pw@proxy.example.com"},
+		{"GATEHOUSE_UPSTREAM_HOSTS", "https://user:hunter2pw@proxy.example.com/%zz"},
+	} {
+		_, err := Load(nil, env(map[string]string{tc.name: tc.value}))
+		if err == nil || !strings.Contains(err.Error(), tc.name+": ") || strings.Contains(err.Error(), "hunter2pw") {
+			t.Errorf("%s=%s: err = %v, want a refusal naming the setting, without the password", tc.name, tc.value, err)
+		}
+	}
+}
+
 // TestDatabaseFlagRefusesPassword: a DSN with a password is refused as a
 // flag (it would show in ps and shell history), without repeating it, and
 // taken from the environment.
