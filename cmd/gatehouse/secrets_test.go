@@ -531,6 +531,23 @@ func TestTryRefusesPasswordFlag(t *testing.T) {
 	}
 }
 
+// TestTryDefaultURL: without --url or GATEHOUSE_ISSUER, try calls the
+// issuer serve derives from GATEHOUSE_ADDR, localhost for a wildcard
+// host, rather than refusing 0.0.0.0 as a host that is not loopback.
+func TestTryDefaultURL(t *testing.T) {
+	t.Setenv("GATEHOUSE_ISSUER", "")
+	t.Setenv("GATEHOUSE_TLS_CERT", "")
+	t.Setenv("GATEHOUSE_ADMIN_CLIENT_ID", "admin")
+	t.Setenv("GATEHOUSE_ADMIN_CLIENT_SECRET", "canary-admin-secret-0123456789abcdef")
+	for _, addr := range []string{"0.0.0.0:1", ":1"} {
+		t.Setenv("GATEHOUSE_ADDR", addr)
+		_, _, err := runCLI(t, "canary-pw\n", "try", "contoso", "--username", "alice@contoso.com")
+		if err == nil || !strings.Contains(err.Error(), `"http://localhost:1/oauth/token"`) {
+			t.Errorf("GATEHOUSE_ADDR=%s: %v, want a call to http://localhost:1/", addr, err)
+		}
+	}
+}
+
 // TestCLIRefusesCleartextURL: the commands that send the admin secret or
 // a user's password refuse http:// to a host other than loopback, before
 // reading or sending any secret.

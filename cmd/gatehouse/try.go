@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/management"
 )
 
@@ -45,7 +46,10 @@ GATEHOUSE_ADMIN_CLIENT_ID and GATEHOUSE_ADMIN_CLIENT_SECRET.`,
 				base = os.Getenv("GATEHOUSE_ISSUER")
 			}
 			if base == "" {
-				base = "http://" + envOr("GATEHOUSE_ADDR", "127.0.0.1:8080") + "/"
+				// The issuer serve derives from the same settings: its
+				// Management API audience, and no wildcard host, which
+				// checkBaseURL would refuse as not loopback.
+				base = config.DefaultIssuer(envOr("GATEHOUSE_ADDR", "127.0.0.1:8080"), os.Getenv("GATEHOUSE_TLS_CERT") != "")
 			}
 			if err := checkBaseURL(base); err != nil {
 				return err
@@ -72,7 +76,7 @@ GATEHOUSE_ADMIN_CLIENT_ID and GATEHOUSE_ADMIN_CLIENT_SECRET.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&base, "url", "", `Gatehouse base URL [$GATEHOUSE_ISSUER, default "http://$GATEHOUSE_ADDR/"]`)
+	cmd.Flags().StringVar(&base, "url", "", `Gatehouse base URL [$GATEHOUSE_ISSUER, default derived from $GATEHOUSE_ADDR as serve does]`)
 	cmd.Flags().StringVar(&username, "username", "", "the user's sign-in name (UPN or email)")
 	// Only there to refuse it with a clear word instead of "unknown flag".
 	cmd.Flags().String("password", "", "")

@@ -360,13 +360,17 @@ func (c *Config) SecretKeyFile() string {
 	return filepath.Join(filepath.Dir(p), filepath.Base(p)+".key")
 }
 
-func (c *Config) defaultIssuer() string {
-	host, port, _ := net.SplitHostPort(c.Addr)
+func (c *Config) defaultIssuer() string { return DefaultIssuer(c.Addr, c.TLS()) }
+
+// DefaultIssuer is the issuer of a server listening on addr without
+// GATEHOUSE_ISSUER: a wildcard host is reached as localhost.
+func DefaultIssuer(addr string, tls bool) string {
+	host, port, _ := net.SplitHostPort(addr)
 	if host == "" || host == "0.0.0.0" || host == "::" {
 		host = "localhost"
 	}
 	scheme := "http"
-	if c.TLS() {
+	if tls {
 		scheme = "https"
 	}
 	return scheme + "://" + net.JoinHostPort(host, port) + "/"
