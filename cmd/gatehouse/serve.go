@@ -73,6 +73,12 @@ with a warning in the log.`,
 				return fmt.Errorf("%s: %w", settingName(cfg, "GATEHOUSE_ADDR"), err)
 			}
 			defer l.Close()
+			// Port 0 picks a free port: an issuer derived from the address
+			// names the port picked, or every token and the demo's printed
+			// lines would name port 0.
+			if _, port, _ := net.SplitHostPort(cfg.Addr); port == "0" && cfg.SetBy("GATEHOUSE_ISSUER") == "" {
+				cfg.Issuer = config.DefaultIssuer(l.Addr().String(), cfg.TLS())
+			}
 			if demo {
 				return runDemo(ctx, cmd.OutOrStdout(), cfg, logger, l, demoDirectory, anyDatabase)
 			}
