@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -64,7 +65,7 @@ GATEHOUSE_ADMIN_CLIENT_ID and GATEHOUSE_ADMIN_CLIENT_SECRET.`,
 			if err != nil {
 				return err
 			}
-			res, err := tryConnection(base, id, secret, args[0], username, password)
+			res, err := tryConnection(cmd.Context(), base, id, secret, args[0], username, password)
 			password = ""
 			if err != nil {
 				return err
@@ -119,13 +120,21 @@ func readPassword(cmd *cobra.Command, username string) (string, error) {
 }
 
 // tryConnection gets a Management API token for the application id,
-// finds the connection by name and runs the try endpoint.
-func tryConnection(base, id, secret, name, username, password string) (*management.TryResult, error) {
+// finds the connection by name and runs the try endpoint. Its calls end
+// with ctx, which Ctrl-C ends: a slow upstream must not hold the
+// terminal for the whole timeout.
+func tryConnection(ctx context.Context, base, id, secret, name, username, password string) (*management.TryResult, error) {
 	hc := &http.Client{Timeout: 2 * time.Minute}
-	resp, err := hc.PostForm(base+"oauth/token", url.Values{
+	form := url.Values{
 		"grant_type": {"client_credentials"}, "client_id": {id}, "client_secret": {secret},
 		"audience": {base + "api/v2/"}, "scope": {"read:connections update:connections"},
-	})
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"oauth/token", strings.NewReader(form.Encode()))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := hc.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("management token: %w", err)
 	}
@@ -136,7 +145,7 @@ func tryConnection(base, id, secret, name, username, password string) (*manageme
 		return nil, fmt.Errorf("management token: %w", err)
 	}
 	call := func(method, path string, body []byte, dst any) error {
-		req, err := http.NewRequest(method, base+path, bytes.NewReader(body))
+		req, err := http.NewRequestWithContext(ctx, method, base+path, bytes.NewReader(body))
 		if err != nil {
 			return err
 		}
