@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/gatehouse/gatehouse/internal/connection/azuread"
+	"github.com/gatehouse/gatehouse/internal/secrets"
 )
 
 // Config is the whole configuration of `gatehouse serve`.
@@ -309,6 +310,18 @@ func (c *Config) Validate() error {
 		}
 	default:
 		bad("GATEHOUSE_DATABASE", "must start with sqlite: or postgres://")
+	}
+	// Parsed here as well as where they are used, so that a malformed key
+	// stops the start before the database is created or migrated (and,
+	// for a malformed old key, before a key file is generated); the errors
+	// never repeat a key.
+	if c.SecretKey != "" {
+		if _, err := secrets.ParseMasterKey(c.SecretKey); err != nil {
+			bad("GATEHOUSE_SECRET_KEY", "%v", err)
+		}
+	}
+	if _, err := secrets.ParseMasterKeys(c.SecretKeyOld); err != nil {
+		bad("GATEHOUSE_SECRET_KEY_OLD", "%v", err)
 	}
 	if (c.AdminClientID == "") != (c.AdminClientSecret == "") {
 		bad("GATEHOUSE_ADMIN_CLIENT_ID", "GATEHOUSE_ADMIN_CLIENT_ID and GATEHOUSE_ADMIN_CLIENT_SECRET must be set together")

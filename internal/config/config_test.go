@@ -227,6 +227,24 @@ func TestURLSettingsHideCredentials(t *testing.T) {
 	}
 }
 
+// TestMalformedMasterKeys: a malformed master key stops Load, naming the
+// variable and never repeating the key, before serve opens the database.
+func TestMalformedMasterKeys(t *testing.T) {
+	good := strings.Repeat("ab", 32)
+	for _, tc := range []struct{ name, value string }{
+		{"GATEHOUSE_SECRET_KEY", "canary-not-a-key"},
+		{"GATEHOUSE_SECRET_KEY_OLD", good + ",canary-not-a-key"},
+	} {
+		_, err := Load(nil, env(map[string]string{tc.name: tc.value}))
+		if err == nil || !strings.Contains(err.Error(), tc.name+": ") || strings.Contains(err.Error(), "canary") {
+			t.Errorf("%s: err = %v, want a refusal naming it without the key", tc.name, err)
+		}
+	}
+	if _, err := Load(nil, env(map[string]string{"GATEHOUSE_SECRET_KEY": good, "GATEHOUSE_SECRET_KEY_OLD": good})); err != nil {
+		t.Errorf("well-formed keys: %v", err)
+	}
+}
+
 // TestDatabaseFlagRefusesPassword: a DSN with a password is refused as a
 // flag (it would show in ps and shell history), without repeating it, and
 // taken from the environment.
