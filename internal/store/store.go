@@ -123,8 +123,12 @@ type Connection struct {
 	Metadata           map[string]string
 	// EnabledClients is filled by the store from the enablement table.
 	EnabledClients []string
-	CreatedAt      time.Time
-	UpdatedAt      time.Time
+	// TenantGeneration counts the changes that narrowed the upstream
+	// users the connection admits (connection.TenantNarrower); a refresh
+	// token issued under another generation is refused.
+	TenantGeneration int64
+	CreatedAt        time.Time
+	UpdatedAt        time.Time
 }
 
 // ConnectionFilter narrows ListConnections. Empty fields do not filter.
@@ -449,6 +453,10 @@ type RefreshToken struct {
 	// Connection is the connection the family was issued through; "" for
 	// tokens stored before it was recorded.
 	Connection string
+	// TenantGeneration is the connection's TenantGeneration as the login
+	// that started the family read it; 0 for tokens stored before it was
+	// recorded.
+	TenantGeneration int64
 }
 
 // RefreshExchange is one use of a refresh token.

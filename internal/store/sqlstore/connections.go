@@ -33,7 +33,7 @@ func connectionDocOf(c *store.Connection) (doc string, options any, err error) {
 	return doc, options, err
 }
 
-const connectionCols = "id, name, strategy, options, secret_enc, doc, created_at, updated_at"
+const connectionCols = "id, name, strategy, options, secret_enc, doc, created_at, updated_at, tenant_generation"
 
 func scanConnection(row interface{ Scan(...any) error }) (*store.Connection, error) {
 	var (
@@ -43,7 +43,7 @@ func scanConnection(row interface{ Scan(...any) error }) (*store.Connection, err
 		created, updated int64
 		d                connectionDoc
 	)
-	if err := row.Scan(&c.ID, &c.Name, &c.Strategy, &options, &c.SecretEnc, &doc, &created, &updated); err != nil {
+	if err := row.Scan(&c.ID, &c.Name, &c.Strategy, &options, &c.SecretEnc, &doc, &created, &updated, &c.TenantGeneration); err != nil {
 		return nil, err
 	}
 	if err := json.Unmarshal([]byte(doc), &d); err != nil {
@@ -70,8 +70,8 @@ func (s *Store) CreateConnection(ctx context.Context, c *store.Connection) error
 	created, updated := stamps(c.CreatedAt, c.UpdatedAt)
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx,
-			"INSERT INTO connections ("+connectionCols+") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-			c.ID, c.Name, c.Strategy, options, blob(c.SecretEnc), doc, created.UnixMilli(), updated.UnixMilli())
+			"INSERT INTO connections ("+connectionCols+") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+			c.ID, c.Name, c.Strategy, options, blob(c.SecretEnc), doc, created.UnixMilli(), updated.UnixMilli(), c.TenantGeneration)
 		if err != nil {
 			return err
 		}
@@ -193,8 +193,8 @@ func (s *Store) ListConnections(ctx context.Context, f store.ConnectionFilter, o
 func writeConnection(ctx context.Context, tx *sql.Tx, c *store.Connection, doc string, options any, updated time.Time) (int64, error) {
 	var created int64
 	err := tx.QueryRowContext(ctx,
-		"UPDATE connections SET options = $2, secret_enc = $3, doc = $4, updated_at = $5 WHERE id = $1 RETURNING created_at",
-		c.ID, options, blob(c.SecretEnc), doc, updated.UnixMilli()).Scan(&created)
+		"UPDATE connections SET options = $2, secret_enc = $3, doc = $4, updated_at = $5, tenant_generation = $6 WHERE id = $1 RETURNING created_at",
+		c.ID, options, blob(c.SecretEnc), doc, updated.UnixMilli(), c.TenantGeneration).Scan(&created)
 	if err != nil || c.EnabledClients == nil {
 		return created, err
 	}

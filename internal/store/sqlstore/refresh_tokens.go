@@ -11,7 +11,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/store"
 )
 
-const refreshCols = "id, family_id, secret_hash, client_id, user_id, audience, scope, rotating, created_at, expires_at, idle_expires_at, last_exchanged_at, rotated_at, initial_ip, initial_ua, last_ip, last_ua, connection"
+const refreshCols = "id, family_id, secret_hash, client_id, user_id, audience, scope, rotating, created_at, expires_at, idle_expires_at, last_exchanged_at, rotated_at, initial_ip, initial_ua, last_ip, last_ua, connection, tenant_generation"
 
 // refreshScan receives a refresh_tokens row in refreshCols order.
 type refreshScan struct {
@@ -22,7 +22,7 @@ type refreshScan struct {
 
 func (r *refreshScan) dest() []any {
 	return []any{&r.rt.ID, &r.rt.FamilyID, &r.rt.SecretHash, &r.rt.ClientID, &r.rt.UserID, &r.rt.Audience, &r.rt.Scope, &r.rt.Rotating,
-		&r.created, &r.exp, &r.idle, &r.last, &r.rotated, &r.rt.InitialIP, &r.rt.InitialUA, &r.rt.LastIP, &r.rt.LastUA, &r.rt.Connection}
+		&r.created, &r.exp, &r.idle, &r.last, &r.rotated, &r.rt.InitialIP, &r.rt.InitialUA, &r.rt.LastIP, &r.rt.LastUA, &r.rt.Connection, &r.rt.TenantGeneration}
 }
 
 func (r *refreshScan) token() *store.RefreshToken {
@@ -46,7 +46,7 @@ type execer interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 }
 
-const insertRefreshSQL = "INSERT INTO refresh_tokens (" + refreshCols + ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
+const insertRefreshSQL = "INSERT INTO refresh_tokens (" + refreshCols + ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
 
 func insertRefreshToken(ctx context.Context, db execer, rt *store.RefreshToken) error {
 	args, created := refreshArgs(rt)
@@ -67,7 +67,7 @@ func refreshArgs(rt *store.RefreshToken) ([]any, time.Time) {
 	created, _ := stamps(rt.CreatedAt, rt.CreatedAt)
 	return []any{rt.ID, family, rt.SecretHash, rt.ClientID, rt.UserID, rt.Audience, rt.Scope, rt.Rotating,
 		created.UnixMilli(), nullMS(rt.ExpiresAt), nullMS(rt.IdleExpiresAt), nullMS(rt.LastExchangedAt), nullMS(rt.RotatedAt),
-		rt.InitialIP, rt.InitialUA, rt.LastIP, rt.LastUA, rt.Connection}, created
+		rt.InitialIP, rt.InitialUA, rt.LastIP, rt.LastUA, rt.Connection, rt.TenantGeneration}, created
 }
 
 // refreshStored records in rt what was written.
@@ -142,16 +142,16 @@ const rotateRefreshSQL = `UPDATE refresh_tokens SET rotated_at = COALESCE(rotate
 var rotateRefreshPGSQL = `WITH rotated AS (` + rotateRefreshSQL + ` RETURNING 1)
 	INSERT INTO refresh_tokens (` + refreshCols + `) SELECT $6::text, $7::text, $8::bytea, $9::text, $10::text, $11::text,
 		$12::text, $13::boolean, $14::bigint, $15::bigint, $16::bigint, $17::bigint, $18::bigint, $19::text, $20::text,
-		$21::text, $22::text, $23::text FROM rotated`
+		$21::text, $22::text, $23::text, $24::bigint FROM rotated`
 
 // rotateRefreshLoggedPGSQL is rotateRefreshPGSQL that also stores the
 // exchange's log event, only if the next token was inserted.
 var rotateRefreshLoggedPGSQL = `WITH rotated AS (` + rotateRefreshSQL + ` RETURNING 1),
 	inserted AS (INSERT INTO refresh_tokens (` + refreshCols + `) SELECT $6::text, $7::text, $8::bytea, $9::text, $10::text,
 		$11::text, $12::text, $13::boolean, $14::bigint, $15::bigint, $16::bigint, $17::bigint, $18::bigint, $19::text,
-		$20::text, $21::text, $22::text, $23::text FROM rotated RETURNING 1)
+		$20::text, $21::text, $22::text, $23::text, $24::bigint FROM rotated RETURNING 1)
 	INSERT INTO log_events (log_id, event_type, logged_at, user_id, doc)
-		SELECT $24::text, $25::text, $26::bigint, $27::text, $28::text FROM inserted`
+		SELECT $25::text, $26::text, $27::bigint, $28::text, $29::text FROM inserted`
 
 // exchangeTimes are usable's $2 (now, in ms) and $3 (now - leeway, NULL
 // without a leeway).

@@ -29,6 +29,7 @@ func testConnectionPatch(t *testing.T, s store.Store) {
 		c.Name, c.Strategy, c.CreatedAt = "renamed", "oidc", t0.Add(time.Hour)
 		c.DisplayName, c.Options, c.SecretEnc = "New", json.RawMessage(`{"tenant_domain": "fabrikam.example"}`), nil
 		c.Realms, c.Metadata, c.EnabledClients = []string{}, nil, nil
+		c.TenantGeneration++
 		return nil
 	})
 	must(t, err)
@@ -37,7 +38,7 @@ func testConnectionPatch(t *testing.T, s store.Store) {
 	}
 	want := *stored
 	want.DisplayName, want.Options, want.SecretEnc, want.Realms, want.Metadata = "New", json.RawMessage(`{"tenant_domain": "fabrikam.example"}`), nil, []string{}, nil
-	want.UpdatedAt = got.UpdatedAt
+	want.UpdatedAt, want.TenantGeneration = got.UpdatedAt, stored.TenantGeneration+1
 	equal(t, "PatchConnection's answer", got, &want)
 	after, err := s.GetConnection(ctx, "con_1")
 	must(t, err)

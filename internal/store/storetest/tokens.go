@@ -166,6 +166,7 @@ func refreshFixture(t *testing.T, s store.Store) func(id, family string, at time
 			Audience: "urn:a", Scope: "openid offline_access", Rotating: true, CreatedAt: at,
 			ExpiresAt: ptr(at.Add(24 * time.Hour)), IdleExpiresAt: ptr(at.Add(time.Hour)),
 			InitialIP: "192.0.2.1", InitialUA: "ua", LastIP: "192.0.2.1", LastUA: "ua", Connection: "conn-" + family,
+			TenantGeneration: 3,
 		}
 	}
 }
@@ -322,7 +323,7 @@ func testRefreshTokenRotation(t *testing.T, s store.Store) {
 		ID: "a", FamilyID: "a", SecretHash: []byte("hash-a"), ClientID: "c1", UserID: "u1", Audience: "urn:a",
 		Scope: "openid offline_access", Rotating: true, CreatedAt: ms(now), ExpiresAt: ptr(ms(now.Add(24 * time.Hour))),
 		IdleExpiresAt: ptr(ms(now.Add(time.Hour))), InitialIP: "192.0.2.1", InitialUA: "ua", LastIP: "192.0.2.1", LastUA: "ua",
-		Connection: "conn-",
+		Connection: "conn-", TenantGeneration: 3,
 	})
 
 	leeway := 10 * time.Second
@@ -336,8 +337,8 @@ func testRefreshTokenRotation(t *testing.T, s store.Store) {
 	if got.RotatedAt == nil || !got.RotatedAt.Equal(ms(t1)) || got.LastIP != "192.0.2.9" {
 		t.Errorf("rotated token: RotatedAt %v LastIP %q", got.RotatedAt, got.LastIP)
 	}
-	if got, err := s.GetRefreshToken(ctx, "b"); err != nil || got.Connection != "conn-a" {
-		t.Errorf("successor: %+v, %v; want its connection stored", got, err)
+	if got, err := s.GetRefreshToken(ctx, "b"); err != nil || got.Connection != "conn-a" || got.TenantGeneration != 3 {
+		t.Errorf("successor: %+v, %v; want its connection and tenant generation stored", got, err)
 	}
 	// Within the leeway the previous token may be exchanged again (two
 	// concurrent requests of one app).
