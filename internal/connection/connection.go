@@ -33,6 +33,19 @@ type RootSyncer interface {
 	SyncMode(conn *store.Connection) string
 }
 
+// TenantNarrower is a connector that can tell whether a change of a
+// connection's options takes admission away from upstream users it
+// admitted before. A refresh does not go upstream, so the Management API
+// asks it on every change of a connection and, when it answers true,
+// raises the connection's store.Connection.TenantGeneration, which ends
+// every refresh token issued through the connection before the change.
+// Only the strategy knows which of its options decide admission.
+type TenantNarrower interface {
+	// TenantsNarrowed compares the options of before and after, both
+	// as stored; an error is options it cannot read.
+	TenantsNarrowed(before, after *store.Connection) (bool, error)
+}
+
 // Sync modes of set_user_root_attributes (Auth0).
 const (
 	SyncOnEachLogin  = "on_each_login"
