@@ -1,6 +1,7 @@
 package management
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/gatehouse/gatehouse/internal/attack"
+	"github.com/gatehouse/gatehouse/internal/connection"
 	"github.com/gatehouse/gatehouse/internal/connection/azuread"
 	"github.com/gatehouse/gatehouse/internal/store"
 )
@@ -267,6 +269,7 @@ func (a *API) patchConnection(c *store.Connection, client store.ClientLookup, bo
 			return nil, err
 		}
 	}
+	before := *c
 	// Auth0 resets display_name to the name when a PATCH omits it.
 	c.DisplayName = c.Name
 	enabled := c.EnabledClients
@@ -280,6 +283,12 @@ func (a *API) patchConnection(c *store.Connection, client store.ClientLookup, bo
 	if err := a.checkEnabledClients(client, in.options, enabled, "enabled_clients"); err != nil {
 		return nil, err
 	}
+	switch narrowed, err := a.tenantsNarrowed(&before, c); {
+	case err != nil:
+		return nil, internalError(err)
+	case narrowed:
+		c.TenantGeneration++
+	}
 	switch {
 	case in.removeSecret:
 		c.SecretEnc = nil
@@ -290,6 +299,18 @@ func (a *API) patchConnection(c *store.Connection, client store.ClientLookup, bo
 		}
 	}
 	return in, nil
+}
+
+// tenantsNarrowed asks the connection's connector whether the change from
+// before to after takes admission away from upstream users it admitted:
+// their refresh tokens must then end (connection.TenantNarrower). A
+// strategy whose connector cannot tell counts every change of options.
+func (a *API) tenantsNarrowed(before, after *store.Connection) (bool, error) {
+	connector, _ := a.connectors.Password(after.Strategy)
+	if n, ok := connector.(connection.TenantNarrower); ok {
+		return n.TenantsNarrowed(before, after)
+	}
+	return !bytes.Equal(before.Options, after.Options), nil
 }
 
 // checkHosts refuses options whose authority_host or graph_host the

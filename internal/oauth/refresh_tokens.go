@@ -104,6 +104,9 @@ type userGrant struct {
 	ip, ua    string
 	// fromRefresh marks an exchange: the caller returns the refresh token.
 	fromRefresh bool
+	// tenantGeneration is that of the connection the login read, which
+	// its refresh token keeps (stillGranted).
+	tenantGeneration int64
 }
 
 // userScopes are the scopes a login grants: the OIDC scopes (openid alone
@@ -224,6 +227,7 @@ func newRefreshToken(g userGrant, now time.Time, pol refreshPolicy) (string, *st
 		Rotating: pol.rotating, CreatedAt: now,
 		ExpiresAt: after(now, pol.lifetime), IdleExpiresAt: after(now, pol.idle),
 		InitialIP: g.ip, InitialUA: g.ua, LastIP: g.ip, LastUA: g.ua, Connection: g.user.Connection,
+		TenantGeneration: g.tenantGeneration,
 	}
 	if g.api != nil {
 		rt.Audience = g.api.Identifier

@@ -159,7 +159,7 @@ func (p *Provider) passwordGrant(ctx context.Context, t *tokenRequest, c *store.
 		return nil, err
 	}
 	ug := userGrant{client: c, user: l.user, requested: a.scope, scopes: scopes,
-		api: api, gty: grantPassword, ip: a.ip, ua: userAgent(t.r)}
+		api: api, gty: grantPassword, ip: a.ip, ua: userAgent(t.r), tenantGeneration: conn.TenantGeneration}
 	resp, err := p.issueUserTokens(ctx, ug)
 	if err != nil && !stored && l.readBefore && errors.Is(err, store.ErrNotFound) {
 		// The user read before Entra answered was deleted since, so its

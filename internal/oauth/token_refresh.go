@@ -108,10 +108,12 @@ func (p *Provider) useRefreshToken(ctx context.Context, t *tokenRequest, c *stor
 	ex := store.RefreshExchange{ID: rt.ID, Now: now, Leeway: pol.leeway, IP: g.ip, UA: g.ua}
 	var next string
 	if rt.Rotating || pol.rotating {
-		// A successor keeps the token's scope, audience, connection and
-		// first IP and user agent; only its idle expiry starts again.
+		// A successor keeps the token's scope, audience, connection,
+		// tenant generation and first IP and user agent; only its idle
+		// expiry starts again.
 		var row *store.RefreshToken
-		next, row = newRefreshToken(userGrant{client: c, user: u, scopes: strings.Fields(rt.Scope), api: api, ip: g.ip, ua: g.ua}, now, pol)
+		next, row = newRefreshToken(userGrant{client: c, user: u, scopes: strings.Fields(rt.Scope), api: api, ip: g.ip, ua: g.ua,
+			tenantGeneration: rt.TenantGeneration}, now, pol)
 		row.Audience, row.InitialIP, row.InitialUA, row.Connection = rt.Audience, rt.InitialIP, rt.InitialUA, conn
 		ex.Next = row
 	}
@@ -161,11 +163,12 @@ func (p *Provider) useRefreshToken(ctx context.Context, t *tokenRequest, c *stor
 // stillGranted checks, at each exchange, what a login would check today
 // and an administrator may have changed since the token was issued: the
 // connection the token was issued through (by name, as users name theirs)
-// exists and is enabled for the client, and the token's API still allows
-// offline access. refusal says what no longer holds; err
-// is a failure to read it, ours, so not invalid_grant. The tokens are left
-// alone: undoing the change makes them work again, so a mistaken toggle
-// does not sign every user out for good. The lookups are served from the
+// exists, admits the Entra tenants it admitted at the login and is enabled
+// for the client, and the token's API still allows offline access.
+// refusal says what no longer holds; err is a failure to read it, ours,
+// so not invalid_grant. The tokens are left alone: undoing a change of
+// enablement or offline access makes them work again, so a mistaken
+// toggle does not sign every user out for good. The lookups are served from the
 // store's cache (package cache), so the check adds no database statement
 // to a refresh while the cache holds the connection and the API.
 // Auth0 documents no answer for these cases; the descriptions are
@@ -192,6 +195,19 @@ func (p *Provider) stillGranted(ctx context.Context, rt *store.RefreshToken, con
 	// that wrote them (docs/security.md).
 	if rt.Connection != "" && rt.CreatedAt.Before(conn.CreatedAt) {
 		return refused("The connection no longer exists.", fmt.Errorf("connection %q made again after the token was issued", connection)), nil
+	}
+	// The connection admits fewer Entra users than when the token's login
+	// read it (another tenant, an allowed tenant removed: see
+	// connection.TenantNarrower), and a refresh does not ask Entra whether
+	// the user is still one of them. The token keeps the generation its
+	// login read rather than the time it was stored, so a login in flight
+	// across the change, or served from another replica's cached copy,
+	// is refused too. Undoing the change does not bring the tokens back:
+	// the generation only grows. A token stored before generations were
+	// recorded has 0 and is refused once its user's connection narrowed.
+	if rt.TenantGeneration != conn.TenantGeneration {
+		return refused("The connection's Entra tenants changed since the token was issued.",
+			fmt.Errorf("connection %q admits other Entra tenants than at the login (tenant generation %d, token's %d)", conn.Name, conn.TenantGeneration, rt.TenantGeneration)), nil
 	}
 	// The connection as read holds its enabled clients. Asking for this
 	// client's enablement apart, as a login does, costs a statement
