@@ -81,6 +81,9 @@ type connectionInput struct {
 	secret       string
 	keepSecret   bool
 	removeSecret bool
+	// narrowed: the update takes admission away from upstream users the
+	// connection admitted, and ends its refresh tokens.
+	narrowed bool
 }
 
 func (a *API) createConnection(w http.ResponseWriter, r *http.Request) {
@@ -245,6 +248,10 @@ func (a *API) updateConnection(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, a.enabledClientsRace(ctx, r.PathValue("id"), err))
 		return
 	}
+	if in.narrowed {
+		a.logger.InfoContext(ctx, "connection admits fewer upstream users: the refresh tokens issued through it before are refused",
+			"connection", c.Name, "tenant_generation", c.TenantGeneration)
+	}
 	a.warn(ctx, w, c, in.options)
 	WriteJSON(w, http.StatusOK, connectionJSON(c))
 }
@@ -288,6 +295,7 @@ func (a *API) patchConnection(c *store.Connection, client store.ClientLookup, bo
 		return nil, internalError(err)
 	case narrowed:
 		c.TenantGeneration++
+		in.narrowed = true
 	}
 	switch {
 	case in.removeSecret:
