@@ -55,6 +55,9 @@ type env struct {
 	token2 func(t testing.TB, scopes ...string) string
 	// metricsHandler is set with envOptions.metrics.
 	metricsHandler http.Handler
+	// cfg is the server's configuration, for tests that start another
+	// replica on the same database (replica).
+	cfg *config.Config
 }
 
 // metrics returns the metrics in the Prometheus text format.
@@ -155,8 +158,8 @@ func newEnv(t testing.TB, backend string, o envOptions) *env {
 	t.Cleanup(func() { ts.Close(); srv.Close() })
 
 	e := &env{url: issuer, emu: emu, emuURL: emuURL, logs: logs, dsn: cfg.Database, secretKey: cfg.SecretKey, adminID: cfg.AdminClientID,
-		metricsHandler: srv.MetricsHandler(),
-		hc:             &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 512}}}
+		metricsHandler: srv.MetricsHandler(), cfg: cfg,
+		hc: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 512}}}
 	se := &servertest.Env{URL: issuer, AdminID: cfg.AdminClientID, AdminSecret: cfg.AdminClientSecret}
 	e.mgmt = se.ManagementToken(t)
 	e.token2 = func(t testing.TB, scopes ...string) string { return se.ManagementToken(t, scopes...) }
@@ -282,4 +285,20 @@ func (e *env) tokenWith(t testing.TB, form url.Values, h http.Header) tokenResul
 	r := tokenResult{status: resp.StatusCode, header: resp.Header, raw: string(raw)}
 	_ = json.Unmarshal(raw, &r.body)
 	return r
+}
+
+// replica starts another server on e's database and master key, with the
+// same settings, as a second replica runs: its configuration cache is its
+// own. The env it returns sends its requests there.
+func (e *env) replica(t testing.TB) *env {
+	t.Helper()
+	srv, err := server.New(context.Background(), e.cfg, server.NewLogger(io.Discard, e.cfg.LogFormat, e.cfg.LogLevel), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv.Handler())
+	t.Cleanup(func() { ts.Close(); srv.Close() })
+	r := *e
+	r.url = ts.URL + "/"
+	return &r
 }

@@ -205,7 +205,11 @@ func (p *Provider) stillGranted(ctx context.Context, rt *store.RefreshToken, con
 	// is refused too. Undoing the change does not bring the tokens back:
 	// the generation only grows. A token stored before generations were
 	// recorded has 0 and is refused once its user's connection narrowed.
-	if rt.TenantGeneration != conn.TenantGeneration {
+	// A token of a later generation than the connection as read is not
+	// refused: another replica issued it after the change, and this
+	// replica's cached copy predates it (its notification not yet
+	// arrived); refusing it would sign its user out for good.
+	if rt.TenantGeneration < conn.TenantGeneration {
 		return refused("The connection's Entra tenants changed since the token was issued.",
 			fmt.Errorf("connection %q admits other Entra tenants than at the login (tenant generation %d, token's %d)", conn.Name, conn.TenantGeneration, rt.TenantGeneration)), nil
 	}

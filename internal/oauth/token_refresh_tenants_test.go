@@ -10,7 +10,10 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/gatehouse/gatehouse/internal/store"
+	"github.com/gatehouse/gatehouse/internal/store/sqlstore"
 	"github.com/gatehouse/gatehouse/internal/store/storetest"
 )
 
@@ -182,6 +185,59 @@ func TestRefreshOfALoginInFlightWhileTheTenantChanges(t *testing.T) {
 				if next = r.str("refresh_token"); r.status != http.StatusOK || next == "" {
 					t.Fatalf("rotation %d of a token issued after the change: %d %s", i+1, r.status, r.raw)
 				}
+			}
+		})
+	}
+}
+
+// TestRefreshOnAReplicaWithTheConnectionCachedBeforeTheChange: another
+// replica narrowed the connection's tenants and logged a user in under
+// the new generation; this replica's cached copy of the connection is
+// still the one from before (its notification not yet arrived, or lost).
+// The token is newer than that copy, not older: its refresh here works,
+// where refusing it would sign the user out for good.
+func TestRefreshOnAReplicaWithTheConnectionCachedBeforeTheChange(t *testing.T) {
+	for _, backend := range storetest.Backends() {
+		t.Run(backend, func(t *testing.T) {
+			e := newEnv(t, backend, envOptions{quietLogs: true})
+			refreshClient(t, e, map[string]any{"rotation_type": "non-rotating", "expiration_type": "non-expiring"})
+			other := e.replica(t)
+			// The other replica's start announced its admin application:
+			// let that notification clear this replica's cache before it
+			// caches the connection.
+			time.Sleep(300 * time.Millisecond)
+			if r := e.login(t, "contoso-v2", "alice@contoso.com", "Alice-Passw0rd!", "openid offline_access"); r.status != http.StatusOK {
+				t.Fatalf("login here: %d %s", r.status, r.raw)
+			}
+
+			// The other replica's PATCH, whose notification does not reach
+			// this one: written behind both servers.
+			st, err := sqlstore.Open(t.Context(), e.dsn, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { st.Close() })
+			conn, err := st.GetConnectionByName(t.Context(), "contoso-v2")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := st.PatchConnection(t.Context(), conn.ID, func(c *store.Connection, _ store.ClientLookup) error {
+				c.TenantGeneration++
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+
+			r := other.login(t, "contoso-v2", "alice@contoso.com", "Alice-Passw0rd!", "openid offline_access")
+			rt := r.str("refresh_token")
+			if r.status != http.StatusOK || rt == "" {
+				t.Fatalf("login on the other replica: %d %s", r.status, r.raw)
+			}
+			if r := e.refresh(t, rt, ""); r.status != http.StatusOK {
+				t.Fatalf("refresh here of a token of the newer generation: %d %s", r.status, r.raw)
+			}
+			if r := other.refresh(t, rt, ""); r.status != http.StatusOK {
+				t.Fatalf("refresh on the other replica: %d %s", r.status, r.raw)
 			}
 		})
 	}
