@@ -62,10 +62,14 @@ type realmCache struct {
 }
 
 // domainOf returns the lowercased domain of a user name, or "" when it has
-// none a realm could be looked up for.
+// none a realm could be looked up for. A UPN is a user name, "@" and a
+// suffix (learn.microsoft.com windows/win32/secauthn/user-name-formats):
+// a name with another "@" is none, and must not be looked up, since
+// Entra may read its domain elsewhere than after the last "@", where
+// the answer would be cached, for an hour, for every user of that domain.
 func domainOf(username string) string {
-	at := strings.LastIndexByte(username, '@')
-	if at < 0 {
+	at := strings.IndexByte(username, '@')
+	if at <= 0 || strings.IndexByte(username[at+1:], '@') >= 0 {
 		return ""
 	}
 	d := strings.ToLower(username[at+1:])

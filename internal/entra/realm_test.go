@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -157,5 +160,109 @@ func TestUserRealmTimeout(t *testing.T) {
 	start = time.Now()
 	if _, err := e.c.UserRealm(ctx, ep, "x@other.example"); !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > time.Second {
 		t.Fatalf("caller's deadline: %v after %v", err, time.Since(start))
+	}
+}
+
+// TestUserRealmUserNameStaysInItsSegment: whatever the user name holds,
+// the lookup calls /common/userrealm/ with the name as one path segment
+// and api-version=1.0 as the whole query: "/", "?", "#", "..", ";" or a
+// percent-encoding in it cannot reach another endpoint or add a parameter.
+// A name with two "@" is not looked up: its domain is not one.
+func TestUserRealmUserNameStaysInItsSegment(t *testing.T) {
+	dir, err := emulator.ParseDirectory([]byte(directory))
+	if err != nil {
+		t.Fatal(err)
+	}
+	emu, err := emulator.New(dir, emulator.Options{KeyBits: 2048})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type seen struct{ path, query string }
+	var (
+		mu   sync.Mutex
+		reqs []seen
+	)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		reqs = append(reqs, seen{r.URL.EscapedPath(), r.URL.RawQuery})
+		mu.Unlock()
+		emu.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	emu.SetBaseURL(srv.URL)
+	c := entra.NewClient(entra.Options{})
+	ep := entra.Endpoint{Authority: srv.URL, Tenant: domain, Version: entra.V2}
+
+	for i, local := range []string{"a/b", "../../../common/oauth2/v2.0/token", "x?api-version=2.1&y=", "x#frag", "a;b", "a%2F..%2Fb", "..", "%"} {
+		user := fmt.Sprintf("%s@d%d.example", local, i)
+		mu.Lock()
+		reqs = nil
+		mu.Unlock()
+		if got, err := c.UserRealm(t.Context(), ep, user); err != nil || got != entra.AccountUnknown {
+			t.Errorf("%q: %q, %v", user, got, err)
+		}
+		mu.Lock()
+		if len(reqs) != 1 {
+			t.Errorf("%q: requests %v, want one", user, reqs)
+		} else {
+			seg, ok := strings.CutPrefix(reqs[0].path, "/common/userrealm/")
+			name, err := url.PathUnescape(seg)
+			if !ok || strings.Contains(seg, "/") || err != nil || name != user || reqs[0].query != "api-version=1.0" {
+				t.Errorf("%q: called %s?%s", user, reqs[0].path, reqs[0].query)
+			}
+		}
+		mu.Unlock()
+	}
+
+	mu.Lock()
+	reqs = nil
+	mu.Unlock()
+	for _, user := range []string{"x@evil.example@" + domain, "@" + domain} {
+		if _, err := c.UserRealm(t.Context(), ep, user); err == nil {
+			t.Errorf("%q: looked up", user)
+		}
+	}
+	if len(reqs) != 0 {
+		t.Errorf("names without one domain: requests %v", reqs)
+	}
+}
+
+// TestUserRealmSharedLookupOutlivesACancelledCaller: logins of one domain
+// share a lookup; the one that started it going away must not fail it
+// for the others, nor start another.
+func TestUserRealmSharedLookupOutlivesACancelledCaller(t *testing.T) {
+	e := newEnv(t)
+	if err := e.emu.SetFault("userrealm", emulator.Fault{Delay: emulator.Duration(300 * time.Millisecond)}); err != nil {
+		t.Fatal(err)
+	}
+	ep := e.endpoint(entra.V2)
+	ctx, cancel := context.WithCancel(context.Background())
+	first := make(chan error, 1)
+	go func() {
+		_, err := e.c.UserRealm(ctx, ep, "grace@corp.fabrikam.com")
+		first <- err
+	}()
+	time.Sleep(50 * time.Millisecond)
+	second := make(chan error, 1)
+	var got entra.AccountType
+	go func() {
+		var err error
+		got, err = e.c.UserRealm(context.Background(), ep, "heidi@corp.fabrikam.com")
+		second <- err
+	}()
+	time.Sleep(50 * time.Millisecond)
+	cancel()
+	if err := <-first; !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled caller: %v", err)
+	}
+	if err := <-second; err != nil || got != entra.AccountFederated {
+		t.Fatalf("the other caller: %q, %v", got, err)
+	}
+	if n := e.emu.Count("userrealm"); n != 1 {
+		t.Fatalf("%d lookups, want 1", n)
+	}
+	// The answer is kept for the domain's next logins.
+	if got, err := e.c.UserRealm(context.Background(), ep, "ivan@corp.fabrikam.com"); err != nil || got != entra.AccountFederated || e.emu.Count("userrealm") != 1 {
+		t.Fatalf("after: %q, %v, %d lookups", got, err, e.emu.Count("userrealm"))
 	}
 }
