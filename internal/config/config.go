@@ -416,13 +416,15 @@ func isCanonicalIssuer(raw string, u *url.URL) bool {
 // redactURL is raw as an error may show it: a password typed into a URL
 // setting must not reach the logs that collect stderr.
 func redactURL(raw string) string {
-	if u, err := url.Parse(raw); err == nil {
+	if !strings.Contains(raw, "@") {
+		return raw
+	}
+	// Redacted hides only a password it parsed as one: a URL typed
+	// without "//" keeps its user info in the opaque part or the path.
+	if u, err := url.Parse(raw); err == nil && u.User != nil {
 		return u.Redacted()
 	}
-	if strings.Contains(raw, "@") {
-		return "(not shown: it may hold a password)"
-	}
-	return raw
+	return "(not shown: it may hold a password)"
 }
 
 func isLoopbackHost(h string) bool {

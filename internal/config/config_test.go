@@ -216,6 +216,10 @@ func TestURLSettingsHideCredentials(t *testing.T) {
 	for _, tc := range []struct{ name, value string }{
 		{"GATEHOUSE_ISSUER", "ftp://user:hunter2pw@127.0.0.1:8080/"},
 		{"GATEHOUSE_ISSUER", "https://user:hunter2pw@auth.example.com/%zz/"},
+		// Typed without "//": no user info to redact, the whole is opaque
+		// or a path.
+		{"GATEHOUSE_ISSUER", "https:user:hunter2pw@auth.example.com/"},
+		{"GATEHOUSE_ISSUER", "https//user:hunter2pw@auth.example.com/"},
 		{"GATEHOUSE_UPSTREAM_HOSTS", "https://user:hunter2pw@proxy.example.com"},
 		{"GATEHOUSE_UPSTREAM_HOSTS", "http://user:hunter2pw@proxy.example.com"},
 		{"GATEHOUSE_UPSTREAM_HOSTS", "https://user:hunter2pw@proxy.example.com/%zz"},
