@@ -69,6 +69,13 @@ func AllowUpstream(urls ...string) Option {
 // unset) and stops it when the test ends.
 func Start(t testing.TB, backend string, opts ...Option) *Env {
 	t.Helper()
+	return StartWith(t, backend, nil, opts...)
+}
+
+// StartWith is Start with options for server.New too, e.g. a short
+// upstream timeout (server.WithEntraOptions).
+func StartWith(t testing.TB, backend string, serverOpts []server.Option, opts ...Option) *Env {
+	t.Helper()
 	ts := httptest.NewUnstartedServer(nil)
 	issuer := "http://" + ts.Listener.Addr().String() + "/"
 	key := make([]byte, 32)
@@ -93,7 +100,7 @@ func Start(t testing.TB, backend string, opts ...Option) *Env {
 	}
 	logs := &Buffer{}
 	logger := server.NewLogger(logs, cfg.LogFormat, cfg.LogLevel)
-	srv, err := server.New(context.Background(), cfg, logger, io.Discard)
+	srv, err := server.New(context.Background(), cfg, logger, io.Discard, serverOpts...)
 	if err != nil {
 		t.Fatalf("servertest: %v", err)
 	}
