@@ -910,12 +910,21 @@ var (
 // (com.example.app://callback). Wildcards follow Auth0's rules: http(s)
 // only, one "*", in the leftmost label of a host of three labels or more.
 func checkAppURL(s string, native, origin bool) string {
-	if strings.Contains(s, "#") {
-		return fmt.Sprintf("URL %q must not contain a fragment (#)", s)
-	}
 	u, err := url.Parse(s)
-	if err != nil || u.Scheme == "" || !schemeRE.MatchString(u.Scheme) {
-		return fmt.Sprintf("%q is not an absolute URL", s)
+	if err != nil {
+		return "not an absolute URL"
+	}
+	// What is refused is echoed without its user info: a URL pasted with
+	// a password, or a token as its user name, must not come back in the
+	// answer, a terminal or a log.
+	bare := *u
+	bare.User = nil
+	shown := bare.String()
+	if strings.Contains(s, "#") {
+		return fmt.Sprintf("URL %q must not contain a fragment (#)", shown)
+	}
+	if u.Scheme == "" || !schemeRE.MatchString(u.Scheme) {
+		return fmt.Sprintf("%q is not an absolute URL", shown)
 	}
 	scheme := strings.ToLower(u.Scheme)
 	web := scheme == "http" || scheme == "https"
@@ -923,34 +932,34 @@ func checkAppURL(s string, native, origin bool) string {
 	case slices.Contains(forbiddenSchemes, scheme):
 		return fmt.Sprintf("URL scheme %q is not allowed", scheme)
 	case !web && !native:
-		return fmt.Sprintf("URL %q: custom URL schemes are allowed only for native applications", s)
+		return fmt.Sprintf("URL %q: custom URL schemes are allowed only for native applications", shown)
 	case web && u.Host == "":
-		return fmt.Sprintf("URL %q has no host", s)
+		return fmt.Sprintf("URL %q has no host", shown)
 	case !web && u.Host == "" && u.Path == "":
-		return fmt.Sprintf("URL %q has nothing after the scheme", s)
+		return fmt.Sprintf("URL %q has nothing after the scheme", shown)
 	case u.User != nil:
-		return fmt.Sprintf("URL %q must not contain credentials", s)
+		return fmt.Sprintf("URL %q must not contain credentials", shown)
 	}
 	if origin && (strings.Trim(u.Path, "/") != "" || u.RawQuery != "") {
-		return fmt.Sprintf("Origin %q must not have a path or a query", s)
+		return fmt.Sprintf("Origin %q must not have a path or a query", shown)
 	}
 	switch n := strings.Count(s, "*"); {
 	case n == 0:
 		return ""
 	case n > 1:
-		return fmt.Sprintf("URL %q must not contain more than one wildcard", s)
+		return fmt.Sprintf("URL %q must not contain more than one wildcard", shown)
 	case !web:
-		return fmt.Sprintf("URL %q: wildcards are allowed only with http and https", s)
+		return fmt.Sprintf("URL %q: wildcards are allowed only with http and https", shown)
 	}
 	labels := strings.Split(u.Hostname(), ".")
 	if !strings.Contains(labels[0], "*") {
-		return fmt.Sprintf("URL %q: the wildcard must be in the subdomain furthest from the root domain", s)
+		return fmt.Sprintf("URL %q: the wildcard must be in the subdomain furthest from the root domain", shown)
 	}
 	if len(labels) < 3 {
-		return fmt.Sprintf("URL %q: the wildcard must be in a subdomain, not in the domain itself", s)
+		return fmt.Sprintf("URL %q: the wildcard must be in a subdomain, not in the domain itself", shown)
 	}
 	if !wildcardHostRE.MatchString(labels[0]) {
-		return fmt.Sprintf("URL %q: the wildcard label may hold only hostname characters", s)
+		return fmt.Sprintf("URL %q: the wildcard label may hold only hostname characters", shown)
 	}
 	return ""
 }

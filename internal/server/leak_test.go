@@ -278,6 +278,17 @@ func leakScan(t *testing.T, backend, level string) {
 	}
 	native.PasswordCredentials[0].SecretText = entraSecret
 	p.add("connection's Entra client secret", entraSecret)
+	confApp := dir.Tenants[0].Applications[2]
+	expiredSecret := newCanary("ExpiredEntraSecret")
+	for _, pc := range confApp.PasswordCredentials {
+		if pc.DisplayName == "expired" {
+			pc.SecretText = expiredSecret
+		} else {
+			pc.SecretText = newCanary("UnusedEntraSecret")
+			p.add("Entra secret", pc.SecretText)
+		}
+	}
+	p.add("expired Entra client secret", expiredSecret)
 
 	// Every token Entra issues is a canary: access, refresh and id.
 	emu, emuURL := entratest.Start(t, dir, emulator.Options{}, func(h http.Handler) http.Handler {
@@ -399,23 +410,83 @@ func leakScan(t *testing.T, backend, level string) {
 	badConn := mustAPI("create connection with a wrong secret", "POST", "api/v2/connections", map[string]any{"name": "contoso-wrong-secret",
 		"strategy": "waad", "enabled_clients": []string{publicID}, "options": connOptions(wrongEntra)}, 201)
 	badConnID, _ := badConn["id"].(string)
+	// Connections Entra refuses in other ways: each class of
+	// misconfiguration, the v1 endpoint, the common endpoint.
+	variants := map[string]map[string]any{
+		"contoso-v1":           {"identity_api": "azure-active-directory-v1.0", "app_id": "https://graph.microsoft.com"},
+		"contoso-common":       {"useCommonEndpoint": true, "allowed_tenants": []string{"9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"}},
+		"contoso-expired":      {"client_id": confApp.AppID, "client_secret": expiredSecret},
+		"contoso-no-secret":    {"client_id": confApp.AppID, "client_secret": nil},
+		"contoso-unconsented":  {"client_id": dir.Tenants[0].Applications[3].AppID, "client_secret": nil},
+		"contoso-wrong-tenant": {"tenant_domain": "fabrikam.onmicrosoft.com"},
+	}
+	var variantIDs []string
+	for name, opts := range variants {
+		o := connOptions(entraSecret)
+		for k, v := range opts {
+			if v == nil {
+				delete(o, k)
+			} else {
+				o[k] = v
+			}
+		}
+		c := mustAPI("create connection "+name, "POST", "api/v2/connections", map[string]any{"name": name, "strategy": "waad",
+			"enabled_clients": []string{publicID}, "options": o}, 201)
+		id, _ := c["id"].(string)
+		variantIDs = append(variantIDs, id)
+	}
 	mustAPI("default directory", "PATCH", "api/v2/tenants/settings", map[string]any{"default_directory": "contoso"}, 200)
 	mustAPI("patch connection with its secret", "PATCH", "api/v2/connections/"+connID, map[string]any{"options": connOptions(entraSecret)}, 200)
 	mustAPI("get connection", "GET", "api/v2/connections/"+connID, nil, 200)
 	mustAPI("list connections", "GET", "api/v2/connections", nil, 200)
 	urlCred := newCanary("UrlPassword")
 	p.add("password in a URL", urlCred)
+	optsWith := func(k string, v any) string {
+		o := connOptions(entraSecret)
+		o[k] = v
+		b, _ := json.Marshal(map[string]any{"options": o})
+		return string(b)
+	}
+	full := optsWith("client_secret", entraSecret)
 	for name, body := range map[string]string{
-		"malformed connection patch":   `{"options":{"client_secret":"` + entraSecret + `"}`,
-		"connection patch, bad type":   `{"options":{"client_secret":["` + entraSecret + `"]}}`,
-		"connection patch, bad field":  `{"options":{"client_secret":"` + entraSecret + `","tenant_domain":"` + entraSecret + `@x"}}`,
-		"connection patch, bad host":   `{"options":{"client_secret":"` + entraSecret + `","authority_host":"https://u:` + urlCred + `@login.example"}}`,
-		"connection patch, graph host": `{"options":{"client_secret":"` + entraSecret + `","graph_host":"https://graph.example/?key=` + urlCred + `"}}`,
-		"connection patch, repeated":   `{"options":{"client_secret":"` + entraSecret + `","client_secret":"` + entraSecret + `"}}`,
-		"connection patch, extra":      `{"options":{"client_secret":"` + entraSecret + `"},"secret":"` + entraSecret + `"}`,
+		"malformed connection patch":     strings.TrimSuffix(full, "}"),
+		"connection patch, bad type":     optsWith("client_secret", []string{entraSecret}),
+		"connection patch, bad host":     optsWith("authority_host", "https://u:"+urlCred+"@login.example"),
+		"connection patch, graph host":   optsWith("graph_host", "https://graph.example/?key="+urlCred),
+		"connection patch, unknown host": optsWith("authority_host", "https://"+strings.ToLower(urlCred)+".example"),
+		"connection patch, repeated":     strings.Replace(full, `"client_secret":`, `"client_secret":"x","client_secret":`, 1),
+		"connection patch, extra":        strings.TrimSuffix(full, "}") + `,"secret":"` + entraSecret + `"}`,
+		"connection patch, trailing":     full + entraSecret,
 	} {
 		if status, raw := p.api(name, "PATCH", "api/v2/connections/"+connID, admin, body); status != 400 {
 			t.Errorf("%s: %d %s", name, status, raw)
+		}
+	}
+
+	// An application's URLs, pasted with a password.
+	for name, body := range map[string]any{
+		"callback with a password":       map[string]any{"callbacks": []string{"https://u:" + urlCred + "@app.example/cb"}},
+		"callback with a password, bad":  map[string]any{"callbacks": []string{"https://u:" + urlCred + "@app.example/cb#x"}},
+		"callback with a token as user":  map[string]any{"callbacks": []string{"https://" + urlCred + "@app.example/cb"}},
+		"origin with a password":         map[string]any{"web_origins": []string{"https://u:" + urlCred + "@app.example"}},
+		"logout URL with a bad password": map[string]any{"allowed_logout_urls": []string{"https://u:" + urlCred + "%zz@app.example/"}},
+	} {
+		if status, raw := p.api(name, "PATCH", "api/v2/clients/"+confID, admin, body); status != 400 {
+			t.Errorf("%s: %d %s", name, status, raw)
+		}
+	}
+	// A start refused for an upstream host pasted with a password: the
+	// error is what `gatehouse serve` prints.
+	for _, host := range []string{"https://u:" + urlCred + "@proxy.example", "https://proxy.example/?key=" + urlCred,
+		"https://u:" + urlCred + "%zz@proxy.example"} {
+		cfg := *env.Config
+		cfg.Database = storetest.DSN(t, backend)
+		cfg.UpstreamHosts = []string{host}
+		if srv, err := server.New(t.Context(), &cfg, server.NewLogger(env.Logs, format, level), io.Discard); err == nil {
+			srv.Close()
+			t.Errorf("start with upstream host %s succeeded", host)
+		} else {
+			p.answers = append(p.answers, answer{what: "start refused", body: []byte(err.Error())})
 		}
 	}
 
@@ -500,6 +571,20 @@ func leakScan(t *testing.T, backend, level string) {
 	if status, m := p.form("login with the wrong Entra secret", url.Values{"grant_type": {realmGrant}, "realm": {"contoso-wrong-secret"},
 		"client_id": {publicID}, "username": {alice}, "password": {alicePw}}, nil); status != 500 {
 		t.Errorf("login with the wrong Entra secret: %d %v", status, m)
+	}
+
+	for name := range variants {
+		for _, u := range []string{alice, "mallory@fabrikam.onmicrosoft.com"} {
+			what := "login of " + u + " at " + name
+			status, m := p.form(what, url.Values{"grant_type": {realmGrant}, "realm": {name}, "client_id": {publicID},
+				"username": {u}, "password": {userPw[u]}, "scope": {"openid offline_access"}}, nil, "access_token", "id_token", "refresh_token")
+			if status == 200 {
+				p.tokens(what, m)
+			}
+		}
+	}
+	for _, id := range variantIDs {
+		p.api("try "+id, "POST", "api/v2/connections/"+id+"/try", admin, `{"username":"`+alice+`","password":"`+alicePw+`"}`)
 	}
 
 	// Entra failing or slow, at each endpoint of a login.

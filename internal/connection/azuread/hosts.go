@@ -1,6 +1,7 @@
 package azuread
 
 import (
+	"errors"
 	"fmt"
 	"net/url"
 	"slices"
@@ -63,11 +64,14 @@ func NewUpstreamHosts(extra []string) (*UpstreamHosts, error) {
 // credentials) is refused, so that allowing a host allows exactly it.
 func BaseURL(s string) (string, error) {
 	u, err := url.Parse(s)
-	if err != nil || u.Host == "" || u.Opaque != "" {
-		return "", fmt.Errorf("%q is not a base URL (scheme://host[:port])", s)
+	if err != nil {
+		return "", errors.New("not a base URL (scheme://host[:port])")
+	}
+	if u.Host == "" || u.Opaque != "" {
+		return "", fmt.Errorf("%q is not a base URL (scheme://host[:port])", shownURL(u))
 	}
 	if u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || strings.ContainsAny(s, "?#") {
-		return "", fmt.Errorf("%q must be scheme://host[:port], without credentials, path, query or fragment", s)
+		return "", fmt.Errorf("%q must be scheme://host[:port], without credentials, path, query or fragment", shownURL(u))
 	}
 	scheme := strings.ToLower(u.Scheme)
 	host, port := strings.ToLower(u.Hostname()), u.Port()
@@ -75,9 +79,9 @@ func BaseURL(s string) (string, error) {
 	case scheme == "https":
 	case scheme == "http" && isLoopback(host):
 	case scheme == "http":
-		return "", fmt.Errorf("%q: http:// is allowed only for loopback hosts; use https://", s)
+		return "", fmt.Errorf("%q: http:// is allowed only for loopback hosts; use https://", shownURL(u))
 	default:
-		return "", fmt.Errorf("%q must be an https:// URL", s)
+		return "", fmt.Errorf("%q must be an https:// URL", shownURL(u))
 	}
 	if (scheme == "https" && port == "443") || (scheme == "http" && port == "80") {
 		port = ""
@@ -116,4 +120,12 @@ func (h *UpstreamHosts) allows(value string, builtin []string) bool {
 		return false
 	}
 	return slices.Contains(builtin, n) || (h != nil && slices.Contains(h.extra, n))
+}
+
+// shownURL is u as an error may echo it: scheme, host and path. An
+// operator may paste a proxy's URL with a password, or a key in its
+// query, and what is refused must not come back in an answer, a terminal
+// or a log; a URL that does not parse is not echoed at all.
+func shownURL(u *url.URL) string {
+	return (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}).String()
 }

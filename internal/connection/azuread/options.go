@@ -539,20 +539,23 @@ func checkBaseURL(prop, s string) error {
 		return nil
 	}
 	u, err := url.Parse(s)
-	if err != nil || u.Host == "" || u.Opaque != "" {
-		return optErr(prop, "%q is not an absolute URL", s)
+	if err != nil {
+		return optErr(prop, "not an absolute URL")
+	}
+	if u.Host == "" || u.Opaque != "" {
+		return optErr(prop, "%q is not an absolute URL", shownURL(u))
 	}
 	if u.User != nil || u.RawQuery != "" || u.Fragment != "" || strings.HasSuffix(s, "?") || strings.Contains(s, "#") {
-		return optErr(prop, "%q must not have credentials, a query or a fragment", s)
+		return optErr(prop, "%q must not have credentials, a query or a fragment", shownURL(u))
 	}
 	switch u.Scheme {
 	case "https":
 	case "http":
 		if !isLoopback(u.Hostname()) {
-			return optErr(prop, "%q: http:// is allowed only for loopback hosts; use https://", s)
+			return optErr(prop, "%q: http:// is allowed only for loopback hosts; use https://", shownURL(u))
 		}
 	default:
-		return optErr(prop, "%q must be an https:// URL", s)
+		return optErr(prop, "%q must be an https:// URL", shownURL(u))
 	}
 	return nil
 }
