@@ -290,8 +290,14 @@ func leakScan(t *testing.T, backend, level string) {
 	}
 	p.add("expired Entra client secret", expiredSecret)
 
-	// Every token Entra issues is a canary: access, refresh and id.
-	emu, emuURL := entratest.Start(t, dir, emulator.Options{}, func(h http.Handler) http.Handler {
+	// Every token Entra issues is a canary: access, refresh and id. The
+	// emulator logs where `serve --demo` puts it: into Gatehouse's log.
+	var (
+		upstreamMu sync.Mutex
+		upstream   = map[string]string{}
+		emuLogs    servertest.Buffer
+	)
+	emu, emuURL := entratest.Start(t, dir, emulator.Options{Logger: server.NewLogger(&emuLogs, "json", "debug")}, func(h http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			rec := httptest.NewRecorder()
 			h.ServeHTTP(rec, r)
@@ -300,6 +306,9 @@ func leakScan(t *testing.T, backend, level string) {
 				for _, k := range []string{"access_token", "refresh_token", "id_token"} {
 					if s, ok := tok[k].(string); ok {
 						p.add("Entra's "+k, s)
+						upstreamMu.Lock()
+						upstream[k] = s
+						upstreamMu.Unlock()
 					}
 				}
 			}
@@ -310,6 +319,11 @@ func leakScan(t *testing.T, backend, level string) {
 			_, _ = w.Write(rec.Body.Bytes())
 		})
 	})
+	up := func(k string) string {
+		upstreamMu.Lock()
+		defer upstreamMu.Unlock()
+		return upstream[k]
+	}
 	if emu == nil {
 		t.Fatal("no emulator")
 	}
@@ -536,6 +550,7 @@ func leakScan(t *testing.T, backend, level string) {
 	first := login("password-realm login", form(realmGrant, publicID, alice, alicePw), nil)
 	issued["public refresh"], _ = first["refresh_token"].(string)
 	issued["access"], _ = first["access_token"].(string)
+	issued["id"], _ = first["id_token"].(string)
 	confLogin := form("password", confID, "judy@contoso.onmicrosoft.com", userPw["judy@contoso.onmicrosoft.com"])
 	confLogin.Set("client_secret", confSecret)
 	second := login("password grant, secret in the form", confLogin, nil)
@@ -681,6 +696,16 @@ func leakScan(t *testing.T, backend, level string) {
 			"refresh_token": {wrongSecret}}.Encode(), "", nil, 403},
 		{"refresh token of another client", "application/x-www-form-urlencoded", url.Values{"grant_type": {"refresh_token"},
 			"client_id": {confID}, "client_secret": {confSecret}, "refresh_token": {issued["public refresh"]}}.Encode(), "", nil, 403},
+		{"Entra refresh token as refresh token", "application/x-www-form-urlencoded", url.Values{"grant_type": {"refresh_token"},
+			"client_id": {publicID}, "refresh_token": {up("refresh_token")}}.Encode(), "", nil, 403},
+		{"access token as refresh token", "application/x-www-form-urlencoded", url.Values{"grant_type": {"refresh_token"},
+			"client_id": {publicID}, "refresh_token": {issued["access"]}}.Encode(), "", nil, 403},
+		{"Entra access token as client assertion", "application/x-www-form-urlencoded", url.Values{"grant_type": {"client_credentials"},
+			"client_id": {confID}, "client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"},
+			"client_assertion": {up("access_token")}}.Encode(), "", nil, 401},
+		{"ID token as client assertion", "application/x-www-form-urlencoded", url.Values{"grant_type": {"client_credentials"},
+			"client_id": {confID}, "client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"},
+			"client_assertion": {issued["id"]}}.Encode(), "", nil, 401},
 		{"refresh token in the query", "application/x-www-form-urlencoded", url.Values{"grant_type": {"refresh_token"}, "client_id": {publicID}}.Encode(),
 			"refresh_token=" + url.QueryEscape(issued["public refresh"]), nil, 400},
 		{"client credentials, wrong secret", "application/x-www-form-urlencoded", url.Values{"grant_type": {"client_credentials"},
@@ -759,6 +784,9 @@ func leakScan(t *testing.T, backend, level string) {
 		{"userinfo wrong token", "GET", "userinfo", "", "Bearer " + wrongSecret},
 		{"userinfo Basic", "GET", "userinfo", "", "Basic " + basic(confID, confSecret)},
 		{"userinfo refresh token as bearer", "GET", "userinfo", "", "Bearer " + issued["public refresh"]},
+		{"userinfo ID token as bearer", "GET", "userinfo", "", "Bearer " + issued["id"]},
+		{"userinfo Entra access token", "GET", "userinfo", "", "Bearer " + up("access_token")},
+		{"userinfo Entra ID token", "GET", "userinfo", "", "Bearer " + up("id_token")},
 	} {
 		var rd io.Reader
 		if tc.body != "" {
@@ -908,6 +936,9 @@ func leakScan(t *testing.T, backend, level string) {
 		"Basic at the API": {"Basic " + basic(confID, confSecret)},
 		"two bearers":      {"Bearer " + admin, "Bearer " + wrongSecret},
 		"user token":       {"Bearer " + access},
+		"ID token":         {"Bearer " + issued["id"]},
+		"Entra token":      {"Bearer " + up("access_token")},
+		"Entra ID token":   {"Bearer " + up("id_token")},
 		"scheme only":      {wrongSecret},
 	} {
 		req, _ := http.NewRequest("GET", env.URL+"api/v2/clients", nil)
@@ -934,6 +965,14 @@ func leakScan(t *testing.T, backend, level string) {
 	for _, line := range strings.Split(logText, "\n") {
 		if found := p.find(line); len(found) > 0 {
 			t.Errorf("log line holds %q: %.2000s", found, line)
+		}
+	}
+	if !strings.Contains(emuLogs.String(), `"endpoint":"token"`) {
+		t.Error("the emulator logged no request: its scan proves nothing")
+	}
+	for _, line := range strings.Split(emuLogs.String(), "\n") {
+		if found := p.find(line); len(found) > 0 {
+			t.Errorf("emulator log line holds %q: %.2000s", found, line)
 		}
 	}
 	if strings.Contains(logText, "panic serving request") {
