@@ -2,10 +2,15 @@ package server_test
 
 import (
 	"bytes"
+	"crypto"
 	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net/http"
@@ -752,6 +757,85 @@ func leakScan(t *testing.T, backend, level string) {
 			t.Errorf("%s: %d %v", tc.name, status, m)
 		}
 		p.tokens(tc.name, m)
+	}
+
+	// private_key_jwt: the assertion is a credential until it expires, and
+	// a private key sent in place of the public one must not come back.
+	signer, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pubDER, _ := x509.MarshalPKIXPublicKey(&signer.PublicKey)
+	privDER, _ := x509.MarshalPKCS8PrivateKey(signer)
+	privPEM := string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: privDER}))
+	for i, line := range strings.Split(privPEM, "\n") {
+		if len(line) == 64 && i > 2 {
+			p.add(fmt.Sprintf("private key, line %d", i), line)
+		}
+	}
+	p.add("private key (DER, base64)", base64.StdEncoding.EncodeToString(privDER))
+	signed := mustAPI("create private_key_jwt client", "POST", "api/v2/clients", map[string]any{"name": "Signed", "app_type": "non_interactive",
+		"grant_types": []string{"client_credentials"}}, 201, "client_secret")
+	signedID, _ := signed["client_id"].(string)
+	p.add("private_key_jwt client's first secret", fmt.Sprint(signed["client_secret"]))
+	mustAPI("grant API to the signed client", "POST", "api/v2/client-grants", map[string]any{"client_id": signedID, "audience": "https://orders.example/",
+		"scope": []string{"read:orders"}}, 201)
+	for _, body := range []map[string]any{
+		{"credential_type": "public_key", "pem": privPEM},
+		{"credential_type": "public_key", "pem": strings.Replace(privPEM, "PRIVATE KEY", "PUBLIC KEY", 2)},
+		{"credential_type": "public_key", "pem": strings.Replace(privPEM, "PRIVATE KEY", "CERTIFICATE", 2)},
+		{"credential_type": "public_key", "pem": privPEM + privPEM},
+		{"credential_type": "x509_cert", "pem": privPEM},
+	} {
+		if status, raw := p.api("private key as credential", "POST", "api/v2/clients/"+signedID+"/credentials", admin, body); status != 400 {
+			t.Errorf("private key as credential: %d %s", status, raw)
+		}
+	}
+	cred := mustAPI("add public key", "POST", "api/v2/clients/"+signedID+"/credentials", map[string]any{"credential_type": "public_key",
+		"pem": string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER}))}, 201)
+	mustAPI("use private_key_jwt", "PATCH", "api/v2/clients/"+signedID, map[string]any{"client_authentication_methods": map[string]any{
+		"private_key_jwt": map[string]any{"credentials": []map[string]any{{"id": cred["id"]}}}}}, 200, "client_secret")
+	assertion := func(aud string, exp time.Duration) string {
+		seg := func(v any) string {
+			b, _ := json.Marshal(v)
+			return base64.RawURLEncoding.EncodeToString(b)
+		}
+		now := time.Now()
+		in := seg(map[string]any{"alg": "RS256", "typ": "JWT"}) + "." + seg(map[string]any{"iss": signedID, "sub": signedID, "aud": aud,
+			"iat": now.Unix(), "exp": now.Add(exp).Unix(), "jti": rand.Text()})
+		sum := sha256.Sum256([]byte(in))
+		sig, err := rsa.SignPKCS1v15(rand.Reader, signer, crypto.SHA256, sum[:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		a := in + "." + base64.RawURLEncoding.EncodeToString(sig)
+		p.add("client assertion", a)
+		return a
+	}
+	good := assertion(env.URL+"oauth/token", time.Minute)
+	ccAssertion := func(a string) url.Values {
+		return url.Values{"grant_type": {"client_credentials"}, "client_id": {signedID}, "audience": {"https://orders.example/"},
+			"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}, "client_assertion": {a}}
+	}
+	if status, m := p.form("client assertion", ccAssertion(good), nil, "access_token"); status != 200 {
+		t.Errorf("client assertion: %d %v", status, m)
+	} else {
+		p.tokens("client assertion", m)
+	}
+	for name, a := range map[string]string{
+		"replayed assertion":        good,
+		"assertion for another aud": assertion("https://elsewhere.example/", time.Minute),
+		"assertion too long-lived":  assertion(env.URL, 24*time.Hour),
+		"expired assertion":         assertion(env.URL, -time.Minute),
+		"assertion, bad signature":  good[:len(good)-8] + "AAAAAAAA",
+		"assertion cut short":       good[:len(good)/2],
+	} {
+		if status, m := p.form(name, ccAssertion(a), nil); status != 401 {
+			t.Errorf("%s: %d %v", name, status, m)
+		}
+	}
+	if status, m := p.token("assertion as JSON with a secret", "application/json", jsonOf(withSecret(ccAssertion(good), signedID, wrongSecret)), "", nil); status != 401 {
+		t.Errorf("assertion with a secret: %d %v", status, m)
 	}
 
 	// Refresh: form, JSON with a secret, and a reused rotated token.
