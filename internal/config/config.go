@@ -281,20 +281,26 @@ func (c *Config) Validate() error {
 	}
 	if c.Issuer != "" {
 		u, err := url.Parse(c.Issuer)
+		// A refused issuer may hold a password or a key pasted with it,
+		// and the error goes to a terminal or a log: it is shown without
+		// user info, query and fragment, and not at all when it does not
+		// parse. Once those are refused, the value is shown as typed.
 		switch {
-		case err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http"):
-			bad("GATEHOUSE_ISSUER", "must be an absolute http(s) URL, got %q", redactURL(c.Issuer))
+		case err != nil:
+			bad("GATEHOUSE_ISSUER", "must be an absolute http(s) URL")
 		case u.User != nil:
 			// The issuer is published in discovery and in every token.
 			bad("GATEHOUSE_ISSUER", "must not hold a user or password")
+		case u.Host == "" || (u.Scheme != "https" && u.Scheme != "http"):
+			bad("GATEHOUSE_ISSUER", "must be an absolute http(s) URL, got %q", redactURL((&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}).String()))
+		case u.RawQuery != "" || u.Fragment != "" || strings.ContainsAny(c.Issuer, "?#"):
+			bad("GATEHOUSE_ISSUER", "must not have a query or fragment")
 		case !strings.HasSuffix(c.Issuer, "/"):
 			bad("GATEHOUSE_ISSUER", "must end in /, got %q", c.Issuer)
 		case !isCanonicalIssuer(c.Issuer, u):
 			// Relying parties compare iss and the Management API audience
 			// byte for byte with what they were configured with.
 			bad("GATEHOUSE_ISSUER", "must be in canonical form (lower-case scheme and host, a port up to 65535, a percent-encoded path without empty, . or .. segments), got %q", c.Issuer)
-		case u.RawQuery != "" || u.Fragment != "":
-			bad("GATEHOUSE_ISSUER", "must not have a query or fragment")
 		case u.Scheme == "http" && !isLoopbackHost(u.Hostname()):
 			bad("GATEHOUSE_ISSUER", "http:// is allowed only for loopback hosts; use https:// for %q", u.Host)
 		}

@@ -509,6 +509,48 @@ func leakScan(t *testing.T, backend, level string) {
 		}
 	}
 
+	// Configuration refused at start, each setting that holds a secret
+	// or may be pasted with one: the error goes to the terminal or the
+	// container's log.
+	cfgSecret := newCanary("ConfigSecret")
+	p.add("secret in the configuration", cfgSecret)
+	for _, env := range []map[string]string{
+		{"GATEHOUSE_UPSTREAM_HOSTS": "https://u:" + cfgSecret + "@proxy.example"},
+		{"GATEHOUSE_UPSTREAM_HOSTS": "https://proxy.example/?key=" + cfgSecret},
+		{"GATEHOUSE_UPSTREAM_HOSTS": "https://u:" + cfgSecret + "%zz@proxy.example"},
+		{"GATEHOUSE_UPSTREAM_HOSTS": "http://u:" + cfgSecret + "@proxy.example"},
+		{"GATEHOUSE_ISSUER": "https://u:" + cfgSecret + "@id.example/"},
+		{"GATEHOUSE_ISSUER": "https://u:" + cfgSecret + "%zz@id.example/"},
+		{"GATEHOUSE_ISSUER": "https://id.example/?key=" + cfgSecret},
+		{"GATEHOUSE_ADMIN_CLIENT_ID": "admin", "GATEHOUSE_ADMIN_CLIENT_SECRET": cfgSecret[:20]},
+		{"GATEHOUSE_DATABASE": "mysql://u:" + cfgSecret + "@db.example/x"},
+	} {
+		_, err := config.Load(nil, func(k string) string { return env[k] })
+		if err == nil {
+			t.Errorf("configuration %v accepted", env)
+			continue
+		}
+		p.answers = append(p.answers, answer{what: fmt.Sprintf("configuration %v refused", env), body: []byte(err.Error())})
+	}
+	for _, dsn := range []string{"postgres://u:" + cfgSecret + "@127.0.0.1:badport/x", "postgres://u:" + cfgSecret + "%zz@127.0.0.1/x",
+		"postgres://u:" + cfgSecret + "@127.0.0.1:1/x?connect_timeout=1", "postgres://u@127.0.0.1/x?sslmode=bogus&password=" + cfgSecret, "key:" + cfgSecret, "old key:" + cfgSecret} {
+		cfg := *env.Config
+		switch k, v, _ := strings.Cut(dsn, ":"); k {
+		case "key":
+			cfg.Database, cfg.SecretKey = storetest.DSN(t, backend), v
+		case "old key":
+			cfg.Database, cfg.SecretKeyOld = storetest.DSN(t, backend), env.Config.SecretKey+","+v
+		default:
+			cfg.Database = dsn
+		}
+		if srv, err := server.New(t.Context(), &cfg, server.NewLogger(env.Logs, format, level), io.Discard); err == nil {
+			srv.Close()
+			t.Errorf("start with %s succeeded", dsn)
+		} else {
+			p.answers = append(p.answers, answer{what: "start with a bad database or key refused", body: []byte(err.Error())})
+		}
+	}
+
 	form := func(grant, client, user, pw string) url.Values {
 		v := url.Values{"grant_type": {grant}, "client_id": {client}, "username": {user}, "password": {pw}, "scope": {"openid profile offline_access"}}
 		if grant != "password" {
