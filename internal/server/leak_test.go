@@ -1037,6 +1037,25 @@ func leakScan(t *testing.T, backend, level string) {
 		p.api("GET "+path+" with read:user_idp_tokens", "GET", path, idp, nil, "*.identities.0.access_token", "*.identities.0.refresh_token")
 	}
 
+	// Brute-force protection blocking a user and an IP, then the blocks
+	// read and lifted; the token endpoint and try alike.
+	mustAPI("enable brute force", "PATCH", "api/v2/attack-protection/brute-force-protection", map[string]any{"enabled": true,
+		"max_attempts": 2, "shields": []string{"block"}}, 200)
+	mustAPI("enable IP throttling", "PATCH", "api/v2/attack-protection/suspicious-ip-throttling", map[string]any{"enabled": true,
+		"shields": []string{"block"}, "stage": map[string]any{"pre-login": map[string]any{"max_attempts": 3, "rate": 864000}}}, 200)
+	judy := "judy@contoso.onmicrosoft.com"
+	for i := range 5 {
+		p.form(fmt.Sprintf("wrong password %d until blocked", i), form(realmGrant, publicID, judy, wrongPw), nil)
+	}
+	if status, m := p.form("right password while blocked", form(realmGrant, publicID, judy, userPw[judy]), nil); status == 200 {
+		t.Errorf("login not blocked: %v", m)
+	}
+	p.api("try while blocked", "POST", "api/v2/connections/"+connID+"/try", admin, `{"username":"`+judy+`","password":"`+userPw[judy]+`"}`)
+	for _, path := range []string{"api/v2/user-blocks?identifier=" + url.QueryEscape(judy), "api/v2/anomaly/blocks/ips/127.0.0.1"} {
+		p.api("GET "+path, "GET", path, admin, nil)
+		p.api("DELETE "+path, "DELETE", path, admin, nil)
+	}
+
 	// Every tenant log event, in full and one by one.
 	var logs []map[string]any
 	for page := 0; ; page++ {
@@ -1111,7 +1130,7 @@ func leakScan(t *testing.T, backend, level string) {
 			t.Errorf("the log has no %s: the scan would prove nothing", want)
 		}
 	}
-	for _, want := range []string{`"type":"fp"`, `"type":"fu"`, `"type":"fepft"`, `"type":"fertft"`, `"type":"ferrt"`, `"type":"feccft"`, `"type":"srrt"`, `"type":"fapi"`} {
+	for _, want := range []string{`"type":"fp"`, `"type":"fu"`, `"type":"fepft"`, `"type":"fertft"`, `"type":"ferrt"`, `"type":"feccft"`, `"type":"srrt"`, `"type":"fapi"`, `"type":"limit_wc"`} {
 		if !p.answered(want) {
 			t.Errorf("the scan saw no %s: it would prove nothing", want)
 		}
