@@ -13,6 +13,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -781,6 +782,31 @@ func leakScan(t *testing.T, backend, level string) {
 		resp.Body.Close()
 		p.mu.Lock()
 		p.answers = append(p.answers, answer{what: "huge header", status: resp.StatusCode, header: resp.Header, body: b})
+		p.mu.Unlock()
+	}
+
+	// Requests net/http itself refuses, written raw: its answers must not
+	// echo the header or request line that carried the secret.
+	host := strings.TrimSuffix(strings.TrimPrefix(env.URL, "http://"), "/")
+	for name, raw := range map[string]string{
+		"control character in Authorization": "POST /oauth/token HTTP/1.1\r\nHost: " + host + "\r\nAuthorization: Basic " + basic(confID, confSecret) + "\x01\r\n\r\n",
+		"header without a colon":             "POST /oauth/token HTTP/1.1\r\nHost: " + host + "\r\nclient_secret " + confSecret + "\r\n\r\n",
+		"space in the request target":        "GET /userinfo?access_token=" + issued["access"] + " x HTTP/1.1\r\nHost: " + host + "\r\n\r\n",
+		"bad transfer encoding":              "POST /oauth/token HTTP/1.1\r\nHost: " + host + "\r\nTransfer-Encoding: " + confSecret + "\r\n\r\n",
+		"bad chunked body":                   "POST /oauth/token HTTP/1.1\r\nHost: " + host + "\r\nContent-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\n\r\n5\r\npassword=" + alicePw + "\r\n",
+		"bad host":                           "POST /oauth/token HTTP/1.1\r\nHost: u:" + confSecret + "@" + host + "\r\n\r\n",
+		"folded header":                      "POST /oauth/token HTTP/1.1\r\nHost: " + host + "\r\nAuthorization: Basic\r\n " + basic(confID, confSecret) + "\r\n\r\n",
+	} {
+		c, err := net.Dial("tcp", host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		_, _ = io.WriteString(c, raw)
+		out, _ := io.ReadAll(c)
+		c.Close()
+		p.mu.Lock()
+		p.answers = append(p.answers, answer{what: "raw: " + name, body: out})
 		p.mu.Unlock()
 	}
 
