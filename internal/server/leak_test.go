@@ -1131,6 +1131,11 @@ func leakScan(t *testing.T, backend, level string) {
 		if found := p.find(a.scanned()); len(found) > 0 {
 			t.Errorf("%s: answer (%d) holds %q:\n%.2000s", a.what, a.status, found, a.scanned())
 		}
+		// The documented places must hold what they document: a
+		// successful answer allowed a secret carries one, and only there.
+		if len(a.allowed) > 0 && a.status < 300 && len(p.find(string(a.body))) == 0 {
+			t.Errorf("%s: answer (%d) carries no secret at %v:\n%.2000s", a.what, a.status, a.allowed, a.body)
+		}
 	}
 	logText := env.Logs.String()
 	for _, line := range strings.Split(logText, "\n") {
