@@ -97,6 +97,7 @@ func (p *leakProbe) add(name, v string) {
 	// the secret alone.
 	if parts := strings.Split(v, "."); len(parts) >= 2 && len(parts[len(parts)-1]) >= 16 {
 		p.variants[parts[len(parts)-1]] = name + " (last segment)"
+		p.plain = append(p.plain, parts[len(parts)-1])
 	}
 	// The random tail alone catches a secret cut short ("%.20s").
 	if strings.HasPrefix(v, "Cnry") {
