@@ -133,15 +133,36 @@ func WriterTempStore(ctx context.Context, s *Store) (int, error) {
 	return v, err
 }
 
-// UserListPlan is the plan of ListUsers' page query for f, planned as
-// PurgePlans plans.
-func UserListPlan(ctx context.Context, s *Store, f store.UserFilter) (string, error) {
-	w, order, err := s.userQuery(f)
-	if err != nil {
-		return "", err
+// ListPlans are the plans of the count and of the page query of a list
+// filtered by f: ListUsers' (a store.UserFilter), ListLogEvents' (a
+// store.LogFilter) or ListRefreshTokens' (a store.RefreshTokenFilter),
+// planned as PurgePlans plans.
+func ListPlans(ctx context.Context, s *Store, f any) (count, page string, err error) {
+	var (
+		cols, from, order string
+		w                 filter
+	)
+	switch f := f.(type) {
+	case store.UserFilter:
+		cols, from = userCols, "users"
+		if w, order, err = s.userQuery(f); err != nil {
+			return "", "", err
+		}
+	case store.LogFilter:
+		cols, from = logCols, "log_events"
+		w, order = s.logQuery(f)
+	case store.RefreshTokenFilter:
+		cols, from, order = refreshCols, "refresh_tokens", refreshOrder
+		w = s.refreshQuery(f, now())
+	default:
+		return "", "", fmt.Errorf("no list filtered by %T", f)
 	}
-	q, args := listSQL(userCols, "users", w, order, store.ListOptions{PerPage: 50})
-	return queryPlan(ctx, s, q, args...)
+	if count, err = queryPlan(ctx, s, "SELECT COUNT(*) FROM "+from+w.where(), w.args...); err != nil {
+		return "", "", err
+	}
+	q, args := listSQL(cols, from, w, order, store.ListOptions{PerPage: 50})
+	page, err = queryPlan(ctx, s, q, args...)
+	return count, page, err
 }
 
 // queryPlan is q's plan, one line per step; on PostgreSQL planned with

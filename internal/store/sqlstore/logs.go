@@ -179,17 +179,7 @@ func (s *Store) ListLogEventsAfter(ctx context.Context, afterID string, loggedBe
 }
 
 func (s *Store) ListLogEvents(ctx context.Context, f store.LogFilter, opts store.ListOptions) ([]*store.LogEvent, int, error) {
-	var w filter
-	if f.Type != "" {
-		w.eq("event_type", f.Type)
-	}
-	if f.UserID != "" {
-		w.eq("user_id", f.UserID)
-	}
-	order := "logged_at DESC, seq DESC"
-	if f.OldestFirst {
-		order = "logged_at, seq"
-	}
+	w, order := s.logQuery(f)
 	var (
 		es    []*store.LogEvent
 		total int
@@ -203,6 +193,22 @@ func (s *Store) ListLogEvents(ctx context.Context, f store.LogFilter, opts store
 		return nil, 0, s.fail("list log events", err)
 	}
 	return es, total, nil
+}
+
+// logQuery is the WHERE and ORDER BY of f.
+func (s *Store) logQuery(f store.LogFilter) (filter, string) {
+	var w filter
+	if f.Type != "" {
+		w.eq("event_type", f.Type)
+	}
+	if f.UserID != "" {
+		w.eq("user_id", f.UserID)
+	}
+	order := "logged_at DESC, seq DESC"
+	if f.OldestFirst {
+		order = "logged_at, seq"
+	}
+	return w, order
 }
 
 const purgeLogEventsSQL = `DELETE FROM log_events WHERE seq IN (

@@ -435,6 +435,17 @@ func (f *filter) eq(col string, v any) {
 	f.conds = append(f.conds, fmt.Sprintf("%s = $%d", col, len(f.args)))
 }
 
+// unindexed is col in a term that no index may serve: SQLite's unary +,
+// which keeps its planner on the index of a more selective term when it
+// has no statistics (no ANALYZE) to tell which one is. PostgreSQL's
+// planner has them.
+func (d dialect) unindexed(col string) string {
+	if d.name == sqliteDialect.name {
+		return "+" + col
+	}
+	return col
+}
+
 func (f *filter) in(col string, vs []string) {
 	ph := make([]string, len(vs))
 	for i, v := range vs {

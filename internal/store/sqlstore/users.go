@@ -121,9 +121,8 @@ func (s *Store) GetUser(ctx context.Context, userID string) (*store.User, error)
 var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
 
 // ListUsers matches Email case-insensitively (lowercased in Go on both
-// sides, since SQLite's lower() folds ASCII only), a prefix through LIKE
-// with the pattern characters of the prefix escaped, and Connection
-// exactly.
+// sides, since SQLite's lower() folds ASCII only), a prefix as userQuery
+// says, and Connection exactly.
 func (s *Store) ListUsers(ctx context.Context, f store.UserFilter, opts store.ListOptions) ([]*store.User, int, error) {
 	w, order, err := s.userQuery(f)
 	if err != nil {
@@ -144,11 +143,30 @@ func (s *Store) ListUsers(ctx context.Context, f store.UserFilter, opts store.Li
 	return us, total, nil
 }
 
-// userQuery is the WHERE and ORDER BY of f.
+// userQuery is the WHERE and ORDER BY of f. An email is found through
+// users_email, a few users per address. A prefix is a range of that
+// index: PostgreSQL's planner makes one of a LIKE on the byte-ordered
+// column (migration 9); SQLite's LIKE ignores ASCII case and so never
+// uses a BINARY index, so there the range is written out: the addresses
+// from the prefix up to its byte-wise successor are exactly those that
+// begin with it, as LIKE matched them on the lower-cased column. On
+// SQLite the connection then only filters: without statistics (nothing
+// runs ANALYZE) its planner prefers the equality on users_connection to
+// the email's range and even to its equality, and reads every user of
+// the connection. PostgreSQL's planner weighs them by its statistics.
 func (s *Store) userQuery(f store.UserFilter) (filter, string, error) {
 	var w filter
-	switch email := strings.ToLower(f.Email); {
+	email := strings.ToLower(f.Email)
+	switch {
 	case email == "":
+	case f.EmailPrefix && s.d.name == sqliteDialect.name:
+		w.args = append(w.args, email)
+		cond := fmt.Sprintf("email_lower >= $%d", len(w.args))
+		if end, ok := prefixEnd(email); ok {
+			w.args = append(w.args, end)
+			cond += fmt.Sprintf(" AND email_lower < $%d", len(w.args))
+		}
+		w.conds = append(w.conds, cond)
 	case f.EmailPrefix:
 		w.args = append(w.args, likeEscaper.Replace(email)+"%")
 		w.conds = append(w.conds, fmt.Sprintf(`email_lower LIKE $%d ESCAPE '\'`, len(w.args)))
@@ -156,10 +174,28 @@ func (s *Store) userQuery(f store.UserFilter) (filter, string, error) {
 		w.eq("email_lower", email)
 	}
 	if f.Connection != "" {
-		w.eq("connection", f.Connection)
+		col := "connection"
+		if email != "" {
+			col = s.d.unindexed(col)
+		}
+		w.eq(col, f.Connection)
 	}
 	order, err := userOrder(f, s.d)
 	return w, order, err
+}
+
+// prefixEnd is the least string above every string that begins with p,
+// comparing bytes; false when there is none (p is empty or all 0xFF).
+// It may not be valid UTF-8, which SQLite's BINARY comparison ignores.
+func prefixEnd(p string) (string, bool) {
+	b := []byte(p)
+	for i := len(b) - 1; i >= 0; i-- {
+		if b[i] < 0xFF {
+			b[i]++
+			return string(b[:i+1]), true
+		}
+	}
+	return "", false
 }
 
 // userSortColumns are the columns of store.UserSortFields.

@@ -2,7 +2,11 @@ package sqlstore_test
 
 import (
 	"encoding/json"
+	"fmt"
+	"math/rand/v2"
 	"reflect"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -112,5 +116,87 @@ func TestDeletedConnectionForgotten(t *testing.T) {
 				t.Errorf("user stored after the deletion was forgotten: %v", err)
 			}
 		})
+	}
+}
+
+// TestSQLitePrefixMatchesLike: on SQLite an email prefix is a range of
+// the index where it was a LIKE; it finds exactly the users the LIKE
+// found, for addresses and prefixes drawn from the characters where the
+// two could part: LIKE's pattern and escape characters, ASCII letters
+// (LIKE ignores their case), the bytes around UTF-8's boundaries and the
+// last code point, and bytes that are no UTF-8.
+func TestSQLitePrefixMatchesLike(t *testing.T) {
+	ctx := t.Context()
+	s := storetest.Open(t, storetest.SQLite)
+	alphabet := []string{"a", "A", "b", "%", "_", `\`, "@", "\x7f", "\u0080", "\u00bf", "\u00c0", "é", "É", "\u212a", "k",
+		"\uffff", "\U0010ffff", "\xc3", "\xff"}
+	r := rand.New(rand.NewPCG(1, 2))
+	draw := func(n int) string {
+		var b strings.Builder
+		for range n {
+			b.WriteString(alphabet[r.IntN(len(alphabet))])
+		}
+		return b.String()
+	}
+	emails := map[string]bool{}
+	for i := range 400 {
+		email := draw(r.IntN(5))
+		emails[email] = true
+		connection := []string{"contoso", "fabrikam"}[i%2]
+		if _, err := s.UpsertUser(ctx, &store.User{UserID: fmt.Sprint("u", i), Connection: connection, Email: email}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	prefixes := map[string]bool{}
+	for email := range emails {
+		for i := 1; i <= len(email); i++ {
+			prefixes[email[:i]] = true
+		}
+	}
+	for range 300 {
+		prefixes[draw(1+r.IntN(3))] = true
+	}
+	escape := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
+	like := func(prefix, connection string) []string {
+		q := `SELECT user_id FROM users WHERE email_lower LIKE $1 ESCAPE '\' AND ($2 = '' OR connection = $2) ORDER BY user_id`
+		rows, err := sqlstore.ReadPool(s).QueryContext(ctx, q, escape.Replace(strings.ToLower(prefix))+"%", connection)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		ids := []string{}
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, id)
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		return ids
+	}
+	matched := 0
+	for prefix := range prefixes {
+		for _, connection := range []string{"", "contoso"} {
+			us, total, err := s.ListUsers(ctx, store.UserFilter{Email: prefix, EmailPrefix: true, Connection: connection}, store.ListOptions{PerPage: 100})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := []string{}
+			for _, u := range us {
+				got = append(got, u.UserID)
+			}
+			slices.Sort(got)
+			want := like(prefix, connection)
+			if !slices.Equal(got, want) || total != len(want) {
+				t.Errorf("prefix %+q connection %q: got %v (total %d), LIKE found %v", prefix, connection, got, total, want)
+			}
+			matched += len(want)
+		}
+	}
+	if matched == 0 {
+		t.Fatal("no prefix matched a user")
 	}
 }

@@ -58,6 +58,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"UserErrors", testUserErrors},
 		{"UserList", testUserList},
 		{"UserListPrefix", testUserListPrefix},
+		{"UserListTricky", testUserListTricky},
 		{"LogEvents", testLogEvents},
 		{"LogEventsConcurrent", testLogEventsConcurrent},
 		{"ConnectionDeleteRevokesRefreshTokens", testConnectionDeleteRevokesRefreshTokens},

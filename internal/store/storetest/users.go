@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gatehouse/gatehouse/internal/store"
 )
@@ -314,6 +316,69 @@ func testUserListPrefix(t *testing.T, s store.Store) {
 		slices.Sort(got)
 		if !slices.Equal(got, tc.want) || total != len(tc.want) {
 			t.Errorf("prefix %q: got %v total %d, want %v", tc.prefix, got, total, tc.want)
+		}
+	}
+}
+
+// trickyEmails are addresses around the byte values where a prefix's
+// range of the email index ends (a store may search a prefix that way):
+// the last ASCII byte, UTF-8's continuation and lead bytes, the last code
+// point, LIKE's pattern characters, and letters that lower-case across
+// scripts (the Kelvin sign becomes ASCII k).
+var trickyEmails = []string{
+	"a", "A@x", "ab@x", "a\x7f@x", "a\u0080@x", "a\u00bf@x", "a\u00c0@x", "\u00e0@x", "a\u07ff@x", "a\u0800@x",
+	"a\uffff@x", "a\U0010FFFF", "a\U0010FFFF@x", "a\U0010FFFF\U0010FFFF", "b", "\u212Aate@x", "kate@x",
+	"ÉMILE@x", "émile2@x", "a%b@x", "a_b@x", `a\b@x`, "a.b@x", "%@x", "_@x", `\@x`, "",
+}
+
+// testUserListTricky: an email, or its beginning, finds exactly the
+// users whose lower-cased address is it or begins with it, alone or with
+// a connection, however its last bytes fall.
+func testUserListTricky(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	connections := []string{"contoso", "fabrikam"}
+	for i, email := range trickyEmails {
+		_, err := s.UpsertUser(ctx, &store.User{UserID: fmt.Sprint("u", i), Connection: connections[i%2], Email: email})
+		must(t, err)
+	}
+	prefixes := []string{"%", "_", `\`, "a%", "a_", "a\\", "a\x7f", "a\u00bf", "a\U0010FFFF", "a\U0010FFFF\U0010FFFF",
+		"\u212A", "K", "É", "é", "\uffff", "zz", "A@X"}
+	for _, email := range trickyEmails {
+		for i := range email {
+			if i > 0 {
+				prefixes = append(prefixes, email[:i])
+			}
+		}
+		prefixes = append(prefixes, email, strings.ToUpper(email))
+	}
+	for _, connection := range []string{"", "contoso"} {
+		for _, prefix := range prefixes {
+			if !utf8.ValidString(prefix) || prefix == "" {
+				continue
+			}
+			for _, f := range []store.UserFilter{
+				{Email: prefix, EmailPrefix: true, Connection: connection},
+				{Email: prefix, Connection: connection},
+			} {
+				want := []string{}
+				for i, email := range trickyEmails {
+					e, p := strings.ToLower(email), strings.ToLower(prefix)
+					if (e == p || (f.EmailPrefix && strings.HasPrefix(e, p))) && (connection == "" || connections[i%2] == connection) {
+						want = append(want, fmt.Sprint("u", i))
+					}
+				}
+				us, total, err := s.ListUsers(ctx, f, store.ListOptions{PerPage: 100})
+				must(t, err)
+				got := []string{}
+				for _, u := range us {
+					got = append(got, u.UserID)
+				}
+				slices.Sort(got)
+				slices.Sort(want)
+				if !slices.Equal(got, want) || total != len(want) {
+					t.Errorf("email %+q prefix %v connection %q: got %v total %d, want %v", f.Email, f.EmailPrefix, f.Connection, got, total, want)
+				}
+			}
 		}
 	}
 }
