@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -113,7 +112,7 @@ func sealedSwap(t *testing.T, backend string) {
 		t.Fatalf("alice's upstream access token is not stored: %s", aliceView)
 	}
 
-	db := rawDB(t, env.Config.Database)
+	db := storetest.RawDB(t, env.Config.Database)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	blob := func(table, key, column, id string) []byte {
@@ -206,19 +205,4 @@ func identityToken(t *testing.T, user string) string {
 		t.Fatalf("user JSON: %v %s", err, user)
 	}
 	return u.Identities[0].AccessToken
-}
-
-// rawDB opens the database behind dsn beneath the store.
-func rawDB(t *testing.T, dsn string) *sql.DB {
-	t.Helper()
-	driver, name := "pgx", dsn
-	if p, ok := strings.CutPrefix(dsn, "sqlite:"); ok {
-		driver, name = "sqlite", p
-	}
-	db, err := sql.Open(driver, name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
 }

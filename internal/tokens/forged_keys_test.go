@@ -3,7 +3,6 @@ package tokens
 import (
 	"crypto/rsa"
 	"crypto/x509"
-	"database/sql"
 	"slices"
 	"strings"
 	"testing"
@@ -18,15 +17,7 @@ import (
 // who can write to the database but does not hold the master key.
 func execRaw(t *testing.T, dsn, q string, args ...any) {
 	t.Helper()
-	driver, name := "pgx", dsn
-	if p, ok := strings.CutPrefix(dsn, "sqlite:"); ok {
-		driver, name = "sqlite", p
-	}
-	db, err := sql.Open(driver, name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := storetest.RawDB(t, dsn)
 	res, err := db.ExecContext(t.Context(), q, args...)
 	if err != nil {
 		t.Fatal(err)

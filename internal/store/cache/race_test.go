@@ -113,19 +113,7 @@ func TestInFlightReadOverlappingLocalWrite(t *testing.T) {
 // the notification in B's cache.
 func TestInFlightReadOverlappingOtherReplicasWrite(t *testing.T) {
 	ctx := t.Context()
-	dsn := storetest.DSN(t, storetest.Postgres)
-	open := func() *sqlstore.Store {
-		s, err := sqlstore.Open(ctx, dsn, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		return s
-	}
-	stA, stB := open(), open()
-	if err := stA.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	stA, stB := twoReplicas(t)
 	writesA := cache.New(time.Hour, nil).Writes(stA)
 	cacheB := cache.New(time.Hour, nil)
 	pB := newPausing(stB)

@@ -19,19 +19,7 @@ import (
 // the TTL is an hour, so only B's listener can explain it.
 func TestReplicasSeeEachOthersWrites(t *testing.T) {
 	ctx := t.Context()
-	dsn := storetest.DSN(t, storetest.Postgres)
-	open := func() *sqlstore.Store {
-		s, err := sqlstore.Open(ctx, dsn, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		return s
-	}
-	stA, stB := open(), open()
-	if err := stA.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	stA, stB := twoReplicas(t)
 	writesA := cache.New(time.Hour, nil).Writes(stA)
 	cacheB := cache.New(time.Hour, nil)
 	readsB := cacheB.Reads(stB)
@@ -82,4 +70,24 @@ func TestReplicasSeeEachOthersWrites(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually("deleted", func(_ *store.Client, err error) bool { return errors.Is(err, store.ErrNotFound) })
+}
+
+// twoReplicas opens two stores on one fresh PostgreSQL schema, migrated,
+// as two replicas of Gatehouse would.
+func twoReplicas(t *testing.T) (a, b *sqlstore.Store) {
+	t.Helper()
+	dsn := storetest.DSN(t, storetest.Postgres)
+	open := func() *sqlstore.Store {
+		s, err := sqlstore.Open(t.Context(), dsn, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	a, b = open(), open()
+	if err := a.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	return a, b
 }

@@ -11,6 +11,22 @@ import (
 	"testing"
 )
 
+// RawDB opens the database behind dsn beneath the store, for tests that
+// play someone who writes to it directly; it is closed when t ends.
+func RawDB(t testing.TB, dsn string) *sql.DB {
+	t.Helper()
+	driver, name := "pgx", dsn
+	if p, ok := strings.CutPrefix(dsn, "sqlite:"); ok {
+		driver, name = "sqlite", p
+	}
+	db, err := sql.Open(driver, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
 // RawContains reports which of needles occur anywhere in the database
 // behind dsn, read beneath the store: every file of a SQLite database
 // (main file, WAL and shared memory) byte for byte, or every row of every
