@@ -142,7 +142,8 @@ Test the connection step by step:
     go run ./cmd/gatehouse try %s --url %s/ --username %s
 
 Other users of the directory fail the way Entra fails them (bob: locked, carol:
-password expired, dave: MFA required, frank: Conditional Access, ivan: disabled).
+password expired, dave: MFA required, frank: Conditional Access, ivan: disabled,
+grace@corp.contoso.com: federated, heidi: no password).
 
 `, emuURL, directory, demoClientName, clientID, demoConnection, where,
 		base, clientID, demoConnection, demoUser, demoPassword,

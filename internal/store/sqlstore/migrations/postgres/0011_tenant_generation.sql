@@ -2,7 +2,7 @@
 -- narrowed the Entra users it admits (another tenant, the common endpoint
 -- turned on or off, an allowed tenant removed, another Entra application);
 -- a refresh token records the generation of the connection its login read,
--- and a token of another generation is refused. A login in flight across
+-- and a token of an older generation is refused. A login in flight across
 -- such a change, or served from another replica's cached copy of the
 -- connection, stores the generation it read, not the time it finished, so
 -- no clock decides. Existing rows start at 0, the generation of a
