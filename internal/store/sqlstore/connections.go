@@ -270,8 +270,7 @@ func (s *Store) DeleteConnection(ctx context.Context, id string) error {
 		if err := tx.QueryRowContext(ctx, "SELECT name FROM connections WHERE id = $1", id).Scan(&name); err != nil {
 			return err
 		}
-		cond := "connection = $1 OR (connection = '' AND user_id IN (SELECT user_id FROM users WHERE connection = $1))"
-		if _, err := tx.ExecContext(ctx, s.deleteRefreshSQL(cond), name); err != nil {
+		if _, err := tx.ExecContext(ctx, s.deleteConnectionRefreshSQL(), name); err != nil {
 			return err
 		}
 		res, err := tx.ExecContext(ctx, "DELETE FROM connections WHERE id = $1", id)
@@ -294,6 +293,19 @@ func (s *Store) DeleteConnection(ctx context.Context, id string) error {
 		return s.fail("delete connection", err)
 	}
 	return nil
+}
+
+// deleteConnectionRefreshSQL deletes the refresh tokens of connection $1:
+// those issued through it (refresh_tokens_connection, migration 12), and
+// those stored before tokens recorded their connection (migration 8)
+// whose user's latest login went through it, found through the users of
+// the connection. One OR of the two read every token: no index serves
+// its second term. SQLite, without statistics, would otherwise read every
+// legacy token through refresh_tokens_connection rather than the user's.
+func (s *Store) deleteConnectionRefreshSQL() string {
+	return s.deleteRefreshSQL("seq IN (SELECT seq FROM refresh_tokens WHERE connection = $1 UNION ALL " +
+		"SELECT r.seq FROM users u JOIN refresh_tokens r ON r.user_id = u.user_id WHERE u.connection = $1 AND " +
+		s.d.unindexed("r.connection") + " = '')")
 }
 
 func (s *Store) SetConnectionClients(ctx context.Context, connectionID string, status map[string]bool) error {

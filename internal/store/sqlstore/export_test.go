@@ -121,6 +121,25 @@ func PurgePlans(ctx context.Context, s *Store) (map[string]string, error) {
 	return plans, nil
 }
 
+// DeleteConnectionPlans are the plans of the statements with which
+// DeleteConnection deletes the connection's refresh tokens, by statement,
+// planned as PurgePlans plans.
+func DeleteConnectionPlans(ctx context.Context, s *Store) (map[string]string, error) {
+	stmts := map[string]string{"in the deletion": s.deleteConnectionRefreshSQL()}
+	if s.d.name == "postgres" {
+		stmts["after it"] = s.deleteRefreshSQL("connection = $1")
+	}
+	plans := make(map[string]string, len(stmts))
+	for name, q := range stmts {
+		plan, err := queryPlan(ctx, s, q, "contoso")
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		plans[name] = plan
+	}
+	return plans, nil
+}
+
 // AddMigration appends a migration of sql after the last one.
 func AddMigration(s *Store, sql string) {
 	s.migrations = append(s.migrations, migration{version: len(s.migrations) + 1, name: "test", sql: sql})

@@ -115,3 +115,57 @@ func TestSQLiteSearchesTheSelectiveIndex(t *testing.T) {
 		}
 	}
 }
+
+// TestConnectionDeleteUsesIndexes: deleting a connection finds its
+// refresh tokens through indexes, not by reading every token of every
+// connection while it holds (SQLite) the one write lock that every login,
+// refresh and Management write waits for. On PostgreSQL the deletion's
+// runs after its transaction read them again.
+func TestConnectionDeleteUsesIndexes(t *testing.T) {
+	for _, backend := range storetest.Backends() {
+		t.Run(backend, func(t *testing.T) {
+			s := storetest.Open(t, backend)
+			plans, err := sqlstore.DeleteConnectionPlans(t.Context(), s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for name, plan := range plans {
+				if readsWhole(plan) {
+					t.Errorf("%s: the connection's deletion reads a whole table or index:\n%s", name, plan)
+				}
+			}
+		})
+	}
+}
+
+// readsWhole reports whether a plan reads a whole table or a whole index:
+// beyond tableScan, SQLite's "SCAN t USING INDEX i", and a PostgreSQL
+// index scan with no Index Cond, which is what discouraging sequential
+// scans makes of one (every row of the pkey, filtered).
+func readsWhole(plan string) bool {
+	if tableScan.MatchString(plan) || sqliteIndexScan.MatchString(plan) {
+		return true
+	}
+	lines := strings.Split(plan, "\n")
+	for i, l := range lines {
+		if !pgIndexScan.MatchString(l) {
+			continue
+		}
+		bounded := false
+		for _, d := range lines[i+1:] {
+			if strings.Contains(d, "->") {
+				break
+			}
+			bounded = bounded || strings.Contains(d, "Index Cond:")
+		}
+		if !bounded {
+			return true
+		}
+	}
+	return false
+}
+
+var (
+	sqliteIndexScan = regexp.MustCompile(`(?m)(^|\W)SCAN \w+( AS \w+)? USING `)
+	pgIndexScan     = regexp.MustCompile(`Index (Only )?Scan (Backward )?using |Bitmap Index Scan on `)
+)
