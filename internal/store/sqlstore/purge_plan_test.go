@@ -134,6 +134,13 @@ func TestConnectionDeleteUsesIndexes(t *testing.T) {
 					t.Errorf("%s: the connection's deletion reads a whole table or index:\n%s", name, plan)
 				}
 			}
+			// The tokens stored without their connection are those of the
+			// connection's users: SQLite, without statistics, would read
+			// every such token of every connection through
+			// refresh_tokens_connection instead.
+			if plan := plans["in the deletion"]; backend == storetest.SQLite && !strings.Contains(plan, "refresh_tokens_user (user_id=?)") {
+				t.Errorf("the connection's deletion reads the legacy tokens of every connection:\n%s", plan)
+			}
 		})
 	}
 }
