@@ -165,6 +165,43 @@ func TestOwnerDeleteLocksRefreshTokensInSeqOrder(t *testing.T) {
 	}
 }
 
+// TestConnectionDeleteLocksLegacyTokensInSeqOrder: a connection's
+// deletion finds the tokens issued through it and those stored before
+// tokens recorded their connection (through its users) apart, and still
+// locks them together in seq order on PostgreSQL: a legacy token between
+// two of the others is locked after the lower and before the higher.
+func TestConnectionDeleteLocksLegacyTokensInSeqOrder(t *testing.T) {
+	s, db := openPostgres(t)
+	const name = "legacy"
+	ids := ownerFixture(t, s, name, 5)
+	for _, id := range []string{ids[1], ids[3]} {
+		if err := sqlstore.Exec(t.Context(), s, "UPDATE refresh_tokens SET connection = '' WHERE id = $1", id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tx, holder := holdRows(t, db, "SELECT 1 FROM refresh_tokens WHERE id = $1 FOR UPDATE", ids[len(ids)-1])
+	done := make(chan error, 1)
+	go func() { done <- s.DeleteConnection(t.Context(), "con-"+name) }()
+	blockedBy(t, db, []int{holder})
+	for _, id := range ids[:len(ids)-1] {
+		_, err := db.ExecContext(t.Context(), "SELECT 1 FROM refresh_tokens WHERE id = $1 FOR UPDATE NOWAIT", id)
+		if pgErr := (*pgconn.PgError)(nil); !errors.As(err, &pgErr) || pgErr.Code != "55P03" {
+			t.Errorf("token %s while the deletion waits for %s: %v; want it locked by the deletion (55P03)", id, ids[len(ids)-1], err)
+		}
+	}
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("delete the connection: %v", err)
+	}
+	for _, id := range ids {
+		if _, err := s.GetRefreshToken(t.Context(), id); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("token %s after its connection's deletion: %v", id, err)
+		}
+	}
+}
+
 // TestOwnerDeleteDuringExchange: an exchange of a token whose user or
 // client is being deleted ends cleanly on PostgreSQL, and
 // no token is left. One that came first completes, its successor
