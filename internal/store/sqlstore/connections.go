@@ -299,9 +299,10 @@ func (s *Store) DeleteConnection(ctx context.Context, id string) error {
 // those issued through it (refresh_tokens_connection, migration 12), and
 // those stored before tokens recorded their connection (migration 8)
 // whose user's latest login went through it, found through the users of
-// the connection. One OR of the two read every token: no index serves
-// its second term. SQLite, without statistics, would otherwise read every
-// legacy token through refresh_tokens_connection rather than the user's.
+// the connection. One OR of the two read every token on PostgreSQL,
+// whose planner serves no OR with a subquery term from indexes. The +
+// keeps SQLite, without statistics, on the users' tokens: it would read
+// every legacy token of every connection through refresh_tokens_connection.
 func (s *Store) deleteConnectionRefreshSQL() string {
 	return s.deleteRefreshSQL("seq IN (SELECT seq FROM refresh_tokens WHERE connection = $1 UNION ALL " +
 		"SELECT r.seq FROM users u JOIN refresh_tokens r ON r.user_id = u.user_id WHERE u.connection = $1 AND " +
