@@ -125,7 +125,12 @@ func (h *UpstreamHosts) allows(value string, builtin []string) bool {
 // shownURL is u as an error may echo it: scheme, host and path. An
 // operator may paste a proxy's URL with a password, or a key in its
 // query, and what is refused must not come back in an answer, a terminal
-// or a log; a URL that does not parse is not echoed at all.
+// or a log; a URL that does not parse is not echoed at all. A path with
+// an "@" is not shown either: user info typed without the "//"
+// (https:/u:pw@host) is parsed as the path.
 func shownURL(u *url.URL) string {
+	if strings.Contains(u.Path, "@") {
+		return (&url.URL{Scheme: u.Scheme, Host: u.Host}).String() + "/…"
+	}
 	return (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}).String()
 }

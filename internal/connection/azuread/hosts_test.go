@@ -34,6 +34,25 @@ func TestBaseURL(t *testing.T) {
 	}
 }
 
+// TestBaseURLErrorHidesCredentials: a refused URL is echoed so that the
+// operator sees what was read, but never a password pasted with it, even
+// typed without the "//" that makes it user info.
+func TestBaseURLErrorHidesCredentials(t *testing.T) {
+	for _, tc := range []struct{ in, shown string }{
+		{"https://u:TopSecret@proxy.example.com", `"https://proxy.example.com"`},
+		{"https://proxy.example.com/?k=TopSecret", `"https://proxy.example.com/"`},
+		{"https:/u:TopSecret@proxy.example.com", `"https:/…"`},
+		{"https:///u:TopSecret@proxy.example.com", `"https:/…"`},
+		{"https://proxy.example.com/u:TopSecret@x", `"https://proxy.example.com/…"`},
+		{"https://proxy.example.com/entra", `"https://proxy.example.com/entra"`},
+	} {
+		_, err := azuread.BaseURL(tc.in)
+		if err == nil || strings.Contains(err.Error(), "TopSecret") || !strings.Contains(err.Error(), tc.shown) {
+			t.Errorf("BaseURL(%q): %v; want an error showing %s and not the secret", tc.in, err, tc.shown)
+		}
+	}
+}
+
 func TestUpstreamHostsCheck(t *testing.T) {
 	operator, err := azuread.NewUpstreamHosts([]string{"http://127.0.0.1:9999", "https://egress.corp.example"})
 	if err != nil {

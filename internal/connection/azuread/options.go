@@ -440,8 +440,12 @@ func (o *Options) Validate() error {
 		return err
 	}
 	if o.AppID != "" {
-		if u, err := url.Parse(o.AppID); err != nil || u.Scheme == "" || (u.Host == "" && u.Opaque == "" && u.Path == "") {
-			return optErr("app_id", "%q is not an absolute URI (an Application ID URI such as api://<guid> or https://contoso.onmicrosoft.com/api)", o.AppID)
+		u, err := url.Parse(o.AppID)
+		if err != nil {
+			return optErr("app_id", "not an absolute URI (an Application ID URI such as api://<guid> or https://contoso.onmicrosoft.com/api)")
+		}
+		if u.Scheme == "" || (u.Host == "" && u.Opaque == "" && u.Path == "") {
+			return optErr("app_id", "%q is not an absolute URI (an Application ID URI such as api://<guid> or https://contoso.onmicrosoft.com/api)", shownURL(u))
 		}
 	}
 	if err := oneOf("waad_protocol", o.WaadProtocol, ProtocolOIDC, ProtocolWSFed); err != nil {
@@ -473,8 +477,12 @@ func (o *Options) Validate() error {
 		}
 	}
 	if o.IconURL != "" {
-		if u, err := url.Parse(o.IconURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			return optErr("icon_url", "%q is not an absolute http(s) URL", o.IconURL)
+		u, err := url.Parse(o.IconURL)
+		if err != nil {
+			return optErr("icon_url", "not an absolute http(s) URL")
+		}
+		if (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return optErr("icon_url", "%q is not an absolute http(s) URL", shownURL(u))
 		}
 	}
 	if err := checkBaseURL("authority_host", o.AuthorityHost); err != nil {

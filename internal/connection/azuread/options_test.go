@@ -116,6 +116,16 @@ func TestOptionsErrors(t *testing.T) {
 		{base(`,"authority_host":"http://login.example.com"`), "authority_host"},
 		{base(`,"authority_host":"https://login.example.com#x"`), "authority_host"},
 		{base(`,"graph_host":"graph.microsoft.com"`), "graph_host"},
+		// Refused URLs holding the secret where the echo could show it:
+		// user info typed without "//" is parsed as the path.
+		{base(`,"authority_host":"https:/u:TopSecret@login.example.com"`), "authority_host"},
+		{base(`,"graph_host":"https:///u:TopSecret@graph.example.com"`), "graph_host"},
+		{base(`,"icon_url":"ftp://u:TopSecret@x.example.com/a.png"`), "icon_url"},
+		{base(`,"icon_url":"ftp://x.example.com/a.png?k=TopSecret"`), "icon_url"},
+		{base(`,"icon_url":"https:/u:TopSecret@x.example.com/a.png"`), "icon_url"},
+		{base(`,"icon_url":"https://u:TopSecret%zz@x.example.com/a.png"`), "icon_url"},
+		{base(`,"app_id":"api.example/x?k=TopSecret"`), "app_id"},
+		{base(`,"app_id":"%zzTopSecret"`), "app_id"},
 		{base(`,"allowed_tenants":["72f988bf-86f1-41af-91ab-2d7cd011db47"]`), "allowed_tenants"},
 		{base(`,"useCommonEndpoint":true,"allowed_tenants":["x"]`), "allowed_tenants[0]"},
 	} {
