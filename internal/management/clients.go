@@ -916,10 +916,16 @@ func checkAppURL(s string, native, origin bool) string {
 	}
 	// What is refused is echoed without its user info: a URL pasted with
 	// a password, or a token as its user name, must not come back in the
-	// answer, a terminal or a log.
+	// answer, a terminal or a log. Nor its fragment, where a browser's
+	// address bar holds an implicit grant's tokens (#access_token=), nor
+	// a path or opaque part with an "@": user info typed without the "//"
+	// (https:/u:pw@host, https:u:pw@host) is parsed as one of them.
 	bare := *u
-	bare.User = nil
+	bare.User, bare.Fragment, bare.RawFragment = nil, "", ""
 	shown := bare.String()
+	if strings.Contains(u.Opaque, "@") || strings.Contains(u.Path, "@") {
+		shown = (&url.URL{Scheme: u.Scheme, Host: u.Host}).String() + "…"
+	}
 	if strings.Contains(s, "#") {
 		return fmt.Sprintf("URL %q must not contain a fragment (#)", shown)
 	}
