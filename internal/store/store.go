@@ -352,6 +352,11 @@ type LogStore interface {
 	// the first one dated loggedBefore or later; ErrNotFound when afterID
 	// names no event.
 	ListLogEventsAfter(ctx context.Context, afterID string, loggedBefore time.Time, limit int) ([]*LogEvent, error)
+	// LogUserNames returns the distinct user_name fields of the user's
+	// newest limit events of type eventType, newest first. The user's
+	// other events do not count against limit; events purged by the log
+	// retention are not found.
+	LogUserNames(ctx context.Context, userID, eventType string, limit int) ([]string, error)
 	// PurgeLogEvents deletes at most limit events dated before before,
 	// oldest first, and reports how many it deleted.
 	PurgeLogEvents(ctx context.Context, before time.Time, limit int) (int, error)

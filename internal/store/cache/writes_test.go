@@ -86,6 +86,7 @@ var storeMethods = map[string]kind{
 	"ListLogEvents":      read,
 	"GetLogEvent":        read,
 	"ListLogEventsAfter": read,
+	"LogUserNames":       read,
 	"AppendLogEvent":     uncachedWrite,
 	"PurgeLogEvents":     uncachedWrite,
 

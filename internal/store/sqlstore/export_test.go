@@ -140,6 +140,12 @@ func DeleteConnectionPlans(ctx context.Context, s *Store) (map[string]string, er
 	return plans, nil
 }
 
+// LogUserNamesPlan is the plan of LogUserNames' query, planned as
+// PurgePlans plans.
+func LogUserNamesPlan(ctx context.Context, s *Store) (string, error) {
+	return queryPlan(ctx, s, s.logUserNamesSQL(), "waad|jo", "sepft", 100)
+}
+
 // AddMigration appends a migration of sql after the last one.
 func AddMigration(s *Store, sql string) {
 	s.migrations = append(s.migrations, migration{version: len(s.migrations) + 1, name: "test", sql: sql})

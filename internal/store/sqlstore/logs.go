@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"database/sql"
+	"encoding/json"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/store"
@@ -209,6 +210,50 @@ func (s *Store) logQuery(f store.LogFilter) (filter, string) {
 		order = "logged_at, seq"
 	}
 	return w, order
+}
+
+// logUserNamesSQL reads the user's events of one type backwards through
+// log_events_user (user_id, logged_at). event_type is unindexed: its index
+// would read every user's events of the type, and SQLite has no statistics
+// to tell which range is the smaller.
+func (s *Store) logUserNamesSQL() string {
+	return "SELECT doc FROM log_events WHERE user_id = $1 AND " + s.d.unindexed("event_type") +
+		" = $2 ORDER BY logged_at DESC LIMIT $3"
+}
+
+func (s *Store) LogUserNames(ctx context.Context, userID, eventType string, limit int) ([]string, error) {
+	names, err := s.logUserNames(ctx, userID, eventType, limit)
+	if err != nil {
+		return nil, s.fail("log user names", err)
+	}
+	return names, nil
+}
+
+func (s *Store) logUserNames(ctx context.Context, userID, eventType string, limit int) ([]string, error) {
+	rows, err := s.read.QueryContext(ctx, s.logUserNamesSQL(), userID, eventType, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	names := []string{}
+	seen := map[string]bool{}
+	for rows.Next() {
+		var doc sql.NullString
+		if err := rows.Scan(&doc); err != nil {
+			return nil, err
+		}
+		var ev struct {
+			UserName string `json:"user_name"`
+		}
+		// An event's document is written by package audit; one that does
+		// not parse names nobody.
+		if !doc.Valid || json.Unmarshal([]byte(doc.String), &ev) != nil || ev.UserName == "" || seen[ev.UserName] {
+			continue
+		}
+		seen[ev.UserName] = true
+		names = append(names, ev.UserName)
+	}
+	return names, rows.Err()
 }
 
 const purgeLogEventsSQL = `DELETE FROM log_events WHERE seq IN (

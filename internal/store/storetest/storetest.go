@@ -70,6 +70,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"ClientCredentials", testClientCredentials},
 		{"ClientAssertions", testClientAssertions},
 		{"LogEventList", testLogEventList},
+		{"LogUserNames", testLogUserNames},
 		{"UserPatch", testUserPatch},
 		{"UserRecordLogin", testUserRecordLogin},
 		{"UserWriteRace", testUserWriteRace},
@@ -1161,5 +1162,46 @@ func testLogEventList(t *testing.T, s store.Store) {
 	got, total = ids(store.LogFilter{UserID: "nobody"}, store.ListOptions{})
 	if len(got) != 0 || total != 0 {
 		t.Errorf("unknown user: %v, total %d", got, total)
+	}
+}
+
+// testLogUserNames: the names a user signed in with, newest first, once
+// each, from the user's newest events of the type only.
+func testLogUserNames(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	add := func(id, typ, user, name string, sec int) {
+		t.Helper()
+		doc := json.RawMessage(fmt.Sprintf(`{"type": %q, "user_name": %q}`, typ, name))
+		if name == "" {
+			doc = json.RawMessage(fmt.Sprintf(`{"type": %q}`, typ))
+		}
+		must(t, s.AppendLogEvent(ctx, &store.LogEvent{ID: id, Type: typ, Date: t0.Add(time.Duration(sec) * time.Second), UserID: user, Doc: doc}))
+	}
+	add("n1", "sepft", "waad|jo", "oldest@contoso.example", 1)
+	add("n2", "sepft", "waad|jo", "Jo@Contoso.onmicrosoft.com", 2)
+	add("n3", "sepft", "waad|jo", "jo@contoso.example", 3)
+	add("n4", "sepft", "waad|jo", "Jo@Contoso.onmicrosoft.com", 4)
+	add("n5", "sepft", "waad|jo", "", 5)
+	add("n6", "fp", "waad|jo", "attacker-typed@contoso.example", 6)
+	add("n7", "sertft", "waad|jo", "", 7)
+	add("n8", "sepft", "waad|other", "other@contoso.example", 8)
+
+	for _, c := range []struct {
+		user, typ string
+		limit     int
+		want      []string
+	}{
+		{"waad|jo", "sepft", 100, []string{"Jo@Contoso.onmicrosoft.com", "jo@contoso.example", "oldest@contoso.example"}},
+		// The newest four sign-ins; the failed and refresh events between
+		// them do not count.
+		{"waad|jo", "sepft", 4, []string{"Jo@Contoso.onmicrosoft.com", "jo@contoso.example"}},
+		{"waad|other", "sepft", 100, []string{"other@contoso.example"}},
+		{"waad|nobody", "sepft", 100, []string{}},
+	} {
+		got, err := s.LogUserNames(ctx, c.user, c.typ, c.limit)
+		must(t, err)
+		if !reflect.DeepEqual(got, c.want) {
+			t.Errorf("LogUserNames(%q, %q, %d) = %q, want %q", c.user, c.typ, c.limit, got, c.want)
+		}
 	}
 }
