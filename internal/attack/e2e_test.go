@@ -1054,3 +1054,53 @@ func TestAnomalyIPBlocks(t *testing.T) {
 		})
 	}
 }
+
+// TestUserBlocksByIDFindTypedNames: counters are keyed on the name a user
+// typed, and Judy signs in with her UPN, which differs from her email and
+// which her profile does not hold (ext_upn off). The user-blocks routes of
+// her user id still list and lift the block under it, from the names her
+// successful logins recorded.
+func TestUserBlocksByIDFindTypedNames(t *testing.T) {
+	for _, b := range storetest.Backends() {
+		t.Run(b, func(t *testing.T) {
+			s := newSite(t, b, map[string]any{"ext_upn": false, "entra_lockout_threshold": 0})
+			if st, raw := s.api(t, "PATCH", "api/v2/attack-protection/brute-force-protection", map[string]any{"max_attempts": 3}); st != http.StatusOK {
+				t.Fatalf("patch: %d %s", st, raw)
+			}
+			const upn, password = "judy@contoso.onmicrosoft.com", "Judy-Passw0rd!"
+			if a := s.login(t, s.public, "", upn, password, nil); a.status != http.StatusOK {
+				t.Fatalf("login with the UPN: %d %s", a.status, a.raw)
+			}
+			st, raw := s.api(t, "GET", "api/v2/users-by-email?email=judy@contoso.com", nil)
+			var users []struct {
+				UserID string          `json:"user_id"`
+				UPN    json.RawMessage `json:"upn"`
+			}
+			if err := json.Unmarshal([]byte(raw), &users); st != http.StatusOK || err != nil || len(users) != 1 || users[0].UPN != nil {
+				t.Fatalf("users-by-email: %d %s", st, raw)
+			}
+			path := "api/v2/user-blocks/" + url.PathEscape(users[0].UserID)
+			for i := range 3 {
+				if a := s.login(t, s.public, "", upn, "nope", nil); a.status != http.StatusForbidden {
+					t.Fatalf("attempt %d: %d %s", i+1, a.status, a.raw)
+				}
+			}
+			if a := s.login(t, s.public, "", upn, password, nil); a.status != http.StatusTooManyRequests {
+				t.Fatalf("right password while blocked: %d %s", a.status, a.raw)
+			}
+			block := `{"blocked_for":[{"identifier":"judy@contoso.onmicrosoft.com","ip":"127.0.0.1","connection":"contoso"}]}` + "\n"
+			if st, raw := s.api(t, "GET", path, nil); st != http.StatusOK || raw != block {
+				t.Fatalf("user-blocks of the user: %d %s", st, raw)
+			}
+			if st, raw := s.api(t, "DELETE", path, nil); st != http.StatusNoContent {
+				t.Fatalf("delete user-blocks of the user: %d %s", st, raw)
+			}
+			if st, raw := s.api(t, "GET", "api/v2/user-blocks?identifier="+upn, nil); st != http.StatusOK || raw != `{"blocked_for":[]}`+"\n" {
+				t.Fatalf("user-blocks by identifier after the delete: %d %s", st, raw)
+			}
+			if a := s.login(t, s.public, "", upn, password, nil); a.status != http.StatusOK {
+				t.Fatalf("login after the delete: %d %s", a.status, a.raw)
+			}
+		})
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"net/http"
 
 	"github.com/gatehouse/gatehouse/internal/attack"
+	"github.com/gatehouse/gatehouse/internal/audit"
 	"github.com/gatehouse/gatehouse/internal/store"
 )
 
@@ -103,8 +104,17 @@ func (a *API) writeBlocks(w http.ResponseWriter, r *http.Request, connection str
 	WriteJSON(w, http.StatusOK, out)
 }
 
+// loginNamesRead bounds how many of the user's successful password logins
+// userIdentifiers reads the typed names of.
+const loginNamesRead = 100
+
 // userIdentifiers are the user's connection and the names the user signs
-// in with there: email, username and upn. The same names on another
+// in with there: email, username and upn, and the names typed in the
+// user's last loginNamesRead successful password logins. Counters are
+// keyed on the typed name, which the profile need not hold: an Entra user
+// may type a UPN that differs from the email, and the profile has upn
+// only with the connection's ext_upn. Names typed only in logins older
+// than the log retention are not found. The same names on another
 // connection belong to another user, whose blocks this user's routes
 // neither list nor lift.
 func (a *API) userIdentifiers(r *http.Request) (string, []string, error) {
@@ -124,7 +134,11 @@ func (a *API) userIdentifiers(r *http.Request) (string, []string, error) {
 	if len(u.Profile) > 0 && json.Unmarshal(u.Profile, &prof) == nil {
 		ids = append(ids, prof.Username, prof.UPN, prof.Email)
 	}
-	return u.Connection, ids, nil
+	typed, err := a.store.LogUserNames(r.Context(), u.UserID, audit.SuccessExchangePassword, loginNamesRead)
+	if err != nil {
+		return "", nil, internalError(err)
+	}
+	return u.Connection, append(ids, typed...), nil
 }
 
 // connectionOptions finds a connection's options for its lockout policy;
