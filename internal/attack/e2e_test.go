@@ -332,71 +332,57 @@ func TestAbandonedLoginsAreNotFailures(t *testing.T) {
 	}
 }
 
-// TestAbandonedWrongPasswordsCount: a client that gives up after its
+// TestAbandonedWrongPasswordsCount: a caller that gives up after the
 // password went upstream cannot make Entra's failures uncounted: Entra
 // checked the password and counts the failure towards its own lockout,
-// which the budget exists to stay under.
+// which the budget exists to stay under. That holds for a login and for
+// `try`, which posts the password to Entra as a login does.
 func TestAbandonedWrongPasswordsCount(t *testing.T) {
 	for _, b := range storetest.Backends() {
-		t.Run(b, func(t *testing.T) {
-			s := newSite(t, b, map[string]any{"entra_lockout_threshold": 4, "entra_lockout_duration_seconds": 300})
-			s.delay.Store(int64(300 * time.Millisecond))
-			impatient := &http.Client{Timeout: 100 * time.Millisecond}
-			form := url.Values{
-				"grant_type": {"http://auth0.com/oauth/grant-type/password-realm"}, "realm": {"contoso"},
-				"client_id": {s.public}, "username": {"alice@contoso.com"}, "password": {"nope"}, "scope": {"openid"},
-			}
-			for i := range 3 {
-				if resp, err := impatient.PostForm(s.URL+"oauth/token", form); err == nil {
-					resp.Body.Close()
-					t.Fatalf("attempt %d answered before Entra: %s", i+1, resp.Status)
+		for _, via := range []string{"login", "try"} {
+			t.Run(b+"/"+via, func(t *testing.T) {
+				s := newSite(t, b, map[string]any{"entra_lockout_threshold": 4, "entra_lockout_duration_seconds": 300})
+				req := func() *http.Request {
+					form := url.Values{
+						"grant_type": {"http://auth0.com/oauth/grant-type/password-realm"}, "realm": {"contoso"},
+						"client_id": {s.public}, "username": {"alice@contoso.com"}, "password": {"nope"}, "scope": {"openid"},
+					}
+					r, _ := http.NewRequest("POST", s.URL+"oauth/token", strings.NewReader(form.Encode()))
+					r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+					return r
 				}
-				// Let the abandoned attempt reach Entra and settle.
-				time.Sleep(400 * time.Millisecond)
-			}
-			s.delay.Store(0)
-			reached := s.upstream.Load()
-			a := s.login(t, s.public, "", "alice@contoso.com", "Alice-Passw0rd!", nil)
-			if a.status != http.StatusTooManyRequests {
-				t.Fatalf("after %d wrong passwords reached Entra (budget 3), a login got %d %s", reached, a.status, a.raw)
-			}
-		})
-	}
-}
-
-// TestAbandonedTriesCount: `try` posts the password to Entra as a login
-// does, so a caller of the Management API that gives up after that cannot
-// make Entra's failures uncounted either.
-func TestAbandonedTriesCount(t *testing.T) {
-	for _, b := range storetest.Backends() {
-		t.Run(b, func(t *testing.T) {
-			s := newSite(t, b, map[string]any{"entra_lockout_threshold": 4, "entra_lockout_duration_seconds": 300})
-			status, raw := s.api(t, "GET", "api/v2/connections?name=contoso", nil)
-			var conns []struct{ ID string }
-			if err := json.Unmarshal([]byte(raw), &conns); status != http.StatusOK || err != nil || len(conns) != 1 {
-				t.Fatalf("connections: %d %s", status, raw)
-			}
-			s.delay.Store(int64(300 * time.Millisecond))
-			impatient := &http.Client{Timeout: 100 * time.Millisecond}
-			for i := range 3 {
-				req, _ := http.NewRequest("POST", s.URL+"api/v2/connections/"+conns[0].ID+"/try",
-					strings.NewReader(`{"username":"alice@contoso.com","password":"nope"}`))
-				req.Header.Set("Authorization", "Bearer "+s.mgmt)
-				req.Header.Set("Content-Type", "application/json")
-				if resp, err := impatient.Do(req); err == nil {
-					resp.Body.Close()
-					t.Fatalf("try %d answered before Entra: %s", i+1, resp.Status)
+				if via == "try" {
+					status, raw := s.api(t, "GET", "api/v2/connections?name=contoso", nil)
+					var conns []struct{ ID string }
+					if err := json.Unmarshal([]byte(raw), &conns); status != http.StatusOK || err != nil || len(conns) != 1 {
+						t.Fatalf("connections: %d %s", status, raw)
+					}
+					req = func() *http.Request {
+						r, _ := http.NewRequest("POST", s.URL+"api/v2/connections/"+conns[0].ID+"/try",
+							strings.NewReader(`{"username":"alice@contoso.com","password":"nope"}`))
+						r.Header.Set("Authorization", "Bearer "+s.mgmt)
+						r.Header.Set("Content-Type", "application/json")
+						return r
+					}
 				}
-				// Let the abandoned try reach Entra and settle.
-				time.Sleep(400 * time.Millisecond)
-			}
-			s.delay.Store(0)
-			reached := s.upstream.Load()
-			a := s.login(t, s.public, "", "alice@contoso.com", "Alice-Passw0rd!", nil)
-			if a.status != http.StatusTooManyRequests {
-				t.Fatalf("after %d wrong passwords reached Entra through try (budget 3), a login got %d %s", reached, a.status, a.raw)
-			}
-		})
+				s.delay.Store(int64(300 * time.Millisecond))
+				impatient := &http.Client{Timeout: 100 * time.Millisecond}
+				for i := range 3 {
+					if resp, err := impatient.Do(req()); err == nil {
+						resp.Body.Close()
+						t.Fatalf("%s %d answered before Entra: %s", via, i+1, resp.Status)
+					}
+					// Let the abandoned attempt reach Entra and settle.
+					time.Sleep(400 * time.Millisecond)
+				}
+				s.delay.Store(0)
+				reached := s.upstream.Load()
+				a := s.login(t, s.public, "", "alice@contoso.com", "Alice-Passw0rd!", nil)
+				if a.status != http.StatusTooManyRequests {
+					t.Fatalf("after %d wrong passwords reached Entra through %s (budget 3), a login got %d %s", reached, via, a.status, a.raw)
+				}
+			})
+		}
 	}
 }
 
