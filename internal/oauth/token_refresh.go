@@ -93,6 +93,15 @@ func (p *Provider) useRefreshToken(ctx context.Context, t *tokenRequest, c *stor
 			}
 			return nil, p.refuseRefresh(ctx, rt, now, pol, errBadRefreshToken(err))
 		}
+		// A token older than the API of its identifier was issued for one
+		// deleted since: deleting an API refuses its tokens without
+		// deleting them, and an API made again under the identifier,
+		// perhaps with other scopes, must not take them on. The two times
+		// come from the clocks of the replicas that wrote them, as for a
+		// connection made again (stillGranted).
+		if rt.CreatedAt.Before(api.CreatedAt) {
+			return nil, p.refuseRefresh(ctx, rt, now, pol, errBadRefreshToken(fmt.Errorf("API %q made again after the token was issued", api.Identifier)))
+		}
 	}
 	// Tokens stored before their connection was recorded have the user's.
 	conn := cmp.Or(rt.Connection, u.Connection)

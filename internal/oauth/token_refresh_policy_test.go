@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/gatehouse/gatehouse/internal/store/storetest"
 )
@@ -394,6 +395,65 @@ func TestRefreshTokenOfALoginWhileItsConnectionIsDeleted(t *testing.T) {
 			}
 			if r = e.refresh(t, r.str("refresh_token"), ""); r.status != http.StatusOK {
 				t.Errorf("token of a login through the new connection: %d %s", r.status, r.raw)
+			}
+		})
+	}
+}
+
+// TestRefreshTokenOfADeletedAPIMadeAgain: deleting an API leaves its
+// refresh tokens stored but refused; an API made again under the same
+// identifier, with other scopes perhaps, must not take them on, or an
+// administrator who deleted an API to end its sessions would see them come
+// back with it, and with scopes the new API does not define. A login for
+// the new API refreshes.
+func TestRefreshTokenOfADeletedAPIMadeAgain(t *testing.T) {
+	for _, backend := range storetest.Backends() {
+		t.Run(backend, func(t *testing.T) {
+			e := newEnv(t, backend, envOptions{quietLogs: true})
+			const api = "https://api.contoso.example/"
+			create := func(t *testing.T, scope string) string {
+				t.Helper()
+				status, body := e.api(t, "POST", "api/v2/resource-servers", map[string]any{"identifier": api, "name": "Contoso API",
+					"allow_offline_access": true, "scopes": []map[string]string{{"value": scope}}})
+				if status != http.StatusCreated {
+					t.Fatalf("create API: %d %v", status, body)
+				}
+				return body["id"].(string)
+			}
+			id := create(t, "read:a")
+			for _, c := range []struct {
+				name     string
+				settings map[string]any
+			}{
+				{"rotating", rotating(0)},
+				{"non-rotating", map[string]any{"rotation_type": "non-rotating", "expiration_type": "non-expiring"}},
+			} {
+				t.Run(c.name, func(t *testing.T) {
+					refreshClient(t, e, c.settings)
+					rt := e.refreshLogin(t, "openid offline_access read:a", api)
+					if r := e.refresh(t, rt, ""); r.status != http.StatusOK {
+						t.Fatalf("refresh before the deletion: %d %s", r.status, r.raw)
+					} else if next := r.str("refresh_token"); next != "" {
+						rt = next
+					}
+					if status, raw := e.apiRaw(t, "DELETE", "api/v2/resource-servers/"+id, nil); status != http.StatusNoContent {
+						t.Fatalf("delete API: %d %s", status, raw)
+					}
+					wantBadRefresh(t, "token of the deleted API", e.refresh(t, rt, ""))
+					// The stored times are in milliseconds: the new API must
+					// be of a later one than the token.
+					time.Sleep(2 * time.Millisecond)
+					id = create(t, "write:b")
+					r := e.refresh(t, rt, "")
+					wantBadRefresh(t, "token of the deleted API, API made again", r)
+					if ev := lastEvent(t, e, ""); ev["type"] != "fertft" {
+						t.Errorf("event of the refusal: %v, want fertft", ev)
+					}
+					fresh := e.refreshLogin(t, "openid offline_access", api)
+					if r := e.refresh(t, fresh, ""); r.status != http.StatusOK {
+						t.Errorf("token of a login for the new API: %d %s", r.status, r.raw)
+					}
+				})
 			}
 		})
 	}
