@@ -111,6 +111,8 @@ func (p *Provider) useRefreshToken(ctx context.Context, t *tokenRequest, c *stor
 	case refusal != nil:
 		return nil, p.refuseRefresh(ctx, rt, now, pol, refusal)
 	}
+	scopes = stillDefined(scopes, api)
+	ev.Scope = strings.Join(scopes, " ")
 	g := userGrant{client: c, user: u, requested: t.get("scope"), scopes: scopes, api: api, gty: grantRefreshToken,
 		ip: p.clientIP(t, c), ua: userAgent(t.r), fromRefresh: true}
 
@@ -233,6 +235,19 @@ func (p *Provider) stillGranted(ctx context.Context, rt *store.RefreshToken, con
 		return refused("The API no longer allows offline access.", fmt.Errorf("API %q does not allow offline access", api.Identifier)), nil
 	}
 	return nil, nil
+}
+
+// stillDefined keeps of a refresh token's scopes those a login for its API
+// would grant today: a scope taken out of the API is no longer issued,
+// though the token keeps it, so that it is granted again once put back.
+func stillDefined(scopes []string, api *store.ResourceServer) []string {
+	if api == nil {
+		return scopes
+	}
+	return slices.DeleteFunc(slices.Clone(scopes), func(s string) bool {
+		return !slices.Contains([]string{"openid", "profile", "email", "offline_access"}, s) &&
+			!slices.ContainsFunc(api.Scopes, func(d store.ResourceServerScope) bool { return d.Value == s })
+	})
 }
 
 // refuseRefresh answers a refresh refused before the exchange with oe,

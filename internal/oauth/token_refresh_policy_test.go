@@ -458,3 +458,66 @@ func TestRefreshTokenOfADeletedAPIMadeAgain(t *testing.T) {
 		})
 	}
 }
+
+// TestRefreshGrantsOnlyTheScopesTheAPIDefines: a scope taken out of an API
+// is what a login no longer grants, and an exchange grants it no longer
+// either, though the refresh token was issued with it; put back, it is
+// granted again, since the token (and its successor) keeps its scope.
+func TestRefreshGrantsOnlyTheScopesTheAPIDefines(t *testing.T) {
+	for _, backend := range storetest.Backends() {
+		t.Run(backend, func(t *testing.T) {
+			e := newEnv(t, backend, envOptions{quietLogs: true})
+			const api = "https://api.contoso.example/"
+			status, body := e.api(t, "POST", "api/v2/resource-servers", map[string]any{"identifier": api, "name": "Contoso API",
+				"allow_offline_access": true, "scopes": []map[string]string{{"value": "read:a"}, {"value": "write:b"}}})
+			if status != http.StatusCreated {
+				t.Fatalf("create API: %d %v", status, body)
+			}
+			apiID := body["id"].(string)
+			scopes := func(t *testing.T, values ...string) {
+				t.Helper()
+				list := []map[string]string{}
+				for _, v := range values {
+					list = append(list, map[string]string{"value": v})
+				}
+				if status, raw := e.apiRaw(t, "PATCH", "api/v2/resource-servers/"+apiID, map[string]any{"scopes": list}); status != http.StatusOK {
+					t.Fatalf("patch API: %d %s", status, raw)
+				}
+			}
+			for _, c := range []struct {
+				name     string
+				settings map[string]any
+			}{
+				{"rotating", rotating(0)},
+				{"non-rotating", map[string]any{"rotation_type": "non-rotating", "expiration_type": "non-expiring"}},
+			} {
+				t.Run(c.name, func(t *testing.T) {
+					refreshClient(t, e, c.settings)
+					scopes(t, "read:a", "write:b")
+					rt := e.refreshLogin(t, "openid offline_access read:a write:b", api)
+					for _, step := range []struct {
+						what, requested string
+						defined         []string
+						want            string
+					}{
+						{"write:b taken out of the API", "", []string{"read:a"}, "openid offline_access read:a"},
+						{"write:b asked for, not defined", "openid write:b", []string{"read:a"}, "openid"},
+						{"write:b put back", "", []string{"read:a", "write:b"}, "openid offline_access read:a write:b"},
+					} {
+						scopes(t, step.defined...)
+						r := e.refresh(t, rt, step.requested)
+						if r.status != http.StatusOK {
+							t.Fatalf("%s: %d %s", step.what, r.status, r.raw)
+						}
+						if got := jwtClaims(t, r.str("access_token"))["scope"]; got != step.want {
+							t.Errorf("%s: access token's scope %q, want %q", step.what, got, step.want)
+						}
+						if next := r.str("refresh_token"); next != "" {
+							rt = next
+						}
+					}
+				})
+			}
+		})
+	}
+}
