@@ -90,7 +90,8 @@ func (a *API) requireScope(scope string, h http.HandlerFunc) http.HandlerFunc {
 
 // stillGranted returns the scopes of held that the token's application
 // is still granted, and refuses the token of an application that no
-// longer exists or has lost its grant. Every Management API token is a
+// longer exists, has lost its grant or no longer has the
+// client_credentials grant type. Every Management API token is a
 // client_credentials token ("<client_id>@clients"), and Auth0 offers no
 // way to revoke one before it expires
 // (https://auth0.com/docs/tokens/apiv2: "You cannot renew or revoke a
@@ -110,6 +111,12 @@ func (a *API) stillGranted(ctx context.Context, sub string, held []string) ([]st
 		return nil, fmt.Errorf("application %s no longer exists", id)
 	case err != nil:
 		return nil, internalError(fmt.Errorf("management: read the token's application: %w", err))
+	}
+	// The token endpoint refuses such an application a new token
+	// (unauthorized_client); taking the grant type away is how an
+	// administrator stops an application without deleting it.
+	if !slices.Contains(c.GrantTypes, "client_credentials") {
+		return nil, fmt.Errorf("application %s no longer lists client_credentials in grant_types", id)
 	}
 	var allowed []string
 	if slices.Contains(c.ManagementScopes, "*") {

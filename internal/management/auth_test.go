@@ -248,3 +248,42 @@ func TestBearerCheckFollowsGrant(t *testing.T) {
 		})
 	}
 }
+
+// TestBearerCheckFollowsGrantTypes: an application whose grant_types no
+// longer list client_credentials would get no Management API token from
+// the token endpoint now, so the tokens it already has are refused too,
+// until the grant type is listed again.
+func TestBearerCheckFollowsGrantTypes(t *testing.T) {
+	for _, backend := range storetest.Backends() {
+		t.Run(backend, func(t *testing.T) {
+			a := start(t, backend)
+			c := a.must(201, "POST", "/api/v2/clients", map[string]any{"name": "reporting job", "app_type": "non_interactive",
+				"grant_types": []string{"client_credentials"}})
+			id, secret := c["client_id"].(string), c["client_secret"].(string)
+			a.must(201, "POST", "/api/v2/client-grants", map[string]any{"client_id": id, "audience": a.URL + "api/v2/", "scope": []string{"read:tenant_settings"}})
+			status, body := ccToken(t, a.Env, id, secret, a.URL+"api/v2/", "")
+			tok, _ := body["access_token"].(string)
+			if status != 200 || tok == "" {
+				t.Fatalf("token: %d %v", status, body)
+			}
+			for _, step := range []struct {
+				what   string
+				grants []string
+				want   int
+			}{
+				{"client_credentials listed", []string{"client_credentials"}, 200},
+				{"client_credentials no longer listed", []string{"implicit"}, 401},
+				{"client_credentials listed again", []string{"client_credentials"}, 200},
+			} {
+				a.must(200, "PATCH", "/api/v2/clients/"+id, map[string]any{"grant_types": step.grants})
+				status, h, raw := a.Do(t, "GET", "api/v2/tenants/settings", tok, nil)
+				if status != step.want {
+					t.Errorf("%s: %d %s, want %d", step.what, status, raw, step.want)
+				}
+				if status == 401 && (decode(t, raw)["message"] != "Invalid token" || h.Get("WWW-Authenticate") != `Bearer error="invalid_token"`) {
+					t.Errorf("%s: %d %s", step.what, status, raw)
+				}
+			}
+		})
+	}
+}
