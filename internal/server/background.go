@@ -44,12 +44,16 @@ func (s *Server) runBackground(ctx context.Context) (wait func()) {
 	return wg.Wait
 }
 
-// purge deletes expired refresh tokens, then expired attack-protection
+// purge finishes the deletions of users, clients and connections that a
+// crash cut short, then deletes expired refresh tokens, then expired attack-protection
 // blocks and refilled IP buckets, then the jti of expired client
 // assertions, then the users of deleted connections, then log events past
 // GATEHOUSE_LOG_RETENTION, in bounded batches, each its own short
 // transaction, so that it never holds a lock a login waits on for long.
 func (s *Server) purge(ctx context.Context) {
+	s.purgeBatches(ctx, "refresh tokens of deleted users, clients and connections", func(ctx context.Context) (int, bool, error) {
+		return s.store.PurgeDeletedOwnerTokens(ctx, purgeBatch)
+	})
 	s.purgeBatches(ctx, "expired refresh tokens", func(ctx context.Context) (int, bool, error) {
 		n, err := s.store.PurgeExpiredRefreshTokens(ctx, time.Now(), purgeBatch)
 		return n, n == purgeBatch, err

@@ -544,6 +544,12 @@ type RefreshTokenStore interface {
 	// its family: once the family's absolute expiry has passed, or once
 	// none of its tokens that were not rotated can be exchanged any more.
 	PurgeExpiredRefreshTokens(ctx context.Context, now time.Time, limit int) (int, error)
+	// PurgeDeletedOwnerTokens finishes the deletions of users, clients
+	// and connections whose refresh tokens a deletion that was cut short
+	// (a crash) left: their tokens are refused already, and it deletes at
+	// most limit of them, then each owner that has none left. It reports
+	// how many tokens and owners it deleted and whether there may be more.
+	PurgeDeletedOwnerTokens(ctx context.Context, limit int) (n int, more bool, err error)
 }
 
 // Kinds of attack-protection counters.

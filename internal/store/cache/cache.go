@@ -172,6 +172,16 @@ func (w *Writes) DeleteClient(ctx context.Context, clientID string) error {
 	return w.invalidate(ctx, w.Store.DeleteClient(ctx, clientID))
 }
 
+// PurgeDeletedOwnerTokens may delete a client or a connection; most runs
+// find nothing to do, and leave the cache alone.
+func (w *Writes) PurgeDeletedOwnerTokens(ctx context.Context, limit int) (int, bool, error) {
+	n, more, err := w.Store.PurgeDeletedOwnerTokens(ctx, limit)
+	if n > 0 || err != nil {
+		err = w.invalidate(ctx, err)
+	}
+	return n, more, err
+}
+
 func (w *Writes) CreateConnection(ctx context.Context, cn *store.Connection) error {
 	return w.invalidate(ctx, w.Store.CreateConnection(ctx, cn))
 }

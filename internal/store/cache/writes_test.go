@@ -107,6 +107,7 @@ var storeMethods = map[string]kind{
 	"RevokeRefreshTokenFamily":  uncachedWrite,
 	"RevokeUserRefreshTokens":   uncachedWrite,
 	"PurgeExpiredRefreshTokens": uncachedWrite,
+	"PurgeDeletedOwnerTokens":   cachedWrite,
 
 	"ListAttackCounters":   read,
 	"TakeAttempt":          uncachedWrite,
@@ -151,13 +152,19 @@ func (nopStore) PatchConnection(context.Context, string, func(*store.Connection,
 	return nil, nil
 }
 func (nopStore) SetConnectionClients(context.Context, string, map[string]bool) error { return nil }
-func (nopStore) CreateResourceServer(context.Context, *store.ResourceServer) error   { return nil }
-func (nopStore) UpdateResourceServer(context.Context, *store.ResourceServer) error   { return nil }
-func (nopStore) DeleteResourceServer(context.Context, string) error                  { return nil }
-func (nopStore) CreateClientGrant(context.Context, *store.ClientGrant) error         { return nil }
-func (nopStore) UpdateClientGrant(context.Context, *store.ClientGrant) error         { return nil }
-func (nopStore) DeleteClientGrant(context.Context, string) error                     { return nil }
-func (nopStore) PutTenantSettings(context.Context, *store.TenantSettings) error      { return nil }
+
+// PurgeDeletedOwnerTokens reports an owner deleted: a run that deleted
+// nothing leaves the cache alone.
+func (nopStore) PurgeDeletedOwnerTokens(context.Context, int) (int, bool, error) {
+	return 1, false, nil
+}
+func (nopStore) CreateResourceServer(context.Context, *store.ResourceServer) error { return nil }
+func (nopStore) UpdateResourceServer(context.Context, *store.ResourceServer) error { return nil }
+func (nopStore) DeleteResourceServer(context.Context, string) error                { return nil }
+func (nopStore) CreateClientGrant(context.Context, *store.ClientGrant) error       { return nil }
+func (nopStore) UpdateClientGrant(context.Context, *store.ClientGrant) error       { return nil }
+func (nopStore) DeleteClientGrant(context.Context, string) error                   { return nil }
+func (nopStore) PutTenantSettings(context.Context, *store.TenantSettings) error    { return nil }
 func (nopStore) PutAttackSettings(context.Context, string, json.RawMessage, json.RawMessage) error {
 	return nil
 }

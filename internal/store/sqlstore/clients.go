@@ -196,8 +196,15 @@ func (s *Store) SetClientSecret(ctx context.Context, clientID string, secretEnc 
 // the enablements go before the client too: a connection's update
 // deletes its enablements and inserts them again, whose foreign key
 // waits for the client's row, and a deletion that held the row while its
-// cascade waited for such an enablement deadlocked with the update.
+// cascade waited for such an enablement deadlocked with the update. On
+// SQLite the tokens go in chunks first (deleteInChunks).
 func (s *Store) DeleteClient(ctx context.Context, clientID string) error {
+	if s.d.name == sqliteDialect.name {
+		if err := s.deleteInChunks(ctx, purgeClient, clientID); err != nil {
+			return s.fail("delete client", err)
+		}
+		return nil
+	}
 	err := s.deleteOwner(ctx, clientID, "DELETE FROM clients WHERE client_id = $1",
 		s.deleteRefreshSQL("client_id = $1"), "DELETE FROM connection_clients WHERE client_id = $1")
 	if err != nil {
@@ -207,8 +214,8 @@ func (s *Store) DeleteClient(ctx context.Context, clientID string) error {
 }
 
 // deleteOwner runs del, which deletes the row of a user or a client, id
-// ($1), in one transaction after the statements first, which delete on
-// PostgreSQL rows that refer to it, its refresh tokens (in seq order)
+// ($1), on PostgreSQL in one transaction after the statements first, which
+// delete rows that refer to it, its refresh tokens (in seq order)
 // among them. ON DELETE CASCADE would delete the tokens too, but after
 // the row, in its plan's order (by the user's index, which orders them by
 // creation time), and so deadlocked with a revocation of them. Tokens
@@ -219,11 +226,9 @@ func (s *Store) DeleteClient(ctx context.Context, clientID string) error {
 // exchange that comes after finds its token gone (invalid_grant).
 func (s *Store) deleteOwner(ctx context.Context, id, del string, first ...string) error {
 	return s.inTx(ctx, func(tx *sql.Tx) error {
-		if s.d.name != sqliteDialect.name {
-			for _, q := range first {
-				if _, err := tx.ExecContext(ctx, q, id); err != nil {
-					return err
-				}
+		for _, q := range first {
+			if _, err := tx.ExecContext(ctx, q, id); err != nil {
+				return err
 			}
 		}
 		res, err := tx.ExecContext(ctx, del, id)

@@ -263,27 +263,22 @@ func (s *Store) PatchConnection(ctx context.Context, id string, patch func(*stor
 // back. The tokens go before the connection, as a client's and a user's
 // go before them (deleteOwner): a client's deletion that held tokens of
 // the connection and waited for its enablement would otherwise deadlock
-// with this one, holding the enablement and waiting for the tokens.
+// with this one, holding the enablement and waiting for the tokens. On
+// SQLite the tokens go in chunks first (deleteInChunks).
 func (s *Store) DeleteConnection(ctx context.Context, id string) error {
+	if s.d.name == sqliteDialect.name {
+		if err := s.deleteInChunks(ctx, purgeConnection, id); err != nil {
+			return s.fail("delete connection", err)
+		}
+		return nil
+	}
 	var name string
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		if err := tx.QueryRowContext(ctx, "SELECT name FROM connections WHERE id = $1", id).Scan(&name); err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, s.deleteConnectionRefreshSQL(), name); err != nil {
-			return err
-		}
-		res, err := tx.ExecContext(ctx, "DELETE FROM connections WHERE id = $1", id)
-		if err != nil {
-			return err
-		}
-		if err := affected(res); err != nil {
-			return err
-		}
-		_, err = tx.ExecContext(ctx, "INSERT INTO deleted_connections (name, deleted_at) VALUES ($1, $2)", name, now().UnixMilli())
+		var err error
+		name, err = s.deleteConnectionTx(ctx, tx, id)
 		return err
 	})
-	if err == nil && s.d.name != sqliteDialect.name {
+	if err == nil {
 		// An exchange that rotated one of them while the delete waited
 		// inserted a successor that the delete's snapshot missed; every
 		// successor carries the connection.
@@ -295,7 +290,33 @@ func (s *Store) DeleteConnection(ctx context.Context, id string) error {
 	return nil
 }
 
-// deleteConnectionRefreshSQL deletes the refresh tokens of connection $1:
+// deleteConnectionTx is DeleteConnection's transaction, which returns the
+// connection's name, and sql.ErrNoRows when there is none.
+func (s *Store) deleteConnectionTx(ctx context.Context, tx *sql.Tx, id string) (string, error) {
+	var name string
+	if err := tx.QueryRowContext(ctx, "SELECT name FROM connections WHERE id = $1", id).Scan(&name); err != nil {
+		return "", err
+	}
+	if _, err := tx.ExecContext(ctx, s.deleteConnectionRefreshSQL(), name); err != nil {
+		return "", err
+	}
+	res, err := tx.ExecContext(ctx, "DELETE FROM connections WHERE id = $1", id)
+	if err != nil {
+		return "", err
+	}
+	if err := affected(res); err != nil {
+		return "", err
+	}
+	_, err = tx.ExecContext(ctx, "INSERT INTO deleted_connections (name, deleted_at) VALUES ($1, $2)", name, now().UnixMilli())
+	return name, err
+}
+
+// deleteConnectionRefreshSQL deletes the refresh tokens of connection $1.
+func (s *Store) deleteConnectionRefreshSQL() string {
+	return s.deleteRefreshSQL(s.connectionRefreshCond())
+}
+
+// connectionRefreshCond matches the refresh tokens of connection $1:
 // those issued through it (refresh_tokens_connection, migration 12), and
 // those stored before tokens recorded their connection (migration 8)
 // whose user's latest login went through it, found through the users of
@@ -303,10 +324,17 @@ func (s *Store) DeleteConnection(ctx context.Context, id string) error {
 // whose planner serves no OR with a subquery term from indexes. The +
 // keeps SQLite, without statistics, on the users' tokens: it would read
 // every legacy token of every connection through refresh_tokens_connection.
-func (s *Store) deleteConnectionRefreshSQL() string {
-	return s.deleteRefreshSQL("seq IN (SELECT seq FROM refresh_tokens WHERE connection = $1 UNION ALL " +
+func (s *Store) connectionRefreshCond() string {
+	return "seq IN (" + s.connectionRefreshSeqs() + ")"
+}
+
+// connectionRefreshSeqs selects the seq of connectionRefreshCond's tokens,
+// those issued through the connection first: under a LIMIT, SQLite reads
+// the legacy tokens only once those are exhausted.
+func (s *Store) connectionRefreshSeqs() string {
+	return "SELECT seq FROM refresh_tokens WHERE connection = $1 UNION ALL " +
 		"SELECT r.seq FROM users u JOIN refresh_tokens r ON r.user_id = u.user_id WHERE u.connection = $1 AND " +
-		s.d.unindexed("r.connection") + " = '')")
+		s.d.unindexed("r.connection") + " = ''"
 }
 
 func (s *Store) SetConnectionClients(ctx context.Context, connectionID string, status map[string]bool) error {

@@ -229,3 +229,15 @@ func queryPlan(ctx context.Context, s *Store, q string, args ...any) (string, er
 	})
 	return strings.Join(plan, "\n"), err
 }
+
+// CrashOwnerDelete begins the deletion of the owner kind (user, client or
+// connection) id as deleteInChunks does, deletes one chunk of its
+// refresh tokens, and stops there, as a crash would.
+func CrashOwnerDelete(ctx context.Context, s *Store, kind, id string) error {
+	p, err := s.beginOwnerPurge(ctx, kind, id)
+	if err != nil {
+		return err
+	}
+	_, err = s.purgeOwnerTokens(ctx, p, purgeChunk)
+	return err
+}

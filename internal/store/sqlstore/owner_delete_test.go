@@ -347,3 +347,81 @@ func TestClientDeleteDuringConnectionUpdate(t *testing.T) {
 		t.Errorf("connection enabled for %v after its client's deletion", c.EnabledClients)
 	}
 }
+
+// TestOwnerDeleteCrash: a deletion of a user, a client or a connection cut
+// short after its first chunk of refresh tokens (a crash) leaves the rest
+// refused, and after a restart the background purge deletes them, in
+// bounded batches, then the owner.
+func TestOwnerDeleteCrash(t *testing.T) {
+	for _, b := range storetest.Backends() {
+		t.Run(b, func(t *testing.T) {
+			for _, c := range []struct {
+				kind, id string
+				gone     func(s *sqlstore.Store) error
+			}{
+				{"user", "u-user", func(s *sqlstore.Store) error { _, err := s.GetUser(t.Context(), "u-user"); return err }},
+				{"client", "c-client", func(s *sqlstore.Store) error { _, err := s.GetClient(t.Context(), "c-client"); return err }},
+				{"connection", "con-connection", func(s *sqlstore.Store) error {
+					_, err := s.GetConnection(t.Context(), "con-connection")
+					return err
+				}},
+			} {
+				t.Run(c.kind, func(t *testing.T) {
+					ctx := t.Context()
+					dsn := storetest.DSN(t, b)
+					before := openRaw(t, dsn)
+					if err := before.Migrate(ctx); err != nil {
+						t.Fatal(err)
+					}
+					ids := ownerFixture(t, before, c.kind, 450)
+					if err := sqlstore.CrashOwnerDelete(ctx, before, c.kind, c.id); err != nil {
+						t.Fatal(err)
+					}
+					before.Close()
+					s := openRaw(t, dsn)
+					left := 0
+					for _, id := range ids {
+						if _, err := s.GetRefreshToken(ctx, id); err == nil {
+							t.Fatalf("token %s read after its %s's deletion began", id, c.kind)
+						}
+						if err := s.ExchangeRefreshToken(ctx, store.RefreshExchange{ID: id, Now: time.Now(), IdleExpiresAt: ptr(time.Now().Add(time.Hour))}); !errors.Is(err, store.ErrNotFound) {
+							t.Fatalf("exchange of %s after its %s's deletion began: %v, want ErrNotFound", id, c.kind, err)
+						}
+					}
+					if err := storetest.RawDB(t, dsn).QueryRowContext(ctx, "SELECT COUNT(*) FROM refresh_tokens").Scan(&left); err != nil {
+						t.Fatal(err)
+					}
+					if left == 0 {
+						t.Fatal("the crashed deletion left no token to purge")
+					}
+					total := 0
+					for {
+						n, more, err := s.PurgeDeletedOwnerTokens(ctx, 100)
+						if err != nil {
+							t.Fatal(err)
+						}
+						if n > 100 {
+							t.Fatalf("one batch deleted %d, want at most 100", n)
+						}
+						if total += n; !more {
+							break
+						}
+					}
+					if total != left+1 {
+						t.Errorf("purge deleted %d, want the %d tokens left and the %s", total, left, c.kind)
+					}
+					if err := c.gone(s); !errors.Is(err, store.ErrNotFound) {
+						t.Errorf("%s after the purge: %v, want ErrNotFound", c.kind, err)
+					}
+					var rows int
+					if err := storetest.RawDB(t, dsn).QueryRowContext(ctx, "SELECT (SELECT COUNT(*) FROM refresh_tokens) + (SELECT COUNT(*) FROM refresh_purges)").Scan(&rows); err != nil {
+						t.Fatal(err)
+					}
+					if rows != 0 {
+						t.Errorf("%d refresh tokens and purge records left", rows)
+					}
+				})
+			}
+		})
+	}
+}

@@ -87,8 +87,11 @@ func (s *Store) CreateRefreshToken(ctx context.Context, rt *store.RefreshToken) 
 	return nil
 }
 
+// getRefreshSQL reads a token that no deletion under way refused.
+var getRefreshSQL = "SELECT " + refreshCols + " FROM refresh_tokens WHERE id = $1 AND " + notPurged("refresh_tokens")
+
 func (s *Store) GetRefreshToken(ctx context.Context, id string) (*store.RefreshToken, error) {
-	rt, err := scanRefreshToken(s.rowHot(ctx, s.read, "SELECT "+refreshCols+" FROM refresh_tokens WHERE id = $1", id))
+	rt, err := scanRefreshToken(s.rowHot(ctx, s.read, getRefreshSQL, id))
 	if err != nil {
 		return nil, s.fail("get refresh token", err)
 	}
@@ -97,9 +100,10 @@ func (s *Store) GetRefreshToken(ctx context.Context, id string) (*store.RefreshT
 
 // refreshWithUserSQL joins on the user in the database: on PostgreSQL a
 // round trip costs more than the join. A token cannot outlive its user
-// (ON DELETE CASCADE), so the inner join loses nothing.
+// (ON DELETE CASCADE), so the inner join loses nothing; one that a
+// deletion under way refused is not read.
 var refreshWithUserSQL = "SELECT t." + strings.ReplaceAll(refreshCols, ", ", ", t.") + ", u." + strings.ReplaceAll(userCols, ", ", ", u.") +
-	" FROM refresh_tokens t JOIN users u ON u.user_id = t.user_id WHERE t.id = $1"
+	" FROM refresh_tokens t JOIN users u ON u.user_id = t.user_id WHERE t.id = $1 AND " + notPurged("t")
 
 func (s *Store) GetRefreshTokenWithUser(ctx context.Context, id string) (*store.RefreshToken, *store.User, error) {
 	var (
@@ -125,15 +129,17 @@ func (s *Store) GetRefreshTokenWithUser(ctx context.Context, id string) (*store.
 // what the leeway admits. "Latest" follows seq, the order of insertion,
 // not timestamps that other replicas' clocks wrote. The database evaluates
 // it under the row lock of the UPDATE, so of concurrent exchanges of one
-// token only those the leeway allows succeed.
-const usable = `(expires_at IS NULL OR expires_at > $2)
+// token only those the leeway allows succeed. A token that a deletion
+// under way refused is not usable.
+var usable = `(expires_at IS NULL OR expires_at > $2)
 	AND (rotated_at IS NOT NULL OR idle_expires_at IS NULL OR idle_expires_at > $2)
 	AND (rotated_at IS NULL OR (rotated_at > $3 AND NOT EXISTS (
 		SELECT 1 FROM refresh_tokens n WHERE n.family_id = refresh_tokens.family_id
-			AND n.seq > refresh_tokens.seq AND n.rotated_at IS NOT NULL)))`
+			AND n.seq > refresh_tokens.seq AND n.rotated_at IS NOT NULL)))
+	AND ` + notPurged("refresh_tokens")
 
 // rotateRefreshSQL marks a usable token rotated.
-const rotateRefreshSQL = `UPDATE refresh_tokens SET rotated_at = COALESCE(rotated_at, $2),
+var rotateRefreshSQL = `UPDATE refresh_tokens SET rotated_at = COALESCE(rotated_at, $2),
 	last_exchanged_at = $2, last_ip = $4, last_ua = $5 WHERE id = $1 AND ` + usable
 
 // rotateRefreshPGSQL is a rotation that succeeds as one statement on
@@ -281,7 +287,7 @@ func (s *Store) ExchangeRefreshToken(ctx context.Context, ex store.RefreshExchan
 
 // refreshReusedSQL is whether the token was rotated and is not usable,
 // the condition on which an exchange answers reuse.
-const refreshReusedSQL = `SELECT t.rotated_at IS NOT NULL AND NOT EXISTS (
+var refreshReusedSQL = `SELECT t.rotated_at IS NOT NULL AND NOT EXISTS (
 	SELECT 1 FROM refresh_tokens WHERE id = $1 AND ` + usable + `) FROM refresh_tokens t WHERE t.id = $1`
 
 func (s *Store) RefreshTokenReused(ctx context.Context, id string, now time.Time, leeway time.Duration) (bool, error) {
@@ -318,7 +324,7 @@ func (s *Store) ListRefreshTokens(ctx context.Context, f store.RefreshTokenFilte
 const refreshOrder = "created_at, seq"
 
 // refreshQuery is the WHERE of f: the tokens it names that can still be
-// exchanged at now. A client only filters the user's tokens (f names a
+// exchanged at now, and that no deletion under way refused. A client only filters the user's tokens (f names a
 // user or a token): on SQLite, without statistics, the count would
 // otherwise read every token of the client through refresh_tokens_client.
 func (s *Store) refreshQuery(f store.RefreshTokenFilter, now time.Time) filter {
@@ -337,7 +343,7 @@ func (s *Store) refreshQuery(f store.RefreshTokenFilter, now time.Time) filter {
 	}
 	w.args = append(w.args, now.UnixMilli())
 	at := fmt.Sprintf("$%d", len(w.args))
-	w.conds = append(w.conds, "rotated_at IS NULL",
+	w.conds = append(w.conds, "rotated_at IS NULL", notPurged("refresh_tokens"),
 		"(expires_at IS NULL OR expires_at > "+at+")", "(idle_expires_at IS NULL OR idle_expires_at > "+at+")")
 	return w
 }

@@ -402,8 +402,15 @@ func (s *Store) recordLoginPG(ctx context.Context, u *store.User, rootAttributes
 	return stored, nil
 }
 
-// DeleteUser removes the user and its refresh tokens (deleteOwner).
+// DeleteUser removes the user and its refresh tokens (deleteOwner; on
+// SQLite deleteInChunks).
 func (s *Store) DeleteUser(ctx context.Context, userID string) error {
+	if s.d.name == sqliteDialect.name {
+		if err := s.deleteInChunks(ctx, purgeUser, userID); err != nil {
+			return s.fail("delete user", err)
+		}
+		return nil
+	}
 	err := s.deleteOwner(ctx, userID, "DELETE FROM users WHERE user_id = $1", s.deleteRefreshSQL("user_id = $1"))
 	if err != nil {
 		return s.fail("delete user", err)

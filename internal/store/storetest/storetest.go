@@ -48,6 +48,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"RefreshTokenReplaceRace", testRefreshTokenReplaceRace},
 		{"RefreshTokenReplaceRevocationRace", testRefreshTokenReplaceRevocationRace},
 		{"RefreshTokenOwnerDeleteRace", testRefreshTokenOwnerDeleteRace},
+		{"OwnerDeleteRefusesAtOnce", testOwnerDeleteRefusesAtOnce},
 		{"RefreshTokenRace", testRefreshTokenRace},
 		{"RefreshTokenOutOfOrderClocks", testRefreshTokenOutOfOrderClocks},
 		{"RefreshTokenRevocationRace", testRefreshTokenRevocationRace},
