@@ -180,7 +180,7 @@ func (a *API) createClient(w http.ResponseWriter, r *http.Request) {
 			c.PrivateKeyJWTCredentials = append(c.PrivateKeyJWTCredentials, cr.ID)
 		}
 	}
-	if err := checkClient(c); err != nil {
+	if err := checkClient(c, sentOrigins(body)); err != nil {
 		WriteError(w, err)
 		return
 	}
@@ -451,7 +451,7 @@ func (a *API) patchClient(ctx context.Context, id string, body map[string]any, s
 	if err := a.applyAuthenticationMethods(ctx, c, methods, hasMethods, hasAuthMethod, jwtConf); err != nil {
 		return nil, err
 	}
-	if err := checkClient(c); err != nil {
+	if err := checkClient(c, sentOrigins(body)); err != nil {
 		return nil, err
 	}
 	if err := a.checkClientConnections(ctx, c); err != nil {
@@ -682,6 +682,11 @@ func applyClient(c *store.Client, body map[string]any, extra, jwtConf, refresh m
 			return propertyError(k, want, v)
 		}
 		if _, kept := clientExtraTypes[k]; kept {
+			if k == "allowed_origins" {
+				if _, err := stringArray(k, v); err != nil {
+					return err
+				}
+			}
 			extra[k] = v
 			continue
 		}
@@ -875,8 +880,23 @@ func enumError(prop, got string, allowed []string) *Error {
 	return BadBody(fmt.Sprintf("Payload validation error: 'No enum match for: %q (expected one of %s)' on property %s.", got, strings.Join(allowed, ", "), prop))
 }
 
+// sentOrigins is the allowed_origins a write sends, nil when it sends
+// none; applyClient has checked that it is an array of strings.
+func sentOrigins(body map[string]any) []string {
+	v, ok := body["allowed_origins"]
+	if !ok {
+		return nil
+	}
+	origins, _ := stringArray("allowed_origins", v)
+	return origins
+}
+
 // checkClient applies the rules that involve more than one property.
-func checkClient(c *store.Client) error {
+// allowed_origins is kept in Extra and checked only as a write sends it
+// (origins): a value stored before it was checked, such as a URL with
+// credentials, still loads and is answered as stored, and does not block
+// writes to other properties; a write that sends a list checks it whole.
+func checkClient(c *store.Client, origins []string) error {
 	if strings.TrimSpace(c.Name) == "" {
 		return BadBody("Payload validation error: 'String is too short (0 chars), minimum 1' on property name (The name of the client).")
 	}
@@ -888,7 +908,10 @@ func checkClient(c *store.Client) error {
 		prop   string
 		urls   []string
 		origin bool
-	}{{"callbacks", c.Callbacks, false}, {"allowed_logout_urls", c.AllowedLogoutURLs, false}, {"web_origins", c.WebOrigins, true}} {
+	}{
+		{"callbacks", c.Callbacks, false}, {"allowed_logout_urls", c.AllowedLogoutURLs, false},
+		{"web_origins", c.WebOrigins, true}, {"allowed_origins", origins, true},
+	} {
 		for i, u := range list.urls {
 			if reason := checkAppURL(u, native, list.origin); reason != "" {
 				return BadBody(fmt.Sprintf("Payload validation error: '%s' on property %s[%d].", reason, list.prop, i))
@@ -905,8 +928,8 @@ var (
 	forbiddenSchemes = []string{"javascript", "data", "vbscript", "file", "blob", "about"}
 )
 
-// checkAppURL returns why u cannot be a callback, logout URL or web
-// origin, or "" when it can. Native apps may use custom schemes
+// checkAppURL returns why u cannot be a callback, logout URL, web origin
+// or allowed origin, or "" when it can. Native apps may use custom schemes
 // (com.example.app://callback). Wildcards follow Auth0's rules: http(s)
 // only, one "*", in the leftmost label of a host of three labels or more.
 func checkAppURL(s string, native, origin bool) string {

@@ -430,6 +430,16 @@ func TestClientURLs(t *testing.T) {
 		{"spa", "web_origins", "https://*.example.com", true},
 		{"spa", "web_origins", "https://app.example.com/path", false},
 		{"spa", "web_origins", "https://app.example.com?q=1", false},
+		{"spa", "allowed_origins", "https://app.example.com", true},
+		{"spa", "allowed_origins", "https://*.example.com", true},
+		{"native", "allowed_origins", "capacitor://localhost", true},
+		{"spa", "allowed_origins", "capacitor://localhost", false},
+		{"spa", "allowed_origins", "https://user:pw@app.example.com", false},
+		{"spa", "allowed_origins", "https://app.example.com/path", false},
+		{"spa", "allowed_origins", "https://app.example.com#x", false},
+		{"spa", "allowed_origins", "https://*.com", false},
+		{"spa", "allowed_origins", "javascript:alert(1)", false},
+		{"spa", "allowed_origins", "app.example.com", false},
 	}
 	for _, c := range cases {
 		t.Run(c.appType+" "+c.prop+" "+c.url, func(t *testing.T) {
@@ -441,6 +451,67 @@ func TestClientURLs(t *testing.T) {
 				return
 			}
 			errorIs(t, status, v, 400, "invalid_body", "on property "+c.prop+"[0]")
+		})
+	}
+}
+
+// TestAllowedOriginsCredentials: allowed_origins follows the web origin
+// rules, so a URL holding credentials is refused with a 400 that does not
+// echo them, and nothing is stored. A value stored before the rule still
+// loads, is answered as stored, and does not block writes to other
+// properties; sending allowed_origins again checks the new list.
+func TestAllowedOriginsCredentials(t *testing.T) {
+	const secret = "TopSecretPw"
+	bad := "https://admin:" + secret + "@app.example.com"
+	for _, backend := range storetest.Backends() {
+		t.Run(backend, func(t *testing.T) {
+			a := start(t, backend)
+			before := a.list("/api/v2/clients")
+			status, _, v := a.call("POST", "/api/v2/clients", map[string]any{"name": "spa", "app_type": "spa", "allowed_origins": []string{"https://ok.example.com", bad}})
+			errorIs(t, status, v, 400, "invalid_body", `'URL "https://app.example.com" must not contain credentials' on property allowed_origins[1].`)
+			if strings.Contains(fmt.Sprint(v), secret) {
+				t.Errorf("the refusal echoes the credentials: %v", v)
+			}
+			if after := a.list("/api/v2/clients"); len(after) != len(before) {
+				t.Errorf("a refused POST stored a client: %d before, %d after", len(before), len(after))
+			}
+
+			id := a.must(201, "POST", "/api/v2/clients", map[string]any{"name": "spa", "app_type": "spa", "allowed_origins": []string{"https://ok.example.com"}})["client_id"].(string)
+			status, _, v = a.call("PATCH", "/api/v2/clients/"+id, map[string]any{"allowed_origins": []string{bad}})
+			errorIs(t, status, v, 400, "invalid_body", "on property allowed_origins[0]")
+			if strings.Contains(fmt.Sprint(v), secret) {
+				t.Errorf("the refusal echoes the credentials: %v", v)
+			}
+			if got := a.must(200, "GET", "/api/v2/clients/"+id, nil)["allowed_origins"]; !jsonEqual(got, []any{"https://ok.example.com"}) {
+				t.Errorf("a refused PATCH changed allowed_origins: %v", got)
+			}
+
+			// A value stored before the rule, written as an older release did.
+			other, err := sqlstore.Open(t.Context(), a.Config.Database, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer other.Close()
+			old := &store.Client{ClientID: "oldclientxxxxxxxxxxxxxxxxxxxxxxx", Name: "old", AppType: "spa", TokenEndpointAuthMethod: "none",
+				IsFirstParty: true, Extra: json.RawMessage(`{"allowed_origins":["` + bad + `"]}`)}
+			if err := other.CreateClient(t.Context(), old); err != nil {
+				t.Fatal(err)
+			}
+			path := "/api/v2/clients/" + old.ClientID
+			if got := a.must(200, "GET", path, nil)["allowed_origins"]; !jsonEqual(got, []any{bad}) {
+				t.Errorf("stored allowed_origins answered as %v", got)
+			}
+			if got := a.must(200, "PATCH", path, map[string]any{"name": "renamed"}); got["name"] != "renamed" || !jsonEqual(got["allowed_origins"], []any{bad}) {
+				t.Errorf("PATCH of another property: %v", got)
+			}
+			status, _, v = a.call("PATCH", path, map[string]any{"allowed_origins": []string{bad}})
+			errorIs(t, status, v, 400, "invalid_body", "on property allowed_origins[0]")
+			if got := a.must(200, "PATCH", path, map[string]any{"allowed_origins": []string{"https://app.example.com"}}); !jsonEqual(got["allowed_origins"], []any{"https://app.example.com"}) {
+				t.Errorf("corrected allowed_origins: %v", got["allowed_origins"])
+			}
+			if strings.Contains(a.Logs.String(), secret) {
+				t.Errorf("the credentials were logged")
+			}
 		})
 	}
 }

@@ -88,6 +88,7 @@ func TestWrongTypedFields(t *testing.T) {
 				{"client name null", "POST", "/api/v2/clients", "/api/v2/clients", `{"name":null}`, "name"},
 				{"patch client grant_types null", "PATCH", c, c, `{"grant_types":null}`, "grant_types"},
 				{"patch client web_origins item", "PATCH", c, c, `{"web_origins":[{}]}`, "web_origins[0]"},
+				{"patch client allowed_origins item", "PATCH", c, c, `{"allowed_origins":["https://a.example.com",1]}`, "allowed_origins[1]"},
 				{"patch client jwt lifetime string", "PATCH", c, c, `{"jwt_configuration":{"lifetime_in_seconds":"60"}}`, "jwt_configuration.lifetime_in_seconds"},
 				{"patch client metadata number", "PATCH", c, c, `{"client_metadata":{"k":1}}`, "client_metadata.k"},
 				{"connection enabled_clients string", "PATCH", cn, cn, fmt.Sprintf(`{"enabled_clients":%q}`, appID), "enabled_clients"},
