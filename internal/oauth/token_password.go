@@ -154,6 +154,11 @@ func (p *Provider) passwordGrant(ctx context.Context, t *tokenRequest, c *store.
 			p.settle(ctx, ticket, nil)
 		}
 	}()
+	// After the deferred settlement: Entra accepted the password, so a
+	// login refused here is settled as a success, never as a failure.
+	if err := p.recheckConnection(ctx, conn, c.ClientID); err != nil {
+		return nil, p.refuse(ctx, a, audit.FailedLogin, err, nil)
+	}
 	l, stored, err := p.storeLogin(ctx, a, conn, id, ticket.Users(), &settlement)
 	if err != nil {
 		return nil, err
@@ -269,7 +274,7 @@ func (p *Provider) dropRefreshToken(ctx context.Context, token string) {
 func (p *Provider) passwordConnection(ctx context.Context, realm, clientID string) (*store.Connection, connection.PasswordConnector, error) {
 	conn, err := p.connections.GetConnectionByName(ctx, realm)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, nil, &Error{Status: http.StatusBadRequest, Code: "invalid_request", Description: "the connection was not found"}
+		return nil, nil, errConnectionNotFound()
 	}
 	if err != nil {
 		return nil, nil, errServer(err)
@@ -286,6 +291,30 @@ func (p *Provider) passwordConnection(ctx context.Context, realm, clientID strin
 		return conn, nil, &Error{Status: http.StatusBadRequest, Code: "invalid_request", Description: "the connection was disabled"}
 	}
 	return conn, connector, nil
+}
+
+// recheckConnection repeats passwordConnection's checks once Entra has
+// answered: an administrator may have disabled the connection for the
+// client, or deleted it, while the login waited, and such a login must
+// store no user and get no tokens. The lookups are the cached ones of the
+// first check, which this process's Management writes clear at once, so
+// the common case reads no database; another replica's write shows here
+// within the cache's TTL. A connection made again under the name is not
+// the one Entra answered for: that login is refused as the deleted
+// connection's. The answers are the first check's.
+func (p *Provider) recheckConnection(ctx context.Context, conn *store.Connection, clientID string) error {
+	now, _, err := p.passwordConnection(ctx, conn.Name, clientID)
+	if err != nil {
+		return err
+	}
+	if now.ID != conn.ID {
+		return errConnectionNotFound()
+	}
+	return nil
+}
+
+func errConnectionNotFound() *Error {
+	return &Error{Status: http.StatusBadRequest, Code: "invalid_request", Description: "the connection was not found"}
 }
 
 // loginFailed answers a failed upstream login: one documented response and

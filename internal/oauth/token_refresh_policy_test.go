@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/store/sqlstore"
 	"github.com/gatehouse/gatehouse/internal/store/storetest"
 )
 
@@ -343,11 +344,14 @@ func TestRefreshPolicyFromTheCachedConnection(t *testing.T) {
 }
 
 // TestRefreshTokenOfALoginWhileItsConnectionIsDeleted: a login that Entra
-// answers after its connection was deleted stores its refresh token after
-// the deletion took the connection's tokens away. The token is refused
-// while no connection has the name and still once one is made again under
-// it, as the tokens the deletion took would be; a login through the new
-// connection refreshes.
+// answers after its connection was deleted on another replica, whose
+// notification has not reached this one, passes its second check on the
+// cached connection and stores its refresh token after the deletion took
+// the connection's tokens away. The token is refused while no connection
+// has the name and still once one is made again under it, as the tokens
+// the deletion took would be; a login through the new connection
+// refreshes. (A deletion this replica makes refuses the login instead:
+// TestConnectionChangedDuringLogin.)
 func TestRefreshTokenOfALoginWhileItsConnectionIsDeleted(t *testing.T) {
 	for _, backend := range storetest.Backends() {
 		t.Run(backend, func(t *testing.T) {
@@ -371,9 +375,16 @@ func TestRefreshTokenOfALoginWhileItsConnectionIsDeleted(t *testing.T) {
 				return e.login(t, "contoso-v1", "judy@contoso.onmicrosoft.com", "Judy-Passw0rd!", "openid offline_access")
 			}
 			id := connectionID(t, e, "contoso-v1")
+			// The other replica: the store itself, which clears no cache
+			// and notifies no one.
+			other, err := sqlstore.Open(t.Context(), e.dsn, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer other.Close()
 			del := func() {
-				if status, raw := e.apiRaw(t, "DELETE", "api/v2/connections/"+id, nil); status != http.StatusAccepted {
-					t.Errorf("delete the connection while Entra answers: %d %s", status, raw)
+				if err := other.DeleteConnection(t.Context(), id); err != nil {
+					t.Errorf("delete the connection while Entra answers: %v", err)
 				}
 			}
 			onUpstream.Store(&del)
@@ -384,6 +395,11 @@ func TestRefreshTokenOfALoginWhileItsConnectionIsDeleted(t *testing.T) {
 			rt := r.str("refresh_token")
 			if r.status != http.StatusOK || rt == "" {
 				t.Fatalf("login answered after the deletion: %d %s", r.status, r.raw)
+			}
+			// The notification arrives: a repeated deletion answers 204 and
+			// clears this replica's cache as any Management write does.
+			if status, raw := e.apiRaw(t, "DELETE", "api/v2/connections/"+id, nil); status != http.StatusNoContent {
+				t.Fatalf("delete again: %d %s", status, raw)
 			}
 			const gone = "The connection no longer exists."
 			wantPolicyRefusal(t, e, "token of the login, connection gone", e.refresh(t, rt, ""), gone)

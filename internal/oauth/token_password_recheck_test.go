@@ -1,0 +1,158 @@
+package oauth_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	emulator "github.com/gatehouse/gatehouse/emulator/entra"
+	"github.com/gatehouse/gatehouse/internal/store/storetest"
+)
+
+// TestConnectionChangedDuringLogin: a password login already past its
+// checks when an administrator disables its connection for the client,
+// or deletes it (and perhaps makes it again under the name), is refused
+// once Entra answers, with the answer the first check would have given.
+// No user is stored and no success is logged; the right password counts
+// as no failure and leaves no block, so the next login goes through
+// although brute-force protection allows a single attempt.
+func TestConnectionChangedDuringLogin(t *testing.T) {
+	// Every emulator request waits this long: the administrator's write
+	// lands while the login waits on Entra's token endpoint.
+	const latency = 500 * time.Millisecond
+	const (
+		disabled = `{"error":"invalid_request","error_description":"the connection was disabled"}`
+		notFound = `{"error":"invalid_request","error_description":"the connection was not found"}`
+	)
+	cases := []struct {
+		name string
+		// change is the administrator's write; it returns the connection
+		// the next login goes through, enabled for the client again.
+		change func(t *testing.T, e *env, id, name string) string
+		body   string
+	}{
+		{"disabled for the client", func(t *testing.T, e *env, id, name string) string {
+			if s, b := e.apiRaw(t, "PATCH", "api/v2/connections/"+id+"/clients", []map[string]any{{"client_id": e.clientID, "status": false}}); s != http.StatusNoContent {
+				t.Fatalf("disable for the client: %d %s", s, b)
+			}
+			return id
+		}, disabled},
+		{"enabled_clients emptied", func(t *testing.T, e *env, id, name string) string {
+			if s, b := e.api(t, "PATCH", "api/v2/connections/"+id, map[string]any{"enabled_clients": []string{}}); s != http.StatusOK {
+				t.Fatalf("empty enabled_clients: %d %v", s, b)
+			}
+			return id
+		}, disabled},
+		{"deleted", func(t *testing.T, e *env, id, name string) string {
+			if s, b := e.apiRaw(t, "DELETE", "api/v2/connections/"+id, nil); s != http.StatusAccepted {
+				t.Fatalf("delete: %d %s", s, b)
+			}
+			return ""
+		}, notFound},
+		{"deleted and made again", func(t *testing.T, e *env, id, name string) string {
+			if s, b := e.apiRaw(t, "DELETE", "api/v2/connections/"+id, nil); s != http.StatusAccepted {
+				t.Fatalf("delete: %d %s", s, b)
+			}
+			return e.connection(t, name, recheckOptions(e))
+		}, notFound},
+	}
+	for _, backend := range storetest.Backends() {
+		t.Run(backend, func(t *testing.T) {
+			e := newEnv(t, backend, envOptions{emu: emulator.Options{Latency: latency}, loadUsers: len(cases)})
+			if s, b := e.api(t, "PATCH", "api/v2/attack-protection/brute-force-protection", map[string]any{"max_attempts": 1}); s != http.StatusOK {
+				t.Fatalf("brute-force settings: %d %v", s, b)
+			}
+			for i, tc := range cases {
+				t.Run(tc.name, func(t *testing.T) {
+					name, user := fmt.Sprintf("recheck-%d", i), loadUser(i)
+					userID := fmt.Sprintf("waad|d0000000-0000-4000-8000-%012d", i)
+					id := e.connection(t, name, recheckOptions(e))
+					login := func() tokenResult { return e.login(t, name, user, loadPassword, "openid") }
+
+					sent := e.emu.Count("token:password")
+					answer := make(chan tokenResult, 1)
+					go func() { answer <- login() }()
+					// The password reached Entra: the login is past every
+					// check Gatehouse makes before the upstream call.
+					for deadline := time.Now().Add(10 * time.Second); e.emu.Count("token:password") == sent; {
+						if time.Now().After(deadline) {
+							t.Fatal("the login never reached Entra")
+						}
+						time.Sleep(5 * time.Millisecond)
+					}
+					next := tc.change(t, e, id, name)
+					r := <-answer
+					if e.emu.Count("token:password") != sent+1 {
+						t.Errorf("Entra was called %d times, want 1", e.emu.Count("token:password")-sent)
+					}
+					if r.status != http.StatusBadRequest || strings.TrimSpace(r.raw) != tc.body {
+						t.Fatalf("login: %d %s %q, want 400 %s", r.status, r.str("error"), r.str("error_description"), tc.body)
+					}
+					if s, b := e.apiRaw(t, "GET", "api/v2/users/"+url.PathEscape(userID), nil); s != http.StatusNotFound {
+						t.Errorf("the refused login stored its user: %d %s", s, b)
+					}
+					var failed map[string]any
+					for _, ev := range userEvents(t, e, user) {
+						switch ev["type"] {
+						case "s":
+							t.Errorf("the refused login logged a success: %v", ev)
+						case "f":
+							failed = ev
+						}
+					}
+					if d, _ := failed["details"].(map[string]any); failed == nil || failed["connection"] != name || failed["connection_id"] != id ||
+						d["error"] != "invalid_request" {
+						t.Errorf("no f event naming the connection: %v", failed)
+					}
+					_, blocks := e.apiRaw(t, "GET", "api/v2/user-blocks?identifier="+url.QueryEscape(user), nil)
+					if strings.TrimSpace(string(blocks)) != `{"blocked_for":[]}` {
+						t.Errorf("the refused login left a block: %s", blocks)
+					}
+
+					// The attempt was settled as the right password it
+					// was: with one attempt allowed, the next login passes.
+					if next == "" {
+						return
+					}
+					if next == id {
+						if s, b := e.apiRaw(t, "PATCH", "api/v2/connections/"+id+"/clients", []map[string]any{{"client_id": e.clientID, "status": true}}); s != http.StatusNoContent {
+							t.Fatalf("enable again: %d %s", s, b)
+						}
+					}
+					if r := login(); r.status != http.StatusOK || r.str("id_token") == "" {
+						t.Errorf("next login: %d %s", r.status, r.raw)
+					}
+				})
+			}
+		})
+	}
+}
+
+// recheckOptions are the options of a v2 connection to the emulator's
+// Contoso tenant.
+func recheckOptions(e *env) map[string]any {
+	return map[string]any{
+		"client_id": nativeAppID, "client_secret": nativeSecret, "tenant_domain": "contoso.onmicrosoft.com",
+		"authority_host": e.emuURL, "graph_host": e.emuURL,
+	}
+}
+
+// userEvents returns the tenant log events of a username.
+func userEvents(t *testing.T, e *env, user string) []map[string]any {
+	t.Helper()
+	_, raw := e.apiRaw(t, "GET", "api/v2/logs?per_page=100", nil)
+	var all, mine []map[string]any
+	if err := json.Unmarshal(raw, &all); err != nil {
+		t.Fatalf("logs: %s", raw)
+	}
+	for _, ev := range all {
+		if ev["user_name"] == user {
+			mine = append(mine, ev)
+		}
+	}
+	return mine
+}
