@@ -307,7 +307,9 @@ func (s *Store) deleteConnectionTx(ctx context.Context, tx *sql.Tx, id string) (
 	if err := affected(res); err != nil {
 		return "", err
 	}
-	_, err = tx.ExecContext(ctx, "INSERT INTO deleted_connections (name, deleted_at) VALUES ($1, $2)", name, now().UnixMilli())
+	// The database's clock, as the purge's comparison: replicas' clocks
+	// may disagree.
+	_, err = tx.ExecContext(ctx, "INSERT INTO deleted_connections (name, deleted_at) VALUES ($1, "+s.d.nowMS+")", name)
 	return name, err
 }
 

@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"fmt"
 	"strings"
+	"testing"
+	"time"
 
 	"github.com/gatehouse/gatehouse/internal/store"
 )
@@ -75,6 +77,14 @@ func MigrateTo(ctx context.Context, s *Store, v int) error {
 	}
 }
 
+// SkewClock sets the process clock the store reads ahead by d (behind
+// when negative) until the test ends. Tests that call it must not run in
+// parallel with others of the package.
+func SkewClock(t testing.TB, d time.Duration) {
+	clock = func() time.Time { return time.Now().Add(d) }
+	t.Cleanup(func() { clock = time.Now })
+}
+
 // Exec runs q on the writer, beneath the store's methods.
 func Exec(ctx context.Context, s *Store, q string, args ...any) error {
 	_, err := s.write.ExecContext(ctx, q, args...)
@@ -106,7 +116,7 @@ func PurgePlans(ctx context.Context, s *Store) (map[string]string, error) {
 		}
 		plans[name] = plan
 	}
-	users := map[string]string{"deleted connection users": purgeConnectionUsersSQL, "deleted connections": forgetDeletedConnectionSQL}
+	users := map[string]string{"deleted connection users": purgeConnectionUsersSQL}
 	if s.d.name == "postgres" {
 		users["deleted connection users"] = purgeConnectionUsersPGSQL
 		users["deleted connection tokens"] = purgeConnectionTokensPGSQL
@@ -118,6 +128,11 @@ func PurgePlans(ctx context.Context, s *Store) (map[string]string, error) {
 		}
 		plans[name] = plan
 	}
+	plan, err := queryPlan(ctx, s, fmt.Sprintf(forgetDeletedConnectionSQL, s.d.nowMS), "contoso", int64(1700000000000), 500, deletedConnectionGrace.Milliseconds())
+	if err != nil {
+		return nil, fmt.Errorf("deleted connections: %w", err)
+	}
+	plans["deleted connections"] = plan
 	return plans, nil
 }
 

@@ -53,7 +53,11 @@ type dialect struct {
 	// byteOrder is the collation that orders text by its bytes, as
 	// SQLite's default does; a PostgreSQL database's default collation
 	// is its locale's, which orders some text otherwise.
-	byteOrder    string
+	byteOrder string
+	// nowMS is the database's clock in unix milliseconds, for times that
+	// replicas compare with one another's: each replica's own clock may
+	// be off.
+	nowMS        string
 	isUnique     func(error) bool
 	isForeignKey func(error) bool
 }
@@ -62,6 +66,7 @@ var sqliteDialect = dialect{
 	name:           "sqlite",
 	tableExistsSQL: "SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = $1",
 	byteOrder:      "BINARY",
+	nowMS:          "CAST(unixepoch('subsec') * 1000 AS INTEGER)",
 	isUnique: func(err error) bool {
 		code := sqliteCode(err)
 		return code == sqlite3.SQLITE_CONSTRAINT_UNIQUE || code == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
@@ -75,6 +80,7 @@ var postgresDialect = dialect{
 	readIsolation:  sql.LevelRepeatableRead,
 	tableExistsSQL: "SELECT to_regclass($1) IS NOT NULL",
 	byteOrder:      `"C"`,
+	nowMS:          "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT",
 	isUnique:       func(err error) bool { return pgCode(err) == "23505" },
 	isForeignKey:   func(err error) bool { return pgCode(err) == "23503" },
 }
@@ -534,8 +540,11 @@ func stamps(created, updated time.Time) (time.Time, time.Time) {
 	return ms(created), ms(updated)
 }
 
+// clock is the process's clock; tests skew it (SkewClock).
+var clock = time.Now
+
 // now is the current time as a round trip returns it.
-func now() time.Time { return ms(time.Now()) }
+func now() time.Time { return ms(clock()) }
 
 // blob stores an empty byte slice as NULL, so that both drivers return nil.
 func blob(b []byte) any {

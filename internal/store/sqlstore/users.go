@@ -450,8 +450,11 @@ const (
 )
 
 // forgetDeletedConnectionSQL deletes the record $3 of a deleted connection
-// that has no user left.
-const forgetDeletedConnectionSQL = `DELETE FROM deleted_connections WHERE seq = $3
+// that has no user left and is $4 milliseconds old by the database's
+// clock (%s, the dialect's nowMS), which wrote deleted_at: a replica
+// whose clock is off neither forgets a deletion a login under way may
+// still need nor keeps one for ever.
+const forgetDeletedConnectionSQL = `DELETE FROM deleted_connections WHERE seq = $3 AND deleted_at <= %s - $4
 	AND NOT EXISTS (SELECT 1 FROM users u WHERE ` + deletedConnectionUser + `)`
 
 // deletedConnectionGrace is how long a deletion is remembered at least,
@@ -500,7 +503,7 @@ func (s *Store) PurgeDeletedConnectionUsers(ctx context.Context, limit int) (n i
 	if err != nil {
 		return 0, false, s.fail("purge deleted connection users", err)
 	}
-	remembered := now().Add(-deletedConnectionGrace).UnixMilli()
+	forget := fmt.Sprintf(forgetDeletedConnectionSQL, s.d.nowMS)
 	pg := s.d.name != sqliteDialect.name
 	users := purgeConnectionUsersSQL
 	if pg {
@@ -519,10 +522,7 @@ func (s *Store) PurgeDeletedConnectionUsers(ctx context.Context, limit int) (n i
 		if n += got; err != nil || n == limit {
 			return n, err == nil, err
 		}
-		if d.at > remembered {
-			continue
-		}
-		_, err = s.write.ExecContext(ctx, forgetDeletedConnectionSQL, d.name, d.at, d.seq)
+		_, err = s.write.ExecContext(ctx, forget, d.name, d.at, d.seq, deletedConnectionGrace.Milliseconds())
 		if err != nil {
 			return n, false, s.fail("purge deleted connection users", err)
 		}

@@ -119,6 +119,64 @@ func TestDeletedConnectionForgotten(t *testing.T) {
 	}
 }
 
+// TestDeletedConnectionForgottenByTheDatabaseClock: whether the purge
+// still remembers a deletion depends on the deletion's age by the
+// database's clock alone. A replica whose clock is an hour ahead or behind,
+// whether it deletes the connection or purges, neither forgets a fresh
+// deletion, which a login under way may still need, nor keeps an old one.
+func TestDeletedConnectionForgottenByTheDatabaseClock(t *testing.T) {
+	const skew = time.Hour
+	cases := []struct {
+		name                  string
+		deleteSkew, purgeSkew time.Duration
+		age                   time.Duration
+		remembered            bool
+	}{
+		{"fresh, right clocks", 0, 0, 0, true},
+		{"fresh, purging clock ahead", 0, skew, 0, true},
+		{"fresh, deleting clock behind", -skew, 0, 0, true},
+		{"old, right clocks", 0, 0, skew, false},
+		{"old, purging clock behind", 0, -skew, skew, false},
+		{"old, deleting clock ahead", skew, 0, skew, false},
+	}
+	for _, b := range storetest.Backends() {
+		for _, tc := range cases {
+			t.Run(b+"/"+tc.name, func(t *testing.T) {
+				ctx := t.Context()
+				s := storetest.Open(t, b)
+				now := time.Now()
+				if err := s.CreateConnection(ctx, &store.Connection{ID: "con_1", Name: "contoso", Strategy: "waad", CreatedAt: now, UpdatedAt: now}); err != nil {
+					t.Fatal(err)
+				}
+				sqlstore.SkewClock(t, tc.deleteSkew)
+				if err := s.DeleteConnection(ctx, "con_1"); err != nil {
+					t.Fatal(err)
+				}
+				if err := sqlstore.Exec(ctx, s, "UPDATE deleted_connections SET deleted_at = deleted_at - $1", tc.age.Milliseconds()); err != nil {
+					t.Fatal(err)
+				}
+				sqlstore.SkewClock(t, tc.purgeSkew)
+				if n, _, err := s.PurgeDeletedConnectionUsers(ctx, 10); err != nil || n != 0 {
+					t.Fatalf("purge without users: %d, %v", n, err)
+				}
+				// A user of the deleted connection stored now, as a login
+				// under way at the deletion stores it: the next purge
+				// deletes it only if it still remembers the deletion.
+				if _, err := s.UpsertUser(ctx, &store.User{UserID: "waad|late", Connection: "contoso", Email: "late@contoso.example", LastLogin: &now}); err != nil {
+					t.Fatal(err)
+				}
+				n, _, err := s.PurgeDeletedConnectionUsers(ctx, 10)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if remembered := n == 1; remembered != tc.remembered {
+					t.Errorf("deletion remembered: %v, want %v", remembered, tc.remembered)
+				}
+			})
+		}
+	}
+}
+
 // TestSQLitePrefixMatchesLike: on SQLite an email prefix is a range of
 // the index where it was a LIKE; it finds exactly the users the LIKE
 // found, for addresses and prefixes drawn from the characters where the
