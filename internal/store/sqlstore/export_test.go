@@ -249,10 +249,25 @@ func queryPlan(ctx context.Context, s *Store, q string, args ...any) (string, er
 // connection) id as deleteInChunks does, deletes one chunk of its
 // refresh tokens, and stops there, as a crash would.
 func CrashOwnerDelete(ctx context.Context, s *Store, kind, id string) error {
+	_, err := PauseOwnerDelete(ctx, s, kind, id)
+	return err
+}
+
+// PauseOwnerDelete is CrashOwnerDelete that returns the rest of the
+// deletion, to run later, as a deletion that waited for the writer does.
+func PauseOwnerDelete(ctx context.Context, s *Store, kind, id string) (resume func() error, err error) {
 	p, err := s.beginOwnerPurge(ctx, kind, id)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	_, err = s.purgeOwnerTokens(ctx, p, purgeChunk)
-	return err
+	if _, err := s.purgeOwnerTokens(ctx, p, purgeChunk); err != nil {
+		return nil, err
+	}
+	return func() error { return s.runOwnerPurge(ctx, p) }, nil
+}
+
+// DeleteOwnerInChunks deletes the owner kind id as SQLite does, on
+// either backend.
+func DeleteOwnerInChunks(ctx context.Context, s *Store, kind, id string) error {
+	return s.deleteInChunks(ctx, kind, id)
 }

@@ -425,3 +425,87 @@ func TestOwnerDeleteCrash(t *testing.T) {
 		})
 	}
 }
+
+// TestOwnerDeleteLeavesOwnerMadeAgain: of two deletions of one owner (a
+// retried API call, or a deletion and the background purge finishing it
+// from a list it read before), the first to finish ends the other: the
+// other, resumed once the owner was made again under the name, leaves
+// the new owner and its refresh token alone. So does the background
+// purge, for a deletion a crash cut short and then repeated.
+func TestOwnerDeleteLeavesOwnerMadeAgain(t *testing.T) {
+	for _, b := range storetest.Backends() {
+		t.Run(b, func(t *testing.T) {
+			for _, c := range []struct {
+				kind, id string
+				again    func(t *testing.T, s *sqlstore.Store)
+				present  func(t *testing.T, s *sqlstore.Store) error
+			}{
+				{"user", "u-user",
+					func(t *testing.T, s *sqlstore.Store) {
+						_, err := s.UpsertUser(t.Context(), &store.User{UserID: "u-user", Connection: "conn-user", Email: "again@example.com"})
+						if err != nil {
+							t.Fatal(err)
+						}
+					},
+					func(t *testing.T, s *sqlstore.Store) error { _, err := s.GetUser(t.Context(), "u-user"); return err }},
+				{"client", "c-client",
+					func(t *testing.T, s *sqlstore.Store) {
+						if err := s.CreateClient(t.Context(), &store.Client{ClientID: "c-client", Callbacks: []string{"https://x.example"}}); err != nil {
+							t.Fatal(err)
+						}
+					},
+					func(t *testing.T, s *sqlstore.Store) error {
+						_, err := s.GetClient(t.Context(), "c-client")
+						return err
+					}},
+				{"connection", "con-connection",
+					func(t *testing.T, s *sqlstore.Store) {
+						if err := s.CreateConnection(t.Context(), &store.Connection{ID: "con-again", Name: "conn-connection", Strategy: "waad",
+							EnabledClients: []string{"c-connection"}}); err != nil {
+							t.Fatal(err)
+						}
+					},
+					func(t *testing.T, s *sqlstore.Store) error {
+						_, err := s.GetConnection(t.Context(), "con-again")
+						return err
+					}},
+			} {
+				for _, after := range []string{"resumed deletion", "background purge"} {
+					t.Run(c.kind+"/"+after, func(t *testing.T) {
+						ctx := t.Context()
+						s := storetest.Open(t, b)
+						ownerFixture(t, s, c.kind, 450)
+						resume, err := sqlstore.PauseOwnerDelete(ctx, s, c.kind, c.id)
+						if err != nil {
+							t.Fatal(err)
+						}
+						if err := sqlstore.DeleteOwnerInChunks(ctx, s, c.kind, c.id); err != nil {
+							t.Fatal(err)
+						}
+						c.again(t, s)
+						now := time.Now().UTC()
+						if err := s.CreateRefreshToken(ctx, &store.RefreshToken{ID: "again", SecretHash: []byte("hash"), ClientID: "c-" + c.kind,
+							UserID: "u-" + c.kind, Audience: "urn:a", CreatedAt: now, IdleExpiresAt: ptr(now.Add(time.Hour)),
+							Connection: "conn-" + c.kind}); err != nil {
+							t.Fatal(err)
+						}
+						if after == "resumed deletion" {
+							err = resume()
+						} else {
+							_, _, err = s.PurgeDeletedOwnerTokens(ctx, 500)
+						}
+						if err != nil {
+							t.Fatal(err)
+						}
+						if err := c.present(t, s); err != nil {
+							t.Errorf("the %s made again after its deletion: %v", c.kind, err)
+						}
+						if _, err := s.GetRefreshToken(ctx, "again"); err != nil {
+							t.Errorf("the refresh token issued after the deletion: %v", err)
+						}
+					})
+				}
+			}
+		})
+	}
+}

@@ -68,7 +68,14 @@ func (s *Store) deleteInChunks(ctx context.Context, kind, id string) error {
 	if err != nil {
 		return err
 	}
-	ctx = context.WithoutCancel(ctx)
+	return s.runOwnerPurge(context.WithoutCancel(ctx), p)
+}
+
+// runOwnerPurge deletes p's tokens in chunks, then its owner. It stops
+// once p's row is gone: another deletion of the owner, or the background
+// purge, finished it, and whatever carries the name now (an owner made
+// again, its tokens) is not this deletion's to take.
+func (s *Store) runOwnerPurge(ctx context.Context, p ownerPurge) error {
 	for {
 		start := time.Now()
 		n, err := s.purgeOwnerTokens(ctx, p, purgeChunk)
@@ -76,7 +83,8 @@ func (s *Store) deleteInChunks(ctx context.Context, kind, id string) error {
 			return err
 		}
 		if n < purgeChunk {
-			return s.finishOwner(ctx, p)
+			_, err := s.finishOwner(ctx, p)
+			return err
 		}
 		// The writers that queued behind the chunk go first: handed the
 		// writer in no order, one could wait through several chunks.
@@ -100,7 +108,7 @@ func (s *Store) beginOwnerPurge(ctx context.Context, kind, id string) (ownerPurg
 }
 
 // purgeOwnerTokens deletes at most limit tokens of p's owner in one
-// statement.
+// statement, none once p's row is gone (runOwnerPurge).
 func (s *Store) purgeOwnerTokens(ctx context.Context, p ownerPurge, limit int) (int, error) {
 	tokens := "SELECT seq FROM refresh_tokens WHERE user_id = $1"
 	switch p.kind {
@@ -109,7 +117,8 @@ func (s *Store) purgeOwnerTokens(ctx context.Context, p ownerPurge, limit int) (
 	case purgeConnection:
 		tokens = s.connectionRefreshSeqs()
 	}
-	res, err := s.write.ExecContext(ctx, "DELETE FROM refresh_tokens WHERE seq IN ("+tokens+" LIMIT $2)", p.name, limit)
+	res, err := s.write.ExecContext(ctx, "DELETE FROM refresh_tokens WHERE seq IN ("+tokens+" LIMIT $2) "+
+		"AND EXISTS (SELECT 1 FROM refresh_purges WHERE seq = $3)", p.name, limit, p.seq)
 	if err != nil {
 		return 0, err
 	}
@@ -117,12 +126,29 @@ func (s *Store) purgeOwnerTokens(ctx context.Context, p ownerPurge, limit int) (
 	return int(n), err
 }
 
+// endOwnerPurgesSQL deletes the rows of every deletion of the owner kind
+// $1 id $2 ($1 and $2 as in refresh_purges): once the owner is gone, a
+// deletion of it that began at the same time, or that a crash cut short,
+// has nothing left to do, and must not take an owner made again under
+// the name.
+const endOwnerPurgesSQL = "DELETE FROM refresh_purges WHERE kind = $1 AND id = $2"
+
 // finishOwner deletes p's owner, as the deletion of one transaction does,
-// and p's row, together. An owner already gone was deleted by another
-// run of the purge, or by another deletion.
-func (s *Store) finishOwner(ctx context.Context, p ownerPurge) error {
-	return s.inTx(ctx, func(tx *sql.Tx) error {
-		var err error
+// with the rows of every deletion of it (endOwnerPurgesSQL), and reports
+// whether it did: not once p's row is gone, when another deletion or the
+// background purge finished the owner. An owner already gone otherwise
+// was deleted by a path that keeps no row here (the purge of a deleted
+// connection's users).
+func (s *Store) finishOwner(ctx context.Context, p ownerPurge) (bool, error) {
+	done := false
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, "DELETE FROM refresh_purges WHERE seq = $1", p.seq)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			return err
+		}
 		switch p.kind {
 		case purgeUser:
 			_, err = tx.ExecContext(ctx, "DELETE FROM users WHERE user_id = $1", p.id)
@@ -136,9 +162,13 @@ func (s *Store) finishOwner(ctx context.Context, p ownerPurge) error {
 		if err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, "DELETE FROM refresh_purges WHERE seq = $1", p.seq)
-		return err
+		if _, err := tx.ExecContext(ctx, endOwnerPurgesSQL, p.kind, p.id); err != nil {
+			return err
+		}
+		done = true
+		return nil
 	})
+	return done && err == nil, err
 }
 
 // PurgeDeletedOwnerTokens finishes, on SQLite, the deletions of users,
@@ -180,8 +210,12 @@ func (s *Store) PurgeDeletedOwnerTokens(ctx context.Context, limit int) (n int, 
 				break
 			}
 		}
-		if err := s.finishOwner(ctx, p); err != nil {
+		done, err := s.finishOwner(ctx, p)
+		if err != nil {
 			return n, false, s.fail("purge deleted owner tokens", err)
+		}
+		if !done {
+			continue
 		}
 		if n++; n >= limit {
 			return n, true, nil
