@@ -509,3 +509,57 @@ func TestOwnerDeleteLeavesOwnerMadeAgain(t *testing.T) {
 		})
 	}
 }
+
+// TestOwnerDeleteIsNoReuse: a rotated refresh token of an owner whose
+// deletion has begun is gone for an exchange and for reuse detection
+// alike (store.ErrNotFound): it is refused for the deletion, not reused,
+// and its family goes with the owner anyway.
+func TestOwnerDeleteIsNoReuse(t *testing.T) {
+	for _, b := range storetest.Backends() {
+		t.Run(b, func(t *testing.T) {
+			for _, c := range []struct{ kind, id string }{{"user", "u-user"}, {"client", "c-client"}, {"connection", "con-connection"}} {
+				t.Run(c.kind, func(t *testing.T) {
+					ctx := t.Context()
+					s := storetest.Open(t, b)
+					ids := ownerFixture(t, s, c.kind, 450)
+					now := time.Now().UTC()
+					// The first chunk takes the tokens in its index's order:
+					// one of the first and the last is left.
+					rotated := []string{ids[0], ids[len(ids)-1]}
+					for _, id := range rotated {
+						if err := s.ExchangeRefreshToken(ctx, store.RefreshExchange{ID: id, Now: now, Next: &store.RefreshToken{ID: "next-" + id,
+							FamilyID: id, SecretHash: []byte("hash"), ClientID: "c-" + c.kind, UserID: "u-" + c.kind, Audience: "urn:a",
+							Rotating: true, CreatedAt: now, IdleExpiresAt: ptr(now.Add(time.Hour)), Connection: "conn-" + c.kind}}); err != nil {
+							t.Fatal(err)
+						}
+					}
+					if _, err := sqlstore.PauseOwnerDelete(ctx, s, c.kind, c.id); err != nil {
+						t.Fatal(err)
+					}
+					left := 0
+					for _, id := range rotated {
+						var n int
+						if err := sqlstore.ReadPool(s).QueryRowContext(ctx, "SELECT COUNT(*) FROM refresh_tokens WHERE id = $1", id).Scan(&n); err != nil {
+							t.Fatal(err)
+						}
+						if n == 0 {
+							continue
+						}
+						left++
+						_, err := s.RefreshTokenReused(ctx, id, now, 0)
+						if !errors.Is(err, store.ErrNotFound) {
+							t.Errorf("reuse of the rotated token %s: %v, want store.ErrNotFound", id, err)
+						}
+						err = s.ExchangeRefreshToken(ctx, store.RefreshExchange{ID: id, Now: now, IdleExpiresAt: ptr(now.Add(time.Hour))})
+						if !errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrRefreshTokenReused) {
+							t.Errorf("exchange of the rotated token %s: %v, want store.ErrNotFound", id, err)
+						}
+					}
+					if left == 0 {
+						t.Fatal("the first chunk took both rotated tokens")
+					}
+				})
+			}
+		})
+	}
+}

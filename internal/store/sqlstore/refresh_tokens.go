@@ -262,10 +262,11 @@ func (s *Store) ExchangeRefreshToken(ctx context.Context, ex store.RefreshExchan
 		// Refused: a token that was rotated is being reused, which means
 		// it was copied; the whole family goes, below, outside this
 		// transaction, whose failure would otherwise take the deletions
-		// back with it.
+		// back with it. A token that the deletion of its owner refused is
+		// gone, not reused.
 		var family string
 		var rotated sql.NullInt64
-		err = tx.QueryRowContext(ctx, "SELECT family_id, rotated_at FROM refresh_tokens WHERE id = $1", ex.ID).Scan(&family, &rotated)
+		err = tx.QueryRowContext(ctx, refreshFamilySQL, ex.ID).Scan(&family, &rotated)
 		if err != nil {
 			return err
 		}
@@ -285,10 +286,15 @@ func (s *Store) ExchangeRefreshToken(ctx context.Context, ex store.RefreshExchan
 	return nil
 }
 
+// refreshFamilySQL reads the family of a refused token, and whether it
+// was rotated, unless the deletion of its owner refused it.
+var refreshFamilySQL = "SELECT family_id, rotated_at FROM refresh_tokens WHERE id = $1 AND " + notPurged("refresh_tokens")
+
 // refreshReusedSQL is whether the token was rotated and is not usable,
-// the condition on which an exchange answers reuse.
+// the condition on which an exchange answers reuse; it reads no token
+// that the deletion of its owner refused, as the exchange does not.
 var refreshReusedSQL = `SELECT t.rotated_at IS NOT NULL AND NOT EXISTS (
-	SELECT 1 FROM refresh_tokens WHERE id = $1 AND ` + usable + `) FROM refresh_tokens t WHERE t.id = $1`
+	SELECT 1 FROM refresh_tokens WHERE id = $1 AND ` + usable + `) FROM refresh_tokens t WHERE t.id = $1 AND ` + notPurged("t")
 
 func (s *Store) RefreshTokenReused(ctx context.Context, id string, now time.Time, leeway time.Duration) (bool, error) {
 	at, since := exchangeTimes(now, leeway)
