@@ -563,3 +563,50 @@ func TestOwnerDeleteIsNoReuse(t *testing.T) {
 		})
 	}
 }
+
+// TestOwnerDeleteHidesTokensFromLists: while the deletion of a user, a
+// client or a connection runs, the Management API's lists (a user's
+// refresh tokens, one by id) show none of the tokens it refused, and no
+// exchange, of either rotation type or replacing the token, succeeds.
+func TestOwnerDeleteHidesTokensFromLists(t *testing.T) {
+	for _, b := range storetest.Backends() {
+		t.Run(b, func(t *testing.T) {
+			for _, c := range []struct{ kind, id string }{{"user", "u-user"}, {"client", "c-client"}, {"connection", "con-connection"}} {
+				t.Run(c.kind, func(t *testing.T) {
+					ctx := t.Context()
+					s := storetest.Open(t, b)
+					ids := ownerFixture(t, s, c.kind, 450)
+					if _, err := sqlstore.PauseOwnerDelete(ctx, s, c.kind, c.id); err != nil {
+						t.Fatal(err)
+					}
+					list, total, err := s.ListRefreshTokens(ctx, store.RefreshTokenFilter{UserID: "u-" + c.kind}, store.ListOptions{PerPage: 50})
+					if err != nil {
+						t.Fatal(err)
+					}
+					if len(list) != 0 || total != 0 {
+						t.Errorf("the user's list shows %d tokens of %d", len(list), total)
+					}
+					now := time.Now().UTC()
+					for _, id := range []string{ids[0], ids[len(ids)-1]} {
+						if list, _, err := s.ListRefreshTokens(ctx, store.RefreshTokenFilter{ID: id}, store.ListOptions{}); err != nil || len(list) != 0 {
+							t.Errorf("token %s by id: %d shown, %v", id, len(list), err)
+						}
+						for name, ex := range map[string]store.RefreshExchange{
+							"refresh": {ID: id, Now: now, IdleExpiresAt: ptr(now.Add(time.Hour))},
+							"rotate": {ID: id, Now: now, Next: &store.RefreshToken{ID: "next-" + id, FamilyID: id, SecretHash: []byte("hash"),
+								ClientID: "c-" + c.kind, UserID: "u-" + c.kind, Audience: "urn:a", Rotating: true, CreatedAt: now,
+								Connection: "conn-" + c.kind}},
+							"replace": {ID: id, Now: now, Replace: true, Next: &store.RefreshToken{ID: "replaced-" + id, SecretHash: []byte("hash"),
+								ClientID: "c-" + c.kind, UserID: "u-" + c.kind, Audience: "urn:a", Rotating: true, CreatedAt: now,
+								Connection: "conn-" + c.kind}},
+						} {
+							if err := s.ExchangeRefreshToken(ctx, ex); !errors.Is(err, store.ErrNotFound) {
+								t.Errorf("%s of token %s: %v, want store.ErrNotFound", name, id, err)
+							}
+						}
+					}
+				})
+			}
+		})
+	}
+}
