@@ -52,7 +52,7 @@ func (s *Server) runBackground(ctx context.Context) (wait func()) {
 // transaction, so that it never holds a lock a login waits on for long.
 func (s *Server) purge(ctx context.Context) {
 	s.purgeBatches(ctx, "refresh tokens of deleted users, clients and connections", func(ctx context.Context) (int, bool, error) {
-		return s.store.PurgeDeletedOwnerTokens(ctx, purgeBatch)
+		return s.writes.PurgeDeletedOwnerTokens(ctx, purgeBatch)
 	})
 	s.purgeBatches(ctx, "expired refresh tokens", func(ctx context.Context) (int, bool, error) {
 		n, err := s.store.PurgeExpiredRefreshTokens(ctx, time.Now(), purgeBatch)

@@ -230,3 +230,33 @@ func TestPurgeDeletedConnectionUsers(t *testing.T) {
 		})
 	}
 }
+
+// TestPurgeDeletedOwnerClearsCache: the background purge that finishes
+// the deletion of a client a crash cut short (its row in refresh_purges,
+// the client still there) clears the cache, as the Management API's
+// deletion does: the token endpoint, which read the client a moment
+// before, stops taking its credentials at once, not when the cache
+// expires.
+func TestPurgeDeletedOwnerClearsCache(t *testing.T) {
+	dsn := "sqlite:" + filepath.Join(t.TempDir(), "gatehouse.db")
+	s := purgeTestServerOn(t, dsn, 0)
+	ctx := context.Background()
+	purgeManagementToken(t, s)
+	if _, err := storetest.RawDB(t, dsn).ExecContext(ctx,
+		"INSERT INTO refresh_purges (kind, id, name, last_token) VALUES ('client', $1, $1, 0)", purgeAdminID); err != nil {
+		t.Fatal(err)
+	}
+	s.purge(ctx)
+	if _, err := s.store.GetClient(ctx, purgeAdminID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("client after the purge: %v", err)
+	}
+	form := url.Values{"grant_type": {"client_credentials"}, "client_id": {purgeAdminID}, "client_secret": {purgeAdminSecret},
+		"audience": {"http://127.0.0.1:1/api/v2/"}}
+	req := httptest.NewRequest("POST", "http://127.0.0.1:1/oauth/token", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	rec := httptest.NewRecorder()
+	s.Handler().ServeHTTP(rec, req)
+	if rec.Code != http.StatusUnauthorized {
+		t.Errorf("token for the deleted client: %d %s, want 401", rec.Code, rec.Body)
+	}
+}

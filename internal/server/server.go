@@ -37,9 +37,13 @@ import (
 
 // Server is a configured Gatehouse, ready to serve.
 type Server struct {
-	cfg     *config.Config
-	logger  *slog.Logger
-	store   *sqlstore.Store
+	cfg    *config.Config
+	logger *slog.Logger
+	store  *sqlstore.Store
+	// writes is store's writes that clear the cache, here and on other
+	// replicas, for the background jobs that delete clients or
+	// connections.
+	writes  *cache.Writes
 	keys    *tokens.Keys
 	guard   *attack.Guard
 	handler http.Handler
@@ -237,6 +241,7 @@ func build(ctx context.Context, cfg *config.Config, logger *slog.Logger, notice 
 		cfg:           cfg,
 		logger:        logger,
 		store:         st,
+		writes:        writes,
 		keys:          keys,
 		guard:         guard,
 		handler:       withCommon(mux, logger, cfg.TLS(), cfg.TrustedProxies),
