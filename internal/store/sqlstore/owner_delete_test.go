@@ -610,3 +610,57 @@ func TestOwnerDeleteHidesTokensFromLists(t *testing.T) {
 		})
 	}
 }
+
+// TestConnectionDeleteRefusesLegacyTokens: while a connection's deletion
+// runs, a token stored before tokens recorded their connection (migration
+// 8) is refused when its user's latest login went through the connection,
+// as the deletion takes it, and not when it went through another; once
+// the deletion returns the first is gone and the second still works.
+func TestConnectionDeleteRefusesLegacyTokens(t *testing.T) {
+	for _, b := range storetest.Backends() {
+		t.Run(b, func(t *testing.T) {
+			ctx := t.Context()
+			s := storetest.Open(t, b)
+			ownerFixture(t, s, "legacy", 450)
+			if _, err := s.UpsertUser(ctx, &store.User{UserID: "u-other", Connection: "conn-other", Email: "other@example.com"}); err != nil {
+				t.Fatal(err)
+			}
+			now := time.Now().UTC()
+			for _, uid := range []string{"u-legacy", "u-other"} {
+				if err := s.CreateRefreshToken(ctx, &store.RefreshToken{ID: "old-" + uid, SecretHash: []byte("hash"), ClientID: "c-legacy",
+					UserID: uid, Audience: "urn:a", CreatedAt: now, IdleExpiresAt: ptr(now.Add(time.Hour))}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			resume, err := sqlstore.PauseOwnerDelete(ctx, s, "connection", "con-legacy")
+			if err != nil {
+				t.Fatal(err)
+			}
+			exchange := func(id string) error {
+				return s.ExchangeRefreshToken(ctx, store.RefreshExchange{ID: id, Now: now, IdleExpiresAt: ptr(now.Add(time.Hour))})
+			}
+			if err := exchange("old-u-legacy"); !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("legacy token of the connection's user during the deletion: %v, want store.ErrNotFound", err)
+			}
+			if _, _, err := s.GetRefreshTokenWithUser(ctx, "old-u-legacy"); !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("legacy token of the connection's user read during the deletion: %v, want store.ErrNotFound", err)
+			}
+			if err := exchange("old-u-other"); err != nil {
+				t.Errorf("legacy token of another connection's user during the deletion: %v", err)
+			}
+			if err := resume(); err != nil {
+				t.Fatal(err)
+			}
+			var left int
+			if err := sqlstore.ReadPool(s).QueryRowContext(ctx, "SELECT COUNT(*) FROM refresh_tokens WHERE id = 'old-u-legacy'").Scan(&left); err != nil {
+				t.Fatal(err)
+			}
+			if left != 0 {
+				t.Error("the legacy token of the connection's user outlived the deletion")
+			}
+			if err := exchange("old-u-other"); err != nil {
+				t.Errorf("legacy token of another connection's user after the deletion: %v", err)
+			}
+		})
+	}
+}
