@@ -664,3 +664,45 @@ func TestConnectionDeleteRefusesLegacyTokens(t *testing.T) {
 		})
 	}
 }
+
+// TestOverlappingOwnerDeletes: a user, its client and its connection,
+// each deleted twice at once, all go with every refresh token, each
+// deletion succeeding or finding its owner gone, and no deletion is left
+// for the background purge.
+func TestOverlappingOwnerDeletes(t *testing.T) {
+	for _, b := range storetest.Backends() {
+		t.Run(b, func(t *testing.T) {
+			ctx := t.Context()
+			s := storetest.Open(t, b)
+			ownerFixture(t, s, "all", 650)
+			dels := []func() error{
+				func() error { return s.DeleteUser(ctx, "u-all") },
+				func() error { return s.DeleteClient(ctx, "c-all") },
+				func() error { return s.DeleteConnection(ctx, "con-all") },
+			}
+			errs := make(chan error, 2*len(dels))
+			for range 2 {
+				for _, del := range dels {
+					go func() { errs <- del() }()
+				}
+			}
+			for range 2 * len(dels) {
+				if err := <-errs; err != nil && !errors.Is(err, store.ErrNotFound) {
+					t.Error(err)
+				}
+			}
+			var rows int
+			if err := sqlstore.ReadPool(s).QueryRowContext(ctx, `SELECT (SELECT COUNT(*) FROM refresh_tokens) + (SELECT COUNT(*) FROM refresh_purges)
+				+ (SELECT COUNT(*) FROM users WHERE user_id = 'u-all') + (SELECT COUNT(*) FROM clients WHERE client_id = 'c-all')
+				+ (SELECT COUNT(*) FROM connections WHERE id = 'con-all')`).Scan(&rows); err != nil {
+				t.Fatal(err)
+			}
+			if rows != 0 {
+				t.Errorf("%d rows of the owners, their tokens and their deletions left", rows)
+			}
+			if n, more, err := s.PurgeDeletedOwnerTokens(ctx, 500); n != 0 || more || err != nil {
+				t.Errorf("purge after the deletions: %d, %v, %v; want nothing to do", n, more, err)
+			}
+		})
+	}
+}
