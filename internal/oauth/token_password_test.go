@@ -124,6 +124,9 @@ func TestPasswordLogin(t *testing.T) {
 					if r.str("error") == "mfa_required" {
 						t.Errorf("%s: mfa_required, which Gatehouse cannot complete", tc.name)
 					}
+					if r.header.Get("Cache-Control") != "no-store" {
+						t.Errorf("%s: Cache-Control %q", tc.name, r.header.Get("Cache-Control"))
+					}
 					if ev := lastEvent(t, e, ""); ev["type"] != tc.logType || ev["user_name"] != tc.user || ev["connection"] != "contoso-v2" || ev["client_id"] != e.clientID {
 						t.Errorf("%s: log event %v", tc.name, ev)
 					} else if d, _ := ev["details"].(map[string]any); d["error_code"] == nil || d["trace_id"] == nil {
@@ -139,7 +142,7 @@ func TestPasswordLogin(t *testing.T) {
 					}
 					r := e.login(t, "contoso-v2", "alice@contoso.com", canary, "openid")
 					seen = append(seen, r.raw)
-					if r.status != 503 || r.str("error") != "temporarily_unavailable" || r.header.Get("Retry-After") == "" {
+					if r.status != 503 || r.str("error") != "temporarily_unavailable" || r.header.Get("Retry-After") == "" || r.header.Get("Cache-Control") != "no-store" {
 						t.Errorf("fault %+v: %d %s %v", f, r.status, r.raw, r.header)
 					}
 					switch ra := r.header.Get("Retry-After"); f.RetryAfter {
@@ -165,7 +168,8 @@ func TestPasswordLogin(t *testing.T) {
 				})
 				r := e.login(t, "bad-secret", "alice@contoso.com", canary, "openid")
 				seen = append(seen, r.raw)
-				if r.status != 500 || r.str("error") != "server_error" || strings.Contains(r.raw, "AADSTS") || strings.Contains(r.raw, "contoso") {
+				if r.status != 500 || r.str("error") != "server_error" || strings.Contains(r.raw, "AADSTS") || strings.Contains(r.raw, "contoso") ||
+					r.header.Get("Cache-Control") != "no-store" {
 					t.Errorf("misconfigured: %d %s", r.status, r.raw)
 				}
 				d, _ := lastEvent(t, e, "fepft")["details"].(map[string]any)
