@@ -156,6 +156,10 @@ func (p *Provider) passwordGrant(ctx context.Context, t *tokenRequest, c *store.
 	}()
 	// After the deferred settlement: Entra accepted the password, so a
 	// login refused here is settled as a success, never as a failure.
+	// The client first, as in the first checks' order.
+	if err := p.recheckClient(ctx, t, c.ClientID, grant); err != nil {
+		return nil, p.refuse(ctx, a, audit.FailedExchangePassword, err, nil)
+	}
 	if err := p.recheckConnection(ctx, conn, c.ClientID); err != nil {
 		return nil, p.refuse(ctx, a, audit.FailedLogin, err, nil)
 	}
@@ -309,6 +313,27 @@ func (p *Provider) recheckConnection(ctx context.Context, conn *store.Connection
 	}
 	if now.ID != conn.ID {
 		return errConnectionNotFound()
+	}
+	return nil
+}
+
+// recheckClient repeats the token endpoint's client checks once Entra has
+// answered: an administrator may have deleted the client, or taken the
+// grant out of its grant_types, while the login waited, and such a login
+// must store no user and get no tokens. The answers are those of the
+// first checks (exchange): a client that no longer exists is one that
+// cannot authenticate. The client's credentials are not checked again: a
+// client assertion may be used once only.
+func (p *Provider) recheckClient(ctx context.Context, t *tokenRequest, clientID, grant string) error {
+	c, err := p.clients.GetClient(ctx, clientID)
+	if errors.Is(err, store.ErrNotFound) {
+		return challengeBasic(t.r, errUnauthorizedClient(fmt.Errorf("client deleted while Entra answered: %w", errUnknownClient)))
+	}
+	if err != nil {
+		return errServer(err)
+	}
+	if !slices.Contains(c.GrantTypes, grant) {
+		return errGrantNotAllowed(grant)
 	}
 	return nil
 }

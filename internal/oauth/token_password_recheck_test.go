@@ -1,6 +1,7 @@
 package oauth_test
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -155,4 +156,167 @@ func userEvents(t *testing.T, e *env, user string) []map[string]any {
 		}
 	}
 	return mine
+}
+
+// TestClientChangedDuringLogin: a password login already past its checks
+// when an administrator deletes its client, or takes the grant out of the
+// client's grant_types, is refused once Entra answers, with the answer
+// the first check would now give (docs/errors.md, "Before Entra is
+// called"). No user is stored, one fepft event and no success is logged,
+// and the right password counts as no failure and leaves no block, so the
+// next login goes through although brute-force protection allows a single
+// attempt.
+func TestClientChangedDuringLogin(t *testing.T) {
+	const latency = 500 * time.Millisecond
+	const (
+		realmGrant   = "http://auth0.com/oauth/grant-type/password-realm"
+		unauthorized = `{"error":"access_denied","error_description":"Unauthorized"}`
+	)
+	type client struct{ id, secret string }
+	cases := []struct {
+		name string
+		// confidential clients authenticate with HTTP Basic.
+		confidential bool
+		grant        string
+		// change is the administrator's write; it returns the client the
+		// next login goes through.
+		change    func(t *testing.T, e *env, c client) client
+		body      string
+		challenge bool
+	}{
+		{"public client deleted", false, realmGrant, func(t *testing.T, e *env, c client) client {
+			if s, b := e.apiRaw(t, "DELETE", "api/v2/clients/"+c.id, nil); s != http.StatusNoContent {
+				t.Fatalf("delete client: %d %s", s, b)
+			}
+			return client{}
+		}, unauthorized, false},
+		{"confidential client deleted", true, realmGrant, func(t *testing.T, e *env, c client) client {
+			if s, b := e.apiRaw(t, "DELETE", "api/v2/clients/"+c.id, nil); s != http.StatusNoContent {
+				t.Fatalf("delete client: %d %s", s, b)
+			}
+			return client{}
+		}, unauthorized, true},
+		{"password-realm taken out", false, realmGrant, func(t *testing.T, e *env, c client) client {
+			if s, b := e.api(t, "PATCH", "api/v2/clients/"+c.id, map[string]any{"grant_types": []string{"password"}}); s != http.StatusOK {
+				t.Fatalf("patch grant_types: %d %v", s, b)
+			}
+			return c
+		}, `{"error":"unauthorized_client","error_description":"Grant type 'http://auth0.com/oauth/grant-type/password-realm' not allowed for the client."}`, false},
+		{"password taken out", true, "password", func(t *testing.T, e *env, c client) client {
+			if s, b := e.api(t, "PATCH", "api/v2/clients/"+c.id, map[string]any{"grant_types": []string{realmGrant}}); s != http.StatusOK {
+				t.Fatalf("patch grant_types: %d %v", s, b)
+			}
+			return c
+		}, `{"error":"unauthorized_client","error_description":"Grant type 'password' not allowed for the client."}`, false},
+	}
+	for _, backend := range storetest.Backends() {
+		t.Run(backend, func(t *testing.T) {
+			e := newEnv(t, backend, envOptions{emu: emulator.Options{Latency: latency}, loadUsers: len(cases)})
+			if s, b := e.api(t, "PATCH", "api/v2/attack-protection/brute-force-protection", map[string]any{"max_attempts": 1}); s != http.StatusOK {
+				t.Fatalf("brute-force settings: %d %v", s, b)
+			}
+			for i, tc := range cases {
+				t.Run(tc.name, func(t *testing.T) {
+					name, user := fmt.Sprintf("client-recheck-%d", i), loadUser(i)
+					userID := fmt.Sprintf("waad|d0000000-0000-4000-8000-%012d", i)
+					newClient := func(t *testing.T) client {
+						t.Helper()
+						body := map[string]any{"name": "Contoso Mobile", "app_type": "native", "token_endpoint_auth_method": "none",
+							"grant_types": []string{"password", realmGrant}}
+						if tc.confidential {
+							body = map[string]any{"name": "Contoso Web", "app_type": "regular_web", "token_endpoint_auth_method": "client_secret_basic",
+								"grant_types": []string{"password", realmGrant}}
+						}
+						s, b := e.api(t, "POST", "api/v2/clients", body)
+						if s != http.StatusCreated {
+							t.Fatalf("create client: %d %v", s, b)
+						}
+						c := client{id: b["client_id"].(string)}
+						if tc.confidential {
+							c.secret = b["client_secret"].(string)
+						}
+						return c
+					}
+					c := newClient(t)
+					s, b := e.api(t, "POST", "api/v2/connections", map[string]any{"name": name, "strategy": "waad", "options": recheckOptions(e),
+						"enabled_clients": []string{c.id}})
+					if s != http.StatusCreated {
+						t.Fatalf("create connection: %d %v", s, b)
+					}
+					connID := b["id"].(string)
+					if tc.grant == "password" {
+						if s, b := e.api(t, "PATCH", "api/v2/tenants/settings", map[string]any{"default_directory": name}); s != http.StatusOK {
+							t.Fatalf("default_directory: %d %v", s, b)
+						}
+					}
+					login := func(c client) tokenResult {
+						form := url.Values{"grant_type": {tc.grant}, "username": {user}, "password": {loadPassword}, "scope": {"openid"}}
+						if tc.grant == realmGrant {
+							form.Set("realm", name)
+						}
+						h := http.Header{}
+						if c.secret != "" {
+							h.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(c.id+":"+c.secret)))
+						} else {
+							form.Set("client_id", c.id)
+						}
+						return e.tokenWith(t, form, h)
+					}
+
+					sent := e.emu.Count("token:password")
+					answer := make(chan tokenResult, 1)
+					go func() { answer <- login(c) }()
+					for deadline := time.Now().Add(10 * time.Second); e.emu.Count("token:password") == sent; {
+						select {
+						case r := <-answer:
+							t.Fatalf("the login never reached Entra: %d %s", r.status, r.raw)
+						default:
+						}
+						if time.Now().After(deadline) {
+							t.Fatal("the login never reached Entra")
+						}
+						time.Sleep(5 * time.Millisecond)
+					}
+					next := tc.change(t, e, c)
+					r := <-answer
+					if e.emu.Count("token:password") != sent+1 {
+						t.Errorf("Entra was called %d times, want 1", e.emu.Count("token:password")-sent)
+					}
+					if r.status == http.StatusOK || strings.TrimSpace(r.raw) != tc.body {
+						t.Fatalf("login: %d %s, want %s", r.status, r.raw, tc.body)
+					}
+					if got := r.header.Get("WWW-Authenticate") != ""; got != tc.challenge {
+						t.Errorf("WWW-Authenticate %q, want one: %v", r.header.Get("WWW-Authenticate"), tc.challenge)
+					}
+					if s, b := e.apiRaw(t, "GET", "api/v2/users/"+url.PathEscape(userID), nil); s != http.StatusNotFound {
+						t.Errorf("the refused login stored its user: %d %s", s, b)
+					}
+					evs := userEvents(t, e, user)
+					if len(evs) != 1 || evs[0]["type"] != "fepft" || evs[0]["client_id"] != c.id {
+						t.Errorf("events of the refused login: %v, want one fepft of the client", evs)
+					} else if d, _ := evs[0]["details"].(map[string]any); d["error"] != r.str("error") {
+						t.Errorf("event details: %v", d)
+					}
+					_, blocks := e.apiRaw(t, "GET", "api/v2/user-blocks?identifier="+url.QueryEscape(user), nil)
+					if strings.TrimSpace(string(blocks)) != `{"blocked_for":[]}` {
+						t.Errorf("the refused login left a block: %s", blocks)
+					}
+
+					// The attempt was settled as the right password it
+					// was: with one attempt allowed, the next login passes.
+					if next.id == "" {
+						next = newClient(t)
+						if s, b := e.apiRaw(t, "PATCH", "api/v2/connections/"+connID+"/clients", []map[string]any{{"client_id": next.id, "status": true}}); s != http.StatusNoContent {
+							t.Fatalf("enable the new client: %d %s", s, b)
+						}
+					} else if s, b := e.api(t, "PATCH", "api/v2/clients/"+next.id, map[string]any{"grant_types": []string{"password", realmGrant}}); s != http.StatusOK {
+						t.Fatalf("restore grant_types: %d %v", s, b)
+					}
+					if r := login(next); r.status != http.StatusOK || r.str("id_token") == "" {
+						t.Errorf("next login: %d %s", r.status, r.raw)
+					}
+				})
+			}
+		})
+	}
 }
