@@ -15,9 +15,12 @@ type tokenResponse struct {
 	AccessToken  string `json:"access_token"`
 	IDToken      string `json:"id_token,omitempty"`
 	RefreshToken string `json:"refresh_token,omitempty"`
-	Scope        string `json:"scope,omitempty"`
-	ExpiresIn    int64  `json:"expires_in"`
-	TokenType    string `json:"token_type"`
+	// Scope is given when it differs from the one asked for, even empty:
+	// absent, it would say that everything asked for was granted (RFC
+	// 6749 §5.1).
+	Scope     *string `json:"scope,omitempty"`
+	ExpiresIn int64   `json:"expires_in"`
+	TokenType string  `json:"token_type"`
 }
 
 // token is POST /oauth/token. Checks run in the order docs/errors.md

@@ -117,12 +117,11 @@ func (p *Provider) issueClientCredentials(ctx context.Context, t *tokenRequest, 
 	if err != nil {
 		return nil, errServer(err)
 	}
-	return &tokenResponse{
-		AccessToken: at,
-		Scope:       claims.Scope,
-		ExpiresIn:   exp.Unix() - now.Unix(),
-		TokenType:   "Bearer",
-	}, nil
+	resp := &tokenResponse{AccessToken: at, ExpiresIn: exp.Unix() - now.Unix(), TokenType: "Bearer"}
+	if claims.Scope != "" {
+		resp.Scope = &claims.Scope
+	}
+	return resp, nil
 }
 
 // clientGrant returns the client's grant for the audience, or nil.

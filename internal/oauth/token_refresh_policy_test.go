@@ -519,14 +519,21 @@ func TestRefreshGrantsOnlyTheScopesTheAPIDefines(t *testing.T) {
 						{"write:b taken out of the API", "", []string{"read:a"}, "openid offline_access read:a"},
 						{"write:b asked for, not defined", "openid write:b", []string{"read:a"}, "openid"},
 						{"write:b put back", "", []string{"read:a", "write:b"}, "openid offline_access read:a write:b"},
+						// Nothing asked for is granted: the answer must say
+						// so, or the app takes read:a as granted (RFC 6749
+						// §5.1, Auth0: scope when it differs).
+						{"read:a asked for, taken out", "read:a", []string{"write:b"}, ""},
 					} {
 						scopes(t, step.defined...)
 						r := e.refresh(t, rt, step.requested)
 						if r.status != http.StatusOK {
 							t.Fatalf("%s: %d %s", step.what, r.status, r.raw)
 						}
-						if got := jwtClaims(t, r.str("access_token"))["scope"]; got != step.want {
+						if got, _ := jwtClaims(t, r.str("access_token"))["scope"].(string); got != step.want {
 							t.Errorf("%s: access token's scope %q, want %q", step.what, got, step.want)
+						}
+						if got, ok := r.body["scope"]; step.want != step.requested && (!ok || got != step.want) {
+							t.Errorf("%s: answered scope %v (given: %v), want %q", step.what, got, ok, step.want)
 						}
 						if next := r.str("refresh_token"); next != "" {
 							rt = next

@@ -119,7 +119,7 @@ func (p *Provider) issueUserTokens(ctx context.Context, g userGrant) (*tokenResp
 		resp.ExpiresIn = int64(accessTokenLifetime / time.Second)
 	}
 	if granted := strings.Join(scopes, " "); granted != strings.Join(strings.Fields(g.requested), " ") {
-		resp.Scope = granted
+		resp.Scope = &granted
 	}
 	if slices.Contains(scopes, "openid") {
 		claims := &idTokenClaims{
