@@ -160,8 +160,8 @@ func (p *Provider) passwordGrant(ctx context.Context, t *tokenRequest, c *store.
 	if err := p.recheckClient(ctx, t, c.ClientID, grant); err != nil {
 		return nil, p.refuse(ctx, a, audit.FailedExchangePassword, err, nil)
 	}
-	if err := p.recheckConnection(ctx, conn, c.ClientID); err != nil {
-		return nil, p.refuse(ctx, a, audit.FailedLogin, err, nil)
+	if typ, err := p.recheckConnection(ctx, conn, c.ClientID); err != nil {
+		return nil, p.refuse(ctx, a, typ, err, nil)
 	}
 	l, stored, err := p.storeLogin(ctx, a, conn, id, ticket.Users(), &settlement)
 	if err != nil {
@@ -305,16 +305,28 @@ func (p *Provider) passwordConnection(ctx context.Context, realm, clientID strin
 // the common case reads no database; another replica's write shows here
 // within the cache's TTL. A connection made again under the name is not
 // the one Entra answered for: that login is refused as the deleted
-// connection's. The answers are the first check's.
-func (p *Provider) recheckConnection(ctx context.Context, conn *store.Connection, clientID string) error {
+// connection's. The answers are the first check's, logged f, but for a
+// connection that now admits fewer Entra tenants (connection.TenantNarrower):
+// Entra answered under the options before the change, which may admit
+// the user no more, and the login's refresh token would be refused at its
+// first exchange (stillGranted). No answer of the first check says that;
+// the app's retry is answered under the new options, so it is told to
+// retry.
+func (p *Provider) recheckConnection(ctx context.Context, conn *store.Connection, clientID string) (typ string, err error) {
 	now, _, err := p.passwordConnection(ctx, conn.Name, clientID)
 	if err != nil {
-		return err
+		return audit.FailedLogin, err
 	}
 	if now.ID != conn.ID {
-		return errConnectionNotFound()
+		return audit.FailedLogin, errConnectionNotFound()
 	}
-	return nil
+	if now.TenantGeneration > conn.TenantGeneration {
+		return audit.FailedExchangePassword, &Error{Status: http.StatusServiceUnavailable, Code: "temporarily_unavailable",
+			Description: "The identity provider is temporarily unavailable. Try again later.", Header: http.Header{"Retry-After": {"1"}},
+			Cause: fmt.Errorf("connection %q admits other Entra tenants than when the login read it (tenant generation %d at the login, %d now)",
+				conn.Name, conn.TenantGeneration, now.TenantGeneration)}
+	}
+	return "", nil
 }
 
 // recheckClient repeats the token endpoint's client checks once Entra has

@@ -320,3 +320,85 @@ func TestClientChangedDuringLogin(t *testing.T) {
 		})
 	}
 }
+
+// TestConnectionTenantsChangedDuringLogin: a password login under way
+// when an administrator narrows the Entra tenants its connection admits
+// (here another tenant_domain) was answered by Entra under the old
+// options: it must not store its user nor get tokens, whose refresh token
+// would be refused at once anyway. It is answered as a moment's
+// unavailability, so that the app's retry is answered under the new
+// options; the right password counts as no failure.
+func TestConnectionTenantsChangedDuringLogin(t *testing.T) {
+	const latency = 500 * time.Millisecond
+	for _, backend := range storetest.Backends() {
+		t.Run(backend, func(t *testing.T) {
+			e := newEnv(t, backend, envOptions{emu: emulator.Options{Latency: latency}, loadUsers: 1})
+			if s, b := e.api(t, "PATCH", "api/v2/attack-protection/brute-force-protection", map[string]any{"max_attempts": 1}); s != http.StatusOK {
+				t.Fatalf("brute-force settings: %d %v", s, b)
+			}
+			refreshClient(t, e, map[string]any{"rotation_type": "non-rotating", "expiration_type": "non-expiring"})
+			const name, userID = "tenants-recheck", "waad|d0000000-0000-4000-8000-000000000000"
+			user := loadUser(0)
+			id := e.connection(t, name, recheckOptions(e))
+			options := func(t *testing.T, domain string) {
+				t.Helper()
+				o := recheckOptions(e)
+				o["tenant_domain"] = domain
+				if s, b := e.api(t, "PATCH", "api/v2/connections/"+id, map[string]any{"options": o}); s != http.StatusOK {
+					t.Fatalf("patch options: %d %v", s, b)
+				}
+			}
+			login := func() tokenResult { return e.login(t, name, user, loadPassword, "openid offline_access") }
+
+			r := whileEntraAnswers(t, e, login, func() { options(t, "fabrikam.onmicrosoft.com") })
+			if r.status != http.StatusServiceUnavailable || r.str("error") != "temporarily_unavailable" || r.header.Get("Retry-After") == "" {
+				t.Fatalf("login: %d %s %v", r.status, r.raw, r.header)
+			}
+			if s, b := e.apiRaw(t, "GET", "api/v2/users/"+url.PathEscape(userID), nil); s != http.StatusNotFound {
+				t.Errorf("the refused login stored its user: %d %s", s, b)
+			}
+			if evs := userEvents(t, e, user); len(evs) != 1 || evs[0]["type"] != "fepft" {
+				t.Errorf("events of the refused login: %v, want one fepft", evs)
+			}
+			_, blocks := e.apiRaw(t, "GET", "api/v2/user-blocks?identifier="+url.QueryEscape(user), nil)
+			if strings.TrimSpace(string(blocks)) != `{"blocked_for":[]}` {
+				t.Errorf("the refused login left a block: %s", blocks)
+			}
+			// Back to the user's tenant: with one attempt allowed, the next
+			// login passes, and its refresh token is good.
+			options(t, "contoso.onmicrosoft.com")
+			if r := login(); r.status != http.StatusOK || r.str("refresh_token") == "" {
+				t.Fatalf("next login: %d %s", r.status, r.raw)
+			} else if r := e.token(t, url.Values{"grant_type": {"refresh_token"}, "client_id": {e.clientID}, "refresh_token": {r.str("refresh_token")}}); r.status != http.StatusOK {
+				t.Errorf("refresh of the next login: %d %s", r.status, r.raw)
+			}
+		})
+	}
+}
+
+// whileEntraAnswers runs login, makes the administrator's change once the
+// password has reached Entra (the login is then past every check made
+// before the upstream call) and returns the login's answer.
+func whileEntraAnswers(t *testing.T, e *env, login func() tokenResult, change func()) tokenResult {
+	t.Helper()
+	sent := e.emu.Count("token:password")
+	answer := make(chan tokenResult, 1)
+	go func() { answer <- login() }()
+	for deadline := time.Now().Add(10 * time.Second); e.emu.Count("token:password") == sent; {
+		select {
+		case r := <-answer:
+			t.Fatalf("the login never reached Entra: %d %s", r.status, r.raw)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the login never reached Entra")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	change()
+	r := <-answer
+	if n := e.emu.Count("token:password") - sent; n != 1 {
+		t.Errorf("Entra was called %d times, want 1", n)
+	}
+	return r
+}
