@@ -97,7 +97,11 @@ func TestConnectionChangedDuringLogin(t *testing.T) {
 						t.Errorf("the refused login stored its user: %d %s", s, b)
 					}
 					var failed map[string]any
-					for _, ev := range userEvents(t, e, user) {
+					evs := userEvents(t, e, user)
+					if len(evs) != 1 {
+						t.Errorf("the refused login logged %d events, want one: %v", len(evs), evs)
+					}
+					for _, ev := range evs {
 						switch ev["type"] {
 						case "s":
 							t.Errorf("the refused login logged a success: %v", ev)
