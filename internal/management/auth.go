@@ -7,13 +7,15 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/gatehouse/gatehouse/internal/store"
+	"github.com/gatehouse/gatehouse/internal/tokens"
 )
 
 // VerifyFunc checks a Management API access token (signature, issuer,
-// audience, expiry) and returns its scopes and subject.
-type VerifyFunc func(ctx context.Context, raw string) (scopes []string, subject string, err error)
+// audience, expiry) and returns its scopes, subject and issue time.
+type VerifyFunc func(ctx context.Context, raw string) (scopes []string, subject string, issued time.Time, err error)
 
 type principalKey struct{}
 
@@ -61,9 +63,9 @@ func (a *API) requireScope(scope string, h http.HandlerFunc) http.HandlerFunc {
 			WriteError(w, &Error{Status: http.StatusBadRequest, Message: "Bad HTTP authentication header format"})
 			return
 		}
-		held, sub, err := a.verify(r.Context(), strings.TrimSpace(raw))
+		held, sub, issued, err := a.verify(r.Context(), strings.TrimSpace(raw))
 		if err == nil {
-			held, err = a.stillGranted(r.Context(), sub, held)
+			held, err = a.stillGranted(r.Context(), sub, issued, held)
 		}
 		if err != nil {
 			var me *Error
@@ -100,7 +102,7 @@ func (a *API) requireScope(scope string, h http.HandlerFunc) http.HandlerFunc {
 // not ManagementTokenLifetime later. The application's scopes are what
 // the token endpoint would issue it now (oauth's issueClientCredentials).
 // A store failure is a 500, not a reason to call the token invalid.
-func (a *API) stillGranted(ctx context.Context, sub string, held []string) ([]string, error) {
+func (a *API) stillGranted(ctx context.Context, sub string, issued time.Time, held []string) ([]string, error) {
 	id, ok := strings.CutSuffix(sub, "@clients")
 	if !ok {
 		return nil, fmt.Errorf("subject %q is not an application", sub)
@@ -111,6 +113,17 @@ func (a *API) stillGranted(ctx context.Context, sub string, held []string) ([]st
 		return nil, fmt.Errorf("application %s no longer exists", id)
 	case err != nil:
 		return nil, internalError(fmt.Errorf("management: read the token's application: %w", err))
+	}
+	// A token older than its application was issued to one deleted since:
+	// the configured admin application is made again under its client_id
+	// by the next start after its deletion, and must not take on the
+	// tokens deleting it shut out. The two times come from the clocks of
+	// the replicas that wrote them, and iat is in whole seconds: a token
+	// issued within tokens.ReplicaSkew of the application's making is
+	// taken as its own, or a new application's first token from a replica
+	// whose clock is behind would be refused until it expires.
+	if issued.Add(tokens.ReplicaSkew).Before(c.CreatedAt) {
+		return nil, fmt.Errorf("application %s made again after the token was issued", id)
 	}
 	// The token endpoint refuses such an application a new token
 	// (unauthorized_client); taking the grant type away is how an

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -13,8 +14,10 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 
+	"github.com/gatehouse/gatehouse/internal/server"
 	"github.com/gatehouse/gatehouse/internal/server/servertest"
 	"github.com/gatehouse/gatehouse/internal/store/storetest"
+	"github.com/gatehouse/gatehouse/internal/tokens"
 )
 
 // foreignToken is a well-formed RS256 token signed by a key Gatehouse does
@@ -283,6 +286,41 @@ func TestBearerCheckFollowsGrantTypes(t *testing.T) {
 				if status == 401 && (decode(t, raw)["message"] != "Invalid token" || h.Get("WWW-Authenticate") != `Bearer error="invalid_token"`) {
 					t.Errorf("%s: %d %s", step.what, status, raw)
 				}
+			}
+		})
+	}
+}
+
+// TestBearerCheckAdminMadeAgain: the configured admin application is made
+// again, under its client_id, by the next start after its deletion. A
+// token issued to the deleted one must not come back with it: deleting
+// the application is how a leaked token is shut out.
+func TestBearerCheckAdminMadeAgain(t *testing.T) {
+	for _, backend := range storetest.Backends() {
+		t.Run(backend, func(t *testing.T) {
+			a := start(t, backend)
+			old := a.token
+			if status, _, raw := a.Do(t, "DELETE", "api/v2/clients/"+a.AdminID, old, nil); status != http.StatusNoContent {
+				t.Fatalf("delete the admin application: %d %s", status, raw)
+			}
+			if status, _, raw := a.Do(t, "GET", "api/v2/tenants/settings", old, nil); status != http.StatusUnauthorized {
+				t.Fatalf("token of the deleted application: %d %s", status, raw)
+			}
+			// A token issued within the replicas' clock leeway of the
+			// application's making is taken as its own: the old token must
+			// be older.
+			time.Sleep(tokens.ReplicaSkew + time.Second)
+			// A replica starting, as serve does: it makes the application again.
+			srv, err := server.New(t.Context(), a.Config, server.NewLogger(io.Discard, "text", "info"), io.Discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv.Close()
+			if status, _, raw := a.Do(t, "GET", "api/v2/tenants/settings", old, nil); status != http.StatusUnauthorized {
+				t.Errorf("token of the deleted application, made again: %d %s", status, raw)
+			}
+			if status, _, raw := a.Do(t, "GET", "api/v2/tenants/settings", a.ManagementToken(t), nil); status != http.StatusOK {
+				t.Errorf("token of the application made again: %d %s", status, raw)
 			}
 		})
 	}

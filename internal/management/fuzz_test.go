@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gatehouse/gatehouse/internal/attack"
 )
@@ -57,11 +58,11 @@ func FuzzBearer(f *testing.F) {
 	f.Add("Basic Zm9vOmJhcg==")
 	f.Add("Bearer secret-canary-token")
 	f.Add("Bearer \x00\xff")
-	a := New(Config{Logger: slog.New(slog.DiscardHandler), Verify: func(_ context.Context, raw string) ([]string, string, error) {
+	a := New(Config{Logger: slog.New(slog.DiscardHandler), Verify: func(_ context.Context, raw string) ([]string, string, time.Time, error) {
 		if raw == "good-token" {
-			return []string{"read:users"}, "admin", nil
+			return []string{"read:users"}, "admin", time.Now(), nil
 		}
-		return nil, "", errors.New("bad token")
+		return nil, "", time.Time{}, errors.New("bad token")
 	}})
 	f.Fuzz(func(t *testing.T, authz string) {
 		reached := false

@@ -163,12 +163,12 @@ func build(ctx context.Context, cfg *config.Config, logger *slog.Logger, notice 
 		Store:   writes,
 		Secrets: keyring,
 		Keys:    keys,
-		Verify: func(ctx context.Context, raw string) ([]string, string, error) {
+		Verify: func(ctx context.Context, raw string) ([]string, string, time.Time, error) {
 			c, err := keys.ParseJWT(ctx, raw, cfg.Issuer, mgmtAudience, time.Now(), tokens.ReplicaSkew)
 			if err != nil {
-				return nil, "", err
+				return nil, "", time.Time{}, err
 			}
-			return strings.Fields(c.Scope), c.Subject, nil
+			return strings.Fields(c.Scope), c.Subject, c.IssuedAt, nil
 		},
 		Logger:        logger,
 		Connectors:    registry,
