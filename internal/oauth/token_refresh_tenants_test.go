@@ -111,10 +111,13 @@ func TestRefreshAfterTheConnectionsTenantsChanged(t *testing.T) {
 }
 
 // TestRefreshOfALoginInFlightWhileTheTenantChanges: a login that read the
-// connection before its tenant changed, and stores its refresh token only
-// after, gets its tokens, but its refresh token is refused like the
-// others; a rotating token issued after the change keeps the generation
-// it was issued under through its rotations.
+// connection before its tenant changed on another replica, whose
+// notification has not reached this one, passes its second check on the
+// cached connection and gets its tokens, but its refresh token is refused
+// like the others; a rotating token issued after the change keeps the
+// generation it was issued under through its rotations. (A change this
+// replica makes refuses the login instead:
+// TestConnectionTenantsChangedDuringLogin.)
 func TestRefreshOfALoginInFlightWhileTheTenantChanges(t *testing.T) {
 	for _, backend := range storetest.Backends() {
 		t.Run(backend, func(t *testing.T) {
@@ -160,16 +163,37 @@ func TestRefreshOfALoginInFlightWhileTheTenantChanges(t *testing.T) {
 			}()
 			<-entered
 			held.Store(nil)
+			// The other replica: the store itself, which clears no cache
+			// and notifies no one; the generation is what its Management
+			// API's PATCH of tenant_domain writes.
+			other, err := sqlstore.Open(t.Context(), e.dsn, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer other.Close()
 			opts["tenant_domain"] = "fabrikam.onmicrosoft.com"
-			status, raw := e.apiRaw(t, "PATCH", "api/v2/connections/"+id, map[string]any{"options": opts})
+			stored := maps.Clone(opts)
+			// Stored options hold no secret: it is sealed apart.
+			delete(stored, "client_secret")
+			_, err = other.PatchConnection(t.Context(), id, func(c *store.Connection, _ store.ClientLookup) error {
+				c.Options, err = json.Marshal(stored)
+				c.TenantGeneration++
+				return err
+			})
 			close(release)
-			if status != http.StatusOK {
-				t.Fatalf("PATCH: %d %s", status, raw)
+			if err != nil {
+				t.Fatalf("change the tenant on another replica: %v", err)
 			}
 			a := <-done
 			rt, _ := a.body["refresh_token"].(string)
 			if a.err != nil || a.status != http.StatusOK || rt == "" {
 				t.Fatalf("login in flight: %d %v %v", a.status, a.body, a.err)
+			}
+			// The notification arrives: the same PATCH here narrows nothing
+			// more and clears this replica's cache as any Management write
+			// does.
+			if status, raw := e.apiRaw(t, "PATCH", "api/v2/connections/"+id, map[string]any{"options": opts}); status != http.StatusOK {
+				t.Fatalf("PATCH: %d %s", status, raw)
 			}
 			wantPolicyRefusal(t, e, "token of the login in flight", e.refresh(t, rt, ""), tenantsChanged)
 
