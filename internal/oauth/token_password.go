@@ -156,13 +156,22 @@ func (p *Provider) passwordGrant(ctx context.Context, t *tokenRequest, c *store.
 	}()
 	// After the deferred settlement: Entra accepted the password, so a
 	// login refused here is settled as a success, never as a failure.
-	// The client first, as in the first checks' order.
-	if err := p.recheckClient(ctx, t, c.ClientID, grant); err != nil {
+	// The client, its API and its connection are read again, in the
+	// first checks' order, and the login grants what they allow now.
+	if c, err = p.recheckClient(ctx, t, c.ClientID, grant); err != nil {
 		return nil, p.refuse(ctx, a, audit.FailedExchangePassword, err, nil)
+	}
+	if api != nil {
+		// The API of the identifier the login named: one made again
+		// under it meanwhile grants its own scopes.
+		if api, err = p.lookupAPI(ctx, api.Identifier); err != nil {
+			return nil, p.refuse(ctx, a, audit.FailedExchangePassword, err, nil)
+		}
 	}
 	if typ, err := p.recheckConnection(ctx, conn, c.ClientID); err != nil {
 		return nil, p.refuse(ctx, a, typ, err, nil)
 	}
+	scopes = userScopes(a.scope, c, api)
 	l, stored, err := p.storeLogin(ctx, a, conn, id, ticket.Users(), &settlement)
 	if err != nil {
 		return nil, err
@@ -329,25 +338,26 @@ func (p *Provider) recheckConnection(ctx context.Context, conn *store.Connection
 	return "", nil
 }
 
-// recheckClient repeats the token endpoint's client checks once Entra has
-// answered: an administrator may have deleted the client, or taken the
-// grant out of its grant_types, while the login waited, and such a login
-// must store no user and get no tokens. The answers are those of the
-// first checks (exchange): a client that no longer exists is one that
-// cannot authenticate. The client's credentials are not checked again: a
-// client assertion may be used once only.
-func (p *Provider) recheckClient(ctx context.Context, t *tokenRequest, clientID, grant string) error {
+// recheckClient reads the client again once Entra has answered and
+// repeats the token endpoint's client checks: an administrator may have
+// deleted the client, or taken the grant out of its grant_types, while
+// the login waited, and such a login must store no user and get no
+// tokens. The answers are those of the first checks (exchange): a client
+// that no longer exists is one that cannot authenticate. The client's
+// credentials are not checked again: a client assertion may be used once
+// only.
+func (p *Provider) recheckClient(ctx context.Context, t *tokenRequest, clientID, grant string) (*store.Client, error) {
 	c, err := p.clients.GetClient(ctx, clientID)
 	if errors.Is(err, store.ErrNotFound) {
-		return challengeBasic(t.r, errUnauthorizedClient(fmt.Errorf("client deleted while Entra answered: %w", errUnknownClient)))
+		return nil, challengeBasic(t.r, errUnauthorizedClient(fmt.Errorf("client deleted while Entra answered: %w", errUnknownClient)))
 	}
 	if err != nil {
-		return errServer(err)
+		return nil, errServer(err)
 	}
 	if !slices.Contains(c.GrantTypes, grant) {
-		return errGrantNotAllowed(grant)
+		return nil, errGrantNotAllowed(grant)
 	}
-	return nil
+	return c, nil
 }
 
 func errConnectionNotFound() *Error {

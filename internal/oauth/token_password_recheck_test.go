@@ -375,3 +375,92 @@ func whileEntraAnswers(t *testing.T, e *env, login func() tokenResult, change fu
 	}
 	return r
 }
+
+// TestAPIChangedDuringLogin: a password login grants what its client and
+// API allow once Entra has answered, not what they allowed when it began:
+// an API deleted meanwhile is refused as the first check would refuse it,
+// with no user stored, and a scope or offline access taken away meanwhile
+// is not granted.
+func TestAPIChangedDuringLogin(t *testing.T) {
+	const (
+		latency = 500 * time.Millisecond
+		api     = "https://api.contoso.example/"
+	)
+	cases := []struct {
+		name   string
+		change func(t *testing.T, e *env, apiID string)
+		// status is the login's answer; scope the access token's, and
+		// refresh whether a refresh token is issued, when it is 200.
+		status  int
+		scope   string
+		refresh bool
+	}{
+		{"unchanged", func(*testing.T, *env, string) {}, http.StatusOK, "openid offline_access read:a write:b", true},
+		{"API deleted", func(t *testing.T, e *env, apiID string) {
+			if s, b := e.apiRaw(t, "DELETE", "api/v2/resource-servers/"+apiID, nil); s != http.StatusNoContent {
+				t.Fatalf("delete API: %d %s", s, b)
+			}
+		}, http.StatusForbidden, "", false},
+		{"scope taken out of the API", func(t *testing.T, e *env, apiID string) {
+			if s, b := e.apiRaw(t, "PATCH", "api/v2/resource-servers/"+apiID, map[string]any{"scopes": []map[string]string{{"value": "read:a"}}}); s != http.StatusOK {
+				t.Fatalf("patch API: %d %s", s, b)
+			}
+		}, http.StatusOK, "openid offline_access read:a", true},
+		{"offline access withdrawn", func(t *testing.T, e *env, apiID string) {
+			if s, b := e.apiRaw(t, "PATCH", "api/v2/resource-servers/"+apiID, map[string]any{"allow_offline_access": false}); s != http.StatusOK {
+				t.Fatalf("patch API: %d %s", s, b)
+			}
+		}, http.StatusOK, "openid read:a write:b", false},
+		{"refresh_token taken out of the client", func(t *testing.T, e *env, _ string) {
+			if s, b := e.api(t, "PATCH", "api/v2/clients/"+e.clientID, map[string]any{"grant_types": []string{"password", "http://auth0.com/oauth/grant-type/password-realm"}}); s != http.StatusOK {
+				t.Fatalf("patch client: %d %v", s, b)
+			}
+		}, http.StatusOK, "openid read:a write:b", false},
+	}
+	for _, backend := range storetest.Backends() {
+		t.Run(backend, func(t *testing.T) {
+			e := newEnv(t, backend, envOptions{emu: emulator.Options{Latency: latency}, loadUsers: len(cases)})
+			const name = "api-recheck"
+			e.connection(t, name, recheckOptions(e))
+			for i, tc := range cases {
+				t.Run(tc.name, func(t *testing.T) {
+					refreshClient(t, e, map[string]any{"rotation_type": "non-rotating", "expiration_type": "non-expiring"})
+					s, b := e.api(t, "POST", "api/v2/resource-servers", map[string]any{"identifier": api, "name": "Contoso API", "allow_offline_access": true,
+						"scopes": []map[string]string{{"value": "read:a"}, {"value": "write:b"}}})
+					if s != http.StatusCreated {
+						t.Fatalf("create API: %d %v", s, b)
+					}
+					apiID := b["id"].(string)
+					t.Cleanup(func() { e.apiRaw(t, "DELETE", "api/v2/resource-servers/"+apiID, nil) })
+					user, userID := loadUser(i), fmt.Sprintf("waad|d0000000-0000-4000-8000-%012d", i)
+					login := func() tokenResult {
+						return e.token(t, url.Values{"grant_type": {"http://auth0.com/oauth/grant-type/password-realm"}, "client_id": {e.clientID},
+							"realm": {name}, "username": {user}, "password": {loadPassword}, "scope": {"openid offline_access read:a write:b"}, "audience": {api}})
+					}
+					r := whileEntraAnswers(t, e, login, func() { tc.change(t, e, apiID) })
+					if r.status != tc.status {
+						t.Fatalf("login: %d %s, want %d", r.status, r.raw, tc.status)
+					}
+					if tc.status != http.StatusOK {
+						if r.str("error") != "access_denied" || r.str("error_description") != "Service not enabled within domain: "+api {
+							t.Errorf("login: %d %s", r.status, r.raw)
+						}
+						if s, b := e.apiRaw(t, "GET", "api/v2/users/"+url.PathEscape(userID), nil); s != http.StatusNotFound {
+							t.Errorf("the refused login stored its user: %d %s", s, b)
+						}
+						if evs := userEvents(t, e, user); len(evs) != 1 || evs[0]["type"] != "fepft" {
+							t.Errorf("events of the refused login: %v, want one fepft", evs)
+						}
+						return
+					}
+					if got, _ := jwtClaims(t, r.str("access_token"))["scope"].(string); got != tc.scope {
+						t.Errorf("access token's scope %q, want %q", got, tc.scope)
+					}
+					if got := r.str("refresh_token") != ""; got != tc.refresh {
+						t.Errorf("refresh token issued: %v, want %v", got, tc.refresh)
+					}
+				})
+			}
+		})
+	}
+}
