@@ -62,6 +62,11 @@ type Identity struct {
 	Provider string
 	// ProviderUserID is identities[].user_id (the oid or sub).
 	ProviderUserID string
+	// UpstreamTenant is the directory the provider validated the user in
+	// (Entra's tid, lower case), "" when the provider has none. An oid is
+	// unique only within its tenant, so the user is keyed on both: the
+	// broker refuses a login whose tenant is not the stored user's.
+	UpstreamTenant string
 	Email          string
 	EmailVerified  bool
 	// Profile holds the root attributes of the Auth0 user (name, upn,

@@ -192,10 +192,10 @@ func (p *Provider) passwordGrant(ctx context.Context, t *tokenRequest, c *store.
 	user := l.user
 	if err != nil {
 		if !stored {
-			if err := p.users.RecordLogin(context.WithoutCancel(ctx), user, l.root, nil, settlement); err != nil {
-				p.logger.ErrorContext(ctx, "updating the user failed", "error", err)
-			} else {
+			if err := p.users.RecordLogin(context.WithoutCancel(ctx), user, l.root, nil, settlement); err == nil || errors.Is(err, store.ErrUpstreamTenantMismatch) {
 				settlement = nil
+			} else {
+				p.logger.ErrorContext(ctx, "updating the user failed", "error", err)
 			}
 		}
 		return nil, p.refuse(ctx, a, audit.FailedExchangePassword, err, nil)
@@ -210,6 +210,10 @@ func (p *Provider) passwordGrant(ctx context.Context, t *tokenRequest, c *store.
 	}
 	if err := p.recordLogin(ctx, a, l, details, settlement); err != nil {
 		p.dropRefreshToken(ctx, resp.RefreshToken)
+		if errors.Is(err, store.ErrUpstreamTenantMismatch) {
+			settlement = nil
+			return nil, p.refuseTenantMismatch(ctx, a, id, "")
+		}
 		return nil, p.refuse(ctx, a, audit.FailedExchangePassword, errServer(err), nil)
 	}
 	settlement = nil
@@ -232,6 +236,10 @@ func (p *Provider) passwordGrant(ctx context.Context, t *tokenRequest, c *store.
 func (p *Provider) storeLogin(ctx context.Context, a *loginAttempt, conn *store.Connection, id *connection.Identity, read []*store.User,
 	settlement **store.LoginClear) (l *login, stored bool, err error) {
 	if l, err = p.syncUser(ctx, conn, id, a.ip, read); err != nil {
+		var tm *tenantMismatch
+		if errors.As(err, &tm) {
+			return nil, false, p.refuseTenantMismatch(ctx, a, id, tm.stored)
+		}
 		return nil, false, p.refuse(ctx, a, audit.FailedExchangePassword, errServer(err), nil)
 	}
 	stored = l.first || l.user.Blocked
@@ -239,6 +247,10 @@ func (p *Provider) storeLogin(ctx context.Context, a *loginAttempt, conn *store.
 		// Not cancelled with the request, as recordLogin: a write that
 		// committed must not look failed, or its settlement runs twice.
 		if err := p.users.RecordLogin(context.WithoutCancel(ctx), l.user, l.root, nil, *settlement); err != nil {
+			if errors.Is(err, store.ErrUpstreamTenantMismatch) {
+				*settlement = nil
+				return nil, false, p.refuseTenantMismatch(ctx, a, id, "")
+			}
 			return nil, false, p.refuse(ctx, a, audit.FailedExchangePassword, errServer(err), nil)
 		}
 		*settlement = nil
@@ -247,6 +259,36 @@ func (p *Provider) storeLogin(ctx context.Context, a *loginAttempt, conn *store.
 		return nil, false, p.refuse(ctx, a, audit.FailedLogin, errUserBlocked(), map[string]any{"user_id": l.user.UserID})
 	}
 	return l, stored, nil
+}
+
+// tenantMismatch: the user id the upstream named is stored for a user of
+// another upstream tenant. An oid is unique only within its tenant, so on
+// a connection that admits several tenants two users can share one.
+type tenantMismatch struct{ stored string }
+
+func (e *tenantMismatch) Error() string { return "user of upstream tenant " + e.stored }
+
+// refuseTenantMismatch refuses a login whose upstream tenant is not its
+// stored user's: signing in as that user would hand one organisation's
+// account to another's. Nothing is written. The caller gets the
+// misconfiguration answer, which says nothing about either directory; the
+// log event names the user and both tenants. stored is the stored user's
+// tenant, "" when RecordLogin found it (it is read here, for the event
+// only: a user's tenant, once set, never changes). Entra accepted the
+// password, so the login is settled as a success (passwordGrant), never
+// counted as a failed attempt.
+func (p *Provider) refuseTenantMismatch(ctx context.Context, a *loginAttempt, id *connection.Identity, stored string) error {
+	if stored == "" {
+		if u, err := p.users.GetUser(context.WithoutCancel(ctx), id.UserID); err == nil {
+			stored = u.UpstreamTenant
+		}
+	}
+	return p.refuse(ctx, a, audit.FailedExchangePassword, errMisconfigured(), map[string]any{
+		"reason": "upstream_tenant_mismatch", "user_id": id.UserID,
+		"stored_tenant": stored, "upstream_tenant": id.UpstreamTenant,
+		"hint": fmt.Sprintf("%s is stored for a user of tenant %s; this login is of tenant %s: an object id is unique only "+
+			"within its tenant, so this is another user, and the stored one was left unchanged", id.UserID, stored, id.UpstreamTenant),
+	})
 }
 
 // errUserBlocked is Auth0's answer for a blocked user.
@@ -449,10 +491,14 @@ func failureResponse(ce *connection.Error) (string, *Error) {
 			Description: "The identity provider is temporarily unavailable. Try again later.",
 			Header:      http.Header{"Retry-After": {strconv.Itoa(int((retry + time.Second - 1) / time.Second))}}}
 	}
-	// Misconfiguration and unverifiable upstream answers: the admin finds
-	// the reason in the log event; the caller learns nothing about the
-	// directory.
-	return audit.FailedExchangePassword, &Error{Status: http.StatusInternalServerError, Code: "server_error",
+	return audit.FailedExchangePassword, errMisconfigured()
+}
+
+// errMisconfigured answers misconfiguration and unverifiable upstream
+// answers: the admin finds the reason in the log event; the caller learns
+// nothing about the directory.
+func errMisconfigured() *Error {
+	return &Error{Status: http.StatusInternalServerError, Code: "server_error",
 		Description: "The connection to the identity provider is not configured correctly. The administrator can find the reason in the tenant logs."}
 }
 
@@ -551,6 +597,11 @@ func (p *Provider) syncUser(ctx context.Context, conn *store.Connection, id *con
 			return nil, err
 		}
 	}
+	// The key is the tenant and the user id; RecordLogin checks it again
+	// where it writes, for a user created since it was read.
+	if existing != nil && existing.UpstreamTenant != "" && id.UpstreamTenant != "" && existing.UpstreamTenant != id.UpstreamTenant {
+		return nil, &tenantMismatch{stored: existing.UpstreamTenant}
+	}
 	l := &login{user: &store.User{UserID: id.UserID}, first: existing == nil, readBefore: readBefore}
 	prof := map[string]any{}
 	if !l.first {
@@ -595,6 +646,7 @@ func (p *Provider) syncUser(ctx context.Context, conn *store.Connection, id *con
 		}
 	}
 	u.Email = id.Email
+	u.UpstreamTenant = id.UpstreamTenant
 	u.Connection = conn.Name
 	u.LastLogin = &now
 	u.LastIP = ip

@@ -13,6 +13,9 @@ var (
 	ErrNotFound = errors.New("not found")
 	// ErrConflict: a unique constraint (e.g. connection name) would be violated.
 	ErrConflict = errors.New("already exists")
+	// ErrUpstreamTenantMismatch: a login's user id is stored for a user of
+	// another upstream tenant (User.UpstreamTenant).
+	ErrUpstreamTenantMismatch = errors.New("user belongs to another upstream tenant")
 )
 
 // Store is everything Gatehouse persists. Consumers should declare the
@@ -255,6 +258,11 @@ type User struct {
 	AppMetadata    json.RawMessage
 	UserMetadata   json.RawMessage
 	IdPTokensEnc   []byte
+	// UpstreamTenant is the upstream directory the user belongs to
+	// (connection.Identity.UpstreamTenant): with UserID the user's key. ""
+	// for a user stored before it was kept, which takes the tenant of its
+	// next login. Never in the Management API's user.
+	UpstreamTenant string
 	Blocked        bool
 	LoginsCount    int
 	LastLogin      *time.Time
@@ -336,7 +344,11 @@ type LoginStore interface {
 	// e, when not nil, is appended in the same write (one statement, or
 	// one group-commit job), but only when the user is not blocked. settlement,
 	// when not nil, settles the login's attack protection in that write
-	// too, blocked user or not (AttackStore's ClearLogin).
+	// too, blocked user or not (AttackStore's ClearLogin). A stored user
+	// whose UpstreamTenant is set and is not u's, when u's is set, is not
+	// written: RecordLogin then returns ErrUpstreamTenantMismatch, appends
+	// no event, leaves u as it was and still applies settlement. A user
+	// stored without one takes u's.
 	RecordLogin(ctx context.Context, u *User, rootAttributes bool, e *LogEvent, settlement *LoginClear) error
 }
 

@@ -2,14 +2,16 @@ package azuread
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/gatehouse/gatehouse/internal/connection"
 	"github.com/gatehouse/gatehouse/internal/entra"
 )
 
 // identity maps validated id_token claims to the Auth0 waad profile. Users
-// are keyed on the immutable object id (or the pairwise sub), never on the
-// email, which the user or an admin can change.
+// are keyed on the tenant and the immutable object id (or the pairwise
+// sub), never on the email, which the user or an admin can change; the
+// tenant is not in user_id, which keeps Auth0's waad|<oid> shape.
 func (s *settings) identity(c *entra.IDTokenClaims) *connection.Identity {
 	uid := c.ObjectID
 	if s.useridAttribute == "sub" || uid == "" {
@@ -37,6 +39,7 @@ func (s *settings) identity(c *entra.IDTokenClaims) *connection.Identity {
 		UserID:         Strategy + "|" + uid,
 		Provider:       Strategy,
 		ProviderUserID: uid,
+		UpstreamTenant: strings.ToLower(c.TenantID),
 		Email:          email,
 		EmailVerified:  verified,
 		Profile:        p,

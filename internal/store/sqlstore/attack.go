@@ -117,7 +117,7 @@ var takeLoginUsersPGSQL = `WITH t AS (SELECT o_token_refused, o_tat, o_refused, 
 	SELECT t.o_token_refused, t.o_tat, t.o_refused, t.o_counted,
 		COALESCE(u.user_id, ''), COALESCE(u.connection, ''), COALESCE(u.email, ''), u.profile, u.root_attributes,
 		u.app_metadata, u.user_metadata, u.idp_tokens_enc, COALESCE(u.blocked, FALSE), COALESCE(u.logins_count, 0),
-		u.last_login, COALESCE(u.last_ip, ''), COALESCE(u.created_at, 0), COALESCE(u.updated_at, 0)
+		u.last_login, COALESCE(u.last_ip, ''), COALESCE(u.created_at, 0), COALESCE(u.updated_at, 0), u.upstream_tenant
 	FROM t LEFT JOIN (SELECT ` + userCols + ` FROM users WHERE email_lower = $12 AND connection = $13
 		ORDER BY user_id LIMIT ` + fmt.Sprint(store.MaxUsersByEmail) + `) u ON TRUE`
 

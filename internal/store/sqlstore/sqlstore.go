@@ -512,6 +512,14 @@ func nullMS(t *time.Time) any {
 	return t.UnixMilli()
 }
 
+// nullString stores "" as NULL.
+func nullString(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
 func fromNullMS(v sql.NullInt64) *time.Time {
 	if !v.Valid {
 		return nil

@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -10,19 +11,20 @@ import (
 	"github.com/gatehouse/gatehouse/internal/store"
 )
 
-const userCols = "user_id, connection, email, profile, root_attributes, app_metadata, user_metadata, idp_tokens_enc, blocked, logins_count, last_login, last_ip, created_at, updated_at"
+const userCols = "user_id, connection, email, profile, root_attributes, app_metadata, user_metadata, idp_tokens_enc, blocked, logins_count, last_login, last_ip, created_at, updated_at, upstream_tenant"
 
 // userScan receives a users row in userCols order.
 type userScan struct {
 	u                          store.User
 	profile, root, app, userMD sql.NullString
+	tenant                     sql.NullString
 	lastLogin                  sql.NullInt64
 	created, updated           int64
 }
 
 func (r *userScan) dest() []any {
 	return []any{&r.u.UserID, &r.u.Connection, &r.u.Email, &r.profile, &r.root, &r.app, &r.userMD, &r.u.IdPTokensEnc, &r.u.Blocked,
-		&r.u.LoginsCount, &r.lastLogin, &r.u.LastIP, &r.created, &r.updated}
+		&r.u.LoginsCount, &r.lastLogin, &r.u.LastIP, &r.created, &r.updated, &r.tenant}
 }
 
 func (r *userScan) user() *store.User {
@@ -34,6 +36,7 @@ func (r *userScan) user() *store.User {
 	r.u.LastLogin = fromNullMS(r.lastLogin)
 	r.u.CreatedAt = fromMS(r.created)
 	r.u.UpdatedAt = fromMS(r.updated)
+	r.u.UpstreamTenant = r.tenant.String
 	return &r.u
 }
 
@@ -73,9 +76,9 @@ func (s *Store) UpsertUser(ctx context.Context, u *store.User) (bool, error) {
 	var inserted bool
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx,
-			"INSERT INTO users ("+userCols+", email_lower) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) ON CONFLICT (user_id) DO NOTHING",
+			"INSERT INTO users ("+userCols+", email_lower) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) ON CONFLICT (user_id) DO NOTHING",
 			u.UserID, u.Connection, u.Email, docs[0], docs[1], docs[2], docs[3], blob(u.IdPTokensEnc), u.Blocked, u.LoginsCount,
-			nullMS(u.LastLogin), u.LastIP, created.UnixMilli(), updated.UnixMilli(), strings.ToLower(u.Email))
+			nullMS(u.LastLogin), u.LastIP, created.UnixMilli(), updated.UnixMilli(), nullString(u.UpstreamTenant), strings.ToLower(u.Email))
 		if err != nil {
 			return err
 		}
@@ -88,7 +91,7 @@ func (s *Store) UpsertUser(ctx context.Context, u *store.User) (bool, error) {
 		updated = now()
 		if err := tx.QueryRowContext(ctx, replaceUserSQL, u.UserID, u.Connection, u.Email, strings.ToLower(u.Email),
 			docs[0], docs[1], docs[2], docs[3], blob(u.IdPTokensEnc), u.Blocked, u.LoginsCount,
-			nullMS(u.LastLogin), u.LastIP, updated.UnixMilli()).Scan(&c); err != nil {
+			nullMS(u.LastLogin), u.LastIP, updated.UnixMilli(), nullString(u.UpstreamTenant)).Scan(&c); err != nil {
 			return err
 		}
 		created = fromMS(c)
@@ -105,7 +108,7 @@ func (s *Store) UpsertUser(ctx context.Context, u *store.User) (bool, error) {
 // CreatedAt, returning created_at.
 const replaceUserSQL = `UPDATE users SET connection = $2, email = $3, email_lower = $4, profile = $5, root_attributes = $6,
 	app_metadata = $7, user_metadata = $8, idp_tokens_enc = $9, blocked = $10, logins_count = $11, last_login = $12,
-	last_ip = $13, updated_at = $14
+	last_ip = $13, updated_at = $14, upstream_tenant = $15
 	WHERE user_id = $1 RETURNING created_at`
 
 func (s *Store) GetUser(ctx context.Context, userID string) (*store.User, error) {
@@ -272,26 +275,33 @@ func (s *Store) PatchUser(ctx context.Context, userID string, patch func(*store.
 // deleted or created by another login since it was read needs no second
 // try; a user deleted since is created again with the root attributes it
 // had. blocked is never set, so RETURNING gives the block in force when
-// the row was written.
+// the row was written. The upstream tenant ($12) is checked by the
+// update's WHERE, in the statement that writes: a user created by a login
+// of another tenant since it was read (two first logins at once) is not
+// written, and RETURNING yields no row. A user without a tenant takes
+// the login's.
 const recordLoginSQL = `INSERT INTO users (user_id, connection, email, email_lower, profile, root_attributes, idp_tokens_enc,
-		blocked, logins_count, last_login, last_ip, created_at, updated_at)
-	VALUES ($1, $2, $3, $4, $5, $6, $7, FALSE, 1, $8, $9, $10, $10)
+		blocked, logins_count, last_login, last_ip, created_at, updated_at, upstream_tenant)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, FALSE, 1, $8, $9, $10, $10, $12)
 	ON CONFLICT (user_id) DO UPDATE SET connection = excluded.connection, email = excluded.email,
 		email_lower = excluded.email_lower, profile = excluded.profile,
 		root_attributes = CASE WHEN $11 THEN excluded.root_attributes ELSE users.root_attributes END,
 		idp_tokens_enc = excluded.idp_tokens_enc, logins_count = users.logins_count + 1,
-		last_login = excluded.last_login, last_ip = excluded.last_ip, updated_at = excluded.updated_at
+		last_login = excluded.last_login, last_ip = excluded.last_ip, updated_at = excluded.updated_at,
+		upstream_tenant = COALESCE(users.upstream_tenant, excluded.upstream_tenant)
+	WHERE users.upstream_tenant IS NULL OR excluded.upstream_tenant IS NULL OR users.upstream_tenant = excluded.upstream_tenant
 	RETURNING ` + userCols
 
 // recordLoginPGSQL is RecordLogin as one statement on PostgreSQL, by
 // whether it has an event and whether it settles the login's attack
 // protection: one round trip and one commit instead of up to three. The
 // event is written only with the login, as the group-commit job does on
-// SQLite.
+// SQLite. The settlement's CTEs do not depend on u: a login refused for
+// its upstream tenant is settled all the same.
 var recordLoginPGSQL = func() (q [2][2]string) {
 	const logged = `,
 	e AS (INSERT INTO log_events (log_id, event_type, logged_at, user_id, doc)
-		SELECT $12::text, $13::text, $14::bigint, $15::text, $16::text WHERE EXISTS (SELECT 1 FROM u WHERE NOT u.blocked))`
+		SELECT $13::text, $14::text, $15::bigint, $16::text, $17::text WHERE EXISTS (SELECT 1 FROM u WHERE NOT u.blocked))`
 	for _, event := range []bool{false, true} {
 		for _, settlement := range []bool{false, true} {
 			w := "WITH u AS (" + recordLoginSQL + ")"
@@ -299,9 +309,9 @@ var recordLoginPGSQL = func() (q [2][2]string) {
 				w += logged
 			}
 			if settlement {
-				n := 12
+				n := 13
 				if event {
-					n = 17
+					n = 18
 				}
 				w += ",\n\t" + fmt.Sprintf(clearLoginCTE, n, n+1, n+2, n+3, n+4)
 			}
@@ -324,7 +334,7 @@ func recordLoginArgs(u *store.User, rootAttributes bool) ([]any, error) {
 		return nil, err
 	}
 	return []any{u.UserID, u.Connection, u.Email, strings.ToLower(u.Email), docs[0], docs[1], blob(u.IdPTokensEnc),
-		nullMS(u.LastLogin), u.LastIP, now().UnixMilli(), rootAttributes}, nil
+		nullMS(u.LastLogin), u.LastIP, now().UnixMilli(), rootAttributes, nullString(u.UpstreamTenant)}, nil
 }
 
 // RecordLogin is one group-commit job on SQLite (group_commit.go), where
@@ -340,6 +350,10 @@ func (s *Store) RecordLogin(ctx context.Context, u *store.User, rootAttributes b
 		stored, err = s.recordLoginSQLite(ctx, u, rootAttributes, e, settlement)
 	} else {
 		stored, err = s.recordLoginPG(ctx, u, rootAttributes, e, settlement)
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		// Only the upsert's tenant check makes it return no row.
+		err = store.ErrUpstreamTenantMismatch
 	}
 	if err != nil {
 		return s.fail("record login", err)
@@ -357,11 +371,17 @@ func (s *Store) recordLoginSQLite(ctx context.Context, u *store.User, rootAttrib
 	if err != nil {
 		return nil, err
 	}
-	var stored *store.User
+	var (
+		stored   *store.User
+		mismatch bool
+	)
 	err = s.inGroupTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		q := hotTx{tx, stmts}
 		var err error
-		if stored, err = scanUser(q.QueryRowContext(ctx, recordLoginSQL, args...)); err != nil {
+		stored, err = scanUser(q.QueryRowContext(ctx, recordLoginSQL, args...))
+		// A login refused for its upstream tenant still commits its
+		// settlement, as the PostgreSQL statement does.
+		if mismatch = errors.Is(err, sql.ErrNoRows); err != nil && !mismatch {
 			return err
 		}
 		if settlement != nil {
@@ -369,11 +389,14 @@ func (s *Store) recordLoginSQLite(ctx context.Context, u *store.User, rootAttrib
 				return err
 			}
 		}
-		if e == nil || stored.Blocked {
+		if e == nil || mismatch || stored.Blocked {
 			return nil
 		}
 		return appendLogEvent(ctx, q, e)
 	})
+	if err == nil && mismatch {
+		err = sql.ErrNoRows
+	}
 	return stored, err
 }
 
