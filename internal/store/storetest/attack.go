@@ -371,8 +371,8 @@ func testAttackLogin(t *testing.T, s store.Store) {
 // testAttackLoginRace: parallel logins never get more places than the
 // tightest limit, and a refused one keeps nothing on the other counters.
 // testRecordLoginSettles: a login's user write settles its attack
-// protection as ClearLogin does, blocked user or not, and settles nothing
-// when the write fails.
+// protection as ClearLogin does, blocked user or not, refused for its
+// upstream tenant or not, and settles nothing when the write fails.
 func testRecordLoginSettles(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	const id, bucket, interval = "dave@example.com", "ip:192.0.2.10", time.Minute
@@ -447,6 +447,24 @@ func testRecordLoginSettles(t *testing.T, s store.Store) {
 	if got := connections(); !slices.Equal(got, kept) {
 		t.Errorf("counters after a blocked user's write %q, want %q", got, kept)
 	}
+
+	// A login refused for its upstream tenant settles too: the password
+	// was right. It writes nothing else.
+	mine := loginOf("tenant-a")
+	mine.UpstreamTenant = "6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b"
+	must(t, s.RecordLogin(ctx, mine, false, nil, nil))
+	takeOne()
+	theirs := loginOf("tenant-a")
+	theirs.UpstreamTenant = "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"
+	err = s.RecordLogin(ctx, theirs, false, &store.LogEvent{Type: "sepft", UserID: "tenant-a", Doc: json.RawMessage(`{}`)}, settlement)
+	wantErr(t, "RecordLogin of another tenant", err, store.ErrUpstreamTenantMismatch)
+	if got := connections(); !slices.Equal(got, kept) {
+		t.Errorf("counters after a login refused for its tenant %q, want %q", got, kept)
+	}
+	if left := takeOne(); left != 1 {
+		t.Errorf("tokens left after a login refused for its tenant and another take = %d, want 1", left)
+	}
+	must(t, s.ClearLogin(ctx, *settlement))
 
 	// A write that fails settles nothing.
 	_, err = s.PatchUser(ctx, "settled", func(u *store.User) error { u.Blocked = false; return nil })

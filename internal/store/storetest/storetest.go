@@ -75,6 +75,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"UserPatch", testUserPatch},
 		{"UserRecordLogin", testUserRecordLogin},
 		{"UserWriteRace", testUserWriteRace},
+		{"UserUpstreamTenant", testUserUpstreamTenant},
 		{"AttackAttempts", testAttackAttempts},
 		{"AttackAttemptRace", testAttackAttemptRace},
 		{"AttackTokens", testAttackTokens},

@@ -183,6 +183,140 @@ func testUserRecordLogin(t *testing.T, s store.Store) {
 	}
 }
 
+// testUserUpstreamTenant: a user is keyed on its upstream tenant and
+// user id. Every read returns the stored tenant; a login of another
+// tenant writes nothing and logs nothing, however it races; a user stored
+// without a tenant takes the next login's.
+func testUserUpstreamTenant(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	const tenantA, tenantB = "6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b", "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"
+	loginIn := func(id, tenant string) *store.User {
+		u := loginOf(id)
+		u.UpstreamTenant = tenant
+		return u
+	}
+	events := func() int {
+		t.Helper()
+		_, total, err := s.ListLogEvents(ctx, store.LogFilter{}, store.ListOptions{})
+		must(t, err)
+		return total
+	}
+
+	u := loginIn("a", tenantA)
+	must(t, s.RecordLogin(ctx, u, true, nil, nil))
+	if u.UpstreamTenant != tenantA {
+		t.Errorf("RecordLogin's user: tenant %q, want %q", u.UpstreamTenant, tenantA)
+	}
+	stored, err := s.GetUser(ctx, "a")
+	must(t, err)
+	if stored.UpstreamTenant != tenantA {
+		t.Errorf("GetUser: tenant %q, want %q", stored.UpstreamTenant, tenantA)
+	}
+	taken, err := s.TakeLogin(ctx, store.LoginTake{Now: t0, Users: &store.UsersByEmail{Connection: "fabrikam", Email: "jane@fabrikam.example"}})
+	must(t, err)
+	// A store may ignore LoginTake.Users (nil); one that reads them reads the tenant.
+	if taken.Users != nil && (len(taken.Users) != 1 || taken.Users[0].UpstreamTenant != tenantA) {
+		t.Errorf("TakeLogin's users: %+v, want the one of tenant %s", taken.Users, tenantA)
+	}
+	list, _, err := s.ListUsers(ctx, store.UserFilter{}, store.ListOptions{})
+	must(t, err)
+	if len(list) != 1 || list[0].UpstreamTenant != tenantA {
+		t.Errorf("ListUsers: %+v, want the one of tenant %s", list, tenantA)
+	}
+
+	for _, tc := range []struct {
+		name   string
+		tenant string
+		err    error
+	}{
+		{"same tenant", tenantA, nil},
+		{"no tenant (a provider without one)", "", nil},
+		{"another tenant", tenantB, store.ErrUpstreamTenantMismatch},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before, err := s.GetUser(ctx, "a")
+			must(t, err)
+			n := events()
+			u := loginIn("a", tc.tenant)
+			u.Email = "other@fabrikam.example"
+			e := &store.LogEvent{Type: "sepft", UserID: "a", Doc: json.RawMessage(`{}`)}
+			err = s.RecordLogin(ctx, u, true, e, nil)
+			wantErr(t, "RecordLogin", err, tc.err)
+			after, gerr := s.GetUser(ctx, "a")
+			must(t, gerr)
+			if after.UpstreamTenant != tenantA {
+				t.Errorf("stored tenant %q, want %q kept", after.UpstreamTenant, tenantA)
+			}
+			if tc.err == nil {
+				if after.LoginsCount != before.LoginsCount+1 || events() != n+1 {
+					t.Errorf("login not stored: logins %d, events %d", after.LoginsCount, events()-n)
+				}
+				return
+			}
+			equal(t, "user after a login of another tenant", after, before)
+			if events() != n || e.ID != "" {
+				t.Errorf("a refused login appended its event (ID %q)", e.ID)
+			}
+			if u.Email != "other@fabrikam.example" {
+				t.Errorf("a refused login changed u: %+v", u)
+			}
+		})
+	}
+
+	// A user stored before tenants were kept takes the next login's.
+	_, err = s.UpsertUser(ctx, &store.User{UserID: "old", Connection: "fabrikam", Email: "old@fabrikam.example"})
+	must(t, err)
+	if got, err := s.GetUser(ctx, "old"); err != nil || got.UpstreamTenant != "" {
+		t.Fatalf("user stored without a tenant: %+v, %v", got, err)
+	}
+	must(t, s.RecordLogin(ctx, loginIn("old", tenantB), false, nil, nil))
+	wantErr(t, "login of another tenant after the adoption", s.RecordLogin(ctx, loginIn("old", tenantA), false, nil, nil),
+		store.ErrUpstreamTenantMismatch)
+	if got, err := s.GetUser(ctx, "old"); err != nil || got.UpstreamTenant != tenantB || got.LoginsCount != 1 {
+		t.Errorf("user without a tenant after logins of %s then %s: %+v, %v; want %s, one login", tenantB, tenantA, got, err, tenantB)
+	}
+
+	// First logins of one user id from two tenants at once: one tenant
+	// creates it, every login of the other is refused, none merges.
+	const logins = 16
+	var (
+		wg     sync.WaitGroup
+		counts [2]struct{ stored, refused atomic.Int64 }
+	)
+	tenants := [2]string{tenantA, tenantB}
+	errs := make(chan error, 2*logins)
+	for i := range 2 * logins {
+		wg.Go(func() {
+			c := &counts[i%2]
+			switch err := s.RecordLogin(ctx, loginIn("race", tenants[i%2]), true, nil, nil); {
+			case err == nil:
+				c.stored.Add(1)
+			case errors.Is(err, store.ErrUpstreamTenantMismatch):
+				c.refused.Add(1)
+			default:
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	got, err := s.GetUser(ctx, "race")
+	must(t, err)
+	won := slices.Index(tenants[:], got.UpstreamTenant)
+	if won < 0 {
+		t.Fatalf("concurrent first logins of two tenants stored tenant %q", got.UpstreamTenant)
+	}
+	w, l := &counts[won], &counts[1-won]
+	if w.stored.Load() != logins || w.refused.Load() != 0 || l.stored.Load() != 0 || l.refused.Load() != logins || got.LoginsCount != logins {
+		t.Errorf("concurrent first logins of two tenants: %s stored with %d logins; its logins %d stored, %d refused; "+
+			"the other's %d stored, %d refused; want all of one stored, all of the other refused",
+			got.UpstreamTenant, got.LoginsCount, w.stored.Load(), w.refused.Load(), l.stored.Load(), l.refused.Load())
+	}
+}
+
 // testUserWriteRace runs logins of one user against each other and
 // against administrators' changes, as parallel requests do.
 func testUserWriteRace(t *testing.T, s store.Store) {
