@@ -86,6 +86,8 @@ type envOptions struct {
 	// loadUsers adds users load00000@contoso.com… with loadPassword.
 	loadUsers  int
 	connection map[string]any // extra options of the v2 connection
+	// directory changes the emulator's example directory before it starts.
+	directory func(*emulator.Directory)
 	// metrics turns the metrics on; env.metrics reads them.
 	metrics bool
 	// upstream wraps the emulator's handler, to answer what the emulator
@@ -101,6 +103,9 @@ func newEnv(t testing.TB, backend string, o envOptions) *env {
 			ID:                fmt.Sprintf("d0000000-0000-4000-8000-%012d", i),
 			UserPrincipalName: loadUser(i), DisplayName: "Load " + strconv.Itoa(i), Password: loadPassword,
 		})
+	}
+	if o.directory != nil {
+		o.directory(dir)
 	}
 	emu, emuURL := entratest.Start(t, dir, o.emu, o.upstream)
 
