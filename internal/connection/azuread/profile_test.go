@@ -48,3 +48,31 @@ func TestIdentityEmailPerTokenVersion(t *testing.T) {
 		t.Errorf("v1 names: %v", p)
 	}
 }
+
+// TestIdentityUpstreamTenant: the identity carries the token's tenant,
+// which keys the user with user_id, whether or not the profile keeps it
+// (ext_tenantid), and user_id stays waad|<oid> or waad|<sub>.
+func TestIdentityUpstreamTenant(t *testing.T) {
+	const oid, sub = "a0000000-0000-4000-8000-000000000001", "pairwise-subject"
+	claims := entra.IDTokenClaims{Version: "2.0", ObjectID: oid, Subject: sub, TenantID: "6F1C2A3B-4D5E-4F60-8A7B-9C0D1E2F3A4B",
+		PreferredUsername: "adele@contoso.com"}
+	for _, tt := range []struct {
+		name            string
+		ext             map[string]bool
+		useridAttribute string
+		userID          string
+		tenantid        any
+	}{
+		{"oid, ext_tenantid off", map[string]bool{"ext_tenantid": false}, UserIDOID, "waad|" + oid, nil},
+		{"oid, ext_tenantid on", nil, UserIDOID, "waad|" + oid, "6F1C2A3B-4D5E-4F60-8A7B-9C0D1E2F3A4B"},
+		{"sub", nil, UserIDSub, "waad|" + sub, "6F1C2A3B-4D5E-4F60-8A7B-9C0D1E2F3A4B"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := &settings{opts: &Options{Ext: tt.ext}, useridAttribute: tt.useridAttribute}
+			id := s.identity(&claims)
+			if id.UpstreamTenant != "6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b" || id.UserID != tt.userID || id.Profile["tenantid"] != tt.tenantid {
+				t.Errorf("identity: tenant %q, user id %q, profile tenantid %v", id.UpstreamTenant, id.UserID, id.Profile["tenantid"])
+			}
+		})
+	}
+}
