@@ -87,72 +87,111 @@ func (s *Store) CreateRefreshToken(ctx context.Context, rt *store.RefreshToken) 
 	return nil
 }
 
-// getRefreshSQL reads a token that no deletion under way refused.
-var getRefreshSQL = "SELECT " + refreshCols + " FROM refresh_tokens WHERE id = $1 AND " + notPurged("refresh_tokens")
+// refreshStatements are the statements that read or exchange a token,
+// with the condition that no deletion of its owner under way refused it
+// (notPurged) on SQLite alone: only there is an owner's deletion done in
+// chunks that readers can see (owner_purge.go). PostgreSQL deletes the
+// tokens in the owner's transaction, where no reader sees them half gone,
+// and the condition would only cost its server a probe per statement.
+type refreshStatements struct {
+	// get reads a token.
+	get string
+	// withUser joins on the user in the database: on PostgreSQL a round
+	// trip costs more than the join. A token cannot outlive its user (ON
+	// DELETE CASCADE), so the inner join loses nothing.
+	withUser string
+	// usable is the condition of a token that may be exchanged at $2: not
+	// expired (a rotated token's own idle expiry no longer counts: it is
+	// kept while its family lives, for reuse detection, and rotating it
+	// leaves its indexed idle_expires_at alone so that the UPDATE stays a
+	// cheap in-place one on PostgreSQL), and either not rotated yet or,
+	// with a leeway, rotated within it ($3 = now - leeway) and the
+	// family's latest rotated token. Without a leeway $3 is NULL, so that
+	// only a token never rotated qualifies: a request reads its clock
+	// before it signs its tokens, so a concurrent one that rotated first
+	// may carry a later time, and with a leeway that is what the leeway
+	// admits. "Latest" follows seq, the order of insertion, not
+	// timestamps that other replicas' clocks wrote. The database
+	// evaluates it under the row lock of the UPDATE, so of concurrent
+	// exchanges of one token only those the leeway allows succeed.
+	usable string
+	// rotate marks a usable token rotated.
+	rotate string
+	// family reads the family of a refused token, and whether it was
+	// rotated.
+	family string
+	// reused is whether the token was rotated and is not usable, the
+	// condition on which an exchange answers reuse.
+	reused string
+}
+
+func newRefreshStatements(chunkedDeletes bool) *refreshStatements {
+	alive := func(t string) string {
+		if chunkedDeletes {
+			return " AND " + notPurged(t)
+		}
+		return ""
+	}
+	r := &refreshStatements{
+		get: "SELECT " + refreshCols + " FROM refresh_tokens WHERE id = $1" + alive("refresh_tokens"),
+		withUser: "SELECT t." + strings.ReplaceAll(refreshCols, ", ", ", t.") + ", u." + strings.ReplaceAll(userCols, ", ", ", u.") +
+			" FROM refresh_tokens t JOIN users u ON u.user_id = t.user_id WHERE t.id = $1" + alive("t"),
+		usable: `(expires_at IS NULL OR expires_at > $2)
+	AND (rotated_at IS NOT NULL OR idle_expires_at IS NULL OR idle_expires_at > $2)
+	AND (rotated_at IS NULL OR (rotated_at > $3 AND NOT EXISTS (
+		SELECT 1 FROM refresh_tokens n WHERE n.family_id = refresh_tokens.family_id
+			AND n.seq > refresh_tokens.seq AND n.rotated_at IS NOT NULL)))` + alive("refresh_tokens"),
+		family: "SELECT family_id, rotated_at FROM refresh_tokens WHERE id = $1" + alive("refresh_tokens"),
+	}
+	r.rotate = `UPDATE refresh_tokens SET rotated_at = COALESCE(rotated_at, $2),
+	last_exchanged_at = $2, last_ip = $4, last_ua = $5 WHERE id = $1 AND ` + r.usable
+	r.reused = `SELECT t.rotated_at IS NOT NULL AND NOT EXISTS (
+	SELECT 1 FROM refresh_tokens WHERE id = $1 AND ` + r.usable + `) FROM refresh_tokens t WHERE t.id = $1` + alive("t")
+	return r
+}
+
+var (
+	sqliteRefresh   = newRefreshStatements(true)
+	postgresRefresh = newRefreshStatements(false)
+)
+
+func (s *Store) refreshSQL() *refreshStatements {
+	if s.d.name == sqliteDialect.name {
+		return sqliteRefresh
+	}
+	return postgresRefresh
+}
 
 func (s *Store) GetRefreshToken(ctx context.Context, id string) (*store.RefreshToken, error) {
-	rt, err := scanRefreshToken(s.rowHot(ctx, s.read, getRefreshSQL, id))
+	rt, err := scanRefreshToken(s.rowHot(ctx, s.read, s.refreshSQL().get, id))
 	if err != nil {
 		return nil, s.fail("get refresh token", err)
 	}
 	return rt, nil
 }
 
-// refreshWithUserSQL joins on the user in the database: on PostgreSQL a
-// round trip costs more than the join. A token cannot outlive its user
-// (ON DELETE CASCADE), so the inner join loses nothing; one that a
-// deletion under way refused is not read.
-var refreshWithUserSQL = "SELECT t." + strings.ReplaceAll(refreshCols, ", ", ", t.") + ", u." + strings.ReplaceAll(userCols, ", ", ", u.") +
-	" FROM refresh_tokens t JOIN users u ON u.user_id = t.user_id WHERE t.id = $1 AND " + notPurged("t")
-
 func (s *Store) GetRefreshTokenWithUser(ctx context.Context, id string) (*store.RefreshToken, *store.User, error) {
 	var (
 		r refreshScan
 		u userScan
 	)
-	if err := s.rowHot(ctx, s.read, refreshWithUserSQL, id).Scan(append(r.dest(), u.dest()...)...); err != nil {
+	if err := s.rowHot(ctx, s.read, s.refreshSQL().withUser, id).Scan(append(r.dest(), u.dest()...)...); err != nil {
 		return nil, nil, s.fail("get refresh token with user", err)
 	}
 	return r.token(), u.user(), nil
 }
 
-// usable is the condition of a token that may be exchanged at $2: not
-// expired (a rotated token's own idle expiry no longer counts: it is kept
-// while its family lives, for reuse detection, and rotating it leaves its
-// indexed idle_expires_at alone so that the UPDATE stays a cheap in-place
-// one on PostgreSQL), and either not rotated yet or, with a leeway,
-// rotated within it
-// ($3 = now - leeway) and the family's latest rotated token. Without a
-// leeway $3 is NULL, so that only a token never rotated qualifies: a
-// request reads its clock before it signs its tokens, so a concurrent one
-// that rotated first may carry a later time, and with a leeway that is
-// what the leeway admits. "Latest" follows seq, the order of insertion,
-// not timestamps that other replicas' clocks wrote. The database evaluates
-// it under the row lock of the UPDATE, so of concurrent exchanges of one
-// token only those the leeway allows succeed. A token that a deletion
-// under way refused is not usable.
-var usable = `(expires_at IS NULL OR expires_at > $2)
-	AND (rotated_at IS NOT NULL OR idle_expires_at IS NULL OR idle_expires_at > $2)
-	AND (rotated_at IS NULL OR (rotated_at > $3 AND NOT EXISTS (
-		SELECT 1 FROM refresh_tokens n WHERE n.family_id = refresh_tokens.family_id
-			AND n.seq > refresh_tokens.seq AND n.rotated_at IS NOT NULL)))
-	AND ` + notPurged("refresh_tokens")
-
-// rotateRefreshSQL marks a usable token rotated.
-var rotateRefreshSQL = `UPDATE refresh_tokens SET rotated_at = COALESCE(rotated_at, $2),
-	last_exchanged_at = $2, last_ip = $4, last_ua = $5 WHERE id = $1 AND ` + usable
-
 // rotateRefreshPGSQL is a rotation that succeeds as one statement on
-// PostgreSQL: the UPDATE of rotateRefreshSQL, then the next token's INSERT
+// PostgreSQL: the UPDATE of postgresRefresh.rotate, then the next token's INSERT
 // only if it marked a row.
-var rotateRefreshPGSQL = `WITH rotated AS (` + rotateRefreshSQL + ` RETURNING 1)
+var rotateRefreshPGSQL = `WITH rotated AS (` + postgresRefresh.rotate + ` RETURNING 1)
 	INSERT INTO refresh_tokens (` + refreshCols + `) SELECT $6::text, $7::text, $8::bytea, $9::text, $10::text, $11::text,
 		$12::text, $13::boolean, $14::bigint, $15::bigint, $16::bigint, $17::bigint, $18::bigint, $19::text, $20::text,
 		$21::text, $22::text, $23::text, $24::bigint FROM rotated`
 
 // rotateRefreshLoggedPGSQL is rotateRefreshPGSQL that also stores the
 // exchange's log event, only if the next token was inserted.
-var rotateRefreshLoggedPGSQL = `WITH rotated AS (` + rotateRefreshSQL + ` RETURNING 1),
+var rotateRefreshLoggedPGSQL = `WITH rotated AS (` + postgresRefresh.rotate + ` RETURNING 1),
 	inserted AS (INSERT INTO refresh_tokens (` + refreshCols + `) SELECT $6::text, $7::text, $8::bytea, $9::text, $10::text,
 		$11::text, $12::text, $13::boolean, $14::bigint, $15::bigint, $16::bigint, $17::bigint, $18::bigint, $19::text,
 		$20::text, $21::text, $22::text, $23::text, $24::bigint FROM rotated RETURNING 1)
@@ -204,7 +243,8 @@ func (s *Store) ExchangeRefreshToken(ctx context.Context, ex store.RefreshExchan
 		}
 	}
 	var reusedFamily string
-	stmts, err := s.hotTx(ctx, rotateRefreshSQL, insertRefreshSQL, appendLogEventSQL)
+	rq := s.refreshSQL()
+	stmts, err := s.hotTx(ctx, rq.rotate, insertRefreshSQL, appendLogEventSQL)
 	if err != nil {
 		return s.fail("exchange refresh token", err)
 	}
@@ -227,12 +267,12 @@ func (s *Store) ExchangeRefreshToken(ctx context.Context, ex store.RefreshExchan
 				}
 			}
 			res, err = tx.ExecContext(ctx, `UPDATE refresh_tokens SET last_exchanged_at = $2, last_ip = $4, last_ua = $5
-				WHERE id = $1 AND `+usable, ex.ID, at, since, ex.IP, ex.UA)
+				WHERE id = $1 AND `+rq.usable, ex.ID, at, since, ex.IP, ex.UA)
 		case ex.Next != nil:
-			res, err = hot.ExecContext(ctx, rotateRefreshSQL, ex.ID, at, since, ex.IP, ex.UA)
+			res, err = hot.ExecContext(ctx, rq.rotate, ex.ID, at, since, ex.IP, ex.UA)
 		default:
 			res, err = tx.ExecContext(ctx, `UPDATE refresh_tokens SET idle_expires_at = $6,
-				last_exchanged_at = $2, last_ip = $4, last_ua = $5 WHERE id = $1 AND rotated_at IS NULL AND `+usable,
+				last_exchanged_at = $2, last_ip = $4, last_ua = $5 WHERE id = $1 AND rotated_at IS NULL AND `+rq.usable,
 				ex.ID, at, since, ex.IP, ex.UA, nullMS(ex.IdleExpiresAt))
 		}
 		if err != nil {
@@ -266,7 +306,7 @@ func (s *Store) ExchangeRefreshToken(ctx context.Context, ex store.RefreshExchan
 		// gone, not reused.
 		var family string
 		var rotated sql.NullInt64
-		err = tx.QueryRowContext(ctx, refreshFamilySQL, ex.ID).Scan(&family, &rotated)
+		err = tx.QueryRowContext(ctx, rq.family, ex.ID).Scan(&family, &rotated)
 		if err != nil {
 			return err
 		}
@@ -286,20 +326,10 @@ func (s *Store) ExchangeRefreshToken(ctx context.Context, ex store.RefreshExchan
 	return nil
 }
 
-// refreshFamilySQL reads the family of a refused token, and whether it
-// was rotated, unless the deletion of its owner refused it.
-var refreshFamilySQL = "SELECT family_id, rotated_at FROM refresh_tokens WHERE id = $1 AND " + notPurged("refresh_tokens")
-
-// refreshReusedSQL is whether the token was rotated and is not usable,
-// the condition on which an exchange answers reuse; it reads no token
-// that the deletion of its owner refused, as the exchange does not.
-var refreshReusedSQL = `SELECT t.rotated_at IS NOT NULL AND NOT EXISTS (
-	SELECT 1 FROM refresh_tokens WHERE id = $1 AND ` + usable + `) FROM refresh_tokens t WHERE t.id = $1 AND ` + notPurged("t")
-
 func (s *Store) RefreshTokenReused(ctx context.Context, id string, now time.Time, leeway time.Duration) (bool, error) {
 	at, since := exchangeTimes(now, leeway)
 	var reused bool
-	if err := s.read.QueryRowContext(ctx, refreshReusedSQL, id, at, since).Scan(&reused); err != nil {
+	if err := s.read.QueryRowContext(ctx, s.refreshSQL().reused, id, at, since).Scan(&reused); err != nil {
 		return false, s.fail("refresh token reused", err)
 	}
 	return reused, nil
@@ -330,7 +360,8 @@ func (s *Store) ListRefreshTokens(ctx context.Context, f store.RefreshTokenFilte
 const refreshOrder = "created_at, seq"
 
 // refreshQuery is the WHERE of f: the tokens it names that can still be
-// exchanged at now, and that no deletion under way refused. A client only filters the user's tokens (f names a
+// exchanged at now, and on SQLite that no deletion under way refused
+// (refreshStatements). A client only filters the user's tokens (f names a
 // user or a token): on SQLite, without statistics, the count would
 // otherwise read every token of the client through refresh_tokens_client.
 func (s *Store) refreshQuery(f store.RefreshTokenFilter, now time.Time) filter {
@@ -349,8 +380,11 @@ func (s *Store) refreshQuery(f store.RefreshTokenFilter, now time.Time) filter {
 	}
 	w.args = append(w.args, now.UnixMilli())
 	at := fmt.Sprintf("$%d", len(w.args))
-	w.conds = append(w.conds, "rotated_at IS NULL", notPurged("refresh_tokens"),
+	w.conds = append(w.conds, "rotated_at IS NULL",
 		"(expires_at IS NULL OR expires_at > "+at+")", "(idle_expires_at IS NULL OR idle_expires_at > "+at+")")
+	if s.d.name == sqliteDialect.name {
+		w.conds = append(w.conds, notPurged("refresh_tokens"))
+	}
 	return w
 }
 
