@@ -427,16 +427,7 @@ func TestRefreshTokenOfADeletedAPIMadeAgain(t *testing.T) {
 		t.Run(backend, func(t *testing.T) {
 			e := newEnv(t, backend, envOptions{quietLogs: true})
 			const api = "https://api.contoso.example/"
-			create := func(t *testing.T, scope string) string {
-				t.Helper()
-				status, body := e.api(t, "POST", "api/v2/resource-servers", map[string]any{"identifier": api, "name": "Contoso API",
-					"allow_offline_access": true, "scopes": []map[string]string{{"value": scope}}})
-				if status != http.StatusCreated {
-					t.Fatalf("create API: %d %v", status, body)
-				}
-				return body["id"].(string)
-			}
-			id := create(t, "read:a")
+			id := offlineAPI(t, e, api, "read:a")
 			for _, c := range []struct {
 				name     string
 				settings map[string]any
@@ -459,7 +450,7 @@ func TestRefreshTokenOfADeletedAPIMadeAgain(t *testing.T) {
 					// The stored times are in milliseconds: the new API must
 					// be of a later one than the token.
 					time.Sleep(2 * time.Millisecond)
-					id = create(t, "write:b")
+					id = offlineAPI(t, e, api, "write:b")
 					r := e.refresh(t, rt, "")
 					wantBadRefresh(t, "token of the deleted API, API made again", r)
 					if ev := lastEvent(t, e, ""); ev["type"] != "fertft" {
@@ -484,19 +475,10 @@ func TestRefreshGrantsOnlyTheScopesTheAPIDefines(t *testing.T) {
 		t.Run(backend, func(t *testing.T) {
 			e := newEnv(t, backend, envOptions{quietLogs: true})
 			const api = "https://api.contoso.example/"
-			status, body := e.api(t, "POST", "api/v2/resource-servers", map[string]any{"identifier": api, "name": "Contoso API",
-				"allow_offline_access": true, "scopes": []map[string]string{{"value": "read:a"}, {"value": "write:b"}}})
-			if status != http.StatusCreated {
-				t.Fatalf("create API: %d %v", status, body)
-			}
-			apiID := body["id"].(string)
+			apiID := offlineAPI(t, e, api, "read:a", "write:b")
 			scopes := func(t *testing.T, values ...string) {
 				t.Helper()
-				list := []map[string]string{}
-				for _, v := range values {
-					list = append(list, map[string]string{"value": v})
-				}
-				if status, raw := e.apiRaw(t, "PATCH", "api/v2/resource-servers/"+apiID, map[string]any{"scopes": list}); status != http.StatusOK {
+				if status, raw := e.apiRaw(t, "PATCH", "api/v2/resource-servers/"+apiID, map[string]any{"scopes": scopeList(values)}); status != http.StatusOK {
 					t.Fatalf("patch API: %d %s", status, raw)
 				}
 			}
@@ -543,4 +525,25 @@ func TestRefreshGrantsOnlyTheScopesTheAPIDefines(t *testing.T) {
 			}
 		})
 	}
+}
+
+// offlineAPI creates an API that allows offline access, with scopes, and
+// returns its id.
+func offlineAPI(t *testing.T, e *env, identifier string, scopes ...string) string {
+	t.Helper()
+	status, body := e.api(t, "POST", "api/v2/resource-servers", map[string]any{"identifier": identifier, "name": "Contoso API",
+		"allow_offline_access": true, "scopes": scopeList(scopes)})
+	if status != http.StatusCreated {
+		t.Fatalf("create API: %d %v", status, body)
+	}
+	return body["id"].(string)
+}
+
+// scopeList is scopes as an API's "scopes" property.
+func scopeList(scopes []string) []map[string]string {
+	list := []map[string]string{}
+	for _, v := range scopes {
+		list = append(list, map[string]string{"value": v})
+	}
+	return list
 }
