@@ -22,9 +22,6 @@ import (
 // as no failure and leaves no block, so the next login goes through
 // although brute-force protection allows a single attempt.
 func TestConnectionChangedDuringLogin(t *testing.T) {
-	// Every emulator request waits this long: the administrator's write
-	// lands while the login waits on Entra's token endpoint.
-	const latency = 500 * time.Millisecond
 	const (
 		disabled = `{"error":"invalid_request","error_description":"the connection was disabled"}`
 		notFound = `{"error":"invalid_request","error_description":"the connection was not found"}`
@@ -63,10 +60,7 @@ func TestConnectionChangedDuringLogin(t *testing.T) {
 	}
 	for _, backend := range storetest.Backends() {
 		t.Run(backend, func(t *testing.T) {
-			e := newEnv(t, backend, envOptions{emu: emulator.Options{Latency: latency}, loadUsers: len(cases)})
-			if s, b := e.api(t, "PATCH", "api/v2/attack-protection/brute-force-protection", map[string]any{"max_attempts": 1}); s != http.StatusOK {
-				t.Fatalf("brute-force settings: %d %v", s, b)
-			}
+			e := recheckEnv(t, backend, len(cases), true)
 			for i, tc := range cases {
 				t.Run(tc.name, func(t *testing.T) {
 					name, user := fmt.Sprintf("recheck-%d", i), loadUser(i)
@@ -123,6 +117,22 @@ func TestConnectionChangedDuringLogin(t *testing.T) {
 	}
 }
 
+// recheckEnv is an env whose emulator answers every request after 500 ms,
+// so that an administrator's write lands while a login waits on Entra's
+// token endpoint, with users loaded for the cases; with oneAttempt,
+// brute-force protection allows a single failed attempt, so that a right
+// password wrongly counted as a failure would block the next login.
+func recheckEnv(t *testing.T, backend string, users int, oneAttempt bool) *env {
+	t.Helper()
+	e := newEnv(t, backend, envOptions{emu: emulator.Options{Latency: 500 * time.Millisecond}, loadUsers: users})
+	if oneAttempt {
+		if s, b := e.api(t, "PATCH", "api/v2/attack-protection/brute-force-protection", map[string]any{"max_attempts": 1}); s != http.StatusOK {
+			t.Fatalf("brute-force settings: %d %v", s, b)
+		}
+	}
+	return e
+}
+
 // recheckOptions are the options of a v2 connection to the emulator's
 // Contoso tenant.
 func recheckOptions(e *env) map[string]any {
@@ -157,7 +167,6 @@ func userEvents(t *testing.T, e *env, user string) []map[string]any {
 // next login goes through although brute-force protection allows a single
 // attempt.
 func TestClientChangedDuringLogin(t *testing.T) {
-	const latency = 500 * time.Millisecond
 	const (
 		realmGrant   = "http://auth0.com/oauth/grant-type/password-realm"
 		unauthorized = `{"error":"access_denied","error_description":"Unauthorized"}`
@@ -201,10 +210,7 @@ func TestClientChangedDuringLogin(t *testing.T) {
 	}
 	for _, backend := range storetest.Backends() {
 		t.Run(backend, func(t *testing.T) {
-			e := newEnv(t, backend, envOptions{emu: emulator.Options{Latency: latency}, loadUsers: len(cases)})
-			if s, b := e.api(t, "PATCH", "api/v2/attack-protection/brute-force-protection", map[string]any{"max_attempts": 1}); s != http.StatusOK {
-				t.Fatalf("brute-force settings: %d %v", s, b)
-			}
+			e := recheckEnv(t, backend, len(cases), true)
 			for i, tc := range cases {
 				t.Run(tc.name, func(t *testing.T) {
 					name, user := fmt.Sprintf("client-recheck-%d", i), loadUser(i)
@@ -302,10 +308,9 @@ func TestClientChangedDuringLogin(t *testing.T) {
 // unavailability, so that the app's retry is answered under the new
 // options; the right password counts as no failure.
 func TestConnectionTenantsChangedDuringLogin(t *testing.T) {
-	const latency = 500 * time.Millisecond
 	for _, backend := range storetest.Backends() {
 		t.Run(backend, func(t *testing.T) {
-			e := newEnv(t, backend, envOptions{emu: emulator.Options{Latency: latency}, loadUsers: 1})
+			e := recheckEnv(t, backend, 1, false)
 			if s, b := e.api(t, "PATCH", "api/v2/attack-protection/brute-force-protection", map[string]any{"max_attempts": 1}); s != http.StatusOK {
 				t.Fatalf("brute-force settings: %d %v", s, b)
 			}
@@ -383,8 +388,7 @@ func whileEntraAnswers(t *testing.T, e *env, login func() tokenResult, change fu
 // is not granted.
 func TestAPIChangedDuringLogin(t *testing.T) {
 	const (
-		latency = 500 * time.Millisecond
-		api     = "https://api.contoso.example/"
+		api = "https://api.contoso.example/"
 	)
 	cases := []struct {
 		name   string
@@ -419,7 +423,7 @@ func TestAPIChangedDuringLogin(t *testing.T) {
 	}
 	for _, backend := range storetest.Backends() {
 		t.Run(backend, func(t *testing.T) {
-			e := newEnv(t, backend, envOptions{emu: emulator.Options{Latency: latency}, loadUsers: len(cases)})
+			e := recheckEnv(t, backend, len(cases), false)
 			const name = "api-recheck"
 			e.connection(t, name, recheckOptions(e))
 			for i, tc := range cases {
